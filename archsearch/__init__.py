@@ -1,0 +1,57 @@
+"""archsearch: structured channel pruning as neural architecture search.
+
+Public API (importing it does not import torch; :meth:`Genotype.build` does)::
+
+    import archsearch
+    g = archsearch.load_genotype("search_spaces/wrn-40-2-cifar10/genotype.json")
+    model = g.build()                      # a plain torch.nn.Module
+    archsearch.count_params(g)             # analytic, equals sum(p.numel())
+    family, rows = archsearch.derive(g, [100_000, 500_000])
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .baselines import BASELINES, baseline, baselines
+from .budgets import format_count, parse_budget, parse_budgets
+from .derive import ExtrapolationWarning, derive, fit_trajectory, pick_member
+from .errors import (
+    ArchsearchError,
+    BudgetError,
+    FileFormatError,
+    GenotypeError,
+    SpaceError,
+    UnknownFamilyError,
+)
+from .families import Family as SearchFamily
+from .families import create_genotype, family_names, get_family, register_family
+from .family import Family, Member, load_family
+from .genotype import Genotype, load_genotype
+from .landing import Landing, land
+
+__all__ = [
+    "__version__",
+    "Genotype", "load_genotype", "create_genotype", "count_params", "count_macs", "build_model",
+    "Family", "Member", "load_family",
+    "derive", "fit_trajectory", "pick_member", "ExtrapolationWarning",
+    "baseline", "baselines", "BASELINES", "land", "Landing",
+    "parse_budget", "parse_budgets", "format_count",
+    "SearchFamily", "register_family", "get_family", "family_names",
+    "ArchsearchError", "BudgetError", "FileFormatError", "GenotypeError", "SpaceError", "UnknownFamilyError",
+]
+
+
+def count_params(genotype: Genotype) -> int:
+    """Trainable parameters of the network the genotype builds, without building it."""
+    return genotype.params
+
+
+def count_macs(genotype: Genotype) -> int:
+    return genotype.macs
+
+
+def build_model(genotype: "Genotype | str"):  # noqa: ANN201 (torch is imported lazily)
+    """A ``torch.nn.Module`` from a genotype or a path to a genotype file."""
+    if not isinstance(genotype, Genotype):
+        genotype = load_genotype(genotype)
+    return genotype.build()

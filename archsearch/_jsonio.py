@@ -1,0 +1,88 @@
+"""Reading JSON with one-line errors, and writing files atomically.
+
+Every file archsearch writes goes through :func:`atomic_write_text`, so an interrupted run never
+leaves a half-written genotype, family or checkpoint behind a name a reader trusts.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import FileFormatError
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, fsync it, then rename over ``path``."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Bytes flavour of :func:`atomic_write_text` (checkpoints use it through ``io.BytesIO``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 1) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=indent, allow_nan=False) + "\n")
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Parse a JSON file; a missing file or a syntax error becomes one line naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileFormatError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise FileFormatError(f"{path}: is a directory, expected a JSON file") from None
+    except UnicodeDecodeError:
+        raise FileFormatError(f"{path}: not a text file, expected JSON") from None
+    except OSError as exc:
+        raise FileFormatError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FileFormatError(
+            f"{path}: not JSON (line {exc.lineno} column {exc.colno}: {exc.msg})"
+        ) from None
+
+
+def check_header(obj: Any, path: object, fmt: str, supported: int) -> int:
+    """Check the ``format``/``version`` header every archsearch file starts with; return version."""
+    if not isinstance(obj, dict):
+        raise FileFormatError(f"{path}: expected a JSON object with format '{fmt}', found {type(obj).__name__}")
+    found = obj.get("format")
+    if found != fmt:
+        raise FileFormatError(f"{path}: format is {found!r}, expected {fmt!r}")
+    version = obj.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise FileFormatError(f"{path}: version is {version!r}, expected a positive integer")
+    if version > supported:
+        raise FileFormatError(
+            f"{path}: {fmt} version {version} is newer than this archsearch reads "
+            f"(up to {supported}); upgrade archsearch"
+        )
+    return version

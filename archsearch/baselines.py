@@ -1,0 +1,62 @@
+"""Simple shrunken networks at the same budgets, the controls every pruning claim is measured against.
+
+``uniform``           ``wrn`` with a continuous widen factor: every width scales together.
+``bottleneck``        ``wrn`` at the space's residual widths with every block's inner width set by
+                      one ratio (Crowley et al.'s uniform inner-width baseline).
+``bottleneck-block``  ``wrn-bottleneck``: Moonshine's 1x1-3x3-1x1 blocks (arXiv:1711.02613), inner
+                      width a quarter of the residual width, widen factor solved.
+
+Each solves its one free number with the same :func:`archsearch.landing.land` as ``derive``.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .errors import ArchsearchError
+from .families import get_family
+from .family import Family, Member
+from .genotype import Genotype
+from .landing import Landing, land
+
+__all__ = ["BASELINES", "baseline", "baselines"]
+
+BASELINES = ("uniform", "bottleneck", "bottleneck-block")
+
+
+def baseline(kind: str, hparams: Mapping[str, Any], budget: int, *, widen: float = 1.0) -> tuple[Landing, str]:
+    """One baseline genotype at ``budget``; returns the landing and the name of its free number.
+
+    ``hparams`` are the ``wrn`` hyper-parameters (depth, classes, input); ``widen`` is the widen
+    factor whose residual widths the ``bottleneck`` baseline keeps.
+    """
+    if kind == "uniform" or kind == "bottleneck-block":
+        fam = get_family("wrn" if kind == "uniform" else "wrn-bottleneck")
+        hp = fam.check_hparams(hparams)
+        template = Genotype.from_genes(fam.name, hp, fam.uniform_genes(hp, 1.0))
+        direction = np.array(list(template.genes.values()), dtype=float)
+        return land(template, direction, budget, what=f"the {kind} baseline"), "widen"
+    if kind == "bottleneck":
+        fam = get_family("wrn")
+        hp = fam.check_hparams(hparams)
+        template = Genotype.from_genes(fam.name, hp, fam.uniform_genes(hp, widen, 1.0))
+        stage = {n.split(".")[0]: w for n, w in template.genes.items() if n.endswith(".width")}
+        direction = np.array([stage[n.split(".")[0]] if n.endswith(".inner") else 0.0 for n in template.genes])
+        fixed = [n for n in template.genes if n.endswith(".width")]
+        return land(template, direction, budget, fixed=fixed, what=f"the bottleneck baseline at widen {widen:g}"), "inner_ratio"
+    raise ArchsearchError(f"--kinds: {kind!r} is unknown; expected some of {', '.join(BASELINES)}")
+
+
+def baselines(hparams: Mapping[str, Any], budgets: Sequence[int], kinds: Sequence[str] = BASELINES, *,
+              widen: float = 1.0, metadata: dict | None = None) -> Family:
+    """All requested baselines at all budgets, as one family file (kind-major order)."""
+    members = []
+    for kind in kinds:
+        for budget in budgets:
+            landing, knob = baseline(kind, hparams, budget, widen=widen)
+            members.append(Member(landing.genotype, {
+                "baseline": kind, "budget": budget, "rel_error": landing.rel_error, knob: landing.scale,
+            }))
+    meta = {"created_by": "archsearch baselines", "kinds": list(kinds), **(metadata or {})}
+    return Family(tuple(members), meta)

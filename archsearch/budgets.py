@@ -1,0 +1,42 @@
+"""Parameter budgets as people write them: ``0.1M``, ``500k``, ``1.2e6``, ``250000``."""
+from __future__ import annotations
+
+import math
+import re
+
+from .errors import BudgetError
+
+__all__ = ["parse_budget", "parse_budgets", "format_count"]
+
+_SUFFIX = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
+_PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMgG]?)\s*$")
+_EXPECTED = "expected a positive count like 0.1M, 500k, 1.2e6 or 250000"
+
+
+def parse_budget(text: str, *, field: str = "budget") -> int:
+    """Parse one budget into a whole number of parameters (rounded to the nearest integer)."""
+    match = _PATTERN.match(text)
+    if not match:
+        raise BudgetError(f"{field}: {text!r} is not a budget; {_EXPECTED}")
+    value = float(match.group(1)) * _SUFFIX[match.group(2).lower()]
+    if not math.isfinite(value) or round(value) < 1:
+        raise BudgetError(f"{field}: {text!r} is not a budget; {_EXPECTED}")
+    return int(round(value))
+
+
+def parse_budgets(text: str, *, field: str = "--budgets") -> list[int]:
+    """Parse a comma-separated list of budgets; an empty item is an error, not skipped."""
+    items = text.split(",")
+    if any(not item.strip() for item in items):
+        raise BudgetError(f"{field}: {text!r} has an empty item; expected comma-separated budgets like 0.1M,500k")
+    return [parse_budget(item, field=field) for item in items]
+
+
+def format_count(n: float) -> str:
+    """Short human form used in tables: 2.24M, 512k, 930."""
+    n = float(n)
+    if abs(n) >= 1e6:
+        return f"{n / 1e6:.3g}M"
+    if abs(n) >= 1e3:
+        return f"{n / 1e3:.3g}k"
+    return f"{n:.0f}"

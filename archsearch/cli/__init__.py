@@ -1,0 +1,65 @@
+"""``archsearch <verb>``: one small command class per verb, and ``main() -> int``.
+
+Expected failures (``ArchsearchError``) print one line, ``archsearch: error: ...``, and exit 2;
+anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from typing import Sequence
+
+from ..errors import ArchsearchError
+from ._base import Command, all_commands
+
+__all__ = ["main", "Command"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="archsearch",
+        description="Structured channel pruning as architecture search.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"archsearch {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    for command in all_commands():
+        p = sub.add_parser(
+            command.name,
+            help=command.help,
+            description=f"{command.help}\n\nexample:\n  {command.example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.add_arguments(p)
+        p.set_defaults(_command=command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_command", None):
+        parser.print_help()
+        return 2
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = _show_warning
+            return int(args._command.run(args) or 0)
+    except ArchsearchError as exc:
+        print(f"archsearch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("archsearch: interrupted", file=sys.stderr)
+        return 130
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    print(f"archsearch: warning: {message}", file=sys.stderr)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

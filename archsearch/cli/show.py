@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..budgets import format_count
+from ..family import load_family
+from ..tables import print_table
+from ._base import Command
+
+
+class ShowCommand(Command):
+    name = "show"
+    help = "print a genotype or family file readably; --plot draws the per-layer width profile"
+    example = "archsearch show search_spaces/digits-wrn-16-2/genotype.json --plot widths.png"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("file", help="genotype or family JSON file")
+        parser.add_argument("--plot", metavar="PNG", help="write the width profile (PNG, SVG or PDF)")
+        parser.add_argument("--members", metavar="I,J,...",
+                            help="family only: which members to plot (default: all, or 12 spread out)")
+
+    def run(self, args: argparse.Namespace) -> int:
+        family = load_family(args.file)
+        first = family[0].genotype
+        print(f"{args.file}: {len(family)} genotype{'s' if len(family) != 1 else ''}, family {first.family}, "
+              + ", ".join(f"{k}={v}" for k, v in first.hparams.items()))
+        if len(family) == 1:
+            g = first
+            rows = [[name, width, len(inners), " ".join(str(w) for w in inners)] for name, width, inners in g.stages()]
+            print_table(["stage", "residual", "blocks", "inner widths"], rows)
+            print(f"params {g.params:,}  MACs {g.macs:,}")
+            for key, value in family[0].metrics.items():
+                print(f"{key}: {value}")
+        else:
+            metric_keys = sorted({k for m in family for k in m.metrics})[:5]
+            rows = []
+            for i, m in enumerate(family):
+                stages = m.genotype.stages()
+                rows.append([i, f"{m.params:,}", format_count(m.macs),
+                             "/".join(str(w) for _, w, _ in stages),
+                             "/".join(str(sum(inners)) for _, _, inners in stages)]
+                            + [_fmt(m.metrics.get(k)) for k in metric_keys])
+            print_table(["#", "params", "MACs", "residual", "inner sums"] + metric_keys, rows)
+        if args.plot:
+            from ..errors import ArchsearchError
+            from ..plots import plot_width_profile
+
+            indices = _choose(len(family), args.members)
+            try:
+                plot_width_profile([family[i].genotype for i in indices], args.plot,
+                                   labels=[f"#{i}: {family[i].params:,} params" for i in indices],
+                                   title=f"Width profile: {args.file}")
+            except (ValueError, OSError) as exc:
+                raise ArchsearchError(f"--plot {args.plot}: cannot write ({exc})") from None
+            print(f"wrote {args.plot}", file=sys.stderr)
+        return 0
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _choose(n: int, spec: str | None) -> list[int]:
+    from ..errors import ArchsearchError
+
+    if spec:
+        try:
+            picked = [int(s) for s in spec.split(",")]
+        except ValueError:
+            raise ArchsearchError(f"--members: {spec!r} is not a comma-separated list of indices") from None
+        for i in picked:
+            if not -n <= i < n:
+                raise ArchsearchError(f"--members: index {i} is out of range; the family has {n} members")
+        return [i % n for i in picked]
+    if n <= 12:
+        return list(range(n))
+    return sorted({round(k * (n - 1) / 11) for k in range(12)})
+
+
+COMMAND = ShowCommand()

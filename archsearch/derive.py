@@ -1,0 +1,163 @@
+"""Deriving genotypes at new parameter budgets: pure arithmetic on genotypes, no torch.
+
+* ``linear`` (Crowley et al. 2018, arXiv:1810.04622): multiply every width of one genotype by one
+  factor; zero-width blocks stay zero, so the derived net is the same architecture, wider or
+  narrower.
+* ``fit`` (NeuralScale, Lee et al. 2020, arXiv:2006.12813): fit each width across a pruning
+  trajectory as a power law of the total parameter count, ``log w = a + b log P``, and read the
+  widths off at the budget. Blocks the trajectory had pruned away at the nearest member stay away.
+
+Both finish with :func:`archsearch.landing.land`, so counts land on the budget as exactly as whole
+channels allow.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ArchsearchError
+from .family import Family, Member
+from .genotype import Genotype
+from .landing import Landing, land
+
+__all__ = ["derive", "pick_member", "fit_trajectory", "TrajectoryFit", "ExtrapolationWarning", "METHODS", "PICKS"]
+
+METHODS = ("linear", "fit")
+PICKS = ("nearest", "best", "first", "last", "<index>")
+
+
+class ExtrapolationWarning(UserWarning):
+    """A budget lies outside the range of parameter counts a trajectory fit was made on."""
+
+
+def pick_member(family: Family, pick: str | int, budget: int) -> int:
+    """Which member to scale for ``budget``.
+
+    ``nearest`` (the default) takes the member whose count is nearest the budget in log space, so
+    each derived net is the least-stretched copy of an architecture that was really reached;
+    ``best`` the lowest ``val_error``; ``first``/``last``; or an index (negative counts from the end).
+    """
+    if isinstance(pick, int) or (isinstance(pick, str) and pick.lstrip("-").isdigit()):
+        i = int(pick)
+        if not -len(family) <= i < len(family):
+            raise ArchsearchError(f"--pick: index {i} is out of range; the family has {len(family)} members")
+        return i % len(family)
+    if pick == "first":
+        return 0
+    if pick == "last":
+        return len(family) - 1
+    if pick == "nearest":
+        logs = np.log([m.params for m in family])
+        return int(np.argmin(np.abs(logs - math.log(budget))))
+    if pick == "best":
+        errors = [m.metrics.get("val_error") for m in family]
+        scored = [(e, i) for i, e in enumerate(errors) if isinstance(e, (int, float))]
+        if not scored:
+            raise ArchsearchError("--pick best: no member has a metrics.val_error to rank by")
+        return min(scored)[1]
+    raise ArchsearchError(f"--pick: {pick!r} is not understood; expected one of {', '.join(PICKS)}")
+
+
+@dataclass(frozen=True)
+class TrajectoryFit:
+    """Per-gene power laws ``w = exp(intercept) * P ** slope`` fitted over a trajectory."""
+
+    genes: tuple[str, ...]
+    slope: np.ndarray
+    intercept: np.ndarray
+    log_params: np.ndarray  # of each member, for the zero-pattern lookup
+    zero: np.ndarray  # members x genes: which widths were zero
+    rms: float  # root-mean-square residual of log-width, pooled over genes
+
+    def widths(self, budget: int) -> tuple[np.ndarray, int]:
+        nearest = int(np.argmin(np.abs(self.log_params - math.log(budget))))
+        w = np.exp(self.intercept + self.slope * math.log(budget))
+        return np.where(self.zero[nearest], 0.0, w), nearest
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """Smallest and largest parameter count the fit saw (exact integers, for range checks)."""
+        return int(round(np.exp(self.log_params.min()))), int(round(np.exp(self.log_params.max())))
+
+
+def fit_trajectory(family: Family) -> TrajectoryFit:
+    """Least-squares fit in log space, gene by gene, over the members where the gene is non-zero."""
+    first = family[0].genotype
+    for i, m in enumerate(family):
+        g = m.genotype
+        if g.family != first.family or dict(g.hparams) != dict(first.hparams):
+            raise ArchsearchError(
+                f"members[{i}]: is {g.family} with other hparams than members[0]; "
+                "a trajectory fit needs one family and one set of hparams"
+            )
+    names = tuple(first.genes)
+    widths = np.array([list(m.genotype.genes.values()) for m in family], dtype=float)
+    logp = np.log(np.array([m.params for m in family], dtype=float))
+    slope = np.zeros(len(names))
+    intercept = np.zeros(len(names))
+    residuals = []
+    for j in range(len(names)):
+        pos = widths[:, j] > 0
+        if not pos.any():
+            intercept[j] = -np.inf
+            continue
+        x, y = logp[pos], np.log(widths[pos, j])
+        if pos.sum() >= 2 and np.ptp(x) > 1e-12:
+            slope[j], intercept[j] = np.polyfit(x, y, 1)
+            residuals.append(y - (intercept[j] + slope[j] * x))
+        else:
+            intercept[j] = y.mean()
+    rms = float(np.sqrt(np.mean(np.concatenate(residuals) ** 2))) if residuals else 0.0
+    return TrajectoryFit(names, slope, intercept, logp, widths == 0, rms)
+
+
+@dataclass(frozen=True)
+class Derived:
+    """One derived genotype and how it was made (a row of the ``derive`` table)."""
+
+    landing: Landing
+    method: str
+    source_index: int
+    fit_rms: float | None = None
+
+    def metrics(self) -> dict:
+        out = {"budget": self.landing.budget, "rel_error": self.landing.rel_error, "method": self.method,
+               "scale": self.landing.scale, "source_index": self.source_index}
+        if self.fit_rms is not None:
+            out["fit_rms"] = self.fit_rms
+        return out
+
+
+def derive(source: Family | Genotype, budgets: Sequence[int], *, method: str = "linear",
+           pick: str | int = "nearest", metadata: dict | None = None) -> tuple[Family, list[Derived]]:
+    """Genotypes at ``budgets`` from a family (or one genotype); returns the family file and rows."""
+    family = Family.of([source]) if isinstance(source, Genotype) else source
+    if not len(family):
+        raise ArchsearchError("the source family is empty; expected at least one genotype")
+    rows: list[Derived] = []
+    if method == "linear":
+        for budget in budgets:
+            i = pick_member(family, pick, budget)
+            src = family[i].genotype
+            direction = np.array(list(src.genes.values()), dtype=float)
+            rows.append(Derived(land(src, direction, budget, what=f"scaling members[{i}]"), "linear", i))
+    elif method == "fit":
+        fit = fit_trajectory(family)
+        lo, hi = fit.span
+        for budget in budgets:
+            if not lo <= budget <= hi:
+                warnings.warn(
+                    f"budget {budget:,} lies outside the trajectory's range [{lo:,}, {hi:,}]; the fit extrapolates",
+                    ExtrapolationWarning, stacklevel=2,
+                )
+            direction, i = fit.widths(budget)
+            rows.append(Derived(land(family[i].genotype, direction, budget, what="the trajectory fit"), "fit", i, fit.rms))
+    else:
+        raise ArchsearchError(f"--method: {method!r} is unknown; expected one of {', '.join(METHODS)}")
+    meta = {"created_by": "archsearch derive", "method": method, "pick": str(pick), **(metadata or {})}
+    out = Family(tuple(Member(r.landing.genotype, r.metrics()) for r in rows), meta)
+    return out, rows

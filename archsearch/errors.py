@@ -1,0 +1,38 @@
+"""One exception root, so the CLI can turn every expected failure into one line and exit 2.
+
+Anything that is *not* an ``ArchsearchError`` is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+__all__ = [
+    "ArchsearchError",
+    "FileFormatError",
+    "GenotypeError",
+    "BudgetError",
+    "UnknownFamilyError",
+    "SpaceError",
+]
+
+
+class ArchsearchError(Exception):
+    """Root of every error a user can cause with bad input."""
+
+
+class FileFormatError(ArchsearchError):
+    """A file is missing, is not JSON/TOML, or is of another format or a future version."""
+
+
+class GenotypeError(ArchsearchError):
+    """A genotype breaks a rule: coupled widths unequal, a negative width, a family constraint."""
+
+
+class BudgetError(ArchsearchError):
+    """A parameter budget cannot be parsed or cannot be reached."""
+
+
+class UnknownFamilyError(ArchsearchError):
+    """A family name that no registered search-space family answers to."""
+
+
+class SpaceError(ArchsearchError):
+    """A search-space file with unknown keys or values of the wrong form."""

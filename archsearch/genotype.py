@@ -1,0 +1,224 @@
+"""The genotype: an immutable channel-width architecture, stored as a layer graph.
+
+It is the contract between every part of archsearch. Pruning emits genotypes, ``derive`` scales
+them, studies train them, and a user turns one into a ``torch.nn.Module`` with :meth:`build`.
+The file form is versioned JSON (``format: archsearch.genotype``) with the graph in node-link form;
+loading parses JSON only, checks every rule and re-derives the graph from its genes, so a file
+that loads is a network this version of archsearch would itself have built.
+"""
+from __future__ import annotations
+
+import json
+import os
+from functools import cached_property
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Mapping
+
+import networkx as nx
+
+from ._jsonio import atomic_write_json, check_header, read_json
+from .errors import ArchsearchError, FileFormatError, GenotypeError
+from .families import get_family
+from .graph import CostModel, check_graph, compile_costs, graph_from_data, graph_to_data
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
+    from .families import Family
+
+__all__ = ["Genotype", "load_genotype", "GENOTYPE_FORMAT", "GENOTYPE_VERSION"]
+
+GENOTYPE_FORMAT = "archsearch.genotype"
+GENOTYPE_VERSION = 1
+
+
+class Genotype:
+    """A family name, its hyper-parameters and a frozen layer graph.
+
+    Make one with :meth:`from_genes`, :func:`archsearch.create_genotype` or
+    :func:`load_genotype`; the constructor trusts its arguments and is private.
+    """
+
+    __slots__ = ("family", "hparams", "graph", "__dict__")
+
+    def __init__(self, family: str, hparams: Mapping[str, Any], graph: nx.DiGraph) -> None:
+        set_ = object.__setattr__
+        set_(self, "family", family)
+        set_(self, "hparams", MappingProxyType(dict(hparams)))
+        set_(self, "graph", _freeze(graph))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Genotype is immutable; use with_genes() to make a changed copy ({name!r})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Genotype is immutable ({name!r})")
+
+    def __reduce__(self):  # noqa: ANN204  (pickle/copy: MappingProxyType and frozen graphs do not pickle)
+        return (_restore, (self.family, dict(self.hparams), graph_to_data(self.graph)))
+
+    # -- construction --------------------------------------------------------------------------
+    @classmethod
+    def from_genes(cls, family: str, hparams: Mapping[str, Any], genes: Mapping[str, int]) -> "Genotype":
+        fam = get_family(family)
+        hp = fam.check_hparams(hparams)
+        graph = fam.build_graph(hp, {k: _as_int(k, v) for k, v in genes.items()})
+        check_graph(graph)
+        return cls(fam.name, hp, graph)
+
+    def with_genes(self, genes: Mapping[str, int]) -> "Genotype":
+        """A copy with some widths changed; the topology follows (e.g. projection shortcuts)."""
+        return Genotype.from_genes(self.family, self.hparams, {**self.genes, **genes})
+
+    @classmethod
+    def from_dict(cls, obj: Any, *, source: object = "genotype") -> "Genotype":
+        """Parse the JSON form; every error names ``source`` and the offending field."""
+        check_header(obj, source, GENOTYPE_FORMAT, GENOTYPE_VERSION)
+        try:
+            fam = get_family(obj.get("family"))  # type: ignore[arg-type]
+            hparams = obj.get("hparams")
+            if not isinstance(hparams, dict):
+                raise GenotypeError("hparams: expected an object")
+            hp = fam.check_hparams(hparams)
+            graph = graph_from_data(obj.get("graph"))
+            check_graph(graph)
+            genes = _genes_of(graph, fam.gene_names(hp))
+            expected = fam.build_graph(hp, genes)
+            _same_structure(graph, expected)
+            genotype = cls(fam.name, hp, graph)
+            for key in ("params", "macs"):
+                if key in obj and obj[key] != getattr(genotype, key):
+                    raise GenotypeError(
+                        f"{key}: the file says {obj[key]!r} but the graph counts {getattr(genotype, key)}"
+                    )
+        except ArchsearchError as exc:
+            raise type(exc)(f"{source}: {exc}") from None
+        return genotype
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": GENOTYPE_FORMAT,
+            "version": GENOTYPE_VERSION,
+            "family": self.family,
+            "hparams": dict(self.hparams),
+            "params": self.params,
+            "macs": self.macs,
+            "graph": graph_to_data(self.graph),
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        atomic_write_json(path, self.to_dict())
+
+    # -- derived values ------------------------------------------------------------------------
+    @property
+    def family_spec(self) -> "Family":
+        return get_family(self.family)
+
+    @cached_property
+    def genes(self) -> Mapping[str, int]:
+        """Free widths by name, in the family's order (a read-only mapping)."""
+        return MappingProxyType(_genes_of(self.graph, self.family_spec.gene_names(self.hparams)))
+
+    @cached_property
+    def cost_model(self) -> CostModel:
+        return compile_costs(self.graph, self.genes, self.hparams.get("input_size", 1))
+
+    @cached_property
+    def params(self) -> int:
+        """Trainable parameters, counted analytically (equals ``sum(p.numel())`` of :meth:`build`)."""
+        return int(round(self.cost_model.params(self.cost_model.base)))
+
+    @cached_property
+    def macs(self) -> int:
+        """Multiply-accumulates of one forward pass on one ``input_size`` image (convs and linear)."""
+        return int(round(self.cost_model.macs(self.cost_model.base)))
+
+    def stages(self) -> list[tuple[str, int, list[int]]]:
+        return self.family_spec.stages(self)
+
+    def build(self) -> "nn.Module":
+        """A plain ``torch.nn.Module`` (imports torch on first use, nothing else from archsearch)."""
+        return self.family_spec.build_module(self)
+
+    # -- value semantics -----------------------------------------------------------------------
+    def _key(self) -> str:
+        # node and edge order of a file is not part of the value: compare the sorted graph
+        data = graph_to_data(self.graph)
+        nodes = sorted(data["nodes"], key=lambda n: n["id"])
+        edges = sorted((e["source"], e["target"]) for e in data["edges"])
+        return json.dumps([self.family, dict(self.hparams), nodes, edges], sort_keys=True)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Genotype) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        widths = "/".join(str(w) for _, w, _ in self.stages())
+        return f"Genotype({self.family}-{self.hparams.get('depth')}, widths {widths}, params={self.params:,})"
+
+
+def load_genotype(path: str | os.PathLike[str]) -> Genotype:
+    """Load a genotype file; a family file member can be loaded as ``load_family(p)[i]``."""
+    obj = read_json(path)
+    if isinstance(obj, dict) and obj.get("format") == "archsearch.family":
+        raise FileFormatError(
+            f"{path}: is a family file (archsearch.family); load it with load_family, or pick a member"
+        )
+    return Genotype.from_dict(obj, source=path)
+
+
+def _freeze(graph: nx.DiGraph) -> nx.DiGraph:
+    """Freeze ``graph`` in place, node attributes included (``nx.freeze`` alone leaves them
+    writable, and a changed width would silently disagree with the cached counts)."""
+    for node, data in list(graph._node.items()):  # noqa: SLF001
+        if not isinstance(data, MappingProxyType):
+            graph._node[node] = MappingProxyType(data)  # noqa: SLF001
+    return nx.freeze(graph)
+
+
+def _restore(family: str, hparams: dict[str, Any], graph_data: dict[str, Any]) -> Genotype:
+    return Genotype(family, hparams, graph_from_data(graph_data))
+
+
+def _as_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise GenotypeError(f"gene {name!r}: {value!r} is not a whole number of channels")
+    return value
+
+
+def _genes_of(graph: nx.DiGraph, names: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for node, data in graph.nodes(data=True):
+        gene = data.get("gene")
+        if gene is not None:
+            found.setdefault(gene, data["width"])
+    unknown = sorted(set(found) - set(names))
+    if unknown:
+        raise GenotypeError(f"gene {unknown[0]!r} is not a gene of this family")
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise GenotypeError(f"gene {missing[0]!r} has no node; the graph does not match its family")
+    return {n: found[n] for n in names}
+
+
+def _same_structure(found: nx.DiGraph, expected: nx.DiGraph) -> None:
+    """Report the first difference between a loaded graph and the one its family would build."""
+    for node, data in expected.nodes(data=True):
+        if node not in found:
+            raise GenotypeError(f"node {node!r} is missing; the family builds it for these widths")
+        got = found.nodes[node]
+        for key, value in data.items():
+            if got.get(key) != value:
+                raise GenotypeError(f"node {node!r}: {key} is {got.get(key)!r}, the family requires {value!r}")
+    for node in found.nodes:
+        if node not in expected:
+            raise GenotypeError(f"node {node!r} is not part of this family's graph for these widths")
+    for s, t in expected.edges:
+        if not found.has_edge(s, t):
+            raise GenotypeError(f"edge {s!r} -> {t!r} is missing")
+    for s, t in found.edges:
+        if not expected.has_edge(s, t):
+            raise GenotypeError(f"edge {s!r} -> {t!r} is not part of this family's graph")

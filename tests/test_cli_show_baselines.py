@@ -1,0 +1,86 @@
+"""The `show` and `baselines` verbs: real output, real files, one-line errors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import archsearch
+from archsearch.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACES = ROOT / "search_spaces"
+
+
+def test_show_genotype_prints_stage_table(capsys):
+    assert main(["show", str(SPACES / "wrn-40-2-cifar10" / "genotype.json")]) == 0
+    out = capsys.readouterr().out
+    assert "params 2,243,546" in out
+    assert "128 128 128 128 128 128" in out
+
+
+def test_show_family_plots_png(tmp_path, capsys):
+    fam, _ = archsearch.derive(archsearch.create_genotype("wrn-16-2"), [20_000, 100_000, 300_000])
+    path = tmp_path / "fam.json"
+    fam.save(path)
+    png = tmp_path / "plot" / "widths.png"
+    assert main(["show", str(path), "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("linear") == 3
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 10_000
+
+
+def test_show_bad_member_index_is_one_line(tmp_path, capsys):
+    path = tmp_path / "g.json"
+    archsearch.create_genotype("wrn-16-1").save(path)
+    assert main(["show", str(path), "--plot", str(tmp_path / "x.png"), "--members", "5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--members" in err[0] and "out of range" in err[0]
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_baselines_land_on_budgets_and_write_family(tmp_path, capsys):
+    out = tmp_path / "b.json"
+    assert main(["baselines", "--space", str(SPACES / "wrn-16-2-cifar10"), "--budgets", "0.2M,400k", "--out", str(out)]) == 0
+    fam = archsearch.load_family(out)
+    assert [m.metrics["baseline"] for m in fam] == ["uniform"] * 2 + ["bottleneck"] * 2 + ["bottleneck-block"] * 2
+    for m in fam:
+        assert abs(m.params - m.metrics["budget"]) / m.metrics["budget"] < 0.005
+        assert m.params == sum(p.numel() for p in m.genotype.build().parameters())
+    # the bottleneck baseline keeps the space's residual widths (WRN-16-2: 32/64/128)
+    assert [w for _, w, _ in fam[2].genotype.stages()] == [32, 64, 128]
+    assert fam[4].genotype.family == "wrn-bottleneck"
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--budgets", "5k"], "smallest feasible budget is"),
+    (["--budgets", "abc"], "'abc' is not a budget"),
+    (["--budgets", "1M", "--kinds", "uniform,tiny"], "'tiny' is unknown"),
+])
+def test_baselines_bad_input(tmp_path, capsys, argv, needle):
+    out = tmp_path / "b.json"
+    code = main(["baselines", "--space", str(SPACES / "wrn-40-2-cifar10"), "--out", str(out), *argv])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("archsearch: error:") and needle in err[0]
+    assert not out.exists()
+
+
+def test_space_file_errors_name_the_key(tmp_path, capsys):
+    bad = tmp_path / "space.toml"
+    bad.write_text('format = "archsearch.space"\nversion = 1\n[model]\nfamily = "wrn"\ndepth = 16\ncolour = 3\n')
+    assert main(["baselines", "--space", str(tmp_path), "--budgets", "1M"]) == 2
+    err = capsys.readouterr().err
+    assert "colour" in err and str(bad) in err
+    bad.write_text('format = "archsearch.space"\nversion = 1\nmodle = 3\n')
+    assert main(["baselines", "--space", str(bad), "--budgets", "1M"]) == 2
+    assert "unknown key 'modle'" in capsys.readouterr().err
+
+
+def test_shipped_spaces_load_and_match_their_genotypes():
+    from archsearch.space import load_space
+
+    for folder in sorted(p for p in SPACES.iterdir() if (p / "space.toml").exists()):
+        space = load_space(folder)
+        assert space.base_genotype() == archsearch.load_genotype(folder / "genotype.json")
