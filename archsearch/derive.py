@@ -6,6 +6,8 @@
 * ``fit`` (NeuralScale, Lee et al. 2020, arXiv:2006.12813): fit each width across a pruning
   trajectory as a power law of the total parameter count, ``log w = a + b log P``, and read the
   widths off at the budget. Blocks the trajectory had pruned away at the nearest member stay away.
+  Outside the trajectory's range the laws are read at the nearest end (with a warning), not
+  extrapolated, and that profile is scaled linearly.
 
 Both finish with :func:`archsearch.landing.land`, so counts land on the budget as exactly as whole
 channels allow.
@@ -74,8 +76,17 @@ class TrajectoryFit:
     rms: float  # root-mean-square residual of log-width, pooled over genes
 
     def widths(self, budget: int) -> tuple[np.ndarray, int]:
-        nearest = int(np.argmin(np.abs(self.log_params - math.log(budget))))
-        w = np.exp(self.intercept + self.slope * math.log(budget))
+        """Width profile for ``budget`` (its scale is set by :func:`land`) and the nearest member.
+
+        Outside the trajectory's range the laws are read at the nearest end of the range, not
+        extrapolated: a gene seen over a short stretch of the run (a block pruned away early)
+        can have a slope of tens, and extrapolating it swamps every other width. ``land`` then
+        scales that end's profile to the budget, which is linear scaling of the fit's edge.
+        """
+        log_budget = math.log(budget)
+        nearest = int(np.argmin(np.abs(self.log_params - log_budget)))
+        at = min(max(log_budget, float(self.log_params.min())), float(self.log_params.max()))
+        w = np.exp(self.intercept + self.slope * at)
         return np.where(self.zero[nearest], 0.0, w), nearest
 
     @property
@@ -151,7 +162,8 @@ def derive(source: Family | Genotype, budgets: Sequence[int], *, method: str = "
         for budget in budgets:
             if not lo <= budget <= hi:
                 warnings.warn(
-                    f"budget {budget:,} lies outside the trajectory's range [{lo:,}, {hi:,}]; the fit extrapolates",
+                    f"budget {budget:,} lies outside the trajectory's range [{lo:,}, {hi:,}]; "
+                    "the fit is read at the nearest end and scaled linearly",
                     ExtrapolationWarning, stacklevel=2,
                 )
             direction, i = fit.widths(budget)

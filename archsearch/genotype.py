@@ -140,6 +140,7 @@ class Genotype:
         return self.family_spec.build_module(self)
 
     # -- value semantics -----------------------------------------------------------------------
+    @cached_property
     def _key(self) -> str:
         # node and edge order of a file is not part of the value: compare the sorted graph
         data = graph_to_data(self.graph)
@@ -148,10 +149,10 @@ class Genotype:
         return json.dumps([self.family, dict(self.hparams), nodes, edges], sort_keys=True)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Genotype) and self._key() == other._key()
+        return isinstance(other, Genotype) and self._key == other._key
 
     def __hash__(self) -> int:
-        return hash(self._key())
+        return hash(self._key)
 
     def __repr__(self) -> str:
         widths = "/".join(str(w) for _, w, _ in self.stages())

@@ -85,35 +85,80 @@ def land(template: Genotype, direction: np.ndarray, budget: int, *, fixed: Colle
     w = np.maximum(lo, np.round(target))
     movable = np.flatnonzero(~is_fixed & (direction > 0))
     candidate = template.with_genes(dict(zip(names, w.astype(int).tolist())))
+    best, best_w = candidate, w
     for _ in range(4):  # a step can flip the topology (a projection shortcut appears): recompile
         model = candidate.cost_model
         w = _repair(model, w, lo, target, movable, budget)
         candidate = template.with_genes(dict(zip(names, w.astype(int).tolist())))
-        if candidate.params == int(round(float(model.params(w)))):
+        exact = candidate.params == int(round(float(model.params(w))))
+        if abs(candidate.params - budget) < abs(best.params - budget):
+            best, best_w = candidate, w
+        if exact:
+            best, best_w = candidate, w
             break
-    return Landing(candidate, budget, scale)
+    else:
+        # the repair kept crossing a topology change its compiled model cannot see (e.g. the first
+        # stage's width meeting the stem's, which removes a projection shortcut): finish with steps
+        # judged by the true count
+        best = _polish(template, names, best_w, lo, movable, budget)
+    return Landing(best, budget, scale)
+
+
+def _polish(template: Genotype, names: list, w: np.ndarray, lo: np.ndarray, movable: np.ndarray,
+            budget: int) -> Genotype:
+    """Greedy single-channel steps, each evaluated on the genotype it makes (slow, exact)."""
+    best = template.with_genes(dict(zip(names, w.astype(int).tolist())))
+    while True:
+        step = None
+        for j in movable:
+            for s in (1, -1):
+                trial = w.copy()
+                trial[j] += s
+                if trial[j] < lo[j]:
+                    continue
+                genotype = template.with_genes(dict(zip(names, trial.astype(int).tolist())))
+                if abs(genotype.params - budget) < abs((step or (best,))[0].params - budget):
+                    step = (genotype, trial)
+        if step is None:
+            return best
+        best, w = step
+
+
+#: relative error above which the repair may trade a channel between two genes
+SWAP_ABOVE = 1e-3
 
 
 def _repair(model, w: np.ndarray, lo: np.ndarray, target: np.ndarray, movable: np.ndarray,
             budget: int) -> np.ndarray:
-    """Greedy single-channel steps; ties go to the step that keeps widths nearest the target."""
+    """Greedy single-channel steps; ties go to the step that keeps widths nearest the target.
+
+    When no single step helps and the count is still more than 0.1 % off, one channel is moved
+    from one gene to another (a swap): with most genes at their floor, or per-channel costs far
+    above the tolerance, only such pairs can still close the gap. Swaps stop at 0.1 % so that
+    widths are not traded away from proportional for the last few parameters.
+    """
     w = w.copy()
     n = len(movable)
     if n == 0:
         return w
-    steps = np.concatenate([np.ones(n), -np.ones(n)])
-    rows = np.arange(2 * n)
-    cols = np.concatenate([movable, movable])
+    singles = np.zeros((2 * n, len(w)))
+    singles[np.arange(2 * n), np.concatenate([movable, movable])] = np.concatenate([np.ones(n), -np.ones(n)])
+    up, down = np.meshgrid(movable, movable, indexing="ij")
+    keep = up != down
+    swaps = np.zeros((int(keep.sum()), len(w)))
+    swaps[np.arange(len(swaps)), up[keep]] += 1
+    swaps[np.arange(len(swaps)), down[keep]] -= 1
     for _ in range(100 * n):
         err = abs(float(model.params(w)) - budget)
-        trial = np.repeat(w[None, :], 2 * n, axis=0)
-        trial[rows, cols] += steps
-        ok = trial[rows, cols] >= lo[cols]
-        new_err = np.abs(model.params(trial) - budget)
-        new_err[~ok] = np.inf
-        drift = np.abs(trial[rows, cols] - target[cols]) - np.abs(w[cols] - target[cols])
-        best = np.lexsort((drift, new_err))[0]
-        if not new_err[best] < err - 1e-9:
+        for moves in (singles, swaps) if err > SWAP_ABOVE * budget else (singles,):
+            trial = w[None, :] + moves
+            new_err = np.abs(model.params(trial) - budget)
+            new_err[(trial < lo).any(axis=1)] = np.inf
+            drift = np.abs(trial[:, movable] - target[movable]).sum(axis=1)
+            best = np.lexsort((drift, new_err))[0]
+            if new_err[best] < err - 1e-9:
+                w = trial[best]
+                break
+        else:
             break
-        w = trial[best]
     return w

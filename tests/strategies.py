@@ -1,0 +1,81 @@
+"""Hypothesis strategies and small helpers shared by the genotype, file and derive tests."""
+from __future__ import annotations
+
+import random
+from typing import Sequence
+
+from hypothesis import strategies as st
+
+import archsearch
+from archsearch import Family, Genotype, Member
+
+FAMILIES = ("wrn", "wrn-bottleneck")
+
+
+@st.composite
+def genotypes(
+    draw: st.DrawFn,
+    families: Sequence[str] = FAMILIES,
+    depths: Sequence[int] = (10, 16, 22),
+    max_width: int = 24,
+    input_sizes: Sequence[int] = (4, 5, 8, 9, 16),
+) -> Genotype:
+    """Any legal genotype: random hyper-parameters, stage widths >= 1, inner widths >= 0.
+
+    The first stage's width equals the stem's about half the time, so both the identity and the
+    projection shortcut of the first block are exercised; inner widths are 0 about a third of the
+    time, so blocks reduced to their shortcut are common.
+    """
+    family = draw(st.sampled_from(families))
+    stem = draw(st.integers(1, max_width))
+    hparams = {
+        "depth": draw(st.sampled_from(depths)),
+        "num_classes": draw(st.integers(1, 12)),
+        "in_channels": draw(st.integers(1, 4)),
+        "input_size": draw(st.sampled_from(input_sizes)),
+        "stem_width": stem,
+    }
+    spec = archsearch.get_family(family)
+    genes = {}
+    for name in spec.gene_names(spec.check_hparams(hparams)):
+        if name == "s1.width":
+            genes[name] = draw(st.one_of(st.just(stem), st.integers(1, max_width)))
+        elif name.endswith(".width"):
+            genes[name] = draw(st.integers(1, max_width))
+        else:
+            genes[name] = draw(st.one_of(st.just(0), st.integers(0, max_width)))
+    return Genotype.from_genes(family, hparams, genes)
+
+
+def pruned_like(source: Genotype, rng: random.Random, zero_fraction: float = 0.25) -> Genotype:
+    """Keep the stage widths, give every block a random inner width (some zero, at least one not)."""
+    genes = dict(source.genes)
+    inner = [n for n in genes if n.endswith(".inner")]
+    for name in inner:
+        genes[name] = 0 if rng.random() < zero_fraction else rng.randint(1, genes[name])
+    if not any(genes[n] for n in inner):
+        genes[inner[rng.randrange(len(inner))]] = 1 + rng.randrange(source.genes[inner[0]])
+    return source.with_genes(genes)
+
+
+def pruning_trajectory(name: str = "wrn-16-2", steps: int = 60, chunk: int = 4, seed: int = 0) -> Family:
+    """A synthetic pruning run: inner widths shrink step by step, as Fisher pruning would do.
+
+    Channels are taken ``chunk`` at a time from a block drawn with probability proportional to
+    its width; ``s1.b2`` is additionally pruned hard so it reaches zero early on, which is what a
+    real run does to the blocks it finds useless. Largest network first, like ``prune`` writes.
+    """
+    rng = random.Random(seed)
+    genotype = archsearch.create_genotype(name)
+    genes = dict(genotype.genes)
+    inner = [n for n in genes if n.endswith(".inner")]
+    members = [Member(genotype, {"step": 0, "val_error": 0.05})]
+    for t in range(1, steps + 1):
+        live = [n for n in inner if genes[n] > 0]
+        victim = rng.choices(live, weights=[genes[n] for n in live])[0]
+        genes[victim] = max(0, genes[victim] - chunk)
+        if "s1.b2.inner" in genes:
+            genes["s1.b2.inner"] = max(0, genes["s1.b2.inner"] - 2)
+        genotype = genotype.with_genes(genes)
+        members.append(Member(genotype, {"step": 100 * t, "val_error": 0.05 + 0.001 * t + 0.002 * rng.random()}))
+    return Family(tuple(members), {"created_by": "tests.strategies.pruning_trajectory"})

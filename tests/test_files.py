@@ -1,0 +1,288 @@
+"""Genotype and family files: versioned JSON round trips and one-line errors for bad files."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from archsearch import (
+    ArchsearchError,
+    Family,
+    FileFormatError,
+    Genotype,
+    GenotypeError,
+    Member,
+    UnknownFamilyError,
+    create_genotype,
+    load_family,
+    load_genotype,
+)
+from strategies import genotypes
+
+PROPERTY = settings(derandomize=True, deadline=None, max_examples=60,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+any_genotype = genotypes(depths=(10, 16, 28, 40), max_width=300, input_sizes=(8, 32, 33))
+
+metric_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.text(max_size=8)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+metrics = st.dictionaries(st.text(max_size=10), metric_values, max_size=4)
+
+
+# -- round trips ---------------------------------------------------------------------------------
+
+@PROPERTY
+@given(any_genotype)
+def test_genotype_json_round_trip(g: Genotype) -> None:
+    text = json.dumps(g.to_dict())
+    back = Genotype.from_dict(json.loads(text))
+    assert back == g
+    assert hash(back) == hash(g)
+    assert (back.params, back.macs, dict(back.genes)) == (g.params, g.macs, dict(g.genes))
+    assert back.to_dict() == g.to_dict()
+
+
+@settings(derandomize=True, deadline=None, max_examples=25, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(genotypes(depths=(10, 16)), metrics), min_size=1, max_size=4), metrics)
+def test_family_json_round_trip(entries: list, metadata: dict) -> None:
+    family = Family(tuple(Member(g, m) for g, m in entries), metadata)
+    back = Family.from_dict(json.loads(json.dumps(family.to_dict())))
+    assert back == family
+    assert [m.params for m in back] == [g.params for g, _ in entries]
+
+
+def test_genotype_save_and_load(tmp_path: Path) -> None:
+    g = create_genotype("wrn-40-2").with_genes({"s2.b3.inner": 0, "s3.b6.inner": 17})
+    path = tmp_path / "sub" / "g.json"
+    g.save(path)
+    obj = json.loads(path.read_text())
+    assert list(obj)[:2] == ["format", "version"]
+    assert (obj["format"], obj["version"]) == ("archsearch.genotype", 1)
+    assert obj["params"] == g.params and obj["macs"] == g.macs
+    assert load_genotype(path) == g
+    assert load_genotype(str(path)) == g
+    assert [p.name for p in path.parent.iterdir()] == ["g.json"]  # no temporary file left over
+
+
+def test_family_save_and_load(tmp_path: Path) -> None:
+    a = create_genotype("wrn-16-2")
+    family = Family((Member(a, {"val_error": 0.051, "step": 0}),
+                     Member(a.with_genes({"s1.b1.inner": 9}), {"val_error": 0.06, "step": 100})),
+                    {"created_by": "test", "seed": 3})
+    path = tmp_path / "pruned.json"
+    family.save(path)
+    back = load_family(path)
+    assert back == family
+    assert back[1].metrics == {"val_error": 0.06, "step": 100}
+    assert back.metadata == {"created_by": "test", "seed": 3}
+    assert [p.name for p in tmp_path.iterdir()] == ["pruned.json"]
+
+
+def test_genotype_file_loads_as_one_member_family(tmp_path: Path) -> None:
+    g = create_genotype("wrn-10-1")
+    g.save(tmp_path / "g.json")
+    family = load_family(tmp_path / "g.json")
+    assert len(family) == 1 and family[0].genotype == g
+
+
+def test_non_finite_metrics_are_written_as_null(tmp_path: Path) -> None:
+    family = Family((Member(create_genotype("wrn-10-1"), {"val_error": math.nan, "loss": math.inf}),))
+    family.save(tmp_path / "f.json")
+    text = (tmp_path / "f.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert load_family(tmp_path / "f.json")[0].metrics == {"val_error": None, "loss": None}
+
+
+def test_unserialisable_metadata_leaves_the_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "f.json"
+    good = Family.of([create_genotype("wrn-10-1")])
+    good.save(path)
+    before = path.read_text()
+    with pytest.raises(ArchsearchError, match="metadata"):
+        Family(good.members, {"bad": {1, 2}}).save(path)
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+# -- bad files: one line naming the file and the field ------------------------------------------
+
+def _one_line(exc: pytest.ExceptionInfo, path: Path, *words: str) -> str:
+    message = str(exc.value)
+    assert "\n" not in message, message
+    assert message.startswith(str(path)), message
+    for word in words:
+        assert word in message, message
+    return message
+
+
+@pytest.fixture
+def wrn_dict() -> dict:
+    return create_genotype("wrn-16-2").to_dict()
+
+
+@pytest.fixture
+def family_dict() -> dict:
+    g = create_genotype("wrn-16-2")
+    return Family.of([g, g.with_genes({"s1.b1.inner": 8}), g.with_genes({"s1.b1.inner": 4})]).to_dict()
+
+
+LOADERS = [load_genotype, load_family]
+
+
+@pytest.mark.parametrize("load", LOADERS)
+def test_missing_file(tmp_path: Path, load: Callable) -> None:
+    path = tmp_path / "nope.json"
+    with pytest.raises(FileFormatError) as info:
+        load(path)
+    _one_line(info, path, "no such file")
+
+
+@pytest.mark.parametrize("load", LOADERS)
+def test_directory(tmp_path: Path, load: Callable) -> None:
+    with pytest.raises(FileFormatError) as info:
+        load(tmp_path)
+    _one_line(info, tmp_path, "directory")
+
+
+@pytest.mark.parametrize("load", LOADERS)
+@pytest.mark.parametrize("content", [b"not json at all", b"{\"format\": ", b"\x89PNG\r\n\x1a\n\x00\xff\xfe", b""])
+def test_not_json(tmp_path: Path, load: Callable, content: bytes) -> None:
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    with pytest.raises(FileFormatError) as info:
+        load(path)
+    message = _one_line(info, path)
+    assert "JSON" in message
+
+
+@pytest.mark.parametrize("load", LOADERS)
+@pytest.mark.parametrize(
+    "obj, words",
+    [
+        ({"format": "onnx", "version": 1}, ["format", "'onnx'", "archsearch."]),
+        ({"version": 1, "nodes": []}, ["format", "None"]),
+        ([1, 2, 3], ["list", "JSON object"]),
+        ("archsearch.genotype", ["str"]),
+        ({"type": "FeatureCollection", "features": []}, ["format"]),
+    ],
+)
+def test_json_of_another_format(tmp_path: Path, load: Callable, obj: Any, words: list[str]) -> None:
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps(obj))
+    with pytest.raises(FileFormatError) as info:
+        load(path)
+    _one_line(info, path, *words)
+
+
+@pytest.mark.parametrize("which", ["genotype", "family"])
+def test_future_version(tmp_path: Path, which: str, wrn_dict: dict, family_dict: dict) -> None:
+    obj = wrn_dict if which == "genotype" else family_dict
+    obj["version"] = 2
+    path = tmp_path / "future.json"
+    path.write_text(json.dumps(obj))
+    with pytest.raises(FileFormatError) as info:
+        (load_genotype if which == "genotype" else load_family)(path)
+    _one_line(info, path, "version 2", "upgrade")
+
+
+@pytest.mark.parametrize("version", [0, -1, "1", 1.5, None, True])
+def test_malformed_version(tmp_path: Path, wrn_dict: dict, version: Any) -> None:
+    wrn_dict["version"] = version
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(wrn_dict))
+    with pytest.raises(FileFormatError) as info:
+        load_genotype(path)
+    _one_line(info, path, "version")
+
+
+def test_family_member_with_corrupted_graph(tmp_path: Path, family_dict: dict) -> None:
+    node = next(n for n in family_dict["members"][1]["genotype"]["graph"]["nodes"] if n["id"] == "s2.b1.conv1")
+    node["width"] = -4
+    path = tmp_path / "pruned.json"
+    path.write_text(json.dumps(family_dict))
+    with pytest.raises(GenotypeError) as info:
+        load_family(path)
+    _one_line(info, path, "members[1]", "'s2.b1.conv1'", "-4")
+
+
+def test_family_member_of_unknown_family(tmp_path: Path, family_dict: dict) -> None:
+    family_dict["members"][2]["genotype"]["family"] = "densenet"
+    path = tmp_path / "pruned.json"
+    path.write_text(json.dumps(family_dict))
+    with pytest.raises(UnknownFamilyError) as info:
+        load_family(path)
+    _one_line(info, path, "members[2]", "'densenet'")
+
+
+@pytest.mark.parametrize("key", ["params", "macs"])
+def test_stored_count_disagreeing_with_the_graph(tmp_path: Path, wrn_dict: dict, key: str) -> None:
+    wrn_dict[key] += 1
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(wrn_dict))
+    with pytest.raises(GenotypeError) as info:
+        load_genotype(path)
+    _one_line(info, path, key, str(wrn_dict[key]))
+
+
+@pytest.mark.parametrize("key", ["params", "macs"])
+def test_family_member_count_disagreeing_with_its_genotype(tmp_path: Path, family_dict: dict, key: str) -> None:
+    family_dict["members"][1][key] = 12345
+    path = tmp_path / "pruned.json"
+    path.write_text(json.dumps(family_dict))
+    with pytest.raises(FileFormatError) as info:
+        load_family(path)
+    _one_line(info, path, f"members[1].{key}", "12345")
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (lambda d: d.update(members={"a": 1}), ["members", "list"]),
+        (lambda d: d.pop("members"), ["members"]),
+        (lambda d: d.update(metadata=[1]), ["metadata"]),
+        (lambda d: d["members"].__setitem__(0, {"params": 5}), ["members[0]", "genotype"]),
+        (lambda d: d["members"][1].update(metrics=[0.1]), ["members[1].metrics"]),
+        (lambda d: d.update(members=[]), ["members", "empty"]),
+        (lambda d: d["members"][0]["genotype"].pop("graph"), ["members[0]", "graph"]),
+        (lambda d: d["members"][0]["genotype"].update(format="archsearch.family"), ["members[0]", "format"]),
+    ],
+)
+def test_malformed_family_files(tmp_path: Path, family_dict: dict, edit: Callable, words: list[str]) -> None:
+    edit(family_dict)
+    path = tmp_path / "pruned.json"
+    path.write_text(json.dumps(family_dict))
+    with pytest.raises(ArchsearchError) as info:
+        load_family(path)
+    _one_line(info, path, *words)
+
+
+def test_empty_family_allowed_when_asked(tmp_path: Path) -> None:
+    path = tmp_path / "empty.json"
+    Family((), {"note": "nothing yet"}).save(path)
+    assert len(load_family(path, allow_empty=True)) == 0
+
+
+def test_genotype_loader_refuses_a_family_file(tmp_path: Path, family_dict: dict) -> None:
+    path = tmp_path / "pruned.json"
+    path.write_text(json.dumps(family_dict))
+    with pytest.raises(FileFormatError) as info:
+        load_genotype(path)
+    _one_line(info, path, "family file", "load_family")
+
+
+def test_genotype_with_broken_graph_field(tmp_path: Path, wrn_dict: dict) -> None:
+    wrn_dict["graph"] = {"nodes": "stem"}
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(wrn_dict))
+    with pytest.raises(GenotypeError) as info:
+        load_genotype(path)
+    _one_line(info, path, "graph", "nodes")
