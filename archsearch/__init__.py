@@ -7,6 +7,7 @@ Public API (importing it does not import torch; :meth:`Genotype.build` does)::
     model = g.build()                      # a plain torch.nn.Module
     archsearch.count_params(g)             # analytic, equals sum(p.numel())
     family, rows = archsearch.derive(g, [100_000, 500_000])
+    metrics = archsearch.train_genotype(family[0].genotype, data="cifar10", out_dir="runs/a")
 """
 from __future__ import annotations
 
@@ -15,12 +16,16 @@ __version__ = "0.1.0"
 from .baselines import BASELINES, baseline, baselines
 from .budgets import format_count, parse_budget, parse_budgets
 from .derive import ExtrapolationWarning, derive, fit_trajectory, pick_member
+from .data import DataSplits, dataset_names, load_dataset
 from .errors import (
     ArchsearchError,
     BudgetError,
+    DataError,
     FileFormatError,
     GenotypeError,
+    RecipeError,
     SpaceError,
+    TrainingError,
     UnknownFamilyError,
 )
 from .families import Family as SearchFamily
@@ -28,6 +33,9 @@ from .families import create_genotype, family_names, get_family, register_family
 from .family import Family, Member, load_family
 from .genotype import Genotype, load_genotype
 from .landing import Landing, land
+from .recipe import Recipe, budget_epochs, get_recipe
+from .space import SearchSpace, load_space
+from .train import Trainer, train_genotype
 
 __all__ = [
     "__version__",
@@ -36,8 +44,11 @@ __all__ = [
     "derive", "fit_trajectory", "pick_member", "ExtrapolationWarning",
     "baseline", "baselines", "BASELINES", "land", "Landing",
     "parse_budget", "parse_budgets", "format_count",
+    "train_genotype", "Trainer", "Recipe", "get_recipe", "budget_epochs",
+    "load_dataset", "dataset_names", "DataSplits", "load_space", "SearchSpace",
     "SearchFamily", "register_family", "get_family", "family_names",
     "ArchsearchError", "BudgetError", "FileFormatError", "GenotypeError", "SpaceError", "UnknownFamilyError",
+    "DataError", "TrainingError", "RecipeError",
 ]
 
 

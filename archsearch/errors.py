@@ -36,3 +36,25 @@ class UnknownFamilyError(ArchsearchError):
 
 class SpaceError(ArchsearchError):
     """A search-space file with unknown keys or values of the wrong form."""
+
+
+class DataError(ArchsearchError):
+    """A data set that is unknown, whose files are missing, or that does not fit the genotype."""
+
+
+class TrainingError(ArchsearchError):
+    """A training run that cannot start or resume: bad device, foreign checkpoint, occupied folder."""
+
+
+class RecipeError(TrainingError):
+    """A training recipe with an unknown key, a value of the wrong form, or an unknown name."""
+
+
+__all__ += ["DataError", "TrainingError", "RecipeError"]
+
+
+class StudyError(ArchsearchError):
+    """A study that cannot start or resume: unreachable storage, a name taken by other settings."""
+
+
+__all__ += ["StudyError"]

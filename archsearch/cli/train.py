@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..data import DATA_ENV, dataset_names
+from ..errors import TrainingError
+from ..genotype import load_genotype
+from ..recipe import recipe_names
+from ._base import Command
+
+#: the per-epoch rows, printed as they come (so widths are fixed rather than fitted)
+_COLUMNS = (("epoch", 5, "{:d}"), ("lr", 8, "{:.2e}"), ("train loss", 10, "{:.4f}"), ("val err", 8, "{:.2%}"),
+            ("test err", 8, "{:.2%}"), ("img/s", 8, "{:,.0f}"), ("wall s", 7, "{:.1f}"))
+_KEYS = ("epoch", "lr", "train_loss", "val_error", "test_error", "images_per_s", "wall_s")
+
+
+def _row(values: list[str]) -> str:
+    return "  ".join(v.rjust(w) for v, (_, w, _) in zip(values, _COLUMNS)).rstrip()
+
+
+class TrainCommand(Command):
+    name = "train"
+    help = "train a genotype from scratch; writes metrics.json, model.pt and a resumable checkpoint"
+    example = ("archsearch train search_spaces/digits-wrn-16-2/genotype.json --data digits --out runs/digits-wrn-16-2\n"
+               "  archsearch train search_spaces/wrn-40-2-cifar10/genotype.json --data cifar10 --data-dir ~/data "
+               "--device cuda --out runs/wrn-40-2")
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("genotype", metavar="GENOTYPE.json", help="genotype file to build and train")
+        parser.add_argument("--data", default="digits",
+                            help=f"data set: {', '.join(dataset_names())} (default: digits, embedded)")
+        parser.add_argument("--recipe", help=f"named recipe: {', '.join(recipe_names())} "
+                                             "(default: the data set's own, digits or wrn)")
+        parser.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
+        parser.add_argument("--out", metavar="DIR",
+                            help="output folder (default: runs/GENOTYPE-DATA-seedN)")
+        parser.add_argument("--data-dir", metavar="DIR",
+                            help=f"folder holding downloaded data sets such as cifar-10-batches-py (default: ${DATA_ENV})")
+        parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
+        parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights and data order (default 0)")
+        parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+        parser.add_argument("--compile", action="store_true", help="torch.compile the model (for long GPU runs)")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar (it only shows on a terminal)")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from dataclasses import replace
+
+        from ..recipe import get_recipe
+        from ..train import resolve_recipe, train_genotype
+
+        genotype = load_genotype(args.genotype)
+        if args.epochs is not None and args.epochs < 1:
+            raise TrainingError(f"--epochs {args.epochs}: expected a positive number of epochs")
+        if args.seed < 0:
+            raise TrainingError(f"--seed {args.seed}: expected a seed >= 0")
+        recipe = get_recipe(args.recipe) if args.recipe else resolve_recipe(None, args.data)
+        if args.compile:
+            recipe = replace(recipe, compile=True)
+        out = Path(args.out) if args.out else Path("runs") / f"{Path(args.genotype).stem}-{args.data}-seed{args.seed}"
+
+        from tqdm.auto import tqdm
+
+        header = [False]
+
+        def report(record: dict[str, Any]) -> None:
+            if not header[0]:
+                tqdm.write(_row([name for name, _, _ in _COLUMNS]), file=sys.stdout)
+                header[0] = True
+            values = [fmt.format(record[k]) for k, (_, _, fmt) in zip(_KEYS, _COLUMNS)]
+            tqdm.write(_row(values), file=sys.stdout)
+            sys.stdout.flush()
+
+        metrics = train_genotype(genotype, args.data, recipe, out, device=args.device, seed=args.seed,
+                                 resume=args.resume, epochs=args.epochs, data_dir=args.data_dir,
+                                 progress=False if args.no_progress else None, on_epoch=report)
+        final, best = metrics["final"], metrics["best"]
+        print(f"{genotype!r}: val error {final['val_error']:.2%}, test error {final['test_error']:.2%} after "
+              f"{final['epoch']} epochs (best val {best['val_error']:.2%} at epoch {best['epoch']}), "
+              f"{metrics['wall_s']:.1f} s on {metrics['device']}")
+        if metrics["diverged"]:
+            print(f"archsearch: warning: training diverged (non-finite loss) in epoch {final['epoch']}; "
+                  "stopped there", file=sys.stderr)
+        print(f"wrote {out / 'metrics.json'} and {out / metrics['weights']}", file=sys.stderr)
+        return 0
+
+
+COMMAND = TrainCommand()

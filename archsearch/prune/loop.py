@@ -1,0 +1,305 @@
+"""The pruning loop: fine-tune, accumulate channel importance, remove the least important, record.
+
+One run is a search that emits a trajectory of channel-width genotypes into ``pruned.json``.
+Channels are removed physically, so the live model's parameter count always equals its genotype's
+(checked after every prune). The run checkpoints at every record point, *before* rewriting
+``pruned.json``, and both writes are atomic; a killed run resumes from its checkpoint, rewrites
+``pruned.json`` from it and continues to the same trajectory an uninterrupted run produces (on CPU,
+same seed).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .._jsonio import atomic_torch_save
+from ..data import DataSplits, crop_flip
+from ..errors import ArchsearchError
+from ..family import Family, Member
+from ..genotype import Genotype
+from ..train import evaluate
+from .criteria import Criterion, make_criterion
+from .settings import PruneSettings, PruneSettingsError
+from .surgery import remove_inner_channels
+
+__all__ = ["prune_network", "check_targets", "CHECKPOINT_NAME", "PRUNED_NAME"]
+
+CHECKPOINT_NAME = "prune_state.pt"
+PRUNED_NAME = "pruned.json"
+_CKPT_FORMAT = "archsearch.prune-checkpoint"
+
+
+def _block(model: nn.Module, gene: str) -> nn.Module:
+    stage, block, _ = gene.split(".")
+    return getattr(model, f"stage{stage[1:]}")[int(block[1:]) - 1]
+
+
+def _inner_genes(genotype: Genotype) -> list[str]:
+    return [g for g in genotype.genes if g.endswith(".inner")]
+
+
+def check_targets(genotype: Genotype, settings: PruneSettings) -> None:
+    """Refuse stop conditions that cannot be met before any compute is spent."""
+    total = sum(genotype.genes[g] for g in _inner_genes(genotype))
+    if settings.max_prunes is not None and settings.max_prunes * settings.channels_per_prune > total:
+        raise PruneSettingsError(
+            f"prune.max_prunes: {settings.max_prunes} prunes of {settings.channels_per_prune} channel(s) exceed "
+            f"the {total} prunable inner channels"
+        )
+    if settings.target_params is not None:
+        if settings.target_params >= genotype.params:
+            raise PruneSettingsError(
+                f"prune.target_params: {settings.target_params:,} is not below the start ({genotype.params:,} parameters)"
+            )
+        floor = genotype.with_genes({g: 0 for g in _inner_genes(genotype)}).params
+        if settings.target_params < floor:
+            raise PruneSettingsError(
+                f"prune.target_params: {settings.target_params:,} is below {floor:,}, the size with every inner "
+                "channel pruned"
+            )
+
+
+class _Run:
+    """The mutable state of one pruning run, and its (de)serialisation."""
+
+    def __init__(self, genotype: Genotype, model: nn.Module, settings: PruneSettings, device: torch.device,
+                 n_train: int) -> None:
+        self.genotype = genotype
+        self.model = model
+        self.settings = settings
+        self.device = device
+        self.criterion: Criterion = make_criterion(settings.criterion, settings.seed)
+        self.criterion.attach(model)
+        self.generator = torch.Generator(device="cpu").manual_seed(settings.seed)
+        self.aug_generator = torch.Generator(device=device).manual_seed(settings.seed + 1)
+        self.wall_s = 0.0
+        self.n_train = n_train
+        self.perm = torch.randperm(n_train, generator=self.generator)
+        self.pos = 0
+        self.prunes = 0
+        self.steps = 0
+        self.start_channels = sum(genotype.genes[g] for g in _inner_genes(genotype))
+        self.family = Family((), {})
+        self.optimizer = self._optimizer()
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        s = self.settings
+        return torch.optim.SGD(self.model.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+
+    def next_indices(self, batch: int) -> torch.Tensor:
+        if self.pos + batch > self.n_train:
+            self.perm = torch.randperm(self.n_train, generator=self.generator)
+            self.pos = 0
+        idx = self.perm[self.pos:self.pos + batch]
+        self.pos += batch
+        return idx
+
+    @property
+    def removed(self) -> int:
+        return self.start_channels - sum(self.genotype.genes[g] for g in _inner_genes(self.genotype))
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "format": _CKPT_FORMAT, "version": 1,
+            "settings": json.dumps(self.settings.to_dict(), sort_keys=True),
+            "genotype": json.dumps(self.genotype.to_dict()),
+            "family": json.dumps(self.family.to_dict()),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "criterion": self.criterion.state(),
+            "generator": self.generator.get_state(), "aug_generator": self.aug_generator.get_state(),
+            "wall_s": self.wall_s,
+            "perm": self.perm, "pos": self.pos, "prunes": self.prunes, "steps": self.steps,
+            "start_channels": self.start_channels,
+        }
+
+
+def _save_checkpoint(run: _Run, path: Path) -> None:
+    atomic_torch_save(run.state(), path)
+
+
+def _resume(path: Path, settings: PruneSettings, device: torch.device, n_train: int) -> _Run:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is one user-facing line
+        raise ArchsearchError(f"{path}: cannot read the pruning checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or state.get("format") != _CKPT_FORMAT:
+        raise ArchsearchError(f"{path}: is not a pruning checkpoint ({_CKPT_FORMAT})")
+    saved = json.loads(state["settings"])
+    now = settings.to_dict()
+    changed = [k for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
+    if changed:
+        diffs = ", ".join(f"{k} ({saved.get(k)!r} -> {now.get(k)!r})" for k in changed)
+        raise ArchsearchError(
+            f"{path}: cannot resume with changed settings: {diffs}; restore them or start a new --out folder"
+        )
+    genotype = Genotype.from_dict(json.loads(state["genotype"]), source=f"{path}: genotype")
+    model = genotype.build().to(device)
+    model.load_state_dict(state["model"])
+    run = _Run(genotype, model, settings, device, n_train)
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.criterion.load_state(state["criterion"])
+    run.generator.set_state(state["generator"])
+    run.aug_generator.set_state(state["aug_generator"])
+    run.wall_s = state["wall_s"]
+    run.perm, run.pos = state["perm"], state["pos"]
+    run.prunes, run.steps, run.start_channels = state["prunes"], state["steps"], state["start_channels"]
+    run.family = Family.from_dict(json.loads(state["family"]), source=f"{path}: family")
+    return run
+
+
+def _channel_costs(genotype: Genotype, genes: list[str], normalise: str) -> dict[str, float]:
+    """What removing one inner channel of each gene frees (parameters or MACs)."""
+    if normalise == "none":
+        return {g: 1.0 for g in genes}
+    model = genotype.cost_model
+    base = model.base
+    rows = np.repeat(base[None, :], len(genes), axis=0)
+    for r, g in enumerate(genes):
+        rows[r, model.genes.index(g)] -= 1
+    count = model.params if normalise == "params" else model.macs
+    freed = count(base) - count(rows)
+    return {g: max(float(f), 1e-12) for g, f in zip(genes, freed)}
+
+
+def _choose(run: _Run) -> dict[str, list[int]]:
+    """The globally lowest-scoring channels (ties: first in gene order, then channel order)."""
+    scores = run.criterion.scores()
+    genes = [g for g in _inner_genes(run.genotype) if g in scores]
+    costs = _channel_costs(run.genotype, genes, run.settings.normalise)
+    flat = torch.cat([scores[g].float().cpu() / costs[g] for g in genes])
+    owners = [(g, c) for g in genes for c in range(len(scores[g]))]
+    k = min(run.settings.channels_per_prune, len(owners))
+    order = torch.argsort(flat, stable=True)[:k].tolist()
+    drop: dict[str, list[int]] = {}
+    for i in order:
+        g, c = owners[i]
+        drop.setdefault(g, []).append(c)
+    return drop
+
+
+def _apply(run: _Run, drop: Mapping[str, list[int]]) -> None:
+    genes = dict(run.genotype.genes)
+    for gene, channels in drop.items():
+        genes[gene] = remove_inner_channels(_block(run.model, gene), channels)
+    run.genotype = run.genotype.with_genes(genes)
+    live = sum(p.numel() for p in run.model.parameters())
+    if live != run.genotype.params:  # pragma: no cover - a surgery bug must never pass silently
+        raise RuntimeError(f"pruned model has {live} parameters, its genotype {run.genotype.params}")
+    run.criterion.reset()
+    run.criterion.attach(run.model)
+    run.optimizer = run._optimizer()
+
+
+def _done(run: _Run) -> bool:
+    s = run.settings
+    if not _inner_genes(run.genotype) or run.removed >= run.start_channels:
+        return True
+    if s.max_prunes is not None and run.prunes >= s.max_prunes:
+        return True
+    if s.target_params is not None and run.genotype.params <= s.target_params:
+        return True
+    return s.fraction is not None and run.removed >= s.fraction * run.start_channels
+
+
+def _record(run: _Run, data: DataSplits, out_dir: Path) -> float:
+    val_error = evaluate(run.model, data.val_x, data.val_y)["error"]
+    metrics = {"prunes": run.prunes, "step": run.steps, "channels_removed": run.removed,
+               "val_error": val_error, "criterion": run.settings.criterion}
+    meta = {**run.family.metadata, "wall_s": round(run.wall_s, 2)}
+    run.family = Family(run.family.members + (Member(run.genotype, metrics),), meta)
+    _save_checkpoint(run, out_dir / CHECKPOINT_NAME)
+    run.family.save(out_dir / PRUNED_NAME)
+    return val_error
+
+
+def prune_network(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | None, data: DataSplits,
+                  settings: PruneSettings, out_dir: str | os.PathLike[str], *, resume: bool = False,
+                  device: str | torch.device | None = None, metadata: Mapping[str, Any] | None = None,
+                  progress: bool | None = None, on_record: Callable[[Family], None] | None = None) -> Family:
+    """Prune a trained network channel by channel; writes ``out_dir/pruned.json`` and a checkpoint.
+
+    ``state_dict`` holds the trained weights of ``genotype.build()`` (ignored when resuming).
+    Returns the recorded family (largest network first). ``on_record`` sees the family after
+    every record (both files written).
+    """
+    out_dir = Path(out_dir)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch.manual_seed(settings.seed)
+    data = data.to(device)
+    ckpt = out_dir / CHECKPOINT_NAME
+    if resume:
+        if not ckpt.exists():
+            raise ArchsearchError(f"{ckpt}: no checkpoint to resume from; run without --resume first")
+        run = _resume(ckpt, settings, device, len(data.train_y))
+        run.family.save(out_dir / PRUNED_NAME)  # undo a pruned.json written after the checkpoint
+    else:
+        if (out_dir / PRUNED_NAME).exists() or ckpt.exists():
+            raise ArchsearchError(
+                f"{out_dir}: already holds a pruning run; pass --resume to continue it or choose another --out"
+            )
+        check_targets(genotype, settings)
+        model = genotype.build().to(device)
+        if state_dict is not None:
+            try:
+                model.load_state_dict(state_dict)
+            except RuntimeError as exc:
+                first = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else "shape mismatch"
+                raise ArchsearchError(f"weights do not match the genotype: {first}") from None
+        run = _Run(genotype, model, settings, device, len(data.train_y))
+        meta = {"created_by": "archsearch prune", "settings": settings.to_dict(), "seed": settings.seed,
+                "data": data.spec.name, **(metadata or {})}
+        run.family = Family((), meta)
+        _record(run, data, out_dir)
+
+    spec = data.spec
+    pad = spec.crop_pad if settings.augment else 0
+    flip = spec.flip and settings.augment
+    padded = F.pad(data.train_x, (pad, pad, pad, pad)) if pad else data.train_x
+    use_amp = device.type == "cuda"
+    show = sys.stderr.isatty() if progress is None else progress
+    from tqdm import tqdm
+
+    total = settings.max_prunes
+    if total is None and settings.fraction is not None:
+        total = math.ceil(settings.fraction * run.start_channels / settings.channels_per_prune)
+    bar = tqdm(total=total, initial=run.prunes, disable=not show, desc="pruning", unit="prune", file=sys.stderr)
+    clock = time.perf_counter()
+    run.model.train()
+    while not _done(run):
+        for _ in range(settings.steps_per_prune):
+            idx = run.next_indices(settings.batch_size)
+            idx = idx.to(device)
+            x = crop_flip(padded, idx, pad, flip, run.aug_generator) if (pad or flip) else data.train_x[idx]
+            y = data.train_y[idx]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                loss = F.cross_entropy(run.model(x), y)
+            run.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            run.criterion.after_backward()
+            run.optimizer.step()
+            run.steps += 1
+        _apply(run, _choose(run))
+        run.prunes += 1
+        if run.prunes % settings.record_every == 0 or _done(run):
+            now = time.perf_counter()
+            run.wall_s += now - clock
+            clock = now
+            err = _record(run, data, out_dir)
+            bar.set_postfix(params=f"{run.genotype.params:,}", val_err=f"{err:.3f}")
+            if on_record is not None:
+                on_record(run.family)
+        bar.update(1)
+    bar.close()
+    return run.family
+

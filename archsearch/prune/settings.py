@@ -1,0 +1,87 @@
+"""Pruning settings: the ``[prune]`` table of a space file, or keyword arguments from Python.
+
+Defaults are the reference schedule of Crowley et al. for WRN-40-2 on CIFAR-10 (after Theis et
+al.): one channel every 100 fine-tuning steps, SGD lr 8e-4, momentum 0.9, weight decay 5e-4,
+batch 128. Every field is settable; several channels per prune make fast runs. The big net is
+pre-trained with the space's ``[train]`` recipe before pruning starts.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
+
+from ..budgets import parse_budget
+from ..errors import ArchsearchError
+
+__all__ = ["PruneSettings", "NORMALISERS"]
+
+NORMALISERS = ("none", "params", "macs")
+
+
+class PruneSettingsError(ArchsearchError):
+    """A ``[prune]`` setting of the wrong form or an impossible target."""
+
+
+@dataclass(frozen=True)
+class PruneSettings:
+    criterion: str = "fisher"
+    #: divide each channel's score by the parameters or MACs removing it frees (Theis et al.)
+    normalise: str = "none"
+    steps_per_prune: int = 100
+    channels_per_prune: int = 1
+    lr: float = 8e-4
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 128
+    augment: bool = True
+    #: stop conditions: whichever is reached first (at least one must be set)
+    max_prunes: int | None = None
+    target_params: int | None = None
+    fraction: float | None = None
+    #: append the current genotype to pruned.json every this many prunes
+    record_every: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from .criteria import CRITERIA
+
+        def bad(key: str, expected: str) -> PruneSettingsError:
+            return PruneSettingsError(f"prune.{key}: {getattr(self, key)!r} is invalid; expected {expected}")
+
+        if self.criterion not in CRITERIA:
+            raise bad("criterion", f"one of {', '.join(CRITERIA)}")
+        if self.normalise not in NORMALISERS:
+            raise bad("normalise", f"one of {', '.join(NORMALISERS)}")
+        for key in ("steps_per_prune", "channels_per_prune", "batch_size", "record_every"):
+            v = getattr(self, key)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise bad(key, "a positive integer")
+        for key in ("lr", "momentum", "weight_decay"):
+            v = getattr(self, key)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 or (key == "lr" and v == 0):
+                raise bad(key, "a non-negative number" if key != "lr" else "a positive number")
+        if self.max_prunes is not None and (not isinstance(self.max_prunes, int) or self.max_prunes < 1):
+            raise bad("max_prunes", "a positive integer")
+        if self.target_params is not None and (not isinstance(self.target_params, int) or self.target_params < 1):
+            raise bad("target_params", "a positive parameter count such as 20k")
+        if self.fraction is not None and not (isinstance(self.fraction, (int, float)) and 0 < self.fraction <= 1):
+            raise bad("fraction", "a fraction of the inner channels in (0, 1]")
+        if self.max_prunes is None and self.target_params is None and self.fraction is None:
+            raise PruneSettingsError("prune: set at least one stop condition: max_prunes, target_params or fraction")
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any], *, source: object = "prune") -> "PruneSettings":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(obj) - known)
+        if unknown:
+            raise PruneSettingsError(f"{source}: unknown key {unknown[0]!r}; expected some of {', '.join(sorted(known))}")
+        values = dict(obj)
+        if isinstance(values.get("target_params"), str):
+            values["target_params"] = parse_budget(values["target_params"], field=f"{source}.target_params")
+        try:
+            return cls(**values)
+        except PruneSettingsError as exc:
+            raise PruneSettingsError(f"{source}: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

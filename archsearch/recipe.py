@@ -1,0 +1,192 @@
+"""The training recipe: one immutable value that says how a genotype is trained from scratch.
+
+A study compares architectures, so everything else about training must be held fixed and written
+down: the recipe is stored with every result (``metrics.json``, checkpoints, study trials) and a
+search-space file's ``[train]`` table is parsed by :meth:`Recipe.from_dict`.
+
+The schedule is step-wise: the learning rate is multiplied by ``gamma`` once training passes each
+fraction in ``milestones`` of its steps. With the WRN reference (200 epochs, milestones 0.3/0.6/0.8)
+that is x0.2 at epochs 60, 120 and 160, as in Zagoruyko & Komodakis (2016); fractions keep the
+shape of the schedule when the number of epochs changes (short runs, Scratch-B).
+
+Budget policies for training a pruned candidate from scratch (Liu et al. 2018, arXiv:1810.05270):
+``scratch-e`` trains it for as many epochs as the full network; ``scratch-b`` gives it the full
+network's compute, scaling epochs by ``MACs_full / MACs_candidate`` -- capped at ``max_scale``
+(2 by default, as Liu et al. did: "if the pruned model saves more than 2x FLOPs, we just double
+the number of epochs").
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Mapping
+
+from .errors import RecipeError
+
+__all__ = ["Recipe", "RECIPES", "get_recipe", "recipe_names", "budget_epochs", "BUDGET_POLICIES", "PRECISIONS"]
+
+BUDGET_POLICIES = ("scratch-e", "scratch-b")
+#: ``auto``: bf16 autocast on CUDA, fp32 elsewhere
+PRECISIONS = ("auto", "bf16", "fp32")
+OPTIMIZERS = ("sgd",)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train: SGD with Nesterov momentum and a step schedule (the WRN recipe's shape)."""
+
+    epochs: int = 200
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    #: fractions of training after which the learning rate is multiplied by ``gamma``
+    milestones: tuple[float, ...] = (0.3, 0.6, 0.8)
+    gamma: float = 0.2
+    label_smoothing: float = 0.0
+    #: the data set's usual augmentation (pad-4 crop + flip for CIFAR; digits has none)
+    augment: bool = True
+    precision: str = "auto"
+    #: ``torch.compile`` the model (worth it on a GPU for long runs; compile time is minutes on CPU)
+    compile: bool = False
+    #: how ``epochs`` transfers to a candidate, see :meth:`for_candidate`
+    budget: str = "scratch-e"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.milestones, (list, tuple)):  # a list would make the recipe unhashable
+            object.__setattr__(self, "milestones", tuple(self.milestones))
+        _check(self)
+
+    # -- parsing -------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any], *, source: object = "recipe") -> "Recipe":
+        """Parse a mapping (a TOML ``[train]`` table); ``base = "wrn"`` starts from a named recipe.
+
+        Unknown keys and values of the wrong type fail with one line naming ``source`` and the key.
+        """
+        if not isinstance(obj, Mapping):
+            raise RecipeError(f"{source}: expected a table of recipe keys, found {type(obj).__name__}")
+        data = dict(obj)
+        try:
+            base_name = data.pop("base", "wrn")
+            try:
+                base = get_recipe(base_name)
+            except RecipeError as exc:
+                raise RecipeError(f"base: {exc}") from None
+            known = {f.name: f for f in fields(cls)}
+            values: dict[str, Any] = {}
+            for key, value in data.items():
+                if key not in known:
+                    raise RecipeError(f"unknown key {key!r}; expected base or one of {', '.join(known)}")
+                values[key] = _coerce(key, value, getattr(base, key))
+            return replace(base, **values)
+        except RecipeError as exc:
+            raise RecipeError(f"{source}: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["milestones"] = list(self.milestones)
+        return out
+
+    # -- derived -------------------------------------------------------------------------------
+    def milestone_steps(self, total_steps: int) -> list[int]:
+        """Optimiser steps after which the learning rate drops (fractions of ``total_steps``)."""
+        return [int(round(f * total_steps)) for f in self.milestones]
+
+    def lr_factor(self, step: int, total_steps: int) -> float:
+        """The multiplier of ``lr`` for optimiser step ``step`` (0-based) of ``total_steps``."""
+        return self.gamma ** sum(step >= m for m in self.milestone_steps(total_steps))
+
+    def for_candidate(self, macs: int, reference_macs: int, *, max_scale: float | None = 2.0) -> "Recipe":
+        """This recipe with epochs set by its ``budget`` policy for a candidate of ``macs``."""
+        return replace(self, epochs=budget_epochs(self.budget, self.epochs, macs, reference_macs, max_scale=max_scale))
+
+
+def budget_epochs(policy: str, epochs: int, macs: int, reference_macs: int, *, max_scale: float | None = 2.0) -> int:
+    """Epochs for a candidate under ``scratch-e`` (unchanged) or ``scratch-b`` (equal compute).
+
+    ``scratch-b`` scales ``epochs`` by ``reference_macs / macs``, at most by ``max_scale``
+    (``None``: uncapped), rounded, at least 1.
+    """
+    if policy not in BUDGET_POLICIES:
+        raise RecipeError(f"budget policy {policy!r} is unknown; expected one of {', '.join(BUDGET_POLICIES)}")
+    if policy == "scratch-e":
+        return epochs
+    if macs <= 0 or reference_macs <= 0:
+        raise RecipeError(f"scratch-b needs positive MACs, got candidate {macs} and reference {reference_macs}")
+    scale = reference_macs / macs
+    if max_scale is not None:
+        scale = min(scale, max_scale)
+    return max(1, int(math.floor(epochs * scale + 0.5)))
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Accept TOML/JSON values for ``key``: ints for floats, lists for tuples; nothing looser."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, tuple):
+        ok = isinstance(value, (list, tuple)) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        value = tuple(float(v) for v in value) if ok else value
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        kind = {"bool": "true or false", "int": "an integer", "float": "a number",
+                "tuple": "a list of numbers", "str": "a string"}[type(default).__name__]
+        raise RecipeError(f"{key}: {value!r} is invalid; expected {kind}")
+    return value
+
+
+def _check(r: Recipe) -> None:
+    def bad(key: str, expected: str) -> RecipeError:
+        return RecipeError(f"{key}: {getattr(r, key)!r} is invalid; expected {expected}")
+
+    for key in ("epochs", "batch_size"):
+        v = getattr(r, key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise bad(key, "a positive integer")
+    if not r.lr > 0:
+        raise bad("lr", "a positive number")
+    if not 0 <= r.momentum < 1:
+        raise bad("momentum", "a number in [0, 1)")
+    if r.nesterov and r.momentum == 0:
+        raise bad("nesterov", "false when momentum is 0")
+    if not r.weight_decay >= 0:
+        raise bad("weight_decay", "a number >= 0")
+    if not 0 < r.gamma <= 1:
+        raise bad("gamma", "a number in (0, 1]")
+    if not 0 <= r.label_smoothing < 1:
+        raise bad("label_smoothing", "a number in [0, 1)")
+    ms = tuple(r.milestones)
+    if any(not 0 < m < 1 for m in ms) or list(ms) != sorted(set(ms)):
+        raise bad("milestones", "increasing fractions of training in (0, 1)")
+    for key, allowed in (("optimizer", OPTIMIZERS), ("precision", PRECISIONS), ("budget", BUDGET_POLICIES)):
+        if getattr(r, key) not in allowed:
+            raise bad(key, "one of " + ", ".join(allowed))
+
+
+#: named recipes; a ``[train]`` table or ``--recipe`` starts from one of these
+RECIPES: dict[str, Recipe] = {
+    # Zagoruyko & Komodakis (2016) on CIFAR: 200 epochs, lr 0.1 x0.2 at 60/120/160, wd 5e-4
+    "wrn": Recipe(),
+    # the embedded data set: >90 % validation accuracy in seconds on a laptop CPU
+    "digits": Recipe(epochs=15, batch_size=64, lr=0.05, augment=False),
+}
+
+
+def recipe_names() -> list[str]:
+    return sorted(RECIPES)
+
+
+def get_recipe(name: str) -> Recipe:
+    try:
+        return RECIPES[name]
+    except (KeyError, TypeError):
+        raise RecipeError(f"recipe {name!r} is unknown; expected one of {', '.join(recipe_names())}") from None

@@ -1,0 +1,417 @@
+"""Train a genotype from scratch: one loop for every device, with the data set held on it.
+
+Nearly all of a study's compute is spent here, so the loop keeps the GPU busy and nothing else in
+the way (the airbench / nanoGPT style): the whole data set sits on the device, each epoch is one
+``randperm`` and each batch one gather that also does the random crop and flip; there is no
+``DataLoader`` and no per-sample Python, and the loss is only read back once per epoch. On CUDA the
+step runs under bf16 autocast with channels_last tensors and optionally ``torch.compile``; on CPU
+the same code runs in fp32 and is deterministic for a seed.
+
+Resuming is exact at epoch boundaries: the checkpoint holds the model, optimiser, schedule and the
+global RNG states, and the data order and augmentation of epoch ``e`` are drawn from a generator
+seeded by ``(seed, e)`` alone, so a run killed at any point and resumed ends with the same numbers
+as one that was never interrupted.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from ._jsonio import atomic_torch_save, atomic_write_json
+from .data import DataSpec, DataSplits, check_fits, crop_flip, get_dataset_spec, load_dataset
+from .errors import TrainingError
+from .recipe import Recipe, get_recipe
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
+
+    from .genotype import Genotype
+
+__all__ = ["Trainer", "train_genotype", "evaluate", "resolve_device", "resolve_recipe",
+           "METRICS_FORMAT", "METRICS_VERSION", "CHECKPOINT", "METRICS", "WEIGHTS"]
+
+METRICS_FORMAT = "archsearch.metrics"
+METRICS_VERSION = 1
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.json"
+WEIGHTS = "model.pt"
+
+
+def resolve_device(device: "str | torch.device | None" = None) -> "torch.device":
+    """``None``/``"auto"``: the first GPU when there is one, else the CPU; a bad name is one line."""
+    import torch
+
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise TrainingError(f"device {device!r} is not a device; expected cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainingError(f"device {device!r}: no CUDA GPU is available to this torch {torch.__version__}; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise TrainingError(f"device {device!r}: only {torch.cuda.device_count()} CUDA GPU(s) here")
+    elif dev.type not in ("cpu", "mps"):
+        raise TrainingError(f"device {device!r} is not supported; expected cpu, cuda or cuda:N")
+    return dev
+
+
+def resolve_recipe(recipe: "Recipe | str | None", data: "DataSpec | str") -> Recipe:
+    """A recipe object from an object, a name, or ``None`` (the data set's default recipe)."""
+    if isinstance(recipe, Recipe):
+        return recipe
+    if recipe is None:
+        recipe = (data if isinstance(data, DataSpec) else get_dataset_spec(data)).default_recipe
+    return get_recipe(recipe)
+
+
+def evaluate(forward: "Callable[[torch.Tensor], torch.Tensor]", x: "torch.Tensor", y: "torch.Tensor", *,
+             batch_size: int = 1024, autocast_dtype: "torch.dtype | None" = None,
+             memory_format: "torch.memory_format | None" = None, model: "nn.Module | None" = None) -> dict[str, float]:
+    """Top-1 error and mean cross-entropy of ``forward`` on ``(x, y)``, in eval mode, no gradient.
+
+    ``model`` is the module whose train/eval mode to switch when ``forward`` is a compiled
+    wrapper (defaults to ``forward`` itself); its previous mode is restored.
+    """
+    import torch
+    from torch.nn import functional as F
+
+    module = model if model is not None else forward
+    was_training = module.training
+    module.eval()
+    wrong = torch.zeros((), dtype=torch.long, device=x.device)
+    loss_sum = torch.zeros((), device=x.device)
+    with torch.no_grad(), torch.autocast(x.device.type, dtype=autocast_dtype or torch.bfloat16,
+                                         enabled=autocast_dtype is not None):
+        for i in range(0, len(y), batch_size):
+            xb = x[i:i + batch_size]
+            if memory_format is not None:
+                xb = xb.contiguous(memory_format=memory_format)
+            logits = forward(xb).float()
+            wrong += (logits.argmax(1) != y[i:i + batch_size]).sum()
+            loss_sum += F.cross_entropy(logits, y[i:i + batch_size], reduction="sum")
+    module.train(was_training)
+    n = max(len(y), 1)
+    return {"error": wrong.item() / n, "loss": loss_sum.item() / n}
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """A well-mixed 63-bit seed for epoch ``epoch``'s data order and augmentation."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, epoch, 0x5EED]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+class Trainer:
+    """A model, its optimiser and schedule, and the device-resident data; advanced an epoch at a time.
+
+    Usable on its own (benchmarks, pruning fine-tunes); :func:`train_genotype` adds checkpoints,
+    metrics and files. It does not seed the global RNG: seed before building ``model``.
+    """
+
+    def __init__(self, model: "nn.Module", data: DataSplits, recipe: Recipe, *,
+                 device: "str | torch.device | None" = None, seed: int = 0, eval_batch_size: int = 1024) -> None:
+        import torch
+        from torch.optim.lr_scheduler import LambdaLR
+
+        self.device = resolve_device(device)
+        self.recipe = recipe
+        self.seed = seed
+        self.eval_batch_size = eval_batch_size
+        cuda = self.device.type == "cuda"
+        if cuda:  # global switches, but the fast ones are what anyone training on this GPU wants
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        bf16 = recipe.precision == "bf16" or (recipe.precision == "auto" and cuda)
+        self.autocast_dtype = torch.bfloat16 if bf16 else None
+        # channels_last: the layout cuDNN's fast convolutions and oneDNN's want (measured faster on CPU too)
+        self.memory_format = torch.channels_last
+        self.model = model.to(self.device, memory_format=self.memory_format)
+        self.forward = torch.compile(self.model) if recipe.compile else self.model
+        self.data = data.to(self.device)
+
+        spec = data.spec
+        self.pad = spec.crop_pad if recipe.augment else 0
+        self.flip = spec.flip and recipe.augment
+        train_x = self.data.train_x
+        self._padded = (torch.nn.functional.pad(train_x, (self.pad,) * 4) if self.pad or self.flip else None)
+        n = len(self.data.train_y)
+        self.batch_size = min(recipe.batch_size, n)
+        # the last partial batch is dropped (it is a different one every epoch): every step has
+        # the same shape, which torch.compile and cuDNN's autotuner like
+        self.steps_per_epoch = n // self.batch_size
+        self.total_steps = recipe.epochs * self.steps_per_epoch
+        self.optimizer = self._make_optimizer()
+        total = self.total_steps
+        self.scheduler = LambdaLR(self.optimizer, lambda step: recipe.lr_factor(step, total))
+        #: epochs completed
+        self.epoch = 0
+
+    def _make_optimizer(self) -> "torch.optim.Optimizer":
+        import torch
+
+        r = self.recipe
+        kwargs = dict(lr=r.lr, momentum=r.momentum, nesterov=r.nesterov, weight_decay=r.weight_decay)
+        try:  # one fused kernel for the whole update (CUDA, and CPU in recent torch)
+            return torch.optim.SGD(self.model.parameters(), fused=True, **kwargs)
+        except (RuntimeError, TypeError, ValueError):
+            return torch.optim.SGD(self.model.parameters(), **kwargs)
+
+    # -- one epoch -------------------------------------------------------------------------------
+    def _autocast(self):  # noqa: ANN202
+        import torch
+
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
+                              enabled=self.autocast_dtype is not None)
+
+    def _batch(self, index: "torch.Tensor", generator: "torch.Generator") -> "torch.Tensor":
+        if self._padded is not None:
+            x = crop_flip(self._padded, index, self.pad, self.flip, generator)
+        else:
+            x = self.data.train_x[index]
+        return x.contiguous(memory_format=self.memory_format)
+
+    def train_epoch(self, *, max_steps: int | None = None, progress: Any = None) -> dict[str, float]:
+        """Train one epoch (or its first ``max_steps`` steps, for timing); returns loss and speed.
+
+        A partial epoch does not count as completed, so checkpoints stay at epoch boundaries.
+        """
+        import torch
+        from torch.nn import functional as F
+
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(_epoch_seed(self.seed, self.epoch))
+        order = torch.randperm(len(self.data.train_y), device=self.device, generator=gen)
+        steps = self.steps_per_epoch if max_steps is None else min(max_steps, self.steps_per_epoch)
+        b, smoothing = self.batch_size, self.recipe.label_smoothing
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        start = time.perf_counter()
+        for i in range(steps):
+            index = order[i * b:(i + 1) * b]
+            x, y = self._batch(index, gen), self.data.train_y[index]
+            with self._autocast():
+                logits = self.forward(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=smoothing)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            loss_sum += loss.detach()
+            if progress is not None:
+                progress.update(1)
+        mean_loss = loss_sum.item() / max(steps, 1)  # the epoch's one host sync
+        seconds = time.perf_counter() - start
+        if max_steps is None:
+            self.epoch += 1
+        return {"train_loss": mean_loss, "images": steps * b, "train_s": seconds,
+                "images_per_s": steps * b / seconds if seconds > 0 else float("nan")}
+
+    def evaluate(self, split: str = "val") -> dict[str, float]:
+        """Error rate and mean loss on ``split`` (``val`` or ``test``), in eval mode."""
+        x, y = getattr(self.data, f"{split}_x"), getattr(self.data, f"{split}_y")
+        return evaluate(self.forward, x, y, batch_size=self.eval_batch_size, autocast_dtype=self.autocast_dtype,
+                        memory_format=self.memory_format, model=self.model)
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs; plain tensors and numbers (loads with weights_only=True)."""
+        import torch
+
+        return {
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        import torch
+
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng_cpu"].cpu())
+        if self.device.type == "cuda" and state["rng_cuda"]:
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
+        self.epoch = int(state["epoch"])
+
+
+def _load_checkpoint(path: Path, device: "torch.device") -> dict[str, Any]:
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrainingError(f"{path}: cannot read the checkpoint ({first}); delete it to start over") from None
+    if not isinstance(state, dict) or not {"identity", "trainer", "history"} <= set(state):
+        raise TrainingError(f"{path}: not an archsearch training checkpoint; delete it to start over")
+    return state
+
+
+def train_genotype(
+    genotype: "Genotype",
+    data: "str | DataSplits" = "digits",
+    recipe: "Recipe | str | None" = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    device: "str | torch.device | None" = None,
+    seed: int = 0,
+    resume: bool = False,
+    epochs: int | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    progress: bool | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Train ``genotype`` from scratch on ``data`` and return its metrics (also ``metrics.json``).
+
+    ``recipe``: a :class:`Recipe`, a recipe name, or ``None`` for the data set's default;
+    ``epochs`` overrides the recipe's. With ``out_dir``, a checkpoint is written atomically after
+    every epoch, and ``resume=True`` continues from it to exactly the result of an uninterrupted
+    run; the final ``model.pt`` (a state_dict) and ``metrics.json`` are written there at the end.
+    ``progress``: a progress bar on stderr (``None``: only when stderr is a terminal).
+    ``on_epoch`` is called with each epoch's record (train loss, val/test error, images/s, ...).
+    """
+    import torch
+
+    name = data.spec.name if isinstance(data, DataSplits) else data
+    spec = data.spec if isinstance(data, DataSplits) else get_dataset_spec(name)
+    check_fits(genotype, spec)
+    recipe = resolve_recipe(recipe, spec)
+    if epochs is not None:
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise TrainingError(f"epochs: {epochs!r} is invalid; expected a positive integer")
+        recipe = replace(recipe, epochs=epochs)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise TrainingError(f"seed: {seed!r} is invalid; expected an integer >= 0")
+    dev = resolve_device(device)
+    identity = {"genotype": genotype.to_dict(), "data": name, "recipe": recipe.to_dict(), "seed": seed}
+
+    out = Path(out_dir) if out_dir is not None else None
+    state = None
+    if out is None and resume:
+        raise TrainingError("resume needs the output folder of the run to continue")
+    if out is not None:
+        ckpt = out / CHECKPOINT
+        if ckpt.exists() and resume:
+            state = _load_checkpoint(ckpt, dev)
+            _check_identity(ckpt, json.loads(state["identity"]), identity)
+        elif (ckpt.exists() or (out / METRICS).exists()) and not resume:
+            raise TrainingError(f"{out} already holds a training run; pass --resume to continue it, or choose another --out")
+
+    splits = data if isinstance(data, DataSplits) else load_dataset(name, data_dir=data_dir)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in out.glob(f".{CHECKPOINT}.*.tmp"):  # left by a run killed while saving
+            stale.unlink(missing_ok=True)
+    torch.manual_seed(seed)  # the initial weights, and any randomness inside the model
+    trainer = Trainer(genotype.build(), splits, recipe, device=dev, seed=seed)
+    history: list[dict[str, Any]] = []
+    if state is not None:
+        trainer.load_state_dict(state["trainer"])
+        history = [dict(r) for r in state["history"]]
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=trainer.total_steps, initial=trainer.epoch * trainer.steps_per_epoch, unit="step",
+               desc=f"train {genotype.family}-{genotype.hparams.get('depth')} on {name}", file=sys.stderr,
+               disable=None if progress is None else not progress, leave=False, dynamic_ncols=True)
+    try:
+        while trainer.epoch < recipe.epochs and not _diverged(history):
+            start = time.perf_counter()
+            lr = trainer.lr
+            step = trainer.train_epoch(progress=bar)
+            val, test = trainer.evaluate("val"), trainer.evaluate("test")
+            record = {
+                "epoch": trainer.epoch, "lr": lr, "train_loss": step["train_loss"],
+                "val_error": val["error"], "val_loss": val["loss"],
+                "test_error": test["error"], "test_loss": test["loss"],
+                "images_per_s": step["images_per_s"], "train_s": step["train_s"],
+                "wall_s": time.perf_counter() - start,
+            }
+            history.append(record)
+            if out is not None:
+                atomic_torch_save({"identity": json.dumps(identity, sort_keys=True), "trainer": trainer.state_dict(),
+                              "history": history}, out / CHECKPOINT)
+            bar.set_postfix(loss=f"{record['train_loss']:.3f}", val_err=f"{record['val_error']:.2%}", refresh=False)
+            if on_epoch is not None:
+                on_epoch(record)
+    finally:
+        bar.close()
+
+    metrics = _metrics(genotype, splits, recipe, seed, trainer, history)
+    if out is not None:
+        atomic_torch_save(trainer.model.state_dict(), out / WEIGHTS)
+        atomic_write_json(out / METRICS, metrics)
+    return metrics
+
+
+def _check_identity(path: Path, found: dict[str, Any], expected: dict[str, Any]) -> None:
+    for key in ("genotype", "data", "seed", "recipe"):
+        if found.get(key) != expected[key]:
+            if key == "recipe":
+                diff = sorted(k for k in expected[key] if found[key].get(k) != expected[key][k])
+                key = f"recipe ({', '.join(diff)})"
+            raise TrainingError(f"{path}: the checkpoint is of another run (its {key} differs); "
+                                f"resume with the same arguments, or choose another --out")
+
+
+def _metrics(genotype: "Genotype", splits: DataSplits, recipe: Recipe, seed: int,
+             trainer: Trainer, history: list[dict[str, Any]]) -> dict[str, Any]:
+    import torch
+
+    last = history[-1]
+    best = min(history, key=lambda r: (r["val_error"], r["epoch"]))
+    return _json_safe({
+        "format": METRICS_FORMAT,
+        "version": METRICS_VERSION,
+        "data": {"name": splits.spec.name, **splits.sizes()},
+        "seed": seed,
+        "recipe": recipe.to_dict(),
+        "params": genotype.params,
+        "macs": genotype.macs,
+        "final": {k: last[k] for k in ("epoch", "train_loss", "val_error", "val_loss", "test_error", "test_loss")},
+        "best": {"epoch": best["epoch"], "val_error": best["val_error"], "test_error": best["test_error"]},
+        "wall_s": sum(r["wall_s"] for r in history),
+        "images_per_s": sum(r["images_per_s"] * r["train_s"] for r in history) / max(sum(r["train_s"] for r in history), 1e-12),
+        "device": str(trainer.device),
+        "torch": torch.__version__,
+        "weights": WEIGHTS,
+        "epochs": history,
+        "diverged": _diverged(history),
+        "genotype": genotype.to_dict(),
+    })
+
+
+def _diverged(history: list[dict[str, Any]]) -> bool:
+    """A non-finite training loss: the run stops there (its errors are what the weights give)."""
+    return bool(history) and not math.isfinite(history[-1]["train_loss"])
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN and infinities (a diverged run) as JSON ``null``, which strict JSON readers accept."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_json_safe(v) for v in obj]
+    return obj
