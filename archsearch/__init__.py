@@ -33,6 +33,7 @@ from .families import create_genotype, family_names, get_family, register_family
 from .family import Family, Member, load_family
 from .genotype import Genotype, load_genotype
 from .landing import Landing, land
+from . import prune
 from .recipe import Recipe, budget_epochs, get_recipe
 from .space import SearchSpace, load_space
 from .train import Trainer, train_genotype
@@ -44,7 +45,7 @@ __all__ = [
     "derive", "fit_trajectory", "pick_member", "ExtrapolationWarning",
     "baseline", "baselines", "BASELINES", "land", "Landing",
     "parse_budget", "parse_budgets", "format_count",
-    "train_genotype", "Trainer", "Recipe", "get_recipe", "budget_epochs",
+    "train_genotype", "Trainer", "Recipe", "get_recipe", "budget_epochs", "prune",
     "load_dataset", "dataset_names", "DataSplits", "load_space", "SearchSpace",
     "SearchFamily", "register_family", "get_family", "family_names",
     "ArchsearchError", "BudgetError", "FileFormatError", "GenotypeError", "SpaceError", "UnknownFamilyError",

@@ -14,11 +14,13 @@ __all__ = ["plot_width_profile"]
 
 
 def plot_width_profile(genotypes: Sequence[Genotype], path: str | os.PathLike[str], *,
-                       labels: Sequence[str] | None = None, title: str | None = None) -> None:
+                       labels: Sequence[str] | None = None, title: str | None = None,
+                       indices: Sequence[int] | None = None) -> None:
     """Inner width of every block (solid) and residual width of its stage (dotted), one colour each.
 
     With many genotypes (a pruning trajectory) the lines are coloured from light (first) to dark
-    (last) so the order of pruning reads off the picture.
+    (last) so the order of pruning reads off the picture; ``indices`` are the members' positions
+    in their family, shown on the colour bar.
     """
     import matplotlib
 
@@ -28,6 +30,8 @@ def plot_width_profile(genotypes: Sequence[Genotype], path: str | os.PathLike[st
     fig, ax = plt.subplots(figsize=(9, 4.2), dpi=120)
     many = len(genotypes) > 8
     cmap = plt.get_cmap("viridis")
+    indices = list(indices) if indices is not None else list(range(len(genotypes)))
+    norm = plt.Normalize(min(indices), max(max(indices), min(indices) + 1))
     boundaries: list[float] = []
     for i, g in enumerate(genotypes):
         xs, inner, residual = [], [], []
@@ -40,7 +44,7 @@ def plot_width_profile(genotypes: Sequence[Genotype], path: str | os.PathLike[st
                 residual.append(width)
             if i == 0:
                 boundaries.append(x + 0.5)
-        color = cmap(i / max(1, len(genotypes) - 1)) if many else None
+        color = cmap(norm(indices[i])) if many else None
         label = None if many else (labels[i] if labels else f"{g.params:,} params")
         (line,) = ax.plot(xs, inner, marker="" if many else "o", ms=3, lw=1.2, color=color, label=label)
         ax.step(xs, residual, where="mid", ls=":", lw=0.9, color=line.get_color(), alpha=0.8)
@@ -54,7 +58,7 @@ def plot_width_profile(genotypes: Sequence[Genotype], path: str | os.PathLike[st
     ax.set_title(title or "Width profile")
     ax.set_ylim(bottom=0)
     if many:
-        sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, len(genotypes) - 1))
+        sm = plt.cm.ScalarMappable(cmap=cmap, norm=norm)
         fig.colorbar(sm, ax=ax, label="member index (pruning order)")
     else:
         ax.legend(fontsize=8, frameon=False)

@@ -74,6 +74,12 @@ def test_fisher_accumulates_as_mean_over_steps():
     assert torch.allclose(two, (singles[0] + singles[1]) / 2, rtol=1e-5)
 
 
+def test_settings_know_every_criterion():
+    from archsearch.prune.settings import CRITERION_NAMES
+
+    assert tuple(CRITERIA) == CRITERION_NAMES
+
+
 def test_magnitude_criteria_read_the_right_tensors():
     _, model, _, _ = tiny()
     block = model.stage2[0]

@@ -50,7 +50,7 @@ class ShowCommand(Command):
             try:
                 plot_width_profile([family[i].genotype for i in indices], args.plot,
                                    labels=[f"#{i}: {family[i].params:,} params" for i in indices],
-                                   title=f"Width profile: {args.file}")
+                                   title=f"Width profile: {args.file}", indices=indices)
             except (ValueError, OSError) as exc:
                 raise ArchsearchError(f"--plot {args.plot}: cannot write ({exc})") from None
             print(f"wrote {args.plot}", file=sys.stderr)

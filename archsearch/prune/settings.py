@@ -13,9 +13,11 @@ from typing import Any, Mapping
 from ..budgets import parse_budget
 from ..errors import ArchsearchError
 
-__all__ = ["PruneSettings", "NORMALISERS"]
+__all__ = ["PruneSettings", "NORMALISERS", "CRITERION_NAMES"]
 
 NORMALISERS = ("none", "params", "macs")
+#: the importance criteria of :mod:`archsearch.prune.criteria` (named here so settings parse without torch)
+CRITERION_NAMES = ("fisher", "taylor", "l1", "bn-scale", "random")
 
 
 class PruneSettingsError(ArchsearchError):
@@ -43,13 +45,11 @@ class PruneSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        from .criteria import CRITERIA
-
         def bad(key: str, expected: str) -> PruneSettingsError:
             return PruneSettingsError(f"prune.{key}: {getattr(self, key)!r} is invalid; expected {expected}")
 
-        if self.criterion not in CRITERIA:
-            raise bad("criterion", f"one of {', '.join(CRITERIA)}")
+        if self.criterion not in CRITERION_NAMES:
+            raise bad("criterion", f"one of {', '.join(CRITERION_NAMES)}")
         if self.normalise not in NORMALISERS:
             raise bad("normalise", f"one of {', '.join(NORMALISERS)}")
         for key in ("steps_per_prune", "channels_per_prune", "batch_size", "record_every"):
