@@ -25,6 +25,7 @@ from .errors import (
     GenotypeError,
     RecipeError,
     SpaceError,
+    StudyError,
     TrainingError,
     UnknownFamilyError,
 )
@@ -37,6 +38,17 @@ from . import prune
 from .recipe import Recipe, budget_epochs, get_recipe
 from .space import SearchSpace, load_space
 from .train import Trainer, train_genotype
+from .plots import plot_error_vs_params, plot_width_profile
+from .study import (
+    CANDIDATE_KINDS,
+    StudySettings,
+    leaderboard,
+    load_results,
+    load_source,
+    make_candidate,
+    run_study,
+    write_report,
+)
 
 __all__ = [
     "__version__",
@@ -49,7 +61,9 @@ __all__ = [
     "load_dataset", "dataset_names", "DataSplits", "load_space", "SearchSpace",
     "SearchFamily", "register_family", "get_family", "family_names",
     "ArchsearchError", "BudgetError", "FileFormatError", "GenotypeError", "SpaceError", "UnknownFamilyError",
-    "DataError", "TrainingError", "RecipeError",
+    "DataError", "TrainingError", "RecipeError", "StudyError",
+    "run_study", "StudySettings", "load_source", "make_candidate", "CANDIDATE_KINDS",
+    "load_results", "leaderboard", "write_report", "plot_error_vs_params", "plot_width_profile",
 ]
 
 

@@ -60,7 +60,6 @@ def land(template: Genotype, direction: np.ndarray, budget: int, *, fixed: Colle
     names = list(template.genes)
     lo, is_fixed = _bounds(template, direction, fixed)
     base = np.array(list(template.genes.values()), dtype=float)
-    target_dir = np.where(is_fixed, base, direction)
     minimum = template.with_genes(dict(zip(names, lo.astype(int).tolist())))
     if budget < minimum.params:
         raise BudgetError(

@@ -1,16 +1,36 @@
-"""Figures: the per-layer width profile researchers use to compare pruned architectures.
+"""Figures: the per-layer width profile of pruned architectures, and the papers' error-vs-parameters plot.
+
+The error plot: each point is one family at one budget (x: the parameters its genotype really has,
+y: the mean test error over seeds, bars: one standard deviation) on a logarithmic parameter axis, as
+in Crowley et al. and Liu et al.; the pruning runs' own pruned-and-fine-tuned networks are drawn as
+dotted lines of their validation error when a study holds them (a pruning run measures no test
+error), and the best family of each budget is ringed.
 
 matplotlib is imported inside the functions with the Agg backend, so plotting works on headless
 machines and costs nothing to code that never plots.
 """
 from __future__ import annotations
 
+import io
 import os
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
+from ._jsonio import atomic_write_bytes
 from .genotype import Genotype
 
-__all__ = ["plot_width_profile"]
+__all__ = ["plot_width_profile", "plot_error_vs_params"]
+
+
+def _save(fig: Any, path: str | os.PathLike[str]) -> None:
+    """Render to memory, then write atomically; PNG, SVG or PDF by the file's ending."""
+    import matplotlib.pyplot as plt
+
+    fmt = os.fspath(path).rsplit(".", 1)[-1].lower()
+    buf = io.BytesIO()
+    # no creation date in an SVG, so an unchanged input redraws byte for byte
+    fig.savefig(buf, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def plot_width_profile(genotypes: Sequence[Genotype], path: str | os.PathLike[str], *,
@@ -63,10 +83,53 @@ def plot_width_profile(genotypes: Sequence[Genotype], path: str | os.PathLike[st
     else:
         ax.legend(fontsize=8, frameon=False)
     fig.tight_layout()
-    from pathlib import Path
+    _save(fig, path)
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp{Path(path).suffix}")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+
+def plot_error_vs_params(rows: Sequence[Any], path: str | os.PathLike[str], *,
+                         fine_tuned: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+                         title: str | None = None) -> None:
+    """Draw leaderboard ``rows`` (see :func:`archsearch.study.leaderboard`) into ``path`` (.png/.svg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=130)
+    arms: list[str] = []
+    for r in rows:
+        if r.arm not in arms:
+            arms.append(r.arm)
+    markers = "osD^vP*Xh"
+    xs_all: list[float] = []
+    for i, arm in enumerate(arms):
+        pts = sorted((r for r in rows if r.arm == arm and r.test_mean is not None and r.params),
+                     key=lambda r: r.params)
+        if not pts:
+            continue
+        x = [r.params for r in pts]
+        y = [100 * r.test_mean for r in pts]
+        err = [100 * (r.test_std or 0.0) for r in pts]
+        xs_all += x
+        n = max(r.n for r in pts)
+        bars = ax.errorbar(x, y, yerr=err, marker=markers[i % len(markers)], ms=5, capsize=3, lw=1.4,
+                           label=f"{arm} (n={n})")
+        best = [(r.params, 100 * r.test_mean) for r in pts if r.best]
+        if best:
+            bx, by = zip(*best, strict=True)
+            ax.scatter(bx, by, s=150, facecolors="none", edgecolors=bars[0].get_color(), linewidths=1.2, zorder=5)
+    for label, points in (fine_tuned or {}).items():
+        pts = sorted(points, key=lambda p: p["params"])
+        ax.plot([p["params"] for p in pts], [100 * p["val_error"] for p in pts], ls=":", lw=1.2, color="0.35",
+                label=f"pruned + fine-tuned, {label} (val error)")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters (log scale)")
+    ax.set_ylabel("test error (%), mean ± std over seeds")
+    ax.set_title(title or "Test error vs parameters")
+    ax.grid(True, which="both", alpha=0.25)
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: labels[i].startswith("pruned + fine-tuned"))
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=8, frameon=False)
+    fig.text(0.99, 0.01, "ringed: best mean at its budget", ha="right", va="bottom", fontsize=7, color="0.4")
+    fig.tight_layout()
+    _save(fig, path)

@@ -31,15 +31,6 @@ PROPERTY = settings(derandomize=True, deadline=None, max_examples=100,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster on one thread, and do not fight a busy 2-core machine for the other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def numel(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -142,3 +142,12 @@ def test_weights_that_do_not_match_are_one_error(tmp_path):
     with pytest.raises(ArchsearchError, match="weights do not match the genotype"):
         prune_network(g, other, load_dataset("digits"), PruneSettings(max_prunes=1), tmp_path / "r",
                       device="cpu", progress=False)
+
+
+def test_unsupported_family_is_refused(tmp_path):
+    from archsearch.prune.loop import check_targets
+    from archsearch.prune.settings import PruneSettings
+
+    g = archsearch.create_genotype("wrn-bottleneck-10-1", in_channels=1, input_size=8)
+    with pytest.raises(ArchsearchError, match="'wrn-bottleneck' is not supported"):
+        check_targets(g, PruneSettings(max_prunes=1))

@@ -206,8 +206,10 @@ def test_resolve_device_defaults_to_what_is_there():
 
 _RUN = textwrap.dedent("""
     import sys, time
+    import torch
     import archsearch
     from archsearch.train import train_genotype
+    torch.set_num_threads(1)  # as the in-process runs (tests/conftest.py): same threads, same sums
     g = archsearch.create_genotype("wrn-16-1", num_classes=10, in_channels=1, input_size=8)
     # the pause after each checkpoint gives the parent a window to kill the run between epochs;
     # it changes nothing in the numbers

@@ -31,13 +31,15 @@ class PruneCommand(Command):
         g.add_argument("--normalise", help="none (default), params, macs: divide scores by what a channel frees")
         g.add_argument("--max-prunes", type=int)
         g.add_argument("--target-params", help="stop at this many parameters, e.g. 20k")
-        g.add_argument("--fraction", type=float, help="stop after removing this fraction of inner channels")
+        g.add_argument("--fraction", type=float, help="stop after removing this fraction of the prunable channels")
         g.add_argument("--steps-per-prune", type=int)
         g.add_argument("--channels-per-prune", type=int)
         g.add_argument("--record-every", type=int)
         g.add_argument("--lr", type=float)
         g.add_argument("--batch-size", type=int)
         g.add_argument("--seed", type=int)
+        g.add_argument("--prune-residual", action="store_true", default=None,
+                       help="also prune each stage's residual width as one coupled group (use with --normalise params)")
 
     def run(self, args: argparse.Namespace) -> int:
         from ..space import load_space
@@ -46,7 +48,7 @@ class PruneCommand(Command):
         space = load_space(args.space)
         overrides = {k: getattr(args, k) for k in (
             "criterion", "normalise", "max_prunes", "fraction", "steps_per_prune", "channels_per_prune",
-            "record_every", "lr", "batch_size", "seed") if getattr(args, k) is not None}
+            "record_every", "lr", "batch_size", "seed", "prune_residual") if getattr(args, k) is not None}
         if args.target_params is not None:
             overrides["target_params"] = parse_budget(args.target_params, field="--target-params")
         settings = PruneSettings.from_dict({**space.prune, **overrides}, source=f"{space.path / 'space.toml'} [prune]")

@@ -6,6 +6,12 @@ Channels are removed physically, so the live model's parameter count always equa
 ``pruned.json``, and both writes are atomic; a killed run resumes from its checkpoint, rewrites
 ``pruned.json`` from it and continues to the same trajectory an uninterrupted run produces (on CPU,
 same seed).
+
+With ``prune_residual`` the residual width of every stage whose first block has a projection
+shortcut is pruned too, one coupled channel group at a time, in the same global ranking as inner
+channels (meaningful per parameter or MAC freed only: see :mod:`archsearch.prune.settings`). A
+stage never drops below one channel, nor to its input width at stride 1, where its projection
+shortcut would become an identity and change the network's topology.
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -30,7 +37,7 @@ from ..genotype import Genotype
 from ..train import evaluate
 from .criteria import Criterion, make_criterion
 from .settings import PruneSettings, PruneSettingsError
-from .surgery import remove_inner_channels
+from .surgery import remove_inner_channels, remove_residual_channels
 
 __all__ = ["prune_network", "check_targets", "CHECKPOINT_NAME", "PRUNED_NAME"]
 
@@ -48,24 +55,59 @@ def _inner_genes(genotype: Genotype) -> list[str]:
     return [g for g in genotype.genes if g.endswith(".inner")]
 
 
+def _residual_floor(genotype: Genotype, gene: str) -> int | None:
+    """The smallest width residual gene ``sS.width`` may be pruned to, or None if it may not be pruned.
+
+    ``None`` for a stage whose first block has an identity shortcut (its stream is its input's, see
+    :func:`archsearch.prune.criteria.residual_stages`). At stride 1 a projection exists only because
+    the widths differ, so a wider stage stops one above its input width (which, for WRN, is the
+    fixed stem: strided stages always keep their projection).
+    """
+    shortcut = f"{gene.split('.')[0]}.b1.shortcut"
+    if shortcut not in genotype.graph:
+        return None
+    (source,) = genotype.graph.predecessors(shortcut)
+    in_width = genotype.graph.nodes[source]["width"]
+    if genotype.graph.nodes[shortcut]["stride"] == 1 and in_width < genotype.genes[gene]:
+        return in_width + 1
+    return 1
+
+
+def _removable(genotype: Genotype, residual: bool) -> dict[str, int]:
+    """Per prunable gene, in gene order, how many of its channels may still be removed."""
+    out = {}
+    for gene, value in genotype.genes.items():
+        if gene.endswith(".inner"):
+            out[gene] = value
+        elif residual and (floor := _residual_floor(genotype, gene)) is not None:
+            out[gene] = max(0, value - floor)
+    return out
+
+
 def check_targets(genotype: Genotype, settings: PruneSettings) -> None:
-    """Refuse stop conditions that cannot be met before any compute is spent."""
-    total = sum(genotype.genes[g] for g in _inner_genes(genotype))
+    """Refuse what cannot be pruned, or stop conditions that cannot be met, before any compute is spent."""
+    if genotype.family != "wrn":
+        raise PruneSettingsError(
+            f"pruning works on the 'wrn' family (basic blocks); {genotype.family!r} is not supported yet"
+        )
+    removable = _removable(genotype, settings.prune_residual)
+    total = sum(removable.values())
     if settings.max_prunes is not None and settings.max_prunes * settings.channels_per_prune > total:
+        what = "prunable channels (inner and residual)" if settings.prune_residual else "prunable inner channels"
         raise PruneSettingsError(
             f"prune.max_prunes: {settings.max_prunes} prunes of {settings.channels_per_prune} channel(s) exceed "
-            f"the {total} prunable inner channels"
+            f"the {total} {what}"
         )
     if settings.target_params is not None:
         if settings.target_params >= genotype.params:
             raise PruneSettingsError(
                 f"prune.target_params: {settings.target_params:,} is not below the start ({genotype.params:,} parameters)"
             )
-        floor = genotype.with_genes({g: 0 for g in _inner_genes(genotype)}).params
+        floor = genotype.with_genes({g: genotype.genes[g] - n for g, n in removable.items()}).params
         if settings.target_params < floor:
             raise PruneSettingsError(
-                f"prune.target_params: {settings.target_params:,} is below {floor:,}, the size with every inner "
-                "channel pruned"
+                f"prune.target_params: {settings.target_params:,} is below {floor:,}, the size with every "
+                f"{'prunable' if settings.prune_residual else 'inner'} channel pruned"
             )
 
 
@@ -78,7 +120,7 @@ class _Run:
         self.model = model
         self.settings = settings
         self.device = device
-        self.criterion: Criterion = make_criterion(settings.criterion, settings.seed)
+        self.criterion: Criterion = make_criterion(settings.criterion, settings.seed, residual=settings.prune_residual)
         self.criterion.attach(model)
         self.generator = torch.Generator(device="cpu").manual_seed(settings.seed)
         self.aug_generator = torch.Generator(device=device).manual_seed(settings.seed + 1)
@@ -88,7 +130,7 @@ class _Run:
         self.pos = 0
         self.prunes = 0
         self.steps = 0
-        self.start_channels = sum(genotype.genes[g] for g in _inner_genes(genotype))
+        self.start_channels = self.prunable_left()
         self.family = Family((), {})
         self.optimizer = self._optimizer()
 
@@ -104,9 +146,12 @@ class _Run:
         self.pos += batch
         return idx
 
+    def prunable_left(self) -> int:
+        return sum(_removable(self.genotype, self.settings.prune_residual).values())
+
     @property
     def removed(self) -> int:
-        return self.start_channels - sum(self.genotype.genes[g] for g in _inner_genes(self.genotype))
+        return self.start_channels - self.prunable_left()
 
     def state(self) -> dict[str, Any]:
         return {
@@ -135,7 +180,8 @@ def _resume(path: Path, settings: PruneSettings, device: torch.device, n_train: 
         raise ArchsearchError(f"{path}: cannot read the pruning checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(state, dict) or state.get("format") != _CKPT_FORMAT:
         raise ArchsearchError(f"{path}: is not a pruning checkpoint ({_CKPT_FORMAT})")
-    saved = json.loads(state["settings"])
+    # a setting added since the checkpoint was written reads as its default (e.g. prune_residual)
+    saved = {**PruneSettings.defaults(), **json.loads(state["settings"])}
     now = settings.to_dict()
     changed = [k for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
     if changed:
@@ -159,7 +205,11 @@ def _resume(path: Path, settings: PruneSettings, device: torch.device, n_train: 
 
 
 def _channel_costs(genotype: Genotype, genes: list[str], normalise: str) -> dict[str, float]:
-    """What removing one inner channel of each gene frees (parameters or MACs)."""
+    """What removing one channel of each gene frees (parameters or MACs).
+
+    For a residual gene ``sS.width`` that is the whole coupled group: every layer writing or
+    reading the stream loses a filter or an input channel, which the cost model counts exactly.
+    """
     if normalise == "none":
         return {g: 1.0 for g in genes}
     model = genotype.cost_model
@@ -173,25 +223,36 @@ def _channel_costs(genotype: Genotype, genes: list[str], normalise: str) -> dict
 
 
 def _choose(run: _Run) -> dict[str, list[int]]:
-    """The globally lowest-scoring channels (ties: first in gene order, then channel order)."""
+    """The globally lowest-scoring channels (ties: first in gene order, then channel order).
+
+    A gene gives up at most its removable channels (all inner ones; a residual width down to its
+    floor); past that its channels are passed over for the next lowest.
+    """
     scores = run.criterion.scores()
-    genes = [g for g in _inner_genes(run.genotype) if g in scores]
+    removable = _removable(run.genotype, run.settings.prune_residual)
+    genes = [g for g, n in removable.items() if g in scores and n > 0]
     costs = _channel_costs(run.genotype, genes, run.settings.normalise)
     flat = torch.cat([scores[g].float().cpu() / costs[g] for g in genes])
     owners = [(g, c) for g in genes for c in range(len(scores[g]))]
-    k = min(run.settings.channels_per_prune, len(owners))
-    order = torch.argsort(flat, stable=True)[:k].tolist()
+    k = min(run.settings.channels_per_prune, sum(removable[g] for g in genes))
     drop: dict[str, list[int]] = {}
-    for i in order:
+    for i in torch.argsort(flat, stable=True).tolist():
+        if k == 0:
+            break
         g, c = owners[i]
-        drop.setdefault(g, []).append(c)
-    return drop
+        if len(drop.setdefault(g, [])) < removable[g]:
+            drop[g].append(c)
+            k -= 1
+    return {g: cs for g, cs in drop.items() if cs}
 
 
 def _apply(run: _Run, drop: Mapping[str, list[int]]) -> None:
     genes = dict(run.genotype.genes)
     for gene, channels in drop.items():
-        genes[gene] = remove_inner_channels(_block(run.model, gene), channels)
+        if gene.endswith(".inner"):
+            genes[gene] = remove_inner_channels(_block(run.model, gene), channels)
+        else:  # sS.width
+            genes[gene] = remove_residual_channels(run.model, int(gene.split(".")[0][1:]), channels)
     run.genotype = run.genotype.with_genes(genes)
     live = sum(p.numel() for p in run.model.parameters())
     if live != run.genotype.params:  # pragma: no cover - a surgery bug must never pass silently
@@ -234,6 +295,10 @@ def prune_network(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | N
     every record (both files written).
     """
     out_dir = Path(out_dir)
+    if settings.prune_residual and settings.normalise == "none":
+        warnings.warn("prune_residual ranks residual and inner channels together; without normalise = "
+                      "\"params\" or \"macs\" the far costlier residual channels are compared score for score",
+                      stacklevel=2)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(settings.seed)
     data = data.to(device)

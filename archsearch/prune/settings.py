@@ -4,6 +4,12 @@ Defaults are the reference schedule of Crowley et al. for WRN-40-2 on CIFAR-10 (
 al.): one channel every 100 fine-tuning steps, SGD lr 8e-4, momentum 0.9, weight decay 5e-4,
 batch 128. Every field is settable; several channels per prune make fast runs. The big net is
 pre-trained with the space's ``[train]`` recipe before pruning starts.
+
+``prune_residual`` also prunes each stage's residual stream as one coupled group (one channel of
+``sS.width`` is a column through every addition of the stage). Its channels compete with inner
+channels in one global ranking, which is only a fair comparison per unit of cost: a residual
+channel frees far more parameters than an inner one, so use it with ``normalise = "params"`` or
+``"macs"`` (the loop warns otherwise).
 """
 from __future__ import annotations
 
@@ -36,13 +42,16 @@ class PruneSettings:
     weight_decay: float = 5e-4
     batch_size: int = 128
     augment: bool = True
-    #: stop conditions: whichever is reached first (at least one must be set)
+    #: stop conditions: whichever is reached first (at least one must be set); ``fraction`` counts the
+    #: prunable channels: inner ones, plus residual ones above their floor with ``prune_residual``
     max_prunes: int | None = None
     target_params: int | None = None
     fraction: float | None = None
     #: append the current genotype to pruned.json every this many prunes
     record_every: int = 1
     seed: int = 0
+    #: also prune each stage's residual width (``sS.width``) as one coupled group; see the module docstring
+    prune_residual: bool = False
 
     def __post_init__(self) -> None:
         def bad(key: str, expected: str) -> PruneSettingsError:
@@ -65,7 +74,9 @@ class PruneSettings:
         if self.target_params is not None and (not isinstance(self.target_params, int) or self.target_params < 1):
             raise bad("target_params", "a positive parameter count such as 20k")
         if self.fraction is not None and not (isinstance(self.fraction, (int, float)) and 0 < self.fraction <= 1):
-            raise bad("fraction", "a fraction of the inner channels in (0, 1]")
+            raise bad("fraction", "a fraction of the prunable channels in (0, 1]")
+        if not isinstance(self.prune_residual, bool):
+            raise bad("prune_residual", "true or false")
         if self.max_prunes is None and self.target_params is None and self.fraction is None:
             raise PruneSettingsError("prune: set at least one stop condition: max_prunes, target_params or fraction")
 
@@ -82,6 +93,11 @@ class PruneSettings:
             return cls(**values)
         except PruneSettingsError as exc:
             raise PruneSettingsError(f"{source}: {exc}") from None
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Every field's default: what a setting absent from an older file or checkpoint means."""
+        return {f.name: f.default for f in fields(cls)}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,228 @@
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..budgets import format_count, parse_budgets
+from ..data import DATA_ENV, dataset_names
+from ..errors import ArchsearchError
+from ..tables import print_table
+from ._base import Command
+
+_RUN_EXAMPLE = (
+    "archsearch study run --pruned search_spaces/digits-wrn-16-2/pruned.json --budgets 1k,2k,4k \\\n"
+    "      --families pruned-linear,pruned-fit,uniform,bottleneck-block --seeds 0,1,2,3,4 --data digits \\\n"
+    "      --storage sqlite:///study.db --study-name digits-small"
+)
+_REPORT_EXAMPLE = "archsearch study report --storage sqlite:///study.db --study-name digits-small --out results/"
+
+
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise ArchsearchError(f"--seeds: {text!r} is invalid; expected comma-separated integers like 0,1,2") from None
+    return seeds
+
+
+def _pruned_arg(text: str) -> tuple[str | None, str]:
+    label, sep, path = text.partition("=")
+    return (label, path) if sep and label and not Path(text).exists() else (None, text)
+
+
+class StudyCommand(Command):
+    name = "study"
+    help = "compare pruned-derived genotypes with baselines in an Optuna study (run, then report)"
+    example = f"{_RUN_EXAMPLE}\n  {_REPORT_EXAMPLE}"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from ..study.candidates import CANDIDATE_KINDS
+        from ..study.settings import MODES, PRUNERS, SEARCHES
+        from ..study.storage import DEFAULT_HEARTBEAT, DEFAULT_STORAGE
+
+        sub = parser.add_subparsers(dest="study_command", metavar="{run,report}", required=True)
+        run = sub.add_parser(
+            "run", help="run trials of a study (every worker runs the same command)",
+            description=("Train every (family, budget, seed) cell from scratch and record it in an Optuna study.\n"
+                         "Several workers (one per GPU, on any number of machines) may run the same command\n"
+                         "against one --storage and --study-name; each cell runs exactly once.\n\nexample:\n  "
+                         + _RUN_EXAMPLE),
+            formatter_class=argparse.RawDescriptionHelpFormatter)
+        run.add_argument("--pruned", action="append", default=[], metavar="[LABEL=]FILE",
+                         help="pruned family file (pruned.json); repeat to compare several pruning runs")
+        run.add_argument("--space", metavar="DIR", help="search space: baseline hyper-parameters, data set, [train] recipe")
+        run.add_argument("--budgets", required=True, help="comma-separated parameter budgets: 1k,2k,4k")
+        run.add_argument("--families", default="pruned-linear,uniform,bottleneck",
+                         help=f"comma-separated, some of {', '.join(CANDIDATE_KINDS)} (default: %(default)s)")
+        run.add_argument("--seeds", help="comma-separated training seeds (default: 0,1,2 for grid, 0 for search)")
+        run.add_argument("--data", help=f"data set: {', '.join(dataset_names())} (default: the space's, else digits)")
+        run.add_argument("--data-dir", metavar="DIR", help=f"folder holding downloaded data sets (default: ${DATA_ENV})")
+        run.add_argument("--recipe", help="named training recipe (default: the space's [train] table, else the data set's)")
+        run.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
+        run.add_argument("--storage", default=DEFAULT_STORAGE,
+                         help="Optuna storage URL, e.g. postgresql+psycopg2://USER:PASS@HOST/DB (default: %(default)s)")
+        run.add_argument("--study-name", help="study name (default: DATA-MODE, e.g. digits-grid)")
+        run.add_argument("--n-trials", type=int,
+                         help="cap on the study's trials across all workers (grid: default all cells; search: 20)")
+        run.add_argument("--mode", choices=MODES, default="grid",
+                         help="grid: every family x budget x seed once; search: TPE within one budget (default: grid)")
+        run.add_argument("--search", choices=SEARCHES, default="candidate",
+                         help="search mode: candidate (family, and which pruned member to scale) or recipe "
+                              "(lr, weight decay, label smoothing of one family) (default: candidate)")
+        run.add_argument("--pruner", choices=PRUNERS, default="none",
+                         help="stop hopeless trials early on their per-epoch validation error (default: none)")
+        run.add_argument("--device", help="cpu, cuda or cuda:N, one worker per GPU (default: cuda when available)")
+        run.add_argument("--threads", type=int,
+                         help="CPU threads of this worker (several CPU workers on one machine: cores / workers)")
+        run.add_argument("--heartbeat", type=int, default=DEFAULT_HEARTBEAT, metavar="SECONDS",
+                         help="heartbeat of running trials; one silent for twice this is retried (default: %(default)s)")
+        run.add_argument("--no-wait", action="store_true",
+                         help="exit when no trial is left to start, instead of watching other workers' running ones")
+        run.add_argument("--skip-unreachable", action="store_true",
+                         help="drop (family, budget) pairs the family cannot reach instead of refusing the study")
+        run.add_argument("--raw-tolerance", type=float, default=0.10,
+                         help="pruned-raw reaches a budget within this fraction of a member (default: %(default)s)")
+
+        report = sub.add_parser(
+            "report", help="leaderboard, CSV/JSON export and the error-vs-parameters plot of a study",
+            description=("Read a study back from its storage: mean ± std test error per family and budget,\n"
+                         "best per budget marked, gaps tested against the seed noise (Welch).\n\nexample:\n  "
+                         + _REPORT_EXAMPLE),
+            formatter_class=argparse.RawDescriptionHelpFormatter)
+        report.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL (default: %(default)s)")
+        report.add_argument("--study-name", required=True, help="study name")
+        report.add_argument("--out", metavar="DIR",
+                            help="write leaderboard.csv/json, trials.csv and error_vs_params.png/svg here")
+        report.add_argument("--alpha", type=float, default=0.05,
+                            help="significance level of the gap-vs-noise test (default: %(default)s)")
+
+    def run(self, args: argparse.Namespace) -> int:
+        return self._run(args) if args.study_command == "run" else self._report(args)
+
+    # -- study run -------------------------------------------------------------------------------
+    def _settings(self, args: argparse.Namespace):  # noqa: ANN202
+        from dataclasses import replace
+
+        from ..recipe import Recipe, get_recipe
+        from ..space import load_space
+        from ..study.candidates import BASELINE_KINDS, baseline_template, load_source
+        from ..study.settings import StudySettings
+        from ..train import resolve_recipe
+
+        space = load_space(args.space) if args.space else None
+        budgets = parse_budgets(args.budgets)
+        kinds = [k.strip() for k in args.families.split(",") if k.strip()]
+        seeds = _parse_seeds(args.seeds or ("0,1,2" if args.mode == "grid" else "0"))
+        sources = [load_source(path, label) for label, path in map(_pruned_arg, args.pruned)]
+        data = args.data or (space.data.get("name") if space else None) or "digits"
+        if args.recipe:
+            recipe = get_recipe(args.recipe)
+        elif space is not None and space.train:
+            recipe = Recipe.from_dict(space.train, source=f"{space.path / 'space.toml'}: [train]")
+        else:
+            recipe = resolve_recipe(None, data)
+        if args.epochs is not None:
+            if args.epochs < 1:
+                raise ArchsearchError(f"--epochs {args.epochs}: expected a positive number of epochs")
+            recipe = replace(recipe, epochs=args.epochs)
+        hparams, widen, reference = None, 1.0, None
+        if space is not None or sources:
+            if any(k in BASELINE_KINDS for k in kinds):
+                hparams, widen = baseline_template(sources, space)
+            reference = (space.base_genotype() if space is not None else sources[0].family[0].genotype).macs
+        return StudySettings.build(
+            kinds=kinds, budgets=budgets, seeds=seeds, data=data, recipe=recipe, sources=sources,
+            hparams=hparams, widen=widen, mode=args.mode, search=args.search, pruner=args.pruner,
+            raw_tolerance=args.raw_tolerance, skip_unreachable=args.skip_unreachable, reference_macs=reference)
+
+    def _run(self, args: argparse.Namespace) -> int:
+        import signal
+
+        from ..study.runner import run_study
+
+        settings = self._settings(args)
+        name = args.study_name or f"{settings.data}-{settings.mode}"
+
+        def log(message: str) -> None:
+            print(f"archsearch study: {message}", file=sys.stderr, flush=True)
+
+        for arm, budget in settings.skipped:
+            log(f"skipping {arm} at {format_count(budget)}: the family cannot reach it")
+        def show_candidates(created: bool) -> None:  # noqa: ARG001
+            if settings.mode != "grid":
+                return
+            rows = [[c.arm.name, format_count(c.budget), f"{c.params:,}", f"{c.detail.get('rel_error', 0):+.2%}",
+                     f"{c.genotype.macs:,}", "/".join(str(w) for _, w, _ in c.genotype.stages())]
+                    for c in settings.grid_candidates()]
+            print_table(["family", "budget", "params", "error", "MACs", "stage widths"], rows)
+            sys.stdout.flush()
+            for c in settings.grid_candidates():
+                if c.detail.get("note"):
+                    log(f"{c.arm.name} at {format_count(c.budget)}: {c.detail['note']}")
+
+        def progress(r: Any) -> None:
+            a = r.attrs
+            if r.state == "COMPLETE":
+                what = f"val {100 * a['val_error']:.2f}%  test {100 * a['test_error']:.2f}%"
+            elif r.state == "PRUNED":
+                what = (f"pruned after epoch {a['pruned_at_epoch']}" if "pruned_at_epoch" in a
+                        else f"pruned ({a.get('infeasible', 'infeasible')})")
+            else:
+                what = r.state.lower()
+            shown = [f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in r.params.items() if settings.mode == "search" and k != "arm"]
+            if "duplicate_of" in a:
+                shown.append(f"(as trial {a['duplicate_of']}, not retrained)")
+            extra = "  " + " ".join(shown) if shown else ""
+            total = f"/{r.total}" if r.total else ""
+            print(f"[{r.done}{total}] trial {r.number}  {a.get('arm')}  {format_count(a.get('budget', 0))}  "
+                  f"seed {a.get('seed')}  {a.get('params', 0):,} params  {what}  "
+                  f"{a.get('trial_s', 0):.1f} s{extra}", flush=True)
+
+        def terminate(signum: int, frame: Any) -> None:  # noqa: ARG001
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, terminate)
+        try:
+            import optuna
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            summary = run_study(settings, study_name=name, storage=args.storage, n_trials=args.n_trials,
+                                device=args.device, data_dir=args.data_dir, heartbeat=args.heartbeat,
+                                threads=args.threads, wait=not args.no_wait, on_open=show_candidates,
+                                on_trial=progress, log=log)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(summary.states.items()))
+        log(f"this worker ran {len(summary.ran)} trial(s); study {name}: {states or 'no trials'}. "
+            f"Report: archsearch study report --storage {summary.storage} --study-name {name}")
+        return 0
+
+    # -- study report ----------------------------------------------------------------------------
+    def _report(self, args: argparse.Namespace) -> int:
+        from ..study.report import leaderboard, leaderboard_table, load_results, top_table, top_trials, write_report
+
+        if not 0 < args.alpha < 1:
+            raise ArchsearchError(f"--alpha {args.alpha}: expected a significance level in (0, 1)")
+        results = load_results(args.storage, args.study_name)
+        rows = leaderboard(results, alpha=args.alpha)
+        if not results.complete():
+            print(f"archsearch study: {args.study_name} has no finished trial yet", file=sys.stderr)
+        if results.settings.get("mode") == "search":
+            headers, cells = top_table(top_trials(results))
+            print_table(headers, cells)
+            print("the search's best trials by validation error (repeated suggestions left out)")
+        else:
+            headers, cells = leaderboard_table(rows)
+            print_table(headers, cells)
+            print(f"test error over seeds; * best mean per budget; gap > noise: Welch's t-test p < {args.alpha:g} "
+                  "(? = fewer than 2 seeds)")
+        if args.out:
+            paths = write_report(results, args.out, alpha=args.alpha)
+            print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+        return 0
+
+
+COMMAND = StudyCommand()

@@ -1,0 +1,45 @@
+"""Optuna studies: train every candidate from scratch and compare families at each budget.
+
+The pieces, each usable alone from Python:
+
+* :mod:`.candidates` -- the genotype each family (``pruned-linear``, ``pruned-fit``,
+  ``pruned-raw``, ``uniform``, ``bottleneck``, ``bottleneck-block``) proposes at a budget;
+* :mod:`.settings` -- the experiment as one value, checked before anything trains, and the
+  fingerprint that keeps one study name to one experiment;
+* :mod:`.storage` -- Optuna storage URLs, heartbeats, the grid enqueued once for all workers;
+* :mod:`.objective` -- one trial: train from scratch, report per-epoch errors, store everything;
+* :mod:`.runner` -- one worker's loop (many may share a study);
+* :mod:`.report` and :mod:`.plot` -- leaderboard, CSV/JSON export and the error-vs-parameters plot,
+  read from the study database alone.
+
+Importing this package imports neither torch nor Optuna; running or reporting a study does.
+"""
+from __future__ import annotations
+
+from .candidates import (
+    BASELINE_KINDS,
+    CANDIDATE_KINDS,
+    PRUNED_KINDS,
+    Arm,
+    Candidate,
+    Source,
+    baseline_template,
+    load_source,
+    make_candidate,
+)
+from ..plots import plot_error_vs_params
+from .report import LeaderboardRow, StudyResults, leaderboard, load_results, welch, write_report
+from .runner import RunSummary, TrialResult, run_study
+from .settings import MODES, PRUNERS, SEARCHES, Cell, StudySettings
+from .storage import DEFAULT_STORAGE, open_storage, open_study
+
+__all__ = [
+    "CANDIDATE_KINDS", "PRUNED_KINDS", "BASELINE_KINDS", "Arm", "Candidate", "Source", "load_source",
+    "make_candidate", "baseline_template",
+    "StudySettings", "Cell", "MODES", "PRUNERS", "SEARCHES",
+    "DEFAULT_STORAGE", "open_storage", "open_study",
+    "run_study", "RunSummary", "TrialResult",
+    "load_results", "leaderboard", "welch", "write_report", "StudyResults", "LeaderboardRow",
+    "plot_error_vs_params",
+]
+

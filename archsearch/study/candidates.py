@@ -1,0 +1,215 @@
+"""Candidates: the genotype each compared family proposes at a parameter budget.
+
+A study compares *ways of making a network of a given size*, so every arm of the comparison is a
+rule ``budget -> genotype``:
+
+``pruned-linear``     the pruned member nearest the budget, every width scaled by one factor
+                      (Crowley et al. 2018, arXiv:1810.04622)
+``pruned-fit``        per-layer power laws fitted over the pruning trajectory, read at the budget
+                      (NeuralScale, arXiv:2006.12813)
+``pruned-raw``        the trajectory's own member nearest the budget, unscaled: the pruned
+                      architecture trained from scratch (Liu et al. 2018, arXiv:1810.05270)
+``uniform``           WRN with a continuous widen factor
+``bottleneck``        the unpruned residual widths, every inner width set by one ratio
+``bottleneck-block``  1x1-3x3-1x1 blocks with the widen factor solved (arXiv:1711.02613)
+
+The rules are pure arithmetic (no torch), so a study checks every cell of its grid before it
+trains anything, and a budget an arm cannot reach is one line naming the arm and the smallest
+budget it can.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ..baselines import baseline
+from ..budgets import format_count
+from ..derive import ExtrapolationWarning, derive, pick_member
+from ..errors import ArchsearchError, BudgetError
+from ..families import get_family
+from ..family import Family, load_family
+from ..genotype import Genotype
+
+__all__ = [
+    "CANDIDATE_KINDS", "PRUNED_KINDS", "BASELINE_KINDS", "RAW_TOLERANCE",
+    "Source", "load_source", "Arm", "make_arms", "Candidate", "make_candidate", "baseline_template",
+]
+
+PRUNED_KINDS = ("pruned-linear", "pruned-fit", "pruned-raw")
+BASELINE_KINDS = ("uniform", "bottleneck", "bottleneck-block")
+CANDIDATE_KINDS = PRUNED_KINDS + BASELINE_KINDS
+
+#: ``pruned-raw`` reaches a budget when the nearest member is within this relative distance of it
+RAW_TOLERANCE = 0.10
+
+
+@dataclass(frozen=True)
+class Source:
+    """A pruned family file, named by a short label, identified by its content (not its path).
+
+    Workers on different machines may keep the file under different paths; the digest is what a
+    study checks when a second worker joins or a study resumes.
+    """
+
+    label: str
+    family: Family
+    digest: str
+    path: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        """What a study stores about the source: enough to recognise it and plot its own errors."""
+        return {
+            "label": self.label, "digest": self.digest, "members": len(self.family),
+            "path": self.path,
+            "trajectory": [{"params": m.params, "val_error": _number(m.metrics.get("val_error"))}
+                           for m in self.family],
+        }
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
+
+
+def load_source(path: str | os.PathLike[str], label: str | None = None) -> Source:
+    """Load a pruned family file (``LABEL=FILE`` on the command line gives the label).
+
+    The default label is the folder name for a file called ``pruned.json``
+    (``search_spaces/digits-wrn-16-2/pruned.json`` -> ``digits-wrn-16-2``), else the file's stem.
+    An empty family is an error (``load_family`` says so in one line).
+    """
+    path = Path(path)
+    family = load_family(path)
+    canonical = json.dumps(family.to_dict()["members"], sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+    if label is None:
+        label = path.parent.name if path.stem == "pruned" and path.parent.name else path.stem
+    return Source(label or "pruned", family, digest, str(path))
+
+
+@dataclass(frozen=True, order=True)
+class Arm:
+    """One compared family: a candidate kind, and for the pruned kinds which source it reads."""
+
+    kind: str
+    source: str | None = None
+    #: set when several sources are compared, so the arm's name says which one it uses
+    qualified: bool = field(default=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}[{self.source}]" if self.qualified and self.source else self.kind
+
+
+def make_arms(kinds: Sequence[str], sources: Sequence[Source]) -> list[Arm]:
+    """Arms for ``kinds``: each pruned kind once per source, each baseline once."""
+    arms: list[Arm] = []
+    labels = [s.label for s in sources]
+    for kind in kinds:
+        if kind not in CANDIDATE_KINDS:
+            raise ArchsearchError(f"--families: {kind!r} is unknown; expected some of {', '.join(CANDIDATE_KINDS)}")
+        if kind in PRUNED_KINDS:
+            if not sources:
+                raise ArchsearchError(f"--families: {kind} needs a pruned family: pass --pruned FILE")
+            arms.extend(Arm(kind, label, len(sources) > 1) for label in labels)
+        else:
+            arms.append(Arm(kind))
+    names = [a.name for a in arms]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate:
+        raise ArchsearchError(f"--families: {duplicate} is listed twice")
+    return arms
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """The genotype an arm proposes at a budget, and how it was obtained."""
+
+    arm: Arm
+    budget: int
+    genotype: Genotype
+    #: how the genotype was made: source member, scale, relative error to the budget, warnings
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def params(self) -> int:
+        return self.genotype.params
+
+
+def baseline_template(sources: Sequence[Source], space: Any = None) -> tuple[dict[str, Any], float]:
+    """The hyper-parameters and widen factor baselines are built with.
+
+    A search space says them directly; otherwise the first pruned source's first member (the
+    unpruned network a pruning run starts from) does: its residual width over the family's
+    widen-1 width is the widen factor the ``bottleneck`` baseline keeps.
+    """
+    if space is not None:
+        return dict(space.hparams), float(space.widen)
+    if not sources:
+        raise ArchsearchError("baselines need the network's hyper-parameters: pass --space DIR or --pruned FILE")
+    first = sources[0].family[0].genotype
+    hp = get_family("wrn").check_hparams(first.hparams)
+    unit = get_family("wrn").uniform_genes(hp, 1.0)["s1.width"]
+    return hp, first.genes.get("s1.width", unit) / unit
+
+
+def make_candidate(arm: Arm, budget: int, sources: Mapping[str, Source] | Sequence[Source], *,
+                   hparams: Mapping[str, Any] | None = None, widen: float = 1.0, member: int | None = None,
+                   raw_tolerance: float = RAW_TOLERANCE) -> Candidate:
+    """The genotype ``arm`` proposes at ``budget``.
+
+    ``member`` (``pruned-linear`` only) scales that member instead of the one nearest the budget
+    (the candidate search of ``--mode search``). An unreachable budget raises :class:`BudgetError`
+    whose message starts with the arm and the budget.
+    """
+    if not isinstance(sources, Mapping):
+        sources = {s.label: s for s in sources}
+    where = f"{arm.name} at budget {format_count(budget)}"
+    try:
+        if arm.kind in PRUNED_KINDS:
+            return _pruned(arm, budget, sources[arm.source], member, raw_tolerance)
+        if hparams is None:
+            raise ArchsearchError("baselines need hparams (from --space or the first --pruned file)")
+        landing, knob = baseline(arm.kind, hparams, budget, widen=widen)
+        detail = {"rel_error": landing.rel_error, knob: landing.scale}
+        if arm.kind == "bottleneck":
+            detail["widen"] = widen
+        return Candidate(arm, budget, landing.genotype, detail)
+    except BudgetError as exc:
+        raise BudgetError(f"{where}: {exc}") from None
+
+
+def _pruned(arm: Arm, budget: int, source: Source, member: int | None, raw_tolerance: float) -> Candidate:
+    family = source.family
+    if arm.kind == "pruned-raw":
+        i = pick_member(family, "nearest", budget)
+        genotype = family[i].genotype
+        rel = (genotype.params - budget) / budget
+        if abs(rel) > raw_tolerance:
+            lo, hi = min(m.params for m in family), max(m.params for m in family)
+            raise BudgetError(
+                f"the trajectory's member nearest it has {genotype.params:,} parameters ({rel:+.0%}); "
+                f"pruned-raw reaches budgets within {raw_tolerance:.0%} of a member of {source.label} "
+                f"({lo:,} to {hi:,} parameters)"
+            )
+        return Candidate(arm, budget, genotype, {"source": source.label, "source_index": i, "rel_error": rel,
+                                                 "source_val_error": _number(family[i].metrics.get("val_error"))})
+    method = "linear" if arm.kind == "pruned-linear" else "fit"
+    pick = "nearest" if member is None else member
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ExtrapolationWarning)
+        _, rows = derive(family, [budget], method=method, pick=pick)
+    row = rows[0]
+    detail: dict[str, Any] = {"source": source.label, "source_index": row.source_index,
+                              "rel_error": row.landing.rel_error, "scale": row.landing.scale}
+    if row.fit_rms is not None:
+        detail["fit_rms"] = row.fit_rms
+    notes = [str(w.message) for w in caught if issubclass(w.category, ExtrapolationWarning)]
+    if notes:
+        detail["note"] = notes[0]
+    return Candidate(arm, budget, row.landing.genotype, detail)

@@ -1,0 +1,205 @@
+"""The objective: train one candidate from scratch and report its validation error to Optuna.
+
+Everything needed to reproduce a trial is written onto it as user attributes: the cell (arm,
+budget, seed), the genotype JSON, the recipe, parameters and MACs, and what training measured
+(validation and test error, per-epoch history, wall time, device). The study database alone is
+then enough to rebuild any network of the comparison and retrain it.
+
+Per-epoch validation errors are reported as intermediate values, so an optional Optuna pruner
+(median, successive halving) can stop hopeless candidates; a stopped trial keeps the errors it had
+reached, marked with the epoch it stopped at.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..errors import BudgetError
+from .settings import StudySettings
+from .storage import CELL_ATTR
+
+if TYPE_CHECKING:  # pragma: no cover
+    import optuna
+
+    from ..data import DataSplits
+    from .candidates import Candidate
+
+__all__ = ["Objective", "IdleTrial", "make_pruner", "TRIAL_ATTRS"]
+
+#: user attributes of a finished trial (besides ``cell`` on grid trials)
+TRIAL_ATTRS = ("arm", "kind", "source", "budget", "seed", "params", "macs", "genotype", "recipe", "candidate",
+               "val_error", "test_error", "best_val_error", "best_test_error", "best_epoch", "epochs",
+               "history", "wall_s", "trial_s", "device", "worker", "diverged")
+
+
+class IdleTrial(Exception):
+    """A trial that found no work: the grid had no cell left for it, or the trial cap was reached.
+
+    Such trials appear in the database as FAIL with an ``idle`` user attribute saying why; they
+    are not results and every count and report skips them.
+    """
+
+
+def make_pruner(name: str, epochs: int) -> "optuna.pruners.BasePruner":
+    """The Optuna pruner for ``--pruner``; warm-up scales with the number of epochs."""
+    import optuna
+
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, epochs // 4))
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, epochs // 8), reduction_factor=3)
+    raise ValueError(name)
+
+
+def _worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Objective:
+    """``objective(trial) -> final validation error``, for ``study.optimize``.
+
+    ``data`` is loaded once per worker and reused by every trial; ``cap`` (search mode) is the
+    study's total trial count, enforced exactly by trial number (see :meth:`_check_cap`).
+    """
+
+    def __init__(self, settings: StudySettings, data: "DataSplits", *, device: Any = None,
+                 cap: int | None = None, train: Callable[..., dict[str, Any]] | None = None) -> None:
+        self.settings = settings
+        self.data = data
+        self.device = device
+        self.cap = cap
+        self._train = train
+        #: number of the trial this worker runs now (for re-queueing it after an interruption)
+        self.current: int | None = None
+
+    # -- choosing the candidate ------------------------------------------------------------------
+    def _grid(self, trial: "optuna.Trial") -> tuple["Candidate", Any, int]:
+        s = self.settings
+        if CELL_ATTR not in trial.user_attrs:
+            raise self._idle(trial, "no grid cell was left when this trial started (another worker took the last one)")
+        arm = trial.suggest_categorical("arm", s.arm_names)
+        budget = trial.suggest_categorical("budget", list(s.budgets))
+        seed = trial.suggest_categorical("seed", list(s.seeds))
+        candidate = s.candidate(arm, budget)
+        return candidate, s.recipe_for(candidate), seed
+
+    def _search(self, trial: "optuna.Trial") -> tuple["Candidate", Any, int]:
+        import optuna
+
+        s = self.settings
+        self._check_cap(trial)
+        budget, seed = s.budgets[0], s.seeds[0]
+        if s.search == "recipe":
+            candidate = s.candidate(s.arm_names[0], budget)
+            base = s.recipe_for(candidate)
+            recipe = replace(
+                base,
+                lr=trial.suggest_float("lr", base.lr / 10, base.lr * 10, log=True),
+                weight_decay=trial.suggest_float("weight_decay", 1e-5, 1e-2, log=True),
+                label_smoothing=trial.suggest_float("label_smoothing", 0.0, 0.2),
+            )
+            return candidate, recipe, seed
+        arm_name = trial.suggest_categorical("arm", s.arm_names)
+        arm = s.arm(arm_name)
+        member = None
+        if arm.kind == "pruned-linear":
+            size = len(next(src for src in s.sources if src.label == arm.source).family)
+            member = trial.suggest_int(f"member[{arm.source}]", 0, size - 1)
+        try:
+            candidate = s.candidate(arm_name, budget, member=member)
+        except BudgetError as exc:
+            trial.set_user_attr("infeasible", str(exc))
+            raise optuna.TrialPruned(str(exc)) from None
+        return candidate, s.recipe_for(candidate), seed
+
+    def _check_cap(self, trial: "optuna.Trial") -> None:
+        """Refuse trial ``n`` when ``cap`` live trials precede it (exact across workers).
+
+        Trial numbers are assigned atomically by the storage, so counting the earlier trials that
+        are waiting, running or finished (failed and idle ones excepted) gives every worker the
+        same answer for the same trial.
+        """
+        from optuna.trial import TrialState
+
+        if self.cap is None:
+            return
+        live = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+        earlier = [t for t in trial.study.get_trials(deepcopy=False, states=live)
+                   if t.number < trial.number and "idle" not in t.user_attrs]
+        if len(earlier) >= self.cap:
+            trial.study.stop()
+            raise self._idle(trial, f"the study's cap of {self.cap} trials was reached")
+
+    @staticmethod
+    def _same_as_earlier(trial: "optuna.Trial") -> float | None:
+        """A search suggestion already trained: training is deterministic for a seed, so its
+        result is copied (with ``duplicate_of``) instead of spending a training run on it again."""
+        from optuna.trial import TrialState
+
+        for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t.params == trial.params and "duplicate_of" not in t.user_attrs and t.value is not None:
+                for key, value in t.user_attrs.items():
+                    if key not in ("worker", "device", "trial_s", "wall_s"):
+                        trial.set_user_attr(key, value)
+                trial.set_user_attr("trial_s", 0.0)
+                trial.set_user_attr("duplicate_of", t.number)
+                return float(t.value)
+        return None
+
+    @staticmethod
+    def _idle(trial: "optuna.Trial", reason: str) -> IdleTrial:
+        trial.set_user_attr("idle", reason)
+        return IdleTrial(reason)
+
+    # -- the trial -------------------------------------------------------------------------------
+    def __call__(self, trial: "optuna.Trial") -> float:
+        import optuna
+
+        self.current = trial.number
+        s = self.settings
+        candidate, recipe, seed = self._grid(trial) if s.mode == "grid" else self._search(trial)
+        if s.mode == "search":
+            earlier = self._same_as_earlier(trial)
+            if earlier is not None:
+                return earlier
+        g = candidate.genotype
+        for key, value in {
+            "arm": candidate.arm.name, "kind": candidate.arm.kind, "source": candidate.arm.source,
+            "budget": candidate.budget, "seed": seed, "params": g.params, "macs": g.macs,
+            "genotype": g.to_dict(), "recipe": recipe.to_dict(), "candidate": dict(candidate.detail),
+            "device": str(self.device), "worker": _worker(),
+        }.items():
+            trial.set_user_attr(key, value)
+
+        history: list[dict[str, Any]] = []
+        start = time.perf_counter()
+
+        def on_epoch(record: dict[str, Any]) -> None:
+            history.append({k: record[k] for k in ("epoch", "lr", "train_loss", "val_error", "test_error")})
+            trial.report(record["val_error"], record["epoch"])
+            if record["epoch"] < recipe.epochs and trial.should_prune():
+                trial.set_user_attr("history", history)
+                trial.set_user_attr("pruned_at_epoch", record["epoch"])
+                trial.set_user_attr("val_error", record["val_error"])
+                trial.set_user_attr("test_error", record["test_error"])
+                trial.set_user_attr("trial_s", time.perf_counter() - start)
+                raise optuna.TrialPruned(f"stopped after epoch {record['epoch']} by the {s.pruner} pruner")
+
+        train = self._train
+        if train is None:
+            from ..train import train_genotype as train
+        metrics = train(g, self.data, recipe, device=self.device, seed=seed, progress=False, on_epoch=on_epoch)
+        final, best = metrics["final"], metrics["best"]
+        for key, value in {
+            "val_error": final["val_error"], "test_error": final["test_error"],
+            "best_val_error": best["val_error"], "best_test_error": best["test_error"], "best_epoch": best["epoch"],
+            "epochs": final["epoch"], "history": history, "wall_s": metrics["wall_s"],
+            "trial_s": time.perf_counter() - start, "diverged": bool(metrics.get("diverged")),
+        }.items():
+            trial.set_user_attr(key, value)
+        return float(final["val_error"])

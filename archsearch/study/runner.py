@@ -1,0 +1,203 @@
+"""Running a study: one worker's loop, safe to run on many machines against one storage.
+
+A worker joins (or creates) the study, loads the data once, and then takes trials until there is
+no work left for it: in grid mode a trial is a waiting grid cell, in search mode a new TPE
+suggestion. It stops when the study's trial cap is reached, counted across all workers. While
+other workers still have trials running, an idle worker keeps watching them: a trial whose worker
+died (its heartbeat stops) is failed and re-queued, and a live worker runs it again, so a grid
+finishes as long as one worker survives.
+
+An interrupted worker (Ctrl-C, SIGTERM) marks its trial failed and re-queues its cell before it
+exits, so rerunning the same command resumes the study where it stopped: finished trials are
+kept, and running ones of dead workers are failed and retried once their heartbeat is stale.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..data import check_fits, get_dataset_spec, load_dataset
+from .objective import IdleTrial, Objective, make_pruner
+from .settings import StudySettings
+from .storage import DEFAULT_HEARTBEAT, DEFAULT_STORAGE, MAX_RETRY, open_storage, open_study, retry_callback, safe_url
+
+if TYPE_CHECKING:  # pragma: no cover
+    import optuna
+
+    from ..data import DataSplits
+
+__all__ = ["run_study", "TrialResult", "RunSummary", "DEFAULT_SEARCH_TRIALS", "study_progress"]
+
+#: trial cap of ``--mode search`` when none is given
+DEFAULT_SEARCH_TRIALS = 20
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """A trial this worker finished, as the progress line shows it."""
+
+    number: int
+    state: str  # COMPLETE, PRUNED or FAIL
+    attrs: dict[str, Any]
+    value: float | None
+    done: int  # trials of the study finished so far (all workers)
+    total: int | None  # cells of the grid, or the search cap
+    #: the trial's Optuna parameters (the cell, or the values a search chose)
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunSummary:
+    study_name: str
+    storage: str
+    created: bool
+    ran: list[TrialResult] = field(default_factory=list)
+    #: trials of the study by state at the end (idle trials left out)
+    states: dict[str, int] = field(default_factory=dict)
+    total: int | None = None
+
+
+def study_progress(study: "optuna.Study") -> dict[str, int]:
+    """Trials by state name, idle trials left out (they hold no result)."""
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        if "idle" not in t.user_attrs:
+            counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    return counts
+
+
+def _requeue(study: "optuna.Study", number: int | None, max_retry: int | None) -> bool:
+    """Put the cell of a failed trial back in the queue (a WAITING copy, as after a crash).
+
+    An interruption (Ctrl-C, SIGTERM) is no fault of the cell and is re-queued every time; an
+    error in training is re-queued at most ``max_retry`` times, so a cell that always fails (out
+    of memory, say) cannot stop every worker forever.
+    """
+    from optuna.trial import TrialState
+
+    if number is None:
+        return False
+    for t in study.get_trials(deepcopy=False):
+        if t.number == number and t.state == TrialState.FAIL and "idle" not in t.user_attrs:
+            if max_retry is not None and len(t.system_attrs.get("retry_history", [])) >= max_retry:
+                return False
+            retry_callback(max_retry=None)(study, t)
+            return True
+    return False
+
+
+def run_study(settings: StudySettings, *, study_name: str, storage: "str | optuna.storages.BaseStorage" = DEFAULT_STORAGE,
+              n_trials: int | None = None, device: Any = None, data: "DataSplits | None" = None,
+              data_dir: Any = None, heartbeat: int | None = DEFAULT_HEARTBEAT, wait: bool = True,
+              threads: int | None = None, on_open: Callable[[bool], None] | None = None,
+              on_trial: Callable[[TrialResult], None] | None = None,
+              log: Callable[[str], None] | None = None,
+              train: Callable[..., dict[str, Any]] | None = None) -> RunSummary:
+    """Run trials of the study ``study_name`` until no work is left for this worker.
+
+    ``n_trials`` caps the study's total number of trials across every worker (grid mode: at most
+    the number of cells, which is the default; search mode: default :data:`DEFAULT_SEARCH_TRIALS`).
+    ``wait``: stay while other workers' trials run, to retry them if their worker dies (needs
+    heartbeats). ``heartbeat``: seconds between heartbeats of a running trial (``None``: none).
+    ``threads``: torch's CPU threads for this worker (with several CPU workers on one machine, give
+    each its share of the cores: oversubscribed threads slow small networks down by 10-100x).
+    ``on_open(created)`` is called once the study is created or joined, before any training;
+    ``on_trial`` with each trial this worker finishes. ``train`` replaces
+    :func:`archsearch.train.train_genotype` (tests).
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    from ..errors import StudyError
+    from ..train import resolve_device
+
+    log = log or (lambda message: None)
+    if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
+        raise StudyError(f"--n-trials: {n_trials!r} is invalid; expected a positive number of trials")
+    dev = resolve_device(device)
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise StudyError(f"--threads: {threads!r} is invalid; expected a positive number of threads")
+        import torch
+
+        torch.set_num_threads(threads)
+    spec = get_dataset_spec(settings.data)
+    for candidate in settings.grid_candidates():  # every network must fit the images before any training
+        check_fits(candidate.genotype, spec)
+    cells = settings.cells() if settings.mode == "grid" else []
+    if settings.mode == "grid":
+        cap = min(n_trials, len(cells)) if n_trials is not None else len(cells)
+    else:
+        cap = n_trials if n_trials is not None else DEFAULT_SEARCH_TRIALS
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
+        store = open_storage(storage, heartbeat=heartbeat) if isinstance(storage, str) else storage
+        url = safe_url(storage if isinstance(storage, str) else getattr(storage, "url", "storage"))
+        sampler = (optuna.samplers.TPESampler(constant_liar=True) if settings.mode == "search"
+                   else optuna.samplers.RandomSampler())
+        pruner = make_pruner(settings.pruner, settings.recipe.epochs)
+        study, created = open_study(settings, store, study_name, sampler=sampler, pruner=pruner, log=log)
+        summary = RunSummary(study_name, url, created, total=cap)
+        log(f"{'created' if created else 'joined'} study {study_name} in {url}: "
+            + (f"{len(cells)} cells ({len(settings.arms)} families x {len(settings.budgets)} budgets x "
+               f"{len(settings.seeds)} seeds)" if settings.mode == "grid" else
+               f"search over the {settings.search}, at most {cap} trials"))
+        if on_open is not None:
+            on_open(created)
+
+        splits = data if data is not None else load_dataset(settings.data, data_dir=data_dir)
+        splits = splits.to(dev)
+        objective = Objective(settings, splits, device=str(dev), cap=cap if settings.mode == "search" else None,
+                              train=train)
+        beat = getattr(store, "heartbeat_interval", None)  # the study's, once joined
+        poll = max(0.5, min((beat or DEFAULT_HEARTBEAT) / 2, 10.0))
+        # without heartbeats a dead worker's trial never turns stale: waiting for it could be forever
+        wait = wait and beat is not None
+        waiting_said = False
+        while True:
+            trials = [t for t in study.get_trials(deepcopy=False) if "idle" not in t.user_attrs]
+            state = {s: sum(t.state == s for t in trials) for s in TrialState}
+            started = state[TrialState.RUNNING] + state[TrialState.COMPLETE] + state[TrialState.PRUNED]
+            has_work = settings.mode == "search" or state[TrialState.WAITING] > 0
+            if started < cap and has_work:
+                waiting_said = False
+            elif wait and state[TrialState.RUNNING] > 0:
+                if not waiting_said:
+                    log(f"waiting for {state[TrialState.RUNNING]} running trial(s) of other workers "
+                        "(re-queued here if their worker stops)")
+                    waiting_said = True
+                time.sleep(poll)
+                optuna.storages.fail_stale_trials(study)
+                continue
+            else:
+                break
+            objective.current = None
+            try:
+                study.optimize(objective, n_trials=1, catch=(IdleTrial,))
+            except BaseException as exc:
+                interrupted = isinstance(exc, KeyboardInterrupt)
+                if _requeue(study, objective.current, None if interrupted else MAX_RETRY):
+                    log(f"trial {objective.current} {'interrupted' if interrupted else 'failed'}; "
+                        "its cell is queued again")
+                raise
+            if objective.current is None:  # no trial was started (cannot happen with n_trials=1)
+                break
+            frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == objective.current)
+            if "idle" in frozen.user_attrs:
+                log(f"trial {frozen.number}: {frozen.user_attrs['idle']}")
+                if settings.mode == "search":
+                    break
+                continue
+            done = sum(1 for t in study.get_trials(deepcopy=False)
+                       if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and "idle" not in t.user_attrs)
+            result = TrialResult(frozen.number, frozen.state.name, dict(frozen.user_attrs), frozen.value, done, cap,
+                                 dict(frozen.params))
+            summary.ran.append(result)
+            if on_trial is not None:
+                on_trial(result)
+        summary.states = study_progress(study)
+    return summary

@@ -1,0 +1,203 @@
+"""What a study compares, in one value that every worker rebuilds and the storage remembers.
+
+Workers on several machines each run the same command; each builds a :class:`StudySettings` from
+its arguments, and the first one writes :meth:`StudySettings.fingerprint` into the study. A worker
+whose fingerprint differs (other budgets, another pruned file, another recipe) is refused by
+name, so one study never mixes two experiments. Per-worker choices (device, data folder, the trial
+cap) are deliberately left out of the fingerprint.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping, Sequence
+
+from ..budgets import format_count
+from ..errors import ArchsearchError, BudgetError
+from ..recipe import Recipe
+from .candidates import RAW_TOLERANCE, Arm, Candidate, Source, make_arms, make_candidate
+
+__all__ = ["StudySettings", "Cell", "MODES", "PRUNERS", "SEARCHES", "SETTINGS_FORMAT", "SETTINGS_VERSION",
+           "settings_diff"]
+
+MODES = ("grid", "search")
+PRUNERS = ("none", "median", "halving")
+#: what ``--mode search`` searches: the candidate (arm, and which pruned member to scale), or the recipe
+SEARCHES = ("candidate", "recipe")
+SETTINGS_FORMAT = "archsearch.study"
+SETTINGS_VERSION = 1
+
+
+@dataclass(frozen=True, order=True)
+class Cell:
+    """One grid cell: an arm trained at a budget with a seed (run exactly once per study)."""
+
+    seed: int
+    budget: int
+    arm: str
+
+    def params(self) -> dict[str, Any]:
+        """The Optuna parameters of the cell (``arm`` is the arm's name)."""
+        return {"arm": self.arm, "budget": self.budget, "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """The experiment: arms x budgets x seeds, the data, the recipe, the mode and the pruner."""
+
+    arms: tuple[Arm, ...]
+    budgets: tuple[int, ...]
+    seeds: tuple[int, ...]
+    data: str
+    recipe: Recipe
+    sources: tuple[Source, ...] = ()
+    #: baseline hyper-parameters and the widen factor the ``bottleneck`` baseline keeps
+    hparams: Mapping[str, Any] | None = None
+    widen: float = 1.0
+    mode: str = "grid"
+    search: str = "candidate"
+    pruner: str = "none"
+    raw_tolerance: float = RAW_TOLERANCE
+    #: (arm name, budget) pairs dropped because the arm cannot reach the budget
+    skipped: tuple[tuple[str, int], ...] = ()
+    #: MACs of the unpruned network, the reference of the ``scratch-b`` epoch policy
+    reference_macs: int | None = None
+    _candidates: dict = field(default_factory=dict, compare=False, repr=False)
+
+    # -- construction --------------------------------------------------------------------------
+    @classmethod
+    def build(cls, *, kinds: Sequence[str], budgets: Sequence[int], seeds: Sequence[int], data: str,
+              recipe: Recipe, sources: Sequence[Source] = (), hparams: Mapping[str, Any] | None = None,
+              widen: float = 1.0, mode: str = "grid", search: str = "candidate", pruner: str = "none",
+              raw_tolerance: float = RAW_TOLERANCE, skip_unreachable: bool = False,
+              reference_macs: int | None = None) -> "StudySettings":
+        """Check the request and every candidate it implies (pure arithmetic, before any training).
+
+        A budget an arm cannot reach is a :class:`BudgetError`, unless ``skip_unreachable``, which
+        drops that (arm, budget) pair and records it in :attr:`skipped`.
+        """
+        if mode not in MODES:
+            raise ArchsearchError(f"--mode: {mode!r} is unknown; expected one of {', '.join(MODES)}")
+        if pruner not in PRUNERS:
+            raise ArchsearchError(f"--pruner: {pruner!r} is unknown; expected one of {', '.join(PRUNERS)}")
+        if search not in SEARCHES:
+            raise ArchsearchError(f"--search: {search!r} is unknown; expected one of {', '.join(SEARCHES)}")
+        if not kinds:
+            raise ArchsearchError("--families: expected at least one family")
+        if not budgets:
+            raise BudgetError("--budgets: expected at least one budget")
+        seeds = tuple(seeds)
+        if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+            raise ArchsearchError(f"--seeds: {','.join(map(str, seeds)) or 'nothing'} is invalid; expected integers >= 0")
+        for what, values in (("--seeds", seeds), ("--budgets", budgets), ("--families", kinds)):
+            if len(set(values)) != len(values):
+                raise ArchsearchError(f"{what}: a value is listed twice")
+        labels = [s.label for s in sources]
+        if len(set(labels)) != len(labels):
+            twice = next(label for label in labels if labels.count(label) > 1)
+            raise ArchsearchError(f"--pruned: two files have the label {twice!r}; "
+                                  "name them with --pruned LABEL=FILE")
+        arms = make_arms(kinds, sources)
+        if mode == "search":
+            if len(budgets) != 1:
+                raise BudgetError("--mode search compares candidates within one budget; pass one budget "
+                                  "(one study per budget)")
+            if len(seeds) != 1:
+                raise ArchsearchError("--mode search trains each trial once; pass one seed")
+            if search == "recipe" and len(arms) != 1:
+                raise ArchsearchError("--search recipe tunes the training of one family; pass one family")
+        settings = cls(tuple(arms), tuple(int(b) for b in budgets), seeds, data, recipe, tuple(sources),
+                       dict(hparams) if hparams is not None else None, float(widen), mode, search, pruner,
+                       float(raw_tolerance), (), reference_macs)
+        skipped = []
+        for arm in settings.arms:
+            for budget in settings.budgets:
+                try:
+                    settings.candidate(arm.name, budget)
+                except BudgetError:
+                    if not skip_unreachable:
+                        raise
+                    skipped.append((arm.name, budget))
+        if skipped:
+            settings = replace(settings, skipped=tuple(skipped))
+            if not settings.cells():
+                raise BudgetError("--skip-unreachable: no family reaches any of the budgets; nothing to run")
+        return settings
+
+    # -- the grid ------------------------------------------------------------------------------
+    def arm(self, name: str) -> Arm:
+        for arm in self.arms:
+            if arm.name == name:
+                return arm
+        raise ArchsearchError(f"arm {name!r} is not part of this study ({', '.join(self.arm_names)})")
+
+    @property
+    def arm_names(self) -> list[str]:
+        return [a.name for a in self.arms]
+
+    def cells(self) -> list[Cell]:
+        """Every (arm, budget, seed) of the grid, seed-major: one seed of everything runs first."""
+        skipped = set(self.skipped)
+        return [Cell(seed, budget, arm.name) for seed in self.seeds for budget in self.budgets
+                for arm in self.arms if (arm.name, budget) not in skipped]
+
+    def candidate(self, arm_name: str, budget: int, *, member: int | None = None) -> Candidate:
+        """The genotype an arm proposes at a budget (memoised: grid cells repeat it per seed)."""
+        key = (arm_name, budget, member)
+        if key not in self._candidates:
+            self._candidates[key] = make_candidate(
+                self.arm(arm_name), budget, self.sources, hparams=self.hparams, widen=self.widen,
+                member=member, raw_tolerance=self.raw_tolerance)
+        return self._candidates[key]
+
+    def grid_candidates(self) -> list[Candidate]:
+        """The candidate of every (arm, budget) pair the grid runs, in arm-then-budget order."""
+        skipped = set(self.skipped)
+        return [self.candidate(arm.name, budget) for arm in self.arms for budget in self.budgets
+                if (arm.name, budget) not in skipped]
+
+    def recipe_for(self, candidate: Candidate) -> Recipe:
+        """The shared recipe; under ``scratch-b`` with epochs scaled by the candidate's MACs."""
+        if self.recipe.budget == "scratch-b" and self.reference_macs:
+            return self.recipe.for_candidate(candidate.genotype.macs, self.reference_macs)
+        return self.recipe
+
+    # -- identity ------------------------------------------------------------------------------
+    def fingerprint(self) -> dict[str, Any]:
+        """What must match for a worker to join: JSON, free of paths and per-worker choices."""
+        return {
+            "format": SETTINGS_FORMAT, "version": SETTINGS_VERSION,
+            "mode": self.mode, "search": self.search if self.mode == "search" else None,
+            "arms": self.arm_names, "budgets": list(self.budgets), "seeds": list(self.seeds),
+            "data": self.data, "recipe": self.recipe.to_dict(), "pruner": self.pruner,
+            "sources": {s.label: s.digest for s in self.sources},
+            "hparams": dict(self.hparams) if self.hparams is not None else None, "widen": self.widen,
+            "raw_tolerance": self.raw_tolerance, "skipped": [list(p) for p in self.skipped],
+            # the reference only matters to scratch-b; elsewhere it must not split equal studies
+            "reference_macs": self.reference_macs if self.recipe.budget == "scratch-b" else None,
+        }
+
+    def describe(self) -> dict[str, Any]:
+        """The fingerprint plus what a report needs without the input files (kept in the study)."""
+        return {**self.fingerprint(), "source_files": [s.describe() for s in self.sources],
+                "budget_labels": {str(b): format_count(b) for b in self.budgets}}
+
+
+def settings_diff(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+    """Keys whose values differ, each as ``key (X there, Y here)``, for the one-line refusal."""
+    out = []
+    for key in wanted:
+        if key in ("format",):
+            continue
+        a, b = stored.get(key), wanted.get(key)
+        if a != b:
+            if isinstance(a, dict) and isinstance(b, dict):
+                keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+                out.append(f"{key} ({', '.join(keys)})")
+            else:
+                out.append(f"{key} ({_short(a)} there, {_short(b)} here)")
+    return out
+
+
+def _short(value: Any) -> str:
+    text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
