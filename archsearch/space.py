@@ -22,7 +22,7 @@ __all__ = ["SearchSpace", "load_space", "SPACE_FORMAT", "SPACE_VERSION"]
 
 SPACE_FORMAT = "archsearch.space"
 SPACE_VERSION = 1
-_TOP = {"format", "version", "name", "description", "model", "data", "train", "prune", "study"}
+_TOP = {"format", "version", "name", "description", "model", "data", "train", "prune"}
 _MODEL_EXTRA = {"family", "widen", "inner_ratio"}
 
 
@@ -38,7 +38,6 @@ class SearchSpace:
     data: Mapping[str, Any] = field(default_factory=dict)
     train: Mapping[str, Any] = field(default_factory=dict)
     prune: Mapping[str, Any] = field(default_factory=dict)
-    study: Mapping[str, Any] = field(default_factory=dict)
 
     def base_genotype(self) -> Genotype:
         """The unpruned network of the space (e.g. WRN-40-2)."""
@@ -70,7 +69,7 @@ def load_space(path: str | os.PathLike[str]) -> SearchSpace:
     version = data.get("version")
     if not isinstance(version, int) or not 1 <= version <= SPACE_VERSION:
         raise SpaceError(f"{where}: version {version!r} is not supported (this archsearch reads 1..{SPACE_VERSION})")
-    for table in ("model", "data", "train", "prune", "study"):
+    for table in ("model", "data", "train", "prune"):
         if not isinstance(data.get(table, {}), dict):
             raise SpaceError(f"{where}: [{table}] must be a table")
     model = dict(data.get("model", {}))
@@ -89,7 +88,6 @@ def load_space(path: str | os.PathLike[str]) -> SearchSpace:
         name=str(data.get("name", file.parent.name)), path=file.parent, family=family, hparams=hparams,
         widen=float(widen), inner_ratio=inner_ratio, description=str(data.get("description", "")),
         data=data.get("data", {}), train=data.get("train", {}), prune=data.get("prune", {}),
-        study=data.get("study", {}),
     )
     try:
         space.base_genotype()

@@ -151,6 +151,9 @@ class Trainer:
         self.steps_per_epoch = n // self.batch_size
         self.total_steps = recipe.epochs * self.steps_per_epoch
         self.optimizer = self._make_optimizer()
+        #: the BN scales that Network Slimming's sparsity term pushes towards zero (none when bn_l1 == 0)
+        self._bn_scales = ([m.weight for m in self.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+                           if recipe.bn_l1 > 0 else [])
         total = self.total_steps
         self.scheduler = LambdaLR(self.optimizer, lambda step: recipe.lr_factor(step, total))
         #: epochs completed
@@ -204,6 +207,10 @@ class Trainer:
             loss = F.cross_entropy(logits.float(), y, label_smoothing=smoothing)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if self._bn_scales:
+                with torch.no_grad():  # d/dgamma of bn_l1 * |gamma|
+                    for gamma in self._bn_scales:
+                        gamma.grad.add_(torch.sign(gamma), alpha=self.recipe.bn_l1)
             self.optimizer.step()
             self.scheduler.step()
             loss_sum += loss.detach()

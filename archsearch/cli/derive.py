@@ -4,6 +4,7 @@ import argparse
 import sys
 
 from ..budgets import format_count, parse_budgets
+from ..errors import BudgetError
 from ..derive import METHODS, derive
 from ..family import load_family
 from ..tables import print_table
@@ -30,8 +31,11 @@ class DeriveCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         budgets = parse_budgets(args.budgets)
         source = load_family(args.source)
-        family, rows = derive(source, budgets, method=args.method, pick=args.pick,
-                              metadata={"source": str(args.source)})
+        try:
+            family, rows = derive(source, budgets, method=args.method, pick=args.pick,
+                                  metadata={"source": str(args.source)})
+        except BudgetError as exc:
+            raise BudgetError(f"{args.source}: {exc}") from None
         table = []
         for i, r in enumerate(rows):
             l = r.landing
