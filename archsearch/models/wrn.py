@@ -23,11 +23,14 @@ class BasicBlock(nn.Module):
         if self.projection or self.has_branch:
             self.bn1 = nn.BatchNorm2d(in_width)
         if self.has_branch:
-            self.conv1 = nn.Conv2d(in_width, inner, 3, stride, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(inner)
-            self.conv2 = nn.Conv2d(inner, out_width, 3, 1, 1, bias=False)
+            self.make_branch(in_width, inner, out_width, stride)
         if self.projection:
             self.shortcut = nn.Conv2d(in_width, out_width, 1, stride, 0, bias=False)
+
+    def make_branch(self, in_width: int, inner: int, out_width: int, stride: int) -> None:
+        self.conv1 = nn.Conv2d(in_width, inner, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(inner)
+        self.conv2 = nn.Conv2d(inner, out_width, 3, 1, 1, bias=False)
 
     def branch(self, o: torch.Tensor) -> torch.Tensor:
         return self.conv2(F.relu(self.bn2(self.conv1(o))))
@@ -45,20 +48,12 @@ class BasicBlock(nn.Module):
 class BottleneckBlock(BasicBlock):
     """Moonshine's bottleneck (Crowley et al. 2018, arXiv:1711.02613): 1x1 reduce, 3x3, 1x1 expand."""
 
-    def __init__(self, in_width: int, inner: int, out_width: int, stride: int) -> None:
-        nn.Module.__init__(self)
-        self.projection = stride != 1 or in_width != out_width
-        self.has_branch = inner > 0
-        if self.projection or self.has_branch:
-            self.bn1 = nn.BatchNorm2d(in_width)
-        if self.has_branch:
-            self.conv1 = nn.Conv2d(in_width, inner, 1, 1, 0, bias=False)
-            self.bn2 = nn.BatchNorm2d(inner)
-            self.conv2 = nn.Conv2d(inner, inner, 3, stride, 1, bias=False)
-            self.bn3 = nn.BatchNorm2d(inner)
-            self.conv3 = nn.Conv2d(inner, out_width, 1, 1, 0, bias=False)
-        if self.projection:
-            self.shortcut = nn.Conv2d(in_width, out_width, 1, stride, 0, bias=False)
+    def make_branch(self, in_width: int, inner: int, out_width: int, stride: int) -> None:
+        self.conv1 = nn.Conv2d(in_width, inner, 1, 1, 0, bias=False)
+        self.bn2 = nn.BatchNorm2d(inner)
+        self.conv2 = nn.Conv2d(inner, inner, 3, stride, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(inner)
+        self.conv3 = nn.Conv2d(inner, out_width, 1, 1, 0, bias=False)
 
     def branch(self, o: torch.Tensor) -> torch.Tensor:
         o = self.conv2(F.relu(self.bn2(self.conv1(o))))
