@@ -70,6 +70,9 @@ class PruneCommand(Command):
         from ..recipe import Recipe
         from ..train import CHECKPOINT as TRAIN_CHECKPOINT, train_genotype
 
+        from ..train import resolve_device
+
+        resolve_device(args.device)  # a bad --device fails before any work
         data_name = space.data.get("name")
         if not isinstance(data_name, str):
             raise ArchsearchError(f"{space.path / 'space.toml'}: data.name is required, e.g. \"digits\"")

@@ -34,7 +34,7 @@ from ..data import DataSplits, crop_flip
 from ..errors import ArchsearchError
 from ..family import Family, Member
 from ..genotype import Genotype
-from ..train import evaluate
+from ..train import evaluate, resolve_device
 from .criteria import Criterion, make_criterion
 from .settings import PruneSettings, PruneSettingsError
 from .surgery import remove_inner_channels, remove_residual_channels
@@ -299,7 +299,7 @@ def prune_network(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | N
         warnings.warn("prune_residual ranks residual and inner channels together; without normalise = "
                       "\"params\" or \"macs\" the far costlier residual channels are compared score for score",
                       stacklevel=2)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(device)
     torch.manual_seed(settings.seed)
     data = data.to(device)
     ckpt = out_dir / CHECKPOINT_NAME
