@@ -6,9 +6,10 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import warnings
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from ..errors import ArchsearchError
 from ._base import Command, all_commands
@@ -16,10 +17,32 @@ from ._base import Command, all_commands
 __all__ = ["main", "Command"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line too, like every other error of the CLI."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+_DASH_VALUE = re.compile(r"^-\.?\d")
+
+
+def _attach_dash_values(argv: Sequence[str]) -> list[str]:
+    """``--budgets -1M`` -> ``--budgets=-1M``: argparse would read ``-1M`` as an unknown option,
+    and the user should hear that -1M is not a budget, not that --budgets lacks a value."""
+    out: list[str] = []
+    for token in argv:
+        if _DASH_VALUE.match(token) and out and out[-1].startswith("--") and "=" not in out[-1]:
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="archsearch",
         description="Structured channel pruning as architecture search.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -40,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_attach_dash_values(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "_command", None):
         parser.print_help()
         return 2
