@@ -53,15 +53,11 @@ class PruneCommand(Command):
             overrides["target_params"] = parse_budget(args.target_params, field="--target-params")
         settings = PruneSettings.from_dict({**space.prune, **overrides}, source=f"{space.path / 'space.toml'} [prune]")
         out = Path(args.out or Path("runs") / space.name)
-        from ..prune.loop import CHECKPOINT_NAME, PRUNED_NAME, check_targets
+        from ..prune.loop import PRUNED_NAME, check_run_folder, check_targets
 
         genotype = space.base_genotype()
         check_targets(genotype, settings)
-        resuming = (out / CHECKPOINT_NAME).exists()
-        if args.resume and not resuming:
-            raise ArchsearchError(f"{out / CHECKPOINT_NAME}: no pruning checkpoint to resume; run without --resume")
-        if not args.resume and ((out / PRUNED_NAME).exists() or resuming):
-            raise ArchsearchError(f"{out}: already holds a pruning run; pass --resume to continue it or choose another --out")
+        check_run_folder(out, args.resume)
 
         import torch
 
@@ -82,7 +78,7 @@ class PruneCommand(Command):
         meta = {"space": space.name, "command": "archsearch " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                 "start_params": genotype.params}
         state = None
-        if not resuming:
+        if not args.resume:
             if args.weights:
                 state = _load_weights(args.weights)
                 meta["weights"] = str(args.weights)
@@ -97,7 +93,7 @@ class PruneCommand(Command):
                 state = torch.load(pre / metrics["weights"], map_location="cpu", weights_only=True)
                 meta["pretrain"] = {"epochs": metrics["final"]["epoch"], "val_error": metrics["final"]["val_error"],
                                     "test_error": metrics["final"]["test_error"], "recipe": metrics["recipe"]}
-        family = prune_network(genotype, state, data, settings, out, resume=resuming, device=args.device,
+        family = prune_network(genotype, state, data, settings, out, resume=args.resume, device=args.device,
                                metadata=meta, progress=progress)
         n = len(family)
         picks = sorted({round(k * (n - 1) / 9) for k in range(10)}) if n > 10 else range(n)

@@ -39,7 +39,7 @@ from .criteria import Criterion, make_criterion
 from .settings import PruneSettings, PruneSettingsError
 from .surgery import remove_inner_channels, remove_residual_channels
 
-__all__ = ["prune_network", "check_targets", "CHECKPOINT_NAME", "PRUNED_NAME"]
+__all__ = ["prune_network", "check_targets", "check_run_folder", "CHECKPOINT_NAME", "PRUNED_NAME"]
 
 CHECKPOINT_NAME = "prune_state.pt"
 PRUNED_NAME = "pruned.json"
@@ -49,10 +49,6 @@ _CKPT_FORMAT = "archsearch.prune-checkpoint"
 def _block(model: nn.Module, gene: str) -> nn.Module:
     stage, block, _ = gene.split(".")
     return getattr(model, f"stage{stage[1:]}")[int(block[1:]) - 1]
-
-
-def _inner_genes(genotype: Genotype) -> list[str]:
-    return [g for g in genotype.genes if g.endswith(".inner")]
 
 
 def _residual_floor(genotype: Genotype, gene: str) -> int | None:
@@ -82,6 +78,18 @@ def _removable(genotype: Genotype, residual: bool) -> dict[str, int]:
         elif residual and (floor := _residual_floor(genotype, gene)) is not None:
             out[gene] = max(0, value - floor)
     return out
+
+
+def check_run_folder(out_dir: str | os.PathLike[str], resume: bool) -> None:
+    """A resume needs a checkpoint; a new run must not overwrite one (checked before any compute)."""
+    out_dir = Path(out_dir)
+    ckpt = out_dir / CHECKPOINT_NAME
+    if resume and not ckpt.exists():
+        raise ArchsearchError(f"{ckpt}: no pruning checkpoint to resume; run without --resume")
+    if not resume and ((out_dir / PRUNED_NAME).exists() or ckpt.exists()):
+        raise ArchsearchError(
+            f"{out_dir}: already holds a pruning run; pass --resume to continue it or choose another --out"
+        )
 
 
 def check_targets(genotype: Genotype, settings: PruneSettings) -> None:
@@ -167,10 +175,6 @@ class _Run:
             "perm": self.perm, "pos": self.pos, "prunes": self.prunes, "steps": self.steps,
             "start_channels": self.start_channels,
         }
-
-
-def _save_checkpoint(run: _Run, path: Path) -> None:
-    atomic_torch_save(run.state(), path)
 
 
 def _resume(path: Path, settings: PruneSettings, device: torch.device, n_train: int) -> _Run:
@@ -264,7 +268,7 @@ def _apply(run: _Run, drop: Mapping[str, list[int]]) -> None:
 
 def _done(run: _Run) -> bool:
     s = run.settings
-    if not _inner_genes(run.genotype) or run.removed >= run.start_channels:
+    if run.removed >= run.start_channels:
         return True
     if s.max_prunes is not None and run.prunes >= s.max_prunes:
         return True
@@ -279,7 +283,7 @@ def _record(run: _Run, data: DataSplits, out_dir: Path) -> float:
                "val_error": val_error, "criterion": run.settings.criterion}
     meta = {**run.family.metadata, "wall_s": round(run.wall_s, 2)}
     run.family = Family(run.family.members + (Member(run.genotype, metrics),), meta)
-    _save_checkpoint(run, out_dir / CHECKPOINT_NAME)
+    atomic_torch_save(run.state(), out_dir / CHECKPOINT_NAME)
     run.family.save(out_dir / PRUNED_NAME)
     return val_error
 
@@ -302,17 +306,11 @@ def prune_network(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | N
     device = resolve_device(device)
     torch.manual_seed(settings.seed)
     data = data.to(device)
-    ckpt = out_dir / CHECKPOINT_NAME
+    check_run_folder(out_dir, resume)
     if resume:
-        if not ckpt.exists():
-            raise ArchsearchError(f"{ckpt}: no checkpoint to resume from; run without --resume first")
-        run = _resume(ckpt, settings, device, len(data.train_y))
+        run = _resume(out_dir / CHECKPOINT_NAME, settings, device, len(data.train_y))
         run.family.save(out_dir / PRUNED_NAME)  # undo a pruned.json written after the checkpoint
     else:
-        if (out_dir / PRUNED_NAME).exists() or ckpt.exists():
-            raise ArchsearchError(
-                f"{out_dir}: already holds a pruning run; pass --resume to continue it or choose another --out"
-            )
         check_targets(genotype, settings)
         model = genotype.build().to(device)
         if state_dict is not None:
