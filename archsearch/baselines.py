@@ -6,6 +6,12 @@
 ``bottleneck-block``  ``wrn-bottleneck``: Moonshine's 1x1-3x3-1x1 blocks (arXiv:1711.02613), inner
                       width a quarter of the residual width, widen factor solved.
 
+For any other network (an imported genotype) the baselines start from its unpruned genotype:
+
+``uniform``           every gene scaled by one factor.
+``bottleneck``        only the *inner* genes scaled (those not tied to an addition, product or
+                      concatenation: a block's inner widths), the residual streams kept.
+
 Each solves its one free number with the same :func:`archsearch.landing.land` as ``derive``.
 """
 from __future__ import annotations
@@ -20,9 +26,28 @@ from .family import Family, Member
 from .genotype import Genotype
 from .landing import Landing, land
 
-__all__ = ["BASELINES", "baseline", "baselines"]
+__all__ = ["BASELINES", "GENERIC_BASELINES", "baseline", "baselines", "scaled_baseline"]
 
 BASELINES = ("uniform", "bottleneck", "bottleneck-block")
+#: the baselines every network has (``bottleneck-block`` is a WRN family of its own)
+GENERIC_BASELINES = ("uniform", "bottleneck")
+
+
+def scaled_baseline(kind: str, template: Genotype, budget: int) -> tuple[Landing, str]:
+    """``uniform`` or ``bottleneck`` from an unpruned ``template``; returns the landing and its knob."""
+    direction = np.array(list(template.genes.values()), dtype=float)
+    if kind == "uniform":
+        return land(template, direction, budget, what="the uniform baseline"), "width_scale"
+    if kind == "bottleneck":
+        roles = template.roles()
+        fixed = [g for g, r in roles.items() if r == "tied"]
+        if len(fixed) == len(roles):
+            raise ArchsearchError("the bottleneck baseline needs inner genes; every gene of this network is tied "
+                                  "to an addition or concatenation")
+        return land(template, direction, budget, fixed=fixed,
+                    what="the bottleneck baseline (inner widths only)"), "inner_scale"
+    raise ArchsearchError(f"kinds: {kind!r} is not a baseline of this network; expected some of "
+                          f"{', '.join(GENERIC_BASELINES)}")
 
 
 def baseline(kind: str, hparams: Mapping[str, Any], budget: int, *, widen: float = 1.0) -> tuple[Landing, str]:
@@ -48,13 +73,22 @@ def baseline(kind: str, hparams: Mapping[str, Any], budget: int, *, widen: float
     raise ArchsearchError(f"--kinds: {kind!r} is unknown; expected some of {', '.join(BASELINES)}")
 
 
-def baselines(hparams: Mapping[str, Any], budgets: Sequence[int], kinds: Sequence[str] = BASELINES, *,
+def baselines(source: Mapping[str, Any] | Genotype, budgets: Sequence[int], kinds: Sequence[str] | None = None, *,
               widen: float = 1.0, metadata: dict | None = None) -> Family:
-    """All requested baselines at all budgets, as one family file (kind-major order)."""
+    """All requested baselines at all budgets, as one family file (kind-major order).
+
+    ``source`` is either the ``wrn`` hyper-parameters (all of :data:`BASELINES`) or the unpruned
+    genotype of any network (:data:`GENERIC_BASELINES`).
+    """
+    generic = isinstance(source, Genotype)
+    kinds = tuple(kinds or (GENERIC_BASELINES if generic else BASELINES))
     members = []
     for kind in kinds:
         for budget in budgets:
-            landing, knob = baseline(kind, hparams, budget, widen=widen)
+            if generic:
+                landing, knob = scaled_baseline(kind, source, budget)
+            else:
+                landing, knob = baseline(kind, source, budget, widen=widen)
             members.append(Member(landing.genotype, {
                 "baseline": kind, "budget": budget, "rel_error": landing.rel_error, knob: landing.scale,
             }))

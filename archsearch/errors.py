@@ -58,3 +58,10 @@ class StudyError(ArchsearchError):
 
 
 __all__ += ["StudyError"]
+
+
+class NetworkImportError(ArchsearchError):
+    """A network that cannot be imported: an untraceable forward or an operation the graph cannot express."""
+
+
+__all__ += ["NetworkImportError"]

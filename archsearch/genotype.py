@@ -9,6 +9,7 @@ that loads is a network this version of archsearch would itself have built.
 from __future__ import annotations
 
 import json
+import math
 import os
 from functools import cached_property
 from types import MappingProxyType
@@ -19,7 +20,7 @@ import networkx as nx
 from ._jsonio import atomic_write_json, check_header, read_json
 from .errors import ArchsearchError, FileFormatError, GenotypeError
 from .families import get_family
-from .graph import CostModel, check_graph, compile_costs, graph_from_data, graph_to_data
+from .graph import CostModel, check_graph, compile_costs, graph_from_data, graph_to_data, uses_only_v1
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -29,7 +30,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Genotype", "load_genotype", "GENOTYPE_FORMAT", "GENOTYPE_VERSION"]
 
 GENOTYPE_FORMAT = "archsearch.genotype"
-GENOTYPE_VERSION = 1
+#: version 1: the WRN families' node kinds; version 2 adds the kinds of any CNN, concat ports and ``origin``
+GENOTYPE_VERSION = 2
 
 
 class Genotype:
@@ -39,13 +41,17 @@ class Genotype:
     :func:`load_genotype`; the constructor trusts its arguments and is private.
     """
 
-    __slots__ = ("family", "hparams", "graph", "__dict__")
+    __slots__ = ("family", "hparams", "graph", "origin", "__dict__")
 
-    def __init__(self, family: str, hparams: Mapping[str, Any], graph: nx.DiGraph) -> None:
+    def __init__(self, family: str, hparams: Mapping[str, Any], graph: nx.DiGraph,
+                 origin: Mapping[str, Any] | None = None) -> None:
         set_ = object.__setattr__
         set_(self, "family", family)
         set_(self, "hparams", MappingProxyType(dict(hparams)))
         set_(self, "graph", _freeze(graph))
+        # where an imported network came from (source, arguments, input, torch version): kept
+        # with the genotype and its derived copies, but not part of its identity
+        set_(self, "origin", MappingProxyType(dict(origin or {})))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"Genotype is immutable; use with_genes() to make a changed copy ({name!r})")
@@ -54,7 +60,7 @@ class Genotype:
         raise AttributeError(f"Genotype is immutable ({name!r})")
 
     def __reduce__(self):  # noqa: ANN204  (pickle/copy: MappingProxyType and frozen graphs do not pickle)
-        return (_restore, (self.family, dict(self.hparams), graph_to_data(self.graph)))
+        return (_restore, (self.family, dict(self.hparams), graph_to_data(self.graph), dict(self.origin)))
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -67,7 +73,10 @@ class Genotype:
 
     def with_genes(self, genes: Mapping[str, int]) -> "Genotype":
         """A copy with some widths changed; the topology follows (e.g. projection shortcuts)."""
-        return Genotype.from_genes(self.family, self.hparams, {**self.genes, **genes})
+        unknown = sorted(set(genes) - set(self.genes))
+        if unknown:
+            raise GenotypeError(f"gene {unknown[0]!r} is not a gene of this genotype")
+        return self.family_spec.with_genes(self, {**self.genes, **{k: _as_int(k, v) for k, v in genes.items()}})
 
     @classmethod
     def from_dict(cls, obj: Any, *, source: object = "genotype") -> "Genotype":
@@ -81,10 +90,11 @@ class Genotype:
             hp = fam.check_hparams(hparams)
             graph = graph_from_data(obj.get("graph"))
             check_graph(graph)
-            genes = _genes_of(graph, fam.gene_names(hp))
-            expected = fam.build_graph(hp, genes)
-            _same_structure(graph, expected)
-            genotype = cls(fam.name, hp, graph)
+            fam.check_graph(hp, graph)
+            origin = obj.get("origin", {})
+            if not isinstance(origin, dict):
+                raise GenotypeError("origin: expected an object")
+            genotype = cls(fam.name, hp, graph, origin)
             for key in ("params", "macs"):
                 if key in obj and obj[key] != getattr(genotype, key):
                     raise GenotypeError(
@@ -95,15 +105,23 @@ class Genotype:
         return genotype
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "format": GENOTYPE_FORMAT,
-            "version": GENOTYPE_VERSION,
+            "version": self.format_version,
             "family": self.family,
             "hparams": dict(self.hparams),
             "params": self.params,
             "macs": self.macs,
             "graph": graph_to_data(self.graph),
         }
+        if self.origin:
+            out["origin"] = dict(self.origin)
+        return out
+
+    @property
+    def format_version(self) -> int:
+        """The lowest file version that holds this genotype, so older readers keep reading WRNs."""
+        return 1 if not self.origin and self.family != "graph" and uses_only_v1(self.graph) else GENOTYPE_VERSION
 
     def save(self, path: str | os.PathLike[str]) -> None:
         atomic_write_json(path, self.to_dict())
@@ -116,11 +134,49 @@ class Genotype:
     @cached_property
     def genes(self) -> Mapping[str, int]:
         """Free widths by name, in the family's order (a read-only mapping)."""
-        return MappingProxyType(_genes_of(self.graph, self.family_spec.gene_names(self.hparams)))
+        return MappingProxyType(_genes_of(self.graph, self.family_spec.genes_of(self)))
+
+    def min_width(self, gene: str) -> int:
+        """The smallest legal value of a gene (0 where its layers may vanish)."""
+        return self.family_spec.min_width(gene)
+
+    @cached_property
+    def quantum(self) -> Mapping[str, int]:
+        """The step each gene moves in: a multiple of the groups of every grouped conv it touches."""
+        from .graph import attr, width_forms
+
+        forms = width_forms(self.graph)
+        step = dict.fromkeys(self.genes, 1)
+        for node, data in self.graph.nodes(data=True):
+            if data["kind"] == "conv" and not attr(data, "depthwise") and attr(data, "groups") > 1:
+                (pred,) = self.graph.predecessors(node)
+                for form in (forms[node], forms[pred]):
+                    for gene in form:
+                        if gene in step:
+                            step[gene] = math.lcm(step[gene], attr(data, "groups"))
+        return MappingProxyType(step)
+
+    def roles(self) -> dict[str, str]:
+        """``tied`` for a gene summed, multiplied or concatenated with other layers, else ``inner``.
+
+        Tied genes are residual streams and concatenated features; the inner ones (a block's
+        inner width) are what the ``bottleneck`` baseline scales.
+        """
+        from .graph import width_forms
+
+        forms = width_forms(self.graph)
+        roles = dict.fromkeys(self.genes, "inner")
+        for node, data in self.graph.nodes(data=True):
+            if data["kind"] in ("add", "mul", "concat"):
+                for pred in self.graph.predecessors(node):
+                    for gene in forms[pred]:
+                        if gene in roles:
+                            roles[gene] = "tied"
+        return roles
 
     @cached_property
     def cost_model(self) -> CostModel:
-        return compile_costs(self.graph, self.genes, self.hparams.get("input_size", 1))
+        return compile_costs(self.graph, self.genes, self.hparams.get("input_size"))
 
     @cached_property
     def params(self) -> int:
@@ -135,8 +191,20 @@ class Genotype:
     def stages(self) -> list[tuple[str, int, list[int]]]:
         return self.family_spec.stages(self)
 
-    def build(self) -> "nn.Module":
-        """A plain ``torch.nn.Module`` (imports torch on first use, nothing else from archsearch)."""
+    def summary(self) -> str:
+        """The widths that identify this architecture in one table cell (e.g. ``7/16/28``)."""
+        return self.family_spec.summary(self)
+
+    def build(self, *, generic: bool = False) -> "nn.Module":
+        """A plain ``torch.nn.Module`` (imports torch on first use, nothing else from archsearch).
+
+        Hand-written families build their own readable module; ``generic=True`` (and every imported
+        genotype) walks the graph with :class:`archsearch.models.GraphNet` instead.
+        """
+        if generic:
+            from .models.graphnet import GraphNet
+
+            return GraphNet(self.to_dict())
         return self.family_spec.build_module(self)
 
     # -- value semantics -----------------------------------------------------------------------
@@ -155,8 +223,8 @@ class Genotype:
         return hash(self._key)
 
     def __repr__(self) -> str:
-        widths = "/".join(str(w) for _, w, _ in self.stages())
-        return f"Genotype({self.family}-{self.hparams.get('depth')}, widths {widths}, params={self.params:,})"
+        name = self.family if "depth" not in self.hparams else f"{self.family}-{self.hparams['depth']}"
+        return f"Genotype({name}, widths {self.summary()}, params={self.params:,})"
 
 
 def load_genotype(path: str | os.PathLike[str]) -> Genotype:
@@ -178,8 +246,9 @@ def _freeze(graph: nx.DiGraph) -> nx.DiGraph:
     return nx.freeze(graph)
 
 
-def _restore(family: str, hparams: dict[str, Any], graph_data: dict[str, Any]) -> Genotype:
-    return Genotype(family, hparams, graph_from_data(graph_data))
+def _restore(family: str, hparams: dict[str, Any], graph_data: dict[str, Any],
+             origin: dict[str, Any] | None = None) -> Genotype:
+    return Genotype(family, hparams, graph_from_data(graph_data), origin)
 
 
 def _as_int(name: str, value: Any) -> int:

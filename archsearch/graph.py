@@ -1,49 +1,144 @@
-"""The layer graph under every genotype: node kinds, structural rules, liveness and costs.
+"""The layer graph under every genotype: node kinds, structural rules, shapes, liveness and costs.
 
 A genotype's graph is a networkx ``DiGraph`` whose nodes are layers and whose edges are data flow,
-residual additions included. Node attributes:
+residual additions and concatenations included. Node attributes:
 
 ``kind``    one of :data:`KINDS`
-``width``   output channels (classes for ``linear``)
-``gene``    name of the free width this node's ``width`` is set by, or ``None`` when fixed
-``kernel``, ``stride``   for ``conv`` only
+``width``   output channels (features for a ``linear``; the channels *before* flattening for a
+            ``flatten``, whose reader scales them by the flattened spatial size)
+``gene``    name of the free width this node's width is set by, or ``None`` when it is fixed or
+            follows from its inputs (a concatenation's width is the sum of its inputs')
+the kind's own attributes (:data:`KINDS`); optional ones are written only when not the default.
+
+Edges into a ``concat`` carry ``port`` (0, 1, ...), the position of that input in the result.
 
 Parameter and MAC counts are compiled from the graph into a *cost model*: a sum of terms
-``coef * v[a] * v[b]`` over the gene vector ``v`` (with a trailing 1 for constants). Counting is
-then a dot product, which is what lets ``derive`` solve for budgets hundreds of times a second
-without building a single module. Everything here is pure Python + numpy: no torch.
+``coef * v[a] * v[b]`` over the gene vector ``v`` (with a trailing 1 for constants). Every width
+in a network is a linear form in the genes (a concatenation sums its inputs), so every layer's
+parameter count is a product of two such forms. Counting is then a dot product, which is what
+lets ``derive`` solve for budgets hundreds of times a second without building a module.
+Everything here is pure Python + numpy: no torch.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import networkx as nx
 import numpy as np
 
 from .errors import GenotypeError
 
-__all__ = ["KINDS", "check_graph", "live_nodes", "CostModel", "compile_costs"]
+__all__ = [
+    "KINDS", "V1_KINDS", "ACTIVATIONS", "check_graph", "live_nodes", "inputs_of", "shapes",
+    "width_forms", "CostModel", "compile_costs", "graph_to_data", "graph_from_data", "uses_only_v1",
+]
 
-#: Node kinds and the attributes each must carry besides ``kind``/``width``/``gene``.
-KINDS: dict[str, tuple[str, ...]] = {
-    "input": (),
-    "conv": ("kernel", "stride"),
-    "bn_relu": (),
-    "add": (),
-    "pool": (),
-    "linear": (),
+_REQUIRED = object()
+
+#: every node kind and its attributes besides ``kind``/``width``/``gene``, with their defaults
+#: (``_REQUIRED`` = must be given). Pair-valued attributes are an int or ``[h, w]``.
+KINDS: dict[str, dict[str, Any]] = {
+    "input": {"size": None},  # [h, w]; version-1 files take it from hparams.input_size
+    "conv": {"kernel": _REQUIRED, "stride": _REQUIRED, "padding": None, "dilation": 1, "groups": 1,
+             "depthwise": False, "bias": False},  # padding None = kernel // 2
+    "bn": {"eps": 1e-5, "momentum": 0.1},
+    "bn_relu": {"eps": 1e-5, "momentum": 0.1},  # batch norm then ReLU (the WRN families' layer)
+    "act": {"fn": _REQUIRED},
+    "add": {},
+    "mul": {},  # elementwise product, broadcasting a 1x1 gate over a map (squeeze-and-excitation)
+    "concat": {},
+    "pad": {"align": "end"},  # zero channels appended ("end") or split around the input ("center")
+    "maxpool": {"kernel": _REQUIRED, "stride": None, "padding": 0, "dilation": 1, "ceil_mode": False},
+    "avgpool": {"kernel": _REQUIRED, "stride": None, "padding": 0, "ceil_mode": False,
+                "count_include_pad": True},
+    "adaptive_avgpool": {"output": _REQUIRED},
+    "adaptive_maxpool": {"output": _REQUIRED},
+    "pool": {},  # global average pool to a vector (the WRN families' head)
+    "flatten": {},
+    "linear": {"bias": True},
+    "dropout": {"p": 0.0, "mode": "element"},  # "row": per-sample stochastic depth
 }
+V1_KINDS = ("input", "conv", "bn_relu", "add", "pool", "linear")
+ACTIVATIONS = ("relu", "relu6", "silu", "gelu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "identity")
+#: kinds that set their own output width (the others follow their inputs)
+PRODUCERS = ("conv", "linear", "pad")
+#: caps far above any real network, so that a tiny hostile file cannot exhaust memory
+MAX_NODES = 100_000
+MAX_WIDTH = 1 << 20
+MAX_SIZE = 1 << 16
 
 
-def _is_width(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+def _is_int(value: object, minimum: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= MAX_WIDTH
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (value[0], value[1])
+
+
+def attr(data: Mapping[str, Any], name: str) -> Any:
+    """A node attribute with its kind's default filled in (``padding`` defaults to kernel // 2)."""
+    value = data.get(name, KINDS[data["kind"]].get(name))
+    if name == "padding" and value is None and data["kind"] == "conv":
+        kh, kw = _pair(data["kernel"])
+        return [kh // 2, kw // 2] if kh != kw else kh // 2
+    if name == "stride" and value is None and data["kind"] in ("maxpool", "avgpool"):
+        return data["kernel"]
+    return value
+
+
+def _check_attrs(node: str, data: Mapping[str, Any]) -> None:
+    kind = data["kind"]
+    for name, default in KINDS[kind].items():
+        value = data.get(name, default)
+        if value is _REQUIRED:
+            raise GenotypeError(f"node {node!r}: a {kind} needs {name!r}")
+        if name in ("kernel", "stride", "dilation", "output"):
+            ok = value is None or _is_int(value, 1) or (
+                isinstance(value, list) and len(value) == 2 and all(_is_int(v, 1) for v in value))
+        elif name == "padding":
+            ok = value is None or _is_int(value) or (
+                isinstance(value, list) and len(value) == 2 and all(_is_int(v) for v in value))
+        elif name == "size":
+            ok = value is None or (isinstance(value, list) and len(value) == 2 and all(_is_int(v, 1) for v in value))
+        elif name == "groups":
+            ok = _is_int(value, 1)
+        elif name in ("depthwise", "bias", "ceil_mode", "count_include_pad"):
+            ok = isinstance(value, bool)
+        elif name in ("eps", "momentum", "p"):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+                and 0 <= value <= 1
+        elif name == "fn":
+            ok = value in ACTIVATIONS
+        elif name == "align":
+            ok = value in ("end", "center")
+        elif name == "mode":
+            ok = value in ("element", "row")
+        else:  # pragma: no cover (every attribute of KINDS is listed above)
+            ok = True
+        if not ok:
+            raise GenotypeError(f"node {node!r}: {name} {value!r} is not a valid {kind} {name}")
+
+
+def inputs_of(graph: nx.DiGraph, node: str) -> list[str]:
+    """Predecessors in order: by ``port`` for a concatenation, else as stored."""
+    preds = list(graph.predecessors(node))
+    if graph.nodes[node]["kind"] == "concat":
+        preds.sort(key=lambda p: graph.edges[p, node].get("port", 0))
+    return preds
+
+
+_ARITY = {"input": (0, 0), "add": (1, None), "mul": (2, 2), "concat": (1, None)}
 
 
 def check_graph(graph: nx.DiGraph) -> None:
     """Check the family-independent rules; a violation names the node and the rule."""
     if graph.number_of_nodes() == 0:
         raise GenotypeError("graph: has no nodes")
+    if graph.number_of_nodes() > MAX_NODES:
+        raise GenotypeError(f"graph: has {graph.number_of_nodes():,} nodes; at most {MAX_NODES:,} are read")
     if not nx.is_directed_acyclic_graph(graph):
         raise GenotypeError("graph: has a cycle; data flow must be acyclic")
     inputs = [n for n, d in graph.nodes(data=True) if d.get("kind") == "input"]
@@ -56,40 +151,23 @@ def check_graph(graph: nx.DiGraph) -> None:
         kind = data.get("kind")
         if kind not in KINDS:
             raise GenotypeError(f"node {node!r}: kind {kind!r} is unknown; expected one of {', '.join(KINDS)}")
-        if not _is_width(data.get("width")):
+        if not _is_int(data.get("width")):
             raise GenotypeError(
-                f"node {node!r}: width {data.get('width')!r} is invalid; widths must be non-negative integers"
+                f"node {node!r}: width {data.get('width')!r} is invalid; widths must be non-negative integers (at most {MAX_WIDTH:,})"
             )
         gene = data.get("gene")
         if gene is not None and not isinstance(gene, str):
             raise GenotypeError(f"node {node!r}: gene {gene!r} must be a string or null")
-        for attr in KINDS[kind]:
-            value = data.get(attr)
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-                raise GenotypeError(f"node {node!r}: {attr} {value!r} must be a positive integer")
-        preds = list(graph.predecessors(node))
-        if kind == "input":
-            if preds:
+        _check_attrs(node, data)
+        preds = inputs_of(graph, node)
+        lo, hi = _ARITY.get(kind, (1, 1))
+        if len(preds) < lo or (hi is not None and len(preds) > hi):
+            if kind == "input":
                 raise GenotypeError(f"node {node!r}: an input node cannot have predecessors")
-            continue
-        if kind == "add":
-            if len(preds) < 1:
-                raise GenotypeError(f"node {node!r}: an add needs at least one input")
-            widths = {p: graph.nodes[p]["width"] for p in preds}
-            if any(w != data["width"] for w in widths.values()):
-                listed = ", ".join(f"{p}={w}" for p, w in sorted(widths.items()))
-                raise GenotypeError(
-                    f"node {node!r}: sums unequal widths ({listed}) into width {data['width']}; "
-                    "channels coupled by an addition must be equal"
-                )
-            continue
-        if len(preds) != 1:
-            raise GenotypeError(f"node {node!r}: a {kind} layer takes exactly one input, has {len(preds)}")
-        if kind in ("bn_relu", "pool") and graph.nodes[preds[0]]["width"] != data["width"]:
-            raise GenotypeError(
-                f"node {node!r}: width {data['width']} differs from its input {preds[0]!r} "
-                f"({graph.nodes[preds[0]]['width']}); a {kind} keeps its input's width"
-            )
+            want = f"exactly {lo}" if lo == hi else f"at least {lo}"
+            raise GenotypeError(f"node {node!r}: a {kind} layer takes {want} input{'s' if lo != 1 else ''}, "
+                                f"has {len(preds)}")
+        _check_widths(graph, node, data, preds)
     groups: dict[str, set[int]] = {}
     for node, data in graph.nodes(data=True):
         if data.get("gene") is not None:
@@ -99,6 +177,51 @@ def check_graph(graph: nx.DiGraph) -> None:
             raise GenotypeError(
                 f"gene {gene!r}: its nodes carry widths {sorted(widths)}; coupled channels must be equal"
             )
+
+
+def _check_widths(graph: nx.DiGraph, node: str, data: Mapping[str, Any], preds: list[str]) -> None:
+    kind, width = data["kind"], data["width"]
+    widths = {p: graph.nodes[p]["width"] for p in preds}
+    if kind in ("add", "mul"):
+        if any(w != width for w in widths.values()):
+            listed = ", ".join(f"{p}={w}" for p, w in sorted(widths.items()))
+            verb = "sums" if kind == "add" else "multiplies"
+            raise GenotypeError(
+                f"node {node!r}: {verb} unequal widths ({listed}) into width {width}; "
+                f"channels coupled by an {'addition' if kind == 'add' else 'elementwise product'} must be equal"
+            )
+    elif kind == "concat":
+        if sum(widths.values()) != width:
+            raise GenotypeError(f"node {node!r}: width {width} is not the sum {sum(widths.values())} of its inputs")
+    elif kind == "conv":
+        in_width = widths[preds[0]]
+        groups = attr(data, "groups")
+        if attr(data, "depthwise"):
+            if not (width == in_width and (width == 0 or groups == width)):
+                raise GenotypeError(f"node {node!r}: a depthwise conv needs width = input width = groups "
+                                    f"(has {width}, {in_width}, {groups})")
+        elif groups > 1 and width and in_width and (width % groups or in_width % groups):
+            raise GenotypeError(f"node {node!r}: input width {in_width} and width {width} must be multiples "
+                                f"of its {groups} groups")
+    elif kind == "pad":
+        if width < widths[preds[0]]:
+            raise GenotypeError(f"node {node!r}: pads {widths[preds[0]]} channels to {width}; a pad cannot remove channels")
+    elif kind not in ("input", "linear") and width != widths[preds[0]]:
+        raise GenotypeError(
+            f"node {node!r}: width {width} differs from its input {preds[0]!r} "
+            f"({widths[preds[0]]}); a {kind} keeps its input's width"
+        )
+
+
+def uses_only_v1(graph: nx.DiGraph) -> bool:
+    """Whether version 1 of the genotype format can hold this graph (the WRN families' graphs)."""
+    for _, data in graph.nodes(data=True):
+        if data["kind"] not in V1_KINDS:
+            return False
+        for name, default in KINDS[data["kind"]].items():
+            if name not in ("kernel", "stride") and name in data and data[name] != default:
+                return False
+    return not any("port" in d for _, _, d in graph.edges(data=True))
 
 
 def live_nodes(graph: nx.DiGraph) -> set:
@@ -115,13 +238,116 @@ def live_nodes(graph: nx.DiGraph) -> set:
         data = graph.nodes[node]
         if data["width"] == 0:
             continue
-        if data["kind"] == "input" or any(p in forward for p in graph.predecessors(node)):
+        preds = list(graph.predecessors(node))
+        alive = [p in forward for p in preds]
+        if data["kind"] == "input" or (all(alive) if data["kind"] == "mul" else any(alive)):
             forward.add(node)
     live: set = set()
     for node in reversed(order):
         if node in forward and (graph.out_degree(node) == 0 or any(s in live for s in graph.successors(node))):
             live.add(node)
     return live
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Spatial size of a node's output; ``flat`` once flattened to a vector of width * h * w."""
+
+    h: int
+    w: int
+    flat: bool = False
+
+
+def _window(size: int, kernel: int, stride: int, pad: int, dilation: int, ceil: bool) -> int:
+    span = size + 2 * pad - dilation * (kernel - 1) - 1
+    out = (-(-span // stride) if ceil else span // stride) + 1
+    if ceil and (out - 1) * stride >= size + pad:  # the last window must start inside the input
+        out -= 1
+    return out
+
+
+def shapes(graph: nx.DiGraph, input_size: int | Sequence[int] | None = None) -> dict[str, Shape]:
+    """Every node's output shape, propagated from the input's size; impossible shapes name the node."""
+    out: dict[str, Shape] = {}
+    for node in nx.topological_sort(graph):
+        data = graph.nodes[node]
+        kind = data["kind"]
+        preds = inputs_of(graph, node)
+        if kind == "input":
+            size = data.get("size") or input_size
+            if size is None:
+                raise GenotypeError(f"node {node!r}: the input's size is unknown")
+            h, w = _pair(size)
+            out[node] = Shape(h, w)
+            continue
+        src = [out[p] for p in preds]
+        first = src[0]
+        if kind in ("conv", "maxpool", "avgpool", "adaptive_avgpool", "adaptive_maxpool", "pool", "flatten") \
+                and first.flat:
+            raise GenotypeError(f"node {node!r}: a {kind} needs a feature map, but its input is already flat")
+        if kind in ("conv", "maxpool", "avgpool"):
+            kh, kw = _pair(attr(data, "kernel"))
+            sh, sw = _pair(attr(data, "stride"))
+            ph, pw = _pair(attr(data, "padding"))
+            dh, dw = _pair(attr(data, "dilation")) if kind != "avgpool" else (1, 1)
+            ceil = kind != "conv" and attr(data, "ceil_mode")
+            if kind != "conv" and (2 * ph > kh or 2 * pw > kw):
+                raise GenotypeError(f"node {node!r}: padding {attr(data, 'padding')} exceeds half the kernel")
+            shape = Shape(_window(first.h, kh, sh, ph, dh, ceil), _window(first.w, kw, sw, pw, dw, ceil))
+        elif kind in ("adaptive_avgpool", "adaptive_maxpool"):
+            shape = Shape(*_pair(attr(data, "output")))
+        elif kind == "pool":
+            shape = Shape(1, 1, True)
+        elif kind == "flatten":
+            shape = Shape(first.h, first.w, True)
+        elif kind == "linear":
+            if not first.flat:
+                raise GenotypeError(f"node {node!r}: a linear layer needs a flat input; add a flatten or pool before it")
+            shape = Shape(1, 1, True)
+        elif kind == "mul":
+            maps = [s for s in src if (s.h, s.w) != (1, 1)] or src
+            if any(s != maps[0] for s in maps) or any(s.flat for s in src):
+                raise GenotypeError(f"node {node!r}: multiplies maps of shapes {[(s.h, s.w) for s in src]}; "
+                                    "only equal maps or a 1x1 gate broadcast over a map are supported")
+            shape = maps[0]
+        elif kind in ("add", "concat"):
+            if any(s != first for s in src):
+                raise GenotypeError(f"node {node!r}: joins inputs of different spatial sizes "
+                                    f"{sorted({(s.h, s.w) for s in src})}")
+            shape = first
+        else:
+            shape = first
+        if not (1 <= shape.h <= MAX_SIZE and 1 <= shape.w <= MAX_SIZE):
+            raise GenotypeError(f"node {node!r}: output size {shape.h}x{shape.w} is impossible; "
+                                "the input is too small for this layer")
+        out[node] = shape
+    return out
+
+
+#: a linear form over genes: gene name (or "" for the constant 1) -> coefficient
+Form = dict
+
+
+def width_forms(graph: nx.DiGraph, live: set | None = None) -> dict[str, Form]:
+    """Each node's width as a linear form in the genes: its gene, a constant, or a concat's sum."""
+    forms: dict[str, Form] = {}
+    for node in nx.topological_sort(graph):
+        data = graph.nodes[node]
+        kind, gene = data["kind"], data.get("gene")
+        preds = [p for p in inputs_of(graph, node) if live is None or p in live]
+        if gene is not None:
+            forms[node] = {gene: 1}
+        elif kind in ("input", "linear", "pad") or (kind == "conv" and not attr(data, "depthwise")) or not preds:
+            forms[node] = {"": data["width"]} if data["width"] else {}
+        elif kind == "concat":
+            total: Form = {}
+            for p in preds:
+                for g, c in forms[p].items():
+                    total[g] = total.get(g, 0) + c
+            forms[node] = total
+        else:
+            forms[node] = forms[preds[0]]
+    return forms
 
 
 @dataclass(frozen=True)
@@ -152,80 +378,75 @@ class CostModel:
         return self._products(np.asarray(widths)) @ self.m_coef
 
 
-def _spatial_sizes(graph: nx.DiGraph, input_size: int) -> dict:
-    sizes: dict = {}
-    for node in nx.topological_sort(graph):
-        data = graph.nodes[node]
-        preds = list(graph.predecessors(node))
-        size = input_size if not preds else sizes[preds[0]]
-        if data["kind"] == "conv":
-            pad = data["kernel"] // 2
-            size = (size + 2 * pad - data["kernel"]) // data["stride"] + 1
-        elif data["kind"] in ("pool", "linear"):
-            size = 1
-        sizes[node] = size
-    return sizes
-
-
-def compile_costs(graph: nx.DiGraph, genes: Iterable[str], input_size: int) -> CostModel:
+def compile_costs(graph: nx.DiGraph, genes: Iterable[str], input_size: int | Sequence[int] | None) -> CostModel:
     """Turn a checked graph into a :class:`CostModel` over the named genes."""
     genes = tuple(genes)
     index = {g: i for i, g in enumerate(genes)}
-    one = len(genes)
+    index[""] = len(genes)
     live = live_nodes(graph)
-    sizes = _spatial_sizes(graph, input_size)
+    sizes = shapes(graph, input_size)
+    forms = width_forms(graph, live)
     base = np.zeros(len(genes))
-
-    def width_ref(node) -> tuple[int, float]:
-        data = graph.nodes[node]
-        gene = data.get("gene")
-        if gene is None:
-            return one, float(data["width"])
-        base[index[gene]] = data["width"]
-        return index[gene], 1.0
-
+    for node, data in graph.nodes(data=True):
+        if data.get("gene") in index:
+            base[index[data["gene"]]] = data["width"]
     terms: list[tuple[int, int, float, float]] = []
+
+    def product(left: Form, right: Form, p_scale: float, m_scale: float) -> None:
+        for g1, c1 in left.items():
+            for g2, c2 in right.items():
+                terms.append((index[g1], index[g2], c1 * c2 * p_scale, c1 * c2 * m_scale))
+
+    one = {"": 1}
     for node in graph.nodes:
         if node not in live:
             continue
         data = graph.nodes[node]
-        kind = data["kind"]
-        out_i, out_s = width_ref(node)
+        kind, out = data["kind"], forms[node]
         if kind == "conv":
-            (pred,) = graph.predecessors(node)
-            in_i, in_s = width_ref(pred)
-            k2 = data["kernel"] ** 2
-            hw = sizes[node] ** 2
-            scale = in_s * out_s * k2
-            terms.append((in_i, out_i, scale, scale * hw))
-        elif kind == "bn_relu":
-            terms.append((out_i, one, 2.0 * out_s, 0.0))
+            kh, kw = _pair(data["kernel"])
+            hw = sizes[node].h * sizes[node].w
+            groups = attr(data, "groups")
+            if attr(data, "depthwise"):
+                product(out, one, kh * kw, kh * kw * hw)
+            else:
+                (pred,) = graph.predecessors(node)
+                product(forms[pred], out, kh * kw / groups, kh * kw * hw / groups)
+            if attr(data, "bias"):
+                product(out, one, 1.0, 0.0)
+        elif kind in ("bn", "bn_relu"):
+            product(out, one, 2.0, 0.0)
         elif kind == "linear":
             (pred,) = graph.predecessors(node)
-            in_i, in_s = width_ref(pred)
-            terms.append((in_i, out_i, in_s * out_s, in_s * out_s))
-            terms.append((out_i, one, out_s, 0.0))
-    a = np.array([t[0] for t in terms], dtype=np.intp)
-    b = np.array([t[1] for t in terms], dtype=np.intp)
+            spatial = sizes[pred].h * sizes[pred].w
+            product(forms[pred], out, spatial, spatial)
+            if attr(data, "bias"):
+                product(out, one, 1.0, 0.0)
     return CostModel(
         genes=genes,
         base=base,
         p_coef=np.array([t[2] for t in terms]),
         m_coef=np.array([t[3] for t in terms]),
-        a=a,
-        b=b,
+        a=np.array([t[0] for t in terms], dtype=np.intp),
+        b=np.array([t[1] for t in terms], dtype=np.intp),
     )
 
 
 def graph_to_data(graph: nx.DiGraph) -> dict:
-    """Node-link form with a fixed key order, so files diff cleanly."""
+    """Node-link form with a fixed key order and only non-default attributes, so files diff cleanly."""
     nodes = []
     for node, data in graph.nodes(data=True):
         entry = {"id": node, "kind": data["kind"], "width": data["width"], "gene": data.get("gene")}
-        for attr in KINDS[data["kind"]]:
-            entry[attr] = data[attr]
+        for name, default in KINDS[data["kind"]].items():
+            if name in data and (default is _REQUIRED or data[name] != default):
+                entry[name] = data[name]
         nodes.append(entry)
-    edges = [{"source": s, "target": t} for s, t in graph.edges]
+    edges = []
+    for s, t, d in graph.edges(data=True):
+        edge = {"source": s, "target": t}
+        if "port" in d:
+            edge["port"] = d["port"]
+        edges.append(edge)
     return {"directed": True, "nodes": nodes, "edges": edges}
 
 
@@ -236,14 +457,17 @@ def graph_from_data(data: object) -> nx.DiGraph:
     nodes, edges = data.get("nodes"), data.get("edges")
     if not isinstance(nodes, list) or not isinstance(edges, list):
         raise GenotypeError("graph: expected 'nodes' and 'edges' lists (node-link form)")
+    if len(nodes) > MAX_NODES or len(edges) > 8 * MAX_NODES:
+        raise GenotypeError(f"graph: {len(nodes):,} nodes and {len(edges):,} edges; at most {MAX_NODES:,} nodes are read")
     graph = nx.DiGraph()
-    allowed = {"id", "kind", "width", "gene", "kernel", "stride"}
     for i, entry in enumerate(nodes):
         if not isinstance(entry, Mapping) or not isinstance(entry.get("id"), str):
             raise GenotypeError(f"graph.nodes[{i}]: expected an object with a string 'id'")
+        kind = entry.get("kind")
+        allowed = {"id", "kind", "width", "gene", *KINDS.get(kind, {})} if isinstance(kind, str) else set(entry)
         extra = set(entry) - allowed
         if extra:
-            raise GenotypeError(f"graph.nodes[{i}] ({entry['id']!r}): unknown fields {sorted(extra)}")
+            raise GenotypeError(f"graph.nodes[{i}] ({entry['id']!r}): unknown fields {sorted(extra)} for a {kind}")
         if entry["id"] in graph:
             raise GenotypeError(f"graph.nodes[{i}]: duplicate id {entry['id']!r}")
         graph.add_node(entry["id"], **{k: v for k, v in entry.items() if k != "id"})
@@ -252,7 +476,15 @@ def graph_from_data(data: object) -> nx.DiGraph:
             raise GenotypeError(f"graph.edges[{i}]: expected an object with 'source' and 'target'")
         s, t = entry.get("source"), entry.get("target")
         for end in (s, t):
-            if end not in graph:
+            if not isinstance(end, str) or end not in graph:
                 raise GenotypeError(f"graph.edges[{i}]: {end!r} is not a node id")
-        graph.add_edge(s, t)
+        extra = set(entry) - {"source", "target", "port"}
+        if extra:
+            raise GenotypeError(f"graph.edges[{i}]: unknown fields {sorted(extra)}")
+        if "port" in entry:
+            if not _is_int(entry["port"]):
+                raise GenotypeError(f"graph.edges[{i}]: port {entry['port']!r} must be a non-negative integer")
+            graph.add_edge(s, t, port=entry["port"])
+        else:
+            graph.add_edge(s, t)
     return graph

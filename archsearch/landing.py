@@ -36,13 +36,12 @@ class Landing:
 
 
 def _bounds(template: Genotype, direction: np.ndarray, fixed: Collection[str]) -> tuple[np.ndarray, np.ndarray]:
-    fam = template.family_spec
     names = list(template.genes)
     is_fixed = np.array([n in fixed for n in names])
     base = np.array(list(template.genes.values()), dtype=float)
     # a gene the direction leaves at zero stays zero; the others keep at least one channel, so
     # the topology (which blocks exist) is the direction's, whatever the budget
-    floor = np.array([max(fam.min_width(n), 1) for n in names], dtype=float)
+    floor = np.array([max(template.min_width(n), template.quantum[n]) for n in names], dtype=float)
     lo = np.where(is_fixed, base, np.where(direction > 0, floor, 0.0))
     return lo, is_fixed
 
@@ -81,13 +80,14 @@ def land(template: Genotype, direction: np.ndarray, budget: int, *, fixed: Colle
             raise BudgetError(f"budget {budget:,} cannot be reached by scaling {what}")
     scale = brentq(gap, 0.0, hi, xtol=1e-12, rtol=1e-12) if gap(0.0) < 0 else 0.0
     target = np.where(is_fixed, base, scale * direction)
-    w = np.maximum(lo, np.round(target))
+    step = np.array([template.quantum[n] for n in names], dtype=float)  # grouped convs move in groups
+    w = np.maximum(lo, np.round(target / step) * step)
     movable = np.flatnonzero(~is_fixed & (direction > 0))
     candidate = template.with_genes(dict(zip(names, w.astype(int).tolist())))
     best, best_w = candidate, w
     for _ in range(4):  # a step can flip the topology (a projection shortcut appears): recompile
         model = candidate.cost_model
-        w = _repair(model, w, lo, target, movable, budget)
+        w = _repair(model, w, lo, target, movable, budget, step)
         candidate = template.with_genes(dict(zip(names, w.astype(int).tolist())))
         exact = candidate.params == int(round(float(model.params(w))))
         if abs(candidate.params - budget) < abs(best.params - budget):
@@ -99,12 +99,12 @@ def land(template: Genotype, direction: np.ndarray, budget: int, *, fixed: Colle
         # the repair kept crossing a topology change its compiled model cannot see (e.g. the first
         # stage's width meeting the stem's, which removes a projection shortcut): finish with steps
         # judged by the true count
-        best = _polish(template, names, best_w, lo, movable, budget)
+        best = _polish(template, names, best_w, lo, movable, budget, step)
     return Landing(best, budget, scale)
 
 
 def _polish(template: Genotype, names: list, w: np.ndarray, lo: np.ndarray, movable: np.ndarray,
-            budget: int) -> Genotype:
+            budget: int, quantum: np.ndarray) -> Genotype:
     """Greedy single-channel steps, each evaluated on the genotype it makes (slow, exact)."""
     best = template.with_genes(dict(zip(names, w.astype(int).tolist())))
     while True:
@@ -112,7 +112,7 @@ def _polish(template: Genotype, names: list, w: np.ndarray, lo: np.ndarray, mova
         for j in movable:
             for s in (1, -1):
                 trial = w.copy()
-                trial[j] += s
+                trial[j] += s * quantum[j]
                 if trial[j] < lo[j]:
                     continue
                 genotype = template.with_genes(dict(zip(names, trial.astype(int).tolist())))
@@ -128,7 +128,7 @@ SWAP_ABOVE = 1e-3
 
 
 def _repair(model, w: np.ndarray, lo: np.ndarray, target: np.ndarray, movable: np.ndarray,
-            budget: int) -> np.ndarray:
+            budget: int, step: np.ndarray) -> np.ndarray:
     """Greedy single-channel steps; ties go to the step that keeps widths nearest the target.
 
     When no single step helps and the count is still more than 0.1 % off, one channel is moved
@@ -141,12 +141,12 @@ def _repair(model, w: np.ndarray, lo: np.ndarray, target: np.ndarray, movable: n
     if n == 0:
         return w
     singles = np.zeros((2 * n, len(w)))
-    singles[np.arange(2 * n), np.concatenate([movable, movable])] = np.concatenate([np.ones(n), -np.ones(n)])
+    singles[np.arange(2 * n), np.concatenate([movable, movable])] = np.concatenate([step[movable], -step[movable]])
     up, down = np.meshgrid(movable, movable, indexing="ij")
     keep = up != down
     swaps = np.zeros((int(keep.sum()), len(w)))
-    swaps[np.arange(len(swaps)), up[keep]] += 1
-    swaps[np.arange(len(swaps)), down[keep]] -= 1
+    swaps[np.arange(len(swaps)), up[keep]] += step[up[keep]]
+    swaps[np.arange(len(swaps)), down[keep]] -= step[down[keep]]
     for _ in range(100 * n):
         err = abs(float(model.params(w)) - budget)
         for moves in (singles, swaps) if err > SWAP_ABOVE * budget else (singles,):

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from .errors import ArchsearchError, SpaceError
 from .families import get_family
-from .genotype import Genotype
+from .genotype import Genotype, load_genotype
 
 __all__ = ["SearchSpace", "load_space", "SPACE_FORMAT", "SPACE_VERSION"]
 
@@ -39,8 +39,12 @@ class SearchSpace:
     train: Mapping[str, Any] = field(default_factory=dict)
     prune: Mapping[str, Any] = field(default_factory=dict)
 
+    genotype_file: Path | None = None
+
     def base_genotype(self) -> Genotype:
-        """The unpruned network of the space (e.g. WRN-40-2)."""
+        """The unpruned network of the space (e.g. WRN-40-2, or the imported genotype it names)."""
+        if self.genotype_file is not None:
+            return load_genotype(self.genotype_file)
         fam = get_family(self.family)
         if self.inner_ratio is None:
             genes = fam.uniform_genes(self.hparams, self.widen)
@@ -73,9 +77,11 @@ def load_space(path: str | os.PathLike[str]) -> SearchSpace:
         if not isinstance(data.get(table, {}), dict):
             raise SpaceError(f"{where}: [{table}] must be a table")
     model = dict(data.get("model", {}))
+    if "genotype" in model:
+        return _graph_space(file, data, model)
     family = model.pop("family", None)
     if not isinstance(family, str):
-        raise SpaceError(f"{where}: model.family is required, e.g. \"wrn\"")
+        raise SpaceError(f"{where}: model.family is required, e.g. \"wrn\", or model.genotype, a genotype file")
     widen = model.pop("widen", 1.0)
     inner_ratio = model.pop("inner_ratio", None)
     if not isinstance(widen, (int, float)) or isinstance(widen, bool) or widen <= 0:
@@ -94,3 +100,24 @@ def load_space(path: str | os.PathLike[str]) -> SearchSpace:
     except ArchsearchError as exc:
         raise SpaceError(f"{where}: model: {exc}") from None
     return space
+
+
+def _graph_space(file: Path, data: Mapping[str, Any], model: dict) -> SearchSpace:
+    """A space whose network is a genotype file (made by ``archsearch import``) beside it."""
+    where = str(file)
+    extra = sorted(set(model) - {"genotype", "source"})
+    if extra:
+        raise SpaceError(f"{where}: model.{extra[0]} is unknown beside model.genotype; expected genotype, source")
+    name = model["genotype"]
+    if not isinstance(name, str) or Path(name).is_absolute() or ".." in Path(name).parts:
+        raise SpaceError(f"{where}: model.genotype {name!r} must be a file name inside the space folder")
+    try:
+        genotype = load_genotype(file.parent / name)
+    except ArchsearchError as exc:
+        raise SpaceError(f"{where}: model.genotype: {exc}") from None
+    return SearchSpace(
+        name=str(data.get("name", file.parent.name)), path=file.parent, family=genotype.family,
+        hparams=dict(genotype.hparams), widen=1.0, description=str(data.get("description", "")),
+        data=data.get("data", {}), train=data.get("train", {}), prune=data.get("prune", {}),
+        genotype_file=file.parent / name,
+    )

@@ -3,7 +3,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..baselines import BASELINES, baselines
+from ..baselines import BASELINES, GENERIC_BASELINES, baselines
+from ..family import load_family
 from ..budgets import format_count, parse_budgets
 from ..errors import ArchsearchError
 from ..space import load_space
@@ -14,35 +15,54 @@ from ._base import Command
 class BaselinesCommand(Command):
     name = "baselines"
     help = "uniform-width and bottleneck networks at the same parameter budgets"
-    example = "archsearch baselines --space search_spaces/digits-wrn-16-2 --budgets 5k,20k --out baselines.json"
+    example = ("archsearch baselines --space search_spaces/digits-wrn-16-2 --budgets 5k,20k --out baselines.json\n"
+               "  archsearch baselines --from resnet18.json --budgets 2M,5M --out baselines.json")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--space", required=True, help="search-space folder or space.toml (gives depth, classes, input)")
+        where = parser.add_mutually_exclusive_group(required=True)
+        where.add_argument("--space", help="search-space folder or space.toml (gives the network, classes, input)")
+        where.add_argument("--from", dest="source", metavar="FILE",
+                           help="an unpruned genotype file (e.g. from archsearch import): its baselines "
+                                "are uniform and bottleneck")
         parser.add_argument("--budgets", required=True, help="comma-separated: 0.1M,500k,1.2e6,250000")
-        parser.add_argument("--kinds", default=",".join(BASELINES),
-                            help=f"comma-separated, default all: {', '.join(BASELINES)}")
+        parser.add_argument("--kinds", help=f"comma-separated, default all that apply: {', '.join(BASELINES)} for a "
+                                            f"wrn space, {', '.join(GENERIC_BASELINES)} for any other network")
         parser.add_argument("--out", metavar="FILE", help="write the baseline genotypes as a family file")
 
     def run(self, args: argparse.Namespace) -> int:
         budgets = parse_budgets(args.budgets)
-        kinds = [k.strip() for k in args.kinds.split(",")]
+        if args.source:
+            source, label = load_family(args.source)[0].genotype, args.source
+        else:
+            space = load_space(args.space)
+            source, label = space.base_genotype(), args.space
+        generic = source.family not in ("wrn", "wrn-bottleneck")
+        allowed = GENERIC_BASELINES if generic else BASELINES
+        kinds = [k.strip() for k in args.kinds.split(",")] if args.kinds else list(allowed)
         for k in kinds:
-            if k not in BASELINES:
-                raise ArchsearchError(f"--kinds: {k!r} is unknown; expected some of {', '.join(BASELINES)}")
-        space = load_space(args.space)
-        family = baselines(space.hparams, budgets, kinds, widen=space.widen,
-                           metadata={"space": str(args.space)})
+            if k not in allowed:
+                raise ArchsearchError(f"--kinds: {k!r} is not a baseline of {label}; expected some of {', '.join(allowed)}")
+        if generic:
+            family = baselines(source, budgets, kinds, metadata={"source": str(label)})
+        else:
+            family = baselines(dict(source.hparams), budgets, kinds, widen=space.widen if not args.source else
+                               _widen_of(source), metadata={"space" if args.space else "source": str(label)})
         rows = []
         for m in family:
-            knob = "widen" if "widen" in m.metrics else "inner_ratio"
+            knob = next(k for k in ("widen", "inner_ratio", "width_scale", "inner_scale") if k in m.metrics)
             rows.append([m.metrics["baseline"], format_count(m.metrics["budget"]), f"{m.params:,}",
                          f"{m.metrics['rel_error']:+.3%}", f"{knob} {m.metrics[knob]:.3f}", format_count(m.macs),
-                         m.genotype.family, "/".join(str(w) for _, w, _ in m.genotype.stages())])
+                         m.genotype.family, m.genotype.summary()])
         print_table(["baseline", "budget", "params", "error", "free number", "MACs", "family", "stage widths"], rows)
         if args.out:
             family.save(args.out)
             print(f"wrote {len(family)} genotypes to {args.out}", file=sys.stderr)
         return 0
+
+
+def _widen_of(genotype) -> float:  # noqa: ANN001
+    """The widen factor of an unpruned WRN genotype: its first stage's width over 16."""
+    return genotype.genes["s1.width"] / 16
 
 
 COMMAND = BaselinesCommand()

@@ -42,7 +42,7 @@ class DeriveCommand(Command):
             quality = f"fit rms {r.fit_rms:.1%}" if r.fit_rms is not None else f"x{l.scale:.3f}"
             table.append([i, format_count(l.budget), f"{l.achieved:,}", f"{l.rel_error:+.3%}", quality,
                           format_count(l.genotype.macs), r.source_index,
-                          "/".join(str(w) for _, w, _ in l.genotype.stages())])
+                          l.genotype.summary()])
         print_table(["#", "budget", "params", "error", "scale" if args.method == "linear" else "fit",
                      "MACs", "from", "stage widths"], table)
         if args.out:

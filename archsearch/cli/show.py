@@ -27,21 +27,28 @@ class ShowCommand(Command):
               + ", ".join(f"{k}={v}" for k, v in first.hparams.items()))
         if len(family) == 1:
             g = first
-            rows = [[name, width, len(inners), " ".join(str(w) for w in inners)] for name, width, inners in g.stages()]
-            print_table(["stage", "residual", "blocks", "inner widths"], rows)
+            if g.family == "graph":
+                _print_genes(g)
+            else:
+                rows = [[name, width, len(inners), " ".join(str(w) for w in inners)]
+                        for name, width, inners in g.stages()]
+                print_table(["stage", "residual", "blocks", "inner widths"], rows)
             print(f"params {g.params:,}  MACs {g.macs:,}")
+            if g.origin:
+                print("imported from " + ", ".join(f"{k} {v}" for k, v in g.origin.items()))
             for key, value in family[0].metrics.items():
                 print(f"{key}: {value}")
         else:
             metric_keys = sorted({k for m in family for k in m.metrics})[:5]
             rows = []
+            graph = first.family == "graph"
             for i, m in enumerate(family):
                 stages = m.genotype.stages()
-                rows.append([i, f"{m.params:,}", format_count(m.macs),
-                             "/".join(str(w) for _, w, _ in stages),
+                rows.append([i, f"{m.params:,}", format_count(m.macs), m.genotype.summary(),
                              "/".join(str(sum(inners)) for _, _, inners in stages)]
                             + [_fmt(m.metrics.get(k)) for k in metric_keys])
-            print_table(["#", "params", "MACs", "residual", "inner sums"] + metric_keys, rows)
+            print_table(["#", "params", "MACs", "widest per stage" if graph else "residual",
+                         "channels per stage" if graph else "inner sums"] + metric_keys, rows)
         if args.plot:
             from ..errors import ArchsearchError
             from ..plots import plot_width_profile
@@ -55,6 +62,22 @@ class ShowCommand(Command):
                 raise ArchsearchError(f"--plot {args.plot}: cannot write ({exc})") from None
             print(f"wrote {args.plot}", file=sys.stderr)
         return 0
+
+
+def _print_genes(g) -> None:  # noqa: ANN001
+    """One row per gene: the stage (resolution) it writes at, its width, its role and its layers."""
+    roles = g.roles()
+    members: dict[str, list[str]] = {}
+    for node, data in g.graph.nodes(data=True):
+        if data.get("gene") is not None and data["kind"] in ("conv", "linear", "pad"):
+            members.setdefault(data["gene"], []).append(node)
+    rows = []
+    for stage, genes in g.family_spec.gene_stages(g):
+        for gene in genes:
+            layers = members.get(gene, [])
+            shown = ", ".join(layers[:3]) + (f" +{len(layers) - 3}" if len(layers) > 3 else "")
+            rows.append([stage, gene, g.genes[gene], roles[gene], shown])
+    print_table(["stage", "gene", "width", "role", "layers it sets"], rows)
 
 
 def _fmt(value: object) -> str:

@@ -154,7 +154,7 @@ class StudyCommand(Command):
             if settings.mode != "grid":
                 return
             rows = [[c.arm.name, format_count(c.budget), f"{c.params:,}", f"{c.detail.get('rel_error', 0):+.2%}",
-                     f"{c.genotype.macs:,}", "/".join(str(w) for _, w, _ in c.genotype.stages())]
+                     f"{c.genotype.macs:,}", c.genotype.summary()]
                     for c in settings.grid_candidates()]
             print_table(["family", "budget", "params", "error", "MACs", "stage widths"], rows)
             sys.stdout.flush()

@@ -7,5 +7,6 @@ from __future__ import annotations
 
 from ._base import Family, create_genotype, family_names, get_family, register_family
 from . import wrn as _wrn  # noqa: F401  (registers wrn, wrn-bottleneck)
+from . import graph as _graph  # noqa: F401  (registers graph: imported networks)
 
 __all__ = ["Family", "register_family", "get_family", "family_names", "create_genotype"]

@@ -65,6 +65,27 @@ class Family(ABC):
         """Dotted path of the torch submodule that implements ``node`` (used by pruning)."""
         raise NotImplementedError
 
+    # -- hooks a graph-defined family overrides (the defaults serve families built from genes) --
+    def genes_of(self, genotype: "Genotype") -> list[str]:
+        """The genotype's gene names in a stable order."""
+        return self.gene_names(genotype.hparams)
+
+    def with_genes(self, genotype: "Genotype", genes: Mapping[str, int]) -> "Genotype":
+        """A copy of ``genotype`` with every gene set to ``genes`` (the topology follows)."""
+        from ..genotype import Genotype
+
+        return Genotype.from_genes(self.name, genotype.hparams, genes)
+
+    def check_graph(self, hparams: Mapping[str, Any], graph: nx.DiGraph) -> None:
+        """Family rules on a loaded graph: by default it must be the graph its genes build."""
+        from ..genotype import _genes_of, _same_structure
+
+        _same_structure(graph, self.build_graph(hparams, _genes_of(graph, self.gene_names(hparams))))
+
+    def summary(self, genotype: "Genotype") -> str:
+        """A few numbers that identify the architecture in a table row (residual widths here)."""
+        return "/".join(str(w) for _, w, _ in self.stages(genotype))
+
 
 def register_family(cls: type[Family]) -> type[Family]:
     """Class decorator: make a family available by its ``name`` to files, CLI and API."""

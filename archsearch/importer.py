@@ -1,0 +1,633 @@
+"""Importing a PyTorch network as a genotype, so that any CNN can be pruned, scaled and studied.
+
+The model is traced with ``torch.fx`` and run once on an example input to learn every tensor's
+shape; each traced operation becomes a graph node, and the genes are the *coupled channel
+groups*: every tensor summed by one addition (or multiplied by one gate) shares a gene, a
+depthwise convolution ties its output to its input, batch norms and activations follow their
+producer, a concatenation keeps each input's own gene, and the network's input and output widths
+are fixed. An operation the graph cannot express is refused in one line naming it and where it
+was met. The import is checked before it is returned: the graph-built module must accept the
+source's ``state_dict`` (strict) and give the same outputs.
+"""
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import operator
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+import networkx as nx
+
+from .errors import ArchsearchError, NetworkImportError
+from .genotype import Genotype
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
+
+__all__ = ["import_module", "import_source", "load_callable", "parse_input_shape", "parse_args"]
+
+#: relative output difference above which an import is refused as not reproducing its source
+OUTPUT_TOLERANCE = 1e-4
+
+
+def parse_input_shape(text: str | Sequence[int]) -> tuple[int, int, int]:
+    """``3x32x32`` (channels x height x width) -> ``(3, 32, 32)``."""
+    if isinstance(text, str):
+        parts = text.lower().split("x")
+        if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
+            raise NetworkImportError(f"--input: {text!r} is not CxHxW, e.g. 3x32x32")
+        shape = tuple(int(p) for p in parts)
+    else:
+        shape = tuple(int(v) for v in text)
+    if len(shape) != 3 or not all(1 <= v <= 8192 for v in shape):
+        raise NetworkImportError(f"input shape {shape} must be three sizes in 1..8192 (channels, height, width)")
+    return shape  # type: ignore[return-value]
+
+
+def parse_args(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["num_classes=10", "name=x"]`` -> keyword arguments; values are Python literals or strings."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise NetworkImportError(f"--arg: {pair!r} is not NAME=VALUE, e.g. num_classes=10")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def load_callable(source: str) -> Callable[..., Any]:
+    """``package.module:callable`` or ``path/to/file.py:Class``; the code is the user's own choice."""
+    module_name, sep, attr = source.rpartition(":")
+    if not sep or not module_name or not attr:
+        raise NetworkImportError(f"source {source!r} is not MODULE:CALLABLE or FILE.py:CALLABLE, "
+                                 "e.g. torchvision.models:resnet18")
+    if module_name.endswith(".py") or "/" in module_name or "\\" in module_name:
+        path = Path(module_name)
+        if not path.is_file():
+            raise NetworkImportError(f"{path}: no such Python file")
+        name = f"archsearch_user_{re.sub(r'[^0-9a-zA-Z_]', '_', path.stem)}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)  # type: ignore[union-attr]
+        except Exception as exc:  # noqa: BLE001 (the user's file: report, do not crash)
+            raise NetworkImportError(f"{path}: running it failed ({type(exc).__name__}: {exc})") from None
+    else:
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:  # noqa: BLE001
+            raise NetworkImportError(f"cannot import {module_name!r} ({type(exc).__name__}: {exc})") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise NetworkImportError(f"{module_name} has no attribute {attr!r}") from None
+
+
+def import_source(source: str, input_shape: str | Sequence[int], args: Mapping[str, Any] | None = None,
+                  *, check: bool = True) -> Genotype:
+    """Import ``source`` (see :func:`load_callable`) called with ``args`` on inputs of ``input_shape``."""
+    from torch import nn
+
+    shape = parse_input_shape(input_shape)
+    factory = load_callable(source)
+    args = dict(args or {})
+    try:
+        model = factory(**args)
+    except Exception as exc:  # noqa: BLE001
+        listed = ", ".join(f"{k}={v!r}" for k, v in args.items())
+        raise NetworkImportError(f"calling {source}({listed}) failed ({type(exc).__name__}: {exc})") from None
+    if not isinstance(model, nn.Module):
+        raise NetworkImportError(f"{source} returned a {type(model).__name__}, expected a torch.nn.Module")
+    origin = {"source": source, "args": _jsonable_args(args)}
+    return import_module(model, shape, origin=origin, check=check)
+
+
+def import_module(model: "nn.Module", example_input: "torch.Tensor | Sequence[int]", *,
+                  origin: Mapping[str, Any] | None = None, check: bool = True) -> Genotype:
+    """Trace ``model`` and return its genotype (family ``graph``); ``example_input`` is a tensor of
+    shape (N, C, H, W) or a shape (C, H, W)."""
+    import torch
+
+    from . import __version__
+
+    if isinstance(example_input, torch.Tensor):
+        if example_input.dim() != 4:
+            raise NetworkImportError(f"example input has shape {tuple(example_input.shape)}; expected (N, C, H, W)")
+        x = example_input
+    else:
+        shape = parse_input_shape(example_input)
+        x = torch.randn((2, *shape), generator=torch.Generator().manual_seed(0))
+    was_training = model.training
+    model.eval()
+    try:
+        traced = _trace(model)
+        values = _record(traced, x)
+        graph, hparams = _Converter(traced, values).convert()
+    finally:
+        model.train(was_training)
+    info = {"source": type(model).__module__ + "." + type(model).__qualname__, "args": {},
+            **dict(origin or {}), "input": list(x.shape[1:]), "torch": torch.__version__,
+            "archsearch": __version__}
+    genotype = Genotype("graph", hparams, graph, info)
+    try:
+        from .graph import check_graph
+
+        check_graph(genotype.graph)
+        genotype.family_spec.check_graph(genotype.hparams, genotype.graph)
+    except ArchsearchError as exc:  # pragma: no cover (a converter bug, not the user's)
+        raise NetworkImportError(f"the imported graph is invalid: {exc}") from None
+    if check:
+        _check_reproduces(model, genotype, x)
+    return genotype
+
+
+def _jsonable_args(args: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v if isinstance(v, (int, float, str, bool, type(None), list)) else repr(v)) for k, v in args.items()}
+
+
+def _trace(model: "nn.Module"):
+    import torch.fx
+
+    tracer = torch.fx.Tracer()
+    tracer.record_stack_traces = True
+    try:
+        graph = tracer.trace(model)
+    except Exception as exc:  # noqa: BLE001 (fx reports data-dependent control flow this way)
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise NetworkImportError(f"torch.fx cannot trace {type(model).__name__}: {message}") from None
+    return torch.fx.GraphModule(model, graph)
+
+
+def _record(traced, x: "torch.Tensor") -> dict:
+    """Run the traced model once; keep each node's output shape (tensors) or value (sizes, ints)."""
+    import torch
+    import torch.fx
+
+    values: dict = {}
+
+    class Recorder(torch.fx.Interpreter):
+        def run_node(self, n):  # noqa: ANN001, ANN202
+            result = super().run_node(n)
+            values[n] = ("tensor", tuple(result.shape)) if isinstance(result, torch.Tensor) else ("value", result)
+            return result
+
+    with torch.no_grad():
+        try:
+            Recorder(traced).run(x)
+        except Exception as exc:  # noqa: BLE001
+            raise NetworkImportError(f"running the model on an input of shape {tuple(x.shape)} failed "
+                                     f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    return values
+
+
+def _where(node) -> str:  # noqa: ANN001
+    trace = node.meta.get("stack_trace") or ""
+    frames = [(f, line, fn) for f, line, fn in re.findall(r'File "([^"]+)", line (\d+), in (\S+)', trace)
+              if "/torch/fx/" not in f and "/torch/nn/modules/module.py" not in f]
+    if not frames:
+        return node.name
+    file, line, function = frames[-1]
+    return f"{node.name} (in {function}, {Path(file).name}:{line})"
+
+
+_FN_ACTS = {"relu": "relu", "relu_": "relu", "relu6": "relu6", "silu": "silu", "gelu": "gelu",
+            "hardswish": "hardswish", "hardsigmoid": "hardsigmoid", "sigmoid": "sigmoid", "tanh": "tanh"}
+
+
+class _Converter:
+    """One pass over the traced graph: fx nodes -> archsearch nodes, then genes by union-find."""
+
+    def __init__(self, traced, values: dict) -> None:  # noqa: ANN001
+        self.traced = traced
+        self.values = values
+        self.modules = dict(traced.named_modules())
+        self.g = nx.DiGraph()
+        self.ids: dict = {}  # fx node -> archsearch node id (aliases map to their input's id)
+        self.parent: dict[str, str] = {}  # union-find over producer ids
+        self.fixed: set[str] = set()
+        self.called: set[str] = set()
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def refuse(self, node, what: str, why: str) -> "NoReturn":  # noqa: ANN001, F821
+        raise NetworkImportError(f"cannot import {what} at {_where(node)}: {why}")
+
+    def shape(self, node) -> tuple:  # noqa: ANN001
+        kind, value = self.values[node]
+        return value if kind == "tensor" else ()
+
+    def is_tensor(self, arg: Any) -> bool:
+        import torch.fx
+
+        return isinstance(arg, torch.fx.Node) and self.values.get(arg, ("value",))[0] == "tensor"
+
+    def const(self, arg: Any) -> Any:
+        """A non-tensor argument's concrete value (sizes computed from shapes are fixed at import)."""
+        import torch.fx
+
+        if isinstance(arg, torch.fx.Node):
+            return self.values[arg][1]
+        if isinstance(arg, (list, tuple)):
+            return type(arg)(self.const(a) for a in arg)
+        return arg
+
+    def arg(self, node, i: int, name: str, default: Any = None) -> Any:  # noqa: ANN001
+        if len(node.args) > i:
+            return node.args[i]
+        return node.kwargs.get(name, default)
+
+    def new_gene(self, gid: str) -> str:
+        self.parent[gid] = gid
+        return gid
+
+    def find(self, gid: str) -> str:
+        while self.parent[gid] != gid:
+            self.parent[gid] = self.parent[self.parent[gid]]
+            gid = self.parent[gid]
+        return gid
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[rb] = ra
+            if rb in self.fixed:
+                self.fixed.add(ra)
+
+    def add(self, fx_node, kind: str, inputs: list, width: int, *, gene: Any, node_id: str | None = None,
+            **attrs: Any) -> str:
+        """Add a node; ``gene`` is a producer id, ``"follow"`` (its first input's) or ``None`` (a sum)."""
+        nid = node_id or fx_node.name
+        while nid in self.g:
+            nid += "_"
+        self.g.add_node(nid, kind=kind, width=width, gene=None, **attrs)
+        self.g.nodes[nid]["_gene"] = self.g.nodes[inputs[0]]["_gene"] if gene == "follow" else gene
+        for port, src in enumerate(inputs):
+            if kind == "concat":
+                self.g.add_edge(src, nid, port=port)
+            else:
+                self.g.add_edge(src, nid)
+        self.ids[fx_node] = nid
+        return nid
+
+    def tensor_inputs(self, node) -> list:  # noqa: ANN001
+        return [self.ids[a] for a in node.all_input_nodes if self.is_tensor(a)]
+
+    def single_gene(self, node, nid: str, what: str) -> str:  # noqa: ANN001
+        gene = self.g.nodes[nid]["_gene"]
+        if gene is None:
+            self.refuse(node, what, "its input is a concatenation, whose channels belong to several genes")
+        return gene
+
+    # -- conversion ------------------------------------------------------------------------------
+    def convert(self) -> tuple[nx.DiGraph, dict]:
+        placeholders = [n for n in self.traced.graph.nodes if n.op == "placeholder"]
+        if len(placeholders) != 1:
+            raise NetworkImportError(f"the model's forward takes {len(placeholders)} inputs; expected one image batch")
+        output = None
+        for node in self.traced.graph.nodes:
+            if node.op == "output":
+                output = node
+                continue
+            if not self.is_tensor(node):
+                if node.op in ("call_module", "placeholder"):
+                    self.refuse(node, node.op, "it does not produce a tensor")
+                continue  # a size or index: used as a constant where an operation reads it
+            shape = self.shape(node)
+            if len(shape) not in (2, 4):
+                op = {"call_method": "method", "call_function": "function", "call_module": "module"}.get(node.op, node.op)
+                target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", node.target)
+                self.refuse(node, f"{op} {target!r}", f"its output has shape {shape}; only (N, C, H, W) maps and "
+                                           "(N, F) vectors are supported")
+            if node.op == "placeholder":
+                if len(shape) != 4:
+                    raise NetworkImportError(f"the input has shape {shape}; expected (N, C, H, W)")
+                self.add(node, "input", [], shape[1], gene=self.new_gene("input"), node_id="input",
+                         size=[shape[2], shape[3]])
+                self.fixed.add("input")
+            elif node.op == "call_module":
+                self.convert_module(node)
+            elif node.op in ("call_function", "call_method"):
+                self.convert_function(node)
+            else:
+                self.refuse(node, f"{node.op} {node.target}", "parameters used outside a layer cannot be expressed")
+        result = output.args[0] if output is not None else None
+        if not self.is_tensor(result):
+            raise NetworkImportError("the model must return one tensor (not a tuple or dict) to be imported")
+        out_id = self.ids[result]
+        if self.g.nodes[out_id]["_gene"] is None or len(self.shape(result)) != 2:
+            raise NetworkImportError(f"the model's output ({result.name}) must be a (N, classes) tensor of one layer")
+        self.fixed.add(self.find(self.g.nodes[out_id]["_gene"]))
+        return self.finish(out_id, placeholders[0])
+
+    def finish(self, out_id: str, placeholder) -> tuple[nx.DiGraph, dict]:  # noqa: ANN001
+        # drop nodes that do not lead to the output (shape probes, unused branches)
+        keep = nx.ancestors(self.g, out_id) | {out_id}
+        self.g.remove_nodes_from([n for n in list(self.g) if n not in keep])
+        names: dict[str, str] = {}
+        for nid, d in self.g.nodes(data=True):
+            gid = d.pop("_gene")
+            if gid is None:
+                continue
+            root = self.find(gid)
+            if root in self.fixed:
+                continue
+            d["gene"] = names.setdefault(root, nid)
+        shape = self.shape(placeholder)
+        h, w = shape[2], shape[3]
+        hparams = {"in_channels": shape[1], "num_classes": self.g.nodes[out_id]["width"],
+                   "input_size": h if h == w else [h, w]}
+        return self.g, hparams
+
+    def convert_module(self, node) -> None:  # noqa: ANN001
+        from torch import nn
+
+        m = self.modules[node.target]
+        what = f"module {node.target} ({type(m).__name__})"
+        (src,) = self.tensor_inputs(node) or [None]
+        if src is None:
+            self.refuse(node, what, "it has no tensor input")
+        width = self.shape(node)[1]
+        if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.BatchNorm1d, nn.Linear)):
+            if node.target in self.called:
+                self.refuse(node, what, "the same layer is called twice (shared weights)")
+            self.called.add(node.target)
+        if type(m) is nn.Conv2d:
+            if m.padding_mode != "zeros":
+                self.refuse(node, what, f"padding_mode {m.padding_mode!r}; only zero padding is supported")
+            self.conv(node, src, width, node.target, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
+                      m.bias is not None, m.in_channels)
+        elif type(m) in (nn.BatchNorm2d, nn.BatchNorm1d):
+            if not (m.affine and m.track_running_stats) or m.momentum is None:
+                self.refuse(node, what, "only affine batch norm with running statistics and a momentum is supported")
+            self.add(node, "bn", [src], width, gene="follow", node_id=node.target, **_nondefault(
+                eps=(float(m.eps), 1e-5), momentum=(float(m.momentum), 0.1)))
+        elif type(m) is nn.Linear:
+            self.add(node, "linear", [src], width, gene=self.new_gene(node.target), node_id=node.target,
+                     **_nondefault(bias=(m.bias is not None, True)))
+        elif type(m) in _MODULE_ACTS or (type(m) is nn.GELU and m.approximate == "none"):
+            self.add(node, "act", [src], width, gene="follow", fn=_MODULE_ACTS.get(type(m), "gelu"))
+        elif type(m) is nn.Identity:
+            self.ids[node] = src
+        elif type(m) is nn.Dropout:
+            self.add(node, "dropout", [src], width, gene="follow", **_nondefault(p=(float(m.p), 0.0)))
+        elif type(m) is nn.MaxPool2d and not m.return_indices:
+            self.pool(node, src, width, "maxpool", m.kernel_size, m.stride, m.padding, m.ceil_mode, m.dilation)
+        elif type(m) is nn.AvgPool2d and m.divisor_override is None:
+            self.pool(node, src, width, "avgpool", m.kernel_size, m.stride, m.padding, m.ceil_mode,
+                      count_include_pad=m.count_include_pad)
+        elif type(m) in (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d):
+            kind = "adaptive_avgpool" if type(m) is nn.AdaptiveAvgPool2d else "adaptive_maxpool"
+            self.add(node, kind, [src], width, gene="follow", output=list(self.shape(node)[2:]))
+        elif type(m) is nn.Flatten:
+            self.flatten(node, src, node.args[0], what)
+        else:
+            self.refuse(node, what, "this layer type is not supported (supported: Conv2d, BatchNorm, Linear, "
+                                    "activations, pooling, Flatten, Dropout, Identity)")
+
+    def conv(self, node, src: str, width: int, nid: str, kernel, stride, padding, dilation, groups: int,  # noqa: ANN001
+             bias: bool, in_channels: int) -> None:
+        what = f"convolution {nid}"
+        if isinstance(padding, str):
+            padding = self.padding_of(node, kernel, dilation, padding)
+        attrs = {"kernel": _compact(kernel), "stride": _compact(stride)}
+        kh, kw = _pair(kernel)
+        if list(_pair(padding)) != [kh // 2, kw // 2]:
+            attrs["padding"] = _compact(padding)
+        attrs.update(_nondefault(dilation=(_compact(dilation), 1), groups=(groups, 1), bias=(bias, False)))
+        if groups > 1 and groups == in_channels == width:
+            self.single_gene(node, src, what)
+            self.add(node, "conv", [src], width, gene="follow", node_id=nid, depthwise=True, **attrs)
+            return
+        if groups > 1:
+            if groups == in_channels:
+                self.refuse(node, what, f"a depthwise convolution with channel multiplier {width // groups}")
+            self.single_gene(node, src, what)
+        self.add(node, "conv", [src], width, gene=self.new_gene(nid), node_id=nid, **attrs)
+
+    def padding_of(self, node, kernel, dilation, padding: str) -> tuple:  # noqa: ANN001
+        if padding == "valid":
+            return (0, 0)
+        pads = [d * (k - 1) for k, d in zip(_pair(kernel), _pair(dilation))]
+        if any(p % 2 for p in pads):
+            self.refuse(node, "padding='same'", "it pads unevenly for this kernel")
+        return tuple(p // 2 for p in pads)
+
+    def pool(self, node, src: str, width: int, kind: str, kernel, stride, padding, ceil_mode, dilation=1,  # noqa: ANN001
+             count_include_pad: bool = True) -> None:
+        attrs = {"kernel": _compact(kernel)}
+        if stride is not None and _compact(stride) != _compact(kernel) and stride != []:
+            attrs["stride"] = _compact(stride)
+        attrs.update(_nondefault(padding=(_compact(padding), 0), ceil_mode=(bool(ceil_mode), False)))
+        if kind == "maxpool":
+            attrs.update(_nondefault(dilation=(_compact(dilation), 1)))
+        else:
+            attrs.update(_nondefault(count_include_pad=(bool(count_include_pad), True)))
+        self.add(node, kind, [src], width, gene="follow", **attrs)
+
+    def flatten(self, node, src: str, tensor, what: str) -> None:  # noqa: ANN001
+        before, after = self.shape(tensor), self.shape(node)
+        if len(before) == 2 and after == before:
+            self.ids[node] = src
+        elif len(before) == 4 and after == (before[0], before[1] * before[2] * before[3]):
+            self.add(node, "flatten", [src], before[1], gene="follow")
+        else:
+            self.refuse(node, what, f"reshapes {before} to {after}; only flattening each sample "
+                                    "(N, C, H, W) -> (N, C*H*W) is supported")
+
+    def convert_function(self, node) -> None:  # noqa: ANN001
+        import torch
+        from torch.nn import functional as F
+
+        target = node.target
+        name = target if isinstance(target, str) else getattr(target, "__name__", str(target))
+        what = f"{'method' if node.op == 'call_method' else 'function'} {name!r}"
+        inputs = self.tensor_inputs(node)
+        shape = self.shape(node)
+        width = shape[1]
+        first = node.args[0] if node.args else None
+        if name in ("add", "iadd", "add_", "mul", "imul", "mul_") and target not in (torch.Tensor.add,):
+            tensors = [a for a in node.args[:2] if self.is_tensor(a)]
+            if len(tensors) != 2 or set(node.kwargs) - {"alpha"} or node.kwargs.get("alpha", 1) != 1:
+                self.refuse(node, what, "only the sum or product of two tensors is supported, not a constant")
+            kind = "add" if name.startswith(("add", "iadd")) else "mul"
+            genes = [self.single_gene(node, self.ids[t], what) for t in tensors]
+            shapes = [self.shape(t) for t in tensors]
+            if kind == "add" and shapes[0] != shapes[1]:
+                self.refuse(node, what, f"adds tensors of shapes {shapes[0]} and {shapes[1]} (broadcasting)")
+            if kind == "mul" and (shapes[0][:2] != shapes[1][:2] or len(shapes[0]) != 4):
+                self.refuse(node, what, f"multiplies tensors of shapes {shapes[0]} and {shapes[1]}; "
+                                        "only a (N, C, 1, 1) gate times a (N, C, H, W) map is supported")
+            self.union(genes[0], genes[1])
+            self.add(node, kind, [self.ids[t] for t in tensors], width, gene=genes[0])
+        elif name in ("cat", "concat", "concatenate"):
+            parts = self.arg(node, 0, "tensors")
+            dim = self.const(self.arg(node, 1, "dim", 0))
+            if dim not in (1, -3) or len(shape) != 4 or not all(self.is_tensor(p) for p in parts):
+                self.refuse(node, what, "only concatenating feature maps along the channel dimension is supported")
+            self.add(node, "concat", [self.ids[p] for p in parts], width, gene=None)
+        elif name in _FN_ACTS and len(inputs) == 1:
+            if name == "gelu" and node.kwargs.get("approximate", "none") != "none":
+                self.refuse(node, what, "only the exact GELU is supported")
+            self.add(node, "act", inputs, width, gene="follow", fn=_FN_ACTS[name])
+        elif name in ("contiguous", "clone"):
+            self.ids[node] = inputs[0]
+        elif name in ("flatten", "view", "reshape"):
+            if name == "flatten":
+                start = self.const(self.arg(node, 1, "start_dim", 0))
+                end = self.const(self.arg(node, 2, "end_dim", -1))
+                if start != 1 or end not in (-1, 3):
+                    self.refuse(node, what, f"flattens dimensions {start}..{end}; only flatten(x, 1) is supported")
+            self.flatten(node, inputs[0], first, what)
+        elif name in ("adaptive_avg_pool2d", "adaptive_max_pool2d"):
+            kind = "adaptive_avgpool" if "avg" in name else "adaptive_maxpool"
+            self.add(node, kind, inputs, width, gene="follow", output=list(shape[2:]))
+        elif name in ("avg_pool2d", "max_pool2d") and len(inputs) == 1:
+            kernel = self.const(self.arg(node, 1, "kernel_size"))
+            stride = self.const(self.arg(node, 2, "stride", None)) or kernel
+            padding = self.const(self.arg(node, 3, "padding", 0))
+            if name == "max_pool2d":
+                if self.const(self.arg(node, 6, "return_indices", False)):
+                    self.refuse(node, what, "return_indices is not supported")
+                self.pool(node, inputs[0], width, "maxpool", kernel, stride, padding,
+                          self.const(self.arg(node, 5, "ceil_mode", False)), self.const(self.arg(node, 4, "dilation", 1)))
+            else:
+                if self.const(self.arg(node, 6, "divisor_override", None)) is not None:
+                    self.refuse(node, what, "divisor_override is not supported")
+                self.pool(node, inputs[0], width, "avgpool", kernel, stride, padding,
+                          self.const(self.arg(node, 4, "ceil_mode", False)),
+                          count_include_pad=self.const(self.arg(node, 5, "count_include_pad", True)))
+        elif name == "mean" and len(inputs) == 1:
+            dims = self.const(self.arg(node, 1, "dim"))
+            dims = sorted(d % 4 for d in ([dims] if isinstance(dims, int) else dims or []))
+            if dims != [2, 3] or len(self.shape(first)) != 4:
+                self.refuse(node, what, "only the mean over the spatial dimensions (2, 3) is supported")
+            if len(shape) == 4:
+                self.add(node, "adaptive_avgpool", inputs, width, gene="follow", output=[1, 1])
+            else:
+                self.add(node, "pool", inputs, width, gene="follow")
+        elif name == "dropout" and len(inputs) == 1:
+            p = float(self.const(self.arg(node, 1, "p", 0.5)))
+            self.add(node, "dropout", inputs, width, gene="follow", **_nondefault(p=(p, 0.0)))
+        elif name == "stochastic_depth" and len(inputs) == 1:
+            p, mode = float(self.const(self.arg(node, 1, "p"))), self.const(self.arg(node, 2, "mode"))
+            if mode != "row":
+                self.refuse(node, what, f"stochastic depth mode {mode!r}; only 'row' is supported")
+            self.add(node, "dropout", inputs, width, gene="follow", p=p, mode="row")
+        elif name == "pad" and node.op == "call_function" and len(inputs) == 1:
+            pad = list(self.const(self.arg(node, 1, "pad")))
+            value = self.const(self.arg(node, 3, "value", None)) or 0
+            mode = self.const(self.arg(node, 2, "mode", "constant"))
+            if mode != "constant" or value != 0 or len(pad) != 6 or any(pad[:4]) or min(pad[4:]) < 0:
+                self.refuse(node, what, "only zero-padding of the channel dimension, F.pad(x, (0, 0, 0, 0, a, b)), "
+                                        "is supported")
+            if pad[4] not in (0, pad[5]):
+                self.refuse(node, what, "channel padding must be all after the input or equal on both sides")
+            self.add(node, "pad", inputs, width, gene=self.new_gene(node.name),
+                     **_nondefault(align=("center" if pad[4] else "end", "end")))
+        elif name == "getitem" and len(inputs) == 1:
+            index = self.const(node.args[1])
+            step = _subsample_step(index)
+            if step is None:
+                self.refuse(node, what, f"indexes a tensor with {index!r}; only x[:, :, ::s, ::s] is supported")
+            self.add(node, "avgpool", inputs, width, gene="follow", kernel=1, stride=step)
+        else:
+            self.refuse(node, what, "this operation is not supported")
+        del F
+
+
+def _subsample_step(index: Any) -> int | None:
+    if not isinstance(index, tuple) or len(index) != 4 or not all(isinstance(s, slice) for s in index):
+        return None
+    full = slice(None, None, None)
+    a, b, c, d = index
+    if a != full or b != full or c.start or d.start or c.stop is not None or d.stop is not None:
+        return None
+    if c.step != d.step or not isinstance(c.step, int) or c.step < 1:
+        return None
+    return c.step
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def _compact(value: Any) -> int | list[int]:
+    """``(3, 3)`` -> ``3``; ``(3, 1)`` -> ``[3, 1]``: the file keeps the short form when it can."""
+    a, b = _pair(value)
+    return a if a == b else [a, b]
+
+
+def _nondefault(**pairs: tuple[Any, Any]) -> dict[str, Any]:
+    return {k: v for k, (v, default) in pairs.items() if v != default}
+
+
+def _module_acts() -> dict:
+    from torch import nn
+
+    return {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.SiLU: "silu", nn.Hardswish: "hardswish",
+            nn.Hardsigmoid: "hardsigmoid", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh"}
+
+
+class _LazyActs(dict):
+    def __missing__(self, key: Any) -> Any:
+        if not self:
+            self.update(_module_acts())
+            if key in self:
+                return self[key]
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        if not dict.__len__(self):
+            self.update(_module_acts())
+        return dict.__contains__(self, key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+
+_MODULE_ACTS = _LazyActs()
+
+
+def _check_reproduces(model: "nn.Module", genotype: Genotype, x: "torch.Tensor") -> None:
+    """The built module must take the source's weights (strict) and compute the same outputs."""
+    import torch
+
+    built = genotype.build()
+    source_state = model.state_dict()
+    mine = built.state_dict()
+    missing = sorted(set(source_state) - set(mine))
+    extra = sorted(set(mine) - set(source_state))
+    if missing or extra:
+        raise NetworkImportError(
+            "the traced forward does not use every weight of the model "
+            f"(not used: {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}"
+            f"{'; unexpected: ' + ', '.join(extra[:4]) if extra else ''})")
+    for key, value in source_state.items():
+        if tuple(mine[key].shape) != tuple(value.shape):
+            raise NetworkImportError(f"weight {key}: shape {tuple(value.shape)} in the model, "
+                                     f"{tuple(mine[key].shape)} in the imported graph")
+    built.load_state_dict(source_state, strict=True)
+    was = model.training
+    model.eval()
+    built.eval()
+    try:
+        with torch.no_grad():
+            want, got = model(x), built(x)
+    finally:
+        model.train(was)
+    scale = float(want.abs().max()) or 1.0
+    diff = float((want - got).abs().max()) / scale
+    if not diff <= OUTPUT_TOLERANCE:
+        raise NetworkImportError(f"the imported graph does not reproduce the model's outputs "
+                                 f"(relative difference {diff:.2e}); an operation was misread")
+    params = sum(p.numel() for p in model.parameters())
+    if params != genotype.params:
+        raise NetworkImportError(f"the imported graph counts {genotype.params:,} parameters, the model has {params:,}")

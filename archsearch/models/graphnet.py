@@ -1,0 +1,242 @@
+"""Any archsearch genotype as a plain ``torch.nn.Module``, built by walking its layer graph.
+
+Copy this one file into another project to build genotype files without installing archsearch:
+it imports only torch and the standard library, and reads the JSON as plain data::
+
+    import json
+    from graphnet import GraphNet
+
+    model = GraphNet(json.load(open("net.json")))                     # a genotype file
+    model = GraphNet(json.load(open("pruned.json"))["members"][-1]["genotype"])  # a family member
+
+Layers are registered under their node ids (``layer1.0.conv1``), so a network imported with
+``archsearch import`` accepts the source model's ``state_dict``. A layer of width 0, or one that
+only zero-width layers feed, computes nothing and is not built (a residual branch pruned away is
+just its shortcut): the same rule archsearch counts parameters with, so
+``sum(p.numel() for p in GraphNet(g).parameters()) == g["params"]``.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["GraphNet"]
+
+_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "relu": F.relu, "relu6": F.relu6, "silu": F.silu, "gelu": F.gelu, "hardswish": F.hardswish,
+    "hardsigmoid": F.hardsigmoid, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "identity": lambda x: x,
+}
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def _padding(node: dict) -> tuple[int, int]:
+    if node.get("padding") is not None:
+        return _pair(node["padding"])
+    kh, kw = _pair(node["kernel"])
+    return kh // 2, kw // 2  # the default: "same" for odd kernels at stride 1
+
+
+def _stochastic_depth(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Drop whole samples of a residual branch with probability ``p`` (Huang et al. 2016)."""
+    if not training or p == 0.0:
+        return x
+    keep = x.new_empty([x.shape[0]] + [1] * (x.dim() - 1)).bernoulli_(1.0 - p)
+    return x * keep / (1.0 - p)
+
+
+class GraphNet(nn.Module):
+    """Walks a genotype's graph in topological order; each node's output is freed after its last use."""
+
+    def __init__(self, genotype: dict) -> None:
+        super().__init__()
+        if genotype.get("format") == "archsearch.family":
+            raise ValueError("a family file holds several genotypes; pass one, e.g. obj['members'][0]['genotype']")
+        nodes = {n["id"]: n for n in genotype["graph"]["nodes"]}
+        inputs: dict[str, list] = defaultdict(list)
+        for e in genotype["graph"]["edges"]:
+            inputs[e["target"]].append((e.get("port", 0), e["source"]))
+        preds = {n: [s for _, s in sorted(inputs[n], key=lambda t: t[0])] for n in nodes}
+        order = _topological(nodes, preds)
+        live = _live(nodes, preds, order)
+        (self.input_id,) = [n for n in order if nodes[n]["kind"] == "input"]
+        self.output_id = order[-1]
+        size = nodes[self.input_id].get("size") or genotype.get("hparams", {}).get("input_size")
+        probe = {self.input_id: torch.empty(1, 1, *_pair(size), device="meta")}  # spatial size only
+        flat: dict[str, bool] = {self.input_id: False}
+        program = []
+        for node in order:
+            if node not in live or node == self.input_id:
+                continue
+            spec = nodes[node]
+            args = [p for p in preds[node] if p in live]
+            module, cfg, probe[node], flat[node] = self._make(node, spec, args, nodes, probe, flat)
+            program.append((node, spec["kind"], module, cfg, args))
+        last_use = {a: i for i, step in enumerate(program) for a in step[-1]}
+        # plain data and module references (no closures), so deepcopy and pickle keep working
+        self._program = [(*step, [a for a in step[-1] if last_use[a] == i]) for i, step in enumerate(program)]
+        self._init_weights()
+
+    # -- construction ----------------------------------------------------------------------------
+    def _register(self, path: str, module: nn.Module) -> nn.Module:
+        """Register ``module`` at a dotted path, creating empty containers on the way (state_dict names)."""
+        *parents, leaf = path.split(".")
+        owner: nn.Module = self
+        for part in parents:
+            if not hasattr(owner, part):
+                owner.add_module(part, nn.Module())
+            owner = getattr(owner, part)
+        owner.add_module(leaf, module)
+        return module
+
+    def _make(self, node: str, spec: dict, args: list, nodes: dict, probe: dict, flat: dict):
+        """The module (or None) and settings of one node, and its output's spatial probe."""
+        kind, width = spec["kind"], spec["width"]
+        x, x_flat = probe[args[0]], flat[args[0]]
+        in_width = nodes[args[0]]["width"]
+        if kind == "conv":
+            kernel, stride, dilation = _pair(spec["kernel"]), _pair(spec["stride"]), _pair(spec.get("dilation", 1))
+            m = nn.Conv2d(in_width, width, kernel, stride, _padding(spec), dilation, spec.get("groups", 1),
+                          bias=spec.get("bias", False))
+            shape = F.conv2d(x, torch.empty(1, 1, *kernel, device="meta"), None, stride, _padding(spec), dilation)
+            return self._register(node, m), None, shape, False
+        if kind in ("bn", "bn_relu"):
+            cls = nn.BatchNorm1d if x_flat else nn.BatchNorm2d
+            m = cls(width, eps=spec.get("eps", 1e-5), momentum=spec.get("momentum", 0.1))
+            return self._register(node, m), None, x, x_flat
+        if kind == "linear":
+            features = in_width * x.shape[-2] * x.shape[-1]  # a flatten before scales by its map size
+            m = nn.Linear(features, width, bias=spec.get("bias", True))
+            return self._register(node, m), None, torch.empty(1, 1, 1, 1, device="meta"), True
+        if kind == "mul":
+            return None, None, max((probe[a] for a in args), key=lambda p: p.shape[-1] * p.shape[-2]), x_flat
+        if kind == "pad":
+            extra = width - in_width
+            before = extra // 2 if spec.get("align", "end") == "center" else 0
+            return None, (0, 0, 0, 0, before, extra - before), x, x_flat
+        if kind in ("maxpool", "avgpool"):
+            cfg = (_pair(spec["kernel"]), _pair(spec.get("stride") or spec["kernel"]), _pair(spec.get("padding", 0)),
+                   _pair(spec.get("dilation", 1)) if kind == "maxpool" else spec.get("count_include_pad", True),
+                   spec.get("ceil_mode", False))
+            return None, cfg, _pool(kind, cfg, x), False
+        if kind in ("adaptive_avgpool", "adaptive_maxpool"):
+            size = _pair(spec["output"])
+            return None, size, torch.empty(1, 1, *size, device="meta"), False
+        if kind == "pool":
+            return None, None, torch.empty(1, 1, 1, 1, device="meta"), True
+        if kind == "act":
+            return None, spec["fn"], x, x_flat
+        if kind == "dropout":
+            return None, (spec.get("p", 0.0), spec.get("mode", "element")), x, x_flat
+        if kind in ("add", "concat"):
+            return None, None, x, x_flat
+        if kind == "flatten":
+            return None, None, x, True
+        raise ValueError(f"node {node!r}: kind {kind!r} is not known to this GraphNet")
+
+    def _init_weights(self) -> None:
+        """He initialisation for training from scratch (as the WRN reference code does)."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    # -- forward ---------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        values = {self.input_id: x}
+        for node, kind, module, cfg, args, done in self._program:
+            values[node] = self._apply(kind, module, cfg, [values[a] for a in args])
+            for a in done:
+                del values[a]
+        return values[self.output_id]
+
+    def _apply(self, kind: str, module: nn.Module | None, cfg: Any, t: list) -> torch.Tensor:
+        if module is not None:
+            out = module(t[0])
+            return F.relu(out) if kind == "bn_relu" else out
+        if kind == "add":
+            out = t[0]
+            for other in t[1:]:
+                out = out + other
+            return out
+        if kind == "act":
+            return _ACTIVATIONS[cfg](t[0])
+        if kind == "mul":
+            return t[0] * t[1]
+        if kind == "concat":
+            return torch.cat(t, 1)
+        if kind == "pad":
+            return F.pad(t[0], cfg)
+        if kind in ("maxpool", "avgpool"):
+            return _pool(kind, cfg, t[0])
+        if kind == "adaptive_avgpool":
+            return F.adaptive_avg_pool2d(t[0], cfg)
+        if kind == "adaptive_maxpool":
+            return F.adaptive_max_pool2d(t[0], cfg)
+        if kind == "pool":
+            return F.adaptive_avg_pool2d(t[0], 1).flatten(1)
+        if kind == "flatten":
+            return torch.flatten(t[0], 1)
+        if kind == "dropout":
+            p, mode = cfg
+            return _stochastic_depth(t[0], p, self.training) if mode == "row" else F.dropout(t[0], p, self.training)
+        raise ValueError(f"kind {kind!r} is not known to this GraphNet")
+
+
+def _pool(kind: str, cfg: tuple, x: torch.Tensor) -> torch.Tensor:
+    kernel, stride, padding, extra, ceil = cfg
+    if kind == "maxpool":
+        return F.max_pool2d(x, kernel, stride, padding, extra, ceil_mode=ceil)
+    return F.avg_pool2d(x, kernel, stride, padding, ceil_mode=ceil, count_include_pad=extra)
+
+
+def _topological(nodes: dict, preds: dict) -> list:
+    """Kahn's algorithm, taking nodes in file order where the graph leaves a choice."""
+    waiting = {n: len(preds[n]) for n in nodes}
+    readers: dict[str, list] = defaultdict(list)
+    for n, ps in preds.items():
+        for p in ps:
+            readers[p].append(n)
+    ready = [n for n in nodes if waiting[n] == 0]
+    order = []
+    while ready:
+        n = ready.pop(0)
+        order.append(n)
+        for r in readers[n]:
+            waiting[r] -= 1
+            if waiting[r] == 0:
+                ready.append(r)
+    if len(order) != len(nodes):
+        raise ValueError("the graph has a cycle")
+    return order
+
+
+def _live(nodes: dict, preds: dict, order: list) -> set:
+    """Nodes on a path of non-zero widths from the input to the output."""
+    forward = set()
+    for n in order:
+        spec = nodes[n]
+        alive = [p in forward for p in preds[n]]
+        if spec["width"] > 0 and (spec["kind"] == "input" or (all(alive) if spec["kind"] == "mul" else any(alive))):
+            forward.add(n)
+    readers: dict[str, list] = defaultdict(list)
+    for n, ps in preds.items():
+        for p in ps:
+            readers[p].append(n)
+    live: set = set()
+    for n in reversed(order):
+        if n in forward and (n == order[-1] or any(r in live for r in readers[n])):
+            live.add(n)
+    return live
