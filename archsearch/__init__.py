@@ -8,12 +8,13 @@ Public API (importing it does not import torch; :meth:`Genotype.build` does)::
     archsearch.count_params(g)             # analytic, equals sum(p.numel())
     family, rows = archsearch.derive(g, [100_000, 500_000])
     metrics = archsearch.train_genotype(family[0].genotype, data="cifar10", out_dir="runs/a")
+    g = archsearch.import_module(torchvision.models.resnet18(), (3, 224, 224))  # any CNN, via torch.fx
 """
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .baselines import BASELINES, baseline, baselines
+from .baselines import BASELINES, GENERIC_BASELINES, baseline, baselines, scaled_baseline
 from .budgets import format_count, parse_budget, parse_budgets
 from .derive import ExtrapolationWarning, derive, fit_trajectory, pick_member
 from .data import DataSplits, dataset_names, load_dataset
@@ -23,6 +24,7 @@ from .errors import (
     DataError,
     FileFormatError,
     GenotypeError,
+    NetworkImportError,
     RecipeError,
     SpaceError,
     StudyError,
@@ -33,6 +35,7 @@ from .families import Family as SearchFamily
 from .families import create_genotype, family_names, get_family, register_family
 from .family import Family, Member, load_family
 from .genotype import Genotype, load_genotype
+from .importer import import_module, import_source
 from .landing import Landing, land
 from . import prune
 from .recipe import Recipe, budget_epochs, get_recipe
@@ -53,9 +56,10 @@ from .study import (
 __all__ = [
     "__version__",
     "Genotype", "load_genotype", "create_genotype", "count_params", "count_macs", "build_model",
+    "import_module", "import_source", "NetworkImportError",
     "Family", "Member", "load_family",
     "derive", "fit_trajectory", "pick_member", "ExtrapolationWarning",
-    "baseline", "baselines", "BASELINES", "land", "Landing",
+    "baseline", "baselines", "scaled_baseline", "BASELINES", "GENERIC_BASELINES", "land", "Landing",
     "parse_budget", "parse_budgets", "format_count",
     "train_genotype", "Trainer", "Recipe", "get_recipe", "budget_epochs", "prune",
     "load_dataset", "dataset_names", "DataSplits", "load_space", "SearchSpace",

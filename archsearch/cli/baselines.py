@@ -41,7 +41,7 @@ class BaselinesCommand(Command):
         kinds = [k.strip() for k in args.kinds.split(",")] if args.kinds else list(allowed)
         for k in kinds:
             if k not in allowed:
-                raise ArchsearchError(f"--kinds: {k!r} is not a baseline of {label}; expected some of {', '.join(allowed)}")
+                raise ArchsearchError(f"--kinds: {k!r} is unknown for {label}; expected some of {', '.join(allowed)}")
         if generic:
             family = baselines(source, budgets, kinds, metadata={"source": str(label)})
         else:

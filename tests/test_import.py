@@ -1,0 +1,414 @@
+"""Importing networks with torch.fx: exact counts, strict state_dicts, identical outputs, clear refusals."""
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+import random
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import archsearch
+import archsearch.zoo
+from archsearch import NetworkImportError, import_module, load_genotype
+from archsearch.cli import main
+from archsearch.models import GraphNet
+from tests.strategies import genotypes
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def numel(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def same_outputs(source: torch.nn.Module, genotype: archsearch.Genotype, shape: tuple) -> float:
+    """Relative difference of outputs after loading the source's weights strictly into the build."""
+    built = genotype.build()
+    built.load_state_dict(source.state_dict(), strict=True)
+    x = torch.randn(1, *shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want, got = source.eval()(x), built.eval()(x)
+    return float((want - got).abs().max() / want.abs().max())
+
+
+# -- torchvision: the README's list --------------------------------------------------------------
+
+TORCHVISION = ["resnet18", "resnet34", "resnet50", "vgg11_bn", "vgg16_bn", "mobilenet_v2", "mobilenet_v3_small",
+               "densenet121", "efficientnet_b0", "regnet_x_400mf"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", TORCHVISION)
+def test_torchvision_models_import_exactly(name: str) -> None:
+    """Counts equal torchvision's own published figures (weights metadata, no download)."""
+    torch.manual_seed(0)
+    model = torchvision.models.get_model(name)
+    meta = torchvision.models.get_model_weights(name).DEFAULT.meta
+    genotype = import_module(model, (3, 224, 224))
+    assert genotype.params == numel(model) == meta["num_params"]
+    assert round(genotype.macs / 1e9, 3) == meta["_ops"]  # torchvision's "GFLOPS" are MACs, to 3 places
+    assert same_outputs(model, genotype, (3, 224, 224)) < 1e-4
+    assert genotype.origin["input"] == [3, 224, 224] and genotype.origin["torch"] == torch.__version__
+
+
+def test_macs_equal_a_forward_hook_count() -> None:
+    """The analytic MACs (shapes propagated through the graph) against the shapes torch computes."""
+    for model, shape in [(archsearch.zoo.densenet(10, growth=6, in_channels=1), (1, 8, 8)),
+                         (torchvision.models.mobilenet_v3_small(num_classes=7), (3, 64, 48))]:
+        genotype = import_module(model, shape)
+        counted = []
+
+        def hook(module, inputs, output):  # noqa: ANN001, ANN202
+            spatial = output.shape[-1] * output.shape[-2] if isinstance(module, torch.nn.Conv2d) else 1
+            counted.append(module.weight.numel() * spatial)
+
+        built = genotype.build().eval()
+        for module in built.modules():
+            if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+                module.register_forward_hook(hook)
+        with torch.no_grad():
+            built(torch.zeros(1, *shape))
+        assert genotype.macs == sum(counted)
+
+
+# -- a user's own network, from a file path ------------------------------------------------------
+
+USER_NET = textwrap.dedent('''
+    import torch
+    from torch import nn
+    import torch.nn.functional as F
+
+    class Net(nn.Module):
+        """Addition, concatenation, a depthwise conv, SE gating and a view-flatten."""
+        def __init__(self, num_classes=10, width=8):
+            super().__init__()
+            self.stem = nn.Conv2d(3, width, 3, padding=1, bias=False)
+            self.bn = nn.BatchNorm2d(width)
+            self.branch = nn.Conv2d(width, width, 3, padding=1)
+            self.dw = nn.Conv2d(width, width, 3, padding=1, groups=width, bias=False)
+            self.side = nn.Conv2d(width, 5, 1)
+            self.se1 = nn.Conv2d(width, 4, 1)
+            self.se2 = nn.Conv2d(4, width, 1)
+            self.pool = nn.MaxPool2d(2)
+            self.fc = nn.Linear((width + 5) * 4 * 4, num_classes)
+
+        def forward(self, x):
+            x = F.relu(self.bn(self.stem(x)))
+            x = x + self.dw(self.branch(x))
+            gate = torch.sigmoid(self.se2(F.relu(self.se1(F.adaptive_avg_pool2d(x, 1)))))
+            x = torch.cat([x * gate, self.side(x)], 1)
+            x = self.pool(x)
+            return self.fc(x.view(x.size(0), -1))
+''')
+
+
+def test_user_network_from_a_file_path(tmp_path: Path, capsys) -> None:
+    (tmp_path / "mynet.py").write_text(USER_NET)
+    out = tmp_path / "net.json"
+    code = main(["import", f"{tmp_path / 'mynet.py'}:Net", "--arg", "num_classes=5", "--input", "3x8x8",
+                 "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    g = load_genotype(out)
+    assert g.family == "graph" and g.origin["args"] == {"num_classes": 5}
+    kinds = {d["kind"] for _, d in g.graph.nodes(data=True)}
+    assert {"add", "concat", "mul", "flatten", "maxpool", "adaptive_avgpool"} <= kinds
+    roles = g.roles()
+    assert roles["stem"] == "tied" and roles["side"] == "tied" and roles["se1"] == "inner"
+    dw = g.graph.nodes["dw"]
+    assert dw["depthwise"] and dw["gene"] == "stem"  # the depthwise conv is tied to its input
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import mynet  # noqa: PLC0415
+    finally:
+        sys.path.remove(str(tmp_path))
+    source = mynet.Net(num_classes=5)
+    assert g.params == numel(source)
+    assert same_outputs(source, g, (3, 8, 8)) < 1e-5
+    # a width change flows through concatenation, SE gate, flatten and linear alike
+    smaller = g.with_genes({"stem": 3, "side": 2, "se1": 1})
+    assert smaller.params == numel(smaller.build())
+    assert smaller.build()(torch.randn(2, 3, 8, 8)).shape == (2, 5)
+
+
+# -- refusals: one line, exit 2, nothing written ---------------------------------------------------
+
+REFUSED = {
+    "branch": ("def forward(self, x):\n        return self.fc(torch.flatten(self.c(x), 1)) if x.sum() > 0 else x",
+               ["torch.fx cannot trace"]),
+    "shuffle": ("def forward(self, x):\n        y = self.c(x).view(x.size(0), 2, 2, 8, 8).transpose(1, 2)"
+                ".reshape(x.size(0), 4, 8, 8)\n        return self.fc(torch.flatten(y, 1))",
+                ["method 'view'", "in forward, net.py"]),
+    "constant": ("def forward(self, x):\n        return self.fc(torch.flatten(self.c(x) + 1, 1))",
+                 ["'add'", "not a constant"]),
+    "shared": ("def forward(self, x):\n        return self.fc(torch.flatten(self.c(self.c2(self.c(x))), 1))",
+               ["module c ", "called twice"]),
+    "layer": ("def forward(self, x):\n        return self.fc(torch.flatten(self.up(self.c(x)), 1))",
+              ["module up (Upsample)", "not supported"]),
+    "tuple": ("def forward(self, x):\n        y = self.fc(torch.flatten(self.c(x), 1))\n        return y, y",
+              ["one tensor"]),
+    "unused": ("def forward(self, x):\n        return self.fc(torch.flatten(self.c(x), 1))\n"
+               "    def extra(self):\n        return self.c2", ["not used: c2.bias, c2.weight"]),
+}
+
+
+def _refusal_net(body: str) -> str:
+    return textwrap.dedent('''
+        import torch
+        from torch import nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.c = nn.Conv2d(4, 4, 3, padding=1)
+                self.c2 = nn.Conv2d(4, 4, 3, padding=1)
+                self.up = nn.Upsample(scale_factor=1)
+                self.fc = nn.Linear(4 * 8 * 8, 3)
+
+    ''') + "    " + body + "\n"
+
+
+def _refused(capsys, argv: list[str], out: Path, *words: str) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("archsearch: error: ") and "\n" not in err and "Traceback" not in err, err
+    for word in words:
+        assert word in err, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_refusals_name_the_operation_and_place(tmp_path: Path, capsys, case: str) -> None:
+    body, words = REFUSED[case]
+    (tmp_path / "net.py").write_text(_refusal_net(body))
+    out = tmp_path / "out.json"
+    _refused(capsys, ["import", f"{tmp_path / 'net.py'}:Net", "--input", "4x8x8", "--out", str(out)], out, *words)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["torchvision.models.resnet18", "--input", "3x32x32"], ["MODULE:CALLABLE"]),
+    (["no_such_package_xyz:net", "--input", "3x32x32"], ["cannot import 'no_such_package_xyz'"]),
+    (["torchvision.models:no_such_net", "--input", "3x32x32"], ["no attribute 'no_such_net'"]),
+    (["missing/file.py:Net", "--input", "3x32x32"], ["missing/file.py: no such Python file"]),
+    (["torchvision.models:resnet18", "--arg", "depth=7", "--input", "3x32x32"], ["resnet18(depth=7) failed"]),
+    (["torchvision.models:resnet18", "--arg", "7", "--input", "3x32x32"], ["--arg", "NAME=VALUE"]),
+    (["builtins:dict", "--arg", "x=4", "--input", "3x32x32"], ["returned a dict"]),
+    (["torchvision.models:resnet18", "--input", "3x32"], ["--input", "CxHxW"]),
+    (["torchvision.models:resnet18", "--input", "3x0x32"], ["1..8192"]),
+    (["archsearch.zoo:vgg19_bn", "--input", "3x8x8"], ["running the model", "failed"]),
+])
+def test_bad_sources_and_arguments(tmp_path: Path, capsys, argv: list[str], words: list[str]) -> None:
+    out = tmp_path / "out.json"
+    _refused(capsys, ["import", *argv, "--out", str(out)], out, *words)
+
+
+# -- the generic builder ---------------------------------------------------------------------------
+
+@settings(max_examples=25, deadline=None)
+@given(genotypes())
+def test_graphnet_builds_every_wrn_genotype_exactly(g: archsearch.Genotype) -> None:
+    model = GraphNet(g.to_dict())
+    assert numel(model) == g.params
+    size = g.hparams["input_size"]
+    assert model(torch.randn(2, g.hparams["in_channels"], size, size)).shape == (2, g.hparams["num_classes"])
+
+
+def test_graphnet_matches_the_hand_written_wrn() -> None:
+    """Same weights, same outputs: the generic walk and WideResNet compute one network."""
+    g = archsearch.load_family(ROOT / "search_spaces" / "digits-wrn-16-2" / "pruned.json")[60].genotype
+    wrn, generic = g.build().eval(), g.build(generic=True).eval()
+    family = g.family_spec
+    state = {}
+    for node, data in g.graph.nodes(data=True):
+        if data["kind"] in ("conv", "bn_relu", "linear"):
+            try:
+                source = wrn.get_submodule(family.module_name(node))
+            except AttributeError:  # a dead layer (pruned block)
+                continue
+            for key, value in source.state_dict().items():
+                state[f"{node}.{key}"] = value
+    generic.load_state_dict(state, strict=True)
+    x = torch.randn(4, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(wrn(x), generic(x), atol=1e-5)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.data())
+def test_width_changes_of_imported_graphs_count_exactly(data) -> None:  # noqa: ANN001
+    g = _small_imports()[data.draw(st.sampled_from(sorted(_small_imports())))]
+    genes = {n: data.draw(st.integers(1, 12)) * g.quantum[n] for n in g.genes}
+    try:
+        changed = g.with_genes(genes)
+    except archsearch.GenotypeError as exc:  # option-A shortcuts only pad: a stage may not shrink
+        assert "a pad cannot remove channels" in str(exc)
+        return
+    model = changed.build()
+    assert numel(model) == changed.params
+    c, h = changed.hparams["in_channels"], changed.hparams["input_size"]
+    assert torch.isfinite(model.eval()(torch.randn(2, c, h, h))).all()
+
+
+_CACHE: dict = {}
+
+
+def _small_imports() -> dict:
+    if not _CACHE:
+        zoo = archsearch.zoo
+        for name, model in {"resnet": zoo.resnet_cifar(8, in_channels=1), "densenet": zoo.densenet(10, in_channels=1),
+                            "preresnet": zoo.preresnet_bottleneck(11, in_channels=1),
+                            "mbv2": zoo.mobilenet_v2_cifar(width_mult=0.25, in_channels=1),
+                            "vgg": zoo.vgg([8, 8, "M", 16, 16, "M", 32, 32], in_channels=1)}.items():
+            _CACHE[name] = import_module(model, (1, 8, 8))
+        _CACHE["regnet"] = import_module(torchvision.models.regnet_x_400mf(num_classes=3), (3, 32, 32))
+    return _CACHE
+
+
+def test_graphnet_copies_and_pickles() -> None:
+    g = _small_imports()["densenet"]
+    model = g.build().eval()
+    x = torch.randn(2, 1, 8, 8)
+    for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        with torch.no_grad():
+            assert torch.equal(clone(x), model(x))
+        clone.features.conv0.weight.data.zero_() if hasattr(clone, "features") else None
+    with torch.no_grad():
+        assert torch.equal(copy.deepcopy(model)(x), model(x))
+
+
+def test_copyable_builder_runs_without_archsearch(tmp_path: Path) -> None:
+    """The README's snippet, in a process where importing archsearch fails."""
+    readme = (ROOT / "README.md").read_text()
+    snippet = next(block for block in readme.split("```python\n")[1:] if "from graphnet import GraphNet" in block)
+    snippet = snippet.split("```")[0]
+    shutil.copy(ROOT / "archsearch" / "models" / "graphnet.py", tmp_path / "graphnet.py")
+    source = archsearch.zoo.resnet_cifar(8, in_channels=1)
+    g = import_module(source, (1, 8, 8))
+    g.save(tmp_path / "genotype.json")
+    torch.save(source.state_dict(), tmp_path / "weights.pt")
+    member = archsearch.load_family(ROOT / "search_spaces" / "digits-wrn-16-2" / "pruned.json")[-1]
+    (tmp_path / "pruned.json").write_text(json.dumps({"format": "archsearch.family", "version": 1,
+                                                      "members": [member.to_dict()]}))
+    check = ("import sys\nsys.modules['archsearch'] = None  # any import of archsearch now fails\n" + snippet + (
+        "\nimport torch\nmodel.load_state_dict(torch.load('weights.pt', weights_only=True))\n"
+        "pruned = GraphNet(json.load(open('pruned.json'))['members'][-1]['genotype'])\n"
+        "print(sum(p.numel() for p in model.parameters()), g['params'],"
+        " sum(p.numel() for p in pruned.parameters()))\n"))
+    out = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert list(map(int, out.stdout.split())) == [g.params, g.params, member.params]
+
+
+# -- every verb on imported genotypes ---------------------------------------------------------------
+
+def test_show_derive_baselines_on_an_imported_genotype(tmp_path: Path, capsys) -> None:
+    net = tmp_path / "net.json"
+    _small_imports()["mbv2"].save(net)
+    assert main(["show", str(net)]) == 0
+    shown = capsys.readouterr().out
+    assert "gene" in shown and "tied" in shown and "inner" in shown and "imported from" in shown
+    budget = _small_imports()["mbv2"].params // 2
+    assert main(["derive", "--from", str(net), "--budgets", f"{budget}", "--out", str(tmp_path / "d.json")]) == 0
+    assert main(["baselines", "--from", str(net), "--budgets", f"{budget}", "--out", str(tmp_path / "b.json")]) == 0
+    capsys.readouterr()
+    for path in ("d.json", "b.json"):
+        for m in archsearch.load_family(tmp_path / path):
+            assert abs(m.params - budget) / budget < 5e-3
+            assert numel(m.genotype.build()) == m.params
+    kinds = [m.metrics["baseline"] for m in archsearch.load_family(tmp_path / "b.json")]
+    assert kinds == ["uniform", "bottleneck"]
+    bottleneck = archsearch.load_family(tmp_path / "b.json")[1].genotype
+    roles = bottleneck.roles()
+    source = _small_imports()["mbv2"]
+    assert all(bottleneck.genes[n] == source.genes[n] for n, r in roles.items() if r == "tied")
+    assert main(["baselines", "--from", str(net), "--budgets", "1k", "--kinds", "bottleneck-block"]) == 2
+    assert "expected some of uniform, bottleneck" in capsys.readouterr().err
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(["resnet", "densenet", "mbv2", "vgg", "preresnet", "regnet"]), st.floats(0.15, 3.0),
+       st.sampled_from(["derive", "uniform", "bottleneck"]))
+def test_budgets_land_within_half_a_percent(name: str, ratio: float, how: str) -> None:
+    source = _small_imports()[name]
+    budget = int(source.params * ratio)
+    if how == "bottleneck" and "inner" not in source.roles().values():
+        with pytest.raises(archsearch.ArchsearchError, match="needs inner genes"):
+            archsearch.scaled_baseline(how, source, budget)
+        return  # DenseNet without bottleneck layers: every conv's output is concatenated
+    try:
+        if how == "derive":
+            _, rows = archsearch.derive(source, [budget])
+            landed = rows[0].landing
+        else:
+            landed = archsearch.scaled_baseline(how, source, budget)[0]
+    except archsearch.BudgetError as exc:
+        assert "smallest feasible budget" in str(exc) or "cannot be reached" in str(exc)
+        return  # below (or above) what this direction reaches: refused, with the limit named
+    assert abs(landed.rel_error) < 5e-3
+    assert landed.genotype.params == numel(landed.genotype.build())
+
+
+def test_derive_fit_over_a_trajectory_of_imported_genotypes() -> None:
+    source = _small_imports()["resnet"]
+    rng = random.Random(0)
+    members = [source]
+    for _ in range(6):
+        g = members[-1]
+        members.append(g.with_genes({n: max(1, w - rng.randint(0, 2)) for n, w in g.genes.items()}))
+    family = archsearch.Family.of(members)
+    _, rows = archsearch.derive(family, [members[3].params], method="fit")
+    assert abs(rows[0].landing.rel_error) < 5e-3
+
+
+# -- shipped spaces of the seed papers' networks --------------------------------------------------
+
+PUBLISHED = {  # parameters in millions, as the papers print them (sources in each space.toml)
+    "vgg19-cifar10": (20.04, 2), "resnet56-cifar10": (0.85, 2), "preresnet164-cifar10": (1.70, 2),
+    "densenet40-cifar10": (1.02, 2), "densenet-bc-100-cifar10": (0.8, 1), "mobilenetv2-cifar10": (None, 0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_shipped_spaces_are_their_model_files(name: str) -> None:
+    """One description: the shipped genotype is what the recorded command imports today."""
+    space = archsearch.load_space(ROOT / "search_spaces" / name)
+    shipped = space.base_genotype()
+    command = space_source(name)
+    source, args, shape = _parse_import_command(command)
+    fresh = archsearch.import_source(source, shape, args, check=False)
+    assert fresh == shipped
+    value, digits = PUBLISHED[name]
+    if value is not None:
+        assert round(shipped.params / 1e6, digits) == value
+    assert space.hparams["num_classes"] == 10 and space.data["name"] == "cifar10"
+
+
+def space_source(name: str) -> str:
+    import tomllib
+
+    with open(ROOT / "search_spaces" / name / "space.toml", "rb") as fh:
+        return tomllib.load(fh)["model"]["source"]
+
+
+def _parse_import_command(command: str) -> tuple[str, dict, str]:
+    words = command.split()
+    assert words[:2] == ["archsearch", "import"]
+    args = archsearch.importer.parse_args([words[i + 1] for i, w in enumerate(words) if w == "--arg"])
+    return words[2], args, words[words.index("--input") + 1]
+
+
+def test_version_1_files_stay_version_1() -> None:
+    path = ROOT / "search_spaces" / "wrn-40-2-cifar10" / "genotype.json"
+    stored = json.loads(path.read_text())
+    assert stored["version"] == 1
+    assert load_genotype(path).to_dict() == stored
+    assert _small_imports()["vgg"].to_dict()["version"] == 2
