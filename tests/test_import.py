@@ -412,3 +412,20 @@ def test_version_1_files_stay_version_1() -> None:
     assert stored["version"] == 1
     assert load_genotype(path).to_dict() == stored
     assert _small_imports()["vgg"].to_dict()["version"] == 2
+
+
+def test_graphnet_trains_through_its_in_place_activations_and_additions() -> None:
+    """In-place ReLU / addition (memory saving) must leave autograd's saved tensors intact."""
+    for name in ("resnet", "mbv2", "densenet", "preresnet"):
+        g = _small_imports()[name]
+        model = g.build().train()
+        reference = g.build().train()
+        reference.load_state_dict(model.state_dict())
+        for m in reference.modules():  # the same network without any in-place step
+            if hasattr(m, "_program"):
+                m._program = [(n, k, mod, (cfg, False), args, done) for n, k, mod, (cfg, _), args, done in m._program]
+        x = torch.randn(4, 1, 8, 8)
+        model(x).square().sum().backward()
+        reference(x).square().sum().backward()
+        for (key, p), q in zip(model.named_parameters(), reference.parameters()):
+            assert torch.allclose(p.grad, q.grad, atol=1e-5), key

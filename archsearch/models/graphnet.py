@@ -32,6 +32,16 @@ _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
+#: activations that can overwrite their input; autograd never needs that input back
+_INPLACE_ACTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "relu": torch.relu_, "relu6": lambda x: F.relu6(x, inplace=True), "silu": lambda x: F.silu(x, inplace=True),
+    "hardswish": lambda x: F.hardswish(x, inplace=True),
+}
+#: layers whose output their own backward does not read, so it may be overwritten in place
+_OVERWRITABLE = {"conv", "bn", "linear", "add", "concat", "pad", "maxpool", "avgpool", "adaptive_avgpool",
+                 "adaptive_maxpool", "pool", "mul"}
+
+
 def _pair(value: Any) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
@@ -79,8 +89,21 @@ class GraphNet(nn.Module):
             module, cfg, probe[node], flat[node] = self._make(node, spec, args, nodes, probe, flat)
             program.append((node, spec["kind"], module, cfg, args))
         last_use = {a: i for i, step in enumerate(program) for a in step[-1]}
-        # plain data and module references (no closures), so deepcopy and pickle keep working
-        self._program = [(*step, [a for a in step[-1] if last_use[a] == i]) for i, step in enumerate(program)]
+        kinds = {n: nodes[n]["kind"] for n in nodes}
+        readers = defaultdict(int)
+        for *_, args in program:
+            for a in args:
+                readers[a] += 1
+        # plain data and module references (no closures), so deepcopy and pickle keep working; an
+        # activation or addition may overwrite an input that dies with it (as torchvision's
+        # inplace ReLU and ``out += identity`` do), saving a full-size allocation per layer
+        self._program = []
+        for i, (node, kind, module, cfg, args) in enumerate(program):
+            done = [a for a in args if last_use[a] == i]
+            # only a tensor read by this node alone: no other layer saved it for its backward
+            reusable = readers[args[0]] == 1 and args.count(args[0]) == 1 and kinds[args[0]] in _OVERWRITABLE
+            inplace = reusable and (kind == "add" or (kind == "act" and cfg in _INPLACE_ACTS))
+            self._program.append((node, kind, module, (cfg, inplace), args, done))
         self._init_weights()
 
     # -- construction ----------------------------------------------------------------------------
@@ -166,13 +189,14 @@ class GraphNet(nn.Module):
         if module is not None:
             out = module(t[0])
             return F.relu(out) if kind == "bn_relu" else out
+        cfg, inplace = cfg
         if kind == "add":
             out = t[0]
-            for other in t[1:]:
-                out = out + other
+            for j, other in enumerate(t[1:]):
+                out = out.add_(other) if inplace or j else out + other
             return out
         if kind == "act":
-            return _ACTIVATIONS[cfg](t[0])
+            return _INPLACE_ACTS[cfg](t[0]) if inplace else _ACTIVATIONS[cfg](t[0])
         if kind == "mul":
             return t[0] * t[1]
         if kind == "concat":
