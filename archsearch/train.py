@@ -158,6 +158,8 @@ class Trainer:
         self.scheduler = LambdaLR(self.optimizer, lambda step: recipe.lr_factor(step, total))
         #: epochs completed
         self.epoch = 0
+        #: the step stream of :meth:`train_steps`: (epoch, order, next position, generator)
+        self._stream: tuple | None = None
 
     def _make_optimizer(self) -> "torch.optim.Optimizer":
         import torch
@@ -195,25 +197,12 @@ class Trainer:
         gen.manual_seed(_epoch_seed(self.seed, self.epoch))
         order = torch.randperm(len(self.data.train_y), device=self.device, generator=gen)
         steps = self.steps_per_epoch if max_steps is None else min(max_steps, self.steps_per_epoch)
-        b, smoothing = self.batch_size, self.recipe.label_smoothing
+        b = self.batch_size
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
         start = time.perf_counter()
         for i in range(steps):
-            index = order[i * b:(i + 1) * b]
-            x, y = self._batch(index, gen), self.data.train_y[index]
-            with self._autocast():
-                logits = self.forward(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=smoothing)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self._bn_scales:
-                with torch.no_grad():  # d/dgamma of bn_l1 * |gamma|
-                    for gamma in self._bn_scales:
-                        gamma.grad.add_(torch.sign(gamma), alpha=self.recipe.bn_l1)
-            self.optimizer.step()
-            self.scheduler.step()
-            loss_sum += loss.detach()
+            loss_sum += self._step(order[i * b:(i + 1) * b], gen)
             if progress is not None:
                 progress.update(1)
         mean_loss = loss_sum.item() / max(steps, 1)  # the epoch's one host sync
@@ -222,6 +211,89 @@ class Trainer:
             self.epoch += 1
         return {"train_loss": mean_loss, "images": steps * b, "train_s": seconds,
                 "images_per_s": steps * b / seconds if seconds > 0 else float("nan")}
+
+    def _step(self, index: "torch.Tensor", gen: "torch.Generator",
+              after_backward: "Callable[[], None] | None" = None) -> "torch.Tensor":
+        """One optimiser step on the batch ``index``; returns the (detached) loss, not synced."""
+        import torch
+        from torch.nn import functional as F
+
+        x, y = self._batch(index, gen), self.data.train_y[index]
+        with self._autocast():
+            logits = self.forward(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.recipe.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if after_backward is not None:
+            after_backward()
+        if self._bn_scales:
+            with torch.no_grad():  # d/dgamma of bn_l1 * |gamma|
+                for gamma in self._bn_scales:
+                    gamma.grad.add_(torch.sign(gamma), alpha=self.recipe.bn_l1)
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.detach()
+
+    # -- a stream of steps (pruning fine-tunes a few steps between prunes) -------------------------
+    def train_steps(self, steps: int, *, after_backward: "Callable[[], None] | None" = None) -> float:
+        """Train ``steps`` optimiser steps, continuing one stream of batches across calls.
+
+        The stream walks the epochs' data orders as :meth:`train_epoch` does (epoch ``e``'s order
+        and augmentation from ``(seed, e)``), so a run that checkpoints :meth:`stream_state`
+        between calls resumes to the same steps. ``after_backward`` runs after each backward pass,
+        before the update (where a pruning criterion reads its gradients). Returns the mean loss.
+        """
+        import torch
+
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        b = self.batch_size
+        for _ in range(steps):
+            if self._stream is None or self._stream[2] >= self.steps_per_epoch:
+                self._open_stream(0 if self._stream is None else self._stream[0] + 1)
+            epoch, order, pos, gen = self._stream
+            loss_sum += self._step(order[pos * b:(pos + 1) * b], gen, after_backward)
+            self._stream = (epoch, order, pos + 1, gen)
+        return loss_sum.item() / max(steps, 1)
+
+    def _open_stream(self, epoch: int, position: int = 0) -> None:
+        import torch
+
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(_epoch_seed(self.seed, epoch))
+        order = torch.randperm(len(self.data.train_y), device=self.device, generator=gen)
+        self._stream = (epoch, order, position, gen)
+
+    def stream_state(self) -> dict[str, Any]:
+        """Where the step stream is (plain tensors and numbers, for a checkpoint)."""
+        if self._stream is None:
+            return {"epoch": -1}
+        epoch, _, pos, gen = self._stream
+        return {"epoch": epoch, "position": pos, "generator": gen.get_state()}
+
+    def load_stream_state(self, state: dict[str, Any]) -> None:
+        if state["epoch"] < 0:
+            self._stream = None
+            return
+        self._open_stream(int(state["epoch"]), int(state["position"]))
+        self._stream[3].set_state(state["generator"])
+
+    def swap_model(self, model: "nn.Module", optimizer: "torch.optim.Optimizer | None" = None) -> None:
+        """Continue with another model (a pruned one): its own optimiser (e.g. with sliced momentum)
+        or a fresh one, the schedule kept at the same step."""
+        import torch
+        from torch.optim.lr_scheduler import LambdaLR
+
+        step = self.scheduler.last_epoch
+        self.model = model.to(self.device, memory_format=self.memory_format)
+        self.forward = torch.compile(self.model) if self.recipe.compile else self.model
+        self.optimizer = optimizer if optimizer is not None else self._make_optimizer()
+        for group in self.optimizer.param_groups:
+            group.setdefault("initial_lr", self.recipe.lr)
+        self._bn_scales = ([m.weight for m in self.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+                           if self.recipe.bn_l1 > 0 else [])
+        total, recipe = self.total_steps, self.recipe
+        self.scheduler = LambdaLR(self.optimizer, lambda i: recipe.lr_factor(i, total), last_epoch=step - 1)
 
     def evaluate(self, split: str = "val") -> dict[str, float]:
         """Error rate and mean loss on ``split`` (``val`` or ``test``), in eval mode."""

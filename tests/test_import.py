@@ -374,6 +374,7 @@ def test_derive_fit_over_a_trajectory_of_imported_genotypes() -> None:
 PUBLISHED = {  # parameters in millions, as the papers print them (sources in each space.toml)
     "vgg19-cifar10": (20.04, 2), "resnet56-cifar10": (0.85, 2), "preresnet164-cifar10": (1.70, 2),
     "densenet40-cifar10": (1.02, 2), "densenet-bc-100-cifar10": (0.8, 1), "mobilenetv2-cifar10": (None, 0),
+    "digits-vgg": (None, 0), "digits-resnet20": (None, 0), "digits-densenet-bc": (None, 0),
 }
 
 
@@ -389,7 +390,8 @@ def test_shipped_spaces_are_their_model_files(name: str) -> None:
     value, digits = PUBLISHED[name]
     if value is not None:
         assert round(shipped.params / 1e6, digits) == value
-    assert space.hparams["num_classes"] == 10 and space.data["name"] == "cifar10"
+    assert space.hparams["num_classes"] == 10
+    assert space.data["name"] == ("digits" if name.startswith("digits-") else "cifar10")
 
 
 def space_source(name: str) -> str:
@@ -400,7 +402,9 @@ def space_source(name: str) -> str:
 
 
 def _parse_import_command(command: str) -> tuple[str, dict, str]:
-    words = command.split()
+    import shlex
+
+    words = shlex.split(command)
     assert words[:2] == ["archsearch", "import"]
     args = archsearch.importer.parse_args([words[i + 1] for i, w in enumerate(words) if w == "--arg"])
     return words[2], args, words[words.index("--input") + 1]

@@ -144,10 +144,14 @@ def test_weights_that_do_not_match_are_one_error(tmp_path):
                       device="cpu", progress=False)
 
 
-def test_unsupported_family_is_refused(tmp_path):
+def test_a_network_with_nothing_to_prune_is_refused(tmp_path):
     from archsearch.prune.loop import check_targets
     from archsearch.prune.settings import PruneSettings
 
-    g = archsearch.create_genotype("wrn-bottleneck-10-1", in_channels=1, input_size=8)
-    with pytest.raises(ArchsearchError, match="'wrn-bottleneck' is not supported"):
+    import archsearch.zoo
+
+    # DenseNet without bottlenecks: every conv's output is concatenated, so by default nothing is inner
+    g = archsearch.import_module(archsearch.zoo.densenet(10, growth=4, in_channels=1), (1, 8, 8))
+    with pytest.raises(ArchsearchError, match="no gene can be pruned: .*prune_residual"):
         check_targets(g, PruneSettings(max_prunes=1))
+    check_targets(g, PruneSettings(max_prunes=1, prune_residual=True))

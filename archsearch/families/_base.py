@@ -82,6 +82,11 @@ class Family(ABC):
 
         _same_structure(graph, self.build_graph(hparams, _genes_of(graph, self.gene_names(hparams))))
 
+    def prune_floor(self, genotype: "Genotype", gene: str) -> int | None:
+        """The smallest width pruning may leave ``gene`` at, -1 if the family forbids pruning it, or
+        ``None`` to follow the graph (0 where its layers may vanish, else 1)."""
+        return None
+
     def summary(self, genotype: "Genotype") -> str:
         """A few numbers that identify the architecture in a table row (residual widths here)."""
         return "/".join(str(w) for _, w, _ in self.stages(genotype))

@@ -133,6 +133,22 @@ class WRN(Family):
         stages = [(w, stride, inners) for (_, w, inners), stride in zip(self.stages(genotype), STRIDES)]
         return WideResNet(hp["in_channels"], hp["num_classes"], hp["stem_width"], stages, block=self.block)
 
+    def prune_floor(self, genotype: "Genotype", gene: str) -> int | None:
+        """Inner widths may reach 0 (the block is its shortcut). A stage's residual width may be pruned
+        only when its first block has a projection shortcut (otherwise the stream is its input's, the
+        fixed stem or the previous stage), and at stride 1 only down to one above its input width,
+        where the projection would become an identity and the topology change."""
+        if gene.endswith(".inner"):
+            return 0
+        shortcut = f"{gene.split('.')[0]}.b1.shortcut"
+        if shortcut not in genotype.graph:
+            return -1
+        (source,) = genotype.graph.predecessors(shortcut)
+        in_width = genotype.graph.nodes[source]["width"]
+        if genotype.graph.nodes[shortcut]["stride"] == 1 and in_width < genotype.genes[gene]:
+            return in_width + 1
+        return 1
+
     def module_name(self, node: str) -> str:
         if node == "stem":
             return "stem"

@@ -104,6 +104,9 @@ class GraphNet(nn.Module):
             reusable = readers[args[0]] == 1 and args.count(args[0]) == 1 and kinds[args[0]] in _OVERWRITABLE
             inplace = reusable and (kind == "add" or (kind == "act" and cfg in _INPLACE_ACTS))
             self._program.append((node, kind, module, (cfg, inplace), args, done))
+        #: node id -> callable(output tensor), run as each node is computed (pruning watches
+        #: activations this way); while any is set, no tensor is overwritten in place
+        self.taps: dict[str, Callable[[torch.Tensor], None]] = {}
         self._init_weights()
 
     # -- construction ----------------------------------------------------------------------------
@@ -179,13 +182,18 @@ class GraphNet(nn.Module):
     # -- forward ---------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values = {self.input_id: x}
+        taps = self.taps
         for node, kind, module, cfg, args, done in self._program:
-            values[node] = self._apply(kind, module, cfg, [values[a] for a in args])
+            if taps:
+                cfg = (cfg[0], False)
+            values[node] = self._run_node(kind, module, cfg, [values[a] for a in args])
+            if taps and node in taps:
+                taps[node](values[node])
             for a in done:
                 del values[a]
         return values[self.output_id]
 
-    def _apply(self, kind: str, module: nn.Module | None, cfg: Any, t: list) -> torch.Tensor:
+    def _run_node(self, kind: str, module: nn.Module | None, cfg: Any, t: list) -> torch.Tensor:
         if module is not None:
             out = module(t[0])
             return F.relu(out) if kind == "bn_relu" else out

@@ -1,95 +1,43 @@
-"""Channel-importance criteria behind one small interface, ranked globally across blocks.
+"""Channel-importance criteria behind one small interface, scoring coupled channel groups.
 
-Every criterion scores each inner channel of every live block; the pruning loop removes the
-lowest-scoring ones. Signals measured on activations are taken at the input of a block's second
-conv, which is exactly the activation after the block's inner BN-ReLU, through a forward pre-hook:
-no change to the model code is needed.
+Every criterion scores each channel of every prunable gene (see :mod:`archsearch.prune.groups`);
+the pruning loop removes the globally lowest-scoring ones. A score gathers its whole group:
 
 ``fisher``   Theis et al. 2018 (arXiv:1801.05787): g_nk = sum_ij a_nkij * dL/da_nkij,
-             Delta_k = 1/2 * mean_n g_nk^2, accumulated over the steps between prunes.
-``taylor``   Molchanov et al. 2017: mean over the batch of |mean over positions of a * dL/da|, accumulated.
-``l1``       Li et al. 2017: L1 norm of the filter producing the channel (conv1's output filter).
-``bn-scale`` Liu et al. 2017 (Network Slimming): |gamma| of the BN before the channel's ReLU.
+             Delta_k = 1/2 * mean_n g_nk^2, accumulated over the steps between prunes. The
+             activation is the tensor that enters the gene's readers (for a block's inner width:
+             after its inner BN-ReLU, as in Crowley et al.); for a residual stream, every sum of the
+             stream. Over several tensors g_nk is summed *before squaring*: it is the gradient of
+             one per-sample mask multiplying channel k everywhere, which is what removing it does.
+``taylor``   Molchanov et al. 2017: mean over the batch of |mean over positions of a * dL/da|.
+``l1``       Li et al. 2017: L1 norm of the filters writing the channel, summed over its writers.
+``bn-scale`` Liu et al. 2017 (Network Slimming): |gamma| of every batch norm normalising the channel.
 ``random``   the control: a seeded uniform score.
 
-With ``residual=True`` a criterion also scores the residual stream of every stage that can be
-pruned on its own (gene ``sS.width``, see :func:`residual_stages`). Channel c of the stream is one
-coupled group, so its score gathers the whole group:
-
-* fisher/taylor: g_nc is measured on every tensor the stream consists of (the output of each block
-  of the stage that computes something) and *summed over them before squaring*: that is the
-  gradient of one per-sample mask multiplying channel c of the whole stream, which is what removing
-  the channel zeroes (up to the readers' BN shift). The per-step sum is why signals are reduced in
-  :meth:`Criterion.after_backward`, not in the gradient hook.
-* l1: the L1 norms of all filters writing channel c (each block's conv2 and the projection shortcut).
-* bn-scale: the |gamma_c| of all BNs reading the stream (later blocks' bn1, the next stage's first
-  bn1, or the head BN).
-* random: one uniform score per channel.
+Activations are watched through ``GraphNet.taps`` (a callable per node output), so no model code
+changes; the signals are reduced once per step in :meth:`Criterion.after_backward`.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable, ClassVar
+from typing import ClassVar, Mapping
 
 import torch
 from torch import nn
 
-__all__ = ["Criterion", "CRITERIA", "make_criterion", "live_blocks", "residual_stages", "stream_writers",
-           "stream_readers", "stream_width"]
+from ..errors import ArchsearchError
+from .groups import Group
 
-
-def live_blocks(model: nn.Module) -> dict[str, nn.Module]:
-    """Blocks that still have inner channels, by gene name (``s2.b3.inner``)."""
-    out = {}
-    for s in range(1, model.num_stages + 1):
-        for b, block in enumerate(getattr(model, f"stage{s}"), start=1):
-            if block.has_branch:
-                out[f"s{s}.b{b}.inner"] = block
-    return out
-
-
-def residual_stages(model: nn.Module) -> dict[str, int]:
-    """Stages whose residual width can be pruned, by gene name (``s2.width``) -> stage number.
-
-    A stage whose first block has an identity shortcut (same width as its input at stride 1, e.g.
-    stage 1 of a widen-1 WRN fed by the 16-channel stem) shares its stream with its input: removing
-    a channel would have to remove it from the stem (or the previous stage) too, which changes a
-    fixed width and the previous stage's gene. Such stages are skipped.
-    """
-    return {f"s{s}.width": s for s in range(1, model.num_stages + 1) if getattr(model, f"stage{s}")[0].projection}
-
-
-def stream_writers(model: nn.Module, stage: int) -> list[nn.Module]:
-    """Blocks of ``stage`` whose output is a new tensor of its stream.
-
-    A branchless identity block returns its input, so it adds no tensor (and nothing to slice).
-    """
-    return [b for b in getattr(model, f"stage{stage}") if b.has_branch or b.projection]
-
-
-def stream_readers(model: nn.Module, stage: int) -> list[nn.Module]:
-    """Blocks reading ``stage``'s stream: its later blocks and the next stage's first block (the head aside)."""
-    blocks = list(getattr(model, f"stage{stage}"))[1:]
-    if stage < model.num_stages:
-        blocks.append(getattr(model, f"stage{stage + 1}")[0])
-    return blocks
-
-
-def stream_width(model: nn.Module, stage: int) -> int:
-    """Residual width of a prunable ``stage`` (its first block's projection shortcut writes all of it)."""
-    return getattr(model, f"stage{stage}")[0].shortcut.out_channels
+__all__ = ["Criterion", "CRITERIA", "make_criterion"]
 
 
 class Criterion(ABC):
     name: ClassVar[str]
-    needs_gradients: ClassVar[bool] = False
 
-    def __init__(self, *, residual: bool = False) -> None:
-        self.residual = residual
-
-    def attach(self, model: nn.Module) -> None:
-        """(Re)bind to the model's current blocks; called after every prune."""
+    def attach(self, model: nn.Module, groups: Mapping[str, Group]) -> None:
+        """(Re)bind to the live model and the prunable groups; called after every prune."""
         self.model = model
+        self.groups = dict(groups)
 
     def detach(self) -> None:
         pass
@@ -100,20 +48,9 @@ class Criterion(ABC):
     def reset(self) -> None:
         """Forget accumulated signal (after every prune, as in the reference implementation)."""
 
+    @abstractmethod
     def scores(self) -> dict[str, torch.Tensor]:
-        """Per gene (live inner genes, then residual ones if asked), one score per channel (lower = prune first)."""
-        out = self.inner_scores()
-        if self.residual:
-            out.update({g: self.residual_scores(s) for g, s in residual_stages(self.model).items()})
-        return out
-
-    @abstractmethod
-    def inner_scores(self) -> dict[str, torch.Tensor]:
-        """Per live block's inner gene, one score per inner channel."""
-
-    @abstractmethod
-    def residual_scores(self, stage: int) -> torch.Tensor:
-        """One score per residual channel of a prunable ``stage``."""
+        """Per prunable gene (in gene order), one score per channel; lower is pruned first."""
 
     def state(self) -> dict:
         return {}
@@ -121,50 +58,50 @@ class Criterion(ABC):
     def load_state(self, state: dict) -> None:
         pass
 
+    def _module(self, node: str) -> nn.Module:
+        return self.model.get_submodule(node)
+
 
 class _ActivationCriterion(Criterion):
-    """Accumulates a per-channel signal from (activation, gradient) pairs.
+    """Accumulates a per-channel signal from (activation, gradient) pairs at the watched tensors."""
 
-    Inner channels are watched at conv2's input, the residual stream at each writer block's output.
-    Gradient hooks add per-sample values g_nk into a per-step buffer (several stream tensors of one
-    gene add up); :meth:`after_backward` reduces the buffer over the batch into the accumulator.
-    """
-
-    needs_gradients = True
-
-    def __init__(self, *, residual: bool = False) -> None:
-        super().__init__(residual=residual)
-        self._handles: list = []
+    def __init__(self) -> None:
         self._acc: dict[str, torch.Tensor] = {}
         self._step: dict[str, torch.Tensor] = {}
         self._count = 0
+        self._spatial: dict[str, int] = {}
 
-    def attach(self, model: nn.Module) -> None:
+    def attach(self, model: nn.Module, groups: Mapping[str, Group], spatial: Mapping[str, int] | None = None) -> None:
         self.detach()
-        self.model = model
-        for gene, block in live_blocks(model).items():
-            hook = self._make_hook(gene)
-            self._handles.append(block.conv2.register_forward_pre_hook(lambda m, inputs, h=hook: h(m, inputs[0])))
-        if self.residual:
-            for gene, stage in residual_stages(model).items():
-                hook = self._make_hook(gene)
-                for block in stream_writers(model, stage):
-                    self._handles.append(block.register_forward_hook(lambda m, inputs, out, h=hook: h(m, out)))
+        super().attach(model, groups)
+        self._spatial = dict(spatial or {})
+        watched: dict[str, list[tuple[str, int, int]]] = {}
+        for gene, group in self.groups.items():
+            for node, offset in group.watch:
+                watched.setdefault(node, []).append((gene, offset, group.width))
+        model.taps = {node: self._make_tap(node, segments) for node, segments in watched.items()}
 
-    def _make_hook(self, gene: str) -> Callable[[nn.Module, torch.Tensor], None]:
-        def hook(module: nn.Module, activation: torch.Tensor) -> None:
-            if not (module.training and activation.requires_grad):
+    def _make_tap(self, node: str, segments: list[tuple[str, int, int]]):  # noqa: ANN202
+        spatial = self._spatial.get(node, 1)
+
+        def tap(activation: torch.Tensor) -> None:
+            if not (self.model.training and activation.requires_grad):
                 return
             act = activation.detach()
 
             def on_grad(grad: torch.Tensor) -> None:
-                g = self.per_sample(act.float(), grad.float())
-                prev = self._step.get(gene)
-                self._step[gene] = g if prev is None else prev + g
+                a, g = act.float(), grad.float()
+                if a.dim() == 2 and spatial > 1:  # a flattened map: one channel is `spatial` features
+                    a, g = a.unflatten(1, (-1, spatial)), g.unflatten(1, (-1, spatial))
+                signal = self.per_sample(a, g)
+                for gene, offset, width in segments:
+                    part = signal[:, offset:offset + width]
+                    prev = self._step.get(gene)
+                    self._step[gene] = part if prev is None else prev + part
 
             activation.register_hook(on_grad)
 
-        return hook
+        return tap
 
     @staticmethod
     @abstractmethod
@@ -185,26 +122,24 @@ class _ActivationCriterion(Criterion):
         self._count += 1
 
     def detach(self) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles = []
+        model = getattr(self, "model", None)
+        if model is not None:
+            model.taps = {}
 
     def reset(self) -> None:
         self._acc = {}
         self._step = {}
         self._count = 0
 
-    def _mean(self, gene: str, width: int) -> torch.Tensor:
-        acc = self._acc.get(gene)
-        if acc is None:
-            acc = torch.zeros(width, device=next(self.model.parameters()).device)
-        return acc.detach() / max(1, self._count)
-
-    def inner_scores(self) -> dict[str, torch.Tensor]:
-        return {g: self._mean(g, b.conv1.out_channels) for g, b in live_blocks(self.model).items()}
-
-    def residual_scores(self, stage: int) -> torch.Tensor:
-        return self._mean(f"s{stage}.width", stream_width(self.model, stage))
+    def scores(self) -> dict[str, torch.Tensor]:
+        device = next(self.model.parameters()).device
+        out = {}
+        for gene, group in self.groups.items():
+            acc = self._acc.get(gene)
+            if acc is None:
+                acc = torch.zeros(group.width, device=device)
+            out[gene] = acc.detach() / max(1, self._count)
+        return out
 
     def state(self) -> dict:
         # ``_step`` is empty between steps (the loop checkpoints after after_backward), so it is not saved
@@ -217,12 +152,17 @@ class _ActivationCriterion(Criterion):
         self._count = state["count"]
 
 
+def _over_space(x: torch.Tensor) -> tuple[int, ...]:
+    return tuple(range(2, x.dim()))
+
+
 class Fisher(_ActivationCriterion):
     name = "fisher"
 
     @staticmethod
     def per_sample(act: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        return (act * grad).sum(dim=(2, 3))
+        prod = act * grad
+        return prod.sum(dim=_over_space(prod)) if prod.dim() > 2 else prod
 
     @staticmethod
     def reduce(g: torch.Tensor) -> torch.Tensor:
@@ -234,55 +174,64 @@ class Taylor(_ActivationCriterion):
 
     @staticmethod
     def per_sample(act: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        return (act * grad).mean(dim=(2, 3))
+        prod = act * grad
+        return prod.mean(dim=_over_space(prod)) if prod.dim() > 2 else prod
 
     @staticmethod
     def reduce(g: torch.Tensor) -> torch.Tensor:
         return g.abs().mean(dim=0)
 
 
-def _filter_l1(conv: nn.Conv2d) -> torch.Tensor:
-    return conv.weight.detach().abs().sum(dim=(1, 2, 3))
-
-
 class L1(Criterion):
+    """The L1 norm of every filter writing the channel (and the filter's bias), summed over writers."""
+
     name = "l1"
 
-    def inner_scores(self) -> dict[str, torch.Tensor]:
-        return {g: _filter_l1(b.conv1) for g, b in live_blocks(self.model).items()}
-
-    def residual_scores(self, stage: int) -> torch.Tensor:
-        writers = stream_writers(self.model, stage)
-        convs = [b.conv2 for b in writers if b.has_branch] + [b.shortcut for b in writers if b.projection]
-        return torch.stack([_filter_l1(c) for c in convs]).sum(dim=0)
+    def scores(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for gene, group in self.groups.items():
+            total = None
+            for slot in group.slots:
+                if slot.role == "out":
+                    w = self._module(slot.node).weight.detach().abs()
+                    norms = w.sum(dim=tuple(range(1, w.dim())))
+                    total = norms if total is None else total + norms
+            out[gene] = total
+        return out
 
 
 class BNScale(Criterion):
+    """|gamma| of every batch norm normalising the channel (at its offset in a concatenation), summed."""
+
     name = "bn-scale"
 
-    def inner_scores(self) -> dict[str, torch.Tensor]:
-        return {g: b.bn2.weight.detach().abs() for g, b in live_blocks(self.model).items()}
+    def attach(self, model: nn.Module, groups: Mapping[str, Group]) -> None:
+        super().attach(model, groups)
+        missing = [g for g, group in self.groups.items() if not group.batch_norms]
+        if missing:
+            raise ArchsearchError(f"criterion bn-scale needs a batch norm on every pruned gene; gene {missing[0]!r} "
+                                  "has none (choose another criterion or keep it fixed)")
 
-    def residual_scores(self, stage: int) -> torch.Tensor:
-        bns = [b.bn1 for b in stream_readers(self.model, stage) if hasattr(b, "bn1")]
-        if stage == self.model.num_stages:
-            bns.append(self.model.bn)
-        return torch.stack([bn.weight.detach().abs() for bn in bns]).sum(dim=0)
+    def scores(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for gene, group in self.groups.items():
+            total = None
+            for slot in group.slots:
+                if slot.role == "bn":
+                    gamma = self._module(slot.node).weight.detach().abs()[slot.offset:slot.offset + slot.count]
+                    total = gamma if total is None else total + gamma
+            out[gene] = total
+        return out
 
 
 class Random(Criterion):
     name = "random"
 
-    def __init__(self, seed: int = 0, *, residual: bool = False) -> None:
-        super().__init__(residual=residual)
+    def __init__(self, seed: int = 0) -> None:
         self.generator = torch.Generator().manual_seed(seed)
 
-    def inner_scores(self) -> dict[str, torch.Tensor]:
-        return {g: torch.rand(b.conv1.out_channels, generator=self.generator)
-                for g, b in live_blocks(self.model).items()}
-
-    def residual_scores(self, stage: int) -> torch.Tensor:
-        return torch.rand(stream_width(self.model, stage), generator=self.generator)
+    def scores(self) -> dict[str, torch.Tensor]:
+        return {g: torch.rand(group.width, generator=self.generator) for g, group in self.groups.items()}
 
     def state(self) -> dict:
         return {"rng": self.generator.get_state()}
@@ -294,12 +243,10 @@ class Random(Criterion):
 CRITERIA: dict[str, type[Criterion]] = {c.name: c for c in (Fisher, Taylor, L1, BNScale, Random)}
 
 
-def make_criterion(name: str, seed: int = 0, *, residual: bool = False) -> Criterion:
-    """A criterion by name; ``residual`` also scores the residual stream of every prunable stage."""
-    from ..errors import ArchsearchError
-
+def make_criterion(name: str, seed: int = 0) -> Criterion:
+    """A criterion by name."""
     if name not in CRITERIA:
         raise ArchsearchError(f"criterion {name!r} is unknown; expected one of {', '.join(CRITERIA)}")
     if name == "random":
-        return Random(seed, residual=residual)
-    return CRITERIA[name](residual=residual)
+        return Random(seed)
+    return CRITERIA[name]()

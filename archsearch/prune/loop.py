@@ -35,9 +35,11 @@ from ..errors import ArchsearchError
 from ..family import Family, Member
 from ..genotype import Genotype
 from ..train import evaluate, resolve_device
-from .criteria import Criterion, make_criterion
+from ..graph import shapes
+from .criteria import Criterion, _ActivationCriterion, make_criterion
+from .groups import Group, coupled_groups
 from .settings import PruneSettings, PruneSettingsError
-from .surgery import remove_inner_channels, remove_residual_channels
+from .surgery import graph_state_dict, prune_channels
 
 __all__ = ["prune_network", "check_targets", "check_run_folder", "CHECKPOINT_NAME", "PRUNED_NAME"]
 
@@ -46,38 +48,21 @@ PRUNED_NAME = "pruned.json"
 _CKPT_FORMAT = "archsearch.prune-checkpoint"
 
 
-def _block(model: nn.Module, gene: str) -> nn.Module:
-    stage, block, _ = gene.split(".")
-    return getattr(model, f"stage{stage[1:]}")[int(block[1:]) - 1]
+def _groups(genotype: Genotype, settings: PruneSettings) -> dict[str, Group]:
+    """The groups this run may prune: not fixed by the graph, and chosen by ``settings.genes``."""
+    groups = coupled_groups(genotype, tied=settings.prune_residual)
+    chosen = settings.chosen_genes(list(groups))
+    return {g: group for g, group in groups.items() if group.fixed is None and g in chosen}
 
 
-def _residual_floor(genotype: Genotype, gene: str) -> int | None:
-    """The smallest width residual gene ``sS.width`` may be pruned to, or None if it may not be pruned.
-
-    ``None`` for a stage whose first block has an identity shortcut (its stream is its input's, see
-    :func:`archsearch.prune.criteria.residual_stages`). At stride 1 a projection exists only because
-    the widths differ, so a wider stage stops one above its input width (which, for WRN, is the
-    fixed stem: strided stages always keep their projection).
-    """
-    shortcut = f"{gene.split('.')[0]}.b1.shortcut"
-    if shortcut not in genotype.graph:
-        return None
-    (source,) = genotype.graph.predecessors(shortcut)
-    in_width = genotype.graph.nodes[source]["width"]
-    if genotype.graph.nodes[shortcut]["stride"] == 1 and in_width < genotype.genes[gene]:
-        return in_width + 1
-    return 1
-
-
-def _removable(genotype: Genotype, residual: bool) -> dict[str, int]:
+def _removable(genotype: Genotype, settings: PruneSettings) -> dict[str, int]:
     """Per prunable gene, in gene order, how many of its channels may still be removed."""
-    out = {}
-    for gene, value in genotype.genes.items():
-        if gene.endswith(".inner"):
-            out[gene] = value
-        elif residual and (floor := _residual_floor(genotype, gene)) is not None:
-            out[gene] = max(0, value - floor)
-    return out
+    return {g: max(0, group.width - group.floor) for g, group in _groups(genotype, settings).items()}
+
+
+def _spatial(genotype: Genotype) -> dict[str, int]:
+    """Features per channel of every flattened tensor (what a criterion folds back into channels)."""
+    return {n: s.h * s.w for n, s in shapes(genotype.graph, genotype.hparams.get("input_size")).items() if s.flat}
 
 
 def check_run_folder(out_dir: str | os.PathLike[str], resume: bool) -> None:
@@ -94,11 +79,21 @@ def check_run_folder(out_dir: str | os.PathLike[str], resume: bool) -> None:
 
 def check_targets(genotype: Genotype, settings: PruneSettings) -> None:
     """Refuse what cannot be pruned, or stop conditions that cannot be met, before any compute is spent."""
-    if genotype.family != "wrn":
-        raise PruneSettingsError(
-            f"pruning works on the 'wrn' family (basic blocks); {genotype.family!r} is not supported yet"
-        )
-    removable = _removable(genotype, settings.prune_residual)
+    groups = coupled_groups(genotype, tied=settings.prune_residual)
+    for gene in settings.chosen_genes(list(groups)):
+        if groups[gene].fixed is not None and settings.genes is not None:
+            raise PruneSettingsError(f"prune.genes: gene {gene!r} cannot be pruned: {groups[gene].fixed}")
+    removable = _removable(genotype, settings)
+    if not removable:
+        fixed = [(g, group.fixed) for g, group in groups.items() if group.fixed]
+        first = f"{fixed[0][0]!r}: {fixed[0][1]}" if fixed else "every width is at its floor"
+        raise PruneSettingsError(f"prune: no gene can be pruned: gene {first}"
+                                 + (f" (and {len(fixed) - 1} more)" if len(fixed) > 1 else ""))
+    if settings.criterion == "bn-scale":
+        missing = [g for g in removable if not groups[g].batch_norms]
+        if missing:
+            raise PruneSettingsError(f"prune.criterion: bn-scale needs a batch norm on every pruned gene; gene "
+                                     f"{missing[0]!r} has none")
     total = sum(removable.values())
     if settings.max_prunes is not None and settings.max_prunes * settings.channels_per_prune > total:
         what = "prunable channels (inner and residual)" if settings.prune_residual else "prunable inner channels"
@@ -128,8 +123,8 @@ class _Run:
         self.model = model
         self.settings = settings
         self.device = device
-        self.criterion: Criterion = make_criterion(settings.criterion, settings.seed, residual=settings.prune_residual)
-        self.criterion.attach(model)
+        self.criterion: Criterion = make_criterion(settings.criterion, settings.seed)
+        self.attach()
         self.generator = torch.Generator(device="cpu").manual_seed(settings.seed)
         self.aug_generator = torch.Generator(device=device).manual_seed(settings.seed + 1)
         self.wall_s = 0.0
@@ -154,8 +149,15 @@ class _Run:
         self.pos += batch
         return idx
 
+    def attach(self) -> None:
+        groups = _groups(self.genotype, self.settings)
+        if isinstance(self.criterion, _ActivationCriterion):
+            self.criterion.attach(self.model, groups, _spatial(self.genotype))
+        else:
+            self.criterion.attach(self.model, groups)
+
     def prunable_left(self) -> int:
-        return sum(_removable(self.genotype, self.settings.prune_residual).values())
+        return sum(_removable(self.genotype, self.settings).values())
 
     @property
     def removed(self) -> int:
@@ -194,7 +196,7 @@ def _resume(path: Path, settings: PruneSettings, device: torch.device, n_train: 
             f"{path}: cannot resume with changed settings: {diffs}; restore them or start a new --out folder"
         )
     genotype = Genotype.from_dict(json.loads(state["genotype"]), source=f"{path}: genotype")
-    model = genotype.build().to(device)
+    model = genotype.build(generic=True).to(device)
     model.load_state_dict(state["model"])
     run = _Run(genotype, model, settings, device, n_train)
     run.optimizer.load_state_dict(state["optimizer"])
@@ -233,7 +235,7 @@ def _choose(run: _Run) -> dict[str, list[int]]:
     floor); past that its channels are passed over for the next lowest.
     """
     scores = run.criterion.scores()
-    removable = _removable(run.genotype, run.settings.prune_residual)
+    removable = _removable(run.genotype, run.settings)
     genes = [g for g, n in removable.items() if g in scores and n > 0]
     costs = _channel_costs(run.genotype, genes, run.settings.normalise)
     flat = torch.cat([scores[g].float().cpu() / costs[g] for g in genes])
@@ -251,19 +253,16 @@ def _choose(run: _Run) -> dict[str, list[int]]:
 
 
 def _apply(run: _Run, drop: Mapping[str, list[int]]) -> None:
-    genes = dict(run.genotype.genes)
-    for gene, channels in drop.items():
-        if gene.endswith(".inner"):
-            genes[gene] = remove_inner_channels(_block(run.model, gene), channels)
-        else:  # sS.width
-            genes[gene] = remove_residual_channels(run.model, int(gene.split(".")[0][1:]), channels)
-    run.genotype = run.genotype.with_genes(genes)
+    run.criterion.detach()
+    keep = run.settings.keep_momentum
+    run.model, run.genotype, optimizer = prune_channels(run.model, run.genotype, drop,
+                                                        run.optimizer if keep else None)
+    run.optimizer = optimizer if keep else run._optimizer()
     live = sum(p.numel() for p in run.model.parameters())
     if live != run.genotype.params:  # pragma: no cover - a surgery bug must never pass silently
         raise RuntimeError(f"pruned model has {live} parameters, its genotype {run.genotype.params}")
     run.criterion.reset()
-    run.criterion.attach(run.model)
-    run.optimizer = run._optimizer()
+    run.attach()
 
 
 def _done(run: _Run) -> bool:
@@ -312,10 +311,10 @@ def prune_network(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | N
         run.family.save(out_dir / PRUNED_NAME)  # undo a pruned.json written after the checkpoint
     else:
         check_targets(genotype, settings)
-        model = genotype.build().to(device)
+        model = genotype.build(generic=True).to(device)  # pruning reads and cuts the graph's own module
         if state_dict is not None:
             try:
-                model.load_state_dict(state_dict)
+                model.load_state_dict(graph_state_dict(genotype, state_dict))
             except RuntimeError as exc:
                 first = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else "shape mismatch"
                 raise ArchsearchError(f"weights do not match the genotype: {first}") from None

@@ -13,6 +13,7 @@ channel frees far more parameters than an inner one, so use it with ``normalise 
 """
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
@@ -50,8 +51,13 @@ class PruneSettings:
     #: append the current genotype to pruned.json every this many prunes
     record_every: int = 1
     seed: int = 0
-    #: also prune each stage's residual width (``sS.width``) as one coupled group; see the module docstring
+    #: also prune tied genes (residual streams, concatenated widths) as coupled groups; see the module docstring
     prune_residual: bool = False
+    #: only these genes (names or shell patterns such as ``"layer3.*"``); None: every prunable gene
+    genes: tuple[str, ...] | None = None
+    #: slice the optimiser's momentum with the weights at every prune (pytorch-prunes keeps one
+    #: optimiser for the whole run); false rebuilds it, as archsearch 0.1 did
+    keep_momentum: bool = True
 
     def __post_init__(self) -> None:
         def bad(key: str, expected: str) -> PruneSettingsError:
@@ -77,6 +83,13 @@ class PruneSettings:
             raise bad("fraction", "a fraction of the prunable channels in (0, 1]")
         if not isinstance(self.prune_residual, bool):
             raise bad("prune_residual", "true or false")
+        if not isinstance(self.keep_momentum, bool):
+            raise bad("keep_momentum", "true or false")
+        if self.genes is not None:
+            if isinstance(self.genes, list):
+                object.__setattr__(self, "genes", tuple(self.genes))
+            if not (isinstance(self.genes, tuple) and self.genes and all(isinstance(g, str) and g for g in self.genes)):
+                raise bad("genes", "a non-empty list of gene names or patterns, e.g. [\"layer1.*\"]")
         if self.max_prunes is None and self.target_params is None and self.fraction is None:
             raise PruneSettingsError("prune: set at least one stop condition: max_prunes, target_params or fraction")
 
@@ -100,4 +113,21 @@ class PruneSettings:
         return {f.name: f.default for f in fields(cls)}
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.genes is not None:
+            out["genes"] = list(self.genes)
+        return out
+
+    def chosen_genes(self, names: list[str]) -> list[str]:
+        """The genes ``genes`` selects among ``names`` (all when unset); a pattern that selects
+        nothing is an error naming it."""
+        if self.genes is None:
+            return list(names)
+        chosen = []
+        for pattern in self.genes:
+            hits = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+            if not hits:
+                raise PruneSettingsError(f"prune.genes: {pattern!r} names no gene of this network; genes are "
+                                         f"{', '.join(names[:6])}{' ...' if len(names) > 6 else ''}")
+            chosen.extend(h for h in hits if h not in chosen)
+        return [n for n in names if n in chosen]

@@ -1,107 +1,151 @@
-"""Physically removing inner or residual channels from a built WideResNet.
+"""Physically removing channels from a live ``GraphNet``, for any genotype graph.
 
-After a prune the live module has exactly the genotype's shapes, so its parameter count always
-equals the genotype's analytic count. A block pruned to zero inner channels loses its branch (and
-its pre-activation BN when no projection shortcut reads it), matching the liveness rule the cost
-model counts with. A residual channel of a stage is removed from every layer it couples: the
-writers of the stream (conv2 of each block, the projection shortcut) and its readers (bn1, conv1
-and shortcut inputs of the blocks after, or the head BN and classifier of the last stage).
+Surgery rebuilds the network for the pruned genotype (on the meta device, so nothing is
+initialised) and fills every layer with the surviving slice of its old weights: the rows of
+filters that stay, the input channels that stay (at their offsets within a concatenation; a whole
+run of features per channel after a flatten), the batch-norm statistics that stay. Layers whose
+width reached zero, and layers only they fed, are simply not built: the liveness rule the cost
+model counts with. So the live parameter count always equals the genotype's.
+
+The optimiser's state (SGD momentum buffers) is sliced with the weights, so a pruning run keeps
+one optimiser for its whole length, as the reference implementation (pytorch-prunes) does.
 """
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Mapping
 
 import torch
 from torch import nn
 
-from .criteria import stream_readers, stream_width
+from ..models.graphnet import GraphNet
+from .groups import layouts
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..genotype import Genotype
+
+__all__ = ["prune_channels", "graph_state_dict"]
 
 
-def _slice_conv(conv: nn.Conv2d, *, out_idx: torch.Tensor | None = None, in_idx: torch.Tensor | None = None) -> nn.Conv2d:
-    weight = conv.weight.detach()
-    if out_idx is not None:
-        weight = weight.index_select(0, out_idx)
-    if in_idx is not None:
-        weight = weight.index_select(1, in_idx)
-    new = nn.Conv2d(weight.shape[1], weight.shape[0], conv.kernel_size, conv.stride, conv.padding, bias=False)
-    new = new.to(device=weight.device, dtype=weight.dtype)
-    with torch.no_grad():
-        new.weight.copy_(weight)
-    if conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous():
-        new = new.to(memory_format=torch.channels_last)
-    return new.train(conv.training)
+def graph_state_dict(genotype: "Genotype", state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The one bridge from a family's own module to the graph: ``state`` (a state_dict of
+    ``genotype.build()``) renamed to the node ids ``GraphNet`` registers its layers under.
 
-
-def _slice_bn(bn: nn.BatchNorm2d, idx: torch.Tensor) -> nn.BatchNorm2d:
-    new = nn.BatchNorm2d(len(idx), eps=bn.eps, momentum=bn.momentum).to(bn.weight.device)
-    with torch.no_grad():
-        new.weight.copy_(bn.weight.index_select(0, idx))
-        new.bias.copy_(bn.bias.index_select(0, idx))
-        new.running_mean.copy_(bn.running_mean.index_select(0, idx))
-        new.running_var.copy_(bn.running_var.index_select(0, idx))
-        new.num_batches_tracked.copy_(bn.num_batches_tracked)
-    return new.train(bn.training)
-
-
-def _slice_linear(fc: nn.Linear, in_idx: torch.Tensor) -> nn.Linear:
-    new = nn.Linear(len(in_idx), fc.out_features, bias=fc.bias is not None).to(fc.weight.device, fc.weight.dtype)
-    with torch.no_grad():
-        new.weight.copy_(fc.weight.index_select(1, in_idx))
-        if fc.bias is not None:
-            new.bias.copy_(fc.bias)
-    return new.train(fc.training)
-
-
-def _keep(width: int, drop: list[int], device: torch.device) -> torch.Tensor:
-    dropped = set(drop)
-    return torch.tensor([c for c in range(width) if c not in dropped], dtype=torch.long, device=device)
-
-
-def remove_inner_channels(block: nn.Module, drop: list[int]) -> int:
-    """Remove inner channels ``drop`` of a basic block; returns the inner width left."""
-    keep = _keep(block.conv1.out_channels, drop, block.conv1.weight.device)
-    if len(keep) == 0:
-        del block.conv1, block.bn2, block.conv2
-        block.has_branch = False
-        if not block.projection:
-            del block.bn1
-        return 0
-    block.conv1 = _slice_conv(block.conv1, out_idx=keep)
-    block.bn2 = _slice_bn(block.bn2, keep)
-    block.conv2 = _slice_conv(block.conv2, in_idx=keep)
-    return len(keep)
-
-
-def _slice_block(block: nn.Module, *, in_idx: torch.Tensor | None = None, out_idx: torch.Tensor | None = None) -> None:
-    """Keep residual channels ``in_idx`` of a block's input and ``out_idx`` of its output, in place."""
-    if in_idx is not None and hasattr(block, "bn1"):
-        block.bn1 = _slice_bn(block.bn1, in_idx)
-    if in_idx is not None and block.has_branch:
-        block.conv1 = _slice_conv(block.conv1, in_idx=in_idx)
-    if out_idx is not None and block.has_branch:
-        block.conv2 = _slice_conv(block.conv2, out_idx=out_idx)
-    if block.projection:
-        block.shortcut = _slice_conv(block.shortcut, out_idx=out_idx, in_idx=in_idx)
-
-
-def remove_residual_channels(model: nn.Module, stage: int, drop: list[int]) -> int:
-    """Remove residual channels ``drop`` of ``stage`` from every layer they couple; returns the width left.
-
-    Only a stage whose first block has a projection shortcut can be pruned (see
-    :func:`archsearch.prune.criteria.residual_stages`), and the next stage's first block must have
-    one too, or the stream would continue into it unchanged. Removing every channel is refused: a
-    stage keeps at least one.
+    An imported genotype's module *is* a ``GraphNet``; a hand-written family names each node's
+    module with ``module_name`` (e.g. WRN's ``s2.b1.conv1`` is ``stage2.0.conv1``).
     """
-    blocks = list(getattr(model, f"stage{stage}"))
-    readers = stream_readers(model, stage)
-    if not blocks[0].projection or (stage < model.num_stages and not readers[-1].projection):
-        raise ValueError(f"stage {stage}: its residual stream is coupled to a neighbour through an identity shortcut")
-    keep = _keep(stream_width(model, stage), drop, blocks[0].shortcut.weight.device)
-    if len(keep) == 0:
-        raise ValueError(f"stage {stage}: cannot remove all {len(drop)} residual channels; a stage keeps at least one")
-    for b, block in enumerate(blocks):
-        _slice_block(block, in_idx=keep if b > 0 else None, out_idx=keep)
-    if stage < model.num_stages:
-        _slice_block(readers[-1], in_idx=keep)
-    else:
-        model.bn = _slice_bn(model.bn, keep)
-        model.fc = _slice_linear(model.fc, keep)
-    return len(keep)
+    if genotype.family == "graph" or all(k.rsplit(".", 1)[0] in genotype.graph for k in state):
+        return dict(state)
+    family = genotype.family_spec
+    renamed: dict[str, torch.Tensor] = {}
+    for node, data in genotype.graph.nodes(data=True):
+        if data["kind"] not in ("conv", "bn", "bn_relu", "linear"):
+            continue
+        prefix = family.module_name(node) + "."
+        for key in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+            if prefix + key in state:
+                renamed[f"{node}.{key}"] = state[prefix + key]
+    return renamed
+
+
+def _indices(layout: list, keep: Mapping[str, torch.Tensor], device: torch.device) -> torch.Tensor:
+    """Old channel positions that survive in a tensor of this layout, in order."""
+    parts, pos = [], 0
+    for gene, count in layout:
+        if gene in keep:
+            parts.append(keep[gene].to(device) + pos)
+        else:
+            parts.append(torch.arange(pos, pos + count, device=device))
+        pos += count
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long, device=device)
+
+
+def _expand(idx: torch.Tensor, spatial: int) -> torch.Tensor:
+    """Channel indices -> feature indices of a flattened map with ``spatial`` features per channel."""
+    if spatial == 1:
+        return idx
+    return (idx[:, None] * spatial + torch.arange(spatial, device=idx.device)[None, :]).reshape(-1)
+
+
+def prune_channels(model: GraphNet, genotype: "Genotype", drop: Mapping[str, list[int]],
+                   optimizer: torch.optim.Optimizer | None = None
+                   ) -> tuple[GraphNet, "Genotype", torch.optim.Optimizer | None]:
+    """Remove channels ``drop`` (gene -> channel indices); returns the new model, genotype and optimiser.
+
+    The new model is on the old one's device, in its train/eval mode and memory format; the new
+    optimiser (when one is given) has the same hyper-parameters and the surviving momentum.
+    """
+    from ..graph import live_nodes, shapes
+
+    device = next(model.parameters()).device
+    keep = {}
+    for gene, channels in drop.items():
+        gone = set(channels)
+        keep[gene] = torch.tensor([c for c in range(genotype.genes[gene]) if c not in gone], dtype=torch.long)
+    pruned = genotype.with_genes({g: len(k) for g, k in keep.items()})
+    old_graph = genotype.graph
+    old_layout = layouts(old_graph, live_nodes(old_graph))
+    sizes = shapes(old_graph, genotype.hparams.get("input_size"))
+    with torch.device("meta"):
+        new = GraphNet(pruned.to_dict())
+    new = new.to_empty(device=device)
+    channels_last = any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last)
+                        and not p.is_contiguous() for p in model.parameters())
+    moved: list[tuple[torch.Tensor, torch.Tensor, tuple]] = []  # (old param, new param, slicing)
+    with torch.no_grad():
+        for name, module in new.named_modules():
+            if not isinstance(module, (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)):
+                continue
+            old = model.get_submodule(name)
+            data = old_graph.nodes[name]
+            if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                idx = _indices(old_layout[name], keep, device)
+                for key in ("weight", "bias", "running_mean", "running_var"):
+                    getattr(module, key).copy_(getattr(old, key).index_select(0, idx))
+                    if key in ("weight", "bias"):
+                        moved.append((getattr(old, key), getattr(module, key), ((0, idx),)))
+                module.num_batches_tracked.copy_(old.num_batches_tracked)
+                continue
+            out_idx = _indices(old_layout[name], keep, device)
+            slicing: tuple = ((0, out_idx),)
+            depthwise = isinstance(module, nn.Conv2d) and data.get("depthwise", False)
+            if not depthwise:
+                (pred,) = [p for p in old_graph.predecessors(name)]
+                spatial = sizes[pred].h * sizes[pred].w if isinstance(module, nn.Linear) else 1
+                slicing += ((1, _expand(_indices(old_layout[pred], keep, device), spatial)),)
+            weight = old.weight
+            for dim, idx in slicing:
+                weight = weight.index_select(dim, idx)
+            module.weight.copy_(weight)
+            moved.append((old.weight, module.weight, slicing))
+            if module.bias is not None:
+                module.bias.copy_(old.bias.index_select(0, out_idx))
+                moved.append((old.bias, module.bias, ((0, out_idx),)))
+    if channels_last:
+        new = new.to(memory_format=torch.channels_last)
+    new.train(model.training)
+    new.taps = {}
+    if optimizer is None:
+        return new, pruned, None
+    return new, pruned, _sliced_optimizer(optimizer, new, moved)
+
+
+def _sliced_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module,
+                      moved: list[tuple[torch.Tensor, torch.Tensor, tuple]]) -> torch.optim.Optimizer:
+    """The same optimiser class and settings over the new parameters, each state tensor sliced."""
+    group = {k: v for k, v in optimizer.param_groups[0].items() if k != "params"}
+    new_params = {id(p): p for p in model.parameters()}
+    fresh = type(optimizer)(model.parameters(), **group)
+    for old_p, new_p, slicing in moved:
+        state = optimizer.state.get(old_p)
+        if not state or id(new_p) not in new_params:
+            continue
+        sliced = {}
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor) and value.shape == old_p.shape:
+                for dim, idx in slicing:
+                    value = value.index_select(dim, idx)
+                sliced[key] = value.clone()
+            else:
+                sliced[key] = value
+        fresh.state[new_p] = sliced
+    return fresh

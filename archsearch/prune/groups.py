@@ -1,0 +1,176 @@
+"""Coupled channel groups, read from the genotype graph: what removing one channel of a gene touches.
+
+A gene's channels live in several layers at once. Removing channel c of gene g means removing:
+
+* ``out``: filter c of every conv or linear that writes g (a depthwise conv too: its groups follow);
+* ``bn``:  channel c of every batch norm whose input carries g, at g's offset within a concatenation;
+* ``in``:  input channel c of every conv or linear that reads g (through additions, concatenations at
+           an offset, and a flatten, where one channel is ``spatial`` consecutive features).
+
+Where in a tensor each gene's channels sit is its *layout*: a list of ``(gene, count)`` segments
+(``None`` for a fixed width), a concatenation joining its inputs' layouts. Everything here is pure
+Python over the graph, so the same groups serve every family (the WRNs and imported networks) and
+any criterion: criteria score a group, surgery slices every slot of it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import networkx as nx
+
+from ..graph import attr, inputs_of, live_nodes, shapes
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..genotype import Genotype
+
+__all__ = ["Slot", "Group", "layouts", "coupled_groups", "can_vanish"]
+
+Layout = list  # [(gene or None, count), ...]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where a gene's channels sit in one layer."""
+
+    node: str
+    role: str  # "out", "bn" or "in"
+    offset: int
+    count: int
+    spatial: int = 1  # "in" of a linear after a flatten: features per channel
+
+
+@dataclass(frozen=True)
+class Group:
+    """One gene and every layer its channels live in."""
+
+    gene: str
+    width: int
+    role: str  # "inner" or "tied" (summed, multiplied or concatenated with other layers)
+    slots: tuple[Slot, ...]
+    #: tensors (node outputs) to watch for activation-based criteria, with the gene's channel offset
+    watch: tuple[tuple[str, int], ...]
+    #: the smallest width pruning may leave: 0 where the layers may vanish (a residual branch)
+    floor: int
+    #: why the gene cannot be pruned (None: it can)
+    fixed: str | None = None
+    batch_norms: tuple[str, ...] = field(default=())
+
+
+def layouts(graph: nx.DiGraph, live: set | None = None) -> dict[str, Layout]:
+    """Each node's output channels as ``(gene, count)`` segments, in channel order."""
+    live = live_nodes(graph) if live is None else live
+    out: dict[str, Layout] = {}
+    for node in nx.topological_sort(graph):
+        data = graph.nodes[node]
+        preds = [p for p in inputs_of(graph, node) if p in live]
+        if data.get("gene") is not None:
+            out[node] = [(data["gene"], data["width"])] if data["width"] else []
+        elif data["kind"] == "concat":
+            out[node] = [seg for p in preds for seg in out[p]]
+        elif data["kind"] in ("input", "linear", "pad") or (data["kind"] == "conv" and not attr(data, "depthwise")) \
+                or not preds:
+            out[node] = [(None, data["width"])] if data["width"] else []
+        else:
+            out[node] = out[preds[0]]
+    return out
+
+
+def _offsets(layout: Layout, gene: str) -> list[tuple[int, int]]:
+    """``(offset, count)`` of every segment of ``gene`` in ``layout``."""
+    found, pos = [], 0
+    for g, count in layout:
+        if g == gene:
+            found.append((pos, count))
+        pos += count
+    return found
+
+
+def can_vanish(genotype: "Genotype", gene: str) -> bool:
+    """Whether the network still computes something with ``gene`` at width 0 (a residual branch
+    whose output is added to a shortcut: the block becomes its shortcut)."""
+    graph = nx.DiGraph(genotype.graph)
+    for node, data in graph.nodes(data=True):
+        if data.get("gene") == gene:
+            data["width"] = 0
+    for node in nx.topological_sort(graph):  # layers that follow a zero-width input are zero too
+        data = graph.nodes[node]
+        preds = inputs_of(graph, node)
+        if data["kind"] == "concat":
+            data["width"] = sum(graph.nodes[p]["width"] for p in preds)
+        elif data.get("gene") is None and preds and data["kind"] not in ("linear", "pad") and not (
+                data["kind"] == "conv" and not attr(data, "depthwise")):
+            data["width"] = graph.nodes[preds[0]]["width"]
+    (output,) = [n for n in graph.nodes if graph.out_degree(n) == 0]
+    live = live_nodes(graph)
+    if output not in live:
+        return False
+    # every other gene must keep a live layer, or zeroing this one silently removed it too
+    others = {d.get("gene") for n, d in graph.nodes(data=True) if n in live} - {None}
+    return others >= set(genotype.genes) - {gene}
+
+
+def coupled_groups(genotype: "Genotype", *, tied: bool = False) -> dict[str, Group]:
+    """The group of every gene (live or not); ``tied`` makes residual and concatenated genes
+    prunable too (by default only inner genes are, as in Crowley et al.)."""
+    graph = genotype.graph
+    live = live_nodes(graph)
+    lay = layouts(graph, live)
+    sizes = shapes(graph, genotype.hparams.get("input_size"))
+    roles = genotype.roles()
+    quantum = genotype.quantum
+    slots: dict[str, list[Slot]] = {g: [] for g in genotype.genes}
+    watch: dict[str, list[tuple[str, int]]] = {g: [] for g in genotype.genes}
+    bns: dict[str, list[str]] = {g: [] for g in genotype.genes}
+    padded: set[str] = set()
+    joined: dict[str, bool] = {g: False for g in genotype.genes}
+    for node in graph.nodes:
+        if node not in live:
+            continue
+        data = graph.nodes[node]
+        kind = data["kind"]
+        preds = [p for p in inputs_of(graph, node) if p in live]
+        gene = data.get("gene")
+        if kind in ("conv", "linear") and gene is not None:  # a depthwise conv's filters follow its channels
+            slots[gene].append(Slot(node, "out", 0, data["width"]))
+        if kind == "pad":
+            padded.update(g for g, _ in lay[node] + lay[preds[0]] if g is not None)
+        if kind in ("bn", "bn_relu"):
+            for g in {g for g, _ in lay[node] if g is not None}:
+                for offset, count in _offsets(lay[node], g):
+                    slots[g].append(Slot(node, "bn", offset, count))
+                bns[g].append(node)
+        if kind in ("conv", "linear") and not attr(data, "depthwise"):
+            (pred,) = preds
+            spatial = sizes[pred].h * sizes[pred].w if kind == "linear" else 1
+            for g in {g for g, _ in lay[pred] if g is not None}:
+                for offset, count in _offsets(lay[pred], g):
+                    slots[g].append(Slot(node, "in", offset, count, spatial))
+                    if (pred, offset) not in watch[g]:
+                        watch[g].append((pred, offset))
+        if kind in ("add", "mul"):
+            for g in {g for g, _ in lay[node] if g is not None}:
+                joined[g] = True
+    groups = {}
+    for g, width in genotype.genes.items():
+        if joined[g]:  # a residual stream: watch each sum that makes a new tensor, where branches meet
+            watch[g] = [(n, 0) for n in graph.nodes if n in live and graph.nodes[n]["kind"] in ("add", "mul")
+                        and graph.nodes[n].get("gene") == g
+                        and sum(p in live for p in graph.predecessors(n)) > 1]
+        reason = None
+        if quantum.get(g, 1) > 1:
+            reason = f"it feeds a grouped convolution ({quantum[g]} groups)"
+        elif g in padded:
+            reason = "it passes a zero-padded (option-A) shortcut, which ties it to its neighbour's width"
+        elif roles[g] == "tied" and not tied:
+            reason = "it is tied to an addition or concatenation (set prune_residual to prune such genes)"
+        elif width and not watch[g]:
+            reason = "no layer reads it"
+        floor = genotype.family_spec.prune_floor(genotype, g)
+        if floor is None:
+            floor = 0 if width == 0 or (roles[g] == "inner" and can_vanish(genotype, g)) else 1
+        elif floor < 0:
+            reason = reason or "its family keeps this width fixed"
+            floor = width
+        groups[g] = Group(g, width, roles[g], tuple(slots[g]), tuple(watch[g]), floor, reason, tuple(bns[g]))
+    return groups

@@ -1,0 +1,277 @@
+"""Pruning driven by the genotype graph: coupled groups, criteria and surgery on any network,
+checked against independent computations (autograd on masks, silenced channels, hand slicing)."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import archsearch
+import archsearch.zoo
+from archsearch.errors import ArchsearchError
+from archsearch.prune.criteria import CRITERIA, make_criterion
+from archsearch.prune.groups import coupled_groups
+from archsearch.prune.loop import _removable, _spatial, check_targets
+from archsearch.prune.settings import PruneSettings
+from archsearch.prune.surgery import graph_state_dict, prune_channels
+
+
+def numel(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+_NETS: dict = {}
+
+
+def nets() -> dict:
+    """Small networks of every shape the graph knows: WRN (both blocks), option-A ResNet,
+    DenseNet-BC (concatenations), VGG with a hidden classifier (flatten into linear), MobileNetV2
+    (depthwise), RegNet (grouped convs)."""
+    if not _NETS:
+        torch.manual_seed(0)
+        zoo = archsearch.zoo
+
+        class VGGHead(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.features = zoo.vgg([6, "M", 8], in_channels=1).features
+                self.fc1 = nn.Linear(8 * 4 * 4, 12)
+                self.fc2 = nn.Linear(12, 10)
+
+            def forward(self, x):  # noqa: ANN001, ANN201
+                return self.fc2(torch.relu(self.fc1(torch.flatten(self.features(x), 1))))
+
+        _NETS.update({
+            "wrn": archsearch.create_genotype("wrn-10-1", in_channels=1, input_size=8),
+            "wrn-bottleneck": archsearch.create_genotype("wrn-bottleneck-10-2", in_channels=1, input_size=8),
+            "resnet": archsearch.import_module(zoo.resnet_cifar(8, in_channels=1), (1, 8, 8)),
+            "densenet": archsearch.import_module(zoo.densenet(16, growth=4, bottleneck=True, compression=0.5,
+                                                              in_channels=1), (1, 8, 8)),
+            "vgg": archsearch.import_module(VGGHead(), (1, 8, 8)),
+            "mbv2": archsearch.import_module(zoo.mobilenet_v2_cifar(width_mult=0.25, in_channels=1), (1, 8, 8)),
+        })
+    return _NETS
+
+
+def live_model(g: archsearch.Genotype, *, randomise_bn: bool = True) -> nn.Module:
+    torch.manual_seed(1)
+    model = g.build(generic=True)
+    if randomise_bn:
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.normal_(0, 0.2)
+                    m.running_mean.normal_(0, 0.2)
+                    m.running_var.uniform_(0.5, 2.0)
+    return model
+
+
+def prunable(g: archsearch.Genotype, tied: bool = False) -> dict:
+    return {n: gr for n, gr in coupled_groups(g, tied=tied).items() if gr.fixed is None and gr.width > 0}
+
+
+# -- groups ----------------------------------------------------------------------------------------
+
+def test_groups_know_which_genes_are_fixed_and_where_channels_live() -> None:
+    n = nets()
+    wrn = coupled_groups(n["wrn"], tied=True)
+    assert wrn["s1.width"].fixed  # the first stage's identity shortcut ties it to the fixed stem
+    assert wrn["s2.width"].fixed is None and wrn["s2.width"].floor == 1
+    assert wrn["s1.b1.inner"].floor == 0  # a residual branch may vanish
+    assert {s.node for s in wrn["s2.b1.inner"].slots} == {"s2.b1.conv1", "s2.b1.bn2", "s2.b1.conv2"}
+    resnet = coupled_groups(n["resnet"], tied=True)
+    assert all(gr.fixed and "zero-padded" in gr.fixed for gr in resnet.values() if gr.role == "tied")
+    dense = coupled_groups(n["densenet"])
+    tied = [gr for gr in dense.values() if gr.role == "tied"]
+    assert tied and all("tied" in gr.fixed for gr in tied)
+    # a growth gene sits at an offset in every later concatenation: BN and conv input slots
+    growth = coupled_groups(n["densenet"], tied=True)["dense1.0.conv2"]
+    offsets = {(s.node, s.role): s.offset for s in growth.slots}
+    assert offsets[("dense1.1.bn1", "bn")] == offsets[("dense1.1.conv1", "in")] > 0
+    vgg = coupled_groups(n["vgg"])
+    fc_in = [s for s in vgg["features.4"].slots if s.node == "fc1"]
+    assert fc_in and fc_in[0].spatial == 16  # a flatten: one channel is 4x4 features of fc1
+    mbv2 = coupled_groups(n["mbv2"])
+    assert "features.3.conv.3" in {s.node for s in mbv2["features.3.conv.0"].slots}  # its depthwise conv
+    regnet = coupled_groups(archsearch.import_module(
+        __import__("torchvision").models.regnet_x_400mf(num_classes=3), (3, 32, 32)))
+    assert any(gr.fixed and "grouped" in gr.fixed for gr in regnet.values())
+
+
+# -- criteria --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["wrn", "wrn-bottleneck", "densenet", "vgg", "mbv2"])
+def test_fisher_matches_autograd_on_masks_at_the_readers(name: str) -> None:
+    """Independent: a per-sample mask on every reader's input channels of each inner gene."""
+    g = nets()[name]
+    groups = prunable(g)
+    model = live_model(g).train()
+    x = torch.randn(6, 1, 8, 8)
+    y = torch.randint(0, 10, (6,))
+    fisher = make_criterion("fisher")
+    fisher.attach(model, groups, _spatial(g))
+    nn.functional.cross_entropy(model(x), y).backward()
+    fisher.after_backward()
+    ours = fisher.scores()
+    fisher.detach()
+    model.zero_grad()
+    masks, handles = [], []
+    for gene, group in groups.items():
+        for slot in group.slots:
+            if slot.role != "in":
+                continue
+            mask = torch.ones(6, slot.count, requires_grad=True)
+            masks.append((gene, mask))
+
+            def pre(module, inputs, slot=slot, mask=mask):  # noqa: ANN001, ANN202
+                x = inputs[0]
+                if x.dim() == 2 and slot.spatial > 1:
+                    x = x.unflatten(1, (-1, slot.spatial))
+                m = torch.ones(x.shape[:2], dtype=x.dtype)
+                m = torch.cat([m[:, :slot.offset], mask, m[:, slot.offset + slot.count:]], 1)
+                x = x * m.reshape(m.shape + (1,) * (x.dim() - 2))
+                return (x.flatten(1) if inputs[0].dim() == 2 else x,)
+
+            handles.append(model.get_submodule(slot.node).register_forward_pre_hook(pre))
+    nn.functional.cross_entropy(model(x), y).backward()
+    for h in handles:
+        h.remove()
+    for gene in groups:
+        gnk = sum(m.grad for g_, m in masks if g_ == gene)
+        expected = 0.5 * gnk.pow(2).mean(0)
+        assert torch.allclose(ours[gene], expected, rtol=1e-4, atol=1e-12), gene
+    assert any(v.abs().sum() > 0 for v in ours.values())
+
+
+def test_magnitude_criteria_sum_over_the_group() -> None:
+    g = nets()["densenet"]
+    groups = prunable(g, tied=True)
+    model = live_model(g)
+    gene = "dense1.0.conv2"
+    bn = make_criterion("bn-scale")
+    bn.attach(model, groups)
+    expected = 0
+    for slot in groups[gene].slots:
+        if slot.role == "bn":
+            expected = expected + model.get_submodule(slot.node).weight.detach().abs()[slot.offset:slot.offset + slot.count]
+    assert len(groups[gene].batch_norms) >= 2
+    assert torch.allclose(bn.scores()[gene], expected)
+    l1 = make_criterion("l1")
+    l1.attach(model, groups)
+    conv = model.get_submodule(gene)
+    assert torch.allclose(l1.scores()[gene], conv.weight.detach().abs().sum(dim=(1, 2, 3)))
+    r1, r2 = make_criterion("random", seed=3), make_criterion("random", seed=3)
+    r1.attach(model, groups)
+    r2.attach(model, groups)
+    assert all(torch.equal(a, b) for a, b in zip(r1.scores().values(), r2.scores().values()))
+
+
+# -- surgery ---------------------------------------------------------------------------------------
+
+def _silence(model: nn.Module, group, channels: list[int]) -> None:
+    """What removing channels means, done without removing them: every reader's weights on them
+    and every batch norm's scale and shift there set to zero."""
+    with torch.no_grad():
+        for slot in group.slots:
+            module = model.get_submodule(slot.node)
+            idx = torch.tensor(channels) + slot.offset
+            if slot.role == "bn":
+                module.weight[idx] = 0
+                module.bias[idx] = 0
+            elif slot.role == "in":
+                w = module.weight
+                if slot.spatial > 1:
+                    w = w.view(w.shape[0], -1, slot.spatial)
+                w[:, idx] = 0
+
+
+@pytest.mark.parametrize("name", ["wrn", "wrn-bottleneck", "resnet", "densenet", "vgg", "mbv2"])
+@pytest.mark.parametrize("tied", [False, True])
+def test_surgery_computes_what_silenced_channels_compute(name: str, tied: bool) -> None:
+    g = nets()[name]
+    groups = prunable(g, tied)
+    if not groups:
+        pytest.skip("no gene to prune")
+    model = live_model(g).eval()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x = torch.randn(4, 1, 8, 8)
+    model(x).sum().backward()
+    optimizer.step()
+    gen = torch.Generator().manual_seed(len(name))
+    drop = {}
+    for gene, group in list(groups.items())[::2]:
+        k = max(1, min(group.width - group.floor, int(torch.randint(1, group.width + 1, (1,), generator=gen))))
+        drop[gene] = sorted(torch.randperm(group.width, generator=gen)[:k].tolist())
+    new, pruned, new_opt = prune_channels(model, g, drop, optimizer)
+    assert numel(new) == pruned.params == archsearch.Genotype.from_dict(pruned.to_dict()).params
+    for gene, channels in drop.items():
+        _silence(model, groups[gene], channels)
+    with torch.no_grad():
+        assert torch.allclose(model(x), new(x), atol=1e-5)
+    # the momentum buffers travel with their weights
+    for name_, p in new.named_parameters():
+        buf = new_opt.state[p]["momentum_buffer"]
+        assert buf.shape == p.shape, name_
+
+
+def test_prune_to_zero_removes_a_residual_branch() -> None:
+    g = nets()["wrn"]
+    model = live_model(g).eval()
+    new, pruned, _ = prune_channels(model, g, {"s2.b1.inner": list(range(g.genes["s2.b1.inner"]))})
+    assert pruned.genes["s2.b1.inner"] == 0 and numel(new) == pruned.params
+    assert not hasattr(new.s2.b1, "conv1")
+
+
+def test_wrn_weights_cross_the_bridge() -> None:
+    """The hand-written WideResNet's state_dict, renamed by the bridge, runs the same in GraphNet."""
+    g = archsearch.load_family("search_spaces/digits-wrn-16-2/pruned.json")[50].genotype
+    wrn = g.build().eval()
+    graph = g.build(generic=True).eval()
+    graph.load_state_dict(graph_state_dict(g, wrn.state_dict()), strict=True)
+    x = torch.randn(3, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(wrn(x), graph(x), atol=1e-5)
+
+
+# -- settings and refusals -------------------------------------------------------------------------
+
+def test_floors_and_removable_channels() -> None:
+    g = nets()["wrn"]
+    inner = _removable(g, PruneSettings(max_prunes=1))
+    assert set(inner) == {n for n in g.genes if n.endswith(".inner")}
+    tied = _removable(g, PruneSettings(max_prunes=1, prune_residual=True))
+    assert "s1.width" not in tied and tied["s2.width"] == g.genes["s2.width"] - 1
+    wider = archsearch.create_genotype("wrn-10-2", in_channels=1, input_size=8)  # stride-1 stage 1: 16 -> 32
+    assert _removable(wider, PruneSettings(max_prunes=1, prune_residual=True))["s1.width"] == 32 - 17
+
+
+@pytest.mark.parametrize("settings, needle", [
+    ({"genes": ["nothing.*"]}, "'nothing.*' names no gene"),
+    ({"genes": ["layer2.0.conv2"]}, "gene 'layer2.0.conv2' cannot be pruned: it passes a zero-padded"),
+    ({"genes": ["conv1"]}, "gene 'conv1' cannot be pruned"),
+])
+def test_asking_for_a_fixed_gene_is_refused_by_name(settings: dict, needle: str) -> None:
+    with pytest.raises(ArchsearchError, match=needle.replace("(", r"\(").replace(".", r"\.").replace("*", r"\*")):
+        check_targets(nets()["resnet"], PruneSettings(max_prunes=1, **settings))
+
+
+def test_bn_scale_needs_batch_norm() -> None:
+    class NoBN(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b, self.fc = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1), nn.Linear(4, 3)
+
+        def forward(self, x):  # noqa: ANN001, ANN201
+            return self.fc(torch.relu(self.b(torch.relu(self.a(x)))).mean((2, 3)))
+
+    g = archsearch.import_module(NoBN(), (1, 8, 8))
+    with pytest.raises(ArchsearchError, match="bn-scale needs a batch norm on every pruned gene; gene 'a'"):
+        check_targets(g, PruneSettings(max_prunes=1, criterion="bn-scale"))
+    check_targets(g, PruneSettings(max_prunes=1, criterion="fisher"))
+
+
+def test_settings_know_every_criterion() -> None:
+    from archsearch.prune.settings import CRITERION_NAMES
+
+    assert tuple(CRITERIA) == CRITERION_NAMES
