@@ -1,10 +1,13 @@
-"""What Fisher importance accumulation costs: fine-tuning step time with and without its hooks.
+"""What graph-driven pruning costs: Fisher's overhead on a fine-tuning step, and one prune's time.
 
-Same model (WRN-16-2, CIFAR-shaped 3x32x32 random data, batch 128, channels_last), same process,
-rounds interleaved so machine load hits both variants alike; the median per-step time of each is
-reported with their ratio. Target: overhead <= 15 %.
+1. Every shipped digits network (WRN, bottleneck WRN, VGG, ResNet-20, DenseNet-BC): fine-tuning
+   steps through the trainer's step stream (the pruning loop's own path), with and without the
+   Fisher criterion watching its activations; same process, rounds interleaved so machine load hits
+   both alike; median seconds per step and their ratio. Target: overhead <= 15 %.
+2. One prune of torchvision's ResNet-50 at 224x224 (scoring, choosing, surgery with the optimiser's
+   momentum sliced): median seconds over several prunes. Target: under 1 s on a CPU.
 
-Run: ``python benchmarks/bench_prune.py [--rounds 5 --steps 10]`` (writes
+Run: ``python benchmarks/bench_prune.py [--threads 2] [--rounds 5 --steps 10]`` (writes
 benchmarks/results/prune_overhead.json).
 """
 from __future__ import annotations
@@ -18,25 +21,76 @@ import time
 from pathlib import Path
 
 import torch
-from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine  # noqa: E402
 
 import archsearch  # noqa: E402
+from archsearch.data import load_dataset  # noqa: E402
 from archsearch.prune.criteria import make_criterion  # noqa: E402
+from archsearch.prune.loop import _groups, _spatial, finetune_recipe  # noqa: E402
+from archsearch.prune.settings import PruneSettings  # noqa: E402
+from archsearch.prune.surgery import prune_channels  # noqa: E402
+from archsearch.train import Trainer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACES = ["digits-wrn-16-2", "digits-wrn-bottleneck-16-2", "digits-vgg", "digits-resnet20", "digits-densenet-bc"]
 
 
-def step_time(model, criterion, x, y, opt, steps: int) -> float:
-    start = time.perf_counter()
-    for _ in range(steps):
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if criterion is not None:
-            criterion.after_backward()
-        opt.step()
-    return (time.perf_counter() - start) / steps
+def overhead(space: str, rounds: int, steps: int, batch: int) -> dict:
+    g = archsearch.load_space(ROOT / "search_spaces" / space).base_genotype()
+    settings = PruneSettings(max_prunes=1, batch_size=batch)
+    torch.manual_seed(0)
+    trainer = Trainer(g.build(generic=True), load_dataset("digits"), finetune_recipe(settings), device="cpu")
+    fisher = make_criterion("fisher")
+    groups = _groups(g, settings)
+
+    def timed(with_fisher: bool) -> float:
+        if with_fisher:
+            fisher.attach(trainer.model, groups, _spatial(g))
+        start = time.perf_counter()
+        trainer.train_steps(steps, after_backward=fisher.after_backward if with_fisher else None)
+        seconds = (time.perf_counter() - start) / steps
+        fisher.detach()
+        fisher.reset()
+        return seconds
+
+    timed(False), timed(True)  # warm-up
+    plain, hooked = [], []
+    for _ in range(rounds):
+        plain.append(timed(False))
+        hooked.append(timed(True))
+    p, h = statistics.median(plain), statistics.median(hooked)
+    return {"space": space, "params": g.params, "plain_s_per_step": p, "fisher_s_per_step": h, "ratio": h / p,
+            "plain_rounds": plain, "fisher_rounds": hooked}
+
+
+def prune_time(prunes: int) -> dict:
+    import torchvision
+
+    torch.manual_seed(0)
+    g = archsearch.import_module(torchvision.models.resnet50(), (3, 224, 224), check=False)
+    model = g.build().train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=8e-4, momentum=0.9, weight_decay=5e-4)
+    with torch.no_grad():  # momentum buffers to slice, as after fine-tuning
+        for p in model.parameters():
+            optimizer.state[p]["momentum_buffer"] = torch.randn_like(p)
+    settings = PruneSettings(max_prunes=1, criterion="l1")
+    times = []
+    for _ in range(prunes):
+        start = time.perf_counter()
+        groups = _groups(g, settings)
+        crit = make_criterion("l1")
+        crit.attach(model, groups)
+        scores = crit.scores()
+        flat = torch.cat([scores[k] for k in groups])
+        owners = [(k, c) for k in groups for c in range(groups[k].width)]
+        gene, channel = owners[int(torch.argmin(flat))]
+        model, g, optimizer = prune_channels(model, g, {gene: [channel]}, optimizer)
+        times.append(time.perf_counter() - start)
+    return {"model": "torchvision resnet50", "input": [3, 224, 224], "genes": len(g.genes), "prunes": prunes,
+            "median_s_per_prune": statistics.median(times), "max_s_per_prune": max(times), "all_s": times,
+            "note": "scoring (l1), choosing, surgery by rebuild, optimiser momentum sliced"}
 
 
 def main() -> None:
@@ -44,36 +98,26 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--criterion", default="fisher")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--prunes", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="one network, one round (a smoke run; writes nothing)")
     args = parser.parse_args()
-
-    torch.manual_seed(0)
-    g = archsearch.create_genotype("wrn-16-2")
-    model = g.build().to(memory_format=torch.channels_last).train()
-    x = torch.randn(args.batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (args.batch,))
-    opt = torch.optim.SGD(model.parameters(), lr=8e-4, momentum=0.9, weight_decay=5e-4)
-    crit = make_criterion(args.criterion)
-    step_time(model, None, x, y, opt, 2)  # warm-up
-    plain, hooked = [], []
-    for _ in range(args.rounds):
-        plain.append(step_time(model, None, x, y, opt, args.steps))
-        crit.attach(model)
-        hooked.append(step_time(model, crit, x, y, opt, args.steps))
-        crit.detach()
-        crit.reset()
-    p, h = statistics.median(plain), statistics.median(hooked)
-    print(f"{'variant':22} {'s/step':>8} {'img/s':>8}")
-    print(f"{'fine-tune step':22} {p:8.3f} {args.batch / p:8.0f}")
-    print(f"{'+ ' + args.criterion + ' hooks':22} {h:8.3f} {args.batch / h:8.0f}")
-    print(f"overhead: {h / p - 1:+.1%}  (ratio {h / p:.3f})")
-    out = Path(__file__).resolve().parent / "results" / "prune_overhead.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(args.threads)
+    spaces = SPACES[:1] if args.quick else SPACES
+    rows = [overhead(s, 1 if args.quick else args.rounds, 2 if args.quick else args.steps, args.batch) for s in spaces]
+    print(f"{'network':28} {'params':>9} {'plain s/step':>13} {'fisher s/step':>14} {'ratio':>7}")
+    for r in rows:
+        print(f"{r['space']:28} {r['params']:>9,} {r['plain_s_per_step']:>13.4f} {r['fisher_s_per_step']:>14.4f} "
+              f"{r['ratio']:>7.3f}")
+    prune = prune_time(1 if args.quick else args.prunes)
+    print(f"one prune of ResNet-50 at 224x224: {prune['median_s_per_prune']:.2f} s (median of {prune['prunes']})")
+    if args.quick:
+        return
+    out = ROOT / "benchmarks" / "results" / "prune_overhead.json"
     out.write_text(json.dumps({
-        "benchmark": "prune_overhead", "model": "wrn-16-2", "input": [3, 32, 32], "batch": args.batch,
-        "criterion": args.criterion, "rounds": args.rounds, "steps_per_round": args.steps,
-        "plain_s_per_step": p, "hooked_s_per_step": h, "ratio": h / p, "overhead": h / p - 1,
-        "plain_rounds": plain, "hooked_rounds": hooked, "load_average": os.getloadavg(), "machine": machine(),
+        "benchmark": "prune_overhead", "data": "digits (8x8)", "batch": args.batch, "criterion": "fisher",
+        "rounds": args.rounds, "steps_per_round": args.steps, "threads": args.threads, "networks": rows,
+        "resnet50_prune": prune, "load_average": os.getloadavg(), "machine": machine(),
     }, indent=2) + "\n")
     print(f"wrote {out}")
 

@@ -275,3 +275,42 @@ def test_settings_know_every_criterion() -> None:
     from archsearch.prune.settings import CRITERION_NAMES
 
     assert tuple(CRITERIA) == CRITERION_NAMES
+
+
+# -- every shipped network, every criterion --------------------------------------------------------
+
+SHIPPED = ["digits-wrn-16-2", "digits-wrn-bottleneck-16-2", "digits-vgg", "digits-resnet20", "digits-densenet-bc"]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from archsearch.data import load_dataset
+
+    return load_dataset("digits")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("space", SHIPPED)
+@pytest.mark.parametrize("criterion", sorted(CRITERIA))
+def test_every_shipped_network_prunes_with_every_criterion(tmp_path, digits, space: str, criterion: str) -> None:
+    from archsearch.prune.loop import prune_network
+
+    g = archsearch.load_space(f"search_spaces/{space}").base_genotype()
+    settings = PruneSettings(criterion=criterion, steps_per_prune=2, channels_per_prune=3, max_prunes=2,
+                             batch_size=32, record_every=1, normalise="params")
+    checked = []
+
+    def check(family) -> None:  # noqa: ANN001
+        member = family[-1]
+        again = archsearch.Genotype.from_dict(member.genotype.to_dict())  # validates every rule
+        model = again.build(generic=True).eval()
+        assert numel(model) == member.params
+        with torch.no_grad():
+            assert torch.isfinite(model(digits.val_x[:4])).all()
+        checked.append(member.params)
+
+    torch.manual_seed(0)
+    family = prune_network(g, None, digits, settings, tmp_path / "run", device="cpu", progress=False,
+                           on_record=check)
+    assert len(checked) == 2 and checked[0] > checked[1]
+    assert [m.metrics["channels_removed"] for m in family] == [0, 3, 6]

@@ -26,6 +26,9 @@ class PruneCommand(Command):
         parser.add_argument("--data-dir", help="where CIFAR lives (or set ARCHSEARCH_DATA)")
         parser.add_argument("--pretrain-epochs", type=int, help="override the [train] recipe's epochs for pre-training")
         parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+        parser.add_argument("--threads", type=int, metavar="N",
+                            help="CPU threads for torch (default: torch's own); CPU results are deterministic "
+                                 "for a given seed and thread count")
         g = parser.add_argument_group("pruning settings (override the space's [prune] table)")
         g.add_argument("--criterion", help="fisher (default), taylor, l1, bn-scale, random")
         g.add_argument("--normalise", help="none (default), params, macs: divide scores by what a channel frees")
@@ -61,6 +64,11 @@ class PruneCommand(Command):
 
         import torch
 
+        if args.threads is not None:
+            if args.threads < 1:
+                raise ArchsearchError(f"--threads: {args.threads} must be at least 1")
+            torch.set_num_threads(args.threads)
+
         from ..data import check_fits, load_dataset
         from ..prune.loop import prune_network
         from ..recipe import Recipe
@@ -76,7 +84,7 @@ class PruneCommand(Command):
         check_fits(genotype, data.spec)
         progress = False if args.no_progress else None
         meta = {"space": space.name, "command": "archsearch " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-                "start_params": genotype.params}
+                "start_params": genotype.params, "threads": torch.get_num_threads(), "torch": torch.__version__}
         state = None
         if not args.resume:
             if args.weights:

@@ -7,11 +7,12 @@ Channels are removed physically, so the live model's parameter count always equa
 ``pruned.json`` from it and continues to the same trajectory an uninterrupted run produces (on CPU,
 same seed).
 
-With ``prune_residual`` the residual width of every stage whose first block has a projection
-shortcut is pruned too, one coupled channel group at a time, in the same global ranking as inner
-channels (meaningful per parameter or MAC freed only: see :mod:`archsearch.prune.settings`). A
-stage never drops below one channel, nor to its input width at stride 1, where its projection
-shortcut would become an identity and change the network's topology.
+Any genotype prunes: the live model is the graph's own ``GraphNet`` (a hand-written family's
+weights cross over by one bridge, :func:`archsearch.prune.surgery.graph_state_dict`), the genes it
+may cut are the coupled groups of :mod:`archsearch.prune.groups`, and fine-tuning runs through the
+trainer's step stream. By default only inner genes are pruned; with ``prune_residual`` the tied ones
+too (residual streams, concatenated widths), each one coupled channel at a time, in the same global
+ranking (meaningful per parameter or MAC freed only: see :mod:`archsearch.prune.settings`).
 """
 from __future__ import annotations
 
@@ -27,14 +28,14 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .._jsonio import atomic_torch_save
-from ..data import DataSplits, crop_flip
+from ..data import DataSplits
 from ..errors import ArchsearchError
 from ..family import Family, Member
 from ..genotype import Genotype
-from ..train import evaluate, resolve_device
+from ..recipe import Recipe
+from ..train import Trainer, resolve_device
 from ..graph import shapes
 from .criteria import Criterion, _ActivationCriterion, make_criterion
 from .groups import Group, coupled_groups
@@ -46,6 +47,8 @@ __all__ = ["prune_network", "check_targets", "check_run_folder", "CHECKPOINT_NAM
 CHECKPOINT_NAME = "prune_state.pt"
 PRUNED_NAME = "pruned.json"
 _CKPT_FORMAT = "archsearch.prune-checkpoint"
+#: version 2: fine-tuning through the Trainer's step stream (version 1 had a loop of its own)
+_CKPT_VERSION = 2
 
 
 def _groups(genotype: Genotype, settings: PruneSettings) -> dict[str, Group]:
@@ -114,40 +117,36 @@ def check_targets(genotype: Genotype, settings: PruneSettings) -> None:
             )
 
 
+def finetune_recipe(settings: PruneSettings) -> Recipe:
+    """The fine-tuning between prunes as a training recipe: constant lr, plain momentum SGD."""
+    return Recipe(epochs=1, batch_size=settings.batch_size, lr=settings.lr, momentum=settings.momentum,
+                  nesterov=False, weight_decay=settings.weight_decay, milestones=(), augment=settings.augment)
+
+
 class _Run:
-    """The mutable state of one pruning run, and its (de)serialisation."""
+    """The mutable state of one pruning run, and its (de)serialisation.
+
+    Fine-tuning goes through the :class:`~archsearch.train.Trainer`'s step stream, so precision,
+    memory layout and data-on-device are those of training from scratch.
+    """
 
     def __init__(self, genotype: Genotype, model: nn.Module, settings: PruneSettings, device: torch.device,
-                 n_train: int) -> None:
+                 data: DataSplits) -> None:
         self.genotype = genotype
-        self.model = model
         self.settings = settings
         self.device = device
+        self.trainer = Trainer(model, data, finetune_recipe(settings), device=device, seed=settings.seed)
         self.criterion: Criterion = make_criterion(settings.criterion, settings.seed)
         self.attach()
-        self.generator = torch.Generator(device="cpu").manual_seed(settings.seed)
-        self.aug_generator = torch.Generator(device=device).manual_seed(settings.seed + 1)
         self.wall_s = 0.0
-        self.n_train = n_train
-        self.perm = torch.randperm(n_train, generator=self.generator)
-        self.pos = 0
         self.prunes = 0
         self.steps = 0
         self.start_channels = self.prunable_left()
         self.family = Family((), {})
-        self.optimizer = self._optimizer()
 
-    def _optimizer(self) -> torch.optim.Optimizer:
-        s = self.settings
-        return torch.optim.SGD(self.model.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
-
-    def next_indices(self, batch: int) -> torch.Tensor:
-        if self.pos + batch > self.n_train:
-            self.perm = torch.randperm(self.n_train, generator=self.generator)
-            self.pos = 0
-        idx = self.perm[self.pos:self.pos + batch]
-        self.pos += batch
-        return idx
+    @property
+    def model(self) -> nn.Module:
+        return self.trainer.model
 
     def attach(self) -> None:
         groups = _groups(self.genotype, self.settings)
@@ -165,27 +164,31 @@ class _Run:
 
     def state(self) -> dict[str, Any]:
         return {
-            "format": _CKPT_FORMAT, "version": 1,
+            "format": _CKPT_FORMAT, "version": _CKPT_VERSION,
             "settings": json.dumps(self.settings.to_dict(), sort_keys=True),
             "genotype": json.dumps(self.genotype.to_dict()),
             "family": json.dumps(self.family.to_dict()),
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": self.trainer.optimizer.state_dict(),
+            "scheduler": self.trainer.scheduler.state_dict(),
+            "stream": self.trainer.stream_state(),
             "criterion": self.criterion.state(),
-            "generator": self.generator.get_state(), "aug_generator": self.aug_generator.get_state(),
-            "wall_s": self.wall_s,
-            "perm": self.perm, "pos": self.pos, "prunes": self.prunes, "steps": self.steps,
+            "rng_cpu": torch.get_rng_state(),
+            "wall_s": self.wall_s, "prunes": self.prunes, "steps": self.steps,
             "start_channels": self.start_channels,
         }
 
 
-def _resume(path: Path, settings: PruneSettings, device: torch.device, n_train: int) -> _Run:
+def _resume(path: Path, settings: PruneSettings, device: torch.device, data: DataSplits) -> _Run:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is one user-facing line
         raise ArchsearchError(f"{path}: cannot read the pruning checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(state, dict) or state.get("format") != _CKPT_FORMAT:
         raise ArchsearchError(f"{path}: is not a pruning checkpoint ({_CKPT_FORMAT})")
+    if state.get("version") != _CKPT_VERSION:
+        raise ArchsearchError(f"{path}: was written by an older pruning loop (checkpoint version "
+                              f"{state.get('version')}); it cannot be resumed exactly: start a new --out folder")
     # a setting added since the checkpoint was written reads as its default (e.g. prune_residual)
     saved = {**PruneSettings.defaults(), **json.loads(state["settings"])}
     now = settings.to_dict()
@@ -196,15 +199,15 @@ def _resume(path: Path, settings: PruneSettings, device: torch.device, n_train: 
             f"{path}: cannot resume with changed settings: {diffs}; restore them or start a new --out folder"
         )
     genotype = Genotype.from_dict(json.loads(state["genotype"]), source=f"{path}: genotype")
-    model = genotype.build(generic=True).to(device)
+    model = genotype.build(generic=True)
     model.load_state_dict(state["model"])
-    run = _Run(genotype, model, settings, device, n_train)
-    run.optimizer.load_state_dict(state["optimizer"])
+    run = _Run(genotype, model, settings, device, data)
+    run.trainer.optimizer.load_state_dict(state["optimizer"])
+    run.trainer.scheduler.load_state_dict(state["scheduler"])
+    run.trainer.load_stream_state(state["stream"])
     run.criterion.load_state(state["criterion"])
-    run.generator.set_state(state["generator"])
-    run.aug_generator.set_state(state["aug_generator"])
+    torch.set_rng_state(state["rng_cpu"])
     run.wall_s = state["wall_s"]
-    run.perm, run.pos = state["perm"], state["pos"]
     run.prunes, run.steps, run.start_channels = state["prunes"], state["steps"], state["start_channels"]
     run.family = Family.from_dict(json.loads(state["family"]), source=f"{path}: family")
     return run
@@ -255,9 +258,9 @@ def _choose(run: _Run) -> dict[str, list[int]]:
 def _apply(run: _Run, drop: Mapping[str, list[int]]) -> None:
     run.criterion.detach()
     keep = run.settings.keep_momentum
-    run.model, run.genotype, optimizer = prune_channels(run.model, run.genotype, drop,
-                                                        run.optimizer if keep else None)
-    run.optimizer = optimizer if keep else run._optimizer()
+    model, run.genotype, optimizer = prune_channels(run.model, run.genotype, drop,
+                                                    run.trainer.optimizer if keep else None)
+    run.trainer.swap_model(model, optimizer)
     live = sum(p.numel() for p in run.model.parameters())
     if live != run.genotype.params:  # pragma: no cover - a surgery bug must never pass silently
         raise RuntimeError(f"pruned model has {live} parameters, its genotype {run.genotype.params}")
@@ -277,7 +280,7 @@ def _done(run: _Run) -> bool:
 
 
 def _record(run: _Run, data: DataSplits, out_dir: Path) -> float:
-    val_error = evaluate(run.model, data.val_x, data.val_y)["error"]
+    val_error = run.trainer.evaluate("val")["error"]
     metrics = {"prunes": run.prunes, "step": run.steps, "channels_removed": run.removed,
                "val_error": val_error, "criterion": run.settings.criterion}
     meta = {**run.family.metadata, "wall_s": round(run.wall_s, 2)}
@@ -304,10 +307,9 @@ def prune_network(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | N
                       stacklevel=2)
     device = resolve_device(device)
     torch.manual_seed(settings.seed)
-    data = data.to(device)
     check_run_folder(out_dir, resume)
     if resume:
-        run = _resume(out_dir / CHECKPOINT_NAME, settings, device, len(data.train_y))
+        run = _resume(out_dir / CHECKPOINT_NAME, settings, device, data)
         run.family.save(out_dir / PRUNED_NAME)  # undo a pruned.json written after the checkpoint
     else:
         check_targets(genotype, settings)
@@ -318,17 +320,12 @@ def prune_network(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | N
             except RuntimeError as exc:
                 first = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else "shape mismatch"
                 raise ArchsearchError(f"weights do not match the genotype: {first}") from None
-        run = _Run(genotype, model, settings, device, len(data.train_y))
+        run = _Run(genotype, model, settings, device, data)
         meta = {"created_by": "archsearch prune", "settings": settings.to_dict(), "seed": settings.seed,
                 "data": data.spec.name, **(metadata or {})}
         run.family = Family((), meta)
         _record(run, data, out_dir)
 
-    spec = data.spec
-    pad = spec.crop_pad if settings.augment else 0
-    flip = spec.flip and settings.augment
-    padded = F.pad(data.train_x, (pad, pad, pad, pad)) if pad else data.train_x
-    use_amp = device.type == "cuda"
     show = sys.stderr.isatty() if progress is None else progress
     from tqdm import tqdm
 
@@ -337,20 +334,9 @@ def prune_network(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | N
         total = math.ceil(settings.fraction * run.start_channels / settings.channels_per_prune)
     bar = tqdm(total=total, initial=run.prunes, disable=not show, desc="pruning", unit="prune", file=sys.stderr)
     clock = time.perf_counter()
-    run.model.train()
     while not _done(run):
-        for _ in range(settings.steps_per_prune):
-            idx = run.next_indices(settings.batch_size)
-            idx = idx.to(device)
-            x = crop_flip(padded, idx, pad, flip, run.aug_generator) if (pad or flip) else data.train_x[idx]
-            y = data.train_y[idx]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = F.cross_entropy(run.model(x), y)
-            run.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            run.criterion.after_backward()
-            run.optimizer.step()
-            run.steps += 1
+        run.trainer.train_steps(settings.steps_per_prune, after_backward=run.criterion.after_backward)
+        run.steps += settings.steps_per_prune
         _apply(run, _choose(run))
         run.prunes += 1
         if run.prunes % settings.record_every == 0 or _done(run):

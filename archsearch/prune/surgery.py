@@ -132,7 +132,7 @@ def prune_channels(model: GraphNet, genotype: "Genotype", drop: Mapping[str, lis
 def _sliced_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module,
                       moved: list[tuple[torch.Tensor, torch.Tensor, tuple]]) -> torch.optim.Optimizer:
     """The same optimiser class and settings over the new parameters, each state tensor sliced."""
-    group = {k: v for k, v in optimizer.param_groups[0].items() if k != "params"}
+    group = {k: v for k, v in optimizer.param_groups[0].items() if k in optimizer.defaults}
     new_params = {id(p): p for p in model.parameters()}
     fresh = type(optimizer)(model.parameters(), **group)
     for old_p, new_p, slicing in moved:
