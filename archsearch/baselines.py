@@ -16,11 +16,12 @@ Each solves its one free number with the same :func:`archsearch.landing.land` as
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .errors import ArchsearchError
+from .errors import ArchsearchError, BudgetError
 from .families import get_family
 from .family import Family, Member
 from .genotype import Genotype
@@ -74,23 +75,33 @@ def baseline(kind: str, hparams: Mapping[str, Any], budget: int, *, widen: float
 
 
 def baselines(source: Mapping[str, Any] | Genotype, budgets: Sequence[int], kinds: Sequence[str] | None = None, *,
-              widen: float = 1.0, metadata: dict | None = None) -> Family:
+              widen: float = 1.0, metadata: dict | None = None, skip_unreachable: bool = False) -> Family:
     """All requested baselines at all budgets, as one family file (kind-major order).
 
     ``source`` is either the ``wrn`` hyper-parameters (all of :data:`BASELINES`) or the unpruned
-    genotype of any network (:data:`GENERIC_BASELINES`).
+    genotype of any network (:data:`GENERIC_BASELINES`). With ``skip_unreachable`` a budget a kind
+    cannot reach is left out with a warning (and listed in the metadata) instead of failing the call.
     """
     generic = isinstance(source, Genotype)
     kinds = tuple(kinds or (GENERIC_BASELINES if generic else BASELINES))
-    members = []
+    members, skipped = [], []
     for kind in kinds:
         for budget in budgets:
-            if generic:
-                landing, knob = scaled_baseline(kind, source, budget)
-            else:
-                landing, knob = baseline(kind, source, budget, widen=widen)
+            try:
+                if generic:
+                    landing, knob = scaled_baseline(kind, source, budget)
+                else:
+                    landing, knob = baseline(kind, source, budget, widen=widen)
+            except BudgetError as exc:
+                if not skip_unreachable:
+                    raise
+                warnings.warn(f"{kind} at {budget:,} skipped: {exc}", stacklevel=2)
+                skipped.append({"baseline": kind, "budget": budget})
+                continue
             members.append(Member(landing.genotype, {
                 "baseline": kind, "budget": budget, "rel_error": landing.rel_error, knob: landing.scale,
             }))
     meta = {"created_by": "archsearch baselines", "kinds": list(kinds), **(metadata or {})}
+    if skipped:
+        meta["skipped"] = skipped
     return Family(tuple(members), meta)

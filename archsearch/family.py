@@ -22,7 +22,7 @@ from ._jsonio import atomic_write_json, check_header, read_json
 from .errors import ArchsearchError, FileFormatError
 from .genotype import Genotype
 
-__all__ = ["Family", "Member", "load_family", "FAMILY_FORMAT", "FAMILY_VERSION"]
+__all__ = ["Family", "Member", "load_family", "select_member", "MEMBER_FORMS", "FAMILY_FORMAT", "FAMILY_VERSION"]
 
 FAMILY_FORMAT = "archsearch.family"
 FAMILY_VERSION = 1
@@ -111,6 +111,41 @@ class Family:
                     )
             members.append(Member(genotype, metrics))
         return cls(tuple(members), metadata)
+
+
+#: how one member of a family is named: an index, first/last/best, or a parameter budget
+MEMBER_FORMS = "an index such as 0 or -1, first, last, best (lowest val_error), or a budget such as 20k"
+
+
+def select_member(family: Family, member: str | int | None) -> int:
+    """The index ``member`` names: an index (negative from the end), ``first``/``last``/``best``, or a
+    budget (``20k``, ``1.5e5``: the member whose parameter count is nearest). ``None`` is allowed for
+    a family of one."""
+    from .budgets import parse_budget
+
+    if member is None:
+        if len(family) == 1:
+            return 0
+        raise ArchsearchError(f"holds {len(family)} genotypes; choose one member: {MEMBER_FORMS}")
+    text = str(member).strip()
+    if text.lstrip("-").isdigit():
+        i = int(text)
+        if not -len(family) <= i < len(family):
+            raise ArchsearchError(f"member {i} is out of range; the family has {len(family)} members")
+        return i % len(family)
+    if text in ("first", "last"):
+        return 0 if text == "first" else len(family) - 1
+    if text == "best":
+        scored = [(m.metrics.get("val_error"), i) for i, m in enumerate(family)]
+        scored = [(e, i) for e, i in scored if isinstance(e, (int, float)) and not isinstance(e, bool)]
+        if not scored:
+            raise ArchsearchError("member best: no member has a metrics.val_error to rank by")
+        return min(scored)[1]
+    try:
+        budget = parse_budget(text, field="member")
+    except ArchsearchError:
+        raise ArchsearchError(f"member {text!r} is not understood; expected {MEMBER_FORMS}") from None
+    return min(range(len(family)), key=lambda i: (abs(family[i].params - budget), i))
 
 
 def load_family(path: str | os.PathLike[str], *, allow_empty: bool = False) -> Family:

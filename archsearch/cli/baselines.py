@@ -9,7 +9,7 @@ from ..budgets import format_count, parse_budgets
 from ..errors import ArchsearchError
 from ..space import load_space
 from ..tables import print_table
-from ._base import Command
+from ._base import Command, add_member_argument, load_member
 
 
 class BaselinesCommand(Command):
@@ -25,6 +25,7 @@ class BaselinesCommand(Command):
                            help="an unpruned genotype file (e.g. from archsearch import): its baselines "
                                 "are uniform and bottleneck")
         parser.add_argument("--budgets", required=True, help="comma-separated: 0.1M,500k,1.2e6,250000")
+        add_member_argument(parser)
         parser.add_argument("--kinds", help=f"comma-separated, default all that apply: {', '.join(BASELINES)} for a "
                                             f"wrn space, {', '.join(GENERIC_BASELINES)} for any other network")
         parser.add_argument("--out", metavar="FILE", help="write the baseline genotypes as a family file")
@@ -32,7 +33,7 @@ class BaselinesCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         budgets = parse_budgets(args.budgets)
         if args.source:
-            source, label = load_family(args.source)[0].genotype, args.source
+            source, label = load_member(args.source, args.member or "first"), args.source
         else:
             space = load_space(args.space)
             source, label = space.base_genotype(), args.space
@@ -43,10 +44,13 @@ class BaselinesCommand(Command):
             if k not in allowed:
                 raise ArchsearchError(f"--kinds: {k!r} is unknown for {label}; expected some of {', '.join(allowed)}")
         if generic:
-            family = baselines(source, budgets, kinds, metadata={"source": str(label)})
+            family = baselines(source, budgets, kinds, metadata={"source": str(label)}, skip_unreachable=True)
         else:
             family = baselines(dict(source.hparams), budgets, kinds, widen=space.widen if not args.source else
-                               _widen_of(source), metadata={"space" if args.space else "source": str(label)})
+                               _widen_of(source), metadata={"space" if args.space else "source": str(label)},
+                               skip_unreachable=True)
+        if not len(family):
+            raise ArchsearchError(f"no baseline reaches any of the budgets {args.budgets}; nothing written")
         rows = []
         for m in family:
             knob = next(k for k in ("widen", "inner_ratio", "width_scale", "inner_scale") if k in m.metrics)

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..budgets import format_count, parse_budget
 from ..errors import ArchsearchError
 from ..tables import print_table
-from ._base import Command
+from ._base import Command, add_threads_argument, apply_threads
 
 
 class PruneCommand(Command):
@@ -26,9 +26,7 @@ class PruneCommand(Command):
         parser.add_argument("--data-dir", help="where CIFAR lives (or set ARCHSEARCH_DATA)")
         parser.add_argument("--pretrain-epochs", type=int, help="override the [train] recipe's epochs for pre-training")
         parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-        parser.add_argument("--threads", type=int, metavar="N",
-                            help="CPU threads for torch (default: torch's own); CPU results are deterministic "
-                                 "for a given seed and thread count")
+        add_threads_argument(parser)
         g = parser.add_argument_group("pruning settings (override the space's [prune] table)")
         g.add_argument("--criterion", help="fisher (default), taylor, l1, bn-scale, random")
         g.add_argument("--normalise", help="none (default), params, macs: divide scores by what a channel frees")
@@ -64,10 +62,7 @@ class PruneCommand(Command):
 
         import torch
 
-        if args.threads is not None:
-            if args.threads < 1:
-                raise ArchsearchError(f"--threads: {args.threads} must be at least 1")
-            torch.set_num_threads(args.threads)
+        apply_threads(args.threads)
 
         from ..data import check_fits, load_dataset
         from ..prune.loop import prune_network

@@ -6,21 +6,30 @@ import sys
 from ..budgets import format_count
 from ..family import load_family
 from ..tables import print_table
-from ._base import Command
+from ._base import Command, add_member_argument, load_member
 
 
 class ShowCommand(Command):
     name = "show"
     help = "print a genotype or family file readably; --plot draws the per-layer width profile"
-    example = "archsearch show search_spaces/digits-wrn-16-2/genotype.json --plot widths.png"
+    example = ("archsearch show search_spaces/digits-wrn-16-2/genotype.json --plot widths.png\n"
+               "  archsearch show search_spaces/digits-wrn-16-2/pruned.json --member 20k --export pruned-20k.json")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("file", help="genotype or family JSON file")
         parser.add_argument("--plot", metavar="PNG", help="write the width profile (PNG, SVG or PDF)")
         parser.add_argument("--members", metavar="I,J,...",
                             help="family only: which members to plot (default: all, or 12 spread out)")
+        add_member_argument(parser)
+        parser.add_argument("--export", metavar="FILE",
+                            help="write the genotype chosen by --member as a genotype file (for train, or another project)")
 
     def run(self, args: argparse.Namespace) -> int:
+        if args.export:
+            genotype = load_member(args.file, args.member)
+            genotype.save(args.export)
+            print(f"wrote {args.export} ({genotype.params:,} parameters)", file=sys.stderr)
+            return 0
         family = load_family(args.file)
         first = family[0].genotype
         print(f"{args.file}: {len(family)} genotype{'s' if len(family) != 1 else ''}, family {first.family}, "

@@ -9,7 +9,7 @@ from ..budgets import format_count, parse_budgets
 from ..data import DATA_ENV, dataset_names
 from ..errors import ArchsearchError
 from ..tables import print_table
-from ._base import Command
+from ._base import Command, add_threads_argument, resolve_threads
 
 _RUN_EXAMPLE = (
     "archsearch study run --pruned search_spaces/digits-wrn-16-2/pruned.json --budgets 1k,2k,4k \\\n"
@@ -74,8 +74,7 @@ class StudyCommand(Command):
         run.add_argument("--pruner", choices=PRUNERS, default="none",
                          help="stop hopeless trials early on their per-epoch validation error (default: none)")
         run.add_argument("--device", help="cpu, cuda or cuda:N, one worker per GPU (default: cuda when available)")
-        run.add_argument("--threads", type=int,
-                         help="CPU threads of this worker (several CPU workers on one machine: cores / workers)")
+        add_threads_argument(run)
         run.add_argument("--heartbeat", type=int, default=DEFAULT_HEARTBEAT, metavar="SECONDS",
                          help="heartbeat of running trials; one silent for twice this is retried (default: %(default)s)")
         run.add_argument("--no-wait", action="store_true",
@@ -191,7 +190,7 @@ class StudyCommand(Command):
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             summary = run_study(settings, study_name=name, storage=args.storage, n_trials=args.n_trials,
                                 device=args.device, data_dir=args.data_dir, heartbeat=args.heartbeat,
-                                threads=args.threads, wait=not args.no_wait, on_open=show_candidates,
+                                threads=resolve_threads(args.threads), wait=not args.no_wait, on_open=show_candidates,
                                 on_trial=progress, log=log)
         finally:
             signal.signal(signal.SIGTERM, previous)

@@ -7,9 +7,8 @@ from typing import Any
 
 from ..data import DATA_ENV, dataset_names
 from ..errors import TrainingError
-from ..genotype import load_genotype
 from ..recipe import recipe_names
-from ._base import Command
+from ._base import Command, add_member_argument, add_threads_argument, apply_threads, load_member
 
 #: the per-epoch rows, printed as they come (so widths are fixed rather than fitted)
 _COLUMNS = (("epoch", 5, "{:d}"), ("lr", 8, "{:.2e}"), ("train loss", 10, "{:.4f}"), ("val err", 8, "{:.2%}"),
@@ -25,11 +24,13 @@ class TrainCommand(Command):
     name = "train"
     help = "train a genotype from scratch; writes metrics.json, model.pt and a resumable checkpoint"
     example = ("archsearch train search_spaces/digits-wrn-16-2/genotype.json --data digits --out runs/digits-wrn-16-2\n"
+               "  archsearch train derived.json --member 0 --data digits --out runs/derived-0\n"
                "  archsearch train search_spaces/wrn-40-2-cifar10/genotype.json --data cifar10 --data-dir ~/data "
                "--device cuda --out runs/wrn-40-2")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("genotype", metavar="GENOTYPE.json", help="genotype file to build and train")
+        parser.add_argument("genotype", metavar="FILE", help="genotype file, or a family file with --member")
+        add_member_argument(parser)
         parser.add_argument("--data", default="digits",
                             help=f"data set: {', '.join(dataset_names())} (default: digits, embedded)")
         parser.add_argument("--recipe", help=f"named recipe: {', '.join(recipe_names())} "
@@ -44,6 +45,7 @@ class TrainCommand(Command):
         parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
         parser.add_argument("--compile", action="store_true", help="torch.compile the model (for long GPU runs)")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar (it only shows on a terminal)")
+        add_threads_argument(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         from dataclasses import replace
@@ -51,7 +53,8 @@ class TrainCommand(Command):
         from ..recipe import get_recipe
         from ..train import resolve_recipe, train_genotype
 
-        genotype = load_genotype(args.genotype)
+        genotype = load_member(args.genotype, args.member)
+        apply_threads(args.threads)
         if args.epochs is not None and args.epochs < 1:
             raise TrainingError(f"--epochs {args.epochs}: expected a positive number of epochs")
         if args.seed < 0:
@@ -59,7 +62,8 @@ class TrainCommand(Command):
         recipe = get_recipe(args.recipe) if args.recipe else resolve_recipe(None, args.data)
         if args.compile:
             recipe = replace(recipe, compile=True)
-        out = Path(args.out) if args.out else Path("runs") / f"{Path(args.genotype).stem}-{args.data}-seed{args.seed}"
+        stem = Path(args.genotype).stem + (f"-{args.member}" if args.member is not None else "")
+        out = Path(args.out) if args.out else Path("runs") / f"{stem}-{args.data}-seed{args.seed}"
 
         from tqdm.auto import tqdm
 

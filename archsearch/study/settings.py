@@ -113,9 +113,10 @@ class StudySettings:
             for budget in settings.budgets:
                 try:
                     settings.candidate(arm.name, budget)
-                except BudgetError:
+                except BudgetError as exc:
                     if not skip_unreachable:
-                        raise
+                        raise BudgetError(f"{arm.name} at {budget:,}: {exc} (skip_unreachable / --skip-unreachable "
+                                          "runs the reachable cells and lists the others)") from None
                     skipped.append((arm.name, budget))
         if skipped:
             settings = replace(settings, skipped=tuple(skipped))
@@ -189,6 +190,10 @@ def settings_diff(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[
         if key in ("format",):
             continue
         a, b = stored.get(key), wanted.get(key)
+        if key == "recipe" and isinstance(a, dict):
+            # a recipe field added since the study was made reads as its default, which reproduces
+            # the old behaviour (e.g. bn_l1 = 0): it must not make an old study "other"
+            a = {**_recipe_defaults(), **a}
         if a != b:
             if isinstance(a, dict) and isinstance(b, dict):
                 keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
@@ -196,6 +201,12 @@ def settings_diff(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[
             else:
                 out.append(f"{key} ({_short(a)} there, {_short(b)} here)")
     return out
+
+
+def _recipe_defaults() -> dict[str, Any]:
+    from dataclasses import fields
+
+    return Recipe(**{f.name: f.default for f in fields(Recipe)}).to_dict()
 
 
 def _short(value: Any) -> str:
