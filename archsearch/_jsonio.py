@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import FileFormatError
+from .errors import FileFormatError, OutputError
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -19,11 +19,53 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Bytes flavour of :func:`atomic_write_text` (checkpoints use it through ``io.BytesIO``)."""
+def check_output_path(path: str | os.PathLike[str]) -> Path:
+    """Refuse, in one line, any output that is not a regular file or nothing yet.
+
+    archsearch replaces only what it could have written: never a directory, a device, a pipe or a
+    symbolic link (which would redirect the write elsewhere), and never a path under a regular file.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_symlink():
+        raise OutputError(f"{path}: is a symbolic link; archsearch only replaces regular files (choose another path)")
+    if path.exists() and not path.is_file():
+        what = "a directory" if path.is_dir() else "not a regular file (a device, pipe or socket)"
+        raise OutputError(f"{path}: is {what}; expected a file path to write")
+    for parent in path.parents:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise OutputError(f"{path}: {parent} is a file, not a folder")
+            break
+    return path
+
+
+def make_dirs(folder: str | os.PathLike[str]) -> Path:
+    """``mkdir -p`` whose failures (a file in the way, no permission, read-only disk) are one line."""
+    folder = Path(folder)
+    for parent in [folder, *folder.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"{folder}: {parent} is a file, not a folder")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot create the folder ({exc.strerror or type(exc).__name__})") from None
+    return folder
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Bytes flavour of :func:`atomic_write_text` (checkpoints use it through ``io.BytesIO``).
+
+    A path archsearch must not replace, or a write the system refuses (read-only folder, full
+    disk, ``/proc``), is an :class:`OutputError` naming the path: one line, nothing left behind.
+    """
+    path = check_output_path(path)
+    make_dirs(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write here ({exc.strerror or type(exc).__name__})") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -31,12 +73,30 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise OutputError(f"{path}: cannot write ({exc.strerror or type(exc).__name__})") from None
         raise
+
+
+def clean_interrupted_writes(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files a killed write left in ``folder`` (``.NAME.*.tmp``); returns them."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for tmp in folder.glob(".*.tmp"):
+        if tmp.is_file() and not tmp.is_symlink():
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except OSError:
+                pass
+    return removed
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:

@@ -95,13 +95,16 @@ def baselines(source: Mapping[str, Any] | Genotype, budgets: Sequence[int], kind
             except BudgetError as exc:
                 if not skip_unreachable:
                     raise
-                warnings.warn(f"{kind} at {budget:,} skipped: {exc}", stacklevel=2)
-                skipped.append({"baseline": kind, "budget": budget})
+                skipped.append(({"baseline": kind, "budget": budget}, exc))
                 continue
             members.append(Member(landing.genotype, {
                 "baseline": kind, "budget": budget, "rel_error": landing.rel_error, knob: landing.scale,
             }))
+    if skipped and not members:  # nothing reachable: the first reason, as without skip_unreachable
+        raise skipped[0][1]
+    for cell, exc in skipped:
+        warnings.warn(f"{cell['baseline']} at {cell['budget']:,} skipped: {exc}", stacklevel=2)
     meta = {"created_by": "archsearch baselines", "kinds": list(kinds), **(metadata or {})}
     if skipped:
-        meta["skipped"] = skipped
+        meta["skipped"] = [cell for cell, _ in skipped]
     return Family(tuple(members), meta)

@@ -65,3 +65,10 @@ class NetworkImportError(ArchsearchError):
 
 
 __all__ += ["NetworkImportError"]
+
+
+class OutputError(ArchsearchError):
+    """An output path archsearch must not replace (a directory, device, symlink) or cannot write."""
+
+
+__all__ += ["OutputError"]

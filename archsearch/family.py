@@ -26,6 +26,8 @@ __all__ = ["Family", "Member", "load_family", "select_member", "MEMBER_FORMS", "
 
 FAMILY_FORMAT = "archsearch.family"
 FAMILY_VERSION = 1
+#: far above any pruning run (1,300 prunes in the paper), so that a tiny file cannot exhaust memory
+MAX_MEMBERS = 100_000
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ class Family:
         metadata = obj.get("metadata", {})
         if not isinstance(metadata, dict):
             raise FileFormatError(f"{source}: metadata: expected an object")
+        if len(members_data) > MAX_MEMBERS:
+            raise FileFormatError(f"{source}: members: {len(members_data):,} members; at most {MAX_MEMBERS:,} are read")
         members = []
         for i, entry in enumerate(members_data):
             where = f"{source}: members[{i}]"

@@ -151,10 +151,20 @@ def _check(r: Recipe) -> None:
     def bad(key: str, expected: str) -> RecipeError:
         return RecipeError(f"{key}: {getattr(r, key)!r} is invalid; expected {expected}")
 
-    for key in ("epochs", "batch_size"):
+    for key, cap in (("epochs", 100_000), ("batch_size", 1 << 20)):
         v = getattr(r, key)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise bad(key, "a positive integer")
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= cap:
+            raise bad(key, f"a positive integer (at most {cap:,})")
+    for key in ("lr", "momentum", "weight_decay", "gamma", "label_smoothing", "bn_l1"):
+        v = getattr(r, key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise bad(key, "a finite number")
+    for key in ("nesterov", "augment", "compile"):
+        if not isinstance(getattr(r, key), bool):
+            raise bad(key, "true or false")
+    if not isinstance(r.milestones, tuple) or any(
+            isinstance(m, bool) or not isinstance(m, (int, float)) for m in r.milestones) or len(r.milestones) > 100:
+        raise bad("milestones", "a list of at most 100 fractions of training in (0, 1)")
     if not r.lr > 0:
         raise bad("lr", "a positive number")
     if not 0 <= r.momentum < 1:

@@ -9,6 +9,7 @@ back to a default.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ SPACE_FORMAT = "archsearch.space"
 SPACE_VERSION = 1
 _TOP = {"format", "version", "name", "description", "model", "data", "train", "prune"}
 _MODEL_EXTRA = {"family", "widen", "inner_ratio"}
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,12 @@ def load_space(path: str | os.PathLike[str]) -> SearchSpace:
         raise SpaceError(f"{file}: no such space file; expected a folder with space.toml or a .toml file") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpaceError(f"{file}: not TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise SpaceError(f"{file}: not a text file (not UTF-8); expected a TOML space file") from None
+    except IsADirectoryError:
+        raise SpaceError(f"{file}: is a directory; expected a space.toml") from None
+    except OSError as exc:
+        raise SpaceError(f"{file}: cannot read ({exc.strerror})") from None
     where = str(file)
     unknown = sorted(set(data) - _TOP)
     if unknown:
@@ -76,6 +84,15 @@ def load_space(path: str | os.PathLike[str]) -> SearchSpace:
     for table in ("model", "data", "train", "prune"):
         if not isinstance(data.get(table, {}), dict):
             raise SpaceError(f"{where}: [{table}] must be a table")
+    name = data.get("name", file.parent.name)
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in (".", ".."):
+        raise SpaceError(f"{where}: name {name!r} must be a plain name (letters, digits, '.', '_', '-'); "
+                         "it names the default run folder runs/NAME")
+    if not isinstance(data.get("description", ""), str):
+        raise SpaceError(f"{where}: description must be a string")
+    extra = sorted(set(data.get("data", {})) - {"name"})
+    if extra:
+        raise SpaceError(f"{where}: data.{extra[0]} is unknown; expected name")
     model = dict(data.get("model", {}))
     if "genotype" in model:
         return _graph_space(file, data, model)
@@ -84,8 +101,11 @@ def load_space(path: str | os.PathLike[str]) -> SearchSpace:
         raise SpaceError(f"{where}: model.family is required, e.g. \"wrn\", or model.genotype, a genotype file")
     widen = model.pop("widen", 1.0)
     inner_ratio = model.pop("inner_ratio", None)
-    if not isinstance(widen, (int, float)) or isinstance(widen, bool) or widen <= 0:
-        raise SpaceError(f"{where}: model.widen {widen!r} must be a positive number")
+    if not isinstance(widen, (int, float)) or isinstance(widen, bool) or not 0 < widen <= 1000:
+        raise SpaceError(f"{where}: model.widen {widen!r} must be a positive number up to 1000")
+    if inner_ratio is not None and (not isinstance(inner_ratio, (int, float)) or isinstance(inner_ratio, bool)
+                                    or not 0 <= inner_ratio <= 100):
+        raise SpaceError(f"{where}: model.inner_ratio {inner_ratio!r} must be a number from 0 to 100")
     try:
         hparams = get_family(family).check_hparams(model)
     except ArchsearchError as exc:

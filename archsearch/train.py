@@ -27,6 +27,7 @@ from ._jsonio import atomic_torch_save, atomic_write_json
 from .data import DataSpec, DataSplits, check_fits, crop_flip, get_dataset_spec, load_dataset
 from .errors import TrainingError
 from .recipe import Recipe, get_recipe
+from .runfolder import RunFolder
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -395,12 +396,23 @@ def train_genotype(
             _check_identity(ckpt, json.loads(state["identity"]), identity)
         elif (ckpt.exists() or (out / METRICS).exists()) and not resume:
             raise TrainingError(f"{out} already holds a training run; pass --resume to continue it, or choose another --out")
+        elif resume and not ckpt.exists():
+            raise TrainingError(f"{ckpt}: nothing to resume (no checkpoint); run without --resume")
 
     splits = data if isinstance(data, DataSplits) else load_dataset(name, data_dir=data_dir)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        for stale in out.glob(f".{CHECKPOINT}.*.tmp"):  # left by a run killed while saving
-            stale.unlink(missing_ok=True)
+    folder = RunFolder(out, "train").claim() if out is not None else None  # lock; clean interrupted writes
+    try:
+        return _train(genotype, splits, recipe, out, dev, seed, identity, state, name, progress, on_epoch)
+    finally:
+        if folder is not None:
+            folder.release()
+
+
+def _train(genotype: "Genotype", splits: DataSplits, recipe: Recipe, out: Path | None, dev: "torch.device",
+           seed: int, identity: dict[str, Any], state: dict[str, Any] | None, name: str, progress: bool | None,
+           on_epoch: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+    import torch
+
     torch.manual_seed(seed)  # the initial weights, and any randomness inside the model
     trainer = Trainer(genotype.build(), splits, recipe, device=dev, seed=seed)
     history: list[dict[str, Any]] = []

@@ -54,7 +54,7 @@ def test_baselines_land_on_budgets_and_write_family(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["--budgets", "5k"], "smallest feasible budget is"),
+    (["--budgets", "5k", "--kinds", "bottleneck"], "smallest feasible budget is"),  # nothing reachable
     (["--budgets", "abc"], "'abc' is not a budget"),
     (["--budgets", "1M", "--kinds", "uniform,tiny"], "'tiny' is unknown"),
 ])

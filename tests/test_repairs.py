@@ -133,3 +133,174 @@ def test_a_recipe_field_added_since_does_not_change_a_studys_identity() -> None:
     assert settings_diff(stored, now) == []
     changed = {**stored, "recipe": {**stored["recipe"], "bn_l1": 1e-4}}
     assert settings_diff(stored, changed) == ["recipe (bn_l1)"]
+
+
+# -- 5 and 6. outputs: never replace what is not ours; unwritable paths are one line ------------------
+
+GENOTYPE = ROOT / "search_spaces" / "digits-wrn-16-2" / "genotype.json"
+FILE_WRITERS = {
+    "derive": lambda out: ["derive", "--from", str(GENOTYPE), "--budgets", "20k", "--out", out],
+    "baselines": lambda out: ["baselines", "--space", str(ROOT / "search_spaces" / "digits-wrn-16-2"),
+                              "--budgets", "30k", "--kinds", "uniform", "--out", out],
+    "show-export": lambda out: ["show", str(PRUNED), "--member", "0", "--export", out],
+    "show-plot": lambda out: ["show", str(GENOTYPE), "--plot", out + ".png" if not out.endswith("/") else out],
+    "import": lambda out: ["import", "archsearch.zoo:vgg", "--arg", "cfg=[4]", "--arg", "in_channels=1",
+                           "--input", "1x8x8", "--out", out],
+}
+
+
+def _bad_target(tmp_path: Path, kind: str) -> tuple[str, Path | None]:
+    """A path archsearch must refuse, and a file whose bytes must survive."""
+    keep = tmp_path / "precious.txt"
+    keep.write_text("mine\n")
+    if kind == "directory":
+        (tmp_path / "adir.png").mkdir()
+        (tmp_path / "adir").mkdir()
+        return str(tmp_path / "adir"), keep
+    if kind == "symlink":
+        (tmp_path / "link.png").symlink_to(keep)
+        (tmp_path / "link").symlink_to(keep)
+        return str(tmp_path / "link"), keep
+    if kind == "device":
+        return "/dev/null", None
+    if kind == "under-a-file":
+        return str(keep / "out.json"), keep
+    if kind == "proc":
+        return "/proc/version", None
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("verb", sorted(FILE_WRITERS))
+@pytest.mark.parametrize("kind, words", [
+    ("directory", ["is a directory"]), ("symlink", ["symbolic link"]), ("device", ["not a regular file"]),
+    ("under-a-file", ["is a file, not a folder"]), ("proc", ["cannot write"]),
+])
+def test_outputs_that_are_not_ours_are_refused(tmp_path: Path, capsys, verb: str, kind: str,
+                                               words: list[str]) -> None:
+    target, keep = _bad_target(tmp_path, kind)
+    argv = FILE_WRITERS[verb](target)
+    if verb == "show-plot" and kind in ("device", "proc"):
+        argv[-1] = target  # an extension-less special file: the extension check must not hide the refusal
+        words = ["--plot"]
+    _one_line_error(capsys, argv, *words)
+    if keep is not None:
+        assert keep.read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("verb", ["train", "prune"])
+def test_run_folders_under_a_file_or_of_the_other_kind_are_refused(tmp_path: Path, capsys, verb: str) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    space = str(ROOT / "search_spaces" / "digits-wrn-16-2")
+    argv = {"train": ["train", str(GENOTYPE), "--data", "digits", "--epochs", "1", "--no-progress"],
+            "prune": ["prune", "--space", space, "--max-prunes", "1", "--pretrain-epochs", "1", "--no-progress"]}[verb]
+    _one_line_error(capsys, argv + ["--out", str(afile / "run")], "is a file, not a folder")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / ("prune_state.pt" if verb == "train" else "checkpoint.pt")).write_bytes(b"")
+    _one_line_error(capsys, argv + ["--out", str(other)], "holds a", "needs its own folder")
+
+
+def test_a_space_name_cannot_leave_runs(tmp_path: Path, capsys) -> None:
+    text = (ROOT / "search_spaces" / "digits-wrn-16-2" / "space.toml").read_text()
+    for name in ("../escape", "/abs", "a/b", ".."):
+        (tmp_path / "space.toml").write_text(text.replace('name = "digits-wrn-16-2"', f'name = "{name}"'))
+        _one_line_error(capsys, ["prune", "--space", str(tmp_path), "--max-prunes", "1"], "must be a plain name")
+
+
+# -- 7. resource limits and numbers ---------------------------------------------------------------------
+
+SPACE_TEXT = (ROOT / "search_spaces" / "digits-wrn-16-2" / "space.toml").read_text()
+FUZZ_SPACES = [
+    ("lr = 8e-4", "lr = inf", "prune.lr"),
+    ("lr = 8e-4", "lr = nan", "prune.lr"),
+    ('base = "digits"', 'base = "digits"\nlr = inf', "lr"),
+    ('base = "digits"', 'base = "digits"\naugment = "yes"', "augment"),
+    ("batch_size = 128", 'batch_size = "128"', "batch_size"),
+    ("seed = 0", "seed = -3", "seed"),
+    ("steps_per_prune = 50", "steps_per_prune = 100000000000", "steps_per_prune"),
+    ("widen = 2", "widen = inf", "model.widen"),
+    ("depth = 16", "depth = 1000000000", "depth"),
+    ('name = "digits"', 'name = "digits"\nroot = "x"', "data.root"),
+    ("[prune]", '[prune]\naugment = "yes"', "augment"),
+]
+
+
+@pytest.mark.parametrize("old, new, word", FUZZ_SPACES)
+def test_hostile_space_files_are_one_line(tmp_path: Path, capsys, old: str, new: str, word: str) -> None:
+    assert old in SPACE_TEXT
+    (tmp_path / "space.toml").write_text(SPACE_TEXT.replace(old, new, 1))
+    out = tmp_path / "run"
+    _one_line_error(capsys, ["prune", "--space", str(tmp_path), "--out", str(out), "--max-prunes", "1"], word)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("make, word", [
+    (lambda p: p.write_bytes(b"\xff\xfe\x00garbage"), "not a text file"),
+    (lambda p: p.write_text(json.dumps({"format": "archsearch.family", "version": 1, "metadata": {},
+                                        "members": [{}] * 100_001})), "at most 100,000"),
+    (lambda p: p.write_text(json.dumps({**json.loads(GENOTYPE.read_text()),
+                                        "hparams": {**json.loads(GENOTYPE.read_text())["hparams"],
+                                                    "depth": 10 ** 9}})), "at most 1000"),
+])
+def test_hostile_genotype_files_are_one_line(tmp_path: Path, capsys, make, word: str) -> None:
+    bad = tmp_path / "bad.json"
+    make(bad)
+    _one_line_error(capsys, ["show", str(bad)], word)
+
+
+def test_a_non_utf8_space_file_is_one_line(tmp_path: Path, capsys) -> None:
+    (tmp_path / "space.toml").write_bytes(b"format = \xff\xfe")
+    _one_line_error(capsys, ["baselines", "--space", str(tmp_path), "--budgets", "1k"], "not a text file")
+
+
+# -- 8. divergence is never silent ---------------------------------------------------------------------
+
+def test_a_diverging_fine_tune_stops_the_run(tmp_path: Path) -> None:
+    from archsearch.data import load_dataset
+    from archsearch.prune.loop import prune_network
+    from archsearch.prune.settings import PruneSettings
+
+    g = archsearch.create_genotype("wrn-10-1", in_channels=1, input_size=8)
+    settings = PruneSettings(steps_per_prune=3, max_prunes=3, batch_size=32, lr=1e12)
+    with pytest.raises(archsearch.ArchsearchError, match="fine-tuning diverged .* keeps the 1 genotypes"):
+        prune_network(g, None, load_dataset("digits"), settings, tmp_path / "run", device="cpu", progress=False)
+    assert len(archsearch.load_family(tmp_path / "run" / "pruned.json")) == 1
+
+
+# -- 11 and 12. run folders ---------------------------------------------------------------------------
+
+def test_one_process_per_run_folder_and_interrupted_writes_are_cleaned(tmp_path: Path) -> None:
+    from archsearch.runfolder import RunFolder, RunFolderError
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / ".pruned.json.x1y2.tmp").write_text("half a file")
+    with RunFolder(folder, "prune"):
+        assert not (folder / ".pruned.json.x1y2.tmp").exists()
+        with pytest.raises(RunFolderError, match="another archsearch process is using this folder"):
+            RunFolder(folder, "prune").claim()
+    RunFolder(folder, "prune").claim().release()  # released: free again
+    with pytest.raises(RunFolderError, match="holds a prune run"):
+        RunFolder(folder, "train").claim()
+
+
+def test_resume_with_nothing_to_resume_says_so(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "none"
+    _one_line_error(capsys, ["train", str(GENOTYPE), "--data", "digits", "--resume", "--out", str(out)],
+                    "nothing to resume")
+    _one_line_error(capsys, ["prune", "--space", str(ROOT / "search_spaces" / "digits-wrn-16-2"), "--resume",
+                             "--out", str(out)], "nothing to resume")
+
+
+def test_prune_resumes_a_run_killed_while_pretraining(tmp_path: Path, capsys) -> None:
+    """Killed before the first record: --resume finishes the pre-training, then prunes."""
+    from archsearch.train import train_genotype
+
+    out = tmp_path / "run"
+    space = ROOT / "search_spaces" / "digits-wrn-16-2"
+    g = archsearch.load_space(space).base_genotype()
+    train_genotype(g, "digits", "digits", out / "pretrain", epochs=1, progress=False)  # as if killed after it
+    assert main(["prune", "--space", str(space), "--out", str(out), "--resume", "--pretrain-epochs", "1",
+                 "--max-prunes", "1", "--steps-per-prune", "1", "--no-progress"]) == 0
+    assert len(archsearch.load_family(out / "pruned.json")) == 2

@@ -54,11 +54,19 @@ class PruneCommand(Command):
             overrides["target_params"] = parse_budget(args.target_params, field="--target-params")
         settings = PruneSettings.from_dict({**space.prune, **overrides}, source=f"{space.path / 'space.toml'} [prune]")
         out = Path(args.out or Path("runs") / space.name)
-        from ..prune.loop import PRUNED_NAME, check_run_folder, check_targets
+        from ..prune.loop import CHECKPOINT_NAME, PRUNED_NAME, check_run_folder, check_targets
 
         genotype = space.base_genotype()
         check_targets(genotype, settings)
-        check_run_folder(out, args.resume)
+        # a run killed before its first record (e.g. while pre-training) resumes from the start of pruning
+        resume_pruning = args.resume and (out / CHECKPOINT_NAME).exists()
+        if args.resume and not resume_pruning and not (out / "pretrain").exists():
+            raise ArchsearchError(f"{out}: nothing to resume: no pruning checkpoint to resume and no pre-training; "
+                                  "run without --resume")
+        check_run_folder(out, resume_pruning)
+        from ..runfolder import RunFolder
+
+        RunFolder(out, "prune").check()  # a file in the way, or a training folder: before pre-training
 
         import torch
 
@@ -81,7 +89,7 @@ class PruneCommand(Command):
         meta = {"space": space.name, "command": "archsearch " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                 "start_params": genotype.params, "threads": torch.get_num_threads(), "torch": torch.__version__}
         state = None
-        if not args.resume:
+        if not resume_pruning:
             if args.weights:
                 state = _load_weights(args.weights)
                 meta["weights"] = str(args.weights)
@@ -93,10 +101,13 @@ class PruneCommand(Command):
                 metrics = train_genotype(genotype, data, recipe, pre, device=args.device, seed=settings.seed,
                                          resume=(pre / TRAIN_CHECKPOINT).exists(), epochs=args.pretrain_epochs,
                                          progress=progress)
+                if metrics["diverged"]:
+                    raise ArchsearchError(f"pre-training diverged (non-finite loss) in epoch "
+                                          f"{metrics['final']['epoch']}; nothing to prune: lower the [train] lr")
                 state = torch.load(pre / metrics["weights"], map_location="cpu", weights_only=True)
                 meta["pretrain"] = {"epochs": metrics["final"]["epoch"], "val_error": metrics["final"]["val_error"],
                                     "test_error": metrics["final"]["test_error"], "recipe": metrics["recipe"]}
-        family = prune_network(genotype, state, data, settings, out, resume=args.resume, device=args.device,
+        family = prune_network(genotype, state, data, settings, out, resume=resume_pruning, device=args.device,
                                metadata=meta, progress=progress)
         n = len(family)
         picks = sorted({round(k * (n - 1) / 9) for k in range(10)}) if n > 10 else range(n)

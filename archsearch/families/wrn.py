@@ -38,10 +38,14 @@ class WRN(Family):
     def check_hparams(self, hparams: Mapping[str, Any]) -> dict[str, Any]:
         hp = super().check_hparams(hparams)
         depth = _positive_int(hp, "depth", 10)
+        if depth > 1000:
+            raise GenotypeError(f"hparams.depth: {depth} is invalid; at most 1000 layers are built")
         if (depth - 4) % 6:
             raise GenotypeError(f"hparams.depth: {depth} is invalid; a WRN depth is 6n+4 (10, 16, 22, 28, 40, ...)")
         for key in ("num_classes", "in_channels", "input_size", "stem_width"):
             _positive_int(hp, key)
+            if hp[key] > 1 << 16:
+                raise GenotypeError(f"hparams.{key}: {hp[key]} is invalid; at most {1 << 16:,}")
         return hp
 
     @staticmethod

@@ -35,6 +35,7 @@ from ..errors import ArchsearchError
 from ..family import Family, Member
 from ..genotype import Genotype
 from ..recipe import Recipe
+from ..runfolder import RunFolder
 from ..train import Trainer, resolve_device
 from ..graph import shapes
 from .criteria import Criterion, _ActivationCriterion, make_criterion
@@ -308,10 +309,8 @@ def prune_network(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | N
     device = resolve_device(device)
     torch.manual_seed(settings.seed)
     check_run_folder(out_dir, resume)
-    if resume:
-        run = _resume(out_dir / CHECKPOINT_NAME, settings, device, data)
-        run.family.save(out_dir / PRUNED_NAME)  # undo a pruned.json written after the checkpoint
-    else:
+    model = None
+    if not resume:  # every refusal before the folder is touched: nothing is written
         check_targets(genotype, settings)
         model = genotype.build(generic=True).to(device)  # pruning reads and cuts the graph's own module
         if state_dict is not None:
@@ -320,6 +319,17 @@ def prune_network(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | N
             except RuntimeError as exc:
                 first = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else "shape mismatch"
                 raise ArchsearchError(f"weights do not match the genotype: {first}") from None
+    with RunFolder(out_dir, "prune"):  # one process per folder; interrupted writes cleaned up
+        return _prune(genotype, model, data, settings, out_dir, device, metadata, progress, on_record)
+
+
+def _prune(genotype: Genotype, model: nn.Module | None, data: DataSplits, settings: PruneSettings,
+           out_dir: Path, device: torch.device, metadata: Mapping[str, Any] | None, progress: bool | None,
+           on_record: Callable[[Family], None] | None) -> Family:
+    if model is None:  # resuming
+        run = _resume(out_dir / CHECKPOINT_NAME, settings, device, data)
+        run.family.save(out_dir / PRUNED_NAME)  # undo a pruned.json written after the checkpoint
+    else:
         run = _Run(genotype, model, settings, device, data)
         meta = {"created_by": "archsearch prune", "settings": settings.to_dict(), "seed": settings.seed,
                 "data": data.spec.name, **(metadata or {})}
@@ -335,7 +345,12 @@ def prune_network(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | N
     bar = tqdm(total=total, initial=run.prunes, disable=not show, desc="pruning", unit="prune", file=sys.stderr)
     clock = time.perf_counter()
     while not _done(run):
-        run.trainer.train_steps(settings.steps_per_prune, after_backward=run.criterion.after_backward)
+        loss = run.trainer.train_steps(settings.steps_per_prune, after_backward=run.criterion.after_backward)
+        if not math.isfinite(loss):
+            bar.close()
+            raise ArchsearchError(
+                f"fine-tuning diverged (loss {loss}) before prune {run.prunes + 1}; pruned.json keeps the "
+                f"{len(run.family)} genotypes recorded so far; lower prune.lr and start a new --out folder")
         run.steps += settings.steps_per_prune
         _apply(run, _choose(run))
         run.prunes += 1

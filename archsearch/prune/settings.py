@@ -14,6 +14,7 @@ channel frees far more parameters than an inner one, so use it with ``normalise 
 from __future__ import annotations
 
 import fnmatch
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
@@ -23,6 +24,8 @@ from ..errors import ArchsearchError
 __all__ = ["PruneSettings", "NORMALISERS", "CRITERION_NAMES"]
 
 NORMALISERS = ("none", "params", "macs")
+#: a cap on counts far above any real run, so that a tiny file cannot ask for years of compute
+_CAP = 10_000_000
 #: the importance criteria of :mod:`archsearch.prune.criteria` (named here so settings parse without torch)
 CRITERION_NAMES = ("fisher", "taylor", "l1", "bn-scale", "random")
 
@@ -69,17 +72,25 @@ class PruneSettings:
             raise bad("normalise", f"one of {', '.join(NORMALISERS)}")
         for key in ("steps_per_prune", "channels_per_prune", "batch_size", "record_every"):
             v = getattr(self, key)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise bad(key, "a positive integer")
+            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= _CAP:
+                raise bad(key, f"a positive integer (at most {_CAP:,})")
         for key in ("lr", "momentum", "weight_decay"):
             v = getattr(self, key)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 or (key == "lr" and v == 0):
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0 \
+                    or (key == "lr" and v == 0):
                 raise bad(key, "a non-negative number" if key != "lr" else "a positive number")
-        if self.max_prunes is not None and (not isinstance(self.max_prunes, int) or self.max_prunes < 1):
-            raise bad("max_prunes", "a positive integer")
-        if self.target_params is not None and (not isinstance(self.target_params, int) or self.target_params < 1):
+        if self.max_prunes is not None and (not isinstance(self.max_prunes, int) or isinstance(self.max_prunes, bool)
+                                            or not 1 <= self.max_prunes <= _CAP):
+            raise bad("max_prunes", f"a positive integer (at most {_CAP:,})")
+        if self.target_params is not None and (not isinstance(self.target_params, int)
+                                               or isinstance(self.target_params, bool) or self.target_params < 1):
             raise bad("target_params", "a positive parameter count such as 20k")
-        if self.fraction is not None and not (isinstance(self.fraction, (int, float)) and 0 < self.fraction <= 1):
+        if not isinstance(self.augment, bool):
+            raise bad("augment", "true or false")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2 ** 63:
+            raise bad("seed", "an integer >= 0")
+        if self.fraction is not None and not (isinstance(self.fraction, (int, float))
+                                              and not isinstance(self.fraction, bool) and 0 < self.fraction <= 1):
             raise bad("fraction", "a fraction of the prunable channels in (0, 1]")
         if not isinstance(self.prune_residual, bool):
             raise bad("prune_residual", "true or false")
