@@ -141,16 +141,19 @@ class GraphFamily(Family):
         return list(stages.items())
 
     def stages(self, genotype: "Genotype") -> list[tuple[str, int, list[int]]]:
+        """Per resolution stage: its widest tied gene (a residual stream) and its inner genes' widths
+        (every gene's where the stage has no inner one), as the WRN families report blocks."""
         roles = genotype.roles()
         out = []
         for label, genes in self.gene_stages(genotype):
             tied = [genotype.genes[g] for g in genes if roles[g] == "tied"]
-            out.append((label, max(tied, default=0), [genotype.genes[g] for g in genes]))
+            inner = [genotype.genes[g] for g in genes if roles[g] == "inner"]
+            out.append((label, max(tied, default=0), inner or tied))
         return out
 
     def summary(self, genotype: "Genotype") -> str:
         """The widest layer of each resolution stage, e.g. ``64/128/256/512``."""
-        return "/".join(str(max(widths, default=0)) for _, _, widths in self.stages(genotype))
+        return "/".join(str(max(genotype.genes[g] for g in genes)) for _, genes in self.gene_stages(genotype))
 
     def build_module(self, genotype: "Genotype") -> "nn.Module":
         from ..models.graphnet import GraphNet
