@@ -19,7 +19,7 @@ from .errors import ArchsearchError, SpaceError
 from .families import get_family
 from .genotype import Genotype, load_genotype
 
-__all__ = ["SearchSpace", "load_space", "SPACE_FORMAT", "SPACE_VERSION"]
+__all__ = ["SearchSpace", "load_space", "resolve_space", "shipped_spaces", "SPACE_FORMAT", "SPACE_VERSION"]
 
 SPACE_FORMAT = "archsearch.space"
 SPACE_VERSION = 1
@@ -55,9 +55,30 @@ class SearchSpace:
         return Genotype.from_genes(self.family, self.hparams, genes)
 
 
-def load_space(path: str | os.PathLike[str]) -> SearchSpace:
-    """Load ``path`` (a space folder or its ``space.toml``); errors name the file and the key."""
+def shipped_spaces() -> dict[str, Path]:
+    """The search spaces installed with archsearch, by name (``digits-wrn-16-2``, ...)."""
+    import importlib.resources
+
+    root = Path(str(importlib.resources.files("archsearch.search_spaces")))
+    return {p.parent.name: p.parent for p in sorted(root.glob("*/space.toml"))}
+
+
+def resolve_space(path: str | os.PathLike[str]) -> Path:
+    """A space folder or file; a bare name that is not a path here is a shipped space's name."""
     path = Path(path)
+    if not path.exists() and len(path.parts) == 1:
+        shipped = shipped_spaces()
+        if path.name in shipped:
+            return shipped[path.name]
+        raise SpaceError(f"{path}: no such space file or shipped space; shipped spaces are "
+                         f"{', '.join(shipped)} (archsearch spaces lists them)")
+    return path
+
+
+def load_space(path: str | os.PathLike[str]) -> SearchSpace:
+    """Load ``path`` (a space folder, its ``space.toml``, or a shipped space's name); errors name the
+    file and the key."""
+    path = resolve_space(path)
     file = path / "space.toml" if path.is_dir() else path
     try:
         with open(file, "rb") as fh:

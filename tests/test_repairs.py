@@ -304,3 +304,40 @@ def test_prune_resumes_a_run_killed_while_pretraining(tmp_path: Path, capsys) ->
     assert main(["prune", "--space", str(space), "--out", str(out), "--resume", "--pretrain-epochs", "1",
                  "--max-prunes", "1", "--steps-per-prune", "1", "--no-progress"]) == 0
     assert len(archsearch.load_family(out / "pruned.json")) == 2
+
+
+# -- 3. search spaces by name, installed with the package ----------------------------------------------
+
+def test_spaces_are_named_from_any_folder(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["spaces"]) == 0
+    listed = capsys.readouterr().out
+    for name in ("digits-wrn-16-2", "digits-vgg", "resnet56-cifar10", "vgg19-cifar10"):
+        assert name in listed
+    assert main(["baselines", "--space", "digits-wrn-16-2", "--budgets", "30k", "--kinds", "uniform"]) == 0
+    capsys.readouterr()
+    _one_line_error(capsys, ["baselines", "--space", "no-such-space", "--budgets", "30k"],
+                    "no such space file or shipped space", "archsearch spaces")
+
+
+def test_every_package_is_listed_for_the_wheel() -> None:
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "archsearch").rglob("__init__.py")}
+    assert found | {"archsearch.search_spaces"} == listed
+
+
+@pytest.mark.slow
+def test_a_wheel_carries_the_spaces(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import zipfile
+
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                           str(ROOT), "-w", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0 and "No module named" in proc.stderr:
+        pytest.skip(f"cannot build a wheel here: {proc.stderr.strip().splitlines()[-1]}")
+    assert proc.returncode == 0, proc.stderr
+    (wheel,) = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for name in ("digits-wrn-16-2/space.toml", "digits-wrn-16-2/pruned.json", "vgg19-cifar10/genotype.json"):
+        assert f"archsearch/search_spaces/{name}" in names

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+
+import pytest
 from pathlib import Path
 
 import archsearch
@@ -11,18 +13,29 @@ ROOT = Path(__file__).resolve().parents[1]
 PRUNED = ROOT / "search_spaces" / "digits-wrn-16-2" / "pruned.json"
 
 
-def test_shipped_trajectory_is_a_real_fisher_run():
-    family = archsearch.load_family(PRUNED)
+TRAJECTORIES = sorted(p.parent.name for p in (ROOT / "search_spaces").glob("*/pruned.json"))
+
+
+def test_every_network_family_ships_a_trajectory():
+    assert {"digits-wrn-16-2", "digits-wrn-bottleneck-16-2", "digits-vgg", "digits-resnet20"} <= set(TRAJECTORIES)
+
+
+@pytest.mark.parametrize("name", TRAJECTORIES)
+def test_shipped_trajectory_is_a_real_fisher_run(name):
+    family = archsearch.load_family(ROOT / "search_spaces" / name / "pruned.json")
     meta = family.metadata
     assert meta["created_by"] == "archsearch prune" and meta["settings"]["criterion"] == "fisher"
-    assert meta["command"].startswith("archsearch prune --space search_spaces/digits-wrn-16-2")
+    # made by one recorded command, with the thread count that makes it reproducible on a CPU
+    assert meta["command"].startswith(f"archsearch prune --space search_spaces/{name} ")
+    assert "--threads 1" in meta["command"] and meta["threads"] == 1
     assert meta["seed"] == 0 and meta["data"] == "digits"
-    space = archsearch.load_space(ROOT / "search_spaces" / "digits-wrn-16-2")
+    space = archsearch.load_space(ROOT / "search_spaces" / name)
     assert family[0].genotype == space.base_genotype()
     params = [m.params for m in family]
-    assert params == sorted(params, reverse=True) and len(family) > 50
+    assert params == sorted(params, reverse=True) and len(family) > 20
     prunes = [m.metrics["prunes"] for m in family]
     assert prunes == sorted(prunes) and all(0 <= m.metrics["val_error"] <= 1 for m in family)
+    assert (ROOT / "search_spaces" / name / "pruned_widths.png").is_file()
     # the settings it was run with are the space's (so the README's command reproduces it); a
     # setting added since then counts as its default, as it does when a run resumes
     settings = archsearch.prune.PruneSettings

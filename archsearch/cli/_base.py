@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from typing import ClassVar
 
 #: verb modules, in the order ``archsearch --help`` lists them; each defines one ``Command``
-VERBS = ("import_", "show", "derive", "baselines", "train", "prune", "study")
+VERBS = ("spaces", "import_", "show", "derive", "baselines", "train", "prune", "study")
 
 
 class Command(ABC):
