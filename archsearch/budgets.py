@@ -11,6 +11,8 @@ __all__ = ["parse_budget", "parse_budgets", "format_count"]
 _SUFFIX = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
 _PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMgG]?)\s*$")
 _EXPECTED = "expected a positive count like 0.1M, 500k, 1.2e6 or 250000"
+#: 100 billion parameters: far above any CNN, and a sure sign of a typo (1e12 for 1e6)
+MAX_BUDGET = 100_000_000_000
 
 
 def parse_budget(text: str, *, field: str = "budget") -> int:
@@ -21,6 +23,9 @@ def parse_budget(text: str, *, field: str = "budget") -> int:
     value = float(match.group(1)) * _SUFFIX[match.group(2).lower()]
     if not math.isfinite(value) or round(value) < 1:
         raise BudgetError(f"{field}: {text!r} is not a budget; {_EXPECTED}")
+    if value > MAX_BUDGET:
+        raise BudgetError(f"{field}: {text!r} is {value:.3g} parameters, more than any network archsearch "
+                          "builds (at most 100 billion)")
     return int(round(value))
 
 

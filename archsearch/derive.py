@@ -150,26 +150,32 @@ def derive(source: Family | Genotype, budgets: Sequence[int], *, method: str = "
     if not len(family):
         raise ArchsearchError("the source family is empty; expected at least one genotype")
     rows: list[Derived] = []
+    notes: list[str] = []  # warned once every budget has landed: a failing call warns about nothing
     if method == "linear":
         for budget in budgets:
             i = pick_member(family, pick, budget)
             src = family[i].genotype
+            if budget > src.params * 1.001:
+                notes.append(f"budget {budget:,} is above members[{i}]'s {src.params:,} parameters: linear scaling "
+                             "widens it beyond anything the pruning run reached")
             direction = np.array(list(src.genes.values()), dtype=float)
             rows.append(Derived(land(src, direction, budget, what=f"scaling members[{i}]"), "linear", i))
     elif method == "fit":
+        if len(family) < 2:
+            raise ArchsearchError("method fit fits widths across a trajectory of at least 2 genotypes; the source "
+                                  "holds one: use method linear")
         fit = fit_trajectory(family)
         lo, hi = fit.span
         for budget in budgets:
             if not lo <= budget <= hi:
-                warnings.warn(
-                    f"budget {budget:,} lies outside the trajectory's range [{lo:,}, {hi:,}]; "
-                    "the fit is read at the nearest end and scaled linearly",
-                    ExtrapolationWarning, stacklevel=2,
-                )
+                notes.append(f"budget {budget:,} lies outside the trajectory's range [{lo:,}, {hi:,}]; "
+                             "the fit is read at the nearest end and scaled linearly")
             direction, i = fit.widths(budget)
             rows.append(Derived(land(family[i].genotype, direction, budget, what="the trajectory fit"), "fit", i, fit.rms))
     else:
         raise ArchsearchError(f"--method: {method!r} is unknown; expected one of {', '.join(METHODS)}")
+    for note in notes:
+        warnings.warn(note, ExtrapolationWarning, stacklevel=2)
     meta = {"created_by": "archsearch derive", "method": method, "pick": str(pick), **(metadata or {})}
     out = Family(tuple(Member(r.landing.genotype, r.metrics()) for r in rows), meta)
     return out, rows

@@ -314,3 +314,20 @@ def test_every_shipped_network_prunes_with_every_criterion(tmp_path, digits, spa
                            on_record=check)
     assert len(checked) == 2 and checked[0] > checked[1]
     assert [m.metrics["channels_removed"] for m in family] == [0, 3, 6]
+
+
+def test_a_space_asking_to_prune_a_fixed_gene_is_one_line_and_writes_nothing(tmp_path, capsys) -> None:
+    import shutil
+
+    from archsearch.cli import main
+
+    space = tmp_path / "space"
+    shutil.copytree("search_spaces/digits-resnet20", space)
+    text = (space / "space.toml").read_text()
+    (space / "space.toml").write_text(text.replace("[prune]\n", '[prune]\ngenes = ["layer2.0.conv2"]\n'))
+    out = tmp_path / "run"
+    assert main(["prune", "--space", str(space), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("archsearch: error:")
+    assert "gene 'layer2.0.conv2' cannot be pruned: it passes a zero-padded (option-A) shortcut" in err
+    assert not out.exists()

@@ -341,3 +341,28 @@ def test_a_wheel_carries_the_spaces(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     for name in ("digits-wrn-16-2/space.toml", "digits-wrn-16-2/pruned.json", "vgg19-cifar10/genotype.json"):
         assert f"archsearch/search_spaces/{name}" in names
+
+
+# -- 13 and small things ---------------------------------------------------------------------------------
+
+def test_empty_seeds_and_study_names_are_errors(tmp_path: Path, capsys) -> None:
+    base = ["study", "run", "--pruned", str(PRUNED), "--space", str(ROOT / "search_spaces" / "digits-wrn-16-2"),
+            "--budgets", "30k", "--families", "uniform", "--epochs", "1", "--storage", f"sqlite:///{tmp_path / 's.db'}"]
+    _one_line_error(capsys, base + ["--seeds", "", "--study-name", "x"], "--seeds")
+    _one_line_error(capsys, base + ["--seeds", "0", "--study-name", ""], "--study-name", "empty")
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_a_report_never_creates_a_database(tmp_path: Path, capsys) -> None:
+    db = tmp_path / "nothing.db"
+    _one_line_error(capsys, ["study", "report", "--storage", f"sqlite:///{db}", "--study-name", "x",
+                             "--out", str(tmp_path / "r")], "no such database file")
+    assert not db.exists()
+
+
+def test_derive_guards(capsys) -> None:
+    g = str(ROOT / "search_spaces" / "wrn-40-2-cifar10" / "genotype.json")
+    _one_line_error(capsys, ["derive", "--from", g, "--budgets", "1e12"], "more than any network")
+    _one_line_error(capsys, ["derive", "--from", g, "--budgets", "1M", "--method", "fit"], "at least 2 genotypes")
+    assert main(["derive", "--from", g, "--budgets", "5M"]) == 0
+    assert "warning: budget 5,000,000 is above members[0]'s 2,243,546 parameters" in capsys.readouterr().err

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..budgets import format_count
 from ..family import load_family
@@ -19,12 +20,19 @@ class ShowCommand(Command):
         parser.add_argument("file", help="genotype or family JSON file")
         parser.add_argument("--plot", metavar="PNG", help="write the width profile (PNG, SVG or PDF)")
         parser.add_argument("--members", metavar="I,J,...",
-                            help="family only: which members to plot (default: all, or 12 spread out)")
+                            help="family only: which members to list and plot (default: all up to 12, "
+                                 "else 12 spread out; --all lists every one)")
+        parser.add_argument("--all", action="store_true", help="family only: list every member (default: off)")
         add_member_argument(parser)
         parser.add_argument("--export", metavar="FILE",
                             help="write the genotype chosen by --member as a genotype file (for train, or another project)")
 
     def run(self, args: argparse.Namespace) -> int:
+        if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf"):
+            from ..errors import ArchsearchError
+
+            raise ArchsearchError(f"--plot {args.plot}: the file name must end in .png, .svg or .pdf "
+                                  "(the ending picks the format)")
         if args.export:
             genotype = load_member(args.file, args.member)
             genotype.save(args.export)
@@ -48,16 +56,22 @@ class ShowCommand(Command):
             for key, value in family[0].metrics.items():
                 print(f"{key}: {value}")
         else:
-            metric_keys = sorted({k for m in family for k in m.metrics})[:5]
+            skip = {"baseline", "criterion"}
+            metric_keys = sorted({k for m in family for k in m.metrics} - skip)[:5]
             rows = []
             graph = first.family == "graph"
-            for i, m in enumerate(family):
+            listed = list(range(len(family))) if args.all and not args.members else _choose(len(family), args.members)
+            for i in listed:
+                m = family[i]
                 stages = m.genotype.stages()
-                rows.append([i, f"{m.params:,}", format_count(m.macs), m.genotype.summary(),
+                kind = m.metrics.get("baseline") or m.metrics.get("criterion") or ""
+                rows.append([i, m.genotype.family, kind, f"{m.params:,}", format_count(m.macs), m.genotype.summary(),
                              "/".join(str(sum(inners)) for _, _, inners in stages)]
                             + [_fmt(m.metrics.get(k)) for k in metric_keys])
-            print_table(["#", "params", "MACs", "widest per stage" if graph else "residual",
+            print_table(["#", "family", "kind", "params", "MACs", "widest per stage" if graph else "residual",
                          "channels per stage" if graph else "inner sums"] + metric_keys, rows)
+            if len(listed) < len(family):
+                print(f"({len(listed)} of {len(family)} members shown; --all lists every one, --members I,J picks)")
         if args.plot:
             from ..errors import ArchsearchError
             from ..plots import plot_width_profile
@@ -65,7 +79,7 @@ class ShowCommand(Command):
             indices = _choose(len(family), args.members)
             try:
                 plot_width_profile([family[i].genotype for i in indices], args.plot,
-                                   labels=[f"#{i}: {family[i].params:,} params" for i in indices],
+                                   labels=[_label(family, i) for i in indices],
                                    title=f"Width profile: {args.file}", indices=indices)
             except (ValueError, OSError) as exc:
                 raise ArchsearchError(f"--plot {args.plot}: cannot write ({exc})") from None
@@ -87,6 +101,13 @@ def _print_genes(g) -> None:  # noqa: ANN001
             shown = ", ".join(layers[:3]) + (f" +{len(layers) - 3}" if len(layers) > 3 else "")
             rows.append([stage, gene, g.genes[gene], roles[gene], shown])
     print_table(["stage", "gene", "width", "role", "layers it sets"], rows)
+
+
+def _label(family, i: int) -> str:  # noqa: ANN001
+    """A legend entry: index, parameters, and the member's family and baseline kind where known."""
+    m = family[i]
+    kind = m.metrics.get("baseline") or m.genotype.family
+    return f"#{i}: {kind}, {m.params:,} params"
 
 
 def _fmt(value: object) -> str:

@@ -113,7 +113,9 @@ class StudyCommand(Command):
         space = load_space(args.space) if args.space else None
         budgets = parse_budgets(args.budgets)
         kinds = [k.strip() for k in args.families.split(",") if k.strip()]
-        seeds = _parse_seeds(args.seeds or ("0,1,2" if args.mode == "grid" else "0"))
+        seeds = _parse_seeds(args.seeds if args.seeds is not None else ("0,1,2" if args.mode == "grid" else "0"))
+        if args.study_name is not None and not args.study_name.strip():
+            raise ArchsearchError("--study-name: an empty name; give the study a name, or leave the flag out")
         sources = [load_source(path, label) for label, path in map(_pruned_arg, args.pruned)]
         data = args.data or (space.data.get("name") if space else None) or "digits"
         if args.recipe:

@@ -360,6 +360,9 @@ def _prune(genotype: Genotype, model: nn.Module | None, data: DataSplits, settin
             clock = now
             err = _record(run, data, out_dir)
             bar.set_postfix(params=f"{run.genotype.params:,}", val_err=f"{err:.3f}")
+            if not show:  # no bar (no terminal, or --no-progress): one plain line per record
+                print(f"prune {run.prunes}: {run.genotype.params:,} params, val error {err:.2%}, "
+                      f"{run.removed} channels removed", file=sys.stderr, flush=True)
             if on_record is not None:
                 on_record(run.family)
         bar.update(1)

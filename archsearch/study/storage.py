@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import StudyError
@@ -231,6 +232,11 @@ def load_study(storage: str, study_name: str) -> "optuna.Study":
     """An existing study, read-only use (reports): a missing name lists the studies that exist."""
     import optuna
 
+    if isinstance(storage, str) and storage.lower().startswith("sqlite:///"):
+        path = Path(storage[len("sqlite:///"):])
+        if str(path) != ":memory:" and not path.is_file():  # reading must never create a database
+            raise StudyError(f"--storage {storage}: no such database file {path}; a study is made by "
+                             "archsearch study run")
     store = open_storage(storage, heartbeat=None)
     try:
         return optuna.load_study(study_name=study_name, storage=store)
