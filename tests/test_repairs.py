@@ -366,3 +366,24 @@ def test_derive_guards(capsys) -> None:
     _one_line_error(capsys, ["derive", "--from", g, "--budgets", "1M", "--method", "fit"], "at least 2 genotypes")
     assert main(["derive", "--from", g, "--budgets", "5M"]) == 0
     assert "warning: budget 5,000,000 is above members[0]'s 2,243,546 parameters" in capsys.readouterr().err
+
+
+def test_every_option_of_every_verb_says_what_it_does() -> None:
+    import argparse
+
+    from archsearch.cli import build_parser
+
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for verb, sub in action.choices.items():
+                    walk(sub, f"{name} {verb}")
+            elif not action.help:
+                missing.append(f"{name} {action.option_strings or action.dest}")
+
+    parser = build_parser()
+    walk(parser, "archsearch")
+    assert missing == []
+    assert "workflow:" in parser.format_help()

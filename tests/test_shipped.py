@@ -52,3 +52,26 @@ def test_readme_main_job_runs(capsys):
     assert len(rows) == 3
     for row in rows:
         assert abs(float(row[3].rstrip("%"))) < 0.5
+
+
+def _readme_samples():
+    """(command, sample output) pairs of the README's arithmetic verbs: a ```bash block of one
+    ``archsearch derive|baselines`` command directly followed by a plain block of its output."""
+    readme = (ROOT / "README.md").read_text()
+    pattern = re.compile(r"```bash\n(?:\.venv/bin/)?(?:.*&& )?(?:\.venv/bin/)?archsearch ((?:derive|baselines) [^\n]+)\n```\n```\n(.*?)```",
+                         re.S)
+    return [(m.group(1), m.group(2)) for m in pattern.finditer(readme)]
+
+
+def test_readme_sample_outputs_are_what_the_tool_prints(tmp_path, capsys, monkeypatch):
+    samples = _readme_samples()
+    assert len(samples) >= 3
+    monkeypatch.chdir(ROOT)
+    for command, sample in samples:
+        argv = command.split()
+        if "--out" in argv:
+            argv[argv.index("--out") + 1] = str(tmp_path / "out.json")
+        assert main(argv) == 0, command
+        printed = capsys.readouterr().out.splitlines()
+        expected = [line for line in sample.splitlines() if line.strip() and line.strip() != "..."]
+        assert printed[:len(expected)] == expected, command

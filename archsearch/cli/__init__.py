@@ -39,12 +39,24 @@ def _attach_dash_values(argv: Sequence[str]) -> list[str]:
     return out
 
 
+_WORKFLOW = """workflow:
+  archsearch spaces                                   the shipped search spaces
+  archsearch import torchvision.models:resnet18 --input 3x224x224 --out net.json   (or any CNN)
+  archsearch prune --space digits-wrn-16-2 --out runs/p    train, then prune channel by channel
+  archsearch derive --from runs/p/pruned.json --budgets 5k,20k --out derived.json
+  archsearch baselines --space digits-wrn-16-2 --budgets 5k,20k --out baselines.json
+  archsearch train derived.json --member 0 --data digits    train one from scratch
+  archsearch study run ... ; archsearch study report ...  compare them all (Optuna)
+  archsearch VERB --help shows each verb's options and an example."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
     parser = _Parser(
         prog="archsearch",
         description="Structured channel pruning as architecture search.",
+        epilog=_WORKFLOW,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"archsearch {__version__}")

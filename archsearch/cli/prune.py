@@ -30,15 +30,19 @@ class PruneCommand(Command):
         g = parser.add_argument_group("pruning settings (override the space's [prune] table)")
         g.add_argument("--criterion", help="fisher (default), taylor, l1, bn-scale, random")
         g.add_argument("--normalise", help="none (default), params, macs: divide scores by what a channel frees")
-        g.add_argument("--max-prunes", type=int)
+        g.add_argument("--max-prunes", type=int, help="stop after this many prunes (default: the space's)")
         g.add_argument("--target-params", help="stop at this many parameters, e.g. 20k")
         g.add_argument("--fraction", type=float, help="stop after removing this fraction of the prunable channels")
-        g.add_argument("--steps-per-prune", type=int)
-        g.add_argument("--channels-per-prune", type=int)
-        g.add_argument("--record-every", type=int)
-        g.add_argument("--lr", type=float)
-        g.add_argument("--batch-size", type=int)
-        g.add_argument("--seed", type=int)
+        g.add_argument("--steps-per-prune", type=int,
+                       help="fine-tuning steps between prunes (default: the space's, else 100)")
+        g.add_argument("--channels-per-prune", type=int,
+                       help="channels removed per prune (default: the space's, else 1)")
+        g.add_argument("--record-every", type=int,
+                       help="append a genotype to pruned.json every this many prunes (default: the space's, else 1)")
+        g.add_argument("--lr", type=float, help="fine-tuning learning rate (default: the space's, else 8e-4)")
+        g.add_argument("--batch-size", type=int, help="fine-tuning batch size (default: the space's, else 128)")
+        g.add_argument("--seed", type=int, help="seed of the data order and the random criterion (default: the "
+                                               "space's, else 0)")
         g.add_argument("--prune-residual", action="store_true", default=None,
                        help="also prune each stage's residual width as one coupled group (use with --normalise params)")
 
