@@ -105,7 +105,7 @@ class GraphNet(nn.Module):
             inplace = reusable and (kind == "add" or (kind == "act" and cfg in _INPLACE_ACTS))
             self._program.append((node, kind, module, (cfg, inplace), args, done))
         #: node id -> callable(output tensor), run as each node is computed (pruning watches
-        #: activations this way); while any is set, no tensor is overwritten in place
+        #: activations this way); a watched tensor is never overwritten in place
         self.taps: dict[str, Callable[[torch.Tensor], None]] = {}
         self._init_weights()
 
@@ -184,7 +184,7 @@ class GraphNet(nn.Module):
         values = {self.input_id: x}
         taps = self.taps
         for node, kind, module, cfg, args, done in self._program:
-            if taps:
+            if taps and cfg[1] and args[0] in taps:  # a watched tensor is never overwritten
                 cfg = (cfg[0], False)
             values[node] = self._run_node(kind, module, cfg, [values[a] for a in args])
             if taps and node in taps:

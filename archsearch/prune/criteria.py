@@ -88,14 +88,17 @@ class _ActivationCriterion(Criterion):
             if not (self.model.training and activation.requires_grad):
                 return
             act = activation.detach()
+            whole = len(segments) == 1 and segments[0][1] == 0 and segments[0][2] * spatial == act.shape[1]
 
             def on_grad(grad: torch.Tensor) -> None:
-                a, g = act.float(), grad.float()
+                a, g = act, grad
+                if a.dtype != torch.float32:  # bf16 on a GPU: accumulate in fp32
+                    a, g = a.float(), g.float()
                 if a.dim() == 2 and spatial > 1:  # a flattened map: one channel is `spatial` features
                     a, g = a.unflatten(1, (-1, spatial)), g.unflatten(1, (-1, spatial))
                 signal = self.per_sample(a, g)
                 for gene, offset, width in segments:
-                    part = signal[:, offset:offset + width]
+                    part = signal if whole else signal[:, offset:offset + width]
                     prev = self._step.get(gene)
                     self._step[gene] = part if prev is None else prev + part
 
