@@ -442,3 +442,21 @@ def test_importing_the_study_package_imports_neither_torch_nor_optuna():
             "print(sorted(m for m in ('torch', 'optuna', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_diverged_trial_is_never_complete_and_never_ranked(pruned, digits, tmp_path):
+    """Repairs item 8: a trial whose training diverged is PRUNED, and the leaderboard skips it."""
+    settings = grid_settings(pruned, kinds=("uniform",), budgets=(2000,), seeds=(0, 1))
+    clean = fake_train(lambda g, seed: (0.1, 0.1))
+
+    def train(genotype, data, recipe, *, device=None, seed=0, progress=None, on_epoch=None):  # noqa: ANN001
+        metrics = clean(genotype, data, recipe, device=device, seed=seed, progress=progress, on_epoch=on_epoch)
+        return {**metrics, "diverged": seed == 1}
+
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    run_study(settings, study_name="d", storage=url, data=digits, train=train)
+    results = load_results(url, "d")
+    states = sorted((t["seed"], t["state"]) for t in results.trials)
+    assert states == [(0, "COMPLETE"), (1, "PRUNED")]
+    (row,) = leaderboard(results)
+    assert row.n == 1

@@ -202,4 +202,6 @@ class Objective:
             "trial_s": time.perf_counter() - start, "diverged": bool(metrics.get("diverged")),
         }.items():
             trial.set_user_attr(key, value)
+        if metrics.get("diverged"):  # never a COMPLETE trial: the report must not rank a blown-up run
+            raise optuna.TrialPruned(f"training diverged (non-finite loss) in epoch {final['epoch']}")
         return float(final["val_error"])
