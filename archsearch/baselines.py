@@ -17,7 +17,7 @@ Each solves its one free number with the same :func:`archsearch.landing.land` as
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -27,9 +27,13 @@ from .family import Family, Member
 from .genotype import Genotype
 from .landing import Landing, land
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .space import SearchSpace
+
 __all__ = ["BASELINES", "GENERIC_BASELINES", "baseline", "baselines", "scaled_baseline"]
 
 BASELINES = ("uniform", "bottleneck", "bottleneck-block")
+_WRN = ("wrn", "wrn-bottleneck")
 #: the baselines every network has (``bottleneck-block`` is a WRN family of its own)
 GENERIC_BASELINES = ("uniform", "bottleneck")
 
@@ -74,14 +78,26 @@ def baseline(kind: str, hparams: Mapping[str, Any], budget: int, *, widen: float
     raise ArchsearchError(f"--kinds: {kind!r} is unknown; expected some of {', '.join(BASELINES)}")
 
 
-def baselines(source: Mapping[str, Any] | Genotype, budgets: Sequence[int], kinds: Sequence[str] | None = None, *,
-              widen: float = 1.0, metadata: dict | None = None, skip_unreachable: bool = False) -> Family:
+def baselines(source: "Mapping[str, Any] | Genotype | SearchSpace", budgets: Sequence[int],
+              kinds: Sequence[str] | None = None, *, widen: float | None = None, metadata: dict | None = None,
+              skip_unreachable: bool = False) -> Family:
     """All requested baselines at all budgets, as one family file (kind-major order).
 
-    ``source`` is either the ``wrn`` hyper-parameters (all of :data:`BASELINES`) or the unpruned
-    genotype of any network (:data:`GENERIC_BASELINES`). With ``skip_unreachable`` a budget a kind
-    cannot reach is left out with a warning (and listed in the metadata) instead of failing the call.
+    ``source`` is a search space (what ``archsearch baselines --space`` reads), an unpruned genotype
+    (``--from``), or the ``wrn`` hyper-parameters. A WRN space or genotype gets all of
+    :data:`BASELINES`, with the ``bottleneck`` baseline at its own widen factor (unless ``widen`` is
+    given); any other network gets :data:`GENERIC_BASELINES`. With ``skip_unreachable`` a budget a
+    kind cannot reach is left out with a warning (and listed in the metadata) instead of failing.
     """
+    from .space import SearchSpace
+
+    if isinstance(source, SearchSpace):
+        space_widen, source = source.widen, source.base_genotype()
+        widen = space_widen if widen is None and source.family in _WRN else widen
+    if isinstance(source, Genotype) and source.family in _WRN:
+        widen = widen if widen is not None else source.genes["s1.width"] / source.family_spec.base_widths[0]
+        source = dict(source.hparams)
+    widen = 1.0 if widen is None else widen
     generic = isinstance(source, Genotype)
     kinds = tuple(kinds or (GENERIC_BASELINES if generic else BASELINES))
     members, skipped = [], []

@@ -387,3 +387,17 @@ def test_every_option_of_every_verb_says_what_it_does() -> None:
     walk(parser, "archsearch")
     assert missing == []
     assert "workflow:" in parser.format_help()
+
+
+def test_python_baselines_give_what_the_cli_gives(tmp_path: Path, capsys) -> None:
+    """The widen factor comes from the space (or genotype) in Python as on the command line."""
+    space = archsearch.load_space(ROOT / "search_spaces" / "digits-wrn-16-2")
+    out = tmp_path / "b.json"
+    assert main(["baselines", "--space", str(ROOT / "search_spaces" / "digits-wrn-16-2"), "--budgets", "30k",
+                 "--out", str(out)]) == 0
+    cli = archsearch.load_family(out)
+    for source in (space, space.base_genotype()):
+        python = archsearch.baselines(source, [30_000])
+        assert [m.genotype for m in python] == [m.genotype for m in cli]
+    bottleneck = next(m for m in cli if m.metrics["baseline"] == "bottleneck").genotype
+    assert [w for _, w, _ in bottleneck.stages()] == [32, 64, 128]  # widen 2's residual widths, not widen 1's

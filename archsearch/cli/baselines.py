@@ -34,21 +34,18 @@ class BaselinesCommand(Command):
         budgets = parse_budgets(args.budgets)
         if args.source:
             source, label = load_member(args.source, args.member or "first"), args.source
+            network = source
         else:
-            space = load_space(args.space)
-            source, label = space.base_genotype(), args.space
-        generic = source.family not in ("wrn", "wrn-bottleneck")
+            source, label = load_space(args.space), args.space
+            network = source.base_genotype()
+        generic = network.family not in ("wrn", "wrn-bottleneck")
         allowed = GENERIC_BASELINES if generic else BASELINES
         kinds = [k.strip() for k in args.kinds.split(",")] if args.kinds else list(allowed)
         for k in kinds:
             if k not in allowed:
                 raise ArchsearchError(f"--kinds: {k!r} is unknown for {label}; expected some of {', '.join(allowed)}")
-        if generic:
-            family = baselines(source, budgets, kinds, metadata={"source": str(label)}, skip_unreachable=True)
-        else:
-            family = baselines(dict(source.hparams), budgets, kinds, widen=space.widen if not args.source else
-                               _widen_of(source), metadata={"space" if args.space else "source": str(label)},
-                               skip_unreachable=True)
+        family = baselines(source, budgets, kinds, skip_unreachable=True,
+                           metadata={"space" if args.space else "source": str(label)})
         rows = []
         for m in family:
             knob = next(k for k in ("widen", "inner_ratio", "width_scale", "inner_scale") if k in m.metrics)
@@ -60,11 +57,6 @@ class BaselinesCommand(Command):
             family.save(args.out)
             print(f"wrote {len(family)} genotypes to {args.out}", file=sys.stderr)
         return 0
-
-
-def _widen_of(genotype) -> float:  # noqa: ANN001
-    """The widen factor of an unpruned WRN genotype: its first stage's width over 16."""
-    return genotype.genes["s1.width"] / 16
 
 
 COMMAND = BaselinesCommand()

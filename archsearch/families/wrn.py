@@ -33,6 +33,8 @@ def _positive_int(hparams: Mapping[str, Any], key: str, minimum: int = 1) -> int
 class WRN(Family):
     name = "wrn"
     block = "basic"
+    #: stage widths at widen factor 1 (a stage's width is ``round(base * widen)``)
+    base_widths = BASE_WIDTHS
     defaults = {"depth": None, "num_classes": 10, "in_channels": 3, "input_size": 32, "stem_width": 16}
 
     def check_hparams(self, hparams: Mapping[str, Any]) -> dict[str, Any]:
