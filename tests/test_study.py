@@ -460,3 +460,48 @@ def test_a_diverged_trial_is_never_complete_and_never_ranked(pruned, digits, tmp
     assert states == [(0, "COMPLETE"), (1, "PRUNED")]
     (row,) = leaderboard(results)
     assert row.n == 1
+
+
+_PAUSED_WORKER = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    from test_study import grid_settings, fake_train
+    from archsearch.study import run_study
+    from pathlib import Path
+
+    settings = grid_settings(Path({pruned!r}), kinds=("uniform",), budgets=(2000,), seeds=(0,))
+    clean = fake_train(lambda g, s: (0.2, 0.2))
+
+    def slow(*args, **kwargs):
+        print("training", flush=True)
+        time.sleep(2.0)  # stopped (SIGSTOP) in here for longer than twice the heartbeat
+        return clean(*args, **kwargs)
+
+    run_study(settings, study_name="p", storage={url!r}, heartbeat=1, train=slow, wait=False)
+    print("done", flush=True)
+""")
+
+
+@pytest.mark.slow
+def test_a_paused_worker_resumes_without_a_traceback_or_a_duplicate(pruned, digits, tmp_path):
+    """Repairs item 10: a worker stopped past twice its heartbeat (a laptop asleep) loses its trial to a
+    live worker; when it wakes it says so and goes on, and its cell still ran exactly once."""
+    url = f"sqlite:///{tmp_path / 'paused.db'}"
+    script = _PAUSED_WORKER.format(tests=str(Path(__file__).parent), pruned=str(pruned), url=url)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=WORKER_ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "training"
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGSTOP)
+        time.sleep(3.5)  # > 2 heartbeats: the trial is stale
+        settings = grid_settings(pruned, kinds=("uniform",), budgets=(2000,), seeds=(0,))
+        run_study(settings, study_name="p", storage=url, data=digits, heartbeat=1,
+                  train=fake_train(lambda g, s: (0.1, 0.1)))
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "done" in out
+    done, states = cell_counts(url, "p")
+    assert set(done.values()) == {1} and states["COMPLETE"] == 1 and states["WAITING"] == 0

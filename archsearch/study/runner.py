@@ -177,7 +177,16 @@ def run_study(settings: StudySettings, *, study_name: str, storage: "str | optun
                 break
             objective.current = None
             try:
-                study.optimize(objective, n_trials=1, catch=(IdleTrial,))
+                with _quiet_takeover():
+                    study.optimize(objective, n_trials=1, catch=(IdleTrial,))
+            except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as exc:
+                # this worker was stopped (a laptop asleep, SIGSTOP) past twice its heartbeat: a live
+                # worker failed its trial and re-queued the cell, which runs there; drop this result
+                if not _taken_over(exc):
+                    raise
+                log(f"trial {objective.current} was handed to another worker while this one was stopped; "
+                    "its result here is dropped and the cell runs once, there")
+                continue
             except BaseException as exc:
                 interrupted = isinstance(exc, KeyboardInterrupt)
                 if _requeue(study, objective.current, None if interrupted else MAX_RETRY):
@@ -201,3 +210,38 @@ def run_study(settings: StudySettings, *, study_name: str, storage: "str | optun
                 on_trial(result)
         summary.states = study_progress(study)
     return summary
+
+
+def _taken_over(exc: BaseException) -> bool:
+    """Whether ``exc`` is Optuna refusing to write to a trial that another worker already failed."""
+    import optuna
+
+    return isinstance(exc, optuna.exceptions.UpdateFinishedTrialError) or (
+        isinstance(exc, ValueError) and str(exc).startswith("Cannot tell a FAIL trial"))
+
+
+class _TakeoverFilter:
+    """Drops Optuna's own report (with traceback) of a write to a trial another worker took over."""
+
+    def filter(self, record) -> bool:  # noqa: ANN001
+        exc = record.exc_info[1] if record.exc_info else None
+        message = record.getMessage()
+        return not (exc is not None and _taken_over(exc)) and "has already finished and can not be updated" \
+            not in message and not (message.startswith("Trial ") and message.endswith("failed with value None."))
+
+
+class _quiet_takeover:  # noqa: N801 (a context manager used like a function)
+    def __enter__(self) -> None:
+        import logging
+
+        self.filter = _TakeoverFilter()
+        logging.getLogger("optuna").addFilter(self.filter)
+        for handler in logging.getLogger("optuna").handlers:
+            handler.addFilter(self.filter)
+
+    def __exit__(self, *exc: object) -> None:
+        import logging
+
+        logging.getLogger("optuna").removeFilter(self.filter)
+        for handler in logging.getLogger("optuna").handlers:
+            handler.removeFilter(self.filter)
