@@ -14,44 +14,72 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .baselines import BASELINES, GENERIC_BASELINES, baseline, baselines, scaled_baseline
-from .budgets import format_count, parse_budget, parse_budgets
-from .derive import ExtrapolationWarning, derive, fit_trajectory, pick_member
-from .data import DataSplits, dataset_names, load_dataset
-from .errors import (
-    ArchsearchError,
-    BudgetError,
-    DataError,
-    FileFormatError,
-    GenotypeError,
-    NetworkImportError,
-    RecipeError,
-    SpaceError,
-    StudyError,
-    TrainingError,
-    UnknownFamilyError,
-)
-from .families import Family as SearchFamily
-from .families import create_genotype, family_names, get_family, register_family
-from .family import Family, Member, load_family
-from .genotype import Genotype, load_genotype
-from .importer import import_module, import_source
-from .landing import Landing, land
-from . import prune
-from .recipe import Recipe, budget_epochs, get_recipe
-from .space import SearchSpace, load_space
-from .train import Trainer, train_genotype
-from .plots import plot_error_vs_params, plot_width_profile
-from .study import (
-    CANDIDATE_KINDS,
-    StudySettings,
-    leaderboard,
-    load_results,
-    load_source,
-    make_candidate,
-    run_study,
-    write_report,
-)
+# Public names load on first use (PEP 562), so that ``import archsearch`` and ``archsearch --help``
+# stay fast: numpy, scipy, networkx, torch and optuna are imported by the modules that need them.
+import sys as _sys
+import types as _types
+
+_LAZY: dict[str, tuple[str, str]] = {}
+
+
+def _expose(module: str, *names: str, rename: dict[str, str] | None = None) -> None:
+    for name in names:
+        _LAZY[name] = (module, name)
+    for public, private in (rename or {}).items():
+        _LAZY[public] = (module, private)
+
+
+_expose(".baselines", "BASELINES", "GENERIC_BASELINES", "baseline", "baselines", "scaled_baseline")
+_expose(".budgets", "format_count", "parse_budget", "parse_budgets")
+_expose(".derive", "ExtrapolationWarning", "derive", "fit_trajectory", "pick_member")
+_expose(".data", "DataSplits", "dataset_names", "load_dataset")
+_expose(".errors", "ArchsearchError", "BudgetError", "DataError", "FileFormatError", "GenotypeError",
+        "NetworkImportError", "RecipeError", "SpaceError", "StudyError", "TrainingError", "UnknownFamilyError")
+_expose(".families", "create_genotype", "family_names", "get_family", "register_family",
+        rename={"SearchFamily": "Family"})
+_expose(".family", "Family", "Member", "load_family")
+_expose(".genotype", "Genotype", "load_genotype")
+_expose(".importer", "import_module", "import_source")
+_expose(".landing", "Landing", "land")
+_expose(".recipe", "Recipe", "budget_epochs", "get_recipe")
+_expose(".space", "SearchSpace", "load_space")
+_expose(".train", "Trainer", "train_genotype")
+_expose(".plots", "plot_error_vs_params", "plot_width_profile")
+_expose(".study", "CANDIDATE_KINDS", "StudySettings", "leaderboard", "load_results", "load_source",
+        "make_candidate", "run_study", "write_report")
+_SUBPACKAGES = ("prune", "zoo", "models", "study", "families", "cli")
+
+
+def __getattr__(name: str):  # noqa: ANN202
+    import importlib
+
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module, __name__), attr)
+    elif name in _SUBPACKAGES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'archsearch' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBPACKAGES))
+
+
+class _Package(_types.ModuleType):
+    """Keeps ``archsearch.derive`` and ``archsearch.baselines`` the functions they are documented as:
+    importing the submodule of the same name would otherwise rebind the package attribute to it."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if isinstance(value, _types.ModuleType) and _LAZY.get(name, (None,))[0] == f".{name}":
+            return
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
+
 
 __all__ = [
     "__version__",
@@ -71,17 +99,19 @@ __all__ = [
 ]
 
 
-def count_params(genotype: Genotype) -> int:
+def count_params(genotype: "Genotype") -> int:
     """Trainable parameters of the network the genotype builds, without building it."""
     return genotype.params
 
 
-def count_macs(genotype: Genotype) -> int:
+def count_macs(genotype: "Genotype") -> int:
     return genotype.macs
 
 
 def build_model(genotype: "Genotype | str"):  # noqa: ANN201 (torch is imported lazily)
     """A ``torch.nn.Module`` from a genotype or a path to a genotype file."""
+    from .genotype import Genotype, load_genotype
+
     if not isinstance(genotype, Genotype):
         genotype = load_genotype(genotype)
     return genotype.build()

@@ -26,16 +26,14 @@ from .families import get_family
 from .family import Family, Member
 from .genotype import Genotype
 from .landing import Landing, land
+from .names import BASELINES, GENERIC_BASELINES
 
 if TYPE_CHECKING:  # pragma: no cover
     from .space import SearchSpace
 
 __all__ = ["BASELINES", "GENERIC_BASELINES", "baseline", "baselines", "scaled_baseline"]
 
-BASELINES = ("uniform", "bottleneck", "bottleneck-block")
 _WRN = ("wrn", "wrn-bottleneck")
-#: the baselines every network has (``bottleneck-block`` is a WRN family of its own)
-GENERIC_BASELINES = ("uniform", "bottleneck")
 
 
 def scaled_baseline(kind: str, template: Genotype, budget: int) -> tuple[Landing, str]:

@@ -25,11 +25,11 @@ from .errors import ArchsearchError
 from .family import Family, Member
 from .genotype import Genotype
 from .landing import Landing, land
+from .names import DERIVE_METHODS, PICKS
 
 __all__ = ["derive", "pick_member", "fit_trajectory", "TrajectoryFit", "ExtrapolationWarning", "METHODS", "PICKS"]
 
-METHODS = ("linear", "fit")
-PICKS = ("nearest", "best", "first", "last", "<index>")
+METHODS = DERIVE_METHODS
 
 
 class ExtrapolationWarning(UserWarning):

@@ -21,6 +21,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from ._jsonio import atomic_write_json, check_header, read_json
 from .errors import ArchsearchError, FileFormatError
 from .genotype import Genotype
+from .names import MEMBER_FORMS
 
 __all__ = ["Family", "Member", "load_family", "select_member", "MEMBER_FORMS", "FAMILY_FORMAT", "FAMILY_VERSION"]
 
@@ -117,8 +118,6 @@ class Family:
         return cls(tuple(members), metadata)
 
 
-#: how one member of a family is named: an index, first/last/best, or a parameter budget
-MEMBER_FORMS = "an index such as 0 or -1, first, last, best (lowest val_error), or a budget such as 20k"
 
 
 def select_member(family: Family, member: str | int | None) -> int:

@@ -29,3 +29,21 @@ def test_usage_and_value_errors_are_one_line(capsys, argv, needle):
 def test_negative_index_reaches_pick(capsys):
     assert main(["derive", "--from", str(PRUNED), "--budgets", "5k", "--pick", "-1"]) == 0
     assert capsys.readouterr().out.splitlines()[2].split()[6] == "109"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["derive", "--help"], ["baselines", "--help"], ["show", "--help"],
+                                  ["import", "--help"], ["train", "--help"], ["prune", "--help"],
+                                  ["study", "run", "--help"], ["spaces", "--help"]])
+def test_help_imports_nothing_heavy(argv):
+    """Fast start (speed itself is measured in benchmarks/bench_startup.py): help needs no numerics."""
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom archsearch.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+              "heavy = [m for m in ('numpy', 'scipy', 'networkx', 'torch', 'optuna', 'matplotlib') if m in sys.modules]\n"
+              "print('HEAVY:' + ','.join(heavy))\n") % (argv,)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    heavy = [line for line in out.stdout.splitlines() if line.startswith("HEAVY:")][-1][len("HEAVY:"):]
+    allowed = {"numpy"} if argv[0] in ("train", "study") else set()  # the data sets' names come from data.py
+    assert set(filter(None, heavy.split(","))) <= allowed, heavy

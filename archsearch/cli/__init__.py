@@ -12,7 +12,7 @@ import warnings
 from typing import NoReturn, Sequence
 
 from ..errors import ArchsearchError
-from ._base import Command, all_commands
+from ._base import VERBS, Command, load_command
 
 __all__ = ["main", "Command"]
 
@@ -50,7 +50,12 @@ _WORKFLOW = """workflow:
   archsearch VERB --help shows each verb's options and an example."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with the options of ``verb`` only (``"*"``: every verb's, as the help tests ask).
+
+    Each verb's module is imported only when its options are built, so ``archsearch --help`` and
+    ``archsearch VERB --help`` import just what they show.
+    """
     from .. import __version__
 
     parser = _Parser(
@@ -61,21 +66,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"archsearch {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
-    for command in all_commands():
-        p = sub.add_parser(
-            command.name,
-            help=command.help,
-            description=f"{command.help}\n\nexample:\n  {command.example}",
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        command.add_arguments(p)
-        p.set_defaults(_command=command)
+    for name, (_, help_text) in VERBS.items():
+        if verb == "*" or name == verb:
+            command = load_command(name)
+            p = sub.add_parser(name, help=help_text,
+                               description=f"{help_text}\n\nexample:\n  {command.example}",
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+            command.add_arguments(p)
+            p.set_defaults(_command=command)
+        else:
+            sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(_attach_dash_values(sys.argv[1:] if argv is None else argv))
+    argv = _attach_dash_values(sys.argv[1:] if argv is None else argv)
+    verb = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(verb if verb in VERBS else None)
+    args = parser.parse_args(argv)
     if not getattr(args, "_command", None):
         parser.print_help()
         return 2

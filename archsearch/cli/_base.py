@@ -5,14 +5,30 @@ import importlib
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
-#: verb modules, in the order ``archsearch --help`` lists them; each defines one ``Command``
-VERBS = ("spaces", "import_", "show", "derive", "baselines", "train", "prune", "study")
+#: every verb, in the order ``archsearch --help`` lists them: its module (which defines one
+#: ``Command``) and its one-line help. The help lives here so that the top-level ``--help`` imports
+#: no verb module (and nothing heavy): a verb's module is imported only when that verb runs.
+VERBS: dict[str, tuple[str, str]] = {
+    "spaces": ("spaces", "list the search spaces installed with archsearch (name them with --space from any folder)"),
+    "import": ("import_", "trace a PyTorch network (torch.fx) into a genotype file, so that any CNN can be scaled "
+                          "and pruned"),
+    "show": ("show", "print a genotype or family file readably; --plot draws the per-layer width profile"),
+    "derive": ("derive", "scale a pruned genotype (or fit a trajectory) to new parameter budgets"),
+    "baselines": ("baselines", "uniform-width and bottleneck networks at the same parameter budgets"),
+    "train": ("train", "train a genotype from scratch; writes metrics.json, model.pt and a resumable checkpoint"),
+    "prune": ("prune", "train the space's big net, then prune it channel by channel, recording every genotype "
+                       "in pruned.json"),
+    "study": ("study", "compare pruned-derived genotypes with baselines in an Optuna study (run, then report)"),
+}
 
 
 class Command(ABC):
     name: ClassVar[str]
-    help: ClassVar[str]
     example: ClassVar[str]
+
+    @property
+    def help(self) -> str:
+        return VERBS[self.name][1]
 
     @abstractmethod
     def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
@@ -21,21 +37,13 @@ class Command(ABC):
     def run(self, args: argparse.Namespace) -> int: ...
 
 
-def all_commands() -> list[Command]:
-    commands = []
-    for verb in VERBS:
-        try:
-            module = importlib.import_module(f".{verb}", __package__)
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__package__}.{verb}":
-                continue  # a verb whose module is not written yet
-            raise
-        commands.append(module.COMMAND)
-    return commands
+def load_command(verb: str) -> Command:
+    """The command of ``verb``, importing its module (and what it needs) now."""
+    return importlib.import_module(f".{VERBS[verb][0]}", __package__).COMMAND
 
 
 def add_member_argument(parser: argparse.ArgumentParser) -> None:
-    from ..family import MEMBER_FORMS
+    from ..names import MEMBER_FORMS
 
     parser.add_argument("--member", metavar="WHICH",
                         help=f"for a family file (pruned.json, derive/baselines output): which genotype: {MEMBER_FORMS}")
@@ -46,7 +54,7 @@ def load_member(path: str, member: str | None):  # noqa: ANN201
     from ..errors import ArchsearchError
     from ..family import load_family, select_member
 
-    from ..family import MEMBER_FORMS
+    from ..names import MEMBER_FORMS
 
     family = load_family(path)
     if member is None and len(family) > 1:

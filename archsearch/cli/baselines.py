@@ -3,18 +3,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..baselines import BASELINES, GENERIC_BASELINES, baselines
-from ..family import load_family
 from ..budgets import format_count, parse_budgets
 from ..errors import ArchsearchError
-from ..space import load_space
+from ..names import BASELINES, GENERIC_BASELINES
 from ..tables import print_table
 from ._base import Command, add_member_argument, load_member
 
 
 class BaselinesCommand(Command):
     name = "baselines"
-    help = "uniform-width and bottleneck networks at the same parameter budgets"
     example = ("archsearch baselines --space search_spaces/digits-wrn-16-2 --budgets 5k,20k --out baselines.json\n"
                "  archsearch baselines --from resnet18.json --budgets 2M,5M --out baselines.json")
 
@@ -31,6 +28,9 @@ class BaselinesCommand(Command):
         parser.add_argument("--out", metavar="FILE", help="write the baseline genotypes as a family file")
 
     def run(self, args: argparse.Namespace) -> int:
+        from ..baselines import baselines
+        from ..space import load_space
+
         budgets = parse_budgets(args.budgets)
         if args.source:
             source, label = load_member(args.source, args.member or "first"), args.source

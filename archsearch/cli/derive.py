@@ -5,15 +5,13 @@ import sys
 
 from ..budgets import format_count, parse_budgets
 from ..errors import BudgetError
-from ..derive import METHODS, derive
-from ..family import load_family
+from ..names import DERIVE_METHODS as METHODS
 from ..tables import print_table
 from ._base import Command
 
 
 class DeriveCommand(Command):
     name = "derive"
-    help = "scale a pruned genotype (or fit a trajectory) to new parameter budgets"
     example = "archsearch derive --from search_spaces/digits-wrn-16-2/pruned.json --budgets 5k,20k --out derived.json"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -29,6 +27,9 @@ class DeriveCommand(Command):
         parser.add_argument("--out", metavar="FILE", help="write the derived genotypes as a family file")
 
     def run(self, args: argparse.Namespace) -> int:
+        from ..derive import derive
+        from ..family import load_family
+
         budgets = parse_budgets(args.budgets)
         source = load_family(args.source)
         try:

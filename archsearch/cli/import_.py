@@ -3,14 +3,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..importer import import_source, parse_args
 from ..tables import print_table
 from ._base import Command
 
 
 class ImportCommand(Command):
     name = "import"
-    help = "trace a PyTorch network (torch.fx) into a genotype file, so that any CNN can be scaled and pruned"
     example = ("archsearch import torchvision.models:resnet18 --input 3x224x224 --out resnet18.json\n"
                "  archsearch import archsearch.zoo:resnet_cifar --arg depth=20 --input 3x32x32 --out resnet20.json\n"
                "  archsearch import path/to/model.py:Net --arg num_classes=10 --input 3x32x32 --out net.json")
@@ -24,6 +22,8 @@ class ImportCommand(Command):
         parser.add_argument("--out", required=True, metavar="FILE", help="genotype file to write")
 
     def run(self, args: argparse.Namespace) -> int:
+        from ..importer import import_source, parse_args
+
         genotype = import_source(args.source, args.input, parse_args(args.arg))
         roles = genotype.roles()
         tied = sum(1 for r in roles.values() if r == "tied")

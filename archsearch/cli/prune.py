@@ -13,7 +13,6 @@ from ._base import Command, add_threads_argument, apply_threads
 
 class PruneCommand(Command):
     name = "prune"
-    help = "train the space's big net, then prune it channel by channel, recording every genotype in pruned.json"
     example = ("archsearch prune --space search_spaces/digits-wrn-16-2 --out runs/digits "
                "--max-prunes 40 --channels-per-prune 4 --steps-per-prune 20")
 

@@ -5,14 +5,12 @@ import sys
 from pathlib import Path
 
 from ..budgets import format_count
-from ..family import load_family
 from ..tables import print_table
 from ._base import Command, add_member_argument, load_member
 
 
 class ShowCommand(Command):
     name = "show"
-    help = "print a genotype or family file readably; --plot draws the per-layer width profile"
     example = ("archsearch show search_spaces/digits-wrn-16-2/genotype.json --plot widths.png\n"
                "  archsearch show search_spaces/digits-wrn-16-2/pruned.json --member 20k --export pruned-20k.json")
 
@@ -33,6 +31,8 @@ class ShowCommand(Command):
 
             raise ArchsearchError(f"--plot {args.plot}: the file name must end in .png, .svg or .pdf "
                                   "(the ending picks the format)")
+        from ..family import load_family
+
         if args.export:
             genotype = load_member(args.file, args.member)
             genotype.save(args.export)

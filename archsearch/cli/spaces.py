@@ -8,7 +8,6 @@ from ._base import Command
 
 class SpacesCommand(Command):
     name = "spaces"
-    help = "list the search spaces installed with archsearch (name them with --space from any folder)"
     example = "archsearch spaces\n  archsearch prune --space digits-vgg --out runs/digits-vgg"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:

@@ -34,13 +34,13 @@ def _pruned_arg(text: str) -> tuple[str | None, str]:
 
 class StudyCommand(Command):
     name = "study"
-    help = "compare pruned-derived genotypes with baselines in an Optuna study (run, then report)"
     example = f"{_RUN_EXAMPLE}\n  {_REPORT_EXAMPLE}"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from ..study.candidates import CANDIDATE_KINDS
-        from ..study.settings import MODES, PRUNERS, SEARCHES
-        from ..study.storage import DEFAULT_HEARTBEAT, DEFAULT_STORAGE
+        from ..names import CANDIDATE_KINDS, DEFAULT_HEARTBEAT, DEFAULT_STORAGE
+        from ..names import EARLY_STOPPING as PRUNERS
+        from ..names import STUDY_MODES as MODES
+        from ..names import STUDY_SEARCHES as SEARCHES
 
         sub = parser.add_subparsers(dest="study_command", metavar="{run,report}", required=True)
         run = sub.add_parser(

@@ -22,7 +22,6 @@ def _row(values: list[str]) -> str:
 
 class TrainCommand(Command):
     name = "train"
-    help = "train a genotype from scratch; writes metrics.json, model.pt and a resumable checkpoint"
     example = ("archsearch train search_spaces/digits-wrn-16-2/genotype.json --data digits --out runs/digits-wrn-16-2\n"
                "  archsearch train derived.json --member 0 --data digits --out runs/derived-0\n"
                "  archsearch train search_spaces/wrn-40-2-cifar10/genotype.json --data cifar10 --data-dir ~/data "

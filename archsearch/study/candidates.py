@@ -35,15 +35,14 @@ from ..errors import ArchsearchError, BudgetError
 from ..families import get_family
 from ..family import Family, load_family
 from ..genotype import Genotype
+from ..names import BASELINES, CANDIDATE_KINDS, PRUNED_KINDS
 
 __all__ = [
     "CANDIDATE_KINDS", "PRUNED_KINDS", "BASELINE_KINDS", "RAW_TOLERANCE",
     "Source", "load_source", "Arm", "make_arms", "Candidate", "make_candidate", "baseline_template",
 ]
 
-PRUNED_KINDS = ("pruned-linear", "pruned-fit", "pruned-raw")
-BASELINE_KINDS = ("uniform", "bottleneck", "bottleneck-block")
-CANDIDATE_KINDS = PRUNED_KINDS + BASELINE_KINDS
+BASELINE_KINDS = BASELINES
 
 #: ``pruned-raw`` reaches a budget when the nearest member is within this relative distance of it
 RAW_TOLERANCE = 0.10

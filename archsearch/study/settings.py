@@ -13,16 +13,17 @@ from typing import Any, Mapping, Sequence
 
 from ..budgets import format_count
 from ..errors import ArchsearchError, BudgetError
+from ..names import EARLY_STOPPING, STUDY_MODES, STUDY_SEARCHES
 from ..recipe import Recipe
 from .candidates import RAW_TOLERANCE, Arm, Candidate, Source, make_arms, make_candidate
 
 __all__ = ["StudySettings", "Cell", "MODES", "PRUNERS", "SEARCHES", "SETTINGS_FORMAT", "SETTINGS_VERSION",
            "settings_diff"]
 
-MODES = ("grid", "search")
-PRUNERS = ("none", "median", "halving")
+MODES = STUDY_MODES
+PRUNERS = EARLY_STOPPING
 #: what ``--mode search`` searches: the candidate (arm, and which pruned member to scale), or the recipe
-SEARCHES = ("candidate", "recipe")
+SEARCHES = STUDY_SEARCHES
 SETTINGS_FORMAT = "archsearch.study"
 SETTINGS_VERSION = 1
 

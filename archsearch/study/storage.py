@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import StudyError
+from ..names import DEFAULT_HEARTBEAT as _DEFAULT_HEARTBEAT, DEFAULT_STORAGE as _DEFAULT_STORAGE
 from .settings import StudySettings, settings_diff
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,9 +35,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["DEFAULT_STORAGE", "DEFAULT_HEARTBEAT", "SETTINGS_ATTR", "READY_ATTR", "CELL_ATTR",
            "open_storage", "open_study", "load_study", "safe_url", "retry_callback"]
 
-DEFAULT_STORAGE = "sqlite:///study.db"
+DEFAULT_STORAGE = _DEFAULT_STORAGE
 #: seconds between heartbeats of a running trial; a trial silent for twice this is failed and retried
-DEFAULT_HEARTBEAT = 30
+DEFAULT_HEARTBEAT = _DEFAULT_HEARTBEAT
 SETTINGS_ATTR = "archsearch"
 READY_ATTR = "archsearch.ready"
 #: the heartbeat interval every worker of the study uses (the creator's)
