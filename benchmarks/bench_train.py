@@ -64,8 +64,9 @@ class Ours:
 class Plain:
     """The loop of a typical script: DataLoader over a TensorDataset, fp32, forward/backward/step."""
 
-    def __init__(self, model, data: DataSplits, recipe, device, channels_last: bool) -> None:
+    def __init__(self, model, data: DataSplits, recipe, device, channels_last: bool, bf16: bool = False) -> None:
         self.device = device
+        self.bf16 = bf16  # autocast, as a hand-tuned script on a GPU would
         self.fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.model = copy.deepcopy(model).to(device, memory_format=self.fmt)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
@@ -84,7 +85,9 @@ class Plain:
             x = x.to(self.device, non_blocking=True).contiguous(memory_format=self.fmt)
             y = y.to(self.device, non_blocking=True)
             self.opt.zero_grad()
-            loss = F.cross_entropy(self.model(x), y)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                logits = self.model(x)
+            loss = F.cross_entropy(logits.float(), y)
             loss.backward()
             self.opt.step()
             loss.item()
