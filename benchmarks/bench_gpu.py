@@ -28,11 +28,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine  # noqa: E402
+from bench_prune import fisher_overhead  # noqa: E402
 from bench_train import Ours, Plain, synthetic_cifar  # noqa: E402
 
 import archsearch  # noqa: E402
 from archsearch.recipe import get_recipe  # noqa: E402
-from archsearch.train import Trainer, resolve_device  # noqa: E402
+from archsearch.train import resolve_device  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gpu.json"
 EPOCH_IMAGES = 45_000  # the CIFAR-10 training split (5,000 are held out for validation)
@@ -44,36 +45,6 @@ def cifar(data_dir: str | None, n: int):  # noqa: ANN201
 
         return load_dataset("cifar10", data_dir=data_dir), "CIFAR-10 (real)"
     return synthetic_cifar(n), "random tensors of CIFAR-10's shape (no --data-dir given)"
-
-
-def fisher_step(genotype, data, device, batch: int, steps: int, rounds: int) -> dict:  # noqa: ANN001
-    from archsearch.prune.criteria import make_criterion
-    from archsearch.prune.loop import _groups, _spatial, finetune_recipe
-    from archsearch.prune.settings import PruneSettings
-
-    settings = PruneSettings(max_prunes=1, batch_size=batch)
-    torch.manual_seed(0)
-    trainer = Trainer(genotype.build(generic=True), data, finetune_recipe(settings), device=device)
-    fisher = make_criterion("fisher")
-    groups = _groups(genotype, settings)
-
-    def timed(hooks: bool) -> float:
-        import time
-
-        if hooks:
-            fisher.attach(trainer.model, groups, _spatial(genotype))
-        start = time.perf_counter()
-        trainer.train_steps(steps, after_backward=fisher.after_backward if hooks else None)  # ends synced
-        seconds = (time.perf_counter() - start) / steps
-        fisher.detach()
-        fisher.reset()
-        return seconds
-
-    timed(False), timed(True)
-    pairs = [(timed(False), timed(True)) for _ in range(rounds)]
-    plain, hooked = statistics.median(p for p, _ in pairs), statistics.median(h for _, h in pairs)
-    return {"batch": batch, "plain_s_per_step": plain, "fisher_s_per_step": hooked,
-            "ratio": statistics.median(h / p for p, h in pairs)}
 
 
 def main() -> None:
@@ -110,7 +81,7 @@ def main() -> None:
             ips = statistics.median(values)
             rows.append({"variant": key, "batch": batch, "images_per_s": ips, "epoch_s": EPOCH_IMAGES / ips,
                          "tflops": ips * flops_per_image / 1e12})
-    fisher = fisher_step(genotype, data, device, batches[0], max(2, args.steps // 5), args.rounds)
+    fisher = fisher_overhead(genotype, data, device, batches[0], max(2, args.steps // 5), args.rounds)
     label = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"{args.model} ({genotype.params:,} params, {genotype.macs / 1e6:.1f}M MACs) on {label}; data: {source}")
     print(f"{'variant':52} {'batch':>5} {'img/s':>9} {'epoch s':>8} {'TFLOP/s':>8}")

@@ -38,11 +38,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SPACES = ["digits-wrn-16-2", "digits-wrn-bottleneck-16-2", "digits-vgg", "digits-resnet20", "digits-densenet-bc"]
 
 
-def overhead(space: str, rounds: int, steps: int, batch: int) -> dict:
-    g = archsearch.load_space(ROOT / "search_spaces" / space).base_genotype()
+def fisher_overhead(g, data, device, batch: int, steps: int, rounds: int) -> dict:  # noqa: ANN001
+    """Seconds per fine-tuning step of the pruning loop's own path, with and without Fisher's hooks,
+    in interleaved rounds; the ratio is the median over adjacent pairs (drift cancels within a pair)."""
     settings = PruneSettings(max_prunes=1, batch_size=batch)
     torch.manual_seed(0)
-    trainer = Trainer(g.build(generic=True), load_dataset("digits"), finetune_recipe(settings), device="cpu")
+    trainer = Trainer(g.build(generic=True), data, finetune_recipe(settings), device=device)
     fisher = make_criterion("fisher")
     groups = _groups(g, settings)
 
@@ -50,7 +51,7 @@ def overhead(space: str, rounds: int, steps: int, batch: int) -> dict:
         if with_fisher:
             fisher.attach(trainer.model, groups, _spatial(g))
         start = time.perf_counter()
-        trainer.train_steps(steps, after_backward=fisher.after_backward if with_fisher else None)
+        trainer.train_steps(steps, after_backward=fisher.after_backward if with_fisher else None)  # ends synced
         seconds = (time.perf_counter() - start) / steps
         fisher.detach()
         fisher.reset()
@@ -61,11 +62,16 @@ def overhead(space: str, rounds: int, steps: int, batch: int) -> dict:
     for _ in range(rounds):
         plain.append(timed(False))
         hooked.append(timed(True))
-    p, h = statistics.median(plain), statistics.median(hooked)
-    # the ratio of each adjacent pair, then the median: drift in the machine's speed cancels within a pair
-    ratio = statistics.median(b / a for a, b in zip(plain, hooked))
-    return {"space": space, "params": g.params, "plain_s_per_step": p, "fisher_s_per_step": h, "ratio": ratio,
+    return {"batch": batch, "plain_s_per_step": statistics.median(plain),
+            "fisher_s_per_step": statistics.median(hooked),
+            "ratio": statistics.median(b / a for a, b in zip(plain, hooked)),
             "plain_rounds": plain, "fisher_rounds": hooked}
+
+
+def overhead(space: str, rounds: int, steps: int, batch: int) -> dict:
+    g = archsearch.load_space(ROOT / "search_spaces" / space).base_genotype()
+    return {"space": space, "params": g.params,
+            **fisher_overhead(g, load_dataset("digits"), "cpu", batch, steps, rounds)}
 
 
 def prune_time(prunes: int) -> dict:
