@@ -28,9 +28,13 @@ def small_space(tmp_path: Path, extra: str = "") -> Path:
 def test_prune_cli_writes_a_trajectory_and_a_table(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["prune", "--space", str(small_space(tmp_path)), "--out", str(out), "--no-progress"]) == 0
-    table = capsys.readouterr().out
+    captured = capsys.readouterr()
+    table = captured.out
     family = archsearch.load_family(out / "pruned.json")
     assert len(family) == 4
+    # without a bar (no terminal, or --no-progress): one plain line per record after the first
+    lines = [line for line in captured.err.splitlines() if line.startswith("prune ")]
+    assert len(lines) == len(family) - 1 and "params, val error" in lines[-1]
     assert family.metadata["space"] == "tiny" and "pretrain" in family.metadata
     assert family.metadata["command"].startswith("archsearch ")
     assert f"{family[-1].params:,}" in table
