@@ -31,7 +31,7 @@ def _expose(module: str, *names: str, rename: dict[str, str] | None = None) -> N
 
 _expose(".baselines", "BASELINES", "GENERIC_BASELINES", "baseline", "baselines", "scaled_baseline")
 _expose(".budgets", "format_count", "parse_budget", "parse_budgets")
-_expose(".derive", "ExtrapolationWarning", "derive", "fit_trajectory", "pick_member")
+_expose(".derive", "Derivation", "ExtrapolationWarning", "derive", "fit_trajectory", "pick_member")
 _expose(".data", "DataSplits", "dataset_names", "load_dataset")
 _expose(".errors", "ArchsearchError", "BudgetError", "DataError", "FileFormatError", "GenotypeError",
         "NetworkImportError", "RecipeError", "SpaceError", "StudyError", "TrainingError", "UnknownFamilyError")
@@ -86,7 +86,7 @@ __all__ = [
     "Genotype", "load_genotype", "create_genotype", "count_params", "count_macs", "build_model",
     "import_module", "import_source", "NetworkImportError",
     "Family", "Member", "load_family",
-    "derive", "fit_trajectory", "pick_member", "ExtrapolationWarning",
+    "derive", "Derivation", "fit_trajectory", "pick_member", "ExtrapolationWarning",
     "baseline", "baselines", "scaled_baseline", "BASELINES", "GENERIC_BASELINES", "land", "Landing",
     "parse_budget", "parse_budgets", "format_count",
     "train_genotype", "Trainer", "Recipe", "get_recipe", "budget_epochs", "prune",

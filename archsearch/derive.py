@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from .genotype import Genotype
 from .landing import Landing, land
 from .names import DERIVE_METHODS, PICKS
 
-__all__ = ["derive", "pick_member", "fit_trajectory", "TrajectoryFit", "ExtrapolationWarning", "METHODS", "PICKS"]
+__all__ = ["derive", "Derivation", "Derived", "pick_member", "fit_trajectory", "TrajectoryFit", "ExtrapolationWarning", "METHODS", "PICKS"]
 
 METHODS = DERIVE_METHODS
 
@@ -143,9 +143,17 @@ class Derived:
         return out
 
 
+class Derivation(NamedTuple):
+    """What :func:`derive` returns: the family file of derived genotypes (what ``--out`` writes) and
+    one :class:`Derived` row per budget. A named tuple, so ``family, rows = derive(...)`` unpacks it."""
+
+    family: Family
+    rows: list[Derived]
+
+
 def derive(source: Family | Genotype, budgets: Sequence[int], *, method: str = "linear",
-           pick: str | int = "nearest", metadata: dict | None = None) -> tuple[Family, list[Derived]]:
-    """Genotypes at ``budgets`` from a family (or one genotype); returns the family file and rows."""
+           pick: str | int = "nearest", metadata: dict | None = None) -> Derivation:
+    """Genotypes at ``budgets`` from a family (or one genotype); see :class:`Derivation`."""
     family = Family.of([source]) if isinstance(source, Genotype) else source
     if not len(family):
         raise ArchsearchError("the source family is empty; expected at least one genotype")
@@ -178,4 +186,4 @@ def derive(source: Family | Genotype, budgets: Sequence[int], *, method: str = "
         warnings.warn(note, ExtrapolationWarning, stacklevel=2)
     meta = {"created_by": "archsearch derive", "method": method, "pick": str(pick), **(metadata or {})}
     out = Family(tuple(Member(r.landing.genotype, r.metrics()) for r in rows), meta)
-    return out, rows
+    return Derivation(out, rows)

@@ -401,3 +401,30 @@ def test_python_baselines_give_what_the_cli_gives(tmp_path: Path, capsys) -> Non
         assert [m.genotype for m in python] == [m.genotype for m in cli]
     bottleneck = next(m for m in cli if m.metrics["baseline"] == "bottleneck").genotype
     assert [w for _, w, _ in bottleneck.stages()] == [32, 64, 128]  # widen 2's residual widths, not widen 1's
+
+
+def test_derive_returns_one_documented_type() -> None:
+    g = archsearch.create_genotype("wrn-16-2")
+    result = archsearch.derive(g, [100_000])
+    assert isinstance(result, archsearch.Derivation)
+    family, rows = result  # unpacks as before
+    assert result.family is family and result.rows is rows and len(rows) == 1
+
+
+def test_unwritable_run_folders_and_a_full_disk_are_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
+    _one_line_error(capsys, ["train", str(GENOTYPE), "--data", "digits", "--epochs", "1", "--no-progress",
+                             "--out", "/proc/archsearch-run"], "/proc/archsearch-run", "cannot create the folder")
+    import errno
+    import os
+
+    from archsearch._jsonio import atomic_write_json
+    from archsearch.errors import OutputError
+
+    def full(fd):  # noqa: ANN001, ANN202
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    target = tmp_path / "out.json"
+    with pytest.raises(OutputError, match="No space left on device"):
+        atomic_write_json(target, {"a": 1})
+    assert not target.exists() and not list(tmp_path.glob(".*.tmp"))  # nothing half-written left behind
