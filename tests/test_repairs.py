@@ -428,3 +428,12 @@ def test_unwritable_run_folders_and_a_full_disk_are_one_line(tmp_path: Path, cap
     with pytest.raises(OutputError, match="No space left on device"):
         atomic_write_json(target, {"a": 1})
     assert not target.exists() and not list(tmp_path.glob(".*.tmp"))  # nothing half-written left behind
+
+
+@pytest.mark.parametrize("flag, value, words", [("--lr", "-1", ["--lr: -1.0 is invalid"]),
+                                                ("--steps-per-prune", "0", ["--steps-per-prune: 0 is invalid"])])
+def test_errors_in_command_line_values_name_the_flag(tmp_path: Path, capsys, flag: str, value: str,
+                                                     words: list[str]) -> None:
+    err = _one_line_error(capsys, ["prune", "--space", "digits-wrn-16-2", flag, value, "--out", str(tmp_path / "r")],
+                          *words)
+    assert "space.toml" not in err

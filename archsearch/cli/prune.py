@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -55,7 +56,14 @@ class PruneCommand(Command):
             "record_every", "lr", "batch_size", "seed", "prune_residual") if getattr(args, k) is not None}
         if args.target_params is not None:
             overrides["target_params"] = parse_budget(args.target_params, field="--target-params")
-        settings = PruneSettings.from_dict({**space.prune, **overrides}, source=f"{space.path / 'space.toml'} [prune]")
+        try:
+            settings = PruneSettings.from_dict({**space.prune, **overrides},
+                                               source=f"{space.path / 'space.toml'} [prune]")
+        except ArchsearchError as exc:  # a value given on the command line is named by its flag
+            found = re.search(r"prune\.(\w+): (.*)$", str(exc))
+            if found and found.group(1) in overrides:
+                raise ArchsearchError(f"--{found.group(1).replace('_', '-')}: {found.group(2)}") from None
+            raise
         out = Path(args.out or Path("runs") / space.name)
         from ..prune.loop import CHECKPOINT_NAME, PRUNED_NAME, check_run_folder, check_targets
 
