@@ -63,7 +63,7 @@ def test_prune_cli_resume_after_finish_is_a_no_op_and_rerun_is_refused(tmp_path,
     ("", ["--max-prunes", "100"], "exceed the 112 prunable inner channels"),
     ("", ["--target-params", "5M"], "not below the start"),
     ("", ["--target-params", "abc"], "'abc' is not a budget"),
-    ("", ["--criterion", "psychic"], "prune.criterion: 'psychic' is invalid"),
+    ("", ["--criterion", "psychic"], "--criterion: 'psychic' is invalid"),  # a flag's value names the flag
     ("", ["--resume"], "no pruning checkpoint to resume"),
 ])
 def test_prune_cli_bad_input_is_one_line(tmp_path, capsys, extra, args, needle):
