@@ -159,13 +159,14 @@ def derive(source: Family | Genotype, budgets: Sequence[int], *, method: str = "
         raise ArchsearchError("the source family is empty; expected at least one genotype")
     rows: list[Derived] = []
     notes: list[str] = []  # warned once every budget has landed: a failing call warns about nothing
+    largest = max(m.params for m in family)
     if method == "linear":
         for budget in budgets:
             i = pick_member(family, pick, budget)
             src = family[i].genotype
-            if budget > src.params * 1.001:
-                notes.append(f"budget {budget:,} is above members[{i}]'s {src.params:,} parameters: linear scaling "
-                             "widens it beyond anything the pruning run reached")
+            if budget > largest * 1.001:
+                notes.append(f"budget {budget:,} is above the largest source genotype ({largest:,} parameters): "
+                             "linear scaling widens it beyond anything the pruning run reached")
             direction = np.array(list(src.genes.values()), dtype=float)
             rows.append(Derived(land(src, direction, budget, what=f"scaling members[{i}]"), "linear", i))
     elif method == "fit":

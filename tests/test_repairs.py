@@ -365,7 +365,7 @@ def test_derive_guards(capsys) -> None:
     _one_line_error(capsys, ["derive", "--from", g, "--budgets", "1e12"], "more than any network")
     _one_line_error(capsys, ["derive", "--from", g, "--budgets", "1M", "--method", "fit"], "at least 2 genotypes")
     assert main(["derive", "--from", g, "--budgets", "5M"]) == 0
-    assert "warning: budget 5,000,000 is above members[0]'s 2,243,546 parameters" in capsys.readouterr().err
+    assert "warning: budget 5,000,000 is above the largest source genotype (2,243,546 parameters)" in capsys.readouterr().err
 
 
 def test_every_option_of_every_verb_says_what_it_does() -> None:

@@ -28,8 +28,12 @@ class BaselinesCommand(Command):
         parser.add_argument("--out", metavar="FILE", help="write the baseline genotypes as a family file")
 
     def run(self, args: argparse.Namespace) -> int:
+        from .._jsonio import check_output_path
         from ..baselines import baselines
         from ..space import load_space
+
+        if args.out:
+            check_output_path(args.out)
 
         budgets = parse_budgets(args.budgets)
         if args.source:

@@ -27,8 +27,12 @@ class DeriveCommand(Command):
         parser.add_argument("--out", metavar="FILE", help="write the derived genotypes as a family file")
 
     def run(self, args: argparse.Namespace) -> int:
+        from .._jsonio import check_output_path
         from ..derive import derive
         from ..family import load_family
+
+        if args.out:
+            check_output_path(args.out)
 
         budgets = parse_budgets(args.budgets)
         source = load_family(args.source)

@@ -22,7 +22,10 @@ class ImportCommand(Command):
         parser.add_argument("--out", required=True, metavar="FILE", help="genotype file to write")
 
     def run(self, args: argparse.Namespace) -> int:
+        from .._jsonio import check_output_path
         from ..importer import import_source, parse_args
+
+        check_output_path(args.out)  # refuse a bad --out before the (long) trace and check
 
         genotype = import_source(args.source, args.input, parse_args(args.arg))
         roles = genotype.roles()
