@@ -18,6 +18,10 @@ __version__ = "0.1.0"
 # stay fast: numpy, scipy, networkx, torch and optuna are imported by the modules that need them.
 import sys as _sys
 import types as _types
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover (for type checkers: the names below load lazily)
+    from .genotype import Genotype
 
 _LAZY: dict[str, tuple[str, str]] = {}
 

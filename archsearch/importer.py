@@ -12,13 +12,13 @@ source's ``state_dict`` (strict) and give the same outputs.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import importlib.util
-import operator
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NoReturn, Sequence
 
 import networkx as nx
 
@@ -217,7 +217,7 @@ class _Converter:
         self.called: set[str] = set()
 
     # -- helpers ---------------------------------------------------------------------------------
-    def refuse(self, node, what: str, why: str) -> "NoReturn":  # noqa: ANN001, F821
+    def refuse(self, node, what: str, why: str) -> NoReturn:  # noqa: ANN001
         raise NetworkImportError(f"cannot import {what} at {_where(node)}: {why}")
 
     def shape(self, node) -> tuple:  # noqa: ANN001
@@ -372,8 +372,8 @@ class _Converter:
         elif type(m) is nn.Linear:
             self.add(node, "linear", [src], width, gene=self.new_gene(node.target), node_id=node.target,
                      **_nondefault(bias=(m.bias is not None, True)))
-        elif type(m) in _MODULE_ACTS or (type(m) is nn.GELU and m.approximate == "none"):
-            self.add(node, "act", [src], width, gene="follow", fn=_MODULE_ACTS.get(type(m), "gelu"))
+        elif type(m) in _module_acts() or (type(m) is nn.GELU and m.approximate == "none"):
+            self.add(node, "act", [src], width, gene="follow", fn=_module_acts().get(type(m), "gelu"))
         elif type(m) is nn.Identity:
             self.ids[node] = src
         elif type(m) is nn.Dropout:
@@ -444,7 +444,6 @@ class _Converter:
 
     def convert_function(self, node) -> None:  # noqa: ANN001
         import torch
-        from torch.nn import functional as F
 
         target = node.target
         name = target if isinstance(target, str) else getattr(target, "__name__", str(target))
@@ -540,7 +539,6 @@ class _Converter:
             self.add(node, "avgpool", inputs, width, gene="follow", kernel=1, stride=step)
         else:
             self.refuse(node, what, "this operation is not supported")
-        del F
 
 
 def _subsample_step(index: Any) -> int | None:
@@ -569,31 +567,13 @@ def _nondefault(**pairs: tuple[Any, Any]) -> dict[str, Any]:
     return {k: v for k, (v, default) in pairs.items() if v != default}
 
 
+@functools.lru_cache(maxsize=None)
 def _module_acts() -> dict:
+    """Activation modules and the ``act`` function each becomes (built once, when torch is loaded)."""
     from torch import nn
 
     return {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.SiLU: "silu", nn.Hardswish: "hardswish",
             nn.Hardsigmoid: "hardsigmoid", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh"}
-
-
-class _LazyActs(dict):
-    def __missing__(self, key: Any) -> Any:
-        if not self:
-            self.update(_module_acts())
-            if key in self:
-                return self[key]
-        raise KeyError(key)
-
-    def __contains__(self, key: object) -> bool:
-        if not dict.__len__(self):
-            self.update(_module_acts())
-        return dict.__contains__(self, key)
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        return self[key] if key in self else default
-
-
-_MODULE_ACTS = _LazyActs()
 
 
 def _check_reproduces(model: "nn.Module", genotype: Genotype, x: "torch.Tensor") -> None:

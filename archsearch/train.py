@@ -192,7 +192,6 @@ class Trainer:
         A partial epoch does not count as completed, so checkpoints stay at epoch boundaries.
         """
         import torch
-        from torch.nn import functional as F
 
         gen = torch.Generator(device=self.device)
         gen.manual_seed(_epoch_seed(self.seed, self.epoch))
@@ -370,8 +369,6 @@ def train_genotype(
     ``progress``: a progress bar on stderr (``None``: only when stderr is a terminal).
     ``on_epoch`` is called with each epoch's record (train loss, val/test error, images/s, ...).
     """
-    import torch
-
     name = data.spec.name if isinstance(data, DataSplits) else data
     spec = data.spec if isinstance(data, DataSplits) else get_dataset_spec(name)
     check_fits(genotype, spec)
