@@ -31,22 +31,24 @@ def check_output_path(path: str | os.PathLike[str]) -> Path:
     if path.exists() and not path.is_file():
         what = "a directory" if path.is_dir() else "not a regular file (a device, pipe or socket)"
         raise OutputError(f"{path}: is {what}; expected a file path to write")
-    for parent in path.parents:
+    check_folder_path(path.parent, path)
+    return path
+
+
+def check_folder_path(folder: Path, named: Path | None = None, error: type[Exception] = OutputError) -> None:
+    """The nearest existing ancestor of ``folder`` (itself included) must be a folder: nothing can
+    be created under a regular file. ``named`` is the path the one-line error names."""
+    for parent in [folder, *folder.parents]:
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():
-                raise OutputError(f"{path}: {parent} is a file, not a folder")
-            break
-    return path
+                raise error(f"{named or folder}: {parent} is a file, not a folder")
+            return
 
 
 def make_dirs(folder: str | os.PathLike[str]) -> Path:
     """``mkdir -p`` whose failures (a file in the way, no permission, read-only disk) are one line."""
     folder = Path(folder)
-    for parent in [folder, *folder.parents]:
-        if parent.exists():
-            if not parent.is_dir():
-                raise OutputError(f"{folder}: {parent} is a file, not a folder")
-            break
+    check_folder_path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -120,19 +122,25 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | N
     atomic_write_text(path, json.dumps(obj, indent=indent, allow_nan=False) + "\n")
 
 
+def read_text(path: Path, *, expected: str, error: type[Exception] = FileFormatError,
+              missing: str = "no such file") -> str:
+    """A UTF-8 text file; a missing file, a folder, binary bytes or a read error is one line."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: {missing}") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a directory, expected {expected}") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a text file, expected {expected}") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror})") from None
+
+
 def read_json(path: str | os.PathLike[str]) -> Any:
     """Parse a JSON file; a missing file or a syntax error becomes one line naming the file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileFormatError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise FileFormatError(f"{path}: is a directory, expected a JSON file") from None
-    except UnicodeDecodeError:
-        raise FileFormatError(f"{path}: not a text file, expected JSON") from None
-    except OSError as exc:
-        raise FileFormatError(f"{path}: cannot read ({exc.strerror})") from None
+    text = read_text(path, expected="a JSON file")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

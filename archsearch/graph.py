@@ -32,7 +32,7 @@ from .errors import GenotypeError
 
 __all__ = [
     "KINDS", "V1_KINDS", "ACTIVATIONS", "check_graph", "live_nodes", "inputs_of", "shapes",
-    "width_forms", "CostModel", "compile_costs", "graph_to_data", "graph_from_data", "uses_only_v1",
+    "width_forms", "set_widths", "CostModel", "compile_costs", "graph_to_data", "graph_from_data", "uses_only_v1",
 ]
 
 _REQUIRED = object()
@@ -222,6 +222,23 @@ def uses_only_v1(graph: nx.DiGraph) -> bool:
             if name not in ("kernel", "stride") and name in data and data[name] != default:
                 return False
     return not any("port" in d for _, _, d in graph.edges(data=True))
+
+
+def set_widths(graph: nx.DiGraph, genes: Mapping[str, int]) -> nx.DiGraph:
+    """Give every node of the named genes its new width, in place, and recompute what follows:
+    layers that keep their input's width, a concatenation's sum, a depthwise conv's groups."""
+    for node in nx.topological_sort(graph):
+        data = graph.nodes[node]
+        preds = inputs_of(graph, node)
+        if data.get("gene") is not None:
+            data["width"] = genes.get(data["gene"], data["width"])
+        elif data["kind"] == "concat":
+            data["width"] = sum(graph.nodes[p]["width"] for p in preds)
+        elif data["kind"] not in ("input", *PRODUCERS) or attr(data, "depthwise"):
+            data["width"] = graph.nodes[preds[0]]["width"]
+        if data["kind"] == "conv" and attr(data, "depthwise"):
+            data["groups"] = max(1, data["width"])
+    return graph
 
 
 def live_nodes(graph: nx.DiGraph) -> set:

@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from ._jsonio import atomic_write_json, clean_interrupted_writes, make_dirs
+from ._jsonio import atomic_write_json, check_folder_path, clean_interrupted_writes, make_dirs
 from .errors import ArchsearchError
 
 __all__ = ["RunFolder", "RunFolderError"]
@@ -51,11 +51,7 @@ class RunFolder:
 
     def check(self) -> str | None:
         """Refuse, before any work, a folder this run could not claim; returns the kind found."""
-        for parent in [self.path, *self.path.parents]:
-            if parent.exists():
-                if not parent.is_dir():
-                    raise RunFolderError(f"{self.path}: {parent} is a file, not a folder")
-                break
+        check_folder_path(self.path, error=RunFolderError)
         found = self.kind_found()
         if found is not None and found != self.kind:
             raise RunFolderError(f"{self.path}: holds a {found} run; a {self.kind} run needs its own folder "

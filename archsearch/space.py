@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from ._jsonio import read_text
 from .errors import ArchsearchError, SpaceError
 from .families import get_family
 from .genotype import Genotype, load_genotype
@@ -80,19 +81,12 @@ def load_space(path: str | os.PathLike[str]) -> SearchSpace:
     file and the key."""
     path = resolve_space(path)
     file = path / "space.toml" if path.is_dir() else path
+    text = read_text(file, expected="a TOML space file (UTF-8)", error=SpaceError,
+                     missing="no such space file; expected a folder with space.toml or a .toml file")
     try:
-        with open(file, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise SpaceError(f"{file}: no such space file; expected a folder with space.toml or a .toml file") from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpaceError(f"{file}: not TOML ({exc})") from None
-    except UnicodeDecodeError:
-        raise SpaceError(f"{file}: not a text file (not UTF-8); expected a TOML space file") from None
-    except IsADirectoryError:
-        raise SpaceError(f"{file}: is a directory; expected a space.toml") from None
-    except OSError as exc:
-        raise SpaceError(f"{file}: cannot read ({exc.strerror})") from None
     where = str(file)
     unknown = sorted(set(data) - _TOP)
     if unknown:

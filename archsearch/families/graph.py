@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import networkx as nx
 
 from ..errors import GenotypeError
-from ..graph import PRODUCERS, attr, inputs_of, shapes, width_forms
+from ..graph import PRODUCERS, attr, inputs_of, set_widths, shapes, width_forms
 from ._base import Family, register_family
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,18 +72,7 @@ class GraphFamily(Family):
             step = genotype.quantum.get(gene, 1)
             if value % step:
                 raise GenotypeError(f"gene {gene!r}: {value} is not a multiple of {step}, the groups of its convolutions")
-        graph = nx.DiGraph(genotype.graph)
-        for node in nx.topological_sort(graph):
-            data = graph.nodes[node]  # the copy's own attribute dict
-            preds = inputs_of(graph, node)
-            if data.get("gene") is not None:
-                data["width"] = genes[data["gene"]]
-            elif data["kind"] == "concat":
-                data["width"] = sum(graph.nodes[p]["width"] for p in preds)
-            elif data["kind"] not in ("input", *PRODUCERS) or attr(data, "depthwise"):
-                data["width"] = graph.nodes[preds[0]]["width"]
-            if data["kind"] == "conv" and attr(data, "depthwise"):
-                data["groups"] = max(1, data["width"])
+        graph = set_widths(nx.DiGraph(genotype.graph), genes)  # a copy with its own attribute dicts
         check_graph(graph)
         return Genotype(self.name, genotype.hparams, graph, genotype.origin)
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import networkx as nx
 
-from ..graph import attr, inputs_of, live_nodes, shapes
+from ..graph import attr, inputs_of, live_nodes, set_widths, shapes
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..genotype import Genotype
@@ -89,18 +89,7 @@ def _offsets(layout: Layout, gene: str) -> list[tuple[int, int]]:
 def can_vanish(genotype: "Genotype", gene: str) -> bool:
     """Whether the network still computes something with ``gene`` at width 0 (a residual branch
     whose output is added to a shortcut: the block becomes its shortcut)."""
-    graph = nx.DiGraph(genotype.graph)
-    for node, data in graph.nodes(data=True):
-        if data.get("gene") == gene:
-            data["width"] = 0
-    for node in nx.topological_sort(graph):  # layers that follow a zero-width input are zero too
-        data = graph.nodes[node]
-        preds = inputs_of(graph, node)
-        if data["kind"] == "concat":
-            data["width"] = sum(graph.nodes[p]["width"] for p in preds)
-        elif data.get("gene") is None and preds and data["kind"] not in ("linear", "pad") and not (
-                data["kind"] == "conv" and not attr(data, "depthwise")):
-            data["width"] = graph.nodes[preds[0]]["width"]
+    graph = set_widths(nx.DiGraph(genotype.graph), {gene: 0})  # layers that follow it are zero too
     (output,) = [n for n in graph.nodes if graph.out_degree(n) == 0]
     live = live_nodes(graph)
     if output not in live:
