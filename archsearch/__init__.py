@@ -35,6 +35,7 @@ def _expose(module: str, *names: str, rename: dict[str, str] | None = None) -> N
 
 _expose(".baselines", "BASELINES", "GENERIC_BASELINES", "baseline", "baselines", "scaled_baseline")
 _expose(".budgets", "format_count", "parse_budget", "parse_budgets")
+_expose(".compare", "RunComparison", "compare_runs")
 _expose(".derive", "Derivation", "ExtrapolationWarning", "derive", "fit_trajectory", "pick_member")
 _expose(".data", "DataSplits", "dataset_names", "load_dataset")
 _expose(".errors", "ArchsearchError", "BudgetError", "DataError", "FileFormatError", "GenotypeError",
@@ -49,9 +50,12 @@ _expose(".recipe", "Recipe", "budget_epochs", "get_recipe")
 _expose(".space", "SearchSpace", "load_space")
 _expose(".train", "Trainer", "train_genotype")
 _expose(".plots", "plot_error_vs_params", "plot_width_profile")
-_expose(".study", "CANDIDATE_KINDS", "StudySettings", "leaderboard", "load_results", "load_source",
-        "make_candidate", "run_study", "write_report")
-_SUBPACKAGES = ("prune", "zoo", "models", "study", "families", "cli")
+_expose(".prune.workflow", "prune_space")
+_expose(".prune.oneshot", "prune_once")
+_expose(".study", "CANDIDATE_KINDS", "StudySettings", "leaderboard", "kind_leaderboard", "load_results",
+        "load_source", "make_candidate", "run_study", "write_report")
+_expose(".experiments", "Experiment", "load_experiment", "run_experiment", "write_experiment_report")
+_SUBPACKAGES = ("prune", "zoo", "models", "study", "families", "cli", "experiments")
 
 
 def __getattr__(name: str):  # noqa: ANN202
@@ -94,12 +98,15 @@ __all__ = [
     "baseline", "baselines", "scaled_baseline", "BASELINES", "GENERIC_BASELINES", "land", "Landing",
     "parse_budget", "parse_budgets", "format_count",
     "train_genotype", "Trainer", "Recipe", "get_recipe", "budget_epochs", "prune",
+    "prune_space", "prune_once",
     "load_dataset", "dataset_names", "DataSplits", "load_space", "SearchSpace",
     "SearchFamily", "register_family", "get_family", "family_names",
     "ArchsearchError", "BudgetError", "FileFormatError", "GenotypeError", "SpaceError", "UnknownFamilyError",
     "DataError", "TrainingError", "RecipeError", "StudyError",
     "run_study", "StudySettings", "load_source", "make_candidate", "CANDIDATE_KINDS",
     "load_results", "leaderboard", "write_report", "plot_error_vs_params", "plot_width_profile",
+    "compare_runs", "RunComparison", "kind_leaderboard",
+    "Experiment", "load_experiment", "run_experiment", "write_experiment_report",
 ]
 
 

@@ -1,20 +1,34 @@
 """The family file: an ordered list of genotypes with per-member metrics.
 
 A pruning run writes one (its trajectory, largest network first), ``derive`` and ``baselines``
-write one per call, and studies read them. Format ``archsearch.family``, version 1::
+write one per call, and studies read them. Format ``archsearch.family``, version 2::
 
-    {"format": "archsearch.family", "version": 1,
+    {"format": "archsearch.family", "version": 2,
      "metadata": {...free-form: who wrote it, settings, seed...},
-     "members": [{"params": 2243546, "macs": 327599360,
-                  "metrics": {"val_error": 0.051, "step": 0, ...},
-                  "genotype": {...a whole archsearch.genotype object...}}, ...]}
+     "structures": [{"genes": ["s1.width", "s1.b1.inner", ...],
+                     "genotype": {...a whole archsearch.genotype object: the reference...}}, ...],
+     "members": [{"structure": 0, "genes": [32, 30, ...], "params": 2243546, "macs": 327599360,
+                  "metrics": {"val_error": 0.051, "step": 0, ...}}, ...]}
 
-Each member embeds a complete genotype, so any member can be cut out into a genotype file.
+The topology is written once per structure; a member is its structure's reference genotype with
+the widths ``genes`` (in the order the structure's ``genes`` names them), i.e.
+``reference.with_genes(...)``. The writer checks that this reproduces each member exactly (the
+topology follows the widths: projection shortcuts, branches at width 0, an imported graph's
+recomputed widths, its ``origin``) and starts a new structure where it does not. Reading checks the
+structures and the form of every member at once, but builds a member's genotype only when
+``member.genotype`` is first read, and checks the file's ``params``/``macs`` then; ``member.params``
+and ``.metrics`` need no genotype, so a 1,000-member trajectory loads in milliseconds.
+
+Version 1 (still read; ``save(path, version=1)`` writes it for older readers, and ``to_dict()``
+still returns it unless asked for version 2) embeds a whole genotype in each member instead of
+``structure`` and ``genes``.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -26,29 +40,149 @@ from .names import MEMBER_FORMS
 __all__ = ["Family", "Member", "load_family", "select_member", "MEMBER_FORMS", "FAMILY_FORMAT", "FAMILY_VERSION"]
 
 FAMILY_FORMAT = "archsearch.family"
-FAMILY_VERSION = 1
+#: version 1: a whole genotype per member; version 2: one genotype per structure, a gene vector per member
+FAMILY_VERSION = 2
 #: far above any pruning run (1,300 prunes in the paper), so that a tiny file cannot exhaust memory
 MAX_MEMBERS = 100_000
 
 
-@dataclass(frozen=True)
 class Member:
-    """One genotype of a family and what was measured or decided about it."""
+    """One genotype of a family and what was measured or decided about it.
 
-    genotype: Genotype
-    metrics: Mapping[str, Any] = field(default_factory=dict)
+    Immutable, compared by genotype and metrics. A member read from a version-2 file keeps its gene
+    vector until :attr:`genotype` is first read; :attr:`params` and :attr:`macs` are the file's
+    until then (checked against the genotype when it is built).
+    """
+
+    __slots__ = ("_genotype", "_stored", "metrics")
+
+    def __init__(self, genotype: Genotype, metrics: Mapping[str, Any] | None = None) -> None:
+        _init_member(self, genotype, None, {} if metrics is None else metrics)
+
+    @property
+    def genotype(self) -> Genotype:
+        if self._genotype is None:
+            object.__setattr__(self, "_genotype", self._stored.build())
+        return self._genotype
 
     @property
     def params(self) -> int:
-        return self.genotype.params
+        return self._stored.params if self._stored is not None else self.genotype.params
 
     @property
     def macs(self) -> int:
-        return self.genotype.macs
+        return self._stored.macs if self._stored is not None else self.genotype.macs
 
     def to_dict(self) -> dict[str, Any]:
+        """The version-1 form: counts, metrics and the whole genotype."""
         return {"params": self.params, "macs": self.macs, "metrics": dict(self.metrics),
                 "genotype": self.genotype.to_dict()}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Member):
+            return NotImplemented
+        return self.genotype == other.genotype and self.metrics == other.metrics
+
+    def __hash__(self) -> int:
+        return hash(self.genotype)
+
+    def __repr__(self) -> str:
+        return f"Member(genotype={self.genotype!r}, metrics={self.metrics!r})"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __reduce__(self):  # noqa: ANN204  (a stored member pickles unbuilt)
+        return (_member, (self._genotype, self._stored, self.metrics))
+
+
+def _init_member(member: Member, genotype: Genotype | None, stored: "_Stored | None",
+                 metrics: Mapping[str, Any]) -> Member:
+    for name, value in (("_genotype", genotype), ("_stored", stored), ("metrics", metrics)):
+        object.__setattr__(member, name, value)
+    return member
+
+
+def _member(genotype: Genotype | None, stored: "_Stored | None", metrics: Mapping[str, Any]) -> Member:
+    return _init_member(Member.__new__(Member), genotype, stored, metrics)
+
+
+class _Stored:
+    """A version-2 member before its genotype is built: its structure's reference and its widths."""
+
+    __slots__ = ("reference", "genes", "params", "macs", "where")
+
+    def __init__(self, reference: Genotype, genes: tuple[int, ...], params: int, macs: int, where: str) -> None:
+        self.reference, self.genes, self.params, self.macs, self.where = reference, genes, params, macs, where
+
+    def build(self) -> Genotype:
+        try:
+            genotype = _reproduce(self.reference, dict(zip(self.reference.genes, self.genes)))
+        except ArchsearchError as exc:
+            raise FileFormatError(f"{self.where}.genes: {exc}") from None
+        for key in ("params", "macs"):
+            stored, counted = getattr(self, key), getattr(genotype, key)
+            if stored != counted:
+                raise FileFormatError(f"{self.where}.{key}: the file says {stored!r} but the genotype counts {counted}")
+        return genotype
+
+
+def _reproduce(reference: Genotype, genes: Mapping[str, int]) -> Genotype:
+    """``reference`` with these widths and the reference's ``origin``: how a version-2 member is built."""
+    if genes == reference.genes:
+        return reference
+    genotype = reference.with_genes(genes)
+    if genotype.origin != reference.origin:
+        genotype = Genotype(genotype.family, genotype.hparams, genotype.graph, reference.origin)
+    return genotype
+
+
+#: member genotype -> a weak reference to the structure reference that reproduced it when last
+#: written, so that a pruning run rewriting its growing trajectory checks each genotype once
+_REFERENCES: "weakref.WeakKeyDictionary[Genotype, weakref.ref[Genotype]]" = weakref.WeakKeyDictionary()
+
+
+class _Structures:
+    """The structures of one version-2 file being written, and which one each member uses."""
+
+    def __init__(self) -> None:
+        self.references: list[Genotype] = []
+        self.index: dict[int, int] = {}  # id(reference) -> position
+
+    def place(self, member: Member) -> tuple[int, list[int]]:
+        """The structure ``member`` is written against and its widths in that structure's order."""
+        stored = member._stored  # noqa: SLF001
+        if stored is not None:  # read from a version-2 file: its own reference reproduces it
+            return self._position(stored.reference), list(stored.genes)
+        genotype = member.genotype
+        cached = _REFERENCES.get(genotype)
+        reference = cached() if cached is not None else None
+        if reference is None or id(reference) not in self.index or reference.origin != genotype.origin:
+            reference = next((r for r in reversed(self.references) if _reproduces(r, genotype)), genotype)
+            _REFERENCES[genotype] = weakref.ref(reference)
+        return self._position(reference), [genotype.genes[name] for name in reference.genes]
+
+    def _position(self, reference: Genotype) -> int:
+        if id(reference) not in self.index:
+            self.index[id(reference)] = len(self.references)
+            self.references.append(reference)
+        return self.index[id(reference)]
+
+    def to_list(self) -> list[dict[str, Any]]:
+        return [{"genes": list(r.genes), "genotype": r.to_dict()} for r in self.references]
+
+
+def _reproduces(reference: Genotype, genotype: Genotype) -> bool:
+    if (reference.family, dict(reference.hparams), dict(reference.origin), set(reference.genes)) != \
+            (genotype.family, dict(genotype.hparams), dict(genotype.origin), set(genotype.genes)):
+        return False
+    try:
+        return _reproduce(reference, genotype.genes) == genotype
+    except ArchsearchError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -81,17 +215,29 @@ class Family:
     def appended(self, member: Member) -> "Family":
         return Family(self.members + (member,), self.metadata)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"format": FAMILY_FORMAT, "version": FAMILY_VERSION, "metadata": _jsonable(self.metadata, "metadata"),
-                "members": [_jsonable(m.to_dict(), "members") for m in self.members]}
+    def to_dict(self, *, version: int = 1) -> dict[str, Any]:
+        """The JSON object of a file of ``version``: by default 1, a whole genotype per member (the form
+        callers index and digest; it builds every member), 2 the compact form :meth:`save` writes."""
+        head = {"format": FAMILY_FORMAT, "version": version, "metadata": _jsonable(self.metadata, "metadata")}
+        if version == 1:
+            return {**head, "members": [_jsonable(m.to_dict(), "members") for m in self.members]}
+        if version != 2:
+            raise ArchsearchError(f"family file version {version!r} is unknown; expected 1 or {FAMILY_VERSION}")
+        structures = _Structures()
+        members = []
+        for m in self.members:
+            position, genes = structures.place(m)
+            members.append({"structure": position, "genes": genes, "params": m.params, "macs": m.macs,
+                            "metrics": _jsonable(m.metrics, "members.metrics")})
+        return {**head, "structures": structures.to_list(), "members": members}
 
-    def save(self, path: str | os.PathLike[str]) -> None:
+    def save(self, path: str | os.PathLike[str], *, version: int = FAMILY_VERSION) -> None:
         """Atomic: a reader sees the old file or the new one, never half of one."""
-        atomic_write_json(path, self.to_dict(), indent=None)
+        atomic_write_json(path, self.to_dict(version=version), indent=None)
 
     @classmethod
     def from_dict(cls, obj: Any, *, source: object = "family") -> "Family":
-        check_header(obj, source, FAMILY_FORMAT, FAMILY_VERSION)
+        version = check_header(obj, source, FAMILY_FORMAT, FAMILY_VERSION)
         members_data = obj.get("members")
         if not isinstance(members_data, list):
             raise FileFormatError(f"{source}: members: expected a list of members")
@@ -100,24 +246,81 @@ class Family:
             raise FileFormatError(f"{source}: metadata: expected an object")
         if len(members_data) > MAX_MEMBERS:
             raise FileFormatError(f"{source}: members: {len(members_data):,} members; at most {MAX_MEMBERS:,} are read")
+        read = _read_v1_member if version == 1 else _v2_reader(obj, source)
         members = []
         for i, entry in enumerate(members_data):
             where = f"{source}: members[{i}]"
-            if not isinstance(entry, dict) or "genotype" not in entry:
-                raise FileFormatError(f"{where}: expected an object with a 'genotype'")
+            if not isinstance(entry, dict):
+                raise FileFormatError(f"{where}: expected an object")
             metrics = entry.get("metrics", {})
             if not isinstance(metrics, dict):
                 raise FileFormatError(f"{where}.metrics: expected an object")
-            genotype = Genotype.from_dict(entry["genotype"], source=f"{where}.genotype")
-            for key in ("params", "macs"):
-                if key in entry and entry[key] != getattr(genotype, key):
-                    raise FileFormatError(
-                        f"{where}.{key}: the file says {entry[key]!r} but the genotype counts {getattr(genotype, key)}"
-                    )
-            members.append(Member(genotype, metrics))
+            members.append(read(entry, metrics, where))
         return cls(tuple(members), metadata)
 
 
+def _read_v1_member(entry: dict, metrics: dict, where: str) -> Member:
+    if "genotype" not in entry:
+        raise FileFormatError(f"{where}: expected an object with a 'genotype'")
+    genotype = Genotype.from_dict(entry["genotype"], source=f"{where}.genotype")
+    for key in ("params", "macs"):
+        if key in entry and entry[key] != getattr(genotype, key):
+            raise FileFormatError(
+                f"{where}.{key}: the file says {entry[key]!r} but the genotype counts {getattr(genotype, key)}"
+            )
+    return Member(genotype, metrics)
+
+
+def _v2_reader(obj: dict, source: object):  # noqa: ANN202
+    """Check and build the structures (each a whole genotype); return the reader of one member."""
+    data = obj.get("structures")
+    if not isinstance(data, list):
+        raise FileFormatError(f"{source}: structures: expected a list of structures")
+    if len(data) > MAX_MEMBERS:
+        raise FileFormatError(f"{source}: structures: {len(data):,} structures; at most {MAX_MEMBERS:,} are read")
+    references = []
+    for k, entry in enumerate(data):
+        where = f"{source}: structures[{k}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("genotype"), dict):
+            raise FileFormatError(f"{where}: expected an object with a 'genotype' object")
+        names = entry.get("genes")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise FileFormatError(f"{where}.genes: expected a list of gene names")
+        reference = Genotype.from_dict(entry["genotype"], source=f"{where}.genotype")
+        if names != list(reference.genes):
+            raise FileFormatError(f"{where}.genes: {_brief(names)} differ from the genotype's genes "
+                                  f"{_brief(list(reference.genes))} (names and order must match)")
+        references.append(reference)
+
+    def read(entry: dict, metrics: dict, where: str) -> Member:
+        k = entry.get("structure")
+        if not _is_count(k) or k >= len(references):
+            raise FileFormatError(f"{where}.structure: {k!r} is invalid; expected an index below {len(references)} "
+                                  "into structures")
+        reference = references[k]
+        genes = entry.get("genes")
+        if not isinstance(genes, list) or len(genes) != len(reference.genes):
+            found = f"{len(genes)} widths" if isinstance(genes, list) else repr(genes)
+            raise FileFormatError(f"{where}.genes: {found}; expected a list of {len(reference.genes)} widths, "
+                                  f"one per gene of structures[{k}]")
+        bad = next((j for j, w in enumerate(genes) if not _is_count(w)), None)
+        if bad is not None:
+            raise FileFormatError(f"{where}.genes[{bad}]: {genes[bad]!r} is invalid for gene "
+                                  f"{list(reference.genes)[bad]!r}; expected a whole number of channels >= 0")
+        for key in ("params", "macs"):
+            if not _is_count(entry.get(key)):
+                raise FileFormatError(f"{where}.{key}: {entry.get(key)!r} is invalid; expected a count >= 0")
+        return _member(None, _Stored(reference, tuple(genes), entry["params"], entry["macs"], where), metrics)
+
+    return read
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _brief(names: list) -> str:
+    return repr(names) if len(names) <= 4 else f"{names[:3]!r}... ({len(names)})"
 
 
 def select_member(family: Family, member: str | int | None) -> int:

@@ -41,7 +41,8 @@ class Genotype:
     :func:`load_genotype`; the constructor trusts its arguments and is private.
     """
 
-    __slots__ = ("family", "hparams", "graph", "origin", "__dict__")
+    # __weakref__: family files remember which reference reproduced a genotype (archsearch.family)
+    __slots__ = ("family", "hparams", "graph", "origin", "__dict__", "__weakref__")
 
     def __init__(self, family: str, hparams: Mapping[str, Any], graph: nx.DiGraph,
                  origin: Mapping[str, Any] | None = None) -> None:

@@ -2,9 +2,9 @@
 
 The error plot: each point is one family at one budget (x: the parameters its genotype really has,
 y: the mean test error over seeds, bars: one standard deviation) on a logarithmic parameter axis, as
-in Crowley et al. and Liu et al.; the pruning runs' own pruned-and-fine-tuned networks are drawn as
-dotted lines of their validation error when a study holds them (a pruning run measures no test
-error), and the best family of each budget is ringed.
+in Crowley et al. and Liu et al.; an iterative pruning run's own pruned-and-fine-tuned trajectory is
+drawn as a dotted line of its validation error, a one-shot run's unpruned network as a star, and
+the best arm of each budget is ringed.
 
 matplotlib is imported inside the functions with the Agg backend, so plotting works on headless
 machines and costs nothing to code that never plots.
@@ -88,8 +88,10 @@ def plot_width_profile(genotypes: Sequence[Genotype], path: str | os.PathLike[st
 
 def plot_error_vs_params(rows: Sequence[Any], path: str | os.PathLike[str], *,
                          fine_tuned: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+                         unpruned: Sequence[Mapping[str, Any]] | None = None,
                          title: str | None = None) -> None:
-    """Draw leaderboard ``rows`` (see :func:`archsearch.study.leaderboard`) into ``path`` (.png/.svg)."""
+    """Draw leaderboard ``rows`` into ``path`` (.png/.svg): arm rows (:func:`archsearch.study.leaderboard`)
+    or arm kinds pooled over pruning runs (:func:`archsearch.study.kind_leaderboard`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,10 +120,18 @@ def plot_error_vs_params(rows: Sequence[Any], path: str | os.PathLike[str], *,
         if best:
             bx, by = zip(*best, strict=True)
             ax.scatter(bx, by, s=150, facecolors="none", edgecolors=bars[0].get_color(), linewidths=1.2, zorder=5)
-    for label, points in (fine_tuned or {}).items():
+    runs = dict(fine_tuned or {})
+    for k, (label, points) in enumerate(runs.items()):
         pts = sorted(points, key=lambda p: p["params"])
-        ax.plot([p["params"] for p in pts], [100 * p["val_error"] for p in pts], ls=":", lw=1.2, color="0.35",
-                label=f"pruned + fine-tuned, {label} (val error)")
+        # several runs draw one legend entry: the lines are context, the arms are the comparison
+        name = (f"pruned + fine-tuned, {label} (val error)" if len(runs) <= 2
+                else "pruned + fine-tuned during pruning, each run (val error)" if k == 0 else None)
+        ax.plot([p["params"] for p in pts], [100 * p["val_error"] for p in pts], ls=":", lw=1.0 if len(runs) > 2 else 1.2,
+                color="0.35", alpha=0.6 if len(runs) > 2 else 1.0, label=name)
+    if unpruned:  # one-shot runs: the big network each was pruned from
+        split = unpruned[0].get("split", "test")
+        ax.scatter([u["params"] for u in unpruned], [100 * u["error"] for u in unpruned], marker="*", s=90,
+                   color="0.25", zorder=6, label=f"unpruned network, each pruning run ({split} error)")
     ax.set_xscale("log")
     ax.set_xlabel("parameters (log scale)")
     ax.set_ylabel("test error (%), mean ± std over seeds")

@@ -1,26 +1,19 @@
-"""What a benchmark ran on, recorded beside every figure it writes."""
+"""What a benchmark ran on, recorded beside every figure it writes (the package's one definition)."""
 from __future__ import annotations
 
-import os
-import platform
-import sys
-from datetime import datetime, timezone
+import json
+from pathlib import Path
+from typing import Any
+
+from archsearch.machine import machine
+
+__all__ = ["machine", "write_result"]
 
 
-def machine() -> dict:
-    info = {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
-        info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-        info["torch_threads"] = torch.get_num_threads()
-    except ImportError:  # pragma: no cover
-        pass
-    return info
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    """Write ``benchmarks/results/NAME.json`` (the machine recorded in it) and say where."""
+    out = Path(__file__).resolve().parent / "results" / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({**result, "machine": machine()}, indent=2) + "\n")
+    print(f"wrote {out}")
+    return out

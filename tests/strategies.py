@@ -79,3 +79,12 @@ def pruning_trajectory(name: str = "wrn-16-2", steps: int = 60, chunk: int = 4, 
         genotype = genotype.with_genes(genes)
         members.append(Member(genotype, {"step": 100 * t, "val_error": 0.05 + 0.001 * t + 0.002 * rng.random()}))
     return Family(tuple(members), {"created_by": "tests.strategies.pruning_trajectory"})
+
+
+def assert_one_line(message: str, path: object, *words: str) -> str:
+    """An error for a bad file: one line, starting with the file's path, containing ``words``."""
+    assert "\n" not in message, message
+    assert message.startswith(str(path)), message
+    for word in words:
+        assert word in message, message
+    return message

@@ -26,3 +26,22 @@ def test_gpu_benchmark_runs_tiny_on_a_cpu(tmp_path: Path) -> None:
     assert {r["batch"] for r in report["rows"]} == {8, 16} and len(report["rows"]) == 6
     assert all(r["images_per_s"] > 0 and r["tflops"] > 0 for r in report["rows"])
     assert report["fisher"]["ratio"] > 0
+
+
+def test_early_stopping_replay_counts_the_epochs_a_rule_lets_run() -> None:
+    """The replay feeds recorded per-epoch errors to Optuna's rules: with ``none`` every epoch runs;
+    with ``median`` a trial clearly worse than the median of the earlier ones at the same epoch stops."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_early_stopping import ranking, replay
+
+    def trial(number: int, level: float, kind: str) -> dict:
+        history = [{"epoch": e, "val_error": level + 0.1 / e} for e in range(1, 9)]
+        return {"number": number, "history": history, "val_error": history[-1]["val_error"],
+                "test_error": level, "budget": 1000, "kind": kind}
+
+    trials = [trial(i, 0.1, "good") for i in range(6)] + [trial(6 + i, 0.9, "bad") for i in range(3)]
+    spent, finished = replay(trials, "none", 8)
+    assert spent == 9 * 8 and finished == {t["number"] for t in trials}
+    spent, finished = replay(trials, "median", 8)
+    assert spent < 9 * 8 and not finished & {6, 7, 8} and {0, 1, 2, 3, 4, 5} <= finished
+    assert ranking(trials) == {1000: ["good", "bad"]}

@@ -65,6 +65,15 @@ def test_prune_cli_resume_after_finish_is_a_no_op_and_rerun_is_refused(tmp_path,
     ("", ["--target-params", "abc"], "'abc' is not a budget"),
     ("", ["--criterion", "psychic"], "--criterion: 'psychic' is invalid"),  # a flag's value names the flag
     ("", ["--resume"], "no pruning checkpoint to resume"),
+    ("", ["--one-shot"], "a one-shot run needs fraction or target_params"),  # the space's max_prunes is dropped
+    ("", ["--one-shot", "--fraction", "0.4", "--max-prunes", "2"], "--max-prunes: 2 is invalid; expected no value "
+                                                                   "with one_shot"),
+    ("one_shot = true\nfraction = 0.4\n", [], "[prune]: prune.max_prunes: 3 is invalid"),
+    ("", ["--criterion", "sss"], "--criterion: 'sss' is invalid; expected one of fisher"),
+    ("", ["--threshold", "layer"], "--threshold: 'layer' is invalid; expected global unless one_shot"),
+    ("", ["--one-shot", "--fraction", "0.005", "--threshold", "layer"], "--fraction: 0.005 removes no channel"),
+    ("", ["--save-weights", "2q"], "--save-weights: '2q' is invalid"),
+    ("", ["--bn-l1", "-1"], "--bn-l1: -1.0 is invalid"),
 ])
 def test_prune_cli_bad_input_is_one_line(tmp_path, capsys, extra, args, needle):
     out = tmp_path / "run"
@@ -72,6 +81,38 @@ def test_prune_cli_bad_input_is_one_line(tmp_path, capsys, extra, args, needle):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("archsearch: error:") and needle in err[0], err
     assert not (out / "pruned.json").exists()
+
+
+def test_prune_cli_one_shot_writes_two_members_and_their_weights(tmp_path, capsys):
+    space = small_space(tmp_path)
+    out = tmp_path / "run"
+    args = ["prune", "--space", str(space), "--out", str(out), "--no-progress", "--one-shot", "--fraction", "0.4",
+            "--criterion", "bn-scale", "--bn-l1", "1e-4", "--finetune-epochs", "1"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    family = archsearch.load_family(out / "pruned.json")
+    assert len(family) == 2 and family.metadata["one_shot"] is True
+    assert family.metadata["pretrain"]["recipe"]["bn_l1"] == 1e-4  # Network Slimming's sparsity, pre-training only
+    assert family.metadata["settings"]["max_prunes"] is None  # the space's iterative stop condition is dropped
+    assert family[1].metrics["channels_removed"] == 45 and family[1].params < family[0].params
+    assert "test error" in captured.out and f"{family[1].params:,}" in captured.out
+    assert "member_weights.pt (weights of members 0, 1)" in captured.err
+    before = (out / "pruned.json").read_bytes()
+    assert main(args) == 2
+    assert "already holds a pruning run" in capsys.readouterr().err
+    assert main([*args, "--resume"]) == 0  # finished: nothing to do
+    assert (out / "pruned.json").read_bytes() == before
+
+
+def test_prune_cli_save_weights(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["prune", "--space", str(small_space(tmp_path)), "--out", str(out), "--no-progress",
+                 "--save-weights", "60k"]) == 0
+    family = archsearch.load_family(out / "pruned.json")
+    kept = [i for i, m in enumerate(family) if m.metrics.get("weights")]
+    assert len(kept) == 1 and family.metadata["weights"] == "member_weights.pt"
+    assert f"member_weights.pt (weights of member {kept[0]})" in capsys.readouterr().err
+    assert family.metadata["settings"]["save_weights"] == [60_000]
 
 
 def test_prune_cli_weights_must_match(tmp_path, capsys):

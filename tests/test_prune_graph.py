@@ -12,7 +12,7 @@ from archsearch.errors import ArchsearchError
 from archsearch.prune.criteria import CRITERIA, make_criterion
 from archsearch.prune.groups import coupled_groups
 from archsearch.prune.loop import _removable, _spatial, check_targets
-from archsearch.prune.settings import PruneSettings
+from archsearch.prune.settings import ONE_SHOT_CRITERIA, PruneSettings
 from archsearch.prune.surgery import graph_state_dict, prune_channels
 
 
@@ -223,6 +223,21 @@ def test_prune_to_zero_removes_a_residual_branch() -> None:
     assert not hasattr(new.s2.b1, "conv1")
 
 
+def test_an_imported_residual_branch_prunes_to_zero_and_trains() -> None:
+    g = nets()["resnet"]
+    model = live_model(g)
+    new, pruned, _ = prune_channels(model, g, {"layer1.0.conv1": list(range(16))})
+    assert pruned.genes["layer1.0.conv1"] == 0 and numel(new) == pruned.params
+    # the block is its shortcut: its addition passes one tensor through, which the ReLU after it
+    # must not overwrite in place (the stem's ReLU saved it for its backward)
+    new.train()(torch.randn(4, 1, 8, 8)).sum().backward()
+    # another branch may still vanish; a gene whose 0 would cut the network may not
+    assert coupled_groups(pruned)["layer2.0.conv1"].floor == 0
+    assert pruned.with_genes({"layer2.0.conv1": 0}).genes["layer2.0.conv1"] == 0
+    with pytest.raises(ArchsearchError, match="'conv1': 0 is invalid"):
+        pruned.with_genes({"conv1": 0})
+
+
 def test_wrn_weights_cross_the_bridge() -> None:
     """The hand-written WideResNet's state_dict, renamed by the bridge, runs the same in GraphNet."""
     g = archsearch.load_family("search_spaces/digits-wrn-16-2/pruned.json")[50].genotype
@@ -291,7 +306,7 @@ def digits():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("space", SHIPPED)
-@pytest.mark.parametrize("criterion", sorted(CRITERIA))
+@pytest.mark.parametrize("criterion", sorted(set(CRITERIA) - set(ONE_SHOT_CRITERIA)))
 def test_every_shipped_network_prunes_with_every_criterion(tmp_path, digits, space: str, criterion: str) -> None:
     from archsearch.prune.loop import prune_network
 
@@ -314,6 +329,25 @@ def test_every_shipped_network_prunes_with_every_criterion(tmp_path, digits, spa
                            on_record=check)
     assert len(checked) == 2 and checked[0] > checked[1]
     assert [m.metrics["channels_removed"] for m in family] == [0, 3, 6]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("space", ["digits-wrn-16-2", "digits-wrn-bottleneck-16-2", "digits-resnet20"])
+def test_every_shipped_residual_network_loses_whole_branches_with_sss(tmp_path, digits, space: str) -> None:
+    from archsearch.prune.oneshot import prune_once
+
+    g = archsearch.load_space(f"search_spaces/{space}").base_genotype()
+    settings = PruneSettings(criterion="sss", one_shot=True, fraction=0.5, steps_per_prune=2, batch_size=32,
+                             finetune_epochs=0)
+    torch.manual_seed(0)
+    member = prune_once(g, None, digits, settings, tmp_path / "run", device="cpu", progress=False)[1]
+    again = archsearch.Genotype.from_dict(member.genotype.to_dict())
+    model = again.build(generic=True).eval()
+    assert numel(model) == member.params < g.params
+    with torch.no_grad():
+        assert torch.isfinite(model(digits.val_x[:4])).all()
+    zeroed = [gene for gene, width in again.genes.items() if width == 0]
+    assert len(zeroed) >= member.metrics["branches_removed"] >= 1
 
 
 def test_a_space_asking_to_prune_a_fixed_gene_is_one_line_and_writes_nothing(tmp_path, capsys) -> None:

@@ -49,7 +49,7 @@ def _run(tmp_path: Path, out: Path, kill_at: int, resume: bool) -> subprocess.Co
 
 
 def _members(path: Path) -> list:
-    return [(m["params"], m["metrics"], m["genotype"]["graph"]) for m in json.loads(path.read_text())["members"]]
+    return [(m.params, dict(m.metrics), m.genotype.to_dict()["graph"]) for m in archsearch.load_family(path)]
 
 
 @pytest.mark.slow

@@ -270,7 +270,9 @@ def test_report_matches_a_hand_computation(pruned, digits, tmp_path, capsys):
     assert other1.p_value == pytest.approx(2 * stats.t.sf(t, df))
     assert other1.p_value == pytest.approx(stats.ttest_ind(HAND[("uniform", 1000)], HAND[("pruned-linear", 1000)],
                                                            equal_var=False).pvalue)
-    assert other1.p_value < 0.05 and other1.significant is True
+    # two comparisons (one per budget): Holm doubles the smaller p-value, keeps the larger if bigger
+    assert other1.p_holm == pytest.approx(min(1.0, 2 * other1.p_value))
+    assert other1.p_holm < 0.05 and other1.significant is True
 
     best2, other2 = rows[("uniform", 2000)], rows[("pruned-linear", 2000)]
     assert best2.best and other2.gap == pytest.approx(0.005) and other2.significant is False
@@ -287,7 +289,7 @@ def test_report_matches_a_hand_computation(pruned, digits, tmp_path, capsys):
     source = load_source(pruned)
     assert data["fine_tuned"][source.label][0]["params"] == source.family[0].params
     assert paths["png"].read_bytes()[:4] == b"\x89PNG" and b"<svg" in paths["svg"].read_bytes()[:2000]
-    assert len(list((tmp_path / "report").iterdir())) == 5  # no temporary files left behind
+    assert len(list((tmp_path / "report").iterdir())) == 6  # no temporary files left behind
 
     assert main(["study", "report", "--storage", url, "--study-name", "hand"]) == 0
     out = capsys.readouterr().out

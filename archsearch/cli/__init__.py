@@ -47,6 +47,8 @@ _WORKFLOW = """workflow:
   archsearch baselines --space digits-wrn-16-2 --budgets 5k,20k --out baselines.json
   archsearch train derived.json --member 0 --data digits    train one from scratch
   archsearch study run ... ; archsearch study report ...  compare them all (Optuna)
+  archsearch compare a/pruned.json b/pruned.json          do pruning runs agree on the widths?
+  archsearch experiment run experiments/liu2018-digits.toml   a paper's whole comparison, one command
   archsearch VERB --help shows each verb's options and an example."""
 
 

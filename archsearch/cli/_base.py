@@ -19,6 +19,10 @@ VERBS: dict[str, tuple[str, str]] = {
     "prune": ("prune", "train the space's big net, then prune it channel by channel, recording every genotype "
                        "in pruned.json"),
     "study": ("study", "compare pruned-derived genotypes with baselines in an Optuna study (run, then report)"),
+    "compare": ("compare", "how alike are the widths several pruning runs of one network found (CV per gene, "
+                           "cosine; Liu et al. 2018)"),
+    "experiment": ("experiment", "run a paper's whole comparison from one experiment file (prune, study, report; "
+                                 "resumable), or redraw its report"),
 }
 
 
@@ -60,9 +64,10 @@ def load_member(path: str, member: str | None):  # noqa: ANN201
     if member is None and len(family) > 1:
         raise ArchsearchError(f"{path}: holds {len(family)} genotypes; choose one with --member ({MEMBER_FORMS})")
     try:
-        return family[select_member(family, member)].genotype
+        index = select_member(family, member)
     except ArchsearchError as exc:
         raise ArchsearchError(f"{path}: --member: {exc}") from None
+    return family[index].genotype  # built now (a version-2 file): its errors name the file themselves
 
 
 #: environment variable giving every compute verb's default number of torch CPU threads

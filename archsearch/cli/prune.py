@@ -4,12 +4,17 @@ import argparse
 import re
 import shlex
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 from ..budgets import format_count, parse_budget
 from ..errors import ArchsearchError
 from ..tables import print_table
 from ._base import Command, add_threads_argument, apply_threads
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..family import Family, Member
 
 
 class PruneCommand(Command):
@@ -28,7 +33,7 @@ class PruneCommand(Command):
         parser.add_argument("--no-progress", action="store_true", help="no progress bars")
         add_threads_argument(parser)
         g = parser.add_argument_group("pruning settings (override the space's [prune] table)")
-        g.add_argument("--criterion", help="fisher (default), taylor, l1, bn-scale, random")
+        g.add_argument("--criterion", help="fisher (default), taylor, l1, bn-scale, random; sss (one-shot only)")
         g.add_argument("--normalise", help="none (default), params, macs: divide scores by what a channel frees")
         g.add_argument("--max-prunes", type=int, help="stop after this many prunes (default: the space's)")
         g.add_argument("--target-params", help="stop at this many parameters, e.g. 20k")
@@ -45,109 +50,94 @@ class PruneCommand(Command):
                                                "space's, else 0)")
         g.add_argument("--prune-residual", action="store_true", default=None,
                        help="also prune each stage's residual width as one coupled group (use with --normalise params)")
+        g.add_argument("--save-weights", metavar="all|none|BUDGETS",
+                       help="keep fine-tuned weights in member_weights.pt: of every member, none (default), or of "
+                            "the member nearest each budget, e.g. 2k,4k")
+        o = parser.add_argument_group("one-shot pruning (prune once, then fine-tune; Liu et al. 2018)")
+        o.add_argument("--one-shot", action="store_true", default=None,
+                       help="remove --fraction of the prunable channels (or down to --target-params) in one cut")
+        o.add_argument("--threshold", help="global (default: lowest scores across layers, Network Slimming) or "
+                                           "layer (the same fraction of every layer, Li et al.)")
+        o.add_argument("--finetune-epochs", type=int, help="epochs of fine-tuning after the cut (default 10)")
+        o.add_argument("--sss-l1", type=float, help="criterion sss: L1 penalty on the branch scales (default 1e-2)")
+        o.add_argument("--bn-l1", type=float, help="pre-train with this BN-scale L1 sparsity (Network Slimming: "
+                                                   "1e-4), overriding the space's [train] bn_l1")
 
     def run(self, args: argparse.Namespace) -> int:
+        from ..prune.workflow import pretrain_recipe, prune_space, space_settings
         from ..space import load_space
-        from ..prune.settings import PruneSettings
 
         space = load_space(args.space)
         overrides = {k: getattr(args, k) for k in (
             "criterion", "normalise", "max_prunes", "fraction", "steps_per_prune", "channels_per_prune",
-            "record_every", "lr", "batch_size", "seed", "prune_residual") if getattr(args, k) is not None}
+            "record_every", "lr", "batch_size", "seed", "prune_residual", "save_weights", "one_shot", "threshold",
+            "finetune_epochs", "sss_l1") if getattr(args, k) is not None}
         if args.target_params is not None:
             overrides["target_params"] = parse_budget(args.target_params, field="--target-params")
-        try:
-            settings = PruneSettings.from_dict({**space.prune, **overrides},
-                                               source=f"{space.path / 'space.toml'} [prune]")
-        except ArchsearchError as exc:  # a value given on the command line is named by its flag
-            found = re.search(r"prune\.(\w+): (.*)$", str(exc))
-            if found and found.group(1) in overrides:
-                raise ArchsearchError(f"--{found.group(1).replace('_', '-')}: {found.group(2)}") from None
-            raise
+        pretrain = {"bn_l1": args.bn_l1} if args.bn_l1 is not None else {}
+        with _flags(r"\[train\]: (\w+): (.*)$", pretrain):
+            pretrain_recipe(space, pretrain)
         out = Path(args.out or Path("runs") / space.name)
-        from ..prune.loop import CHECKPOINT_NAME, PRUNED_NAME, check_run_folder, check_targets
+        command = "archsearch " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        with _flags(r"prune\.(\w+): (.*)$", overrides):  # settings, and targets checked before any compute
+            settings = space_settings(space, overrides)
+            apply_threads(args.threads)
+            family = prune_space(space, settings, out, weights=args.weights, resume=args.resume,
+                                 device=args.device, data_dir=args.data_dir, pretrain_epochs=args.pretrain_epochs,
+                                 pretrain_overrides=pretrain, progress=False if args.no_progress else None,
+                                 metadata={"command": command})
+        from ..prune.loop import PRUNED_NAME
+        from ..prune.weights import WEIGHTS_NAME
 
-        genotype = space.base_genotype()
-        check_targets(genotype, settings)
-        # a run killed before its first record (e.g. while pre-training) resumes from the start of pruning
-        resume_pruning = args.resume and (out / CHECKPOINT_NAME).exists()
-        if args.resume and not resume_pruning and not (out / "pretrain").exists():
-            raise ArchsearchError(f"{out}: nothing to resume: no pruning checkpoint to resume and no pre-training; "
-                                  "run without --resume")
-        check_run_folder(out, resume_pruning)
-        from ..runfolder import RunFolder
-
-        RunFolder(out, "prune").check()  # a file in the way, or a training folder: before pre-training
-
-        import torch
-
-        apply_threads(args.threads)
-
-        from ..data import check_fits, load_dataset
-        from ..prune.loop import prune_network
-        from ..recipe import Recipe
-        from ..train import CHECKPOINT as TRAIN_CHECKPOINT, train_genotype
-
-        from ..train import resolve_device
-
-        resolve_device(args.device)  # a bad --device fails before any work
-        data_name = space.data.get("name")
-        if not isinstance(data_name, str):
-            raise ArchsearchError(f"{space.path / 'space.toml'}: data.name is required, e.g. \"digits\"")
-        data = load_dataset(data_name, data_dir=args.data_dir)
-        check_fits(genotype, data.spec)
-        progress = False if args.no_progress else None
-        meta = {"space": space.name, "command": "archsearch " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-                "start_params": genotype.params, "threads": torch.get_num_threads(), "torch": torch.__version__}
-        state = None
-        if not resume_pruning:
-            if args.weights:
-                state = _load_weights(args.weights)
-                meta["weights"] = str(args.weights)
-            else:
-                recipe = Recipe.from_dict(space.train, source=f"{space.path / 'space.toml'} [train]")
-                pre = out / "pretrain"
-                print(f"pre-training {space.name} ({genotype.params:,} params) for "
-                      f"{args.pretrain_epochs or recipe.epochs} epochs in {pre}", file=sys.stderr)
-                metrics = train_genotype(genotype, data, recipe, pre, device=args.device, seed=settings.seed,
-                                         resume=(pre / TRAIN_CHECKPOINT).exists(), epochs=args.pretrain_epochs,
-                                         progress=progress)
-                if metrics["diverged"]:
-                    raise ArchsearchError(f"pre-training diverged (non-finite loss) in epoch "
-                                          f"{metrics['final']['epoch']}; nothing to prune: lower the [train] lr")
-                state = torch.load(pre / metrics["weights"], map_location="cpu", weights_only=True)
-                meta["pretrain"] = {"epochs": metrics["final"]["epoch"], "val_error": metrics["final"]["val_error"],
-                                    "test_error": metrics["final"]["test_error"], "recipe": metrics["recipe"]}
-        family = prune_network(genotype, state, data, settings, out, resume=resume_pruning, device=args.device,
-                               metadata=meta, progress=progress)
-        n = len(family)
-        picks = sorted({round(k * (n - 1) / 9) for k in range(10)}) if n > 10 else range(n)
-        rows = []
-        for i in picks:
-            m = family[i]
-            rows.append([i, m.metrics["prunes"], m.metrics["channels_removed"], f"{m.params:,}",
-                         format_count(m.macs), f"{m.metrics['val_error']:.2%}",
-                         "/".join(str(sum(inner)) for _, _, inner in m.genotype.stages())])
-        print_table(["#", "prunes", "removed", "params", "MACs", "val error", "inner per stage"], rows)
-        print(f"wrote {out / PRUNED_NAME} ({n} genotypes, {family.metadata.get('wall_s', 0):.0f} s pruning)",
-              file=sys.stderr)
+        kept = [i for i, m in enumerate(family) if m.metrics.get("weights") is True]
+        if settings.one_shot:
+            _one_shot_table(family)
+            what = f"the trained and the pruned network, {family[1].metrics['finetune_epochs']} epochs fine-tuned"
+        else:
+            _trajectory_table(family)
+            what = f"{len(family)} genotypes, {family.metadata.get('wall_s', 0):.0f} s pruning"
+        print(f"wrote {out / PRUNED_NAME} ({what})"
+              + (f" and {out / WEIGHTS_NAME} (weights of member{'s' if len(kept) > 1 else ''} "
+                 f"{', '.join(map(str, kept))})" if kept else ""), file=sys.stderr)
         return 0
 
 
-def _load_weights(path: str) -> dict:
-    import torch
-
+@contextmanager
+def _flags(pattern: str, given: dict) -> Iterator[None]:
+    """A refused value given on the command line is named by its flag (``prune.max_prunes`` -> ``--max-prunes``)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ArchsearchError(f"{path}: no such weights file") from None
-    except Exception as exc:  # noqa: BLE001 - unreadable weights are one user-facing line
-        raise ArchsearchError(f"{path}: cannot read weights ({type(exc).__name__})") from None
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
-    if not isinstance(state, dict):
-        raise ArchsearchError(f"{path}: expected a state_dict")
-    return state
+        yield
+    except ArchsearchError as exc:
+        found = re.search(pattern, str(exc))
+        if found and found.group(1) in given:
+            raise ArchsearchError(f"--{found.group(1).replace('_', '-')}: {found.group(2)}") from None
+        raise
+
+
+def _stages(member: Member) -> str:
+    return "/".join(str(sum(inner)) for _, _, inner in member.genotype.stages())
+
+
+def _trajectory_table(family: Family) -> None:
+    n = len(family)
+    picks = sorted({round(k * (n - 1) / 9) for k in range(10)}) if n > 10 else range(n)
+    rows = []
+    for i in picks:
+        m = family[i]
+        rows.append([i, m.metrics["prunes"], m.metrics["channels_removed"], f"{m.params:,}",
+                     format_count(m.macs), f"{m.metrics['val_error']:.2%}", _stages(m)])
+    print_table(["#", "prunes", "removed", "params", "MACs", "val error", "inner per stage"], rows)
+
+
+def _one_shot_table(family: Family) -> None:
+    rows = []
+    for i, m in enumerate(family):
+        before = m.metrics.get("val_error_before_finetune")
+        rows.append([i, m.metrics.get("channels_removed", 0), f"{m.params:,}", format_count(m.macs),
+                     "" if before is None else f"{before:.2%}", f"{m.metrics['val_error']:.2%}",
+                     f"{m.metrics['test_error']:.2%}", _stages(m)])
+    print_table(["#", "removed", "params", "MACs", "val error pruned", "val error", "test error",
+                 "inner per stage"], rows)
 
 
 COMMAND = PruneCommand()

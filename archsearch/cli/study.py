@@ -32,6 +32,25 @@ def _pruned_arg(text: str) -> tuple[str | None, str]:
     return (label, path) if sep and label and not Path(text).exists() else (None, text)
 
 
+#: options of study run that the launcher sets per worker, not copied to its children
+_PER_WORKER = {"device", "devices", "workers", "threads", "launched"}
+
+
+def _worker_argv(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The options of this ``study run`` that every launched worker repeats (the same study)."""
+    argv = []
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        if not action.option_strings or action.dest in _PER_WORKER or value is None or value == action.default:
+            continue
+        flag = max(action.option_strings, key=len)
+        if action.nargs == 0:  # a switch
+            argv.append(flag)
+        else:
+            argv += [f"{flag}={v}" for v in (value if isinstance(value, list) else [value])]
+    return [*argv, "--launched"]
+
+
 class StudyCommand(Command):
     name = "study"
     example = f"{_RUN_EXAMPLE}\n  {_REPORT_EXAMPLE}"
@@ -43,11 +62,12 @@ class StudyCommand(Command):
         from ..names import STUDY_SEARCHES as SEARCHES
 
         sub = parser.add_subparsers(dest="study_command", metavar="{run,report}", required=True)
-        run = sub.add_parser(
+        run = self._run_parser = sub.add_parser(
             "run", help="run trials of a study (every worker runs the same command)",
             description=("Train every (family, budget, seed) cell from scratch and record it in an Optuna study.\n"
                          "Several workers (one per GPU, on any number of machines) may run the same command\n"
-                         "against one --storage and --study-name; each cell runs exactly once.\n\nexample:\n  "
+                         "against one --storage and --study-name; each cell runs exactly once. --devices all\n"
+                         "starts one worker per GPU of this machine (--workers N: N CPU workers).\n\nexample:\n  "
                          + _RUN_EXAMPLE),
             formatter_class=argparse.RawDescriptionHelpFormatter)
         run.add_argument("--pruned", action="append", default=[], metavar="[LABEL=]FILE",
@@ -73,7 +93,14 @@ class StudyCommand(Command):
                               "(lr, weight decay, label smoothing of one family) (default: candidate)")
         run.add_argument("--pruner", choices=PRUNERS, default="none",
                          help="stop hopeless trials early on their per-epoch validation error (default: none)")
-        run.add_argument("--device", help="cpu, cuda or cuda:N, one worker per GPU (default: cuda when available)")
+        run.add_argument("--device", help="this worker's device: cpu, cuda or cuda:N (default: cuda when available)")
+        run.add_argument("--devices", metavar="LIST",
+                         help="start one worker process per device on this machine, all in this study, their "
+                              "progress shown together: cuda:0,cuda:1, or all (every visible GPU); cpu may repeat")
+        run.add_argument("--workers", type=int, metavar="N",
+                         help="start N CPU worker processes on this machine, each with max(1, cores // N) "
+                              "threads unless --threads is given")
+        run.add_argument("--launched", action="store_true", help=argparse.SUPPRESS)  # a child of --devices
         add_threads_argument(run)
         run.add_argument("--heartbeat", type=int, default=DEFAULT_HEARTBEAT, metavar="SECONDS",
                          help="heartbeat of running trials; one silent for twice this is retried (default: %(default)s)")
@@ -149,10 +176,12 @@ class StudyCommand(Command):
         def log(message: str) -> None:
             print(f"archsearch study: {message}", file=sys.stderr, flush=True)
 
-        for arm, budget in settings.skipped:
-            log(f"skipping {arm} at {format_count(budget)}: the family cannot reach it")
+        if not args.launched:  # a launched worker's launcher has said it
+            for arm, budget in settings.skipped:
+                log(f"skipping {arm} at {format_count(budget)}: the family cannot reach it")
+
         def show_candidates(created: bool) -> None:  # noqa: ARG001
-            if settings.mode != "grid":
+            if settings.mode != "grid" or args.launched:
                 return
             rows = [[c.arm.name, format_count(c.budget), f"{c.params:,}", f"{c.detail.get('rel_error', 0):+.2%}",
                      f"{c.genotype.macs:,}", c.genotype.summary()]
@@ -182,10 +211,19 @@ class StudyCommand(Command):
                   f"seed {a.get('seed')}  {a.get('params', 0):,} params  {what}  "
                   f"{a.get('trial_s', 0):.1f} s{extra}", flush=True)
 
+        if args.devices is not None or args.workers is not None:
+            devices = self._devices(args)  # usage errors before anything is printed
+            show_candidates(True)
+            return self._launch(args, devices, name, log)
+
         def terminate(signum: int, frame: Any) -> None:  # noqa: ARG001
+            if args.launched:  # the launcher's SIGTERM and a terminal's Ctrl-C may both come: re-queue once
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
             raise KeyboardInterrupt
 
         previous = signal.signal(signal.SIGTERM, terminate)
+        previous_int = signal.signal(signal.SIGINT, terminate) if args.launched else None
         try:
             import optuna
 
@@ -196,9 +234,50 @@ class StudyCommand(Command):
                                 on_trial=progress, log=log)
         finally:
             signal.signal(signal.SIGTERM, previous)
+            if previous_int is not None:
+                signal.signal(signal.SIGINT, previous_int)
         states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(summary.states.items()))
         log(f"this worker ran {len(summary.ran)} trial(s); study {name}: {states or 'no trials'}. "
             f"Report: archsearch study report --storage {summary.storage} --study-name {name}")
+        return 0
+
+    @staticmethod
+    def _devices(args: argparse.Namespace) -> list[str]:
+        """The devices of ``--devices``/``--workers``, one per worker to launch."""
+        from ..study.launch import parse_devices
+
+        if args.device is not None:
+            which = "--devices" if args.devices is not None else "--workers"
+            raise ArchsearchError(f"--device {args.device} with {which}: give --device for one worker, "
+                                  f"or {which} to start several")
+        if args.devices is not None and args.workers is not None:
+            raise ArchsearchError("--devices with --workers: --devices starts one worker per device, --workers N "
+                                  "starts N CPU workers; give one")
+        if args.workers is not None and not 1 <= args.workers <= 256:
+            raise ArchsearchError(f"--workers {args.workers}: expected 1 to 256 worker processes")
+        return parse_devices(args.devices) if args.devices is not None else ["cpu"] * args.workers
+
+    def _launch(self, args: argparse.Namespace, devices: list[str], name: str, log: Any) -> int:
+        """``--devices``/``--workers``: this command once per device, as child processes."""
+        import os
+
+        from ..study.launch import launch_workers
+        from ..study.storage import safe_url
+        from ._base import THREADS_ENV
+
+        given = args.threads is not None or THREADS_ENV in os.environ
+        result = launch_workers(_worker_argv(self._run_parser, args), devices,
+                                threads=resolve_threads(args.threads) if given else None, log=log)
+        report = f"archsearch study report --storage {safe_url(args.storage)} --study-name {name}"
+        if result.interrupted:
+            log(f"interrupted; rerun the same command to resume study {name}")
+            return result.returncode
+        if result.failed:
+            log(f"{len(result.failed)} of {len(result.workers)} worker(s) failed: "
+                + "; ".join(w.describe() for w in result.failed)
+                + f". Finished trials are kept; rerun the same command to run any cell left. Report: {report}")
+            return result.returncode
+        log(f"all {len(result.workers)} workers finished. Report: {report}")
         return 0
 
     # -- study report ----------------------------------------------------------------------------

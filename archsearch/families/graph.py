@@ -22,6 +22,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..genotype import Genotype
 
 
+def _can_vanish(genotype: "Genotype", gene: str) -> bool:
+    from ..prune.groups import can_vanish
+
+    return can_vanish(genotype, gene)
+
+
 def _size(value: Any) -> list[int] | None:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return [value, value]
@@ -67,7 +73,9 @@ class GraphFamily(Family):
         from ..graph import check_graph
 
         for gene, value in genes.items():
-            if value < self.min_width(gene):
+            # a gene may be 0 where its layers vanish and the network still computes (a residual
+            # branch beside its shortcut), the same rule the pruning floor follows
+            if value < self.min_width(gene) and not (value == 0 and _can_vanish(genotype, gene)):
                 raise GenotypeError(f"gene {gene!r}: {value!r} is invalid; expected an integer >= {self.min_width(gene)}")
             step = genotype.quantum.get(gene, 1)
             if value % step:

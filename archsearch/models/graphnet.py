@@ -7,7 +7,7 @@ it imports only torch and the standard library, and reads the JSON as plain data
     from graphnet import GraphNet
 
     model = GraphNet(json.load(open("net.json")))                     # a genotype file
-    model = GraphNet(json.load(open("pruned.json"))["members"][-1]["genotype"])  # a family member
+    # a family member: cut it out first with `archsearch show pruned.json --member -1 --export net.json`
 
 Layers are registered under their node ids (``layer1.0.conv1``), so a network imported with
 ``archsearch import`` accepts the source model's ``state_dict``. A layer of width 0, or one that
@@ -67,7 +67,8 @@ class GraphNet(nn.Module):
     def __init__(self, genotype: dict) -> None:
         super().__init__()
         if genotype.get("format") == "archsearch.family":
-            raise ValueError("a family file holds several genotypes; pass one, e.g. obj['members'][0]['genotype']")
+            raise ValueError("a family file holds several genotypes; cut one out into a genotype file with "
+                             "`archsearch show FAMILY.json --member N --export net.json`")
         nodes = {n["id"]: n for n in genotype["graph"]["nodes"]}
         inputs: dict[str, list] = defaultdict(list)
         for e in genotype["graph"]["edges"]:
@@ -98,10 +99,13 @@ class GraphNet(nn.Module):
         # activation or addition may overwrite an input that dies with it (as torchvision's
         # inplace ReLU and ``out += identity`` do), saving a full-size allocation per layer
         self._program = []
+        # an addition left with one input (its other branches pruned away) passes that tensor through
+        passed = {node for node, kind, _, _, args in program if kind == "add" and len(args) == 1}
         for i, (node, kind, module, cfg, args) in enumerate(program):
             done = [a for a in args if last_use[a] == i]
             # only a tensor read by this node alone: no other layer saved it for its backward
-            reusable = readers[args[0]] == 1 and args.count(args[0]) == 1 and kinds[args[0]] in _OVERWRITABLE
+            reusable = readers[args[0]] == 1 and args.count(args[0]) == 1 and kinds[args[0]] in _OVERWRITABLE \
+                and args[0] not in passed
             inplace = reusable and (kind == "add" or (kind == "act" and cfg in _INPLACE_ACTS))
             self._program.append((node, kind, module, (cfg, inplace), args, done))
         #: node id -> callable(output tensor), run as each node is computed (pruning watches

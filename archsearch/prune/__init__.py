@@ -4,16 +4,17 @@ Importing this package does not import torch; the criteria and the loop do, when
 """
 from .settings import CRITERION_NAMES, NORMALISERS, PruneSettings
 
-__all__ = ["PruneSettings", "NORMALISERS", "CRITERION_NAMES", "prune_network", "make_criterion", "CRITERIA"]
+__all__ = ["PruneSettings", "NORMALISERS", "CRITERION_NAMES", "prune_network", "prune_once", "prune_space",
+           "make_criterion", "CRITERIA"]
+
+#: public names and the module each loads from on first use
+_LAZY = {"prune_network": "loop", "prune_once": "oneshot", "prune_space": "workflow", "make_criterion": "criteria",
+         "CRITERIA": "criteria"}
 
 
 def __getattr__(name: str):  # noqa: ANN202
-    if name == "prune_network":
-        from .loop import prune_network
+    if name in _LAZY:
+        import importlib
 
-        return prune_network
-    if name in ("make_criterion", "CRITERIA"):
-        from . import criteria
-
-        return getattr(criteria, name)
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(name)

@@ -13,6 +13,9 @@ the pruning loop removes the globally lowest-scoring ones. A score gathers its w
 ``l1``       Li et al. 2017: L1 norm of the filters writing the channel, summed over its writers.
 ``bn-scale`` Liu et al. 2017 (Network Slimming): |gamma| of every batch norm normalising the channel.
 ``random``   the control: a seeded uniform score.
+``sss``      Huang & Wang 2018 (Sparse Structure Selection, arXiv:1707.01213), one-shot only: a
+             learnable scale on each residual branch's output, trained with an L1 penalty; every
+             channel of a branch's genes scores the branch's |scale|, so a branch goes as a whole.
 
 Activations are watched through ``GraphNet.taps`` (a callable per node output), so no model code
 changes; the signals are reduced once per step in :meth:`Criterion.after_backward`.
@@ -20,19 +23,24 @@ changes; the signals are reduced once per step in :meth:`Criterion.after_backwar
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar, Mapping
+from typing import TYPE_CHECKING, ClassVar, Mapping
 
 import torch
 from torch import nn
 
 from ..errors import ArchsearchError
-from .groups import Group
+from .groups import Branch, Group
 
-__all__ = ["Criterion", "CRITERIA", "make_criterion"]
+if TYPE_CHECKING:  # pragma: no cover
+    from .settings import PruneSettings
+
+__all__ = ["Criterion", "SSS", "CRITERIA", "make_criterion"]
 
 
 class Criterion(ABC):
     name: ClassVar[str]
+    #: whether the score is gathered over training steps (else it reads the weights as they are)
+    trained: ClassVar[bool] = False
 
     def attach(self, model: nn.Module, groups: Mapping[str, Group]) -> None:
         """(Re)bind to the live model and the prunable groups; called after every prune."""
@@ -64,6 +72,8 @@ class Criterion(ABC):
 
 class _ActivationCriterion(Criterion):
     """Accumulates a per-channel signal from (activation, gradient) pairs at the watched tensors."""
+
+    trained = True
 
     def __init__(self) -> None:
         self._acc: dict[str, torch.Tensor] = {}
@@ -243,13 +253,85 @@ class Random(Criterion):
         self.generator.set_state(state["rng"])
 
 
-CRITERIA: dict[str, type[Criterion]] = {c.name: c for c in (Fisher, Taylor, L1, BNScale, Random)}
+class SSS(Criterion):
+    """Sparse Structure Selection (Huang & Wang 2018) adapted to pruning a trained network.
+
+    The paper trains a network from scratch with a scale on every residual branch and an L1 penalty
+    on the scales (solved by accelerated proximal gradient), then drops the branches whose scale is
+    zero. Here, after pre-training: :meth:`attach` puts a learnable scale (1 at first) on the output
+    of each residual branch that can vanish (the input of an addition the branch computes, see
+    :func:`~archsearch.prune.groups.residual_branches`); each training step updates the scales by
+    plain SGD (``lr``, ``momentum``, no weight decay) on the loss plus ``l1 * sum |scale|`` through
+    its subgradient, while the network trains as usual. The branches with the lowest |scale| are
+    then removed; :meth:`fold` multiplies every scale into its branch's last layer (filters and bias,
+    or a batch norm's scale and shift), so the network computes the same function without gates.
+
+    :meth:`branch_scores` gives each branch's |scale|; :meth:`scores` gives every channel of a
+    branch's genes that score, so the loop's machinery (groups, surgery) applies unchanged.
+    """
+
+    name = "sss"
+    trained = True
+
+    def __init__(self, l1: float = 1e-2, lr: float = 8e-4, momentum: float = 0.9) -> None:
+        self.l1, self.lr, self.momentum = l1, lr, momentum
+        self.branches: list[Branch] = []
+        self._handles: list = []
+
+    def attach(self, model: nn.Module, groups: Mapping[str, Group], branches: list[Branch] | tuple = ()) -> None:
+        self.detach()
+        super().attach(model, groups)
+        self.branches = list(branches)
+        device = next(model.parameters()).device
+        self.gates = nn.Parameter(torch.ones(len(self.branches), device=device))
+        self._optimizer = torch.optim.SGD([self.gates], lr=self.lr, momentum=self.momentum)
+        for i, branch in enumerate(self.branches):
+            def gate(module: nn.Module, inputs: tuple, output: torch.Tensor, i: int = i) -> torch.Tensor:
+                return output * self.gates[i].to(output.dtype)
+
+            self._handles.append(model.get_submodule(branch.gate).register_forward_hook(gate))
+
+    def detach(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def after_backward(self) -> None:
+        if self.gates.grad is None:
+            return
+        with torch.no_grad():  # d/ds of l1 * |s|
+            self.gates.grad.add_(torch.sign(self.gates), alpha=self.l1)
+        self._optimizer.step()
+        self._optimizer.zero_grad(set_to_none=True)
+
+    def branch_scores(self) -> dict[str, torch.Tensor]:
+        """|scale| of every branch, by its output node."""
+        return {b.output: self.gates.detach()[i].abs() for i, b in enumerate(self.branches)}
+
+    def scores(self) -> dict[str, torch.Tensor]:
+        of_gene = {g: self.gates.detach()[i].abs() for i, b in enumerate(self.branches) for g in b.genes}
+        return {g: of_gene[g].expand(group.width).clone() for g, group in self.groups.items() if g in of_gene}
+
+    def fold(self) -> None:
+        """Multiply each branch's scale into its last layer with weights and remove the gates."""
+        self.detach()
+        with torch.no_grad():
+            for branch, scale in zip(self.branches, self.gates.detach()):
+                module = self._module(branch.gate)
+                module.weight.mul_(scale)
+                if module.bias is not None:
+                    module.bias.mul_(scale)
 
 
-def make_criterion(name: str, seed: int = 0) -> Criterion:
-    """A criterion by name."""
+CRITERIA: dict[str, type[Criterion]] = {c.name: c for c in (Fisher, Taylor, L1, BNScale, Random, SSS)}
+
+
+def make_criterion(name: str, seed: int = 0, settings: "PruneSettings | None" = None) -> Criterion:
+    """A criterion by name; ``settings`` supplies what one needs beyond the seed (sss: its L1 and SGD)."""
     if name not in CRITERIA:
         raise ArchsearchError(f"criterion {name!r} is unknown; expected one of {', '.join(CRITERIA)}")
     if name == "random":
         return Random(seed)
+    if name == "sss" and settings is not None:
+        return SSS(settings.sss_l1, settings.lr, settings.momentum)
     return CRITERIA[name]()

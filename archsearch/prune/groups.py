@@ -15,7 +15,7 @@ any criterion: criteria score a group, surgery slices every slot of it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 import networkx as nx
 
@@ -24,7 +24,7 @@ from ..graph import attr, inputs_of, live_nodes, set_widths, shapes
 if TYPE_CHECKING:  # pragma: no cover
     from ..genotype import Genotype
 
-__all__ = ["Slot", "Group", "layouts", "coupled_groups", "can_vanish"]
+__all__ = ["Slot", "Group", "Branch", "layouts", "coupled_groups", "can_vanish", "residual_branches"]
 
 Layout = list  # [(gene or None, count), ...]
 
@@ -55,6 +55,21 @@ class Group:
     #: why the gene cannot be pruned (None: it can)
     fixed: str | None = None
     batch_norms: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Branch:
+    """A residual branch that can vanish: the layers that compute one input of an addition, gone
+    (the block is its shortcut) when its inner genes are 0."""
+
+    add: str
+    #: the addition's input the branch computes
+    output: str
+    #: the last layer with weights on the way to the addition (``output`` itself, or the layer before
+    #: a dropout): a scale on the branch's output folds into its weights
+    gate: str
+    #: the inner genes whose width 0 removes it (one for a basic block, two for a bottleneck)
+    genes: tuple[str, ...]
 
 
 def layouts(graph: nx.DiGraph, live: set | None = None) -> dict[str, Layout]:
@@ -94,9 +109,12 @@ def can_vanish(genotype: "Genotype", gene: str) -> bool:
     live = live_nodes(graph)
     if output not in live:
         return False
-    # every other gene must keep a live layer, or zeroing this one silently removed it too
-    others = {d.get("gene") for n, d in graph.nodes(data=True) if n in live} - {None}
-    return others >= set(genotype.genes) - {gene}
+    # every other live gene must keep a live layer, or zeroing this one silently removed it too
+    # (genes already at 0, e.g. other branches pruned away, have none to keep)
+    def live_genes(g: nx.DiGraph, alive: set) -> set:
+        return {d.get("gene") for n, d in g.nodes(data=True) if n in alive} - {None}
+
+    return live_genes(graph, live) >= live_genes(genotype.graph, live_nodes(genotype.graph)) - {gene}
 
 
 def coupled_groups(genotype: "Genotype", *, tied: bool = False) -> dict[str, Group]:
@@ -163,3 +181,34 @@ def coupled_groups(genotype: "Genotype", *, tied: bool = False) -> dict[str, Gro
             floor = width
         groups[g] = Group(g, width, roles[g], tuple(slots[g]), tuple(watch[g]), floor, reason, tuple(bns[g]))
     return groups
+
+
+def residual_branches(genotype: "Genotype", groups: Mapping[str, Group]) -> list[Branch]:
+    """The residual branches made of the prunable genes among ``groups`` that may reach 0, in graph
+    order: the genes whose width 0 takes away the same input of an addition form one branch.
+
+    A branch qualifies when a layer with weights computes it, at most through dropouts (which a scale
+    commutes with), each feeding only the next: a scale on its output then folds into that layer.
+    """
+    graph = genotype.graph
+    live = live_nodes(graph)
+    adds = [n for n in graph.nodes if n in live and graph.nodes[n]["kind"] == "add"]
+    found: dict[tuple[str, str], list[str]] = {}
+    for gene, group in groups.items():
+        if group.fixed is not None or group.floor != 0 or group.width == 0 or group.role != "inner":
+            continue
+        alive = live_nodes(set_widths(nx.DiGraph(graph), {gene: 0}))
+        cut = [(a, p) for a in adds if a in alive for p in graph.predecessors(a) if p in live and p not in alive]
+        if len(cut) == 1:
+            found.setdefault(cut[0], []).append(gene)
+    branches = []
+    for (add, output), genes in found.items():
+        gate, chain = output, [output]
+        while graph.nodes[gate]["kind"] == "dropout":
+            (gate,) = graph.predecessors(gate)
+            chain.append(gate)
+        if graph.nodes[gate]["kind"] in ("conv", "bn", "bn_relu", "linear") \
+                and all(graph.out_degree(n) == 1 for n in chain):
+            branches.append(Branch(add, output, gate, tuple(genes)))
+    order = {n: i for i, n in enumerate(graph.nodes)}
+    return sorted(branches, key=lambda b: order[b.output])

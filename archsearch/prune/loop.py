@@ -5,7 +5,9 @@ Channels are removed physically, so the live model's parameter count always equa
 (checked after every prune). The run checkpoints at every record point, *before* rewriting
 ``pruned.json``, and both writes are atomic; a killed run resumes from its checkpoint, rewrites
 ``pruned.json`` from it and continues to the same trajectory an uninterrupted run produces (on CPU,
-same seed).
+same seed). With ``save_weights`` the weights of the members kept so far travel in the checkpoint
+too, and ``member_weights.pt`` is rewritten from it (:mod:`archsearch.prune.weights`), between the
+checkpoint and ``pruned.json``.
 
 Any genotype prunes: the live model is the graph's own ``GraphNet`` (a hand-written family's
 weights cross over by one bridge, :func:`archsearch.prune.surgery.graph_state_dict`), the genes it
@@ -22,8 +24,9 @@ import os
 import sys
 import time
 import warnings
+from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -38,12 +41,14 @@ from ..recipe import Recipe
 from ..runfolder import RunFolder
 from ..train import Trainer, resolve_device
 from ..graph import shapes
-from .criteria import Criterion, _ActivationCriterion, make_criterion
-from .groups import Group, coupled_groups
+from .criteria import SSS, Criterion, _ActivationCriterion, make_criterion
+from .groups import Group, coupled_groups, residual_branches
 from .settings import PruneSettings, PruneSettingsError
 from .surgery import graph_state_dict, prune_channels
+from .weights import WEIGHTS_NAME, save_member_weights
 
-__all__ = ["prune_network", "check_targets", "check_run_folder", "CHECKPOINT_NAME", "PRUNED_NAME"]
+__all__ = ["prune_network", "check_targets", "check_run_folder", "ranked_channels", "by_gene", "state_copy",
+           "CHECKPOINT_NAME", "PRUNED_NAME"]
 
 CHECKPOINT_NAME = "prune_state.pt"
 PRUNED_NAME = "pruned.json"
@@ -119,9 +124,44 @@ def check_targets(genotype: Genotype, settings: PruneSettings) -> None:
 
 
 def finetune_recipe(settings: PruneSettings) -> Recipe:
-    """The fine-tuning between prunes as a training recipe: constant lr, plain momentum SGD."""
-    return Recipe(epochs=1, batch_size=settings.batch_size, lr=settings.lr, momentum=settings.momentum,
+    """The fine-tuning between prunes (or after a one-shot prune, for ``finetune_epochs``) as a
+    training recipe: constant lr, plain momentum SGD."""
+    epochs = max(1, settings.finetune_epochs) if settings.one_shot else 1
+    return Recipe(epochs=epochs, batch_size=settings.batch_size, lr=settings.lr, momentum=settings.momentum,
                   nesterov=False, weight_decay=settings.weight_decay, milestones=(), augment=settings.augment)
+
+
+def load_trained(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | None,
+                 device: torch.device) -> nn.Module:
+    """The graph's own module (what pruning reads and cuts) holding ``state_dict``, a state_dict of
+    ``genotype.build()`` (``None``: freshly initialised); weights of another shape are one line."""
+    model = genotype.build(generic=True).to(device)
+    if state_dict is not None:
+        try:
+            model.load_state_dict(graph_state_dict(genotype, state_dict))
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else "shape mismatch"
+            raise ArchsearchError(f"weights do not match the genotype: {first}") from None
+    return model
+
+
+def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of ``model``'s state_dict, which later training leaves alone (a member's weights)."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def check_same_settings(path: Path, saved: Mapping[str, Any], settings: PruneSettings) -> None:
+    """Refuse to continue a run whose recorded settings differ from ``settings``, naming each change.
+
+    A setting added since the run was recorded reads as its default (e.g. prune_residual)."""
+    saved = {**PruneSettings.defaults(), **saved}
+    now = settings.to_dict()
+    changed = [k for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
+    if changed:
+        diffs = ", ".join(f"{k} ({saved.get(k)!r} -> {now.get(k)!r})" for k in changed)
+        raise ArchsearchError(
+            f"{path}: cannot resume with changed settings: {diffs}; restore them or start a new --out folder"
+        )
 
 
 class _Run:
@@ -137,13 +177,15 @@ class _Run:
         self.settings = settings
         self.device = device
         self.trainer = Trainer(model, data, finetune_recipe(settings), device=device, seed=settings.seed)
-        self.criterion: Criterion = make_criterion(settings.criterion, settings.seed)
+        self.criterion: Criterion = make_criterion(settings.criterion, settings.seed, settings)
         self.attach()
         self.wall_s = 0.0
         self.prunes = 0
         self.steps = 0
         self.start_channels = self.prunable_left()
         self.family = Family((), {})
+        #: the weights kept by ``save_weights``, by member index (CPU tensors)
+        self.kept: dict[int, dict[str, torch.Tensor]] = {}
 
     @property
     def model(self) -> nn.Module:
@@ -153,6 +195,8 @@ class _Run:
         groups = _groups(self.genotype, self.settings)
         if isinstance(self.criterion, _ActivationCriterion):
             self.criterion.attach(self.model, groups, _spatial(self.genotype))
+        elif isinstance(self.criterion, SSS):
+            self.criterion.attach(self.model, groups, residual_branches(self.genotype, groups))
         else:
             self.criterion.attach(self.model, groups)
 
@@ -176,7 +220,7 @@ class _Run:
             "criterion": self.criterion.state(),
             "rng_cpu": torch.get_rng_state(),
             "wall_s": self.wall_s, "prunes": self.prunes, "steps": self.steps,
-            "start_channels": self.start_channels,
+            "start_channels": self.start_channels, "kept": self.kept,
         }
 
 
@@ -190,15 +234,7 @@ def _resume(path: Path, settings: PruneSettings, device: torch.device, data: Dat
     if state.get("version") != _CKPT_VERSION:
         raise ArchsearchError(f"{path}: was written by an older pruning loop (checkpoint version "
                               f"{state.get('version')}); it cannot be resumed exactly: start a new --out folder")
-    # a setting added since the checkpoint was written reads as its default (e.g. prune_residual)
-    saved = {**PruneSettings.defaults(), **json.loads(state["settings"])}
-    now = settings.to_dict()
-    changed = [k for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
-    if changed:
-        diffs = ", ".join(f"{k} ({saved.get(k)!r} -> {now.get(k)!r})" for k in changed)
-        raise ArchsearchError(
-            f"{path}: cannot resume with changed settings: {diffs}; restore them or start a new --out folder"
-        )
+    check_same_settings(path, json.loads(state["settings"]), settings)
     genotype = Genotype.from_dict(json.loads(state["genotype"]), source=f"{path}: genotype")
     model = genotype.build(generic=True)
     model.load_state_dict(state["model"])
@@ -210,6 +246,7 @@ def _resume(path: Path, settings: PruneSettings, device: torch.device, data: Dat
     torch.set_rng_state(state["rng_cpu"])
     run.wall_s = state["wall_s"]
     run.prunes, run.steps, run.start_channels = state["prunes"], state["steps"], state["start_channels"]
+    run.kept = {int(i): sd for i, sd in state.get("kept", {}).items()}
     run.family = Family.from_dict(json.loads(state["family"]), source=f"{path}: family")
     return run
 
@@ -232,31 +269,45 @@ def _channel_costs(genotype: Genotype, genes: list[str], normalise: str) -> dict
     return {g: max(float(f), 1e-12) for g, f in zip(genes, freed)}
 
 
-def _choose(run: _Run) -> dict[str, list[int]]:
-    """The globally lowest-scoring channels (ties: first in gene order, then channel order).
+def ranked_channels(scores: Mapping[str, torch.Tensor], removable: Mapping[str, int], genotype: Genotype,
+                    normalise: str) -> Iterator[tuple[str, int]]:
+    """Every channel that may go, as ``(gene, channel)``, the globally lowest score first (divided by
+    what the channel frees with ``normalise``; ties: first in gene order, then channel order).
 
     A gene gives up at most its removable channels (all inner ones; a residual width down to its
     floor); past that its channels are passed over for the next lowest.
     """
-    scores = run.criterion.scores()
-    removable = _removable(run.genotype, run.settings)
     genes = [g for g, n in removable.items() if g in scores and n > 0]
-    costs = _channel_costs(run.genotype, genes, run.settings.normalise)
+    if not genes:
+        return
+    costs = _channel_costs(genotype, genes, normalise)
     flat = torch.cat([scores[g].float().cpu() / costs[g] for g in genes])
     owners = [(g, c) for g in genes for c in range(len(scores[g]))]
-    k = min(run.settings.channels_per_prune, sum(removable[g] for g in genes))
-    drop: dict[str, list[int]] = {}
+    taken = dict.fromkeys(genes, 0)
     for i in torch.argsort(flat, stable=True).tolist():
-        if k == 0:
-            break
         g, c = owners[i]
-        if len(drop.setdefault(g, [])) < removable[g]:
-            drop[g].append(c)
-            k -= 1
-    return {g: cs for g, cs in drop.items() if cs}
+        if taken[g] < removable[g]:
+            taken[g] += 1
+            yield g, c
 
 
-def _apply(run: _Run, drop: Mapping[str, list[int]]) -> None:
+def by_gene(channels: Iterable[tuple[str, int]]) -> dict[str, list[int]]:
+    """``(gene, channel)`` pairs as ``{gene: [channels]}`` (what surgery takes), in order."""
+    drop: dict[str, list[int]] = {}
+    for g, c in channels:
+        drop.setdefault(g, []).append(c)
+    return drop
+
+
+def _choose(run: _Run) -> dict[str, list[int]]:
+    """The ``channels_per_prune`` globally lowest-scoring channels (see :func:`ranked_channels`)."""
+    ranked = ranked_channels(run.criterion.scores(), _removable(run.genotype, run.settings), run.genotype,
+                             run.settings.normalise)
+    return by_gene(islice(ranked, run.settings.channels_per_prune))
+
+
+def _cut(run: _Run, drop: Mapping[str, list[int]]) -> None:
+    """Remove ``drop`` from the live model (criterion detached), keeping or rebuilding the optimiser."""
     run.criterion.detach()
     keep = run.settings.keep_momentum
     model, run.genotype, optimizer = prune_channels(run.model, run.genotype, drop,
@@ -265,6 +316,10 @@ def _apply(run: _Run, drop: Mapping[str, list[int]]) -> None:
     live = sum(p.numel() for p in run.model.parameters())
     if live != run.genotype.params:  # pragma: no cover - a surgery bug must never pass silently
         raise RuntimeError(f"pruned model has {live} parameters, its genotype {run.genotype.params}")
+
+
+def _apply(run: _Run, drop: Mapping[str, list[int]]) -> None:
+    _cut(run, drop)
     run.criterion.reset()
     run.attach()
 
@@ -280,13 +335,39 @@ def _done(run: _Run) -> bool:
     return s.fraction is not None and run.removed >= s.fraction * run.start_channels
 
 
+def _kept_members(members: tuple[Member, ...], save: str | tuple[int, ...]) -> set[int]:
+    """Which members ``save_weights`` keeps: none, all, or the one nearest each budget (in log space,
+    the member a study picks for that budget)."""
+    if save == "none":
+        return set()
+    if save == "all":
+        return set(range(len(members)))
+    from ..derive import pick_member
+
+    family = Family(members)
+    return {pick_member(family, "nearest", budget) for budget in save}
+
+
 def _record(run: _Run, data: DataSplits, out_dir: Path) -> float:
     val_error = run.trainer.evaluate("val")["error"]
     metrics = {"prunes": run.prunes, "step": run.steps, "channels_removed": run.removed,
                "val_error": val_error, "criterion": run.settings.criterion}
+    if run.settings.save_weights != "none":  # a kept member is measured on the test split too
+        metrics["test_error"] = run.trainer.evaluate("test")["error"]
+    members = run.family.members + (Member(run.genotype, metrics),)
     meta = {**run.family.metadata, "wall_s": round(run.wall_s, 2)}
-    run.family = Family(run.family.members + (Member(run.genotype, metrics),), meta)
+    kept = _kept_members(members, run.settings.save_weights)
+    changed = kept != set(run.kept)
+    if changed:
+        run.kept = {i: run.kept[i] if i in run.kept else state_copy(run.model) for i in sorted(kept)}
+        members = tuple(Member(m.genotype, {**{k: v for k, v in m.metrics.items() if k != "weights"},
+                                            **({"weights": True} if i in kept else {})})
+                        for i, m in enumerate(members))
+        meta["weights"] = WEIGHTS_NAME
+    run.family = Family(members, meta)
     atomic_torch_save(run.state(), out_dir / CHECKPOINT_NAME)
+    if changed:
+        save_member_weights(out_dir / WEIGHTS_NAME, run.kept)
     run.family.save(out_dir / PRUNED_NAME)
     return val_error
 
@@ -306,19 +387,16 @@ def prune_network(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | N
         warnings.warn("prune_residual ranks residual and inner channels together; without normalise = "
                       "\"params\" or \"macs\" the far costlier residual channels are compared score for score",
                       stacklevel=2)
+    if settings.one_shot:
+        raise PruneSettingsError("prune.one_shot: True is invalid; expected false for the iterative loop "
+                                 "(prune_once runs a one-shot prune)")
     device = resolve_device(device)
     torch.manual_seed(settings.seed)
     check_run_folder(out_dir, resume)
     model = None
     if not resume:  # every refusal before the folder is touched: nothing is written
         check_targets(genotype, settings)
-        model = genotype.build(generic=True).to(device)  # pruning reads and cuts the graph's own module
-        if state_dict is not None:
-            try:
-                model.load_state_dict(graph_state_dict(genotype, state_dict))
-            except RuntimeError as exc:
-                first = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else "shape mismatch"
-                raise ArchsearchError(f"weights do not match the genotype: {first}") from None
+        model = load_trained(genotype, state_dict, device)
     with RunFolder(out_dir, "prune"):  # one process per folder; interrupted writes cleaned up
         return _prune(genotype, model, data, settings, out_dir, device, metadata, progress, on_record)
 
@@ -328,7 +406,9 @@ def _prune(genotype: Genotype, model: nn.Module | None, data: DataSplits, settin
            on_record: Callable[[Family], None] | None) -> Family:
     if model is None:  # resuming
         run = _resume(out_dir / CHECKPOINT_NAME, settings, device, data)
-        run.family.save(out_dir / PRUNED_NAME)  # undo a pruned.json written after the checkpoint
+        if run.kept:  # undo weights and a pruned.json written after the checkpoint
+            save_member_weights(out_dir / WEIGHTS_NAME, run.kept)
+        run.family.save(out_dir / PRUNED_NAME)
     else:
         run = _Run(genotype, model, settings, device, data)
         meta = {"created_by": "archsearch prune", "settings": settings.to_dict(), "seed": settings.seed,

@@ -10,6 +10,18 @@ pre-trained with the space's ``[train]`` recipe before pruning starts.
 channels in one global ranking, which is only a fair comparison per unit of cost: a residual
 channel frees far more parameters than an inner one, so use it with ``normalise = "params"`` or
 ``"macs"`` (the loop warns otherwise).
+
+``save_weights`` keeps fine-tuned weights beside the trajectory (:mod:`archsearch.prune.weights`):
+``"none"``, ``"all"`` (every member: for short runs, the file is rewritten at every record), or
+parameter budgets (``[2000, "4k"]``, or ``"2k,4k"``), keeping for each the member nearest it in log
+space (the member a study picks for that budget).
+
+``one_shot`` prunes once instead (:mod:`archsearch.prune.oneshot`, Liu et al. 2018): remove
+``fraction`` of the prunable channels (or down to ``target_params``) by one ``threshold``, global
+(the lowest scores across every gene, Network Slimming) or per layer (each gene loses the same
+fraction of its width, Li et al. 2017), then fine-tune ``finetune_epochs`` epochs. The criterion
+``sss`` (Sparse Structure Selection) is one-shot only: it removes whole residual branches, scored by
+a learnt scale on each branch trained with an L1 penalty ``sss_l1``.
 """
 from __future__ import annotations
 
@@ -21,13 +33,17 @@ from typing import Any, Mapping
 from ..budgets import parse_budget
 from ..errors import ArchsearchError
 
-__all__ = ["PruneSettings", "NORMALISERS", "CRITERION_NAMES"]
+__all__ = ["PruneSettings", "NORMALISERS", "CRITERION_NAMES", "THRESHOLDS"]
 
 NORMALISERS = ("none", "params", "macs")
 #: a cap on counts far above any real run, so that a tiny file cannot ask for years of compute
 _CAP = 10_000_000
 #: the importance criteria of :mod:`archsearch.prune.criteria` (named here so settings parse without torch)
-CRITERION_NAMES = ("fisher", "taylor", "l1", "bn-scale", "random")
+CRITERION_NAMES = ("fisher", "taylor", "l1", "bn-scale", "random", "sss")
+#: criteria that only a one-shot run uses
+ONE_SHOT_CRITERIA = ("sss",)
+THRESHOLDS = ("global", "layer")
+_SAVE_WEIGHTS = '"none", "all" or a list of parameter budgets such as ["2k", "4k"]'
 
 
 class PruneSettingsError(ArchsearchError):
@@ -48,6 +64,7 @@ class PruneSettings:
     augment: bool = True
     #: stop conditions: whichever is reached first (at least one must be set); ``fraction`` counts the
     #: prunable channels: inner ones, plus residual ones above their floor with ``prune_residual``
+    #: (criterion sss: the residual branches)
     max_prunes: int | None = None
     target_params: int | None = None
     fraction: float | None = None
@@ -61,6 +78,17 @@ class PruneSettings:
     #: slice the optimiser's momentum with the weights at every prune (pytorch-prunes keeps one
     #: optimiser for the whole run); false rebuilds it, as archsearch 0.1 did
     keep_momentum: bool = True
+    #: fine-tuned weights to keep beside pruned.json: "none", "all", or budgets (the member nearest each)
+    save_weights: str | tuple[int, ...] = "none"
+    #: prune once (by ``fraction`` or ``target_params``), then fine-tune, instead of the iterative loop
+    one_shot: bool = False
+    #: one-shot: "global" (lowest scores across genes) or "layer" (the same fraction of every gene)
+    threshold: str = "global"
+    #: one-shot: epochs of fine-tuning after the prune (constant lr, this table's SGD settings)
+    finetune_epochs: int = 10
+    #: sss: the L1 penalty on the branch scales. 1e-2 is of the order of a trained net's loss gradient
+    #: on a branch scale, so a branch the loss does not defend shrinks while the others hold
+    sss_l1: float = 1e-2
 
     def __post_init__(self) -> None:
         def bad(key: str, expected: str) -> PruneSettingsError:
@@ -85,22 +113,42 @@ class PruneSettings:
         if self.target_params is not None and (not isinstance(self.target_params, int)
                                                or isinstance(self.target_params, bool) or self.target_params < 1):
             raise bad("target_params", "a positive parameter count such as 20k")
-        if not isinstance(self.augment, bool):
-            raise bad("augment", "true or false")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2 ** 63:
             raise bad("seed", "an integer >= 0")
         if self.fraction is not None and not (isinstance(self.fraction, (int, float))
                                               and not isinstance(self.fraction, bool) and 0 < self.fraction <= 1):
             raise bad("fraction", "a fraction of the prunable channels in (0, 1]")
-        if not isinstance(self.prune_residual, bool):
-            raise bad("prune_residual", "true or false")
-        if not isinstance(self.keep_momentum, bool):
-            raise bad("keep_momentum", "true or false")
+        for key in ("augment", "prune_residual", "keep_momentum", "one_shot"):
+            if not isinstance(getattr(self, key), bool):
+                raise bad(key, "true or false")
         if self.genes is not None:
             if isinstance(self.genes, list):
                 object.__setattr__(self, "genes", tuple(self.genes))
             if not (isinstance(self.genes, tuple) and self.genes and all(isinstance(g, str) and g for g in self.genes)):
                 raise bad("genes", "a non-empty list of gene names or patterns, e.g. [\"layer1.*\"]")
+        object.__setattr__(self, "save_weights", _save_weights(self.save_weights, bad))
+        if self.threshold not in THRESHOLDS:
+            raise bad("threshold", f"one of {', '.join(THRESHOLDS)}")
+        if not isinstance(self.finetune_epochs, int) or isinstance(self.finetune_epochs, bool) \
+                or not 0 <= self.finetune_epochs <= _CAP:
+            raise bad("finetune_epochs", f"an integer >= 0 (at most {_CAP:,})")
+        if not isinstance(self.sss_l1, (int, float)) or isinstance(self.sss_l1, bool) or not math.isfinite(self.sss_l1) \
+                or self.sss_l1 < 0:
+            raise bad("sss_l1", "a non-negative number")
+        if self.one_shot:
+            if self.max_prunes is not None:
+                raise bad("max_prunes", "no value with one_shot (a one-shot run prunes once, by fraction or "
+                                        "target_params)")
+            if self.criterion == "sss" and self.threshold == "layer":
+                raise bad("threshold", "global with criterion sss (it removes whole residual branches)")
+            if self.target_params is None and self.fraction is None:
+                raise PruneSettingsError("prune: a one-shot run needs fraction or target_params")
+        else:
+            if self.criterion in ONE_SHOT_CRITERIA:
+                iterative = ", ".join(c for c in CRITERION_NAMES if c not in ONE_SHOT_CRITERIA)
+                raise bad("criterion", f"one of {iterative} ({self.criterion} is one-shot only: set one_shot)")
+            if self.threshold != "global":
+                raise bad("threshold", "global unless one_shot (the iterative loop ranks channels globally)")
         if self.max_prunes is None and self.target_params is None and self.fraction is None:
             raise PruneSettingsError("prune: set at least one stop condition: max_prunes, target_params or fraction")
 
@@ -127,6 +175,8 @@ class PruneSettings:
         out = asdict(self)
         if self.genes is not None:
             out["genes"] = list(self.genes)
+        if isinstance(self.save_weights, tuple):
+            out["save_weights"] = list(self.save_weights)
         return out
 
     def chosen_genes(self, names: list[str]) -> list[str]:
@@ -142,3 +192,22 @@ class PruneSettings:
                                          f"{', '.join(names[:6])}{' ...' if len(names) > 6 else ''}")
             chosen.extend(h for h in hits if h not in chosen)
         return [n for n in names if n in chosen]
+
+
+def _save_weights(value: Any, bad: Any) -> str | tuple[int, ...]:
+    """``save_weights`` in its one form: "none", "all", or sorted distinct budgets."""
+    if isinstance(value, str) and value.strip() in ("none", "all"):
+        return value.strip()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise bad("save_weights", _SAVE_WEIGHTS)
+    budgets = []
+    for item in items:
+        if isinstance(item, int) and not isinstance(item, bool) and item >= 1:
+            budgets.append(item)
+            continue
+        try:
+            budgets.append(parse_budget(item.strip() if isinstance(item, str) else "", field="save_weights"))
+        except ArchsearchError:
+            raise bad("save_weights", _SAVE_WEIGHTS) from None
+    return tuple(sorted(set(budgets)))

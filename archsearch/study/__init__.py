@@ -9,6 +9,7 @@ The pieces, each usable alone from Python:
 * :mod:`.storage` -- Optuna storage URLs, heartbeats, the grid enqueued once for all workers;
 * :mod:`.objective` -- one trial: train from scratch, report per-epoch errors, store everything;
 * :mod:`.runner` -- one worker's loop (many may share a study);
+* :mod:`.launch` -- one worker process per device of this machine, their lines in one display;
 * :mod:`.report` and :mod:`.plot` -- leaderboard, CSV/JSON export and the error-vs-parameters plot,
   read from the study database alone.
 
@@ -28,7 +29,18 @@ from .candidates import (
     make_candidate,
 )
 from ..plots import plot_error_vs_params
-from .report import LeaderboardRow, StudyResults, leaderboard, load_results, welch, write_report
+from .report import (
+    KindRow,
+    LeaderboardRow,
+    StudyResults,
+    holm,
+    kind_leaderboard,
+    leaderboard,
+    load_results,
+    welch,
+    write_report,
+)
+from .launch import LaunchResult, launch_workers, parse_devices
 from .runner import RunSummary, TrialResult, run_study
 from .settings import MODES, PRUNERS, SEARCHES, Cell, StudySettings
 from .storage import DEFAULT_STORAGE, open_storage, open_study
@@ -38,8 +50,9 @@ __all__ = [
     "make_candidate", "baseline_template",
     "StudySettings", "Cell", "MODES", "PRUNERS", "SEARCHES",
     "DEFAULT_STORAGE", "open_storage", "open_study",
-    "run_study", "RunSummary", "TrialResult",
-    "load_results", "leaderboard", "welch", "write_report", "StudyResults", "LeaderboardRow",
+    "run_study", "RunSummary", "TrialResult", "launch_workers", "parse_devices", "LaunchResult",
+    "load_results", "leaderboard", "kind_leaderboard", "welch", "holm", "write_report", "StudyResults",
+    "LeaderboardRow", "KindRow",
     "plot_error_vs_params",
 ]
 

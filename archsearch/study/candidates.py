@@ -1,4 +1,4 @@
-"""Candidates: the genotype each compared family proposes at a parameter budget.
+"""Candidates: the genotype each compared arm proposes at a parameter budget.
 
 A study compares *ways of making a network of a given size*, so every arm of the comparison is a
 rule ``budget -> genotype``:
@@ -9,9 +9,21 @@ rule ``budget -> genotype``:
                       (NeuralScale, arXiv:2006.12813)
 ``pruned-raw``        the trajectory's own member nearest the budget, unscaled: the pruned
                       architecture trained from scratch (Liu et al. 2018, arXiv:1810.05270)
+``scratch-e``         the same member trained from scratch for the recipe's epochs (Liu et al.'s
+                      Scratch-E: as many epochs as the big network had)
+``scratch-b``         the same member trained for the big network's compute: epochs scaled by the
+                      unpruned member's MACs over the member's, at most doubled (Liu et al.'s Scratch-B)
+``pruned-tuned``      the same member's own pruned-and-fine-tuned weights, kept by the pruning run,
+                      measured on the test split (not trained: one cell per budget)
+``random-pruned``     ``pruned-linear`` over runs of the ``random`` criterion: the control that tells
+                      "the search found a good profile" from "any non-uniform profile helps"
 ``uniform``           WRN with a continuous widen factor
 ``bottleneck``        the unpruned residual widths, every inner width set by one ratio
 ``bottleneck-block``  1x1-3x3-1x1 blocks with the widen factor solved (arXiv:1711.02613)
+
+Which pruning runs an arm reads: ``random-pruned`` the runs of the ``random`` criterion, every
+other pruned arm the other runs (all runs when every one is random). Several runs give one arm per
+run (``pruned-linear[fisher-s1]``), which the report pools by kind.
 
 The rules are pure arithmetic (no torch), so a study checks every cell of its grid before it
 trains anything, and a budget an arm cannot reach is one line naming the arm and the smallest
@@ -28,24 +40,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..baselines import baseline
+from ..baselines import baseline, scaled_baseline
 from ..budgets import format_count
 from ..derive import ExtrapolationWarning, derive, pick_member
 from ..errors import ArchsearchError, BudgetError
 from ..families import get_family
 from ..family import Family, load_family
 from ..genotype import Genotype
-from ..names import BASELINES, CANDIDATE_KINDS, PRUNED_KINDS
+from ..names import BASELINES, CANDIDATE_KINDS, EVALUATED_KINDS, PRUNED_KINDS
 
 __all__ = [
     "CANDIDATE_KINDS", "PRUNED_KINDS", "BASELINE_KINDS", "RAW_TOLERANCE",
     "Source", "load_source", "Arm", "make_arms", "Candidate", "make_candidate", "baseline_template",
+    "baseline_reference",
 ]
 
 BASELINE_KINDS = BASELINES
 
 #: ``pruned-raw`` reaches a budget when the nearest member is within this relative distance of it
 RAW_TOLERANCE = 0.10
+#: the arms that take the trajectory's own member (no scaling): they share ``RAW_TOLERANCE``
+MEMBER_KINDS = ("pruned-raw", "pruned-tuned", "scratch-e", "scratch-b")
+#: Liu et al. give Scratch-B the big network's compute but at most twice the epochs
+SCRATCH_B_MAX_SCALE = 2.0
 
 
 @dataclass(frozen=True)
@@ -66,9 +83,21 @@ class Source:
         return {
             "label": self.label, "digest": self.digest, "members": len(self.family),
             "path": self.path,
-            "trajectory": [{"params": m.params, "val_error": _number(m.metrics.get("val_error"))}
-                           for m in self.family],
+            "criterion": self.criterion,
+            "trajectory": [{"params": m.params, "val_error": _number(m.metrics.get("val_error")),
+                            "test_error": _number(m.metrics.get("test_error"))} for m in self.family],
         }
+
+    @property
+    def criterion(self) -> str | None:
+        """The pruning criterion the run used (from its metadata), e.g. ``fisher`` or ``random``."""
+        settings = self.family.metadata.get("settings")
+        value = settings.get("criterion") if isinstance(settings, Mapping) else None
+        return value if isinstance(value, str) else None
+
+    @property
+    def is_random(self) -> bool:
+        return self.criterion == "random"
 
 
 def _number(value: Any) -> float | None:
@@ -105,17 +134,28 @@ class Arm:
         return f"{self.kind}[{self.source}]" if self.qualified and self.source else self.kind
 
 
+def sources_for(kind: str, sources: Sequence[Source]) -> list[Source]:
+    """The pruning runs a pruned arm reads: ``random-pruned`` the random ones, the others the rest."""
+    if kind == "random-pruned":
+        return [s for s in sources if s.is_random]
+    searched = [s for s in sources if not s.is_random]
+    return searched or list(sources)
+
+
 def make_arms(kinds: Sequence[str], sources: Sequence[Source]) -> list[Arm]:
-    """Arms for ``kinds``: each pruned kind once per source, each baseline once."""
+    """Arms for ``kinds``: each pruned kind once per source it reads, each baseline once."""
     arms: list[Arm] = []
-    labels = [s.label for s in sources]
     for kind in kinds:
         if kind not in CANDIDATE_KINDS:
             raise ArchsearchError(f"--families: {kind!r} is unknown; expected some of {', '.join(CANDIDATE_KINDS)}")
         if kind in PRUNED_KINDS:
             if not sources:
                 raise ArchsearchError(f"--families: {kind} needs a pruned family: pass --pruned FILE")
-            arms.extend(Arm(kind, label, len(sources) > 1) for label in labels)
+            mine = sources_for(kind, sources)
+            if not mine:
+                raise ArchsearchError(f"--families: {kind} needs a pruning run of the random criterion "
+                                      "(archsearch prune --criterion random); none of the --pruned files is one")
+            arms.extend(Arm(kind, s.label, len(sources) > 1) for s in mine)
         else:
             arms.append(Arm(kind))
     names = [a.name for a in arms]
@@ -157,14 +197,27 @@ def baseline_template(sources: Sequence[Source], space: Any = None) -> tuple[dic
     return hp, first.genes.get("s1.width", unit) / unit
 
 
+def baseline_reference(sources: Sequence[Source], space: Any = None) -> Genotype | None:
+    """The unpruned network the baselines of a non-WRN network shrink (``None`` for the WRN
+    families, whose baselines are built from their hyper-parameters, ``bottleneck-block`` included)."""
+    if space is not None:
+        genotype = space.base_genotype()
+    elif sources:
+        genotype = sources[0].family[0].genotype
+    else:
+        return None
+    return None if genotype.family in ("wrn", "wrn-bottleneck") else genotype
+
+
 def make_candidate(arm: Arm, budget: int, sources: Mapping[str, Source] | Sequence[Source], *,
                    hparams: Mapping[str, Any] | None = None, widen: float = 1.0, member: int | None = None,
-                   raw_tolerance: float = RAW_TOLERANCE) -> Candidate:
+                   raw_tolerance: float = RAW_TOLERANCE, reference: Genotype | None = None) -> Candidate:
     """The genotype ``arm`` proposes at ``budget``.
 
     ``member`` (``pruned-linear`` only) scales that member instead of the one nearest the budget
-    (the candidate search of ``--mode search``). An unreachable budget raises :class:`BudgetError`
-    whose message starts with the arm and the budget.
+    (the candidate search of ``--mode search``). ``reference``: the unpruned network whose
+    ``uniform``/``bottleneck`` baselines a non-WRN network gets (:func:`baseline_reference`). An
+    unreachable budget raises :class:`BudgetError` whose message starts with the arm and the budget.
     """
     if not isinstance(sources, Mapping):
         sources = {s.label: s for s in sources}
@@ -172,6 +225,9 @@ def make_candidate(arm: Arm, budget: int, sources: Mapping[str, Source] | Sequen
     try:
         if arm.kind in PRUNED_KINDS:
             return _pruned(arm, budget, sources[arm.source], member, raw_tolerance)
+        if reference is not None:
+            landing, knob = scaled_baseline(arm.kind, reference, budget)
+            return Candidate(arm, budget, landing.genotype, {"rel_error": landing.rel_error, knob: landing.scale})
         if hparams is None:
             raise ArchsearchError("baselines need hparams (from --space or the first --pruned file)")
         landing, knob = baseline(arm.kind, hparams, budget, widen=widen)
@@ -185,7 +241,7 @@ def make_candidate(arm: Arm, budget: int, sources: Mapping[str, Source] | Sequen
 
 def _pruned(arm: Arm, budget: int, source: Source, member: int | None, raw_tolerance: float) -> Candidate:
     family = source.family
-    if arm.kind == "pruned-raw":
+    if arm.kind in MEMBER_KINDS:
         i = pick_member(family, "nearest", budget)
         genotype = family[i].genotype
         rel = (genotype.params - budget) / budget
@@ -193,12 +249,20 @@ def _pruned(arm: Arm, budget: int, source: Source, member: int | None, raw_toler
             lo, hi = min(m.params for m in family), max(m.params for m in family)
             raise BudgetError(
                 f"the trajectory's member nearest it has {genotype.params:,} parameters ({rel:+.0%}); "
-                f"pruned-raw reaches budgets within {raw_tolerance:.0%} of a member of {source.label} "
+                f"{arm.kind} reaches budgets within {raw_tolerance:.0%} of a member of {source.label} "
                 f"({lo:,} to {hi:,} parameters)"
             )
-        return Candidate(arm, budget, genotype, {"source": source.label, "source_index": i, "rel_error": rel,
-                                                 "source_val_error": _number(family[i].metrics.get("val_error"))})
-    method = "linear" if arm.kind == "pruned-linear" else "fit"
+        detail: dict[str, Any] = {"source": source.label, "source_index": i, "rel_error": rel,
+                                  "source_val_error": _number(family[i].metrics.get("val_error"))}
+        if arm.kind in EVALUATED_KINDS:
+            if family[i].metrics.get("weights") is not True:
+                raise BudgetError(f"{source.label} kept no fine-tuned weights for member {i} "
+                                  f"({genotype.params:,} parameters); prune with save_weights listing this budget")
+            detail["source_test_error"] = _number(family[i].metrics.get("test_error"))
+        if arm.kind == "scratch-b":
+            detail["reference_macs"] = family[0].macs
+        return Candidate(arm, budget, genotype, detail)
+    method = "fit" if arm.kind == "pruned-fit" else "linear"
     pick = "nearest" if member is None else member
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ExtrapolationWarning)

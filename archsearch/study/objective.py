@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import BudgetError
+from ..names import EVALUATED_KINDS
 from .settings import StudySettings
 from .storage import CELL_ATTR
 
@@ -32,7 +33,7 @@ __all__ = ["Objective", "IdleTrial", "make_pruner", "TRIAL_ATTRS"]
 #: user attributes of a finished trial (besides ``cell`` on grid trials)
 TRIAL_ATTRS = ("arm", "kind", "source", "budget", "seed", "params", "macs", "genotype", "recipe", "candidate",
                "val_error", "test_error", "best_val_error", "best_test_error", "best_epoch", "epochs",
-               "history", "wall_s", "trial_s", "device", "worker", "diverged")
+               "history", "wall_s", "trial_s", "device", "worker", "torch", "threads", "diverged", "evaluated")
 
 
 class IdleTrial(Exception):
@@ -58,6 +59,13 @@ def make_pruner(name: str, epochs: int) -> "optuna.pruners.BasePruner":
 
 def _worker() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _stack() -> dict[str, Any]:
+    """torch's version and CPU threads: a CPU result reproduces only on the same stack and thread count."""
+    import torch
+
+    return {"torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
 class Objective:
@@ -156,6 +164,31 @@ class Objective:
         trial.set_user_attr("idle", reason)
         return IdleTrial(reason)
 
+    def _measure(self, trial: "optuna.Trial", candidate: "Candidate") -> float:
+        """``pruned-tuned``: the pruning run's own fine-tuned weights, on the same splits as training."""
+        from ..prune.weights import load_member_weights
+        from ..train import evaluate, resolve_device
+
+        start = time.perf_counter()
+        source = next(s for s in self.settings.sources if s.label == candidate.arm.source)
+        index = int(candidate.detail["source_index"])
+        state = load_member_weights(source.path, source.family, index)
+        device = resolve_device(self.device)
+        model = candidate.genotype.build(generic=True)
+        model.load_state_dict(state)
+        model.to(device)
+        data = self.data.to(device)
+        errors = {split: evaluate(model, getattr(data, f"{split}_x"), getattr(data, f"{split}_y"))["error"]
+                  for split in ("val", "test")}
+        wall = time.perf_counter() - start
+        for key, value in {
+            "val_error": errors["val"], "test_error": errors["test"], "best_val_error": errors["val"],
+            "best_test_error": errors["test"], "best_epoch": 0, "epochs": 0, "history": [], "wall_s": wall,
+            "trial_s": wall, "diverged": False, "evaluated": True,
+        }.items():
+            trial.set_user_attr(key, value)
+        return float(errors["val"])
+
     # -- the trial -------------------------------------------------------------------------------
     def __call__(self, trial: "optuna.Trial") -> float:
         import optuna
@@ -172,10 +205,12 @@ class Objective:
             "arm": candidate.arm.name, "kind": candidate.arm.kind, "source": candidate.arm.source,
             "budget": candidate.budget, "seed": seed, "params": g.params, "macs": g.macs,
             "genotype": g.to_dict(), "recipe": recipe.to_dict(), "candidate": dict(candidate.detail),
-            "device": str(self.device), "worker": _worker(),
+            "device": str(self.device), "worker": _worker(), **_stack(),
         }.items():
             trial.set_user_attr(key, value)
 
+        if candidate.arm.kind in EVALUATED_KINDS:
+            return self._measure(trial, candidate)
         history: list[dict[str, Any]] = []
         start = time.perf_counter()
 

@@ -4,11 +4,19 @@ Everything here reads the study database alone (trial user attributes and the se
 creator stored), never the input files, so a report can be made on any machine that can reach
 the storage, and every number it prints can be recomputed from the files it writes.
 
-The leaderboard groups finished (COMPLETE) trials by family and budget and gives the mean and
+The leaderboard groups finished (COMPLETE) trials by arm and budget and gives the mean and
 sample standard deviation of the test error over seeds. The lowest mean per budget is marked
-best; for every other family the gap to it is tested against the seed noise with Welch's t-test
-(unequal variances), and called significant when the two-sided p-value is below ``alpha``
-(0.05). With fewer than two seeds on either side there is no noise estimate and no verdict.
+best; for every other arm the gap to it is tested against the seed noise with Welch's t-test
+(unequal variances). A leaderboard makes many such comparisons at once, so the p-values are
+Holm-corrected over all of them (``p_holm``), and a gap is called significant when the corrected
+p-value is below ``alpha`` (0.05). With fewer than two seeds on either side there is no noise
+estimate and no verdict.
+
+When several pruning runs feed one arm kind (``pruned-linear[fisher-s0]``, ``[fisher-s1]``, ...),
+:func:`kind_leaderboard` pools them: one row per kind and budget over every run and seed, the same
+tests between kinds, and the test error's variance split into a between-runs and a within-run
+(training seed) component by the one-way random-effects estimator, so a reader sees whether the
+pruning run or the training seed moves the result more.
 With a trial pruner, a family's stopped trials are counted apart and its mean is over the trials
 that ran to the end -- the pruner's survivors -- so such rows flatter the family they describe.
 Search studies (``--mode search``) are read as a ranking of their trials (:func:`top_trials`).
@@ -17,9 +25,9 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -29,8 +37,9 @@ from ..budgets import format_count
 from ..errors import StudyError
 from .storage import SETTINGS_ATTR, load_study, safe_url
 
-__all__ = ["StudyResults", "LeaderboardRow", "load_results", "leaderboard", "welch", "write_report",
-           "leaderboard_table", "top_trials", "top_table", "REPORT_FORMAT", "ALPHA"]
+__all__ = ["StudyResults", "LeaderboardRow", "KindRow", "load_results", "leaderboard", "kind_leaderboard", "welch",
+           "holm", "variance_components", "write_report", "leaderboard_table", "kind_table", "top_trials", "top_table",
+           "REPORT_FORMAT", "ALPHA"]
 
 REPORT_FORMAT = "archsearch.study-report"
 ALPHA = 0.05
@@ -93,6 +102,50 @@ def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float | None, float |
     return t, float(2 * stats.t.sf(abs(t), df))
 
 
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment of ``p_values`` (``None`` passes through, and is not counted).
+
+    Controls the chance of any false "significant" among the comparisons without assuming them
+    independent; adjusted values are monotone in the raw ones and capped at 1.
+    """
+    order = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    m = len(order)
+    out: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out
+
+
+def variance_components(groups: Sequence[Sequence[float]]) -> tuple[float | None, float | None]:
+    """Between-group and within-group standard deviations (one-way random effects, ANOVA estimator).
+
+    ``groups`` are the test errors of each pruning run over its training seeds. The within part is
+    the pooled seed variance; the between part is what the spread of the run means adds beyond
+    it, ``(MS_between - MS_within) / n0`` floored at 0; with one result per run it is their plain
+    standard deviation. ``None`` where it cannot be estimated (fewer than two runs; no run with two
+    seeds, for the within part).
+    """
+    groups = [list(g) for g in groups if g]
+    n = sum(len(g) for g in groups)
+    k = len(groups)
+    within_df = n - k
+    within = None
+    if within_df > 0:
+        ss_w = sum(sum((x - sum(g) / len(g)) ** 2 for x in g) for g in groups)
+        within = ss_w / within_df
+    if k < 2:
+        return None, (math.sqrt(within) if within is not None else None)
+    grand = sum(sum(g) for g in groups) / n
+    if within is None:  # one result per run (an evaluated arm): all the spread is between runs
+        return math.sqrt(sum((x - grand) ** 2 for g in groups for x in g) / (n - 1)), None
+    ms_b = sum(len(g) * (sum(g) / len(g) - grand) ** 2 for g in groups) / (k - 1)
+    n0 = (n - sum(len(g) ** 2 for g in groups) / n) / (k - 1)
+    between = max(0.0, (ms_b - within) / n0)
+    return math.sqrt(between), math.sqrt(within)
+
+
 @dataclass
 class LeaderboardRow:
     """One family at one budget, over its seeds."""
@@ -113,10 +166,44 @@ class LeaderboardRow:
     #: mean test error minus the best's, in error-rate units (0 for the best)
     gap: float | None = None
     p_value: float | None = None
-    #: the gap exceeds the seed noise (Welch p < alpha); None when it cannot be told
+    #: ``p_value`` Holm-corrected over every comparison of the leaderboard
+    p_holm: float | None = None
+    #: the gap exceeds the seed noise (Holm-corrected Welch p < alpha); None when it cannot be told
     significant: bool | None = None
     seeds: list[int] = field(default_factory=list)
     test_errors: list[float] = field(default_factory=list)
+    #: the arm's kind (``pruned-linear`` for ``pruned-linear[fisher-s1]``)
+    kind: str | None = None
+
+
+@dataclass
+class KindRow:
+    """One arm kind at one budget, pooled over the pruning runs that feed it and their seeds."""
+
+    arm: str  # the kind: named ``arm`` so that rows of both tables plot the same way
+    budget: int
+    runs: int
+    n: int
+    params: int | None
+    test_mean: float | None
+    test_std: float | None
+    #: standard deviations of the test error between pruning runs and between training seeds
+    between_runs_std: float | None = None
+    within_run_std: float | None = None
+    best: bool = False
+    gap: float | None = None
+    p_value: float | None = None
+    p_holm: float | None = None
+    significant: bool | None = None
+    params_min: int | None = None
+    params_max: int | None = None
+    test_errors: list[float] = field(default_factory=list)
+    #: the pruning runs' label where several labels feed the kind (``scratch-e[slim40]``)
+    label: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.arm}[{self.label}]" if self.label else self.arm
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
@@ -159,19 +246,70 @@ def leaderboard(results: StudyResults, *, alpha: float = ALPHA) -> list[Leaderbo
                 # a failed trial whose cell was retried (finished, queued or running) is not a loss
                 failed=len({t.get("seed") for t in mine if t["state"] == "FAIL"}
                            - {t.get("seed") for t in mine if t["state"] != "FAIL"}),
-                seeds=[t.get("seed") for t in done], test_errors=tests))
-        scored = [r for r in group if r.test_mean is not None]
-        if scored:
-            best = min(scored, key=lambda r: r.test_mean)
-            best.best = True
-            for r in scored:
-                r.gap = r.test_mean - best.test_mean
-                if r is best:
-                    continue
-                _, p = welch(r.test_errors, best.test_errors)
-                r.p_value = p
-                r.significant = None if p is None else p < alpha
+                seeds=[t.get("seed") for t in done], test_errors=tests,
+                kind=next((t.get("kind") for t in mine if t.get("kind")), arm.split("[")[0])))
         rows.extend(group)
+    _rank(rows, alpha)
+    return rows
+
+
+def _rank(rows: Sequence[Any], alpha: float) -> None:
+    """Mark the best of each budget, test every other row against it, Holm-correct all the tests."""
+    for budget in sorted({r.budget for r in rows}):
+        scored = [r for r in rows if r.budget == budget and r.test_mean is not None]
+        if not scored:
+            continue
+        best = min(scored, key=lambda r: r.test_mean)
+        best.best = True
+        for r in scored:
+            r.gap = r.test_mean - best.test_mean
+            if r is not best:
+                r.p_value = welch(r.test_errors, best.test_errors)[1]
+    for r, adjusted in zip(rows, holm([r.p_value for r in rows]), strict=True):
+        r.p_holm = adjusted
+        r.significant = None if r.best or adjusted is None else adjusted < alpha
+
+
+def run_label(source: str | None) -> str | None:
+    """The label of a pruning run named ``LABEL-sSEED`` (how experiments name their runs), else the name."""
+    if source is None:
+        return None
+    found = re.fullmatch(r"(.+)-s\d+", source)
+    return found.group(1) if found else source
+
+
+def kind_leaderboard(results: StudyResults, *, alpha: float = ALPHA) -> list[KindRow]:
+    """:func:`leaderboard` pooled over the pruning runs of one label (one row per kind, label and budget).
+
+    Runs named ``LABEL-sSEED`` (an experiment's seeds) pool into ``kind[LABEL]``, shown as the bare
+    kind when one label feeds it; runs with other names stay apart.
+    """
+    arm_rows = leaderboard(results, alpha=alpha)
+    source_of = {t.get("arm"): t.get("source") for t in results.trials}
+    labels_of: dict[str, set] = {}
+    for r in arm_rows:
+        labels_of.setdefault(r.kind, set()).add(run_label(source_of.get(r.arm)))
+    rows: list[KindRow] = []
+    for budget in sorted({r.budget for r in arm_rows}):
+        keys: list[tuple[str, str | None]] = []
+        for r in arm_rows:
+            key = (r.kind, run_label(source_of.get(r.arm)))
+            if r.budget == budget and key not in keys:
+                keys.append(key)
+        for kind, label in keys:
+            mine = [r for r in arm_rows if r.budget == budget and r.kind == kind and r.n > 0
+                    and run_label(source_of.get(r.arm)) == label]
+            if not mine:
+                continue
+            tests = [e for r in mine for e in r.test_errors]
+            mean, std = _mean_std(tests)
+            between, within = variance_components([r.test_errors for r in mine])
+            sizes = [r.params for r in mine if r.params is not None]
+            rows.append(KindRow(kind, budget, len(mine), len(tests),
+                                round(sum(sizes) / len(sizes)) if sizes else None, mean, std, between, within,
+                                params_min=min(sizes) if sizes else None, params_max=max(sizes) if sizes else None,
+                                test_errors=tests, label=label if len(labels_of[kind]) > 1 else None))
+    _rank(rows, alpha)
     return rows
 
 
@@ -199,8 +337,8 @@ def _pct(x: float | None, digits: int = 2) -> str:
 
 def leaderboard_table(rows: Sequence[LeaderboardRow]) -> tuple[list[str], list[list[str]]]:
     """Headers and cells for :func:`archsearch.tables.print_table` (errors in %)."""
-    headers = ["budget", "family", "params", "seeds", "test err % (mean ± std)", "val err %", "gap pp",
-               "p (Welch)", "gap > noise", "best"]
+    headers = ["budget", "arm", "params", "seeds", "test err % (mean ± std)", "val err %", "gap pp",
+               "p (Welch)", "p (Holm)", "gap > noise", "best"]
     out = []
     for r in rows:
         test = "-" if r.test_mean is None else (
@@ -209,7 +347,25 @@ def leaderboard_table(rows: Sequence[LeaderboardRow]) -> tuple[list[str], list[l
         seeds = f"{r.n}" + (f" (+{r.pruned} pruned)" if r.pruned else "") + (f" ({r.failed} failed)" if r.failed else "")
         out.append([format_count(r.budget), r.arm, "-" if r.params is None else f"{r.params:,}", seeds, test,
                     _pct(r.val_mean), "" if r.best or r.gap is None else f"+{100 * r.gap:.2f}",
-                    "" if r.p_value is None else f"{r.p_value:.3f}", verdict, "*" if r.best else ""])
+                    "" if r.p_value is None else f"{r.p_value:.3f}", "" if r.p_holm is None else f"{r.p_holm:.3f}",
+                    verdict, "*" if r.best else ""])
+    return headers, out
+
+
+def kind_table(rows: Sequence[KindRow]) -> tuple[list[str], list[list[str]]]:
+    """Headers and cells of :func:`kind_leaderboard` (errors in %, the variance split in points)."""
+    headers = ["budget", "arm kind", "runs", "n", "params", "test err % (mean ± std)", "sd runs", "sd seeds",
+               "gap pp", "p (Holm)", "gap > noise", "best"]
+    out = []
+    for r in rows:
+        size = "-" if r.params is None else (f"{r.params:,}" if r.params_min == r.params_max
+                                              else f"{r.params_min:,}-{r.params_max:,}")
+        test = "-" if r.test_mean is None else (
+            f"{_pct(r.test_mean)} ± {_pct(r.test_std)}" if r.test_std is not None else _pct(r.test_mean))
+        verdict = "" if r.best else ("?" if r.significant is None else "yes" if r.significant else "no")
+        out.append([format_count(r.budget), r.name, str(r.runs), str(r.n), size, test, _pct(r.between_runs_std),
+                    _pct(r.within_run_std), "" if r.best or r.gap is None else f"+{100 * r.gap:.2f}",
+                    "" if r.p_holm is None else f"{r.p_holm:.3f}", verdict, "*" if r.best else ""])
     return headers, out
 
 
@@ -234,25 +390,31 @@ def _jsonable(value: Any) -> Any:
 
 def write_report(results: StudyResults, out_dir: str | os.PathLike[str], *, alpha: float = ALPHA,
                  plot: bool = True, formats: Sequence[str] = ("png", "svg")) -> dict[str, Path]:
-    """Write ``leaderboard.csv``, ``leaderboard.json``, ``trials.csv`` and the error-vs-parameters plot.
+    """Write ``leaderboard.csv``, ``kinds.csv``, ``leaderboard.json``, ``trials.csv`` and the plot.
 
-    Every file is written atomically. Returns the paths by kind.
+    The plot draws one line per arm kind, pooled over pruning runs, when several runs feed a kind;
+    else one line per arm. Every file is written atomically. Returns the paths by kind.
     """
     out = Path(out_dir)
     rows = leaderboard(results, alpha=alpha)
+    kinds = kind_leaderboard(results, alpha=alpha)
     fields = [f for f in LeaderboardRow.__dataclass_fields__ if f not in ("seeds", "test_errors")]
     paths: dict[str, Path] = {}
     paths["leaderboard_csv"] = out / "leaderboard.csv"
     atomic_write_text(paths["leaderboard_csv"], _csv(fields, [[getattr(r, f) for f in fields] for r in rows]))
+    kind_fields = [f for f in KindRow.__dataclass_fields__ if f != "test_errors"]
+    paths["kinds_csv"] = out / "kinds.csv"
+    atomic_write_text(paths["kinds_csv"], _csv(kind_fields, [[getattr(r, f) for f in kind_fields] for r in kinds]))
     paths["trials_csv"] = out / "trials.csv"
     trial_rows = [[t.get(c) for c in TRIAL_COLUMNS] for t in results.trials]
     atomic_write_text(paths["trials_csv"], _csv(TRIAL_COLUMNS, trial_rows))
     paths["json"] = out / "leaderboard.json"
     atomic_write_json(paths["json"], _jsonable({
         "format": REPORT_FORMAT, "version": 1, "study_name": results.study_name, "storage": results.storage,
-        "alpha": alpha, "test": "Welch's t-test on test error over seeds, two-sided",
+        "alpha": alpha, "test": "Welch's t-test on test error over seeds, two-sided, Holm-corrected (p_holm)",
         "settings": {k: v for k, v in results.settings.items() if k != "source_files"},
         "leaderboard": [asdict(r) for r in rows],
+        "kinds": [asdict(r) for r in kinds],
         "top_trials": [{k: v for k, v in t.items() if k not in ("genotype", "history")} for t in top_trials(results)],
         "fine_tuned": _fine_tuned(results),
         "trials": [{k: v for k, v in t.items() if k not in ("genotype", "history")} for t in results.trials],
@@ -262,21 +424,35 @@ def write_report(results: StudyResults, out_dir: str | os.PathLike[str], *, alph
 
         for fmt in formats:
             paths[fmt] = out / f"error_vs_params.{fmt}"
-            plot_error_vs_params(rows, paths[fmt], fine_tuned=_fine_tuned(results),
+            pooled = any(r.runs > 1 for r in kinds)
+            plot_error_vs_params(kinds if pooled else rows, paths[fmt], fine_tuned=_fine_tuned(results),
+                                 unpruned=_unpruned(results),
                                  title=f"{results.study_name}: test error vs parameters")
     return paths
 
 
 def _fine_tuned(results: StudyResults) -> dict[str, list[dict[str, Any]]]:
-    """The pruning runs' own (params, val_error) trajectories, kept in the study's settings."""
+    """The iterative pruning runs' own (params, val_error) trajectories, kept in the study's settings.
+
+    A one-shot run has two networks, not a trajectory: its line would join the unpruned network to
+    the pruned one through sizes nobody measured, so it is drawn by :func:`_unpruned` instead.
+    """
     out = {}
     for source in results.settings.get("source_files", []) or []:
         points = [p for p in source.get("trajectory", []) if p.get("val_error") is not None]
-        if points:
+        if len(points) > 2:
             out[source.get("label", "pruned")] = points
     return out
 
 
-def results_from_json(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a ``leaderboard.json`` back (for scripts that re-plot or compare reports)."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+def _unpruned(results: StudyResults) -> list[dict[str, Any]]:
+    """The trained, unpruned network of each one-shot run (its test error where the run measured it)."""
+    out = []
+    for source in results.settings.get("source_files", []) or []:
+        points = source.get("trajectory", [])
+        if len(points) == 2 and (points[0].get("test_error") is not None or points[0].get("val_error") is not None):
+            first = points[0]
+            out.append({"label": source.get("label"), "params": first["params"],
+                        "error": first["test_error"] if first.get("test_error") is not None else first["val_error"],
+                        "split": "test" if first.get("test_error") is not None else "val"})
+    return out

@@ -117,6 +117,12 @@ def run_study(settings: StudySettings, *, study_name: str, storage: "str | optun
     if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
         raise StudyError(f"--n-trials: {n_trials!r} is invalid; expected a positive number of trials")
     dev = resolve_device(device)
+    if dev.type == "cuda" and dev.index is not None:
+        import torch
+
+        # this worker's GPU is its current device too, so nothing (a seed, a compiled kernel) opens a
+        # context on cuda:0 behind it: several workers, one per GPU, each touch only their own
+        torch.cuda.set_device(dev)
     if threads is not None:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise StudyError(f"--threads: {threads!r} is invalid; expected a positive number of threads")

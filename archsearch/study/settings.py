@@ -13,9 +13,10 @@ from typing import Any, Mapping, Sequence
 
 from ..budgets import format_count
 from ..errors import ArchsearchError, BudgetError
-from ..names import EARLY_STOPPING, STUDY_MODES, STUDY_SEARCHES
-from ..recipe import Recipe
-from .candidates import RAW_TOLERANCE, Arm, Candidate, Source, make_arms, make_candidate
+from ..genotype import Genotype
+from ..names import EARLY_STOPPING, EVALUATED_KINDS, STUDY_MODES, STUDY_SEARCHES
+from ..recipe import Recipe, budget_epochs
+from .candidates import RAW_TOLERANCE, SCRATCH_B_MAX_SCALE, Arm, Candidate, Source, make_arms, make_candidate
 
 __all__ = ["StudySettings", "Cell", "MODES", "PRUNERS", "SEARCHES", "SETTINGS_FORMAT", "SETTINGS_VERSION",
            "settings_diff"]
@@ -62,6 +63,8 @@ class StudySettings:
     skipped: tuple[tuple[str, int], ...] = ()
     #: MACs of the unpruned network, the reference of the ``scratch-b`` epoch policy
     reference_macs: int | None = None
+    #: the unpruned network a non-WRN network's baselines shrink (see ``baseline_reference``)
+    reference: Genotype | None = None
     _candidates: dict = field(default_factory=dict, compare=False, repr=False)
 
     # -- construction --------------------------------------------------------------------------
@@ -70,7 +73,7 @@ class StudySettings:
               recipe: Recipe, sources: Sequence[Source] = (), hparams: Mapping[str, Any] | None = None,
               widen: float = 1.0, mode: str = "grid", search: str = "candidate", pruner: str = "none",
               raw_tolerance: float = RAW_TOLERANCE, skip_unreachable: bool = False,
-              reference_macs: int | None = None) -> "StudySettings":
+              reference_macs: int | None = None, reference: Genotype | None = None) -> "StudySettings":
         """Check the request and every candidate it implies (pure arithmetic, before any training).
 
         A budget an arm cannot reach is a :class:`BudgetError`, unless ``skip_unreachable``, which
@@ -108,7 +111,7 @@ class StudySettings:
                 raise ArchsearchError("--search recipe tunes the training of one family; pass one family")
         settings = cls(tuple(arms), tuple(int(b) for b in budgets), seeds, data, recipe, tuple(sources),
                        dict(hparams) if hparams is not None else None, float(widen), mode, search, pruner,
-                       float(raw_tolerance), (), reference_macs)
+                       float(raw_tolerance), (), reference_macs, reference)
         skipped = []
         for arm in settings.arms:
             for budget in settings.budgets:
@@ -137,10 +140,15 @@ class StudySettings:
         return [a.name for a in self.arms]
 
     def cells(self) -> list[Cell]:
-        """Every (arm, budget, seed) of the grid, seed-major: one seed of everything runs first."""
+        """Every (arm, budget, seed) of the grid, seed-major: one seed of everything runs first.
+
+        An evaluated arm (``pruned-tuned``) measures a network that exists, the same for every
+        seed: it has one cell per budget, under the first seed.
+        """
         skipped = set(self.skipped)
         return [Cell(seed, budget, arm.name) for seed in self.seeds for budget in self.budgets
-                for arm in self.arms if (arm.name, budget) not in skipped]
+                for arm in self.arms if (arm.name, budget) not in skipped
+                and (arm.kind not in EVALUATED_KINDS or seed == self.seeds[0])]
 
     def candidate(self, arm_name: str, budget: int, *, member: int | None = None) -> Candidate:
         """The genotype an arm proposes at a budget (memoised: grid cells repeat it per seed)."""
@@ -148,7 +156,7 @@ class StudySettings:
         if key not in self._candidates:
             self._candidates[key] = make_candidate(
                 self.arm(arm_name), budget, self.sources, hparams=self.hparams, widen=self.widen,
-                member=member, raw_tolerance=self.raw_tolerance)
+                member=member, raw_tolerance=self.raw_tolerance, reference=self.reference)
         return self._candidates[key]
 
     def grid_candidates(self) -> list[Candidate]:
@@ -158,7 +166,14 @@ class StudySettings:
                 if (arm.name, budget) not in skipped]
 
     def recipe_for(self, candidate: Candidate) -> Recipe:
-        """The shared recipe; under ``scratch-b`` with epochs scaled by the candidate's MACs."""
+        """The shared recipe; under ``scratch-b`` with epochs scaled by the candidate's MACs.
+
+        The ``scratch-b`` arm always is: its reference is its own pruning run's unpruned member.
+        """
+        if candidate.arm.kind == "scratch-b":
+            epochs = budget_epochs("scratch-b", self.recipe.epochs, candidate.genotype.macs,
+                                   int(candidate.detail["reference_macs"]), max_scale=SCRATCH_B_MAX_SCALE)
+            return replace(self.recipe, epochs=epochs)
         if self.recipe.budget == "scratch-b" and self.reference_macs:
             return self.recipe.for_candidate(candidate.genotype.macs, self.reference_macs)
         return self.recipe
@@ -176,12 +191,21 @@ class StudySettings:
             "raw_tolerance": self.raw_tolerance, "skipped": [list(p) for p in self.skipped],
             # the reference only matters to scratch-b; elsewhere it must not split equal studies
             "reference_macs": self.reference_macs if self.recipe.budget == "scratch-b" else None,
+            # present only where it decides the baselines (non-WRN networks): WRN studies keep their identity
+            **({"reference": _digest(self.reference)} if self.reference is not None else {}),
         }
 
     def describe(self) -> dict[str, Any]:
         """The fingerprint plus what a report needs without the input files (kept in the study)."""
         return {**self.fingerprint(), "source_files": [s.describe() for s in self.sources],
                 "budget_labels": {str(b): format_count(b) for b in self.budgets}}
+
+
+def _digest(genotype: Genotype) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(genotype.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def settings_diff(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:

@@ -1,0 +1,353 @@
+"""Experiment files: one TOML file names a paper's whole comparison, and one command runs it.
+
+An experiment is *prune -> derive -> study -> report*: several pruning runs of one space (criteria
+x seeds, iterative or one-shot), the arms that turn them into candidates at parameter budgets,
+every candidate trained from scratch over many seeds in one Optuna study, and a report that
+answers each of the paper's claims. Format ``archsearch.experiment``, version 1::
+
+    format = "archsearch.experiment"
+    version = 1
+    name = "crowley2018-digits"
+    space = "digits-wrn-16-1"            # a shipped space's name, or a folder relative to this file
+    paper = "Crowley et al. 2018, arXiv:1810.04622"
+
+    [prune]                              # over the space's [prune], for every run
+    fraction = 0.99
+
+    [[runs]]                             # one pruning run per seed, named LABEL-sSEED
+    label = "fisher"
+    criterion = "fisher"
+    seeds = [0, 1, 2]
+
+    [study]
+    arms = ["pruned-linear", "random-pruned", "pruned-tuned", "uniform"]
+    budgets = ["2k", "4k", "8k"]         # or "pruned": the sizes the (one-shot) runs pruned to
+    seeds = 10                           # training seeds 0..9 (or a list)
+
+    [train]                              # over the space's [train], for every candidate
+    epochs = 20
+
+    [[claims]]
+    text = "pruned architectures trained from scratch beat the pruned-and-fine-tuned networks"
+    better = "pruned-linear"             # relation "better" (default) or "not-worse"
+    worse = "pruned-tuned"
+
+Every step resumes: a pruning run from its checkpoint (a finished one is skipped), the study from
+its database (finished cells are kept), and the report is redrawn from those. Nothing is executed
+from the file; unknown keys are errors naming the file and the key.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from .._jsonio import read_text
+from ..budgets import parse_budget
+from ..errors import ArchsearchError
+from ..names import BASELINES, CANDIDATE_KINDS, EARLY_STOPPING, PRUNED_KINDS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..family import Family
+    from ..prune.settings import PruneSettings
+    from ..recipe import Recipe
+    from ..space import SearchSpace
+    from ..study.settings import StudySettings
+
+__all__ = ["Experiment", "PruneRun", "Claim", "ExperimentError", "load_experiment", "EXPERIMENT_FORMAT",
+           "EXPERIMENT_VERSION", "CLAIM_RELATIONS"]
+
+EXPERIMENT_FORMAT = "archsearch.experiment"
+EXPERIMENT_VERSION = 1
+#: ``better``: A's mean test error is below B's by more than the noise; ``not-worse``: it is not
+#: above B's by more than the noise (Liu et al.: training from scratch is "comparable or better")
+CLAIM_RELATIONS = ("better", "not-worse")
+_TOP = {"format", "version", "name", "description", "paper", "space", "prune", "runs", "study", "train", "claims"}
+_RUN_KEYS = {"label", "seeds", "pretrain"}
+_STUDY_KEYS = {"arms", "budgets", "seeds", "pruner", "raw_tolerance", "heartbeat"}
+_CLAIM_KEYS = {"text", "better", "worse", "relation", "consistent", "max_cv"}
+#: far above a real experiment, so that a tiny file cannot ask for years of compute
+_MAX_SEEDS = 1000
+_MAX_RUNS = 100
+
+
+class ExperimentError(ArchsearchError):
+    """An experiment file of the wrong form, or one whose parts do not fit together."""
+
+
+@dataclass(frozen=True)
+class PruneRun:
+    """One pruning run: a label, a seed, and the ``[prune]`` settings it changes."""
+
+    label: str
+    seed: int
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    #: changes to the space's ``[train]`` recipe for pre-training the big network (e.g. ``bn_l1``)
+    pretrain: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.label}-s{self.seed}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A sentence of the paper, and the comparison that checks it at every budget.
+
+    Either ``better``/``worse`` arm kinds with a ``relation``, or ``consistent``: the label of
+    pruning runs whose width profiles must agree (mean per-layer coefficient of variation at most
+    ``max_cv`` at every budget, as Liu et al. report for VGG).
+    """
+
+    text: str
+    better: str | None = None
+    worse: str | None = None
+    relation: str = "better"
+    consistent: str | None = None
+    max_cv: float = 0.25
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    path: Path
+    space: "SearchSpace"
+    runs: tuple[PruneRun, ...]
+    arms: tuple[str, ...]
+    #: parameter budgets, or ``None`` for ``"pruned"`` (the sizes the runs pruned to)
+    budgets: tuple[int, ...] | None
+    seeds: tuple[int, ...]
+    prune: Mapping[str, Any] = field(default_factory=dict)
+    train: Mapping[str, Any] = field(default_factory=dict)
+    claims: tuple[Claim, ...] = ()
+    pruner: str = "none"
+    raw_tolerance: float = 0.10
+    heartbeat: int = 10
+    description: str = ""
+    paper: str = ""
+
+    @property
+    def labels(self) -> list[str]:
+        return list(dict.fromkeys(r.label for r in self.runs))
+
+    def run(self, name: str) -> PruneRun:
+        for r in self.runs:
+            if r.name == name:
+                return r
+        raise ExperimentError(f"{self.path}: no pruning run {name!r}; runs are {', '.join(r.name for r in self.runs)}")
+
+    # -- what each step is given -----------------------------------------------------------------
+    def prune_settings(self, run: PruneRun) -> "PruneSettings":
+        """The space's ``[prune]``, then the file's, then the run's, with the run's seed.
+
+        A study with ``pruned-tuned`` needs the fine-tuned weights of the members nearest its
+        budgets: an iterative run keeps exactly those (``save_weights``) unless told otherwise.
+        """
+        from ..prune.settings import PruneSettings
+
+        values = {**self.space.prune, **self.prune, **run.overrides, "seed": run.seed}
+        if "pruned-tuned" in self.arms and self.budgets is not None and "save_weights" not in values:
+            values["save_weights"] = list(self.budgets)
+        return PruneSettings.from_dict(values, source=f"{self.path}: runs[{run.name}]")
+
+    def recipe(self) -> "Recipe":
+        from ..recipe import Recipe
+
+        return Recipe.from_dict({**self.space.train, **self.train}, source=f"{self.path}: [train]")
+
+    def study_settings(self, families: Mapping[str, tuple[str, "Family"]]) -> "StudySettings":
+        """The study over finished pruning runs (``{run name: (pruned.json path, family)}``)."""
+        from ..study.candidates import Source, baseline_reference, baseline_template, load_source
+        from ..study.settings import StudySettings
+
+        sources: list[Source] = [load_source(families[r.name][0], r.name) for r in self.runs]
+        budgets = self.budgets if self.budgets is not None else pruned_budgets(self, families)
+        reference = baseline_reference(sources, self.space)
+        hparams, widen = (baseline_template(sources, self.space)
+                          if any(a in BASELINES for a in self.arms) and reference is None else (None, 1.0))
+        data = self.space.data.get("name")
+        return StudySettings.build(
+            kinds=list(self.arms), budgets=list(budgets), seeds=list(self.seeds), data=str(data),
+            recipe=self.recipe(), sources=sources, hparams=hparams, widen=widen, pruner=self.pruner,
+            raw_tolerance=self.raw_tolerance, skip_unreachable=True,
+            reference_macs=self.space.base_genotype().macs, reference=reference)
+
+
+def pruned_budgets(experiment: Experiment, families: Mapping[str, tuple[str, "Family"]]) -> tuple[int, ...]:
+    """``budgets = "pruned"``: per run label, the mean size of its runs' smallest members."""
+    out = []
+    for label in experiment.labels:
+        sizes = [families[r.name][1][-1].params for r in experiment.runs if r.label == label]
+        out.append(int(round(sum(sizes) / len(sizes))))
+    return tuple(sorted(set(out)))
+
+
+# -- loading ----------------------------------------------------------------------------------------
+def load_experiment(path: str | os.PathLike[str]) -> Experiment:
+    """Read and check an experiment file; every error is one line naming the file and the field."""
+    from ..space import load_space
+
+    path = Path(path)
+    text = read_text(path, expected="a TOML experiment file (UTF-8)", error=ExperimentError,
+                     missing="no such experiment file")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ExperimentError(f"{path}: not TOML ({exc})") from None
+    where = str(path)
+
+    def bad(key: str, expected: str) -> ExperimentError:
+        return ExperimentError(f"{where}: {key}: expected {expected}")
+
+    unknown = sorted(set(data) - _TOP)
+    if unknown:
+        raise ExperimentError(f"{where}: unknown key {unknown[0]!r}; expected some of {', '.join(sorted(_TOP))}")
+    if data.get("format") != EXPERIMENT_FORMAT:
+        raise bad("format", f'"{EXPERIMENT_FORMAT}"')
+    if data.get("version") != EXPERIMENT_VERSION:
+        raise bad("version", f"{EXPERIMENT_VERSION} (this archsearch reads version {EXPERIMENT_VERSION})")
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip() or "/" in name or name.startswith("."):
+        raise bad("name", "a plain name such as \"crowley2018-digits\"")
+    space_ref = data.get("space")
+    if not isinstance(space_ref, str) or not space_ref:
+        raise bad("space", "a shipped space's name or a folder, e.g. \"digits-wrn-16-2\"")
+    local = path.parent / space_ref
+    space = load_space(local if local.exists() else space_ref)
+    for table in ("prune", "study", "train"):
+        if not isinstance(data.get(table, {}), dict):
+            raise bad(f"[{table}]", "a table")
+    prune = dict(data.get("prune", {}))
+    train = dict(data.get("train", {}))
+    runs = _runs(data.get("runs"), where, bad)
+    study = dict(data.get("study", {}))
+    unknown = sorted(set(study) - _STUDY_KEYS)
+    if unknown:
+        raise ExperimentError(f"{where}: study.{unknown[0]}: unknown key; expected some of {', '.join(sorted(_STUDY_KEYS))}")
+    arms = study.get("arms")
+    if not isinstance(arms, list) or not arms or not all(isinstance(a, str) for a in arms):
+        raise bad("study.arms", f"a list of arm kinds, some of {', '.join(CANDIDATE_KINDS)}")
+    for a in arms:
+        if a not in CANDIDATE_KINDS:
+            raise bad("study.arms", f"some of {', '.join(CANDIDATE_KINDS)} ({a!r} is unknown)")
+    if len(set(arms)) != len(arms):
+        raise bad("study.arms", "each arm once")
+    if any(a in PRUNED_KINDS for a in arms) and not runs:
+        raise bad("[[runs]]", "at least one pruning run for the pruned arms")
+    budgets = _budgets(study.get("budgets"), where, bad)
+    seeds = _seeds(study.get("seeds", 10), bad)
+    pruner = study.get("pruner", "none")
+    if pruner not in EARLY_STOPPING:
+        raise bad("study.pruner", f"one of {', '.join(EARLY_STOPPING)}")
+    tolerance = study.get("raw_tolerance", 0.10)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance < 1:
+        raise bad("study.raw_tolerance", "a fraction in (0, 1), e.g. 0.1")
+    heartbeat = study.get("heartbeat", 10)
+    if isinstance(heartbeat, bool) or not isinstance(heartbeat, int) or not 1 <= heartbeat <= 3600:
+        raise bad("study.heartbeat", "seconds between 1 and 3600")
+    claims = _claims(data.get("claims", []), arms, [r.label for r in runs], bad)
+    for key in ("description", "paper"):
+        if not isinstance(data.get(key, ""), str):
+            raise bad(key, "a string")
+    experiment = Experiment(name.strip(), path, space, runs, tuple(arms), budgets, seeds, prune, train, claims,
+                            pruner, float(tolerance), heartbeat, data.get("description", ""), data.get("paper", ""))
+    from ..recipe import Recipe
+
+    for run in runs:  # every run's settings and pre-training recipe parse, before anything trains
+        experiment.prune_settings(run)
+        Recipe.from_dict({**space.train, **run.pretrain}, source=f"{where}: runs[{run.name}].pretrain")
+    experiment.recipe()
+    if space.data.get("name") is None:
+        raise ExperimentError(f"{space.path / 'space.toml'}: data.name is required, e.g. \"digits\"")
+    return experiment
+
+
+def _runs(value: Any, where: str, bad: Any) -> tuple[PruneRun, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
+        raise bad("[[runs]]", "a list of tables with a label, seeds and [prune] settings")
+    runs: list[PruneRun] = []
+    for i, entry in enumerate(value):
+        label = entry.get("label")
+        if not isinstance(label, str) or not label or not all(c.isalnum() or c in "-_." for c in label):
+            raise bad(f"runs[{i}].label", "a plain name such as \"fisher\"")
+        seeds = _seeds(entry.get("seeds", [0]), bad, key=f"runs[{i}].seeds")
+        overrides = {k: v for k, v in entry.items() if k not in _RUN_KEYS}
+        if "seed" in overrides:
+            raise bad(f"runs[{i}].seed", "seeds = [...] (each seed is one run)")
+        pretrain = entry.get("pretrain", {})
+        if not isinstance(pretrain, dict):
+            raise bad(f"runs[{i}].pretrain", "a table of [train] recipe changes, e.g. { bn_l1 = 1e-4 }")
+        runs.extend(PruneRun(label, s, overrides, pretrain) for s in seeds)
+    names = [r.name for r in runs]
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice:
+        raise ExperimentError(f"{where}: [[runs]]: the run {twice!r} is listed twice; give each label once")
+    if len(runs) > _MAX_RUNS:
+        raise bad("[[runs]]", f"at most {_MAX_RUNS} pruning runs")
+    return tuple(runs)
+
+
+def _budgets(value: Any, where: str, bad: Any) -> tuple[int, ...] | None:
+    if value == "pruned":
+        return None
+    if not isinstance(value, list) or not value:
+        raise bad("study.budgets", "a list of parameter budgets such as [\"2k\", \"4k\"], or \"pruned\"")
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (int, str)):
+            raise bad("study.budgets", f"parameter budgets such as \"2k\" ({v!r} is not one)")
+        out.append(parse_budget(str(v), field=f"{where}: study.budgets"))
+    if len(set(out)) != len(out):
+        raise bad("study.budgets", "each budget once")
+    return tuple(out)
+
+
+def _seeds(value: Any, bad: Any, key: str = "study.seeds") -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 1 <= value <= _MAX_SEEDS:
+            raise bad(key, f"a number of seeds between 1 and {_MAX_SEEDS}, or a list of seeds")
+        return tuple(range(value))
+    if (not isinstance(value, list) or not value or len(value) > _MAX_SEEDS
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2 ** 31 for s in value)):
+        raise bad(key, "a number of seeds, or a list of integers >= 0")
+    if len(set(value)) != len(value):
+        raise bad(key, "each seed once")
+    return tuple(value)
+
+
+def _claims(value: Any, arms: Sequence[str], labels: Sequence[str], bad: Any) -> tuple[Claim, ...]:
+    if not isinstance(value, list) or not all(isinstance(c, dict) for c in value):
+        raise bad("[[claims]]", "a list of tables with text and better/worse (or consistent)")
+    claims = []
+    for i, c in enumerate(value):
+        key = f"claims[{i}]"
+        unknown = sorted(set(c) - _CLAIM_KEYS)
+        if unknown:
+            raise bad(f"{key}.{unknown[0]}", f"one of {', '.join(sorted(_CLAIM_KEYS))}")
+        if not isinstance(c.get("text"), str) or not c["text"].strip():
+            raise bad(f"{key}.text", "the paper's claim as a sentence")
+        if "consistent" in c:
+            if c["consistent"] not in labels:
+                raise bad(f"{key}.consistent", f"the label of pruning runs, one of {', '.join(labels) or 'none'}")
+            max_cv = c.get("max_cv", 0.25)
+            if isinstance(max_cv, bool) or not isinstance(max_cv, (int, float)) or not 0 < max_cv < 10:
+                raise bad(f"{key}.max_cv", "a positive coefficient of variation, e.g. 0.25")
+            claims.append(Claim(c["text"].strip(), consistent=c["consistent"], max_cv=float(max_cv)))
+            continue
+        for side in ("better", "worse"):
+            if c.get(side) not in arms:
+                raise bad(f"{key}.{side}", f"one of the study's arms ({', '.join(arms)})")
+        relation = c.get("relation", "better")
+        if relation not in CLAIM_RELATIONS:
+            raise bad(f"{key}.relation", f"one of {', '.join(CLAIM_RELATIONS)}")
+        claims.append(Claim(c["text"].strip(), c["better"], c["worse"], relation))
+    return tuple(claims)
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None

@@ -1,0 +1,283 @@
+"""An experiment's report: the papers' figure, the pooled table, and a verdict on every claim.
+
+Written into ``<out>/report/`` from the study database and the pruning runs' files alone:
+
+* the study's own report (``leaderboard.csv``/``.json``, ``kinds.csv``, ``trials.csv``,
+  ``error_vs_params.png``/``.svg``: test error against parameters, one line per arm kind pooled
+  over pruning runs, seed error bars, the fine-tuned networks included);
+* ``claims``: for each claim and budget, Welch's t-test between the two arm kinds (every pruning
+  run and training seed pooled), Holm-corrected over all the claims' tests; a claim *held* where
+  the difference goes its way beyond the noise (``better``) or does not go against it beyond the
+  noise (``not-worse``); *not shown* where the noise cannot tell; *reversed* / *did not hold*
+  where the data go against it;
+* ``consistency``: how alike the width profiles of runs of one label are at each budget
+  (:func:`archsearch.compare_runs`: mean per-layer coefficient of variation);
+* narrow baselines: candidates with a layer of fewer than :data:`NARROW` channels, which a reader
+  should not take as a fair network of that size;
+* ``report.md`` (tables a paper would print) and ``experiment.json`` (every number), with the
+  machine, torch build and thread count: CPU results reproduce only on the same stack.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .._jsonio import atomic_write_json, atomic_write_text
+from ..budgets import format_count
+from .file import Claim, Experiment
+
+__all__ = ["ClaimResult", "evaluate_claims", "write_experiment_report", "NARROW"]
+
+#: a baseline with a layer narrower than this is flagged as degenerate at its budget
+NARROW = 4
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    claim: str
+    budget: int
+    verdict: str  # held, not shown, reversed, did not hold, no data
+    better: str | None = None
+    worse: str | None = None
+    better_mean: float | None = None
+    worse_mean: float | None = None
+    better_n: int = 0
+    worse_n: int = 0
+    p_value: float | None = None
+    p_holm: float | None = None
+    #: consistency claims: the mean per-layer coefficient of variation and its limit
+    mean_cv: float | None = None
+    max_cv: float | None = None
+
+
+def evaluate_claims(claims: Sequence[Claim], kinds: Sequence[Any], consistency: Mapping[str, Any], *,
+                    alpha: float = 0.05) -> list[ClaimResult]:
+    """A verdict per claim and budget from pooled kind rows (see :func:`archsearch.study.kind_leaderboard`)."""
+    from ..study.report import holm, welch
+
+    results: list[ClaimResult] = []
+    tests: list[int] = []
+    budgets = sorted({r.budget for r in kinds})
+    for claim in claims:
+        if claim.consistent is not None:
+            for size in consistency.get(claim.consistent, {}).get("sizes", []):
+                cv = size["mean_cv"]
+                results.append(ClaimResult(claim.text, size["size"], "held" if cv <= claim.max_cv else "did not hold",
+                                           mean_cv=cv, max_cv=claim.max_cv))
+            continue
+        for budget in budgets:
+            for a, b in _pairs(kinds, claim.better, claim.worse, budget):
+                p = welch(a.test_errors, b.test_errors)[1]
+                results.append(ClaimResult(claim.text, budget, "", a.name, b.name, a.test_mean, b.test_mean,
+                                           a.n, b.n, p))
+                tests.append(len(results) - 1)
+    adjusted = holm([results[i].p_value for i in tests])
+    for i, p_holm in zip(tests, adjusted, strict=True):
+        r = results[i]
+        claim = next(c for c in claims if c.text == r.claim)
+        results[i] = _verdict(r, claim.relation, p_holm, alpha)
+    return results
+
+
+def _pairs(kinds: Sequence[Any], better: str, worse: str, budget: int) -> list[tuple[Any, Any]]:
+    """The rows a claim compares at a budget: the two kinds, run label by run label where both have
+    labels (``scratch-b[slim40]`` against ``pruned-tuned[slim40]``), else every row against the other kind's."""
+    a_rows = [r for r in kinds if r.arm == better and r.budget == budget and r.n]
+    b_rows = [r for r in kinds if r.arm == worse and r.budget == budget and r.n]
+    pairs = []
+    for a in a_rows:
+        same = [b for b in b_rows if b.label == a.label and a.label is not None]
+        pairs.extend((a, b) for b in (same or ([b for b in b_rows if b.label is None] or b_rows)))
+    return pairs
+
+
+def _verdict(r: ClaimResult, relation: str, p_holm: float | None, alpha: float) -> ClaimResult:
+    from dataclasses import replace
+
+    significant = p_holm is not None and p_holm < alpha
+    goes_its_way = r.better_mean is not None and r.worse_mean is not None and r.better_mean < r.worse_mean
+    if p_holm is None:
+        verdict = "no data (fewer than 2 results on a side)"
+    elif relation == "better":
+        verdict = "held" if significant and goes_its_way else "reversed" if significant else "not shown"
+    else:  # not-worse
+        verdict = "did not hold" if significant and not goes_its_way else "held"
+    return replace(r, verdict=verdict, p_holm=p_holm)
+
+
+def _consistency(experiment: Experiment, families: Mapping[str, tuple[str, Any]],
+                 budgets: Sequence[int]) -> dict[str, Any]:
+    """Per run label with several runs: the width-profile agreement at the budgets they reach."""
+    import warnings
+
+    from ..compare import compare_runs
+
+    out: dict[str, Any] = {}
+    for label in experiment.labels:
+        runs = [r for r in experiment.runs if r.label == label]
+        if len(runs) < 2:
+            continue
+        fams = [families[r.name][1] for r in runs]
+        # only where every run has a member near the size: a one-shot run has just its two networks
+        tol = experiment.raw_tolerance
+        sizes = [b for b in budgets if all(any(abs(m.params - b) <= tol * b for m in f) for f in fams)]
+        if not sizes:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            comparison = compare_runs(fams, [r.name for r in runs], sizes)
+        out[label] = {"runs": [r.name for r in runs],
+                      "sizes": [{"size": s.size, "mean_cv": s.mean_cv, "cosine": s.cosine,
+                                 "params": list(s.params)} for s in comparison.sizes],
+                      "comparison": comparison}
+    return out
+
+
+def _narrow(settings: Any) -> list[dict[str, Any]]:
+    """Baseline candidates with a layer narrower than :data:`NARROW` channels."""
+    from ..names import BASELINES
+
+    flagged = []
+    for c in settings.grid_candidates():
+        if c.arm.kind not in BASELINES:
+            continue
+        widths = {g: w for g, w in c.genotype.genes.items() if w > 0}
+        narrowest = min(widths.values()) if widths else 0
+        if narrowest < NARROW:
+            flagged.append({"arm": c.arm.name, "budget": c.budget, "narrowest": narrowest,
+                            "widths": c.genotype.summary()})
+    return flagged
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+def _md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_experiment_report(experiment: Experiment, out: str | os.PathLike[str], *,
+                            report_dir: str | os.PathLike[str] | None = None, alpha: float = 0.05,
+                            timings: Mapping[str, float] | None = None) -> dict[str, Path]:
+    """Write the report of the experiment in ``out`` (default into ``out/report``); returns the paths."""
+    from ..compare import plot_width_profiles
+    from ..machine import machine
+    from ..study.report import kind_leaderboard, kind_table, load_results, write_report
+    from .run import finished_runs, storage_url
+
+    out = Path(out)
+    target = Path(report_dir) if report_dir is not None else out / "report"
+    if timings is None and (out / "timings.json").is_file():  # a redrawn report keeps the run's wall times
+        from .._jsonio import read_json
+
+        timings = read_json(out / "timings.json")
+    families = finished_runs(experiment, out)
+    results = load_results(storage_url(out), experiment.name)
+    paths = write_report(results, target, alpha=alpha)
+    kinds = kind_leaderboard(results, alpha=alpha)
+    settings = experiment.study_settings(families)
+    consistency = _consistency(experiment, families, settings.budgets)
+    for label, entry in consistency.items():
+        paths[f"widths_{label}"] = target / f"widths_{label}.png"
+        plot_width_profiles(entry["comparison"], paths[f"widths_{label}"])
+    claims = evaluate_claims(experiment.claims, kinds, consistency, alpha=alpha)
+    narrow = _narrow(settings)
+    info = machine()
+    trials = results.complete()
+    threads = sorted({t.get("threads") for t in trials if t.get("threads") is not None})
+    runs = []
+    for r in experiment.runs:
+        path, family = families[r.name]
+        first, last = family[0], family[-1]
+        meta = family.metadata
+        runs.append({"run": r.name, "criterion": (meta.get("settings") or {}).get("criterion"),
+                     "one_shot": bool((meta.get("settings") or {}).get("one_shot")), "members": len(family),
+                     "start_params": first.params, "end_params": last.params,
+                     "start_test_error": first.metrics.get("test_error"),
+                     "pretrain_test_error": (meta.get("pretrain") or {}).get("test_error"),
+                     "end_val_error": last.metrics.get("val_error"), "end_test_error": last.metrics.get("test_error"),
+                     "wall_s": meta.get("wall_s")})
+    record = {
+        "format": "archsearch.experiment-report", "version": 1, "experiment": experiment.name,
+        "paper": experiment.paper, "description": experiment.description, "file": str(experiment.path),
+        "alpha": alpha, "machine": info, "timings": dict(timings or {}),
+        "trial_threads": threads, "runs": runs,
+        "budgets": list(settings.budgets), "skipped": [list(p) for p in settings.skipped],
+        "kinds": [{k: v for k, v in asdict(r).items() if k != "test_errors"} for r in kinds],
+        "claims": [asdict(c) for c in claims],
+        "consistency": {k: {kk: vv for kk, vv in v.items() if kk != "comparison"} for k, v in consistency.items()},
+        "narrow_baselines": narrow,
+    }
+    from ..study.report import _jsonable
+
+    paths["experiment_json"] = target / "experiment.json"
+    atomic_write_json(paths["experiment_json"], _jsonable(record))
+    paths["report_md"] = target / "report.md"
+    atomic_write_text(paths["report_md"], _markdown(experiment, record, kinds, kind_table, claims, consistency, narrow))
+    return paths
+
+
+def _markdown(experiment: Experiment, record: Mapping[str, Any], kinds: Sequence[Any], kind_table: Any,
+              claims: Sequence[ClaimResult], consistency: Mapping[str, Any], narrow: Sequence[Mapping[str, Any]]) -> str:
+    info = record["machine"]
+    t = record["timings"]
+    lines = [f"# {experiment.name}", ""]
+    if experiment.paper:
+        lines += [f"Reproduces: {experiment.paper}.", ""]
+    if experiment.description:
+        lines += [experiment.description, ""]
+    lines += [f"Space `{experiment.space.name}`, data `{experiment.space.data.get('name')}`, "
+              f"{len(experiment.seeds)} training seeds per cell, budgets "
+              f"{', '.join(format_count(b) for b in record['budgets'])}; made by "
+              f"`archsearch experiment run {experiment.path}`.", ""]
+    lines += ["## Pruning runs", "", _md_table(
+        ["run", "criterion", "one-shot", "genotypes", "params (start -> end)", "end val err %", "end test err %"],
+        [[r["run"], r["criterion"], "yes" if r["one_shot"] else "no", r["members"],
+          f"{r['start_params']:,} -> {r['end_params']:,}", _pct(r["end_val_error"]), _pct(r["end_test_error"])]
+         for r in record["runs"]]), ""]
+    headers, rows = kind_table(kinds)
+    lines += ["## Test error by arm and budget", "",
+              "Pooled over pruning runs and training seeds; `sd runs` and `sd seeds` split the spread "
+              "into the part between pruning runs and the part between training seeds (one-way random "
+              f"effects); `p (Holm)`: Welch's t-test against the best arm of the budget, Holm-corrected over "
+              f"every comparison of the table (alpha {record['alpha']}).", "", _md_table(headers, rows), "",
+              "![test error vs parameters](error_vs_params.png)", ""]
+    if record["skipped"]:
+        shown = ", ".join(f"{a} at {format_count(b)}" for a, b in record["skipped"][:6])
+        more = len(record["skipped"]) - 6
+        lines += [f"{len(record['skipped'])} (arm, budget) pairs were skipped because the arm cannot reach the "
+                  f"budget (an arm that takes a run's own member reaches only sizes within "
+                  f"{experiment.raw_tolerance:.0%} of one): {shown}"
+                  + (f" and {more} more (all in experiment.json)." if more > 0 else "."), ""]
+    if narrow:
+        lines += ["Degenerate baselines (a layer narrower than "
+                  f"{NARROW} channels; read these cells with care): "
+                  + "; ".join(f"{n['arm']} at {format_count(n['budget'])} ({n['widths']})" for n in narrow) + ".", ""]
+    lines += ["## The paper's claims, checked", "", _md_table(
+        ["claim", "budget", "A", "B", "A err %", "B err %", "p (Holm)", "verdict"],
+        [[c.claim, format_count(c.budget), c.better or "-", c.worse or "-",
+          _pct(c.better_mean) if c.mean_cv is None else f"CV {c.mean_cv:.3f}",
+          _pct(c.worse_mean) if c.mean_cv is None else f"max {c.max_cv}",
+          "-" if c.p_holm is None else f"{c.p_holm:.3g}", c.verdict] for c in claims]), ""]
+    if consistency:
+        lines += ["## Consistency of pruning runs", "", _md_table(
+            ["runs", "size", "mean per-layer CV", "mean cosine", "params of the members compared"],
+            [[label, format_count(s["size"]), f"{s['mean_cv']:.3f}", f"{s['cosine']:.4f}",
+              ", ".join(f"{p:,}" for p in s["params"])] for label, v in consistency.items() for s in v["sizes"]]),
+            ""]
+        lines += [f"![widths of {label}](widths_{label}.png)" for label in consistency] + [""]
+    lines += ["## Where and how this ran", "",
+              f"{info.get('platform')}, {info.get('processor')}, {info.get('cpu_count')} cores; Python "
+              f"{info.get('python')}, torch {info.get('torch')} (build {str(info.get('torch_build'))[:12]}), "
+              f"GPU: {info.get('cuda') or 'none'}; {t.get('workers', 1)} worker process(es), one torch thread each. "
+              f"Wall time: pruning "
+              f"{t.get('prune_s', 0) / 60:.1f} min, study {t.get('study_s', 0) / 60:.1f} min.", "",
+              "CPU training is deterministic for a seed only on one machine and software stack: the same "
+              "cell has differed by up to 3 points of test error across two machines, so compare these "
+              "numbers with a rerun on the same stack, and read the verdicts, not the last digit.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,210 @@
+"""Running an experiment: every pruning run, then the study, then the report, each step resumable.
+
+The folder of an experiment (``runs/<name>`` unless told)::
+
+    prune/<label>-s<seed>/   one pruning run each (pruned.json, member weights, checkpoints);
+                             done.json once it finished, so a rerun skips it
+    study.db                 the Optuna study (SQLite): every trial, genotype and result
+    logs/                    what each worker process printed
+    report/                  the report (see :mod:`.report`)
+
+With ``workers > 1`` the runs and then the study's cells are spread over that many worker
+processes, one CPU thread each (on 2 cores, two single-threaded workers are ~2x one
+two-threaded run for these small networks). A killed experiment is rerun with the same command:
+finished runs are kept, an interrupted run resumes from its checkpoint, and the study keeps its
+finished cells and retries the ones whose worker died (after two heartbeats).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from .._jsonio import atomic_write_json, make_dirs, read_json
+from ..errors import ArchsearchError
+from .file import Experiment, ExperimentError, PruneRun
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..family import Family
+    from ..study.runner import RunSummary
+
+__all__ = ["run_experiment", "prune_run", "run_study_worker", "finished_runs", "storage_url", "run_folder",
+           "DONE_NAME"]
+
+DONE_NAME = "done.json"
+PRUNED_NAME = "pruned.json"
+
+Log = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(f"archsearch experiment: {message}", file=sys.stderr, flush=True)
+
+
+def run_folder(out: Path, run: PruneRun) -> Path:
+    return Path(out) / "prune" / run.name
+
+
+def storage_url(out: Path) -> str:
+    """The study's SQLite URL, as the folder was named (a committed folder's report names no machine's path)."""
+    return f"sqlite:///{Path(out) / 'study.db'}"
+
+
+def finished_runs(experiment: Experiment, out: Path) -> dict[str, tuple[str, "Family"]]:
+    """``{run name: (pruned.json path, family)}`` of every run that finished."""
+    from ..family import load_family
+
+    done = {}
+    for run in experiment.runs:
+        folder = run_folder(out, run)
+        if (folder / DONE_NAME).is_file():
+            done[run.name] = (str(folder / PRUNED_NAME), load_family(folder / PRUNED_NAME))
+    return done
+
+
+def prune_run(experiment: Experiment, run: PruneRun, out: Path, *, device: str | None = None,
+              data_dir: str | None = None, log: Log = _stderr) -> "Family":
+    """One pruning run (pre-training included), resumed where a killed one stopped; skipped when done."""
+    from ..family import load_family
+    from ..prune.loop import CHECKPOINT_NAME
+    from ..prune.workflow import prune_space
+
+    folder = run_folder(out, run)
+    if (folder / DONE_NAME).is_file():
+        return load_family(folder / PRUNED_NAME)
+    settings = experiment.prune_settings(run)
+    resume = (folder / CHECKPOINT_NAME).exists() or (folder / "pretrain").exists()
+    start = time.perf_counter()
+    family = prune_space(experiment.space, settings, folder, resume=resume, device=device, data_dir=data_dir,
+                         pretrain_overrides=run.pretrain, progress=False,
+                         metadata={"experiment": experiment.name, "run": run.name})
+    wall = time.perf_counter() - start
+    atomic_write_json(folder / DONE_NAME, {"run": run.name, "members": len(family), "wall_s": round(wall, 1),
+                                           "start_params": family[0].params, "end_params": family[-1].params})
+    log(f"pruned {run.name}: {len(family)} genotypes, {family[0].params:,} -> {family[-1].params:,} parameters "
+        f"({wall:.0f} s)")
+    return family
+
+
+def run_study_worker(experiment: Experiment, out: Path, *, device: str | None = None, data_dir: str | None = None,
+                     threads: int | None = 1, log: Log = _stderr, quiet: bool = False) -> "RunSummary":
+    """One worker of the experiment's study (every pruning run must have finished)."""
+    from ..budgets import format_count
+    from ..study.runner import run_study
+
+    families = finished_runs(experiment, out)
+    missing = [r.name for r in experiment.runs if r.name not in families]
+    if missing:
+        raise ExperimentError(f"{out}: the study needs every pruning run; {', '.join(missing)} did not finish")
+    settings = experiment.study_settings(families)
+
+    def progress(r) -> None:  # noqa: ANN001
+        if quiet:
+            return
+        a = r.attrs
+        what = (f"test {100 * a['test_error']:.2f}%" if r.state == "COMPLETE" and a.get("test_error") is not None
+                else r.state.lower())
+        total = f"/{r.total}" if r.total else ""
+        print(f"[{r.done}{total}] {a.get('arm')}  {format_count(a.get('budget', 0))}  seed {a.get('seed')}  "
+              f"{what}  {a.get('trial_s', 0):.1f} s", flush=True)
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return run_study(settings, study_name=experiment.name, storage=storage_url(out), device=device,
+                     data_dir=data_dir, heartbeat=experiment.heartbeat, threads=threads, on_trial=progress, log=log)
+
+
+def _spawn(experiment: Experiment, out: Path, tasks: list[str], workers: int, extra: list[str], log: Log) -> None:
+    """Run ``--task`` subprocesses, at most ``workers`` at once; the first failure stops them all."""
+    logs = make_dirs(out / "logs")
+    pending, running = list(tasks), []
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                task = pending.pop(0)
+                logfile = open(logs / f"{task.replace(':', '-')}.log", "ab")  # noqa: SIM115 - closed below
+                cmd = [sys.executable, "-m", "archsearch", "experiment", "run", str(experiment.path), "--out", str(out),
+                       "--task", task, "--threads", "1", *extra]
+                env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+                proc = subprocess.Popen(cmd, stdout=None if task.startswith("study") else logfile,
+                                        stderr=logfile, env=env)
+                running.append((task, proc, logfile))
+            time.sleep(0.2)
+            for item in list(running):
+                task, proc, logfile = item
+                if proc.poll() is None:
+                    continue
+                running.remove(item)
+                logfile.close()
+                if proc.returncode != 0:
+                    tail = (logs / f"{task.replace(':', '-')}.log").read_text(errors="replace").strip().splitlines()
+                    last = tail[-1] if tail else f"exit status {proc.returncode}"
+                    raise ArchsearchError(f"{task} failed: {last} (full log: {logs / task.replace(':', '-')}.log)")
+    finally:
+        for _, proc, logfile in running:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                proc.kill()
+            logfile.close()
+
+
+def run_experiment(experiment: Experiment, out: str | os.PathLike[str], *, workers: int = 1,
+                   device: str | None = None, data_dir: str | None = None, threads: int | None = 1,
+                   log: Log = _stderr) -> dict[str, Path]:
+    """Prune, study and report; returns the report's files. Rerunning resumes every step."""
+    from ..runfolder import RunFolder
+    from .report import write_experiment_report
+
+    out = Path(out)
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
+        raise ArchsearchError(f"--workers: {workers!r} is invalid; expected 1 to 64 worker processes")
+    extra = [a for flag, value in (("--device", device), ("--data-dir", data_dir)) if value for a in (flag, value)]
+    with RunFolder(out, "experiment"):
+        timings = _timings(out)
+        clock = time.perf_counter()
+        pending = [r for r in experiment.runs if not (run_folder(out, r) / DONE_NAME).is_file()]
+        if pending:
+            log(f"{len(pending)} of {len(experiment.runs)} pruning runs to do ({workers} worker(s))")
+        if workers == 1 or len(pending) <= 1:
+            for run in pending:
+                prune_run(experiment, run, out, device=device, data_dir=data_dir, log=log)
+        else:
+            _spawn(experiment, out, [f"prune:{r.name}" for r in pending], workers, extra, log)
+            for run in pending:
+                done = read_json(run_folder(out, run) / DONE_NAME)
+                log(f"pruned {run.name}: {done.get('start_params', 0):,} -> {done.get('end_params', 0):,} parameters "
+                    f"({done.get('wall_s', 0):.0f} s)")
+        timings["prune_s"] += time.perf_counter() - clock
+        timings["workers"] = workers
+        atomic_write_json(out / "timings.json", timings)
+        clock = time.perf_counter()
+        if workers == 1:
+            run_study_worker(experiment, out, device=device, data_dir=data_dir, threads=threads, log=log)
+        else:
+            _spawn(experiment, out, [f"study:{k}" for k in range(workers)], workers, extra, log)
+        timings["study_s"] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        atomic_write_json(out / "timings.json", timings)
+        paths = write_experiment_report(experiment, out, timings=timings)
+        timings["report_s"] = time.perf_counter() - clock
+        atomic_write_json(out / "timings.json", timings)
+    return paths
+
+
+def _timings(out: Path) -> dict[str, float]:
+    """Wall time per step, summed over every invocation (a resumed experiment adds to it)."""
+    base = {"prune_s": 0.0, "study_s": 0.0, "report_s": 0.0, "workers": 1}
+    path = out / "timings.json"
+    if path.is_file():
+        try:
+            found = read_json(path)
+            base.update({k: float(v) for k, v in found.items() if k in base and isinstance(v, (int, float))})
+        except ArchsearchError:
+            pass
+    return base

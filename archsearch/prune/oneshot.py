@@ -1,0 +1,245 @@
+"""One-shot pruning: score once, remove a fraction of the channels (or whole residual branches) in
+one cut, fine-tune, and keep both networks (Liu et al. 2018, arXiv:1810.05270, compare such
+pruned-and-fine-tuned networks with the same architectures trained from scratch).
+
+Thresholds (``settings.threshold``):
+
+``global``  the lowest-scoring channels across every gene, divided by what each frees when
+            ``normalise`` says so (the iterative loop's ranking, :func:`~archsearch.prune.loop.ranked_channels`),
+            until ``fraction`` of the prunable channels are gone or the network is at ``target_params``.
+            With ``bn-scale`` after pre-training with the recipe's ``bn_l1`` term this is Network
+            Slimming (Liu et al. 2017).
+``layer``   every gene loses the same fraction of its width, its lowest-scoring channels: round(fraction
+            x width), halves up (with ``target_params``: the smallest such fraction that reaches it).
+            With ``l1`` this is Li et al. 2017's filter pruning.
+
+Either way no gene goes below its floor (0 for a residual branch, else 1 channel). ``fisher`` and
+``taylor`` accumulate their scores over ``steps_per_prune`` training steps first, exactly as the
+loop does between prunes; ``l1``, ``bn-scale`` and ``random`` read the trained weights as they are.
+
+``sss`` (Sparse Structure Selection, Huang & Wang 2018, arXiv:1707.01213) removes whole residual
+branches instead: a scale on each branch, trained ``steps_per_prune`` steps with an L1 penalty
+``sss_l1``, ranks them (:class:`~archsearch.prune.criteria.SSS` says how this adapts the paper);
+the lowest |scale| branches go (``fraction`` counts branches here), the other scales are folded into
+their branches' last layers, so the network computes what it computed with the scales.
+
+Output, all written at the end (a run killed before leaves no ``pruned.json``; running again redoes
+it): ``pruned.json`` with two members, the trained network (``val_error``, ``test_error``) and the
+pruned, fine-tuned one (also ``val_error_before_finetune``, ``channels_removed``, ``criterion``,
+``finetune_epochs``), and ``member_weights.pt`` with both networks' weights
+(:mod:`archsearch.prune.weights`).
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from bisect import bisect_right
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+from ..data import DataSplits
+from ..errors import ArchsearchError
+from ..family import Family, Member, load_family
+from ..genotype import Genotype
+from ..runfolder import RunFolder
+from ..train import resolve_device
+from .criteria import SSS, Criterion
+from .groups import residual_branches
+from .loop import (CHECKPOINT_NAME, PRUNED_NAME, _cut, _groups, _removable, _Run, by_gene, check_run_folder,
+                   check_same_settings, check_targets, load_trained, ranked_channels, state_copy)
+from .settings import PruneSettings, PruneSettingsError
+from .weights import WEIGHTS_NAME, save_member_weights
+
+__all__ = ["prune_once", "check_one_shot", "finished_run", "one_shot_drop"]
+
+Drop = dict[str, list[int]]
+
+
+def _params(genotype: Genotype, drop: Mapping[str, list[int]]) -> int:
+    return genotype.with_genes({g: genotype.genes[g] - len(cs) for g, cs in drop.items()}).params
+
+
+def _layer_breaks(genotype: Genotype, removable: Mapping[str, int]) -> dict[str, list[float]]:
+    """Per gene, the fractions at which the layer threshold takes its 1st, 2nd, ... channel:
+    round(f x width) >= j from f = (j - 1/2) / width on, up to the gene's removable channels."""
+    return {g: [(j - 0.5) / genotype.genes[g] for j in range(1, n + 1)] for g, n in removable.items()}
+
+
+def _all_branches(genotype: Genotype, branches: list) -> Drop:
+    return {g: list(range(genotype.genes[g])) for b in branches for g in b.genes}
+
+
+def check_one_shot(genotype: Genotype, settings: PruneSettings) -> None:
+    """Refuse, before any compute, what a one-shot prune cannot do (besides :func:`check_targets`):
+    a layer threshold whose fraction removes nothing, ``sss`` on a network without a residual branch
+    that can vanish, a target below the network with every branch removed."""
+    if not settings.one_shot:
+        raise PruneSettingsError("prune.one_shot: False is invalid; expected true for a one-shot prune")
+    check_targets(genotype, settings)
+    if settings.criterion == "sss":
+        branches = residual_branches(genotype, _groups(genotype, settings))
+        if not branches:
+            raise PruneSettingsError("prune.criterion: sss needs a residual branch that can vanish (a block whose "
+                                     "inner widths may reach 0, leaving its shortcut); this network has none")
+        floor = _params(genotype, _all_branches(genotype, branches))
+        if settings.target_params is not None and settings.target_params < floor:
+            raise PruneSettingsError(f"prune.target_params: {settings.target_params:,} is below {floor:,}, the size "
+                                     f"with all {len(branches)} residual branches removed")
+    elif settings.threshold == "layer" and settings.fraction is not None:
+        breaks = _layer_breaks(genotype, _removable(genotype, settings))
+        if not any(b and b[0] <= settings.fraction for b in breaks.values()):
+            raise PruneSettingsError(f"prune.fraction: {settings.fraction!r} removes no channel with threshold "
+                                     "\"layer\" (round(fraction x width) is 0 for every gene); expected a larger "
+                                     "fraction")
+
+
+def _fewest(n: int, meets: Callable[[int], bool]) -> int:
+    """The smallest ``k`` in ``0..n`` with ``meets(k)``, for a ``meets`` that stays true once true
+    and holds at ``n``."""
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if meets(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def one_shot_drop(genotype: Genotype, settings: PruneSettings, criterion: Criterion) -> Drop:
+    """The channels one cut removes, from the criterion's scores, by ``settings.threshold`` (or, for
+    ``sss``, whole branches); the first of ``fraction`` and ``target_params`` to be met decides how many.
+
+    Each mode is a sequence of ever larger cuts ``at(k)``, ``k = 0..n``: the k lowest channels
+    (global), the k lowest branches (sss), or the cut at the k-th smallest layer fraction (layer).
+    """
+    removable = _removable(genotype, settings)
+    fraction = settings.fraction
+    at: Callable[[int], Drop]
+    if isinstance(criterion, SSS):
+        scores = criterion.branch_scores()
+        ranked = sorted(criterion.branches, key=lambda b: float(scores[b.output]))
+        n = len(ranked)
+        k = n if fraction is None else math.ceil(fraction * n)
+
+        def at(k: int) -> Drop:
+            return _all_branches(genotype, ranked[:k])
+    elif settings.threshold == "global":
+        order = list(ranked_channels(criterion.scores(), removable, genotype, settings.normalise))
+        n = len(order)
+        k = n if fraction is None else math.ceil(fraction * n)  # as the loop stops: removed >= fraction x n
+
+        def at(k: int) -> Drop:
+            return by_gene(order[:k])
+    else:
+        scores = criterion.scores()
+        breaks = _layer_breaks(genotype, removable)
+        levels = sorted({b for bs in breaks.values() for b in bs})
+        lowest = {g: torch.argsort(scores[g].float().cpu(), stable=True).tolist() for g in breaks}
+        n = len(levels)
+        k = n if fraction is None else bisect_right(levels, fraction)  # the largest level <= fraction
+
+        def at(k: int) -> Drop:
+            counts = {g: bisect_right(bs, levels[k - 1]) if k else 0 for g, bs in breaks.items()}
+            return {g: sorted(lowest[g][:c]) for g, c in counts.items() if c}
+    if settings.target_params is not None:
+        k = min(k, _fewest(n, lambda i: _params(genotype, at(i)) <= settings.target_params))
+    return at(k)
+
+
+def finished_run(out_dir: str | os.PathLike[str], settings: PruneSettings, resume: bool) -> Family | None:
+    """A finished one-shot run in ``out_dir`` (``None``: none, so run it). Without ``resume`` a
+    folder holding a run is refused; with it a finished run of the same settings is returned as it is."""
+    out_dir = Path(out_dir)
+    if (out_dir / CHECKPOINT_NAME).exists():
+        raise ArchsearchError(f"{out_dir}: holds an iterative pruning run; a one-shot run needs its own folder "
+                              "(choose another --out)")
+    path = out_dir / PRUNED_NAME
+    if not path.exists():
+        return None
+    if not resume:
+        check_run_folder(out_dir, resume=False)
+    family = load_family(path)
+    if family.metadata.get("one_shot") is not True:
+        raise ArchsearchError(f"{path}: is not a one-shot pruning run; choose another --out")
+    check_same_settings(path, family.metadata.get("settings", {}), settings)
+    return family
+
+
+def prune_once(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | None, data: DataSplits,
+               settings: PruneSettings, out_dir: str | os.PathLike[str], *, resume: bool = False,
+               device: str | torch.device | None = None, metadata: Mapping[str, Any] | None = None,
+               progress: bool | None = None) -> Family:
+    """Prune a trained network once and fine-tune it; writes ``out_dir/pruned.json`` (the trained and
+    the pruned network) and ``member_weights.pt`` (both networks' weights), at the end.
+
+    ``state_dict`` holds the trained weights of ``genotype.build()``. A folder without a finished run
+    is (re)done from the start; a finished one is refused, or with ``resume`` returned unchanged.
+    """
+    out_dir = Path(out_dir)
+    device = resolve_device(device)
+    done = finished_run(out_dir, settings, resume)
+    if done is not None:
+        return done
+    check_one_shot(genotype, settings)
+    torch.manual_seed(settings.seed)
+    model = load_trained(genotype, state_dict, device)
+    with RunFolder(out_dir, "prune"):
+        return _prune_once(genotype, model, data, settings, out_dir, device, metadata, progress)
+
+
+def _finite(loss: float, when: str) -> None:
+    if not math.isfinite(loss):
+        raise ArchsearchError(f"training diverged (loss {loss}) {when}; nothing was written; lower prune.lr")
+
+
+def _prune_once(genotype: Genotype, model: nn.Module, data: DataSplits, settings: PruneSettings, out_dir: Path,
+                device: torch.device, metadata: Mapping[str, Any] | None, progress: bool | None) -> Family:
+    clock = time.perf_counter()
+    run = _Run(genotype, model, settings, device, data)
+    trainer = run.trainer
+    trained = {"val_error": trainer.evaluate("val")["error"], "test_error": trainer.evaluate("test")["error"],
+               "weights": True}
+    weights = {0: state_copy(run.model)}
+    if run.criterion.trained:
+        _finite(trainer.train_steps(settings.steps_per_prune, after_backward=run.criterion.after_backward),
+                f"in the {settings.steps_per_prune} steps that score the channels")
+    drop = one_shot_drop(genotype, settings, run.criterion)
+    if isinstance(run.criterion, SSS):
+        run.criterion.fold()
+    _cut(run, drop)
+    val_error = before = trainer.evaluate("val")["error"]
+    removed = sum(len(cs) for cs in drop.values())
+    print(f"one-shot {settings.criterion} ({settings.threshold}): removed {removed} channels, "
+          f"{genotype.params:,} -> {run.genotype.params:,} params, val error {trained['val_error']:.2%} -> "
+          f"{before:.2%}; fine-tuning {settings.finetune_epochs} epochs", file=sys.stderr, flush=True)
+    show = sys.stderr.isatty() if progress is None else progress
+    from tqdm import tqdm
+
+    bar = tqdm(total=settings.finetune_epochs, disable=not show, desc="fine-tuning", unit="epoch", file=sys.stderr)
+    for epoch in range(1, settings.finetune_epochs + 1):
+        _finite(trainer.train_steps(trainer.steps_per_epoch), f"in fine-tuning epoch {epoch}")
+        val_error = trainer.evaluate("val")["error"]
+        bar.set_postfix(val_err=f"{val_error:.3f}")
+        bar.update(1)
+        if not show:
+            print(f"fine-tune epoch {epoch}: val error {val_error:.2%}", file=sys.stderr, flush=True)
+    bar.close()
+    metrics = {"val_error": val_error, "test_error": trainer.evaluate("test")["error"],
+               "val_error_before_finetune": before, "channels_removed": removed, "criterion": settings.criterion,
+               "threshold": settings.threshold, "finetune_epochs": settings.finetune_epochs, "weights": True}
+    if isinstance(run.criterion, SSS):
+        metrics["branches_removed"] = sum(all(g in drop for g in b.genes) for b in run.criterion.branches)
+    weights[1] = state_copy(run.model)
+    meta = {"created_by": "archsearch prune", "one_shot": True, "settings": settings.to_dict(),
+            "seed": settings.seed, "data": data.spec.name, **(metadata or {}), "weights": WEIGHTS_NAME,
+            "wall_s": round(time.perf_counter() - clock, 2)}
+    family = Family((Member(genotype, trained), Member(run.genotype, metrics)), meta)
+    save_member_weights(out_dir / WEIGHTS_NAME, weights)
+    family.save(out_dir / PRUNED_NAME)  # last: a pruned.json means a finished run
+    return family

@@ -1,0 +1,180 @@
+"""Pre-train a search space's network, then prune it: the whole ``archsearch prune`` workflow, from Python.
+
+::
+
+    import archsearch
+    family = archsearch.prune_space("digits-vgg", {"one_shot": True, "fraction": 0.5, "criterion": "bn-scale"},
+                                    "runs/vgg-slim", pretrain_overrides={"bn_l1": 1e-4})
+
+The space's ``[train]`` recipe (with ``pretrain_overrides`` and ``pretrain_epochs``) trains the big
+network in ``OUT/pretrain`` (resumable: a run killed while pre-training continues there), unless
+``weights`` gives trained weights; then the iterative loop (:func:`~archsearch.prune.loop.prune_network`)
+or a one-shot prune (:func:`~archsearch.prune.oneshot.prune_once`, ``one_shot = true``) writes
+``OUT/pruned.json``. Importing this module does not import torch.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from ..errors import ArchsearchError
+from .settings import PruneSettings
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from ..family import Family
+    from ..recipe import Recipe
+    from ..space import SearchSpace
+
+__all__ = ["prune_space", "space_settings", "pretrain_recipe", "PRETRAIN_DIR"]
+
+#: where a run folder keeps its pre-training (a training run folder of its own)
+PRETRAIN_DIR = "pretrain"
+
+
+def _space(space: "SearchSpace | str | os.PathLike[str]") -> "SearchSpace":
+    from ..space import SearchSpace, load_space
+
+    return space if isinstance(space, SearchSpace) else load_space(space)
+
+
+def space_settings(space: "SearchSpace | str | os.PathLike[str]",
+                   overrides: Mapping[str, Any] | None = None) -> PruneSettings:
+    """The space's ``[prune]`` table with ``overrides``; errors name the space file and ``prune.FIELD``.
+
+    A one-shot run asked for by ``overrides`` ignores the table's ``max_prunes`` (the iterative
+    schedule's stop condition: a one-shot prune stops by ``fraction`` or ``target_params``)."""
+    space = _space(space)
+    table = dict(space.prune)
+    overrides = dict(overrides or {})
+    if overrides.get("one_shot") and "max_prunes" not in overrides:
+        table.pop("max_prunes", None)
+    return PruneSettings.from_dict({**table, **overrides}, source=f"{space.path / 'space.toml'} [prune]")
+
+
+def pretrain_recipe(space: "SearchSpace | str | os.PathLike[str]",
+                    overrides: Mapping[str, Any] | None = None) -> "Recipe":
+    """The space's ``[train]`` recipe with ``overrides`` (e.g. ``{"bn_l1": 1e-4}``, Network Slimming's
+    sparsity for ``bn-scale`` pruning)."""
+    from ..recipe import Recipe
+
+    space = _space(space)
+    return Recipe.from_dict({**space.train, **(overrides or {})}, source=f"{space.path / 'space.toml'} [train]")
+
+
+def prune_space(space: "SearchSpace | str | os.PathLike[str]",
+                settings: PruneSettings | Mapping[str, Any] | None,
+                out: str | os.PathLike[str], *,
+                weights: "str | os.PathLike[str] | Mapping[str, torch.Tensor] | None" = None,
+                resume: bool = False, device: "str | torch.device | None" = None,
+                data_dir: str | os.PathLike[str] | None = None, pretrain_epochs: int | None = None,
+                pretrain_overrides: Mapping[str, Any] | None = None, progress: bool | None = None,
+                metadata: Mapping[str, Any] | None = None) -> "Family":
+    """Pre-train ``space``'s network (or take ``weights``: a state_dict or a ``.pt`` file of one), then
+    prune it into ``out``; returns the family written to ``out/pruned.json``.
+
+    ``settings``: :class:`PruneSettings`, or overrides of the space's ``[prune]`` table (``None``: the
+    table as it is). ``resume`` continues an iterative run from its checkpoint, or a run killed while
+    pre-training; a one-shot run without a finished ``pruned.json`` is simply done again.
+    ``metadata`` is added to the family's. Everything that can be refused is refused before any compute.
+    """
+    from .loop import CHECKPOINT_NAME, PRUNED_NAME, check_run_folder, check_targets
+
+    space = _space(space)
+    if not isinstance(settings, PruneSettings):
+        settings = space_settings(space, settings)
+    recipe = pretrain_recipe(space, pretrain_overrides) if weights is None else None
+    out = Path(out)
+    genotype = space.base_genotype()
+    pre = out / PRETRAIN_DIR
+    if settings.one_shot:
+        from .oneshot import check_one_shot, finished_run, prune_once
+
+        done = finished_run(out, settings, resume)
+        if done is not None:
+            return done
+        check_one_shot(genotype, settings)
+        resume_pruning = False
+    else:
+        check_targets(genotype, settings)
+        # a run killed before its first record (e.g. while pre-training) resumes from the start of pruning
+        resume_pruning = resume and (out / CHECKPOINT_NAME).exists()
+        if resume and not resume_pruning and (out / PRUNED_NAME).exists():
+            raise ArchsearchError(f"{out}: holds a finished pruning run without a checkpoint (a one-shot run); "
+                                  "choose another --out")
+        if resume and not resume_pruning and not pre.exists():
+            raise ArchsearchError(f"{out}: nothing to resume: no pruning checkpoint to resume and no "
+                                  "pre-training; run without --resume")
+        check_run_folder(out, resume_pruning)
+    from ..runfolder import RunFolder
+
+    RunFolder(out, "prune").check()  # a file in the way, or a training folder: before pre-training
+
+    import torch
+
+    from ..data import check_fits, load_dataset
+    from ..train import resolve_device
+
+    resolve_device(device)  # a bad device fails before any work
+    data_name = space.data.get("name")
+    if not isinstance(data_name, str):
+        raise ArchsearchError(f"{space.path / 'space.toml'}: data.name is required, e.g. \"digits\"")
+    data = load_dataset(data_name, data_dir=data_dir)
+    check_fits(genotype, data.spec)
+    meta = {"space": space.name, **(metadata or {}), "start_params": genotype.params,
+            "threads": torch.get_num_threads(), "torch": torch.__version__}
+    state = None
+    if not resume_pruning:
+        if weights is not None:
+            state = weights if isinstance(weights, Mapping) else _load_weights(weights)
+            if not isinstance(weights, Mapping):
+                meta["pretrained_weights"] = str(weights)
+        else:
+            state, meta["pretrain"] = _pretrain(space, genotype, data, recipe, pre, settings.seed, device,
+                                                pretrain_epochs, progress)
+    if settings.one_shot:
+        return prune_once(genotype, state, data, settings, out, device=device, metadata=meta, progress=progress)
+    from .loop import prune_network
+
+    return prune_network(genotype, state, data, settings, out, resume=resume_pruning, device=device,
+                         metadata=meta, progress=progress)
+
+
+def _pretrain(space: "SearchSpace", genotype: Any, data: Any, recipe: "Recipe", pre: Path, seed: int,
+              device: Any, epochs: int | None, progress: bool | None) -> tuple[dict, dict[str, Any]]:
+    """Train the big net in ``pre`` (continuing a run killed there); its weights and a summary."""
+    import torch
+
+    from ..train import CHECKPOINT, train_genotype
+
+    print(f"pre-training {space.name} ({genotype.params:,} params) for {epochs or recipe.epochs} epochs in {pre}",
+          file=sys.stderr)
+    metrics = train_genotype(genotype, data, recipe, pre, device=device, seed=seed,
+                             resume=(pre / CHECKPOINT).exists(), epochs=epochs, progress=progress)
+    if metrics["diverged"]:
+        raise ArchsearchError(f"pre-training diverged (non-finite loss) in epoch {metrics['final']['epoch']}; "
+                              "nothing to prune: lower the [train] lr")
+    state = torch.load(pre / metrics["weights"], map_location="cpu", weights_only=True)
+    return state, {"epochs": metrics["final"]["epoch"], "val_error": metrics["final"]["val_error"],
+                   "test_error": metrics["final"]["test_error"], "recipe": metrics["recipe"]}
+
+
+def _load_weights(path: str | os.PathLike[str]) -> dict:
+    """A state_dict from a ``.pt`` file (or a checkpoint holding one under ``model``), in one-line errors."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ArchsearchError(f"{path}: no such weights file") from None
+    except Exception as exc:  # noqa: BLE001 - unreadable weights are one user-facing line
+        raise ArchsearchError(f"{path}: cannot read weights ({type(exc).__name__})") from None
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    if not isinstance(state, dict):
+        raise ArchsearchError(f"{path}: expected a state_dict")
+    return state
+

@@ -1,0 +1,140 @@
+"""archsearch compare: width-profile agreement across pruning runs, checked against hand arithmetic."""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from archsearch import ArchsearchError, Family, RunComparison, compare_runs, create_genotype, load_family
+from archsearch.cli import main
+from archsearch.compare import comparison_table
+from strategies import pruning_trajectory
+
+SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
+WRN = SPACES / "digits-wrn-16-2" / "pruned.json"
+VGG = SPACES / "digits-vgg" / "pruned.json"
+
+# wrn-10-1: s1.width 16, s1.b1.inner, s2.width 32, s2.b1.inner, s3.width 64, s3.b1.inner.
+# Three runs agree on every gene but two: s1.b1.inner is 4/8/12 (mean 8, sample std 4, CV 1/2) and
+# s2.b1.inner is 30/32/34 (mean 32, std 2, CV 1/16); s3.b1.inner is 0 in all, so it is left out of
+# the mean CV: (1/2 + 1/16 + 0 + 0 + 0) / 5 alive genes.
+S1_INNER, S2_INNER = (4, 8, 12), (30, 32, 34)
+HAND_MEAN_CV = (0.5 + 1 / 16) / 5
+
+
+def hand_runs() -> list[Family]:
+    base = create_genotype("wrn-10-1")
+    return [Family.of([base.with_genes({"s1.b1.inner": a, "s2.b1.inner": b, "s3.b1.inner": 0})])
+            for a, b in zip(S1_INNER, S2_INNER, strict=True)]
+
+
+def hand_cosine() -> float:
+    """Mean over the 3 pairs of (shared + x_i x_j + y_i y_j) / (|r_i| |r_j|), the tied widths shared."""
+    shared = 16**2 + 32**2 + 64**2
+
+    def norm(i: int) -> float:
+        return math.sqrt(shared + S1_INNER[i] ** 2 + S2_INNER[i] ** 2)
+
+    pairs = list(itertools.combinations(range(3), 2))
+    return sum((shared + S1_INNER[i] * S1_INNER[j] + S2_INNER[i] * S2_INNER[j]) / (norm(i) * norm(j))
+               for i, j in pairs) / len(pairs)
+
+
+def test_cv_and_cosine_match_hand_arithmetic() -> None:
+    runs = hand_runs()
+    size = runs[1][0].params
+    with pytest.warns(UserWarning, match="outside the parameter range of a, c"):
+        c = compare_runs(runs, ["a", "b", "c"], [size])
+    assert isinstance(c, RunComparison) and c.model_family == "wrn" and len(c.sizes) == 1
+    s = c.sizes[0]
+    genes = {g.gene: g for g in s.genes}
+    assert genes["s1.b1.inner"].widths == S1_INNER
+    assert (genes["s1.b1.inner"].mean, genes["s1.b1.inner"].std, genes["s1.b1.inner"].cv) == pytest.approx((8, 4, 0.5))
+    assert (genes["s2.b1.inner"].mean, genes["s2.b1.inner"].std, genes["s2.b1.inner"].cv) == pytest.approx((32, 2, 1 / 16))
+    assert genes["s3.b1.inner"].cv == 0 and genes["s1.width"].cv == 0 and genes["s1.width"].role == "tied"
+    assert s.mean_cv == pytest.approx(HAND_MEAN_CV)
+    assert s.cosine == pytest.approx(hand_cosine())
+    params = [r[0].params for r in runs]
+    assert s.params == tuple(params) and s.members == (0, 0, 0)
+    assert s.param_error == pytest.approx(sum(abs(p - size) / size for p in params) / 3)
+    headers, rows = comparison_table(c)
+    assert headers[:4] == ["size", "mean CV", "cosine", "param err"] and len(rows) == 1
+    assert rows[0][1] == f"{HAND_MEAN_CV:.3f}"
+
+
+def test_identical_runs_agree_perfectly_at_default_sizes() -> None:
+    run = pruning_trajectory("wrn-16-2", steps=30, chunk=4, seed=0)
+    c = compare_runs([run, run], ["x", "y"])
+    assert len(c.sizes) == 4
+    for s in c.sizes:
+        assert s.mean_cv == 0 and s.cosine == pytest.approx(1) and s.members[0] == s.members[1]
+
+
+def test_default_sizes_are_log_spaced_over_the_shared_range() -> None:
+    runs = [pruning_trajectory("wrn-16-2", steps=steps, chunk=4, seed=seed) for seed, steps in ((0, 30), (1, 40))]
+    low = max(min(m.params for m in r) for r in runs)
+    high = min(max(m.params for m in r) for r in runs)
+    c = compare_runs(runs, ["a", "b"])
+    assert [s.size for s in c.sizes] == [round(high * (low / high) ** (k / 3)) for k in range(4)]
+    assert 0 < c.sizes[-1].mean_cv and 0 < c.sizes[-1].cosine < 1
+    d = c.to_dict()
+    assert (d["format"], d["version"]) == ("archsearch.run-comparison", 1)
+    assert [r["label"] for r in d["runs"]] == ["a", "b"] and len(d["sizes"]) == 4
+    json.dumps(d, allow_nan=False)
+
+
+def test_refuses_what_cannot_be_compared() -> None:
+    runs = hand_runs()
+    with pytest.raises(ArchsearchError, match="at least 2"):
+        compare_runs(runs[:1], ["a"])
+    with pytest.raises(ArchsearchError, match=r"^b\.json: members\[0\] is a 'wrn-bottleneck' network"):
+        compare_runs([runs[0], Family.of([create_genotype("wrn-bottleneck-10-1")])], ["a", "b"],
+                     source_names=["a.json", "b.json"])
+    with pytest.raises(ArchsearchError, match=r"^b\.json: members\[0\] has extra genes"):
+        compare_runs([runs[0], Family.of([create_genotype("wrn-16-1")])], ["a", "b"], source_names=["a.json", "b.json"])
+    with pytest.raises(ArchsearchError, match="do not overlap"):
+        compare_runs(runs, ["a", "b", "c"])  # three one-member runs of different sizes
+    with pytest.raises(ArchsearchError, match="distinct labels"):
+        compare_runs(runs[:2], ["a", "a"], [1000])
+
+
+def test_the_shipped_trajectory_agrees_with_itself() -> None:
+    run = load_family(WRN)
+    c = compare_runs([run, run], ["a", "b"])
+    assert [s.size for s in c.sizes][::3] == [max(m.params for m in run), min(m.params for m in run)]
+    assert all(s.mean_cv == 0 and s.cosine == pytest.approx(1) for s in c.sizes)
+
+
+def test_cli_writes_json_and_plot(tmp_path, capsys) -> None:
+    files = []
+    for seed in (0, 1):
+        files.append(tmp_path / f"seed{seed}" / "pruned.json")
+        files[-1].parent.mkdir()
+        pruning_trajectory("wrn-16-2", steps=8, chunk=4, seed=seed).save(files[-1])
+    expected = compare_runs([load_family(f) for f in files], ["seed0", "seed1"], source_names=list(map(str, files)))
+    out = tmp_path / "cmp"
+    assert main(["compare", *map(str, files), "--out", str(out)]) == 0  # labels: the folders
+    table = capsys.readouterr().out.splitlines()
+    assert table[1].split() == ["size", "mean", "CV", "cosine", "param", "err", "params", "seed0", "params", "seed1"]
+    assert [line.split()[1] for line in table[3:]] == [f"{s.mean_cv:.3f}" for s in expected.sizes]
+    saved = json.loads((out / "compare.json").read_text())
+    assert saved == json.loads(json.dumps(expected.to_dict()))
+    assert (out / "widths.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["compare", f"a={files[0]}", f"b={files[1]}", "--at", "600k"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[-4:] == ["params", "a", "params", "b"]
+
+
+@pytest.mark.parametrize("argv, needle", [
+    ([str(WRN)], "at least 2 family files"),
+    ([str(WRN), str(VGG)], f"{VGG}: members[0] is a 'graph' network"),
+    ([str(WRN), str(WRN), "--label", "a"], "--label: 1 labels for 2 files"),
+    ([str(WRN), str(WRN), "--at", "0"], "--at: '0'"),
+])
+def test_cli_bad_input_is_one_line(tmp_path, capsys, argv, needle) -> None:
+    assert main(["compare", *argv, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+    assert not (tmp_path / "o").exists()

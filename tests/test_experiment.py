@@ -1,0 +1,168 @@
+"""Experiment files: bad input is one line (exit 2), and a killed experiment resumes to the end.
+
+The end-to-end run is the real thing at toy size: pre-training for one epoch, two-step fine-tunes
+between prunes of 16 channels, one-epoch candidates, and a kill while the pruning runs are going.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from archsearch.cli import main
+from archsearch.experiments import load_experiment
+from archsearch.experiments.file import ExperimentError
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+TINY = textwrap.dedent("""\
+    format = "archsearch.experiment"
+    version = 1
+    name = "tiny"
+    space = "digits-wrn-16-1"
+
+    [prune]
+    fraction = 0.5
+    steps_per_prune = 2
+    channels_per_prune = 16
+    record_every = 1
+
+    [[runs]]
+    label = "fisher"
+    criterion = "fisher"
+    seeds = [0, 1]
+    pretrain = { epochs = 1 }
+
+    [[runs]]
+    label = "random"
+    criterion = "random"
+    seeds = [0]
+    pretrain = { epochs = 1 }
+
+    [study]
+    arms = ["pruned-linear", "pruned-tuned", "random-pruned", "uniform"]
+    budgets = ["100k"]
+    seeds = 2
+    heartbeat = 1
+
+    [train]
+    epochs = 1
+
+    [[claims]]
+    text = "scratch beats fine-tuned"
+    better = "pruned-linear"
+    worse = "pruned-tuned"
+
+    [[claims]]
+    text = "the runs agree"
+    consistent = "fisher"
+    """)
+
+
+def test_the_shipped_experiment_files_load():
+    for path in sorted((ROOT / "experiments").glob("*.toml")):
+        experiment = load_experiment(path)
+        assert experiment.runs and experiment.claims, path
+
+
+@pytest.mark.parametrize("change, message", [
+    (("version = 1", "version = 7"), "version: expected 1"),
+    (('space = "digits-wrn-16-1"', 'space = "no-such-space"'), "no-such-space: no such space"),
+    (('arms = ["pruned-linear",', 'arms = ["prunde-linear",'), "study.arms: expected some of"),
+    (('budgets = ["100k"]', 'budgets = ["lots"]'), "study.budgets"),
+    (("seeds = 2\n", "seeds = -1\n"), "study.seeds: expected a number of seeds"),
+    (("fraction = 0.5", "fraction = 1.5"), "prune.fraction"),
+    (('worse = "pruned-tuned"', 'worse = "bottleneck"'), "claims[0].worse: expected one of the study's arms"),
+    (('consistent = "fisher"', 'consistent = "fischer"'), "claims[1].consistent"),
+    (("[train]\nepochs = 1", "[train]\nepochs = 0"), "epochs"),
+    (('name = "tiny"', 'name = "tiny"\ncolour = "red"'), "unknown key 'colour'"),
+    (("pretrain = { epochs = 1 }\n\n[study]", "pretrain = { epochs = 1 }\nseed = 3\n\n[study]"), "runs[1].seed"),
+])
+def test_a_bad_experiment_file_is_one_line_naming_the_file_and_field(tmp_path, capsys, change, message):
+    old, new = change
+    assert old in TINY, old
+    path = tmp_path / "bad.toml"
+    path.write_text(TINY.replace(old, new, 1))
+    assert main(["experiment", "run", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()  # refused before anything was made
+
+
+def test_not_toml_and_missing_files(tmp_path, capsys):
+    (tmp_path / "x.toml").write_text("format = [")
+    assert main(["experiment", "run", str(tmp_path / "x.toml")]) == 2
+    assert "not TOML" in capsys.readouterr().err
+    assert main(["experiment", "report", str(tmp_path / "none.toml")]) == 2
+    assert "no such experiment file" in capsys.readouterr().err
+    (tmp_path / "ok.toml").write_text(TINY)
+    assert main(["experiment", "report", str(tmp_path / "ok.toml"), "--out", str(tmp_path / "empty")]) == 2
+    assert "holds no experiment study" in capsys.readouterr().err
+
+
+def test_a_killed_experiment_resumes_to_the_end_without_redoing_finished_runs(tmp_path, capsys):
+    file = tmp_path / "tiny.toml"
+    file.write_text(TINY)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "archsearch", "experiment", "run", str(file), "--out", str(out), "--workers", "2"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    first_done = None
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        done = sorted(out.glob("prune/*/done.json"))
+        if done:
+            first_done = done[0]
+            break
+        time.sleep(0.2)
+    assert first_done is not None, proc.stderr.read().decode() if proc.poll() is not None else "no run finished"
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole experiment: parent and worker processes
+    proc.wait()
+    proc.stderr.close()
+    gone = time.time() + 30
+    while time.time() < gone:  # a killed worker holds its run folder's lock until it has really exited
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    stamp = first_done.stat().st_mtime_ns
+    assert not (out / "report").exists()
+
+    assert main(["experiment", "run", str(file), "--out", str(out)]) == 0
+    report = capsys.readouterr().out
+    assert first_done.stat().st_mtime_ns == stamp  # the finished run was kept, not redone
+    for name in ("fisher-s0", "fisher-s1", "random-s0"):
+        family = json.loads((out / "prune" / name / "pruned.json").read_text())
+        assert family["members"][0]["params"] == 174_778 and len(family["members"]) > 1
+
+    result = json.loads((out / "report" / "experiment.json").read_text())
+    kinds = {(k["arm"], k["budget"]): k for k in result["kinds"]}
+    # every cell ran: 2 Fisher runs x 2 seeds, 1 random run x 2 seeds, 2 evaluated members, 2 uniform seeds
+    assert kinds[("pruned-linear", 100_000)]["n"] == 4 and kinds[("pruned-linear", 100_000)]["runs"] == 2
+    assert kinds[("random-pruned", 100_000)]["n"] == 2 and kinds[("uniform", 100_000)]["n"] == 2
+    assert kinds[("pruned-tuned", 100_000)]["n"] == 2
+    verdicts = {c["claim"]: c["verdict"] for c in result["claims"]}
+    assert set(verdicts) == {"scratch beats fine-tuned", "the runs agree"}
+    assert result["machine"]["torch"] and result["timings"]["study_s"] > 0
+    assert "## The paper's claims, checked" in report and (out / "report" / "error_vs_params.png").is_file()
+
+    # the report redraws from the folder alone, into another folder
+    assert main(["experiment", "report", str(file), "--out", str(out), "--report-dir", str(tmp_path / "r")]) == 0
+    again = json.loads((tmp_path / "r" / "experiment.json").read_text())
+    assert again["kinds"] == result["kinds"] and again["claims"] == result["claims"]
+
+
+def test_experiment_errors_name_the_file(tmp_path):
+    path = tmp_path / "e.toml"
+    path.write_text(TINY.replace('budgets = ["100k"]', 'budgets = ["1k", "1k"]'))
+    with pytest.raises(ExperimentError, match=r"e\.toml: study\.budgets: expected each budget once"):
+        load_experiment(path)
