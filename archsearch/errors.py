@@ -9,6 +9,7 @@ __all__ = [
     "FileFormatError",
     "GenotypeError",
     "BudgetError",
+    "UnknownNameError",
     "UnknownFamilyError",
     "SpaceError",
 ]
@@ -30,8 +31,14 @@ class BudgetError(ArchsearchError):
     """A parameter budget cannot be parsed or cannot be reached."""
 
 
-class UnknownFamilyError(ArchsearchError):
-    """A family name that no registered search-space family answers to."""
+class UnknownNameError(ArchsearchError):
+    """A name that no entry of a registry answers to: ``unknown KIND 'name'; expected one of ...``
+    (see :mod:`archsearch.registry`)."""
+
+
+class UnknownFamilyError(UnknownNameError):
+    """A model family name that no registered family answers to, or a model name not of the form
+    FAMILY-DEPTH-WIDEN."""
 
 
 class SpaceError(ArchsearchError):
@@ -50,7 +57,15 @@ class RecipeError(TrainingError):
     """A training recipe with an unknown key, a value of the wrong form, or an unknown name."""
 
 
-__all__ += ["DataError", "TrainingError", "RecipeError"]
+class UnknownDataSetError(UnknownNameError, DataError):
+    """A data set name that no registered data set answers to."""
+
+
+class UnknownRecipeError(UnknownNameError, RecipeError):
+    """A recipe (or budget policy) name that no registered one answers to."""
+
+
+__all__ += ["DataError", "TrainingError", "RecipeError", "UnknownDataSetError", "UnknownRecipeError"]
 
 
 class StudyError(ArchsearchError):

@@ -366,7 +366,7 @@ def load_family(path: str | os.PathLike[str], *, allow_empty: bool = False) -> F
 
 
 def _jsonable(value: Any, where: str) -> Any:
-    """Refuse NaN/inf and non-JSON values before writing, instead of producing invalid JSON."""
+    """``value`` as strict JSON: NaN and infinities become ``null``; a non-JSON value is refused (one line)."""
     if isinstance(value, float):
         if not math.isfinite(value):
             return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from functools import cached_property
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Mapping
@@ -18,8 +19,9 @@ from typing import TYPE_CHECKING, Any, Mapping
 import networkx as nx
 
 from ._jsonio import atomic_write_json, check_header, read_json
-from .errors import ArchsearchError, FileFormatError, GenotypeError
+from .errors import ArchsearchError, FileFormatError, GenotypeError, UnknownFamilyError
 from .families import get_family
+from .families._base import genes_of as _genes_of
 from .graph import CostModel, check_graph, compile_costs, graph_from_data, graph_to_data, uses_only_v1
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -27,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .families import Family
 
-__all__ = ["Genotype", "load_genotype", "GENOTYPE_FORMAT", "GENOTYPE_VERSION"]
+__all__ = ["Genotype", "load_genotype", "create_genotype", "GENOTYPE_FORMAT", "GENOTYPE_VERSION"]
 
 GENOTYPE_FORMAT = "archsearch.genotype"
 #: version 1: the WRN families' node kinds; version 2 adds the kinds of any CNN, concat ports and ``origin``
@@ -77,7 +79,9 @@ class Genotype:
         unknown = sorted(set(genes) - set(self.genes))
         if unknown:
             raise GenotypeError(f"gene {unknown[0]!r} is not a gene of this genotype")
-        return self.family_spec.with_genes(self, {**self.genes, **{k: _as_int(k, v) for k, v in genes.items()}})
+        graph = self.family_spec.set_genes(self, {**self.genes, **{k: _as_int(k, v) for k, v in genes.items()}})
+        check_graph(graph)
+        return type(self)(self.family, self.hparams, graph, self.origin)
 
     @classmethod
     def from_dict(cls, obj: Any, *, source: object = "genotype") -> "Genotype":
@@ -238,6 +242,31 @@ def load_genotype(path: str | os.PathLike[str]) -> Genotype:
     return Genotype.from_dict(obj, source=path)
 
 
+_MODEL_NAME = re.compile(r"^(?P<family>[a-z][a-z-]*?)-(?P<depth>\d+)-(?P<widen>\d+(?:\.\d+)?)$")
+
+
+def create_genotype(name: str, *, inner_ratio: float | None = None, **hparams: Any) -> Genotype:
+    """Create a family member by name, e.g. ``create_genotype("wrn-40-2", num_classes=10)``.
+
+    The widen factor may be fractional (``wrn-16-1.5``): widths are rounded to whole channels.
+    ``inner_ratio`` sets every block's inner width to that fraction of its residual width (the
+    family's default when omitted: 1 for ``wrn``, 1/4 for ``wrn-bottleneck``).
+    """
+    match = _MODEL_NAME.match(name)
+    if not match:
+        raise UnknownFamilyError(
+            f"model name {name!r} is not of the form FAMILY-DEPTH-WIDEN (e.g. wrn-40-2, wrn-bottleneck-16-2)"
+        )
+    family = get_family(match.group("family"))
+    hp = family.check_hparams({**hparams, "depth": int(match.group("depth"))})
+    widen = float(match.group("widen"))
+    if inner_ratio is None:
+        genes = family.uniform_genes(hp, widen)
+    else:
+        genes = family.uniform_genes(hp, widen, inner_ratio)
+    return Genotype.from_genes(family.name, hp, genes)
+
+
 def _freeze(graph: nx.DiGraph) -> nx.DiGraph:
     """Freeze ``graph`` in place, node attributes included (``nx.freeze`` alone leaves them
     writable, and a changed width would silently disagree with the cached counts)."""
@@ -258,38 +287,3 @@ def _as_int(name: str, value: Any) -> int:
             return int(value)
         raise GenotypeError(f"gene {name!r}: {value!r} is not a whole number of channels")
     return value
-
-
-def _genes_of(graph: nx.DiGraph, names: list[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for node, data in graph.nodes(data=True):
-        gene = data.get("gene")
-        if gene is not None:
-            found.setdefault(gene, data["width"])
-    unknown = sorted(set(found) - set(names))
-    if unknown:
-        raise GenotypeError(f"gene {unknown[0]!r} is not a gene of this family")
-    missing = [n for n in names if n not in found]
-    if missing:
-        raise GenotypeError(f"gene {missing[0]!r} has no node; the graph does not match its family")
-    return {n: found[n] for n in names}
-
-
-def _same_structure(found: nx.DiGraph, expected: nx.DiGraph) -> None:
-    """Report the first difference between a loaded graph and the one its family would build."""
-    for node, data in expected.nodes(data=True):
-        if node not in found:
-            raise GenotypeError(f"node {node!r} is missing; the family builds it for these widths")
-        got = found.nodes[node]
-        for key, value in data.items():
-            if got.get(key) != value:
-                raise GenotypeError(f"node {node!r}: {key} is {got.get(key)!r}, the family requires {value!r}")
-    for node in found.nodes:
-        if node not in expected:
-            raise GenotypeError(f"node {node!r} is not part of this family's graph for these widths")
-    for s, t in expected.edges:
-        if not found.has_edge(s, t):
-            raise GenotypeError(f"edge {s!r} -> {t!r} is missing")
-    for s, t in found.edges:
-        if not expected.has_edge(s, t):
-            raise GenotypeError(f"edge {s!r} -> {t!r} is not part of this family's graph")

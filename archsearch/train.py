@@ -11,6 +11,9 @@ Resuming is exact at epoch boundaries: the checkpoint holds the model, optimiser
 global RNG states, and the data order and augmentation of epoch ``e`` are drawn from a generator
 seeded by ``(seed, e)`` alone, so a run killed at any point and resumed ends with the same numbers
 as one that was never interrupted.
+
+:func:`train_genotype` returns a :class:`TrainResult` (typed fields; one :class:`EpochRecord` per
+epoch); ``metrics.json`` is its :meth:`TrainResult.to_dict`, read back by :meth:`TrainResult.load`.
 """
 from __future__ import annotations
 
@@ -19,13 +22,14 @@ import math
 import os
 import sys
 import time
-from dataclasses import replace
+import warnings
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ._jsonio import atomic_torch_save, atomic_write_json
+from ._jsonio import atomic_torch_save, atomic_write_json, check_header, read_json
 from .data import DataSpec, DataSplits, check_fits, crop_flip, get_dataset_spec, load_dataset
-from .errors import TrainingError
+from .errors import ArchsearchError, FileFormatError, TrainingError
 from .recipe import Recipe, get_recipe
 from .runfolder import RunFolder
 
@@ -35,7 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .genotype import Genotype
 
-__all__ = ["Trainer", "train_genotype", "evaluate", "resolve_device", "resolve_recipe",
+__all__ = ["Trainer", "train_genotype", "TrainResult", "EpochRecord", "evaluate", "resolve_device", "resolve_recipe",
            "METRICS_FORMAT", "METRICS_VERSION", "CHECKPOINT", "METRICS", "WEIGHTS"]
 
 METRICS_FORMAT = "archsearch.metrics"
@@ -43,6 +47,168 @@ METRICS_VERSION = 1
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 WEIGHTS = "model.pt"
+
+
+# -- results ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch as the trainer measured it (what ``on_epoch`` receives, as a dict, after each epoch).
+
+    A diverged epoch's losses are NaN or infinite here and ``null`` in ``metrics.json``.
+    """
+
+    epoch: int
+    lr: float
+    train_loss: float
+    val_error: float
+    val_loss: float
+    test_error: float
+    test_loss: float
+    images_per_s: float
+    train_s: float
+    #: the whole epoch: training, both evaluations and the checkpoint
+    wall_s: float
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> "EpochRecord":
+        """From a record of ``metrics.json`` (``null`` read back as NaN) or of a checkpoint."""
+        return cls(epoch=int(obj["epoch"]), **{f.name: _float(obj[f.name]) for f in fields(cls) if f.name != "epoch"})
+
+    def to_dict(self, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """The record (or its ``keys``) as ``metrics.json`` holds it (non-finite numbers as ``None``)."""
+        return {k: _json_safe(getattr(self, k)) for k in (keys or [f.name for f in fields(self)])}
+
+
+_FINAL_KEYS = ("epoch", "train_loss", "val_error", "val_loss", "test_error", "test_loss")
+_BEST_KEYS = ("epoch", "val_error", "test_error")
+#: the old dict's keys -> what to use instead (for the deprecated ``result[key]``)
+_DICT_KEYS = {
+    "format": "archsearch.train.METRICS_FORMAT", "version": "archsearch.train.METRICS_VERSION",
+    "data": ".data and .data_sizes", "seed": ".seed", "recipe": ".recipe (a Recipe)", "params": ".params",
+    "macs": ".macs", "final": ".final (an EpochRecord)", "best": ".best (an EpochRecord)", "wall_s": ".wall_s",
+    "images_per_s": ".images_per_s", "device": ".device", "torch": ".torch_version",
+    "weights": ".weights (a Path)", "epochs": ".history (EpochRecords)", "diverged": ".diverged",
+    "genotype": ".genotype (a Genotype)",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainResult:
+    """What :func:`train_genotype` measured; :meth:`to_dict` is exactly ``metrics.json``.
+
+    ``model`` is the trained module itself (on the training device): it is the one thing the file
+    does not hold, so a caller can evaluate or save it without rebuilding and reloading it. It is
+    left out of ``==`` and ``repr`` (modules compare by identity), is ``None`` for a result read back
+    from a file, and keeps the model's memory alive while the result is held: drop the result, or
+    ``dataclasses.replace(result, model=None)``, to free it.
+    """
+
+    genotype: "Genotype"
+    data: str
+    #: examples per split: ``{"train": ..., "val": ..., "test": ...}``
+    data_sizes: Mapping[str, int]
+    seed: int
+    recipe: Recipe
+    params: int
+    macs: int
+    history: tuple[EpochRecord, ...]
+    #: the last epoch trained (where a diverged run stopped)
+    final: EpochRecord
+    #: the epoch of lowest validation error (the earliest of ties)
+    best: EpochRecord
+    diverged: bool
+    wall_s: float
+    #: training throughput over the whole run
+    images_per_s: float
+    device: str
+    torch_version: str
+    #: the saved state_dict (``model.pt`` in the run folder); ``None`` when nothing was saved
+    weights: Path | None = None
+    model: "nn.Module | None" = field(default=None, compare=False, repr=False)
+
+    def __repr__(self) -> str:
+        return (f"TrainResult({self.genotype!r} on {self.data}, seed {self.seed}: "
+                f"val error {self.final.val_error:.2%}, test error {self.final.test_error:.2%} "
+                f"after {self.final.epoch} epochs, best val "
+                f"{self.best.val_error:.2%} at epoch {self.best.epoch}{', diverged' if self.diverged else ''}; "
+                f"{self.wall_s:.1f} s on {self.device})")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``metrics.json`` object (format ``archsearch.metrics`` version 1, strict JSON)."""
+        return _json_safe({
+            "format": METRICS_FORMAT,
+            "version": METRICS_VERSION,
+            "data": {"name": self.data, **self.data_sizes},
+            "seed": self.seed,
+            "recipe": self.recipe.to_dict(),
+            "params": self.params,
+            "macs": self.macs,
+            "final": self.final.to_dict(_FINAL_KEYS),
+            "best": self.best.to_dict(_BEST_KEYS),
+            "wall_s": self.wall_s,
+            "images_per_s": self.images_per_s,
+            "device": self.device,
+            "torch": self.torch_version,
+            "weights": WEIGHTS if self.weights is None else self.weights.name,
+            "epochs": [r.to_dict() for r in self.history],
+            "diverged": self.diverged,
+            "genotype": self.genotype.to_dict(),
+        })
+
+    @classmethod
+    def from_dict(cls, obj: Any, *, folder: str | os.PathLike[str] | None = None,
+                  source: object = "metrics") -> "TrainResult":
+        """Parse a ``metrics.json`` object; ``weights`` is resolved in ``folder`` (``None`` without one)."""
+        from .genotype import Genotype
+
+        check_header(obj, source, METRICS_FORMAT, METRICS_VERSION)
+        try:
+            history = tuple(EpochRecord.from_dict(r) for r in obj["epochs"])
+            by_epoch = {r.epoch: r for r in history}
+            sizes = {k: int(v) for k, v in obj["data"].items() if k != "name"}
+            return cls(
+                genotype=Genotype.from_dict(obj["genotype"], source=f"{source}: genotype"),
+                data=str(obj["data"]["name"]), data_sizes=sizes, seed=int(obj["seed"]),
+                recipe=Recipe.from_dict(obj["recipe"], source=f"{source}: recipe"),
+                params=int(obj["params"]), macs=int(obj["macs"]), history=history,
+                final=by_epoch[obj["final"]["epoch"]], best=by_epoch[obj["best"]["epoch"]],
+                diverged=bool(obj["diverged"]), wall_s=_float(obj["wall_s"]),
+                images_per_s=_float(obj["images_per_s"]), device=str(obj["device"]),
+                torch_version=str(obj["torch"]),
+                weights=Path(folder) / obj["weights"] if folder is not None else None,
+            )
+        except ArchsearchError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            what = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise FileFormatError(f"{source}: not a complete metrics file ({what})") from None
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str]) -> "TrainResult":
+        """The result of the finished training run in ``folder`` (its ``metrics.json``)."""
+        path = Path(folder) / METRICS
+        return cls.from_dict(read_json(path), folder=folder, source=path)
+
+    # -- the old dict, for one version ------------------------------------------------------------
+    def _old(self, key: str) -> Any:
+        warnings.warn(f"TrainResult[{key!r}] (the old metrics dict) is deprecated and will be removed; "
+                      f"use {_DICT_KEYS[key]}", DeprecationWarning, stacklevel=3)
+        return self.to_dict()[key]
+
+    def __getitem__(self, key: str) -> Any:
+        """Deprecated: the value the old metrics dict held under ``key``."""
+        if key not in _DICT_KEYS:
+            raise KeyError(key)
+        return self._old(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Deprecated: as ``dict.get`` on the old metrics dict."""
+        return self._old(key) if key in _DICT_KEYS else default
+
+
+def _float(value: Any) -> float:
+    """A number of ``metrics.json``, where ``null`` stands for NaN."""
+    return math.nan if value is None else float(value)
 
 
 def resolve_device(device: "str | torch.device | None" = None) -> "torch.device":
@@ -359,15 +525,17 @@ def train_genotype(
     data_dir: str | os.PathLike[str] | None = None,
     progress: bool | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
-    """Train ``genotype`` from scratch on ``data`` and return its metrics (also ``metrics.json``).
+) -> TrainResult:
+    """Train ``genotype`` from scratch on ``data``; the result is also written as ``metrics.json``.
 
     ``recipe``: a :class:`Recipe`, a recipe name, or ``None`` for the data set's default;
     ``epochs`` overrides the recipe's. With ``out_dir``, a checkpoint is written atomically after
     every epoch, and ``resume=True`` continues from it to exactly the result of an uninterrupted
     run; the final ``model.pt`` (a state_dict) and ``metrics.json`` are written there at the end.
     ``progress``: a progress bar on stderr (``None``: only when stderr is a terminal).
-    ``on_epoch`` is called with each epoch's record (train loss, val/test error, images/s, ...).
+    ``on_epoch`` is called with each epoch's record as a dict (the fields of :class:`EpochRecord`).
+    Returns a :class:`TrainResult` holding the trained model too; ``result.to_dict()`` is what
+    ``metrics.json`` holds.
     """
     name = data.spec.name if isinstance(data, DataSplits) else data
     spec = data.spec if isinstance(data, DataSplits) else get_dataset_spec(name)
@@ -407,7 +575,7 @@ def train_genotype(
 
 def _train(genotype: "Genotype", splits: DataSplits, recipe: Recipe, out: Path | None, dev: "torch.device",
            seed: int, identity: dict[str, Any], state: dict[str, Any] | None, name: str, progress: bool | None,
-           on_epoch: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+           on_epoch: Callable[[dict[str, Any]], None] | None) -> TrainResult:
     import torch
 
     torch.manual_seed(seed)  # the initial weights, and any randomness inside the model
@@ -445,11 +613,11 @@ def _train(genotype: "Genotype", splits: DataSplits, recipe: Recipe, out: Path |
     finally:
         bar.close()
 
-    metrics = _metrics(genotype, splits, recipe, seed, trainer, history)
+    result = _result(genotype, splits, recipe, seed, trainer, history, out)
     if out is not None:
         atomic_torch_save(trainer.model.state_dict(), out / WEIGHTS)
-        atomic_write_json(out / METRICS, metrics)
-    return metrics
+        atomic_write_json(out / METRICS, result.to_dict())
+    return result
 
 
 def _check_identity(path: Path, found: dict[str, Any], expected: dict[str, Any]) -> None:
@@ -462,31 +630,21 @@ def _check_identity(path: Path, found: dict[str, Any], expected: dict[str, Any])
                                 f"resume with the same arguments, or choose another --out")
 
 
-def _metrics(genotype: "Genotype", splits: DataSplits, recipe: Recipe, seed: int,
-             trainer: Trainer, history: list[dict[str, Any]]) -> dict[str, Any]:
+def _result(genotype: "Genotype", splits: DataSplits, recipe: Recipe, seed: int, trainer: Trainer,
+            history: list[dict[str, Any]], out: Path | None) -> TrainResult:
     import torch
 
-    last = history[-1]
-    best = min(history, key=lambda r: (r["val_error"], r["epoch"]))
-    return _json_safe({
-        "format": METRICS_FORMAT,
-        "version": METRICS_VERSION,
-        "data": {"name": splits.spec.name, **splits.sizes()},
-        "seed": seed,
-        "recipe": recipe.to_dict(),
-        "params": genotype.params,
-        "macs": genotype.macs,
-        "final": {k: last[k] for k in ("epoch", "train_loss", "val_error", "val_loss", "test_error", "test_loss")},
-        "best": {"epoch": best["epoch"], "val_error": best["val_error"], "test_error": best["test_error"]},
-        "wall_s": sum(r["wall_s"] for r in history),
-        "images_per_s": sum(r["images_per_s"] * r["train_s"] for r in history) / max(sum(r["train_s"] for r in history), 1e-12),
-        "device": str(trainer.device),
-        "torch": torch.__version__,
-        "weights": WEIGHTS,
-        "epochs": history,
-        "diverged": _diverged(history),
-        "genotype": genotype.to_dict(),
-    })
+    records = tuple(EpochRecord.from_dict(r) for r in history)
+    train_s = sum(r.train_s for r in records)
+    return TrainResult(
+        genotype=genotype, data=splits.spec.name, data_sizes=splits.sizes(), seed=seed, recipe=recipe,
+        params=genotype.params, macs=genotype.macs, history=records, final=records[-1],
+        best=min(records, key=lambda r: (r.val_error, r.epoch)), diverged=_diverged(history),
+        wall_s=sum(r.wall_s for r in records),
+        images_per_s=sum(r.images_per_s * r.train_s for r in records) / max(train_s, 1e-12),
+        device=str(trainer.device), torch_version=torch.__version__,
+        weights=out / WEIGHTS if out is not None else None, model=trainer.model,
+    )
 
 
 def _diverged(history: list[dict[str, Any]]) -> bool:
@@ -500,6 +658,6 @@ def _json_safe(obj: Any) -> Any:
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
         return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list):
+    if isinstance(obj, (list, tuple)):
         return [_json_safe(v) for v in obj]
     return obj

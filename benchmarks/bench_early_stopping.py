@@ -5,7 +5,9 @@ seed, so what an Optuna early-stopping rule (``--pruner median`` / ``halving``) 
 replayed exactly without training anything again: the trials are fed to a fresh in-memory study in
 their original order, each reports its recorded epochs until the rule stops it, and the epochs it
 ran are counted. The ranking of arm kinds per budget is then taken over the trials that ran to the
-end (what the report would show) and compared with the full grid's.
+end (what the report would show) and compared with the full grid's. Each rule is replayed over the
+whole grid (one study, as ``experiment run`` makes) and per budget (one study per budget, so that
+the rule compares networks of one size only).
 
 Run: ``python benchmarks/bench_early_stopping.py [--study experiments/results/crowley2018-digits/study.db]``
 (writes benchmarks/results/early_stopping.json). Goal (issue 10): >= 2x fewer epochs, same ranking.
@@ -78,8 +80,15 @@ def main() -> None:
     rows, record = [], {"benchmark": "early_stopping", "study": str(args.study), "study_name": name,
                         "trials": len(trained), "epochs_per_trial": epochs, "full_epochs": full_epochs,
                         "full_ranking": {str(b): r for b, r in full_rank.items()}, "rules": {}, "machine": machine()}
-    for rule in ("median", "halving"):
-        spent, finished = replay(trained, rule, epochs)
+    for rule, per_budget in (("median", False), ("halving", False), ("median", True), ("halving", True)):
+        if per_budget:  # one study per budget: a rule then compares networks of one size only
+            spent, finished = 0, set()
+            for budget in sorted({t["budget"] for t in trained}):
+                s_, f_ = replay([t for t in trained if t["budget"] == budget], rule, epochs)
+                spent, finished = spent + s_, finished | f_
+            rule = f"{rule} per budget"
+        else:
+            spent, finished = replay(trained, rule, epochs)
         survivors = [t for t in trained if t["number"] in finished]
         rank = ranking(survivors)
         same = {b: rank.get(b) == r for b, r in full_rank.items()}

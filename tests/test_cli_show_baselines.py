@@ -56,7 +56,7 @@ def test_baselines_land_on_budgets_and_write_family(tmp_path, capsys):
 @pytest.mark.parametrize("argv, needle", [
     (["--budgets", "5k", "--kinds", "bottleneck"], "smallest feasible budget is"),  # nothing reachable
     (["--budgets", "abc"], "'abc' is not a budget"),
-    (["--budgets", "1M", "--kinds", "uniform,tiny"], "'tiny' is unknown"),
+    (["--budgets", "1M", "--kinds", "uniform,tiny"], "--kinds: unknown baseline 'tiny'"),
 ])
 def test_baselines_bad_input(tmp_path, capsys, argv, needle):
     out = tmp_path / "b.json"

@@ -58,10 +58,10 @@ def test_default_out_dir_is_under_runs(small, tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--data", "imagenet"], "data set 'imagenet' is unknown; expected one of cifar10"),
+    (["--data", "imagenet"], "unknown data set 'imagenet'; expected one of cifar10"),
     (["--epochs", "0"], "--epochs 0: expected a positive number of epochs"),
     (["--epochs", "-3"], "--epochs -3"),
-    (["--recipe", "fast"], "recipe 'fast' is unknown"),
+    (["--recipe", "fast"], "unknown recipe 'fast'"),
     (["--device", "abacus"], "is not a device"),
     (["--seed", "-1"], "--seed -1"),
     (["--data", "cifar10"], "takes 1x8x8 images and 10 classes, but cifar10 has 3x32x32"),

@@ -20,7 +20,7 @@ def test_registry_lists_the_sets():
 
 
 def test_unknown_data_set_is_a_data_error():
-    with pytest.raises(DataError, match="'imagenet' is unknown; expected one of cifar10"):
+    with pytest.raises(DataError, match="unknown data set 'imagenet'; expected one of cifar10"):
         get_dataset_spec("imagenet")
     assert issubclass(DataError, ArchsearchError)
 

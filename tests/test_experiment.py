@@ -160,6 +160,13 @@ def test_a_killed_experiment_resumes_to_the_end_without_redoing_finished_runs(tm
     again = json.loads((tmp_path / "r" / "experiment.json").read_text())
     assert again["kinds"] == result["kinds"] and again["claims"] == result["claims"]
 
+    # a file that now asks for other pruning runs is refused, naming what changed, not silently reused
+    file.write_text(TINY.replace("fraction = 0.5", "fraction = 0.6"))
+    capsys.readouterr()
+    assert main(["experiment", "run", str(file), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "changed settings: fraction (0.5 -> 0.6)" in err and len(err.strip().splitlines()) == 1
+
 
 def test_experiment_errors_name_the_file(tmp_path):
     path = tmp_path / "e.toml"

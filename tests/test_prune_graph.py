@@ -365,3 +365,34 @@ def test_a_space_asking_to_prune_a_fixed_gene_is_one_line_and_writes_nothing(tmp
     assert err.count("\n") == 0 and err.startswith("archsearch: error:")
     assert "gene 'layer2.0.conv2' cannot be pruned: it passes a zero-padded (option-A) shortcut" in err
     assert not out.exists()
+
+
+def test_fisher_accumulates_in_fp32_when_training_runs_in_bf16():
+    """The GPU path trains under bf16 autocast; its CPU twin here: the scores stay fp32 and agree with
+    the fp32 scores of the same network and batch."""
+    import torch
+    from torch.nn import functional as F
+
+    from archsearch.prune.criteria import make_criterion
+    from archsearch.prune.loop import _groups, _spatial
+    from archsearch.prune.settings import PruneSettings
+
+    g = archsearch.create_genotype("wrn-10-1", in_channels=1, input_size=8, num_classes=10)
+    torch.manual_seed(0)
+    model = g.build(generic=True)
+    x, y = torch.randn(16, 1, 8, 8), torch.arange(16) % 10
+    scores = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        crit = make_criterion("fisher", 0)
+        crit.attach(model, _groups(g, PruneSettings(max_prunes=1)), _spatial(g))
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        crit.after_backward()
+        scores[dtype] = crit.scores()
+        crit.detach()
+    for gene, fp32 in scores[torch.float32].items():
+        bf16 = scores[torch.bfloat16][gene]
+        assert bf16.dtype == torch.float32
+        assert torch.corrcoef(torch.stack([fp32, bf16]))[0, 1] > 0.95, gene

@@ -7,6 +7,7 @@ chosen errors instantly, so their expectations are exact.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -37,6 +38,7 @@ from archsearch.study import (
     write_report,
 )
 from archsearch.study.candidates import Arm
+from archsearch.train import EpochRecord, TrainResult
 
 ROOT = Path(__file__).resolve().parents[1]
 #: every subprocess worker gets one CPU thread: two workers on two cores must not oversubscribe
@@ -138,13 +140,18 @@ def fake_train(errors: Callable[[Any, int], tuple[float, float]], calls: list | 
             if interrupt_at is not None and len(calls) == interrupt_at:
                 raise KeyboardInterrupt
         val, test = errors(genotype, seed)
+        history = []
         for epoch in range(1, recipe.epochs + 1):
             late = recipe.epochs - epoch
-            on_epoch({"epoch": epoch, "lr": recipe.lr, "train_loss": 1.0 / epoch,
-                      "val_error": val + 0.05 * late, "test_error": test + 0.05 * late})
-        return {"final": {"epoch": recipe.epochs, "val_error": val, "test_error": test},
-                "best": {"epoch": recipe.epochs, "val_error": val, "test_error": test},
-                "wall_s": 0.001, "diverged": False}
+            record = {"epoch": epoch, "lr": recipe.lr, "train_loss": 1.0 / epoch,
+                      "val_error": val + 0.05 * late, "test_error": test + 0.05 * late}
+            on_epoch(record)
+            history.append(EpochRecord(**record, val_loss=math.nan, test_loss=math.nan, images_per_s=math.nan,
+                                       train_s=math.nan, wall_s=math.nan))
+        return TrainResult(genotype=genotype, data=data.spec.name, data_sizes=data.sizes(), seed=seed, recipe=recipe,
+                           params=genotype.params, macs=genotype.macs, history=tuple(history), final=history[-1],
+                           best=history[-1], diverged=False, wall_s=0.001, images_per_s=math.nan, device="cpu",
+                           torch_version="fake")
 
     return train
 
@@ -215,9 +222,9 @@ def test_grid_runs_every_cell_once_and_the_database_reproduces_each_trial(pruned
     assert genotype == settings.candidate("pruned-linear", trial["budget"]).genotype
     assert genotype.params == trial["params"] and genotype.macs == trial["macs"]
     again = train_genotype(genotype, digits, Recipe.from_dict(trial["recipe"]), seed=trial["seed"], device="cpu")
-    assert again["final"]["val_error"] == trial["val_error"] == trial["value"]
-    assert again["final"]["test_error"] == trial["test_error"]
-    assert [h["val_error"] for h in trial["history"]] == [r["val_error"] for r in again["epochs"]]
+    assert again.final.val_error == trial["val_error"] == trial["value"]
+    assert again.final.test_error == trial["test_error"]
+    assert [h["val_error"] for h in trial["history"]] == [r.val_error for r in again.history]
 
     # a rerun of a finished grid finds nothing to do
     assert run_study(settings, study_name="grid", storage=url, data=digits, heartbeat=2).ran == []
@@ -452,8 +459,8 @@ def test_a_diverged_trial_is_never_complete_and_never_ranked(pruned, digits, tmp
     clean = fake_train(lambda g, seed: (0.1, 0.1))
 
     def train(genotype, data, recipe, *, device=None, seed=0, progress=None, on_epoch=None):  # noqa: ANN001
-        metrics = clean(genotype, data, recipe, device=device, seed=seed, progress=progress, on_epoch=on_epoch)
-        return {**metrics, "diverged": seed == 1}
+        result = clean(genotype, data, recipe, device=device, seed=seed, progress=progress, on_epoch=on_epoch)
+        return dataclasses.replace(result, diverged=seed == 1)
 
     url = f"sqlite:///{tmp_path / 'd.db'}"
     run_study(settings, study_name="d", storage=url, data=digits, train=train)

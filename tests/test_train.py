@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import signal
 import subprocess
@@ -15,9 +16,18 @@ import torch
 
 import archsearch
 from archsearch.data import DataSpec, DataSplits, load_dataset
-from archsearch.errors import RecipeError, TrainingError
+from archsearch.errors import FileFormatError, RecipeError, TrainingError
 from archsearch.recipe import RECIPES, Recipe, budget_epochs, get_recipe
-from archsearch.train import CHECKPOINT, METRICS, WEIGHTS, Trainer, resolve_device, train_genotype
+from archsearch.train import (
+    CHECKPOINT,
+    METRICS,
+    WEIGHTS,
+    EpochRecord,
+    Trainer,
+    TrainResult,
+    resolve_device,
+    train_genotype,
+)
 
 #: the embedded small WRN: fast on CPU, and it still has to learn
 SMALL = dict(num_classes=10, in_channels=1, input_size=8)
@@ -67,7 +77,7 @@ def test_from_dict_starts_from_a_base_and_coerces_toml_values():
     ({"milestones": [0.6, 0.3]}, "milestones"),
     ({"precision": "fp8"}, "precision: 'fp8' is invalid; expected one of auto, bf16, fp32"),
     ({"budget": "scratch-x"}, "budget"),
-    ({"base": "resnet"}, "base: recipe 'resnet' is unknown; expected one of digits, wrn"),
+    ({"base": "resnet"}, "base: unknown recipe 'resnet'; expected one of digits, wrn"),
 ])
 def test_from_dict_rejects_bad_tables_in_one_line(table, message):
     with pytest.raises(RecipeError) as info:
@@ -91,13 +101,13 @@ def test_budget_policies():
 # -- trainer ------------------------------------------------------------------------------------
 def test_small_wrn_learns_digits(digits, tmp_path):
     """Real learning in seconds: validation accuracy well above chance (10 %)."""
-    metrics = train_genotype(small_net(), digits, "digits", tmp_path, epochs=6, progress=False)
-    assert metrics["final"]["val_error"] < 0.10
-    assert metrics["final"]["test_error"] < 0.10
-    losses = [r["train_loss"] for r in metrics["epochs"]]
+    result = train_genotype(small_net(), digits, "digits", tmp_path, epochs=6, progress=False)
+    assert result.final.val_error < 0.10
+    assert result.final.test_error < 0.10
+    losses = [r.train_loss for r in result.history]
     assert losses[-1] < losses[0] / 5
     saved = json.loads((tmp_path / METRICS).read_text())
-    assert saved["format"] == "archsearch.metrics" and saved["final"] == metrics["final"]
+    assert saved["format"] == "archsearch.metrics" and saved["final"] == result.to_dict()["final"]
     assert saved["params"] == small_net().params and len(saved["epochs"]) == 6
     assert {"images_per_s", "wall_s", "train_s"} <= set(saved["epochs"][0])
     model = small_net().build()
@@ -105,9 +115,54 @@ def test_small_wrn_learns_digits(digits, tmp_path):
     assert set(torch.load(tmp_path / CHECKPOINT, weights_only=True)) == {"identity", "trainer", "history"}
 
 
+def test_the_result_is_typed_and_is_exactly_metrics_json(digits, tmp_path):
+    result = train_genotype(small_net(), digits, "digits", tmp_path, epochs=2, seed=1, progress=False)
+    assert isinstance(result, archsearch.TrainResult) and archsearch.EpochRecord is EpochRecord
+    assert isinstance(result.final, EpochRecord) and result.final is result.history[-1] and result.final.epoch == 2
+    assert result.best == min(result.history, key=lambda r: (r.val_error, r.epoch))
+    assert (result.data, result.data_sizes, result.seed, result.recipe.epochs) == ("digits", digits.sizes(), 1, 2)
+    assert result.genotype == small_net() and result.params == small_net().params and not result.diverged
+    assert result.device == str(resolve_device(None)) and result.weights == tmp_path / WEIGHTS
+    assert result.wall_s == pytest.approx(sum(r.wall_s for r in result.history))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.diverged = True  # type: ignore[misc]
+    # the trained model is on the result (the file holds its weights), outside == and repr
+    state = torch.load(result.weights, weights_only=True)
+    assert all(torch.equal(v.cpu(), state[k]) for k, v in result.model.state_dict().items())
+    assert "\n" not in repr(result) and "val error" in repr(result)
+
+    saved = json.loads((tmp_path / METRICS).read_text())
+    assert result.to_dict() == saved
+    back = TrainResult.load(tmp_path)
+    assert back == result and back.model is None and back.weights == result.weights
+    assert TrainResult.from_dict(saved) == dataclasses.replace(result, weights=None)
+    assert TrainResult.from_dict(saved).to_dict() == saved
+    with pytest.raises(FileFormatError, match=r"^m\.json: not a complete metrics file \(no 'epochs'\)$"):
+        TrainResult.from_dict({k: v for k, v in saved.items() if k != "epochs"}, source="m.json")
+    with pytest.raises(FileFormatError, match="format is 'archsearch.family'"):
+        TrainResult.from_dict({**saved, "format": "archsearch.family"})
+
+
+def test_the_old_dict_access_still_works_and_says_what_to_use(digits):
+    result = train_genotype(small_net(), digits, "digits", epochs=1, progress=False)
+    old = result.to_dict()
+    with pytest.warns(DeprecationWarning, match=r"TrainResult\['final'\].* use \.final \(an EpochRecord\)") as caught:
+        assert result["final"]["val_error"] == result.final.val_error
+    assert caught[0].filename == __file__  # points at the caller's line
+    with pytest.warns(DeprecationWarning, match=r"use \.history"):
+        assert result["epochs"] == old["epochs"]
+    with pytest.warns(DeprecationWarning, match=r"use \.weights"):
+        assert result["weights"] == WEIGHTS and result.weights is None  # nothing was saved
+    with pytest.warns(DeprecationWarning, match=r"use \.diverged"):
+        assert result.get("diverged") is False
+    assert result.get("nope", 3) == 3
+    with pytest.raises(KeyError):
+        result["nope"]
+
+
 def test_training_is_deterministic_for_a_seed_and_varies_with_it(digits):
     runs = [train_genotype(small_net(), digits, "digits", epochs=1, seed=s, progress=False) for s in (3, 3, 4)]
-    same = [{k: r["final"][k] for k in RESULT_KEYS if k in r["final"]} for r in runs]
+    same = [{k: getattr(r.final, k) for k in RESULT_KEYS} for r in runs]
     assert same[0] == same[1]
     assert same[0] != same[2]
 
@@ -161,20 +216,24 @@ def test_existing_run_is_not_overwritten_and_foreign_checkpoints_are_refused(dig
     # resuming a finished run is a no-op that returns the same metrics
     done = json.loads((tmp_path / METRICS).read_text())
     again = train_genotype(small_net(), digits, "digits", tmp_path, epochs=1, resume=True, progress=False)
-    assert again["final"] == done["final"]
+    assert again.to_dict()["final"] == done["final"]
 
 
 def test_a_diverged_run_stops_and_writes_strict_json(digits, tmp_path):
     genotype = archsearch.create_genotype("wrn-10-1", **SMALL)
     recipe = dataclasses.replace(get_recipe("digits"), lr=1e12, epochs=5)
-    metrics = train_genotype(genotype, digits, recipe, tmp_path, progress=False)
-    assert metrics["diverged"] and len(metrics["epochs"]) < 5
-    assert metrics["final"]["train_loss"] is None and metrics["final"]["val_error"] > 0.5
+    result = train_genotype(genotype, digits, recipe, tmp_path, progress=False)
+    assert result.diverged and len(result.history) < 5
+    assert math.isnan(result.final.train_loss) and result.final.val_error > 0.5
+    assert result.to_dict()["final"]["train_loss"] is None
 
     def no_nan(token: str) -> None:
         raise AssertionError(f"{token} in metrics.json")
 
-    assert json.loads((tmp_path / METRICS).read_text(), parse_constant=no_nan)["diverged"] is True
+    saved = json.loads((tmp_path / METRICS).read_text(), parse_constant=no_nan)
+    assert saved["diverged"] is True
+    back = TrainResult.load(tmp_path)  # null read back as NaN, and written as null again
+    assert back.diverged and math.isnan(back.final.train_loss) and back.to_dict() == saved
 
 
 def test_corrupt_checkpoint_is_one_line(digits, tmp_path):
@@ -244,9 +303,9 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
 
     resumed = train_genotype(small_net(), "digits", "digits", out, epochs=epochs, seed=7, resume=True,
                              progress=False)
-    for a, b in zip(reference["epochs"], resumed["epochs"], strict=True):
-        assert {k: a[k] for k in RESULT_KEYS} == {k: b[k] for k in RESULT_KEYS}
-    assert resumed["final"] == reference["final"]
+    for a, b in zip(reference.history, resumed.history, strict=True):
+        assert {k: getattr(a, k) for k in RESULT_KEYS} == {k: getattr(b, k) for k in RESULT_KEYS}
+    assert resumed.to_dict()["final"] == reference.to_dict()["final"]
     w_ref = torch.load(tmp_path / "whole" / WEIGHTS, weights_only=True)
     w_res = torch.load(out / WEIGHTS, weights_only=True)
     assert all(torch.equal(w_ref[k], w_res[k]) for k in w_ref)

@@ -5,7 +5,7 @@ import sys
 
 from ..budgets import format_count, parse_budgets
 from ..errors import ArchsearchError
-from ..names import BASELINES, GENERIC_BASELINES
+from ..names import BASELINE_REGISTRY, BASELINES, GENERIC_BASELINES
 from ..tables import print_table
 from ._base import Command, add_member_argument, load_member
 
@@ -46,8 +46,10 @@ class BaselinesCommand(Command):
         allowed = GENERIC_BASELINES if generic else BASELINES
         kinds = [k.strip() for k in args.kinds.split(",")] if args.kinds else list(allowed)
         for k in kinds:
+            BASELINE_REGISTRY.check(k, where="--kinds")
             if k not in allowed:
-                raise ArchsearchError(f"--kinds: {k!r} is unknown for {label}; expected some of {', '.join(allowed)}")
+                raise ArchsearchError(f"--kinds: {k!r} is not a baseline of {label}; expected some of "
+                                      f"{', '.join(allowed)}")
         family = baselines(source, budgets, kinds, skip_unreachable=True,
                            metadata={"space" if args.space else "source": str(label)})
         rows = []

@@ -50,7 +50,7 @@ class TrainCommand(Command):
         from dataclasses import replace
 
         from ..recipe import get_recipe
-        from ..train import resolve_recipe, train_genotype
+        from ..train import METRICS, resolve_recipe, train_genotype
 
         genotype = load_member(args.genotype, args.member)
         apply_threads(args.threads)
@@ -76,17 +76,17 @@ class TrainCommand(Command):
             tqdm.write(_row(values), file=sys.stdout)
             sys.stdout.flush()
 
-        metrics = train_genotype(genotype, args.data, recipe, out, device=args.device, seed=args.seed,
-                                 resume=args.resume, epochs=args.epochs, data_dir=args.data_dir,
-                                 progress=False if args.no_progress else None, on_epoch=report)
-        final, best = metrics["final"], metrics["best"]
-        print(f"{genotype!r}: val error {final['val_error']:.2%}, test error {final['test_error']:.2%} after "
-              f"{final['epoch']} epochs (best val {best['val_error']:.2%} at epoch {best['epoch']}), "
-              f"{metrics['wall_s']:.1f} s on {metrics['device']}")
-        if metrics["diverged"]:
-            print(f"archsearch: warning: training diverged (non-finite loss) in epoch {final['epoch']}; "
+        result = train_genotype(genotype, args.data, recipe, out, device=args.device, seed=args.seed,
+                                resume=args.resume, epochs=args.epochs, data_dir=args.data_dir,
+                                progress=False if args.no_progress else None, on_epoch=report)
+        final, best = result.final, result.best
+        print(f"{genotype!r}: val error {final.val_error:.2%}, test error {final.test_error:.2%} after "
+              f"{final.epoch} epochs (best val {best.val_error:.2%} at epoch {best.epoch}), "
+              f"{result.wall_s:.1f} s on {result.device}")
+        if result.diverged:
+            print(f"archsearch: warning: training diverged (non-finite loss) in epoch {final.epoch}; "
                   "stopped there", file=sys.stderr)
-        print(f"wrote {out / 'metrics.json'} and {out / metrics['weights']}", file=sys.stderr)
+        print(f"wrote {out / METRICS} and {result.weights}", file=sys.stderr)
         return 0
 
 

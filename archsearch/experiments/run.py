@@ -69,13 +69,15 @@ def prune_run(experiment: Experiment, run: PruneRun, out: Path, *, device: str |
               data_dir: str | None = None, log: Log = _stderr) -> "Family":
     """One pruning run (pre-training included), resumed where a killed one stopped; skipped when done."""
     from ..family import load_family
-    from ..prune.loop import CHECKPOINT_NAME
+    from ..prune.loop import CHECKPOINT_NAME, check_same_settings
     from ..prune.workflow import prune_space
 
     folder = run_folder(out, run)
-    if (folder / DONE_NAME).is_file():
-        return load_family(folder / PRUNED_NAME)
     settings = experiment.prune_settings(run)
+    if (folder / DONE_NAME).is_file():  # kept, unless the file now asks for another run
+        family = load_family(folder / PRUNED_NAME)
+        check_same_settings(folder / PRUNED_NAME, family.metadata.get("settings") or {}, settings)
+        return family
     resume = (folder / CHECKPOINT_NAME).exists() or (folder / "pretrain").exists()
     start = time.perf_counter()
     family = prune_space(experiment.space, settings, folder, resume=resume, device=device, data_dir=data_dir,
@@ -168,6 +170,9 @@ def run_experiment(experiment: Experiment, out: str | os.PathLike[str], *, worke
     with RunFolder(out, "experiment"):
         timings = _timings(out)
         clock = time.perf_counter()
+        for run in experiment.runs:  # a finished run whose settings the file no longer asks for is refused
+            if (run_folder(out, run) / DONE_NAME).is_file():
+                prune_run(experiment, run, out, device=device, data_dir=data_dir, log=log)
         pending = [r for r in experiment.runs if not (run_folder(out, r) / DONE_NAME).is_file()]
         if pending:
             log(f"{len(pending)} of {len(experiment.runs)} pruning runs to do ({workers} worker(s))")

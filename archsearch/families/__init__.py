@@ -1,12 +1,22 @@
-"""Search-space families, registered by name and created through one factory (timm-style).
+"""Search-space (model) families, registered by name in one registry (timm-style).
 
 A family turns ``(hparams, genes)`` into a layer graph and a graph into a ``torch.nn.Module``.
-Add one by subclassing :class:`Family` and decorating it with :func:`register_family`.
+Add one by subclassing :class:`Family` and decorating it with :func:`register_family`. Families
+never import :mod:`archsearch.genotype` (a genotype imports its family, not the other way round):
+:func:`archsearch.create_genotype`, the factory of genotypes by model name, lives there.
 """
 from __future__ import annotations
 
-from ._base import Family, create_genotype, family_names, get_family, register_family
+from ._base import FAMILY_REGISTRY, Family, family_names, get_family, register_family
 from . import wrn as _wrn  # noqa: F401  (registers wrn, wrn-bottleneck)
 from . import graph as _graph  # noqa: F401  (registers graph: imported networks)
 
-__all__ = ["Family", "register_family", "get_family", "family_names", "create_genotype"]
+__all__ = ["Family", "FAMILY_REGISTRY", "register_family", "get_family", "family_names", "create_genotype"]
+
+
+def __getattr__(name: str):  # noqa: ANN202  (PEP 562: the factory's old home, without an import circle)
+    if name == "create_genotype":
+        from ..genotype import create_genotype
+
+        return create_genotype
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

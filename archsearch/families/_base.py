@@ -1,19 +1,20 @@
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 import networkx as nx
 
 from ..errors import GenotypeError, UnknownFamilyError
+from ..registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
     from ..genotype import Genotype
 
-_REGISTRY: dict[str, "Family"] = {}
+#: every model family by name (``register_family`` adds one)
+FAMILY_REGISTRY: Registry["Family"] = Registry("model family", error=UnknownFamilyError)
 
 
 class Family(ABC):
@@ -70,17 +71,14 @@ class Family(ABC):
         """The genotype's gene names in a stable order."""
         return self.gene_names(genotype.hparams)
 
-    def with_genes(self, genotype: "Genotype", genes: Mapping[str, int]) -> "Genotype":
-        """A copy of ``genotype`` with every gene set to ``genes`` (the topology follows)."""
-        from ..genotype import Genotype
-
-        return Genotype.from_genes(self.name, genotype.hparams, genes)
+    def set_genes(self, genotype: "Genotype", genes: Mapping[str, int]) -> nx.DiGraph:
+        """The graph of ``genotype`` with every gene set to ``genes`` (the topology follows);
+        :meth:`Genotype.with_genes` checks it and wraps it in a genotype."""
+        return self.build_graph(genotype.hparams, genes)
 
     def check_graph(self, hparams: Mapping[str, Any], graph: nx.DiGraph) -> None:
         """Family rules on a loaded graph: by default it must be the graph its genes build."""
-        from ..genotype import _genes_of, _same_structure
-
-        _same_structure(graph, self.build_graph(hparams, _genes_of(graph, self.gene_names(hparams))))
+        same_structure(graph, self.build_graph(hparams, genes_of(graph, self.gene_names(hparams))))
 
     def prune_floor(self, genotype: "Genotype", gene: str) -> int | None:
         """The smallest width pruning may leave ``gene`` at, -1 if the family forbids pruning it, or
@@ -94,45 +92,49 @@ class Family(ABC):
 
 def register_family(cls: type[Family]) -> type[Family]:
     """Class decorator: make a family available by its ``name`` to files, CLI and API."""
-    _REGISTRY[cls.name] = cls()
+    FAMILY_REGISTRY.register(cls.name, cls())
     return cls
 
 
 def get_family(name: str) -> Family:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownFamilyError(
-            f"family {name!r} is unknown; expected one of {', '.join(sorted(_REGISTRY))}"
-        ) from None
+    return FAMILY_REGISTRY.get(name)
 
 
 def family_names() -> list[str]:
-    return sorted(_REGISTRY)
+    return list(FAMILY_REGISTRY.names())
 
 
-_NAME = re.compile(r"^(?P<family>[a-z][a-z-]*?)-(?P<depth>\d+)-(?P<widen>\d+(?:\.\d+)?)$")
+def genes_of(graph: nx.DiGraph, names: list[str]) -> dict[str, int]:
+    """The widths of the genes ``names`` read from ``graph``, which must carry exactly those genes."""
+    found: dict[str, int] = {}
+    for node, data in graph.nodes(data=True):
+        gene = data.get("gene")
+        if gene is not None:
+            found.setdefault(gene, data["width"])
+    unknown = sorted(set(found) - set(names))
+    if unknown:
+        raise GenotypeError(f"gene {unknown[0]!r} is not a gene of this family")
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise GenotypeError(f"gene {missing[0]!r} has no node; the graph does not match its family")
+    return {n: found[n] for n in names}
 
 
-def create_genotype(name: str, *, inner_ratio: float | None = None, **hparams: Any) -> "Genotype":
-    """Create a family member by name, e.g. ``create_genotype("wrn-40-2", num_classes=10)``.
-
-    The widen factor may be fractional (``wrn-16-1.5``): widths are rounded to whole channels.
-    ``inner_ratio`` sets every block's inner width to that fraction of its residual width (the
-    family's default when omitted: 1 for ``wrn``, 1/4 for ``wrn-bottleneck``).
-    """
-    from ..genotype import Genotype
-
-    match = _NAME.match(name)
-    if not match:
-        raise UnknownFamilyError(
-            f"model name {name!r} is not of the form FAMILY-DEPTH-WIDEN (e.g. wrn-40-2, wrn-bottleneck-16-2)"
-        )
-    family = get_family(match.group("family"))
-    hp = family.check_hparams({**hparams, "depth": int(match.group("depth"))})
-    widen = float(match.group("widen"))
-    if inner_ratio is None:
-        genes = family.uniform_genes(hp, widen)
-    else:
-        genes = family.uniform_genes(hp, widen, inner_ratio)
-    return Genotype.from_genes(family.name, hp, genes)
+def same_structure(found: nx.DiGraph, expected: nx.DiGraph) -> None:
+    """Report the first difference between a loaded graph and the one its family would build."""
+    for node, data in expected.nodes(data=True):
+        if node not in found:
+            raise GenotypeError(f"node {node!r} is missing; the family builds it for these widths")
+        got = found.nodes[node]
+        for key, value in data.items():
+            if got.get(key) != value:
+                raise GenotypeError(f"node {node!r}: {key} is {got.get(key)!r}, the family requires {value!r}")
+    for node in found.nodes:
+        if node not in expected:
+            raise GenotypeError(f"node {node!r} is not part of this family's graph for these widths")
+    for s, t in expected.edges:
+        if not found.has_edge(s, t):
+            raise GenotypeError(f"edge {s!r} -> {t!r} is missing")
+    for s, t in found.edges:
+        if not expected.has_edge(s, t):
+            raise GenotypeError(f"edge {s!r} -> {t!r} is not part of this family's graph")

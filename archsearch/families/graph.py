@@ -68,10 +68,7 @@ class GraphFamily(Family):
     def build_graph(self, hparams: Mapping[str, Any], genes: Mapping[str, int]) -> nx.DiGraph:
         raise GenotypeError("a graph genotype is made by archsearch import, not from genes alone")
 
-    def with_genes(self, genotype: "Genotype", genes: Mapping[str, int]) -> "Genotype":
-        from ..genotype import Genotype
-        from ..graph import check_graph
-
+    def set_genes(self, genotype: "Genotype", genes: Mapping[str, int]) -> nx.DiGraph:
         for gene, value in genes.items():
             # a gene may be 0 where its layers vanish and the network still computes (a residual
             # branch beside its shortcut), the same rule the pruning floor follows
@@ -80,9 +77,7 @@ class GraphFamily(Family):
             step = genotype.quantum.get(gene, 1)
             if value % step:
                 raise GenotypeError(f"gene {gene!r}: {value} is not a multiple of {step}, the groups of its convolutions")
-        graph = set_widths(nx.DiGraph(genotype.graph), genes)  # a copy with its own attribute dicts
-        check_graph(graph)
-        return Genotype(self.name, genotype.hparams, graph, genotype.origin)
+        return set_widths(nx.DiGraph(genotype.graph), genes)  # a copy with its own attribute dicts
 
     # -- rules -------------------------------------------------------------------------------
     def check_graph(self, hparams: Mapping[str, Any], graph: nx.DiGraph) -> None:

@@ -30,6 +30,7 @@ from torch import nn
 
 from ..errors import ArchsearchError
 from .groups import Branch, Group
+from .settings import CRITERION_REGISTRY
 
 if TYPE_CHECKING:  # pragma: no cover
     from .settings import PruneSettings
@@ -323,15 +324,15 @@ class SSS(Criterion):
                     module.bias.mul_(scale)
 
 
-CRITERIA: dict[str, type[Criterion]] = {c.name: c for c in (Fisher, Taylor, L1, BNScale, Random, SSS)}
+#: every criterion by name (the registry of :mod:`archsearch.prune.settings`, whose entries load this module)
+CRITERIA = CRITERION_REGISTRY
 
 
 def make_criterion(name: str, seed: int = 0, settings: "PruneSettings | None" = None) -> Criterion:
     """A criterion by name; ``settings`` supplies what one needs beyond the seed (sss: its L1 and SGD)."""
-    if name not in CRITERIA:
-        raise ArchsearchError(f"criterion {name!r} is unknown; expected one of {', '.join(CRITERIA)}")
+    cls = CRITERION_REGISTRY.get(name)
     if name == "random":
-        return Random(seed)
+        return cls(seed)
     if name == "sss" and settings is not None:
-        return SSS(settings.sss_l1, settings.lr, settings.momentum)
-    return CRITERIA[name]()
+        return cls(settings.sss_l1, settings.lr, settings.momentum)
+    return cls()

@@ -31,23 +31,36 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
 from ..budgets import parse_budget
-from ..errors import ArchsearchError
+from ..errors import ArchsearchError, UnknownNameError
+from ..registry import Registry
 
-__all__ = ["PruneSettings", "NORMALISERS", "CRITERION_NAMES", "THRESHOLDS"]
+__all__ = ["PruneSettings", "NORMALISERS", "CRITERION_REGISTRY", "CRITERION_NAMES", "THRESHOLDS"]
 
 NORMALISERS = ("none", "params", "macs")
 #: a cap on counts far above any real run, so that a tiny file cannot ask for years of compute
 _CAP = 10_000_000
-#: the importance criteria of :mod:`archsearch.prune.criteria` (named here so settings parse without torch)
-CRITERION_NAMES = ("fisher", "taylor", "l1", "bn-scale", "random", "sss")
-#: criteria that only a one-shot run uses
-ONE_SHOT_CRITERIA = ("sss",)
-THRESHOLDS = ("global", "layer")
-_SAVE_WEIGHTS = '"none", "all" or a list of parameter budgets such as ["2k", "4k"]'
 
 
 class PruneSettingsError(ArchsearchError):
     """A ``[prune]`` setting of the wrong form or an impossible target."""
+
+
+class UnknownCriterionError(UnknownNameError, PruneSettingsError):
+    """A criterion name that no registered criterion answers to."""
+
+
+#: the importance criteria of :mod:`archsearch.prune.criteria`, as lazy references so that settings
+#: parse without torch; ``make_criterion`` resolves one (a class taking its seed or no argument)
+CRITERION_REGISTRY: Registry[type] = Registry("criterion", error=UnknownCriterionError, sort=False)
+for _name, _cls in (("fisher", "Fisher"), ("taylor", "Taylor"), ("l1", "L1"), ("bn-scale", "BNScale"),
+                    ("random", "Random"), ("sss", "SSS")):
+    CRITERION_REGISTRY.register_lazy(_name, f"archsearch.prune.criteria:{_cls}")
+del _name, _cls
+CRITERION_NAMES = CRITERION_REGISTRY.names()
+#: criteria that only a one-shot run uses
+ONE_SHOT_CRITERIA = ("sss",)
+THRESHOLDS = ("global", "layer")
+_SAVE_WEIGHTS = '"none", "all" or a list of parameter budgets such as ["2k", "4k"]'
 
 
 @dataclass(frozen=True)
@@ -94,8 +107,7 @@ class PruneSettings:
         def bad(key: str, expected: str) -> PruneSettingsError:
             return PruneSettingsError(f"prune.{key}: {getattr(self, key)!r} is invalid; expected {expected}")
 
-        if self.criterion not in CRITERION_NAMES:
-            raise bad("criterion", f"one of {', '.join(CRITERION_NAMES)}")
+        CRITERION_REGISTRY.check(self.criterion, where="prune.criterion")
         if self.normalise not in NORMALISERS:
             raise bad("normalise", f"one of {', '.join(NORMALISERS)}")
         for key in ("steps_per_prune", "channels_per_prune", "batch_size", "record_every"):

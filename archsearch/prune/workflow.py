@@ -152,14 +152,14 @@ def _pretrain(space: "SearchSpace", genotype: Any, data: Any, recipe: "Recipe", 
 
     print(f"pre-training {space.name} ({genotype.params:,} params) for {epochs or recipe.epochs} epochs in {pre}",
           file=sys.stderr)
-    metrics = train_genotype(genotype, data, recipe, pre, device=device, seed=seed,
-                             resume=(pre / CHECKPOINT).exists(), epochs=epochs, progress=progress)
-    if metrics["diverged"]:
-        raise ArchsearchError(f"pre-training diverged (non-finite loss) in epoch {metrics['final']['epoch']}; "
+    result = train_genotype(genotype, data, recipe, pre, device=device, seed=seed,
+                            resume=(pre / CHECKPOINT).exists(), epochs=epochs, progress=progress)
+    if result.diverged:
+        raise ArchsearchError(f"pre-training diverged (non-finite loss) in epoch {result.final.epoch}; "
                               "nothing to prune: lower the [train] lr")
-    state = torch.load(pre / metrics["weights"], map_location="cpu", weights_only=True)
-    return state, {"epochs": metrics["final"]["epoch"], "val_error": metrics["final"]["val_error"],
-                   "test_error": metrics["final"]["test_error"], "recipe": metrics["recipe"]}
+    state = torch.load(result.weights, map_location="cpu", weights_only=True)
+    return state, {"epochs": result.final.epoch, "val_error": result.final.val_error,
+                   "test_error": result.final.test_error, "recipe": result.recipe.to_dict()}
 
 
 def _load_weights(path: str | os.PathLike[str]) -> dict:

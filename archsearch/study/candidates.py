@@ -47,7 +47,7 @@ from ..errors import ArchsearchError, BudgetError
 from ..families import get_family
 from ..family import Family, load_family
 from ..genotype import Genotype
-from ..names import BASELINES, CANDIDATE_KINDS, EVALUATED_KINDS, PRUNED_KINDS
+from ..names import ARM_REGISTRY, BASELINES, CANDIDATE_KINDS, EVALUATED_KINDS, PRUNED_KINDS
 
 __all__ = [
     "CANDIDATE_KINDS", "PRUNED_KINDS", "BASELINE_KINDS", "RAW_TOLERANCE",
@@ -146,8 +146,7 @@ def make_arms(kinds: Sequence[str], sources: Sequence[Source]) -> list[Arm]:
     """Arms for ``kinds``: each pruned kind once per source it reads, each baseline once."""
     arms: list[Arm] = []
     for kind in kinds:
-        if kind not in CANDIDATE_KINDS:
-            raise ArchsearchError(f"--families: {kind!r} is unknown; expected some of {', '.join(CANDIDATE_KINDS)}")
+        ARM_REGISTRY.check(kind, where="--families")
         if kind in PRUNED_KINDS:
             if not sources:
                 raise ArchsearchError(f"--families: {kind} needs a pruned family: pass --pruned FILE")

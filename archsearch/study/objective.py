@@ -26,14 +26,10 @@ if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
     from ..data import DataSplits
+    from ..train import TrainResult
     from .candidates import Candidate
 
-__all__ = ["Objective", "IdleTrial", "make_pruner", "TRIAL_ATTRS"]
-
-#: user attributes of a finished trial (besides ``cell`` on grid trials)
-TRIAL_ATTRS = ("arm", "kind", "source", "budget", "seed", "params", "macs", "genotype", "recipe", "candidate",
-               "val_error", "test_error", "best_val_error", "best_test_error", "best_epoch", "epochs",
-               "history", "wall_s", "trial_s", "device", "worker", "torch", "threads", "diverged", "evaluated")
+__all__ = ["Objective", "IdleTrial", "make_pruner"]
 
 
 class IdleTrial(Exception):
@@ -76,7 +72,7 @@ class Objective:
     """
 
     def __init__(self, settings: StudySettings, data: "DataSplits", *, device: Any = None,
-                 cap: int | None = None, train: Callable[..., dict[str, Any]] | None = None) -> None:
+                 cap: int | None = None, train: "Callable[..., TrainResult] | None" = None) -> None:
         self.settings = settings
         self.data = data
         self.device = device
@@ -228,15 +224,15 @@ class Objective:
         train = self._train
         if train is None:
             from ..train import train_genotype as train
-        metrics = train(g, self.data, recipe, device=self.device, seed=seed, progress=False, on_epoch=on_epoch)
-        final, best = metrics["final"], metrics["best"]
+        result = train(g, self.data, recipe, device=self.device, seed=seed, progress=False, on_epoch=on_epoch)
+        final, best = result.final, result.best
         for key, value in {
-            "val_error": final["val_error"], "test_error": final["test_error"],
-            "best_val_error": best["val_error"], "best_test_error": best["test_error"], "best_epoch": best["epoch"],
-            "epochs": final["epoch"], "history": history, "wall_s": metrics["wall_s"],
-            "trial_s": time.perf_counter() - start, "diverged": bool(metrics.get("diverged")),
+            "val_error": final.val_error, "test_error": final.test_error,
+            "best_val_error": best.val_error, "best_test_error": best.test_error, "best_epoch": best.epoch,
+            "epochs": final.epoch, "history": history, "wall_s": result.wall_s,
+            "trial_s": time.perf_counter() - start, "diverged": result.diverged,
         }.items():
             trial.set_user_attr(key, value)
-        if metrics.get("diverged"):  # never a COMPLETE trial: the report must not rank a blown-up run
-            raise optuna.TrialPruned(f"training diverged (non-finite loss) in epoch {final['epoch']}")
-        return float(final["val_error"])
+        if result.diverged:  # never a COMPLETE trial: the report must not rank a blown-up run
+            raise optuna.TrialPruned(f"training diverged (non-finite loss) in epoch {final.epoch}")
+        return float(final.val_error)

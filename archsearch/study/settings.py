@@ -14,7 +14,8 @@ from typing import Any, Mapping, Sequence
 from ..budgets import format_count
 from ..errors import ArchsearchError, BudgetError
 from ..genotype import Genotype
-from ..names import EARLY_STOPPING, EVALUATED_KINDS, STUDY_MODES, STUDY_SEARCHES
+from ..names import (EARLY_STOPPING, EARLY_STOPPING_REGISTRY, EVALUATED_KINDS, STUDY_MODE_REGISTRY, STUDY_MODES,
+                     STUDY_SEARCH_REGISTRY, STUDY_SEARCHES)
 from ..recipe import Recipe, budget_epochs
 from .candidates import RAW_TOLERANCE, SCRATCH_B_MAX_SCALE, Arm, Candidate, Source, make_arms, make_candidate
 
@@ -79,12 +80,9 @@ class StudySettings:
         A budget an arm cannot reach is a :class:`BudgetError`, unless ``skip_unreachable``, which
         drops that (arm, budget) pair and records it in :attr:`skipped`.
         """
-        if mode not in MODES:
-            raise ArchsearchError(f"--mode: {mode!r} is unknown; expected one of {', '.join(MODES)}")
-        if pruner not in PRUNERS:
-            raise ArchsearchError(f"--pruner: {pruner!r} is unknown; expected one of {', '.join(PRUNERS)}")
-        if search not in SEARCHES:
-            raise ArchsearchError(f"--search: {search!r} is unknown; expected one of {', '.join(SEARCHES)}")
+        STUDY_MODE_REGISTRY.check(mode, where="--mode")
+        EARLY_STOPPING_REGISTRY.check(pruner, where="--pruner")
+        STUDY_SEARCH_REGISTRY.check(search, where="--search")
         if not kinds:
             raise ArchsearchError("--families: expected at least one family")
         if not budgets:
