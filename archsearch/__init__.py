@@ -42,7 +42,8 @@ _expose(".data", "DataSplits", "dataset_names", "load_dataset")
 _expose(".errors", "ArchsearchError", "BudgetError", "DataError", "FileFormatError", "GenotypeError",
         "NetworkImportError", "RecipeError", "SpaceError", "StudyError", "TrainingError", "UnknownFamilyError",
         "UnknownNameError")
-_expose(".families", "family_names", "get_family", "register_family", rename={"SearchFamily": "Family"})
+_expose(".families", "ModelFamily", "family_names", "get_family", "register_family",
+        rename={"SearchFamily": "ModelFamily"})  # SearchFamily: the old name, for one version
 _expose(".family", "Family", "Member", "load_family")
 _expose(".genotype", "Genotype", "create_genotype", "load_genotype")
 _expose(".importer", "import_module", "import_source")
@@ -102,7 +103,7 @@ __all__ = [
     "train_genotype", "TrainResult", "EpochRecord", "Trainer", "Recipe", "get_recipe", "budget_epochs", "prune",
     "prune_space", "prune_once",
     "load_dataset", "dataset_names", "DataSplits", "load_space", "SearchSpace",
-    "SearchFamily", "register_family", "get_family", "family_names",
+    "ModelFamily", "SearchFamily", "register_family", "get_family", "family_names",
     "ArchsearchError", "BudgetError", "FileFormatError", "GenotypeError", "SpaceError", "UnknownFamilyError",
     "UnknownNameError", "Registry",
     "DataError", "TrainingError", "RecipeError", "StudyError",

@@ -27,7 +27,7 @@ from .graph import CostModel, check_graph, compile_costs, graph_from_data, graph
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
-    from .families import Family
+    from .families import ModelFamily
 
 __all__ = ["Genotype", "load_genotype", "create_genotype", "GENOTYPE_FORMAT", "GENOTYPE_VERSION"]
 
@@ -133,7 +133,7 @@ class Genotype:
 
     # -- derived values ------------------------------------------------------------------------
     @property
-    def family_spec(self) -> "Family":
+    def family_spec(self) -> "ModelFamily":
         return get_family(self.family)
 
     @cached_property

@@ -1,7 +1,7 @@
 """How much training early stopping saves on a finished experiment, and whether the ranking survives.
 
 A study stores every trial's per-epoch validation errors, and training is deterministic for a
-seed, so what an Optuna early-stopping rule (``--pruner median`` / ``halving``) would have done is
+seed, so what an Optuna early-stopping rule (``--early-stopping median`` / ``halving``) would have done is
 replayed exactly without training anything again: the trials are fed to a fresh in-memory study in
 their original order, each reports its recorded epochs until the rule stops it, and the epochs it
 ran are counted. The ranking of arm kinds per budget is then taken over the trials that ran to the
@@ -23,7 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine  # noqa: E402
 
-from archsearch.study.objective import make_pruner  # noqa: E402
+from archsearch.study.objective import make_early_stopping  # noqa: E402
 from archsearch.study.report import load_results  # noqa: E402
 from archsearch.tables import format_table  # noqa: E402
 
@@ -36,7 +36,7 @@ def replay(trials: list[dict[str, Any]], rule: str, epochs: int) -> tuple[int, s
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(pruner=make_pruner(rule, epochs), sampler=optuna.samplers.RandomSampler(seed=0))
+    study = optuna.create_study(pruner=make_early_stopping(rule, epochs), sampler=optuna.samplers.RandomSampler(seed=0))
     spent, finished = 0, set()
     for t in trials:
         trial = study.ask()

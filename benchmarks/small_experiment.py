@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     storage, name = f"sqlite:///{db}", "small-experiment-smoke" if args.smoke else "small-experiment"
 
     cmd = [sys.executable, "-m", "archsearch", "study", "run", "--pruned", str(args.pruned), "--space", str(args.space),
-           "--budgets", budgets, "--families", families, "--seeds", seeds, "--epochs", str(epochs),
+           "--budgets", budgets, "--arms", families, "--seeds", seeds, "--epochs", str(epochs),
            "--data", "digits", "--device", "cpu", "--storage", storage, "--study-name", name, "--threads", "1",
            "--heartbeat", "10", "--skip-unreachable"]
     print("each worker runs:", shlex.join(cmd), flush=True)

@@ -32,7 +32,7 @@ def pruned(tmp_path_factory) -> Path:
 
 
 def study_argv(pruned: Path, url: str, name: str) -> list[str]:
-    return ["study", "run", "--pruned", str(pruned), "--budgets", "1k,2k", "--families", "pruned-linear,uniform",
+    return ["study", "run", "--pruned", str(pruned), "--budgets", "1k,2k", "--arms", "pruned-linear,uniform",
             "--seeds", "0,1,2", "--data", "digits", "--epochs", EPOCHS, "--storage", url, "--study-name", name,
             "--heartbeat", "2"]
 
@@ -161,7 +161,7 @@ def test_two_devices_finish_the_grid_in_one_display(pruned, tmp_path):
     check_grid(pruned, url, "two")
     ran = trial_lines(lines)
     assert set(ran) == {"cpu#0", "cpu#1"} and sum(ran.values()) == 12, ran
-    assert sum(line.startswith("family") for line in lines) == 1, "one candidate table, the launcher's"
+    assert sum(line.startswith("arm ") for line in lines) == 1, "one candidate table, the launcher's"
     assert re.search(r"^archsearch study: worker cpu#1: pid \d+, --device cpu --threads 1$", text, re.M)
     assert "archsearch study: all 2 workers finished" in text
     # the children's own messages are tagged too

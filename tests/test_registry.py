@@ -151,7 +151,7 @@ def test_library_errors_name_the_flag():
     g = archsearch.create_genotype("wrn-16-1")
     with pytest.raises(UnknownNameError, match="^--method: unknown derive method 'quadratic'; expected one of linear"):
         derive(g, [10_000], method="quadratic")
-    with pytest.raises(UnknownNameError, match="^--families: unknown arm 'wide'; expected one of pruned-linear"):
+    with pytest.raises(UnknownNameError, match="^--arms: unknown arm 'wide'; expected one of pruned-linear"):
         make_arms(["wide"], [])
     with pytest.raises(UnknownNameError, match="^--kinds: unknown baseline 'tiny'"):
         archsearch.baseline("tiny", dict(g.hparams), 10_000)

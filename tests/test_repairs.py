@@ -101,7 +101,7 @@ def test_baselines_skip_what_they_cannot_reach(tmp_path: Path, capsys) -> None:
 def test_an_unreachable_study_cell_names_the_way_out(capsys, tmp_path: Path) -> None:
     _one_line_error(capsys, ["study", "run", "--pruned", str(PRUNED), "--space",
                              str(ROOT / "search_spaces" / "digits-wrn-16-2"), "--budgets", "2k",
-                             "--families", "bottleneck", "--seeds", "0", "--epochs", "1",
+                             "--arms", "bottleneck", "--seeds", "0", "--epochs", "1",
                              "--storage", f"sqlite:///{tmp_path / 's.db'}", "--study-name", "x"],
                     "bottleneck at 2,000", "--skip-unreachable")
 
@@ -347,7 +347,7 @@ def test_a_wheel_carries_the_spaces(tmp_path: Path) -> None:
 
 def test_empty_seeds_and_study_names_are_errors(tmp_path: Path, capsys) -> None:
     base = ["study", "run", "--pruned", str(PRUNED), "--space", str(ROOT / "search_spaces" / "digits-wrn-16-2"),
-            "--budgets", "30k", "--families", "uniform", "--epochs", "1", "--storage", f"sqlite:///{tmp_path / 's.db'}"]
+            "--budgets", "30k", "--arms", "uniform", "--epochs", "1", "--storage", f"sqlite:///{tmp_path / 's.db'}"]
     _one_line_error(capsys, base + ["--seeds", "", "--study-name", "x"], "--seeds")
     _one_line_error(capsys, base + ["--seeds", "0", "--study-name", ""], "--study-name", "empty")
     assert not (tmp_path / "s.db").exists()

@@ -94,7 +94,7 @@ def expected_cells(settings: StudySettings) -> set[tuple[str, int, int]]:
 def run_two_workers(url: str, name: str, pruned: Path, *, timeout: float = 120) -> list[str]:
     """Start two ``archsearch study run`` processes on one study at once; return their stdouts."""
     cmd = [sys.executable, "-m", "archsearch", "study", "run", "--pruned", str(pruned), "--budgets", "1k,2k",
-           "--families", "pruned-linear,uniform", "--seeds", "0,1,2", "--data", "digits", "--epochs", "4",
+           "--arms", "pruned-linear,uniform", "--seeds", "0,1,2", "--data", "digits", "--epochs", "4",
            "--storage", url, "--study-name", name, "--threads", "1", "--heartbeat", "2"]
     procs = [subprocess.Popen(cmd, cwd=ROOT, env=WORKER_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
@@ -196,7 +196,7 @@ def test_several_pruned_files_give_one_arm_each_and_labels_come_from_the_command
         StudySettings.build(kinds=["pruned-linear"], budgets=[2000], seeds=[0], data="digits",
                             recipe=get_recipe("digits"), sources=[load_source(pruned, "x"), load_source(other, "x")])
     assert "label 'x'" in _one_line_error(capsys, ["study", "run", "--pruned", f"x={pruned}", "--pruned",
-                                                   f"x={other}", "--budgets", "2k", "--families", "pruned-linear"])
+                                                   f"x={other}", "--budgets", "2k", "--arms", "pruned-linear"])
 
 
 # -- the grid, with real training -------------------------------------------------------------------
@@ -380,15 +380,17 @@ def test_the_trial_cap_holds_across_runs_and_search_mode_explores(pruned, digits
     assert all(0 <= m < len(load_source(pruned).family) for m in members)
 
 
-def test_a_median_pruner_stops_hopeless_trials(pruned, digits, tmp_path):
+def test_median_early_stopping_stops_hopeless_trials(pruned, digits, tmp_path):
     url = f"sqlite:///{tmp_path / 'prune.db'}"
-    settings = grid_settings(pruned, seeds=(0, 1, 2, 3, 4), epochs=6, pruner="median")
+    settings = grid_settings(pruned, seeds=(0, 1, 2, 3, 4), epochs=6, early_stopping="median")
     by = {settings.candidate(a, b).genotype: a for a in settings.arm_names for b in settings.budgets}
     run_study(settings, study_name="p", storage=url, data=digits,
               train=fake_train(lambda g, s: (0.5, 0.5) if by[g] == "uniform" else (0.05, 0.05)))
     _, states = cell_counts(url, "p")
     assert states["PRUNED"] >= 3 and states["COMPLETE"] + states["PRUNED"] == 20
-    rows = leaderboard(load_results(url, "p"))
+    results = load_results(url, "p")
+    assert all(1 <= t["stopped_at_epoch"] < 6 for t in results.trials if t["state"] == "PRUNED")
+    rows = leaderboard(results)
     assert all(r.pruned == 0 for r in rows if r.arm == "pruned-linear")
 
 
@@ -401,20 +403,20 @@ def _one_line_error(capsys, argv: list[str]) -> str:
 
 
 def test_bad_input_is_one_line_and_exit_2(pruned, tmp_path, capsys):
-    base = ["study", "run", "--pruned", str(pruned), "--families", "pruned-linear,uniform", "--epochs", "1"]
+    base = ["study", "run", "--pruned", str(pruned), "--arms", "pruned-linear,uniform", "--epochs", "1"]
     db = f"sqlite:///{tmp_path / 'bad.db'}"
     assert "cannot open the storage" in _one_line_error(
         capsys, base + ["--budgets", "2k", "--storage", "postgresql+psycopg2://u:secret@127.0.0.1:9/x"])
     assert "secret" not in capsys.readouterr().err
     assert "not a storage URL" in _one_line_error(capsys, base + ["--budgets", "2k", "--storage", "study.db"])
     assert "pruned-raw at budget 2k" in _one_line_error(
-        capsys, ["study", "run", "--pruned", str(pruned), "--families", "pruned-raw", "--budgets", "2k", "--storage", db])
+        capsys, ["study", "run", "--pruned", str(pruned), "--arms", "pruned-raw", "--budgets", "2k", "--storage", db])
     assert "below what the bottleneck baseline" in _one_line_error(
-        capsys, base + ["--families", "bottleneck", "--budgets", "2k", "--storage", db])
+        capsys, base + ["--arms", "bottleneck", "--budgets", "2k", "--storage", db])
     empty = tmp_path / "empty.json"
     Family((), {}).save(empty)
     assert "the family is empty" in _one_line_error(capsys, ["study", "run", "--pruned", str(empty), "--budgets", "2k"])
-    assert "unknown" in _one_line_error(capsys, base + ["--families", "pruned-linear,wide", "--budgets", "2k"])
+    assert "unknown" in _one_line_error(capsys, base + ["--arms", "pruned-linear,wide", "--budgets", "2k"])
     assert "one budget" in _one_line_error(capsys, base + ["--budgets", "1k,2k", "--mode", "search", "--storage", db])
 
     # a study name taken by other settings is refused by name

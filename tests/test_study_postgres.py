@@ -104,7 +104,7 @@ def test_an_unreachable_postgres_is_one_line(postgres_url, tmp_path, capsys):
 
     pruned = make_pruned_family(tmp_path / "pruned.json", steps=2)
     wrong = postgres_url.rsplit("/", 1)[0] + "/no_such_database"
-    assert main(["study", "run", "--pruned", str(pruned), "--families", "uniform", "--budgets", "2k",
+    assert main(["study", "run", "--pruned", str(pruned), "--arms", "uniform", "--budgets", "2k",
                  "--storage", wrong]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot open the storage" in err[0] and "no_such_database" in err[0]

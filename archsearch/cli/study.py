@@ -9,11 +9,11 @@ from ..budgets import format_count, parse_budgets
 from ..data import DATA_ENV, dataset_names
 from ..errors import ArchsearchError
 from ..tables import print_table
-from ._base import Command, add_threads_argument, resolve_threads
+from ._base import Command, add_renamed_argument, add_threads_argument, resolve_threads
 
 _RUN_EXAMPLE = (
     "archsearch study run --pruned search_spaces/digits-wrn-16-2/pruned.json --budgets 1k,2k,4k \\\n"
-    "      --families pruned-linear,pruned-fit,uniform,bottleneck-block --seeds 0,1,2,3,4 --data digits \\\n"
+    "      --arms pruned-linear,pruned-fit,uniform,bottleneck-block --seeds 0,1,2,3,4 --data digits \\\n"
     "      --storage sqlite:///study.db --study-name digits-small"
 )
 _REPORT_EXAMPLE = "archsearch study report --storage sqlite:///study.db --study-name digits-small --out results/"
@@ -64,18 +64,19 @@ class StudyCommand(Command):
         sub = parser.add_subparsers(dest="study_command", metavar="{run,report}", required=True)
         run = self._run_parser = sub.add_parser(
             "run", help="run trials of a study (every worker runs the same command)",
-            description=("Train every (family, budget, seed) cell from scratch and record it in an Optuna study.\n"
+            description=("Train every (arm, budget, seed) cell from scratch and record it in an Optuna study.\n"
                          "Several workers (one per GPU, on any number of machines) may run the same command\n"
                          "against one --storage and --study-name; each cell runs exactly once. --devices all\n"
                          "starts one worker per GPU of this machine (--workers N: N CPU workers).\n\nexample:\n  "
                          + _RUN_EXAMPLE),
             formatter_class=argparse.RawDescriptionHelpFormatter)
         run.add_argument("--pruned", action="append", default=[], metavar="[LABEL=]FILE",
-                         help="pruned family file (pruned.json); repeat to compare several pruning runs")
+                         help="a pruning trajectory (pruned.json); repeat to compare several pruning runs")
         run.add_argument("--space", metavar="DIR", help="search space: baseline hyper-parameters, data set, [train] recipe")
         run.add_argument("--budgets", required=True, help="comma-separated parameter budgets: 1k,2k,4k")
-        run.add_argument("--families", default="pruned-linear,uniform,bottleneck",
-                         help=f"comma-separated, some of {', '.join(CANDIDATE_KINDS)} (default: %(default)s)")
+        add_renamed_argument(run, "--arms", "--families", dest="arms", default="pruned-linear,uniform,bottleneck",
+                             help=f"the compared arms, comma-separated, some of {', '.join(CANDIDATE_KINDS)} "
+                                  "(default: %(default)s)")
         run.add_argument("--seeds", help="comma-separated training seeds (default: 0,1,2 for grid, 0 for search)")
         run.add_argument("--data", help=f"data set: {', '.join(dataset_names())} (default: the space's, else digits)")
         run.add_argument("--data-dir", metavar="DIR", help=f"folder holding downloaded data sets (default: ${DATA_ENV})")
@@ -87,12 +88,13 @@ class StudyCommand(Command):
         run.add_argument("--n-trials", type=int,
                          help="cap on the study's trials across all workers (grid: default all cells; search: 20)")
         run.add_argument("--mode", choices=MODES, default="grid",
-                         help="grid: every family x budget x seed once; search: TPE within one budget (default: grid)")
+                         help="grid: every arm x budget x seed once; search: TPE within one budget (default: grid)")
         run.add_argument("--search", choices=SEARCHES, default="candidate",
-                         help="search mode: candidate (family, and which pruned member to scale) or recipe "
-                              "(lr, weight decay, label smoothing of one family) (default: candidate)")
-        run.add_argument("--pruner", choices=PRUNERS, default="none",
-                         help="stop hopeless trials early on their per-epoch validation error (default: none)")
+                         help="search mode: candidate (arm, and which pruned member to scale) or recipe "
+                              "(lr, weight decay, label smoothing of one arm) (default: candidate)")
+        add_renamed_argument(run, "--early-stopping", "--pruner", dest="early_stopping", choices=PRUNERS,
+                             default="none", help="stop hopeless trials early on their per-epoch validation error "
+                                                  "(default: none)")
         run.add_argument("--device", help="this worker's device: cpu, cuda or cuda:N (default: cuda when available)")
         run.add_argument("--devices", metavar="LIST",
                          help="start one worker process per device on this machine, all in this study, their "
@@ -107,13 +109,13 @@ class StudyCommand(Command):
         run.add_argument("--no-wait", action="store_true",
                          help="exit when no trial is left to start, instead of watching other workers' running ones")
         run.add_argument("--skip-unreachable", action="store_true",
-                         help="drop (family, budget) pairs the family cannot reach instead of refusing the study")
+                         help="drop (arm, budget) pairs the arm cannot reach instead of refusing the study")
         run.add_argument("--raw-tolerance", type=float, default=0.10,
                          help="pruned-raw reaches a budget within this fraction of a member (default: %(default)s)")
 
         report = sub.add_parser(
             "report", help="leaderboard, CSV/JSON export and the error-vs-parameters plot of a study",
-            description=("Read a study back from its storage: mean ± std test error per family and budget,\n"
+            description=("Read a study back from its storage: mean ± std test error per arm and budget,\n"
                          "best per budget marked, gaps tested against the seed noise (Welch).\n\nexample:\n  "
                          + _REPORT_EXAMPLE),
             formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -139,7 +141,7 @@ class StudyCommand(Command):
 
         space = load_space(args.space) if args.space else None
         budgets = parse_budgets(args.budgets)
-        kinds = [k.strip() for k in args.families.split(",") if k.strip()]
+        kinds = [k.strip() for k in args.arms.split(",") if k.strip()]
         seeds = _parse_seeds(args.seeds if args.seeds is not None else ("0,1,2" if args.mode == "grid" else "0"))
         if args.study_name is not None and not args.study_name.strip():
             raise ArchsearchError("--study-name: an empty name; give the study a name, or leave the flag out")
@@ -162,7 +164,7 @@ class StudyCommand(Command):
             reference = (space.base_genotype() if space is not None else sources[0].family[0].genotype).macs
         return StudySettings.build(
             kinds=kinds, budgets=budgets, seeds=seeds, data=data, recipe=recipe, sources=sources,
-            hparams=hparams, widen=widen, mode=args.mode, search=args.search, pruner=args.pruner,
+            hparams=hparams, widen=widen, mode=args.mode, search=args.search, early_stopping=args.early_stopping,
             raw_tolerance=args.raw_tolerance, skip_unreachable=args.skip_unreachable, reference_macs=reference)
 
     def _run(self, args: argparse.Namespace) -> int:
@@ -178,7 +180,7 @@ class StudyCommand(Command):
 
         if not args.launched:  # a launched worker's launcher has said it
             for arm, budget in settings.skipped:
-                log(f"skipping {arm} at {format_count(budget)}: the family cannot reach it")
+                log(f"skipping {arm} at {format_count(budget)}: the arm cannot reach it")
 
         def show_candidates(created: bool) -> None:  # noqa: ARG001
             if settings.mode != "grid" or args.launched:
@@ -186,7 +188,7 @@ class StudyCommand(Command):
             rows = [[c.arm.name, format_count(c.budget), f"{c.params:,}", f"{c.detail.get('rel_error', 0):+.2%}",
                      f"{c.genotype.macs:,}", c.genotype.summary()]
                     for c in settings.grid_candidates()]
-            print_table(["family", "budget", "params", "error", "MACs", "stage widths"], rows)
+            print_table(["arm", "budget", "params", "error", "MACs", "stage widths"], rows)
             sys.stdout.flush()
             for c in settings.grid_candidates():
                 if c.detail.get("note"):
@@ -197,7 +199,7 @@ class StudyCommand(Command):
             if r.state == "COMPLETE":
                 what = f"val {100 * a['val_error']:.2f}%  test {100 * a['test_error']:.2f}%"
             elif r.state == "PRUNED":
-                what = (f"pruned after epoch {a['pruned_at_epoch']}" if "pruned_at_epoch" in a
+                what = (f"stopped early after epoch {a['stopped_at_epoch']}" if "stopped_at_epoch" in a
                         else f"pruned ({a.get('infeasible', 'infeasible')})")
             else:
                 what = r.state.lower()

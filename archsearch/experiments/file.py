@@ -67,7 +67,7 @@ EXPERIMENT_VERSION = 1
 CLAIM_RELATIONS = ("better", "not-worse")
 _TOP = {"format", "version", "name", "description", "paper", "space", "prune", "runs", "study", "train", "claims"}
 _RUN_KEYS = {"label", "seeds", "pretrain"}
-_STUDY_KEYS = {"arms", "budgets", "seeds", "pruner", "raw_tolerance", "heartbeat"}
+_STUDY_KEYS = {"arms", "budgets", "seeds", "early_stopping", "raw_tolerance", "heartbeat"}
 _CLAIM_KEYS = {"text", "better", "worse", "relation", "consistent", "max_cv"}
 #: far above a real experiment, so that a tiny file cannot ask for years of compute
 _MAX_SEEDS = 1000
@@ -123,7 +123,7 @@ class Experiment:
     prune: Mapping[str, Any] = field(default_factory=dict)
     train: Mapping[str, Any] = field(default_factory=dict)
     claims: tuple[Claim, ...] = ()
-    pruner: str = "none"
+    early_stopping: str = "none"
     raw_tolerance: float = 0.10
     heartbeat: int = 10
     description: str = ""
@@ -171,7 +171,7 @@ class Experiment:
         data = self.space.data.get("name")
         return StudySettings.build(
             kinds=list(self.arms), budgets=list(budgets), seeds=list(self.seeds), data=str(data),
-            recipe=self.recipe(), sources=sources, hparams=hparams, widen=widen, pruner=self.pruner,
+            recipe=self.recipe(), sources=sources, hparams=hparams, widen=widen, early_stopping=self.early_stopping,
             raw_tolerance=self.raw_tolerance, skip_unreachable=True,
             reference_macs=self.space.base_genotype().macs, reference=reference)
 
@@ -239,9 +239,9 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
         raise bad("[[runs]]", "at least one pruning run for the pruned arms")
     budgets = _budgets(study.get("budgets"), where, bad)
     seeds = _seeds(study.get("seeds", 10), bad)
-    pruner = study.get("pruner", "none")
-    if pruner not in EARLY_STOPPING:
-        raise bad("study.pruner", f"one of {', '.join(EARLY_STOPPING)}")
+    early_stopping = study.get("early_stopping", "none")
+    if early_stopping not in EARLY_STOPPING:
+        raise bad("study.early_stopping", f"one of {', '.join(EARLY_STOPPING)}")
     tolerance = study.get("raw_tolerance", 0.10)
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance < 1:
         raise bad("study.raw_tolerance", "a fraction in (0, 1), e.g. 0.1")
@@ -253,7 +253,7 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
         if not isinstance(data.get(key, ""), str):
             raise bad(key, "a string")
     experiment = Experiment(name.strip(), path, space, runs, tuple(arms), budgets, seeds, prune, train, claims,
-                            pruner, float(tolerance), heartbeat, data.get("description", ""), data.get("paper", ""))
+                            early_stopping, float(tolerance), heartbeat, data.get("description", ""), data.get("paper", ""))
     from ..recipe import Recipe
 
     for run in runs:  # every run's settings and pre-training recipe parse, before anything trains

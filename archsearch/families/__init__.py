@@ -1,17 +1,17 @@
 """Search-space (model) families, registered by name in one registry (timm-style).
 
 A family turns ``(hparams, genes)`` into a layer graph and a graph into a ``torch.nn.Module``.
-Add one by subclassing :class:`Family` and decorating it with :func:`register_family`. Families
+Add one by subclassing :class:`ModelFamily` and decorating it with :func:`register_family`. Families
 never import :mod:`archsearch.genotype` (a genotype imports its family, not the other way round):
 :func:`archsearch.create_genotype`, the factory of genotypes by model name, lives there.
 """
 from __future__ import annotations
 
-from ._base import FAMILY_REGISTRY, Family, family_names, get_family, register_family
+from ._base import FAMILY_REGISTRY, Family, ModelFamily, family_names, get_family, register_family
 from . import wrn as _wrn  # noqa: F401  (registers wrn, wrn-bottleneck)
 from . import graph as _graph  # noqa: F401  (registers graph: imported networks)
 
-__all__ = ["Family", "FAMILY_REGISTRY", "register_family", "get_family", "family_names", "create_genotype"]
+__all__ = ["ModelFamily", "Family", "FAMILY_REGISTRY", "register_family", "get_family", "family_names", "create_genotype"]
 
 
 def __getattr__(name: str):  # noqa: ANN202  (PEP 562: the factory's old home, without an import circle)

@@ -14,10 +14,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..genotype import Genotype
 
 #: every model family by name (``register_family`` adds one)
-FAMILY_REGISTRY: Registry["Family"] = Registry("model family", error=UnknownFamilyError)
+FAMILY_REGISTRY: Registry["ModelFamily"] = Registry("model family", error=UnknownFamilyError)
 
 
-class Family(ABC):
+class ModelFamily(ABC):
     """One search space: which widths are free (genes) and how they become a network."""
 
     name: ClassVar[str]
@@ -90,13 +90,13 @@ class Family(ABC):
         return "/".join(str(w) for _, w, _ in self.stages(genotype))
 
 
-def register_family(cls: type[Family]) -> type[Family]:
+def register_family(cls: type[ModelFamily]) -> type[ModelFamily]:
     """Class decorator: make a family available by its ``name`` to files, CLI and API."""
     FAMILY_REGISTRY.register(cls.name, cls())
     return cls
 
 
-def get_family(name: str) -> Family:
+def get_family(name: str) -> ModelFamily:
     return FAMILY_REGISTRY.get(name)
 
 
@@ -138,3 +138,8 @@ def same_structure(found: nx.DiGraph, expected: nx.DiGraph) -> None:
     for s, t in found.edges:
         if not expected.has_edge(s, t):
             raise GenotypeError(f"edge {s!r} -> {t!r} is not part of this family's graph")
+
+
+#: the old name of :class:`ModelFamily` ("family" also names the family file and, in studies, the
+#: compared arms); kept for one version
+Family = ModelFamily

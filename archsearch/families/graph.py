@@ -14,7 +14,7 @@ import networkx as nx
 
 from ..errors import GenotypeError
 from ..graph import PRODUCERS, attr, inputs_of, set_widths, shapes, width_forms
-from ._base import Family, register_family
+from ._base import ModelFamily, register_family
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -38,7 +38,7 @@ def _size(value: Any) -> list[int] | None:
 
 
 @register_family
-class GraphFamily(Family):
+class GraphFamily(ModelFamily):
     name = "graph"
     defaults = {"in_channels": None, "num_classes": None, "input_size": None}
 

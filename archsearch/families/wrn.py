@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import networkx as nx
 
 from ..errors import GenotypeError
-from ._base import Family, register_family
+from ._base import ModelFamily, register_family
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -30,7 +30,7 @@ def _positive_int(hparams: Mapping[str, Any], key: str, minimum: int = 1) -> int
 
 
 @register_family
-class WRN(Family):
+class WRN(ModelFamily):
     name = "wrn"
     block = "basic"
     #: stage widths at widen factor 1 (a stage's width is ``round(base * widen)``)

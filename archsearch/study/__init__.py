@@ -1,8 +1,8 @@
-"""Optuna studies: train every candidate from scratch and compare families at each budget.
+"""Optuna studies: train every candidate from scratch and compare arms at each budget.
 
 The pieces, each usable alone from Python:
 
-* :mod:`.candidates` -- the genotype each family (``pruned-linear``, ``pruned-fit``,
+* :mod:`.candidates` -- the genotype each arm (``pruned-linear``, ``pruned-fit``,
   ``pruned-raw``, ``uniform``, ``bottleneck``, ``bottleneck-block``) proposes at a budget;
 * :mod:`.settings` -- the experiment as one value, checked before anything trains, and the
   fingerprint that keeps one study name to one experiment;

@@ -146,13 +146,13 @@ def make_arms(kinds: Sequence[str], sources: Sequence[Source]) -> list[Arm]:
     """Arms for ``kinds``: each pruned kind once per source it reads, each baseline once."""
     arms: list[Arm] = []
     for kind in kinds:
-        ARM_REGISTRY.check(kind, where="--families")
+        ARM_REGISTRY.check(kind, where="--arms")
         if kind in PRUNED_KINDS:
             if not sources:
-                raise ArchsearchError(f"--families: {kind} needs a pruned family: pass --pruned FILE")
+                raise ArchsearchError(f"--arms: {kind} needs a pruning trajectory: pass --pruned FILE")
             mine = sources_for(kind, sources)
             if not mine:
-                raise ArchsearchError(f"--families: {kind} needs a pruning run of the random criterion "
+                raise ArchsearchError(f"--arms: {kind} needs a pruning run of the random criterion "
                                       "(archsearch prune --criterion random); none of the --pruned files is one")
             arms.extend(Arm(kind, s.label, len(sources) > 1) for s in mine)
         else:
@@ -160,7 +160,7 @@ def make_arms(kinds: Sequence[str], sources: Sequence[Source]) -> list[Arm]:
     names = [a.name for a in arms]
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
-        raise ArchsearchError(f"--families: {duplicate} is listed twice")
+        raise ArchsearchError(f"--arms: {duplicate} is listed twice")
     return arms
 
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..train import TrainResult
     from .candidates import Candidate
 
-__all__ = ["Objective", "IdleTrial", "make_pruner"]
+__all__ = ["Objective", "IdleTrial", "make_early_stopping", "make_pruner"]
 
 
 class IdleTrial(Exception):
@@ -40,8 +40,8 @@ class IdleTrial(Exception):
     """
 
 
-def make_pruner(name: str, epochs: int) -> "optuna.pruners.BasePruner":
-    """The Optuna pruner for ``--pruner``; warm-up scales with the number of epochs."""
+def make_early_stopping(name: str, epochs: int) -> "optuna.pruners.BasePruner":
+    """The early-stopping rule for ``--early-stopping`` (an Optuna "pruner"); warm-up scales with the epochs."""
     import optuna
 
     if name == "none":
@@ -51,6 +51,10 @@ def make_pruner(name: str, epochs: int) -> "optuna.pruners.BasePruner":
     if name == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, epochs // 8), reduction_factor=3)
     raise ValueError(name)
+
+
+#: deprecated name of :func:`make_early_stopping`, kept for one version
+make_pruner = make_early_stopping
 
 
 def _worker() -> str:
@@ -215,11 +219,11 @@ class Objective:
             trial.report(record["val_error"], record["epoch"])
             if record["epoch"] < recipe.epochs and trial.should_prune():
                 trial.set_user_attr("history", history)
-                trial.set_user_attr("pruned_at_epoch", record["epoch"])
+                trial.set_user_attr("stopped_at_epoch", record["epoch"])
                 trial.set_user_attr("val_error", record["val_error"])
                 trial.set_user_attr("test_error", record["test_error"])
                 trial.set_user_attr("trial_s", time.perf_counter() - start)
-                raise optuna.TrialPruned(f"stopped after epoch {record['epoch']} by the {s.pruner} pruner")
+                raise optuna.TrialPruned(f"stopped after epoch {record['epoch']} by the {s.early_stopping} rule")
 
         train = self._train
         if train is None:

@@ -45,7 +45,7 @@ REPORT_FORMAT = "archsearch.study-report"
 ALPHA = 0.05
 #: per-trial columns of trials.csv, in order
 TRIAL_COLUMNS = ("number", "state", "arm", "kind", "source", "budget", "seed", "params", "macs", "val_error",
-                 "test_error", "best_val_error", "best_test_error", "best_epoch", "epochs", "pruned_at_epoch",
+                 "test_error", "best_val_error", "best_test_error", "best_epoch", "epochs", "stopped_at_epoch",
                  "wall_s", "device", "worker")
 
 
@@ -75,6 +75,8 @@ def load_results(storage: str, study_name: str) -> StudyResults:
             continue
         record = {"number": t.number, "state": t.state.name, "value": t.value, "params_optuna": dict(t.params)}
         record.update({k: v for k, v in attrs.items()})
+        if "pruned_at_epoch" in record:  # the attribute's name before 0.2
+            record.setdefault("stopped_at_epoch", record.pop("pruned_at_epoch"))
         record.setdefault("params", None)
         trials.append(record)
     return StudyResults(study_name, safe_url(storage), settings, trials)
@@ -216,7 +218,7 @@ def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
 
 
 def leaderboard(results: StudyResults, *, alpha: float = ALPHA) -> list[LeaderboardRow]:
-    """Mean ± std of test error per family x budget, best per budget marked, gaps tested."""
+    """Mean ± std of test error per arm x budget, best per budget marked, gaps tested."""
     arms = list(results.settings.get("arms", []))
     budgets = list(results.settings.get("budgets", []))
     for t in results.trials:  # search studies (or old settings) may hold others
@@ -344,7 +346,7 @@ def leaderboard_table(rows: Sequence[LeaderboardRow]) -> tuple[list[str], list[l
         test = "-" if r.test_mean is None else (
             f"{_pct(r.test_mean)} ± {_pct(r.test_std)}" if r.test_std is not None else f"{_pct(r.test_mean)}")
         verdict = "" if r.best else ("?" if r.significant is None else "yes" if r.significant else "no")
-        seeds = f"{r.n}" + (f" (+{r.pruned} pruned)" if r.pruned else "") + (f" ({r.failed} failed)" if r.failed else "")
+        seeds = f"{r.n}" + (f" (+{r.pruned} stopped early)" if r.pruned else "") + (f" ({r.failed} failed)" if r.failed else "")
         out.append([format_count(r.budget), r.arm, "-" if r.params is None else f"{r.params:,}", seeds, test,
                     _pct(r.val_mean), "" if r.best or r.gap is None else f"+{100 * r.gap:.2f}",
                     "" if r.p_value is None else f"{r.p_value:.3f}", "" if r.p_holm is None else f"{r.p_holm:.3f}",

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..data import check_fits, get_dataset_spec, load_dataset
-from .objective import IdleTrial, Objective, make_pruner
+from .objective import IdleTrial, Objective, make_early_stopping
 from .settings import StudySettings
 from .storage import DEFAULT_HEARTBEAT, DEFAULT_STORAGE, MAX_RETRY, open_storage, open_study, retry_callback, safe_url
 
@@ -145,7 +145,7 @@ def run_study(settings: StudySettings, *, study_name: str, storage: "str | optun
         url = safe_url(storage if isinstance(storage, str) else getattr(storage, "url", "storage"))
         sampler = (optuna.samplers.TPESampler(constant_liar=True) if settings.mode == "search"
                    else optuna.samplers.RandomSampler())
-        pruner = make_pruner(settings.pruner, settings.recipe.epochs)
+        pruner = make_early_stopping(settings.early_stopping, settings.recipe.epochs)
         study, created = open_study(settings, store, study_name, sampler=sampler, pruner=pruner, log=log)
         summary = RunSummary(study_name, url, created, total=cap)
         log(f"{'created' if created else 'joined'} study {study_name} in {url}: "

@@ -19,10 +19,13 @@ from ..names import (EARLY_STOPPING, EARLY_STOPPING_REGISTRY, EVALUATED_KINDS, S
 from ..recipe import Recipe, budget_epochs
 from .candidates import RAW_TOLERANCE, SCRATCH_B_MAX_SCALE, Arm, Candidate, Source, make_arms, make_candidate
 
-__all__ = ["StudySettings", "Cell", "MODES", "PRUNERS", "SEARCHES", "SETTINGS_FORMAT", "SETTINGS_VERSION",
+__all__ = ["StudySettings", "Cell", "MODES", "EARLY_STOPPING_RULES", "PRUNERS", "SEARCHES", "SETTINGS_FORMAT", "SETTINGS_VERSION",
            "settings_diff"]
 
 MODES = STUDY_MODES
+EARLY_STOPPING_RULES = EARLY_STOPPING
+#: deprecated name of :data:`EARLY_STOPPING_RULES` (Optuna calls early stopping "pruning"; here
+#: "pruned" means channel-pruned), kept for one version
 PRUNERS = EARLY_STOPPING
 #: what ``--mode search`` searches: the candidate (arm, and which pruned member to scale), or the recipe
 SEARCHES = STUDY_SEARCHES
@@ -45,7 +48,7 @@ class Cell:
 
 @dataclass(frozen=True)
 class StudySettings:
-    """The experiment: arms x budgets x seeds, the data, the recipe, the mode and the pruner."""
+    """The experiment: arms x budgets x seeds, the data, the recipe, the mode and the early-stopping rule."""
 
     arms: tuple[Arm, ...]
     budgets: tuple[int, ...]
@@ -58,7 +61,8 @@ class StudySettings:
     widen: float = 1.0
     mode: str = "grid"
     search: str = "candidate"
-    pruner: str = "none"
+    #: Optuna's trial pruner, by name (``none``, ``median``, ``halving``)
+    early_stopping: str = "none"
     raw_tolerance: float = RAW_TOLERANCE
     #: (arm name, budget) pairs dropped because the arm cannot reach the budget
     skipped: tuple[tuple[str, int], ...] = ()
@@ -72,25 +76,32 @@ class StudySettings:
     @classmethod
     def build(cls, *, kinds: Sequence[str], budgets: Sequence[int], seeds: Sequence[int], data: str,
               recipe: Recipe, sources: Sequence[Source] = (), hparams: Mapping[str, Any] | None = None,
-              widen: float = 1.0, mode: str = "grid", search: str = "candidate", pruner: str = "none",
+              widen: float = 1.0, mode: str = "grid", search: str = "candidate", early_stopping: str = "none",
               raw_tolerance: float = RAW_TOLERANCE, skip_unreachable: bool = False,
-              reference_macs: int | None = None, reference: Genotype | None = None) -> "StudySettings":
+              reference_macs: int | None = None, reference: Genotype | None = None,
+              pruner: str | None = None) -> "StudySettings":
         """Check the request and every candidate it implies (pure arithmetic, before any training).
 
         A budget an arm cannot reach is a :class:`BudgetError`, unless ``skip_unreachable``, which
         drops that (arm, budget) pair and records it in :attr:`skipped`.
         """
         STUDY_MODE_REGISTRY.check(mode, where="--mode")
-        EARLY_STOPPING_REGISTRY.check(pruner, where="--pruner")
+        if pruner is not None:  # the deprecated keyword
+            import warnings
+
+            warnings.warn("StudySettings.build(pruner=...) is deprecated; use early_stopping=...", DeprecationWarning,
+                          stacklevel=2)
+            early_stopping = pruner
+        EARLY_STOPPING_REGISTRY.check(early_stopping, where="--early-stopping")
         STUDY_SEARCH_REGISTRY.check(search, where="--search")
         if not kinds:
-            raise ArchsearchError("--families: expected at least one family")
+            raise ArchsearchError("--arms: expected at least one arm")
         if not budgets:
             raise BudgetError("--budgets: expected at least one budget")
         seeds = tuple(seeds)
         if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
             raise ArchsearchError(f"--seeds: {','.join(map(str, seeds)) or 'nothing'} is invalid; expected integers >= 0")
-        for what, values in (("--seeds", seeds), ("--budgets", budgets), ("--families", kinds)):
+        for what, values in (("--seeds", seeds), ("--budgets", budgets), ("--arms", kinds)):
             if len(set(values)) != len(values):
                 raise ArchsearchError(f"{what}: a value is listed twice")
         labels = [s.label for s in sources]
@@ -106,9 +117,9 @@ class StudySettings:
             if len(seeds) != 1:
                 raise ArchsearchError("--mode search trains each trial once; pass one seed")
             if search == "recipe" and len(arms) != 1:
-                raise ArchsearchError("--search recipe tunes the training of one family; pass one family")
+                raise ArchsearchError("--search recipe tunes the training of one arm; pass one arm")
         settings = cls(tuple(arms), tuple(int(b) for b in budgets), seeds, data, recipe, tuple(sources),
-                       dict(hparams) if hparams is not None else None, float(widen), mode, search, pruner,
+                       dict(hparams) if hparams is not None else None, float(widen), mode, search, early_stopping,
                        float(raw_tolerance), (), reference_macs, reference)
         skipped = []
         for arm in settings.arms:
@@ -123,7 +134,7 @@ class StudySettings:
         if skipped:
             settings = replace(settings, skipped=tuple(skipped))
             if not settings.cells():
-                raise BudgetError("--skip-unreachable: no family reaches any of the budgets; nothing to run")
+                raise BudgetError("--skip-unreachable: no arm reaches any of the budgets; nothing to run")
         return settings
 
     # -- the grid ------------------------------------------------------------------------------
@@ -183,7 +194,8 @@ class StudySettings:
             "format": SETTINGS_FORMAT, "version": SETTINGS_VERSION,
             "mode": self.mode, "search": self.search if self.mode == "search" else None,
             "arms": self.arm_names, "budgets": list(self.budgets), "seeds": list(self.seeds),
-            "data": self.data, "recipe": self.recipe.to_dict(), "pruner": self.pruner,
+            "data": self.data, "recipe": self.recipe.to_dict(),
+            "pruner": self.early_stopping,  # the stored key keeps its old name: studies made before still join
             "sources": {s.label: s.digest for s in self.sources},
             "hparams": dict(self.hparams) if self.hparams is not None else None, "widen": self.widen,
             "raw_tolerance": self.raw_tolerance, "skipped": [list(p) for p in self.skipped],
