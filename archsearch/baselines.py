@@ -74,7 +74,7 @@ def baseline(kind: str, hparams: Mapping[str, Any], budget: int, *, widen: float
         direction = np.array([stage[n.split(".")[0]] if n.endswith(".inner") else 0.0 for n in template.genes])
         fixed = [n for n in template.genes if n.endswith(".width")]
         return land(template, direction, budget, fixed=fixed, what=f"the bottleneck baseline at widen {widen:g}"), "inner_ratio"
-    raise BASELINE_REGISTRY.unknown(kind, where="--kinds")
+    raise BASELINE_REGISTRY.unknown(kind, where="kinds")
 
 
 def baselines(source: "Mapping[str, Any] | Genotype | SearchSpace", budgets: Sequence[int],

@@ -22,7 +22,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from .errors import ArchsearchError
-from .family import Family, Member
+from .family import Family, Member, widths_template
 from .genotype import Genotype
 from .landing import Landing, land
 from .names import DERIVE_METHOD_REGISTRY, DERIVE_METHODS, PICKS
@@ -46,7 +46,7 @@ def pick_member(family: Family, pick: str | int, budget: int) -> int:
     if isinstance(pick, int) or (isinstance(pick, str) and pick.lstrip("-").isdigit()):
         i = int(pick)
         if not -len(family) <= i < len(family):
-            raise ArchsearchError(f"--pick: index {i} is out of range; the family has {len(family)} members")
+            raise ArchsearchError(f"pick: index {i} is out of range; the family has {len(family)} members")
         return i % len(family)
     if pick == "first":
         return 0
@@ -59,9 +59,9 @@ def pick_member(family: Family, pick: str | int, budget: int) -> int:
         errors = [m.metrics.get("val_error") for m in family]
         scored = [(e, i) for i, e in enumerate(errors) if isinstance(e, (int, float))]
         if not scored:
-            raise ArchsearchError("--pick best: no member has a metrics.val_error to rank by")
+            raise ArchsearchError("pick best: no member has a metrics.val_error to rank by")
         return min(scored)[1]
-    raise ArchsearchError(f"--pick: {pick!r} is not understood; expected one of {', '.join(PICKS)}")
+    raise ArchsearchError(f"pick: {pick!r} is not understood; expected one of {', '.join(PICKS)}")
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ class Derivation(NamedTuple):
 def derive(source: Family | Genotype, budgets: Sequence[int], *, method: str = "linear",
            pick: str | int = "nearest", metadata: dict | None = None) -> Derivation:
     """Genotypes at ``budgets`` from a family (or one genotype); see :class:`Derivation`."""
-    DERIVE_METHOD_REGISTRY.check(method, where="--method")
+    DERIVE_METHOD_REGISTRY.check(method, where="method")
     family = Family.of([source]) if isinstance(source, Genotype) else source
     if not len(family):
         raise ArchsearchError("the source family is empty; expected at least one genotype")
@@ -164,11 +164,11 @@ def derive(source: Family | Genotype, budgets: Sequence[int], *, method: str = "
     if method == "linear":
         for budget in budgets:
             i = pick_member(family, pick, budget)
-            src = family[i].genotype
+            src, genes = widths_template(family[i])  # a stored member scales without being built
             if budget > largest * 1.001:
                 notes.append(f"budget {budget:,} is above the largest source genotype ({largest:,} parameters): "
                              "linear scaling widens it beyond anything the pruning run reached")
-            direction = np.array(list(src.genes.values()), dtype=float)
+            direction = np.array(genes, dtype=float)
             rows.append(Derived(land(src, direction, budget, what=f"scaling members[{i}]"), "linear", i))
     else:  # fit
         if len(family) < 2:

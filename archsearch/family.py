@@ -34,7 +34,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from ._jsonio import atomic_write_json, check_header, read_json
 from .errors import ArchsearchError, FileFormatError
-from .genotype import Genotype
+from .genotype import Genotype, structure_of
 from .names import MEMBER_FORMS
 
 __all__ = ["Family", "Member", "load_family", "select_member", "MEMBER_FORMS", "FAMILY_FORMAT", "FAMILY_VERSION"]
@@ -128,6 +128,26 @@ class _Stored:
             if stored != counted:
                 raise FileFormatError(f"{self.where}.{key}: the file says {stored!r} but the genotype counts {counted}")
         return genotype
+
+
+def widths_template(member: Member) -> tuple[Genotype, tuple[int, ...]]:
+    """A genotype whose ``with_genes`` builds what ``member.genotype.with_genes`` would, and the
+    member's widths in that genotype's gene order: for a version-2 member not yet built, a genotype of
+    the member's structure where the family names it (:func:`archsearch.genotype.structure_of`), the
+    member's ``params`` and ``macs`` then checked on that structure's shared cost model, so that
+    scaling a member (``derive``) need not build it; otherwise the member's own genotype."""
+    stored = member._stored  # noqa: SLF001
+    if member._genotype is None and stored is not None:  # noqa: SLF001
+        reference = stored.reference
+        genes = dict(zip(reference.genes, stored.genes))
+        shared = structure_of(reference, genes)
+        if shared is not None:
+            model, template = shared
+            w = [float(v) for v in stored.genes]
+            if (int(round(float(model.params(w)))), int(round(float(model.macs(w))))) == (stored.params, stored.macs):
+                return template, stored.genes
+    genotype = member.genotype  # builds it, and reports a file whose counts disagree
+    return genotype, tuple(genotype.genes.values())
 
 
 def _reproduce(reference: Genotype, genes: Mapping[str, int]) -> Genotype:

@@ -8,6 +8,7 @@ that loads is a network this version of archsearch would itself have built.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -17,6 +18,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Mapping
 
 import networkx as nx
+import numpy as np
 
 from ._jsonio import atomic_write_json, check_header, read_json
 from .errors import ArchsearchError, FileFormatError, GenotypeError, UnknownFamilyError
@@ -230,6 +232,46 @@ class Genotype:
     def __repr__(self) -> str:
         name = self.family if "depth" not in self.hparams else f"{self.family}-{self.hparams['depth']}"
         return f"Genotype({name}, widths {self.summary()}, params={self.params:,})"
+
+
+#: (family, hparams, origin, structure key) -> (the cost model of every genotype of that structure,
+#: compiled once from the graph the family builds; the genotype it was compiled from)
+_STRUCTURES: dict[tuple, tuple[CostModel, "Genotype"]] = {}
+_STRUCTURES_MAX = 256
+
+
+def structure_of(template: Genotype, genes: Mapping[str, int]) -> tuple[CostModel, Genotype] | None:
+    """The cost model of ``template.with_genes(genes)`` without building that genotype where the family
+    names its structure (:meth:`ModelFamily.structure_key`), and a genotype of that structure (which
+    ``with_genes`` builds the same networks as the one ``genes`` make); shared by every genotype of the
+    structure. ``None`` where the family cannot name it (build the genotype instead).
+
+    Exact: graphs of one structure differ only in widths, so they compile to the same terms in the
+    same order and count any widths to the same bits (the model's ``base`` is the first genotype's).
+    """
+    key = template.family_spec.structure_key(template.hparams, genes)
+    if key is None:
+        return None
+    key = (template.family, repr(sorted(template.hparams.items())), repr(sorted(template.origin.items())), key)
+    hit = _STRUCTURES.get(key)
+    if hit is None:
+        if len(_STRUCTURES) >= _STRUCTURES_MAX:
+            _STRUCTURES.clear()
+        genotype = template.with_genes(genes)
+        model = genotype.cost_model
+        for array in (model.p_coef, model.m_coef, model.a, model.b):
+            array.setflags(write=False)  # shared: nobody may change one structure's counts
+        hit = _STRUCTURES[key] = (model, genotype)
+    return hit
+
+
+def with_genes_counted(template: Genotype, genes: Mapping[str, int], model: CostModel) -> Genotype:
+    """``template.with_genes(genes)`` given its structure's shared ``model`` (from :func:`structure_of`),
+    which the new genotype then counts with instead of compiling its own."""
+    genotype = template.with_genes(genes)
+    base = np.array(list(genotype.genes.values()), dtype=float)
+    genotype.__dict__["cost_model"] = dataclasses.replace(model, base=base)
+    return genotype
 
 
 def load_genotype(path: str | os.PathLike[str]) -> Genotype:

@@ -15,7 +15,7 @@ from scipy.optimize import brentq
 
 from .budgets import format_count
 from .errors import BudgetError
-from .genotype import Genotype
+from .genotype import Genotype, structure_of, with_genes_counted
 
 __all__ = ["Landing", "land", "smallest_budget"]
 
@@ -46,26 +46,69 @@ def _bounds(template: Genotype, direction: np.ndarray, fixed: Collection[str]) -
     return lo, is_fixed
 
 
+class _Counts:
+    """True parameter counts of integer width vectors on ``template``'s genes, and the cost model each
+    is counted with, without building genotypes where the family names the structure (the model is
+    then shared by all widths of one structure; see :func:`structure_of`)."""
+
+    def __init__(self, template: Genotype) -> None:
+        self.template = template
+        self.names = list(template.genes)
+        self.memo: dict[tuple, tuple[int, object]] = {}
+        self.shared: set[tuple] = set()  # widths counted on a shared structure model
+
+    def build(self, w: np.ndarray) -> Genotype:
+        """The genotype of widths ``w``, counting on its structure's shared model where there is one."""
+        _, model = self(w)
+        if tuple(w.tolist()) in self.shared:
+            return with_genes_counted(self.template, self.genes(w), model)
+        return self.template.with_genes(self.genes(w))
+
+    def genes(self, w: np.ndarray) -> dict[str, int]:
+        return dict(zip(self.names, w.astype(int).tolist()))
+
+    def __call__(self, w: np.ndarray) -> tuple[int, object]:
+        """``(params, cost model)`` of the genotype with widths ``w``, as that genotype counts them."""
+        key = tuple(w.tolist())
+        hit = self.memo.get(key)
+        if hit is None:
+            genes = self.genes(w)
+            shared = structure_of(self.template, genes)
+            if shared is None:
+                genotype = self.template.with_genes(genes)
+                hit = (genotype.params, genotype.cost_model)
+            else:
+                model = shared[0]
+                hit = (int(round(float(model.params(w.astype(int).astype(float))))), model)
+                self.shared.add(key)
+            self.memo[key] = hit
+        return hit
+
+
 def smallest_budget(template: Genotype, direction: np.ndarray, fixed: Collection[str] = ()) -> int:
     """The fewest parameters this direction reaches: every scaled gene at its minimum."""
     lo, _ = _bounds(template, direction, fixed)
-    return template.with_genes(dict(zip(template.genes, lo.astype(int).tolist()))).params
+    return _Counts(template)(lo)[0]
 
 
 def land(template: Genotype, direction: np.ndarray, budget: int, *, fixed: Collection[str] = (),
          what: str = "genotype") -> Landing:
-    """Widths ``round(scale * direction)`` (fixed genes kept) whose count is nearest ``budget``."""
+    """Widths ``round(scale * direction)`` (fixed genes kept) whose count is nearest ``budget``.
+
+    Candidate widths are counted on cost models (one per structure, see :class:`_Counts`); only the
+    landed genotype is built.
+    """
     direction = np.asarray(direction, dtype=float)
     names = list(template.genes)
     lo, is_fixed = _bounds(template, direction, fixed)
     base = np.array(list(template.genes.values()), dtype=float)
-    minimum = template.with_genes(dict(zip(names, lo.astype(int).tolist())))
-    if budget < minimum.params:
+    count = _Counts(template)
+    min_params, model = count(lo)
+    if budget < min_params:
         raise BudgetError(
             f"budget {format_count(budget)} ({budget:,}) is below what {what} can reach; "
-            f"the smallest feasible budget is {minimum.params:,} parameters"
+            f"the smallest feasible budget is {min_params:,} parameters"
         )
-    model = minimum.cost_model
 
     def widths(f: float) -> np.ndarray:
         return np.where(is_fixed, base, np.maximum(lo, f * direction))
@@ -83,30 +126,30 @@ def land(template: Genotype, direction: np.ndarray, budget: int, *, fixed: Colle
     step = np.array([template.quantum[n] for n in names], dtype=float)  # grouped convs move in groups
     w = np.maximum(lo, np.round(target / step) * step)
     movable = np.flatnonzero(~is_fixed & (direction > 0))
-    candidate = template.with_genes(dict(zip(names, w.astype(int).tolist())))
-    best, best_w = candidate, w
+    params, model = count(w)
+    best, best_w = params, w
     for _ in range(4):  # a step can flip the topology (a projection shortcut appears): recompile
-        model = candidate.cost_model
         w = _repair(model, w, lo, target, movable, budget, step)
-        candidate = template.with_genes(dict(zip(names, w.astype(int).tolist())))
-        exact = candidate.params == int(round(float(model.params(w))))
-        if abs(candidate.params - budget) < abs(best.params - budget):
-            best, best_w = candidate, w
+        params, next_model = count(w)
+        exact = params == int(round(float(model.params(w))))
+        if abs(params - budget) < abs(best - budget):
+            best, best_w = params, w
         if exact:
-            best, best_w = candidate, w
+            best, best_w = params, w
             break
+        model = next_model
     else:
         # the repair kept crossing a topology change its compiled model cannot see (e.g. the first
         # stage's width meeting the stem's, which removes a projection shortcut): finish with steps
         # judged by the true count
-        best = _polish(template, names, best_w, lo, movable, budget, step)
-    return Landing(best, budget, scale)
+        best_w = _polish(count, best_w, lo, movable, budget, step)
+    return Landing(count.build(best_w), budget, scale)
 
 
-def _polish(template: Genotype, names: list, w: np.ndarray, lo: np.ndarray, movable: np.ndarray,
-            budget: int, quantum: np.ndarray) -> Genotype:
-    """Greedy single-channel steps, each evaluated on the genotype it makes (slow, exact)."""
-    best = template.with_genes(dict(zip(names, w.astype(int).tolist())))
+def _polish(count: _Counts, w: np.ndarray, lo: np.ndarray, movable: np.ndarray,
+            budget: int, quantum: np.ndarray) -> np.ndarray:
+    """Greedy single-channel steps, each judged by the true count of the widths it makes."""
+    best = count(w)[0]
     while True:
         step = None
         for j in movable:
@@ -115,11 +158,11 @@ def _polish(template: Genotype, names: list, w: np.ndarray, lo: np.ndarray, mova
                 trial[j] += s * quantum[j]
                 if trial[j] < lo[j]:
                     continue
-                genotype = template.with_genes(dict(zip(names, trial.astype(int).tolist())))
-                if abs(genotype.params - budget) < abs((step or (best,))[0].params - budget):
-                    step = (genotype, trial)
+                params = count(trial)[0]
+                if abs(params - budget) < abs((step or (best,))[0] - budget):
+                    step = (params, trial)
         if step is None:
-            return best
+            return w
         best, w = step
 
 
@@ -150,6 +193,8 @@ def _repair(model, w: np.ndarray, lo: np.ndarray, target: np.ndarray, movable: n
     for _ in range(100 * n):
         err = abs(float(model.params(w)) - budget)
         for moves in (singles, swaps) if err > SWAP_ABOVE * budget else (singles,):
+            if not len(moves):  # one movable gene: no swaps
+                continue
             trial = w[None, :] + moves
             new_err = np.abs(model.params(trial) - budget)
             new_err[(trial < lo).any(axis=1)] = np.inf

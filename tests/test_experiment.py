@@ -85,6 +85,8 @@ def test_the_shipped_experiment_files_load():
     (("[train]\nepochs = 1", "[train]\nepochs = 0"), "epochs"),
     (('name = "tiny"', 'name = "tiny"\ncolour = "red"'), "unknown key 'colour'"),
     (("pretrain = { epochs = 1 }\n\n[study]", "pretrain = { epochs = 1 }\nseed = 3\n\n[study]"), "runs[1].seed"),
+    (('label = "random"\ncriterion = "random"', 'label = "random"\ncriterion = "l1"'),
+     "study.arms: expected a [[runs]] table with criterion = \"random\""),
 ])
 def test_a_bad_experiment_file_is_one_line_naming_the_file_and_field(tmp_path, capsys, change, message):
     old, new = change

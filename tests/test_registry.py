@@ -144,17 +144,24 @@ def test_old_names_still_work():
     assert issubclass(UnknownFamilyError, UnknownNameError) and archsearch.UnknownNameError is UnknownNameError
 
 
-def test_library_errors_name_the_flag():
+def test_library_errors_name_the_parameter_and_the_cli_names_the_flag(tmp_path, capsys):
+    from archsearch.cli import main
     from archsearch.derive import derive
     from archsearch.study.candidates import make_arms
 
     g = archsearch.create_genotype("wrn-16-1")
-    with pytest.raises(UnknownNameError, match="^--method: unknown derive method 'quadratic'; expected one of linear"):
+    with pytest.raises(UnknownNameError, match="^method: unknown derive method 'quadratic'; expected one of linear"):
         derive(g, [10_000], method="quadratic")
-    with pytest.raises(UnknownNameError, match="^--arms: unknown arm 'wide'; expected one of pruned-linear"):
+    with pytest.raises(UnknownNameError, match="^arms: unknown arm 'wide'; expected one of pruned-linear"):
         make_arms(["wide"], [])
-    with pytest.raises(UnknownNameError, match="^--kinds: unknown baseline 'tiny'"):
+    with pytest.raises(UnknownNameError, match="^kinds: unknown baseline 'tiny'"):
         archsearch.baseline("tiny", dict(g.hparams), 10_000)
+    # the same errors from the command line name the flag the value came from
+    g.save(tmp_path / "g.json")
+    assert main(["derive", "--from", str(tmp_path / "g.json"), "--budgets", "10k", "--pick", "middle"]) == 2
+    assert capsys.readouterr().err.startswith("archsearch: error: --pick: 'middle' is not understood")
+    assert main(["study", "run", "--budgets", "2k", "--arms", "wide", "--storage", f"sqlite:///{tmp_path / 's.db'}"]) == 2
+    assert capsys.readouterr().err.startswith("archsearch: error: --arms: unknown arm 'wide'")
 
 
 def test_register_a_custom_family_and_data_set():

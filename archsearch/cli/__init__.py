@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.showwarning = _show_warning
             return int(args._command.run(args) or 0)
     except ArchsearchError as exc:
-        print(f"archsearch: error: {exc}", file=sys.stderr)
+        print(f"archsearch: error: {_as_flags(str(exc), parser, verb)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("archsearch: interrupted", file=sys.stderr)
@@ -105,6 +105,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+#: library parameters whose flag has another name
+_FLAG_OF = {"sources": "--pruned"}
+
+
+def _as_flags(message: str, parser: argparse.ArgumentParser, verb: str | None) -> str:
+    """The library names what it was given by parameter (``arms: ...``, ``(skip_unreachable ...``); on the
+    command line the same value came from a flag, so the message names the flag (``--arms: ...``)."""
+    flags = dict(_FLAG_OF)
+    stack = [parser]
+    while stack:
+        p = stack.pop()
+        for action in p._actions:  # noqa: SLF001 - argparse keeps its actions here
+            if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+                stack.extend(sub for name, sub in action.choices.items() if name == verb or p is not parser)
+            elif action.option_strings and action.dest not in ("help", "version"):
+                long = [o for o in action.option_strings if o.startswith("--")]  # a renamed flag: its new name
+                flags.setdefault(action.dest, long[0] if long else action.option_strings[0])
+
+    def flag(found: re.Match) -> str:
+        return found.group(1) + flags[found.group(2)] + found.group(3)
+
+    names = "|".join(re.escape(n) for n in sorted(flags, key=len, reverse=True))
+    return re.sub(rf"(^|\()({names})([: ])", flag, message) if names else message
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001

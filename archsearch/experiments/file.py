@@ -169,11 +169,16 @@ class Experiment:
         hparams, widen = (baseline_template(sources, self.space)
                           if any(a in BASELINES for a in self.arms) and reference is None else (None, 1.0))
         data = self.space.data.get("name")
-        return StudySettings.build(
-            kinds=list(self.arms), budgets=list(budgets), seeds=list(self.seeds), data=str(data),
-            recipe=self.recipe(), sources=sources, hparams=hparams, widen=widen, early_stopping=self.early_stopping,
-            raw_tolerance=self.raw_tolerance, skip_unreachable=True,
-            reference_macs=self.space.base_genotype().macs, reference=reference)
+        try:
+            return StudySettings.build(
+                kinds=list(self.arms), budgets=list(budgets), seeds=list(self.seeds), data=str(data),
+                recipe=self.recipe(), sources=sources, hparams=hparams, widen=widen,
+                early_stopping=self.early_stopping, raw_tolerance=self.raw_tolerance, skip_unreachable=True,
+                reference_macs=self.space.base_genotype().macs, reference=reference)
+        except ArchsearchError as exc:  # the library names its parameter; here it is a field of this file
+            if str(exc).split(":", 1)[0].split(" ", 1)[0] in ("arms", "budgets", "seeds", "early_stopping"):
+                raise type(exc)(f"{self.path}: study.{exc}") from None
+            raise
 
 
 def pruned_budgets(experiment: Experiment, families: Mapping[str, tuple[str, "Family"]]) -> tuple[int, ...]:
@@ -256,6 +261,8 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
                             early_stopping, float(tolerance), heartbeat, data.get("description", ""), data.get("paper", ""))
     from ..recipe import Recipe
 
+    if "random-pruned" in arms and not any(experiment.prune_settings(r).criterion == "random" for r in runs):
+        raise bad("study.arms", "a [[runs]] table with criterion = \"random\" for random-pruned (its control runs)")
     for run in runs:  # every run's settings and pre-training recipe parse, before anything trains
         experiment.prune_settings(run)
         Recipe.from_dict({**space.train, **run.pretrain}, source=f"{where}: runs[{run.name}].pretrain")

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Hashable, Mapping
 
 import networkx as nx
 
@@ -75,6 +75,13 @@ class ModelFamily(ABC):
         """The graph of ``genotype`` with every gene set to ``genes`` (the topology follows);
         :meth:`Genotype.with_genes` checks it and wraps it in a genotype."""
         return self.build_graph(genotype.hparams, genes)
+
+    def structure_key(self, hparams: Mapping[str, Any], genes: Mapping[str, int]) -> Hashable | None:
+        """A value that fixes the graph these widths build up to the widths themselves (its nodes,
+        edges and liveness), so that genotypes with equal keys share one cost model; ``None`` where the
+        family cannot tell without building the graph, or where these widths would not build.
+        The default: ``None``."""
+        return None
 
     def check_graph(self, hparams: Mapping[str, Any], graph: nx.DiGraph) -> None:
         """Family rules on a loaded graph: by default it must be the graph its genes build."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import networkx as nx
 
 from ..errors import GenotypeError
+from ..graph import MAX_WIDTH
 from ._base import ModelFamily, register_family
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,6 +75,20 @@ class WRN(ModelFamily):
             for b in range(1, self.blocks_per_stage(hparams) + 1):
                 genes[f"s{s}.b{b}.inner"] = max(1 if inner_ratio > 0 else 0, round(width * inner_ratio))
         return genes
+
+    def structure_key(self, hparams: Mapping[str, Any], genes: Mapping[str, int]) -> tuple | None:
+        """Which genes are 0 (their blocks' branches vanish) and whether the first stage's width
+        differs from the stem's (a projection shortcut): the rest of the graph is fixed by hparams."""
+        names = self.gene_names(hparams)
+        if len(genes) != len(names):
+            return None
+        zero = []
+        for n in names:
+            v = genes.get(n)
+            if not isinstance(v, int) or isinstance(v, bool) or not self.min_width(n) <= v <= MAX_WIDTH:
+                return None  # build_graph or check_graph rejects it: let them say why
+            zero.append(v == 0)
+        return tuple(zero), genes["s1.width"] != hparams["stem_width"]
 
     # -- graph -------------------------------------------------------------------------------
     def _branch(self, g: nx.DiGraph, p: str, src: str, in_gene, inner: int, inner_gene: str,

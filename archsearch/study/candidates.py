@@ -146,21 +146,21 @@ def make_arms(kinds: Sequence[str], sources: Sequence[Source]) -> list[Arm]:
     """Arms for ``kinds``: each pruned kind once per source it reads, each baseline once."""
     arms: list[Arm] = []
     for kind in kinds:
-        ARM_REGISTRY.check(kind, where="--arms")
+        ARM_REGISTRY.check(kind, where="arms")
         if kind in PRUNED_KINDS:
             if not sources:
-                raise ArchsearchError(f"--arms: {kind} needs a pruning trajectory: pass --pruned FILE")
+                raise ArchsearchError(f"arms: {kind} needs a pruning trajectory (sources; --pruned FILE)")
             mine = sources_for(kind, sources)
             if not mine:
-                raise ArchsearchError(f"--arms: {kind} needs a pruning run of the random criterion "
-                                      "(archsearch prune --criterion random); none of the --pruned files is one")
+                raise ArchsearchError(f"arms: {kind} needs a pruning run of the random criterion "
+                                      "(archsearch prune --criterion random); none of the sources is one")
             arms.extend(Arm(kind, s.label, len(sources) > 1) for s in mine)
         else:
             arms.append(Arm(kind))
     names = [a.name for a in arms]
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
-        raise ArchsearchError(f"--arms: {duplicate} is listed twice")
+        raise ArchsearchError(f"arms: {duplicate} is listed twice")
     return arms
 
 

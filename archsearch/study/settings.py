@@ -85,39 +85,39 @@ class StudySettings:
         A budget an arm cannot reach is a :class:`BudgetError`, unless ``skip_unreachable``, which
         drops that (arm, budget) pair and records it in :attr:`skipped`.
         """
-        STUDY_MODE_REGISTRY.check(mode, where="--mode")
+        STUDY_MODE_REGISTRY.check(mode, where="mode")
         if pruner is not None:  # the deprecated keyword
             import warnings
 
             warnings.warn("StudySettings.build(pruner=...) is deprecated; use early_stopping=...", DeprecationWarning,
                           stacklevel=2)
             early_stopping = pruner
-        EARLY_STOPPING_REGISTRY.check(early_stopping, where="--early-stopping")
-        STUDY_SEARCH_REGISTRY.check(search, where="--search")
+        EARLY_STOPPING_REGISTRY.check(early_stopping, where="early_stopping")
+        STUDY_SEARCH_REGISTRY.check(search, where="search")
         if not kinds:
-            raise ArchsearchError("--arms: expected at least one arm")
+            raise ArchsearchError("arms: expected at least one arm")
         if not budgets:
-            raise BudgetError("--budgets: expected at least one budget")
+            raise BudgetError("budgets: expected at least one budget")
         seeds = tuple(seeds)
         if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
-            raise ArchsearchError(f"--seeds: {','.join(map(str, seeds)) or 'nothing'} is invalid; expected integers >= 0")
-        for what, values in (("--seeds", seeds), ("--budgets", budgets), ("--arms", kinds)):
+            raise ArchsearchError(f"seeds: {','.join(map(str, seeds)) or 'nothing'} is invalid; expected integers >= 0")
+        for what, values in (("seeds", seeds), ("budgets", budgets), ("arms", kinds)):
             if len(set(values)) != len(values):
                 raise ArchsearchError(f"{what}: a value is listed twice")
         labels = [s.label for s in sources]
         if len(set(labels)) != len(labels):
             twice = next(label for label in labels if labels.count(label) > 1)
-            raise ArchsearchError(f"--pruned: two files have the label {twice!r}; "
+            raise ArchsearchError(f"sources: two files have the label {twice!r}; "
                                   "name them with --pruned LABEL=FILE")
         arms = make_arms(kinds, sources)
         if mode == "search":
             if len(budgets) != 1:
-                raise BudgetError("--mode search compares candidates within one budget; pass one budget "
+                raise BudgetError("mode search compares candidates within one budget; pass one budget "
                                   "(one study per budget)")
             if len(seeds) != 1:
-                raise ArchsearchError("--mode search trains each trial once; pass one seed")
+                raise ArchsearchError("mode search trains each trial once; pass one seed")
             if search == "recipe" and len(arms) != 1:
-                raise ArchsearchError("--search recipe tunes the training of one arm; pass one arm")
+                raise ArchsearchError("search recipe tunes the training of one arm; pass one arm")
         settings = cls(tuple(arms), tuple(int(b) for b in budgets), seeds, data, recipe, tuple(sources),
                        dict(hparams) if hparams is not None else None, float(widen), mode, search, early_stopping,
                        float(raw_tolerance), (), reference_macs, reference)
@@ -128,13 +128,13 @@ class StudySettings:
                     settings.candidate(arm.name, budget)
                 except BudgetError as exc:
                     if not skip_unreachable:
-                        raise BudgetError(f"{arm.name} at {budget:,}: {exc} (skip_unreachable / --skip-unreachable "
+                        raise BudgetError(f"{arm.name} at {budget:,}: {exc} (skip_unreachable "
                                           "runs the reachable cells and lists the others)") from None
                     skipped.append((arm.name, budget))
         if skipped:
             settings = replace(settings, skipped=tuple(skipped))
             if not settings.cells():
-                raise BudgetError("--skip-unreachable: no arm reaches any of the budgets; nothing to run")
+                raise BudgetError("skip_unreachable: no arm reaches any of the budgets; nothing to run")
         return settings
 
     # -- the grid ------------------------------------------------------------------------------
