@@ -13,12 +13,16 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ._jsonio import read_text
 from .errors import ArchsearchError, SpaceError
 from .families import get_family
 from .genotype import Genotype, load_genotype
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .prune.settings import PruneSettings
+    from .recipe import Recipe
 
 __all__ = ["SearchSpace", "load_space", "resolve_space", "shipped_spaces", "SPACE_FORMAT", "SPACE_VERSION"]
 
@@ -43,6 +47,38 @@ class SearchSpace:
     prune: Mapping[str, Any] = field(default_factory=dict)
 
     genotype_file: Path | None = None
+
+    @property
+    def file(self) -> Path:
+        return self.path / "space.toml" if self.path.is_dir() else self.path
+
+    @property
+    def data_name(self) -> str:
+        """The data set the space trains on (``[data] name``)."""
+        name = self.data.get("name")
+        if not isinstance(name, str) or not name:
+            raise SpaceError(f"{self.file}: data.name is required, e.g. \"digits\"")
+        return name
+
+    def recipe(self, overrides: Mapping[str, Any] | None = None, *, source: object = None) -> "Recipe":
+        """The ``[train]`` table as a :class:`~archsearch.recipe.Recipe`, with ``overrides`` (e.g. Network
+        Slimming's ``bn_l1`` for pre-training); errors name ``source`` (default: this file's ``[train]``)."""
+        from .recipe import Recipe
+
+        return Recipe.from_dict({**self.train, **(overrides or {})}, source=source or f"{self.file} [train]")
+
+    def prune_settings(self, overrides: Mapping[str, Any] | None = None, *,
+                       source: object = None) -> "PruneSettings":
+        """The ``[prune]`` table as :class:`~archsearch.prune.settings.PruneSettings`, with ``overrides``.
+
+        A one-shot run asked for by ``overrides`` drops the table's ``max_prunes`` (the iterative
+        schedule's stop condition: a one-shot prune stops by ``fraction`` or ``target_params``)."""
+        from .prune.settings import PruneSettings
+
+        table, overrides = dict(self.prune), dict(overrides or {})
+        if overrides.get("one_shot") and "max_prunes" not in overrides:
+            table.pop("max_prunes", None)
+        return PruneSettings.from_dict({**table, **overrides}, source=source or f"{self.file} [prune]")
 
     def base_genotype(self) -> Genotype:
         """The unpruned network of the space (e.g. WRN-40-2, or the imported genotype it names)."""

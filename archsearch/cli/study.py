@@ -133,7 +133,7 @@ class StudyCommand(Command):
     def _settings(self, args: argparse.Namespace):  # noqa: ANN202
         from dataclasses import replace
 
-        from ..recipe import Recipe, get_recipe
+        from ..recipe import get_recipe
         from ..space import load_space
         from ..study.candidates import BASELINE_KINDS, baseline_template, load_source
         from ..study.settings import StudySettings
@@ -146,11 +146,11 @@ class StudyCommand(Command):
         if args.study_name is not None and not args.study_name.strip():
             raise ArchsearchError("--study-name: an empty name; give the study a name, or leave the flag out")
         sources = [load_source(path, label) for label, path in map(_pruned_arg, args.pruned)]
-        data = args.data or (space.data.get("name") if space else None) or "digits"
+        data = args.data or (space.data_name if space else None) or "digits"
         if args.recipe:
             recipe = get_recipe(args.recipe)
         elif space is not None and space.train:
-            recipe = Recipe.from_dict(space.train, source=f"{space.path / 'space.toml'}: [train]")
+            recipe = space.recipe()
         else:
             recipe = resolve_recipe(None, data)
         if args.epochs is not None:

@@ -146,17 +146,14 @@ class Experiment:
         A study with ``pruned-tuned`` needs the fine-tuned weights of the members nearest its
         budgets: an iterative run keeps exactly those (``save_weights``) unless told otherwise.
         """
-        from ..prune.settings import PruneSettings
-
-        values = {**self.space.prune, **self.prune, **run.overrides, "seed": run.seed}
-        if "pruned-tuned" in self.arms and self.budgets is not None and "save_weights" not in values:
+        values = {**self.prune, **run.overrides, "seed": run.seed}
+        if ("pruned-tuned" in self.arms and self.budgets is not None
+                and "save_weights" not in {**self.space.prune, **values}):
             values["save_weights"] = list(self.budgets)
-        return PruneSettings.from_dict(values, source=f"{self.path}: runs[{run.name}]")
+        return self.space.prune_settings(values, source=f"{self.path}: runs[{run.name}]")
 
     def recipe(self) -> "Recipe":
-        from ..recipe import Recipe
-
-        return Recipe.from_dict({**self.space.train, **self.train}, source=f"{self.path}: [train]")
+        return self.space.recipe(self.train, source=f"{self.path}: [train]")
 
     def study_settings(self, families: Mapping[str, tuple[str, "Family"]]) -> "StudySettings":
         """The study over finished pruning runs (``{run name: (pruned.json path, family)}``)."""
@@ -168,7 +165,7 @@ class Experiment:
         reference = baseline_reference(sources, self.space)
         hparams, widen = (baseline_template(sources, self.space)
                           if any(a in BASELINES for a in self.arms) and reference is None else (None, 1.0))
-        data = self.space.data.get("name")
+        data = self.space.data_name
         try:
             return StudySettings.build(
                 kinds=list(self.arms), budgets=list(budgets), seeds=list(self.seeds), data=str(data),
@@ -259,16 +256,13 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
             raise bad(key, "a string")
     experiment = Experiment(name.strip(), path, space, runs, tuple(arms), budgets, seeds, prune, train, claims,
                             early_stopping, float(tolerance), heartbeat, data.get("description", ""), data.get("paper", ""))
-    from ..recipe import Recipe
-
     if "random-pruned" in arms and not any(experiment.prune_settings(r).criterion == "random" for r in runs):
         raise bad("study.arms", "a [[runs]] table with criterion = \"random\" for random-pruned (its control runs)")
     for run in runs:  # every run's settings and pre-training recipe parse, before anything trains
         experiment.prune_settings(run)
-        Recipe.from_dict({**space.train, **run.pretrain}, source=f"{where}: runs[{run.name}].pretrain")
+        space.recipe(run.pretrain, source=f"{where}: runs[{run.name}].pretrain")
     experiment.recipe()
-    if space.data.get("name") is None:
-        raise ExperimentError(f"{space.path / 'space.toml'}: data.name is required, e.g. \"digits\"")
+    space.data_name  # noqa: B018 - a space without a data set is refused here, before anything trains
     return experiment
 
 

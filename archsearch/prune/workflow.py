@@ -43,26 +43,14 @@ def _space(space: "SearchSpace | str | os.PathLike[str]") -> "SearchSpace":
 
 def space_settings(space: "SearchSpace | str | os.PathLike[str]",
                    overrides: Mapping[str, Any] | None = None) -> PruneSettings:
-    """The space's ``[prune]`` table with ``overrides``; errors name the space file and ``prune.FIELD``.
-
-    A one-shot run asked for by ``overrides`` ignores the table's ``max_prunes`` (the iterative
-    schedule's stop condition: a one-shot prune stops by ``fraction`` or ``target_params``)."""
-    space = _space(space)
-    table = dict(space.prune)
-    overrides = dict(overrides or {})
-    if overrides.get("one_shot") and "max_prunes" not in overrides:
-        table.pop("max_prunes", None)
-    return PruneSettings.from_dict({**table, **overrides}, source=f"{space.path / 'space.toml'} [prune]")
+    """The space's ``[prune]`` table with ``overrides`` (:meth:`SearchSpace.prune_settings`)."""
+    return _space(space).prune_settings(overrides)
 
 
 def pretrain_recipe(space: "SearchSpace | str | os.PathLike[str]",
                     overrides: Mapping[str, Any] | None = None) -> "Recipe":
-    """The space's ``[train]`` recipe with ``overrides`` (e.g. ``{"bn_l1": 1e-4}``, Network Slimming's
-    sparsity for ``bn-scale`` pruning)."""
-    from ..recipe import Recipe
-
-    space = _space(space)
-    return Recipe.from_dict({**space.train, **(overrides or {})}, source=f"{space.path / 'space.toml'} [train]")
+    """The space's ``[train]`` recipe with ``overrides`` (:meth:`SearchSpace.recipe`)."""
+    return _space(space).recipe(overrides)
 
 
 def prune_space(space: "SearchSpace | str | os.PathLike[str]",
@@ -119,10 +107,7 @@ def prune_space(space: "SearchSpace | str | os.PathLike[str]",
     from ..train import resolve_device
 
     resolve_device(device)  # a bad device fails before any work
-    data_name = space.data.get("name")
-    if not isinstance(data_name, str):
-        raise ArchsearchError(f"{space.path / 'space.toml'}: data.name is required, e.g. \"digits\"")
-    data = load_dataset(data_name, data_dir=data_dir)
+    data = load_dataset(space.data_name, data_dir=data_dir)
     check_fits(genotype, data.spec)
     meta = {"space": space.name, **(metadata or {}), "start_params": genotype.params,
             "threads": torch.get_num_threads(), "torch": torch.__version__}
