@@ -88,3 +88,25 @@ def assert_one_line(message: str, path: object, *words: str) -> str:
     for word in words:
         assert word in message, message
     return message
+
+
+def read_table(text: str) -> list[dict[str, str]]:
+    """The rows of the first table :func:`archsearch.tables.format_table` printed in ``text``, by column
+    name: tests read a column by its header, so a column added to a table does not break them."""
+    lines = text.splitlines()
+    rule = next(i for i, line in enumerate(lines) if line.strip() and set(line) <= {"-", " "} and i > 0)
+    import re
+
+    starts = [m.start() for m in re.finditer(r"-+", lines[rule])]
+    ends = starts[1:] + [None]
+
+    def cells(line: str) -> list[str]:
+        return [line[a:b].strip() for a, b in zip(starts, ends)]
+
+    headers = cells(lines[rule - 1])
+    rows = []
+    for line in lines[rule + 1:]:
+        if not line.strip():
+            break
+        rows.append(dict(zip(headers, cells(line))))
+    return rows

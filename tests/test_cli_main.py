@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from strategies import read_table
 
 from archsearch.cli import main
 
@@ -28,7 +29,7 @@ def test_usage_and_value_errors_are_one_line(capsys, argv, needle):
 
 def test_negative_index_reaches_pick(capsys):
     assert main(["derive", "--from", str(PRUNED), "--budgets", "5k", "--pick", "-1"]) == 0
-    assert capsys.readouterr().out.splitlines()[2].split()[6] == "109"
+    assert read_table(capsys.readouterr().out)[0]["from"] == "109"
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["derive", "--help"], ["baselines", "--help"], ["show", "--help"],

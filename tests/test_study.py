@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from strategies import read_table
 
 import archsearch
 from archsearch import BudgetError, Family, Member
@@ -300,8 +301,8 @@ def test_report_matches_a_hand_computation(pruned, digits, tmp_path, capsys):
 
     assert main(["study", "report", "--storage", url, "--study-name", "hand"]) == 0
     out = capsys.readouterr().out
-    line = next(row for row in out.splitlines() if row.split()[:2] == ["1k", "uniform"])
-    assert "12.00 ± 2.00" in line and line.split()[-1] == "yes"
+    row = next(r for r in read_table(out) if (r["budget"], r["arm"]) == ("1k", "uniform"))
+    assert row["test err % (mean ± std)"] == "12.00 ± 2.00" and row["gap > noise"] == "yes"
 
 
 # -- interruption, crashes, caps, pruners ---------------------------------------------------------
