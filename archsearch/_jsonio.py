@@ -137,6 +137,18 @@ def read_text(path: Path, *, expected: str, error: type[Exception] = FileFormatE
         raise error(f"{path}: cannot read ({exc.strerror})") from None
 
 
+def read_toml(path: Path, *, expected: str, error: type[Exception] = FileFormatError,
+              missing: str = "no such file") -> dict[str, Any]:
+    """Parse a TOML file (space and experiment files); unreadable text or bad TOML is one line naming it."""
+    import tomllib
+
+    text = read_text(path, expected=expected, error=error, missing=missing)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{path}: not TOML ({exc})") from None
+
+
 def read_json(path: str | os.PathLike[str]) -> Any:
     """Parse a JSON file; a missing file or a syntax error becomes one line naming the file."""
     path = Path(path)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ._jsonio import read_text
+from ._jsonio import read_toml
 from .errors import ArchsearchError, SpaceError
 from .families import get_family
 from .genotype import Genotype, load_genotype
@@ -117,12 +116,8 @@ def load_space(path: str | os.PathLike[str]) -> SearchSpace:
     file and the key."""
     path = resolve_space(path)
     file = path / "space.toml" if path.is_dir() else path
-    text = read_text(file, expected="a TOML space file (UTF-8)", error=SpaceError,
+    data = read_toml(file, expected="a TOML space file (UTF-8)", error=SpaceError,
                      missing="no such space file; expected a folder with space.toml or a .toml file")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpaceError(f"{file}: not TOML ({exc})") from None
     where = str(file)
     unknown = sorted(set(data) - _TOP)
     if unknown:

@@ -38,14 +38,12 @@ from the file; unknown keys are errors naming the file and the key.
 """
 from __future__ import annotations
 
-import math
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from .._jsonio import read_text
+from .._jsonio import read_toml
 from ..budgets import parse_budget
 from ..errors import ArchsearchError
 from ..names import BASELINES, CANDIDATE_KINDS, EARLY_STOPPING, PRUNED_KINDS
@@ -193,12 +191,8 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
     from ..space import load_space
 
     path = Path(path)
-    text = read_text(path, expected="a TOML experiment file (UTF-8)", error=ExperimentError,
+    data = read_toml(path, expected="a TOML experiment file (UTF-8)", error=ExperimentError,
                      missing="no such experiment file")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ExperimentError(f"{path}: not TOML ({exc})") from None
     where = str(path)
 
     def bad(key: str, expected: str) -> ExperimentError:
@@ -348,7 +342,3 @@ def _claims(value: Any, arms: Sequence[str], labels: Sequence[str], bad: Any) ->
             raise bad(f"{key}.relation", f"one of {', '.join(CLAIM_RELATIONS)}")
         claims.append(Claim(c["text"].strip(), c["better"], c["worse"], relation))
     return tuple(claims)
-
-
-def _finite(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None

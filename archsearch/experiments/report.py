@@ -151,10 +151,6 @@ def _narrow(settings: Any) -> list[dict[str, Any]]:
     return flagged
 
 
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.2f}"
-
-
 def _md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -224,6 +220,8 @@ def write_experiment_report(experiment: Experiment, out: str | os.PathLike[str],
 
 def _markdown(experiment: Experiment, record: Mapping[str, Any], kinds: Sequence[Any], kind_table: Any,
               claims: Sequence[ClaimResult], consistency: Mapping[str, Any], narrow: Sequence[Mapping[str, Any]]) -> str:
+    from ..study.report import _pct  # the study report's percent cells (importing it loads the study package)
+
     info = record["machine"]
     t = record["timings"]
     lines = [f"# {experiment.name}", ""]
