@@ -2,7 +2,9 @@
 
 Variants, in one process, timed in interleaved rounds (median reported):
 * ours: :class:`archsearch.train.Trainer` (data on the device, crop+flip there, bf16 autocast,
-  channels_last), with and without ``torch.compile``;
+  channels_last, no host sync inside the epoch), eager, with ``torch.compile`` and with
+  ``torch.compile(mode="reduce-overhead")`` (CUDA graphs for forward and backward: at batch 128 a
+  WRN-40-2 step is short enough that eager launches and Python bound it);
 * a plain loop: ``DataLoader`` over a ``TensorDataset``, fp32, NCHW;
 * the plain loop with bf16 autocast and channels_last.
 Each at the papers' batch of 128 and at a larger batch beside it. Reported: images/s, the seconds of
@@ -70,7 +72,10 @@ def main() -> None:
         model = genotype.build()
         variants = {"ours (bf16 on CUDA, channels_last, data on device)": Ours(model, data, recipe, device, True)}
         if not args.no_compile:
-            variants["ours + torch.compile"] = Ours(model, data, dataclasses.replace(recipe, compile=True), device, True)
+            compiled = dataclasses.replace(recipe, compile=True)
+            variants["ours + torch.compile"] = Ours(model, data, compiled, device, True)
+            variants["ours + compile(reduce-overhead)"] = Ours(model, data, compiled, device, True,
+                                                               compile_mode="reduce-overhead")
         variants["plain DataLoader loop, fp32"] = Plain(model, data, recipe, device, channels_last=False)
         variants["plain loop + bf16 + channels_last"] = Plain(model, data, recipe, device, channels_last=True, bf16=True)
         speeds: dict[str, list[float]] = {k: [] for k in variants}
