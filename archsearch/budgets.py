@@ -29,7 +29,7 @@ def parse_budget(text: str, *, field: str = "budget") -> int:
     return int(round(value))
 
 
-def parse_budgets(text: str, *, field: str = "--budgets") -> list[int]:
+def parse_budgets(text: str, *, field: str = "budgets") -> list[int]:
     """Parse a comma-separated list of budgets; an empty item is an error, not skipped."""
     items = text.split(",")
     if any(not item.strip() for item in items):

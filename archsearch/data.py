@@ -141,7 +141,7 @@ def _cifar(spec: DataSpec, root: Path | None) -> _Raw:
     how = (f"to get them, unpack {archive} from https://www.cs.toronto.edu/~kriz/cifar.html into {where}, "
            f"or run torchvision.datasets.{cls.__name__}('{where}', download=True) where there is internet")
     if root is None:
-        raise DataError(f"{spec.name}: no data folder given: pass --data-dir ROOT or set {DATA_ENV}=ROOT, "
+        raise DataError(f"{spec.name}: no data folder given: pass `data_dir` ROOT or set {DATA_ENV}=ROOT, "
                         f"with the files in ROOT/{folder}; {how}")
     if not (root / folder).is_dir():
         raise DataError(f"{spec.name}: looked for {root / folder} and found no such folder; {how}")

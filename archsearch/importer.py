@@ -40,7 +40,7 @@ def parse_input_shape(text: str | Sequence[int]) -> tuple[int, int, int]:
     if isinstance(text, str):
         parts = text.lower().split("x")
         if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
-            raise NetworkImportError(f"--input: {text!r} is not CxHxW, e.g. 3x32x32")
+            raise NetworkImportError(f"input_shape: {text!r} is not CxHxW, e.g. 3x32x32")
         shape = tuple(int(p) for p in parts)
     else:
         shape = tuple(int(v) for v in text)
@@ -55,7 +55,7 @@ def parse_args(pairs: Sequence[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.isidentifier():
-            raise NetworkImportError(f"--arg: {pair!r} is not NAME=VALUE, e.g. num_classes=10")
+            raise NetworkImportError(f"args: {pair!r} is not NAME=VALUE, e.g. num_classes=10")
         try:
             out[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):

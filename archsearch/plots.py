@@ -103,7 +103,6 @@ def plot_error_vs_params(rows: Sequence[Any], path: str | os.PathLike[str], *,
         if r.arm not in arms:
             arms.append(r.arm)
     markers = "osD^vP*Xh"
-    xs_all: list[float] = []
     for i, arm in enumerate(arms):
         pts = sorted((r for r in rows if r.arm == arm and r.test_mean is not None and r.params),
                      key=lambda r: r.params)
@@ -112,7 +111,6 @@ def plot_error_vs_params(rows: Sequence[Any], path: str | os.PathLike[str], *,
         x = [r.params for r in pts]
         y = [100 * r.test_mean for r in pts]
         err = [100 * (r.test_std or 0.0) for r in pts]
-        xs_all += x
         n = max(r.n for r in pts)
         bars = ax.errorbar(x, y, yerr=err, marker=markers[i % len(markers)], ms=5, capsize=3, lw=1.4,
                            label=f"{arm} (n={n})")

@@ -31,7 +31,7 @@ from ._jsonio import atomic_torch_save, atomic_write_json, check_header, read_js
 from .data import DataSpec, DataSplits, check_fits, crop_flip, get_dataset_spec, load_dataset
 from .errors import ArchsearchError, FileFormatError, TrainingError
 from .recipe import Recipe, get_recipe
-from .runfolder import RunFolder
+from .runfolder import RunFolder, refuse_changed
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -497,21 +497,6 @@ class Trainer:
         self.epoch = int(state["epoch"])
 
 
-def _load_checkpoint(path: Path, device: "torch.device") -> dict[str, Any]:
-    import pickle
-
-    import torch
-
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TrainingError(f"{path}: cannot read the checkpoint ({first}); delete it to start over") from None
-    if not isinstance(state, dict) or not {"identity", "trainer", "history"} <= set(state):
-        raise TrainingError(f"{path}: not an archsearch training checkpoint; delete it to start over")
-    return state
-
-
 def train_genotype(
     genotype: "Genotype",
     data: "str | DataSplits" = "digits",
@@ -550,30 +535,27 @@ def train_genotype(
     dev = resolve_device(device)
     identity = {"genotype": genotype.to_dict(), "data": name, "recipe": recipe.to_dict(), "seed": seed}
 
-    out = Path(out_dir) if out_dir is not None else None
+    folder = (RunFolder(out_dir, "train", checkpoint=CHECKPOINT, outputs=(METRICS,), error=TrainingError)
+              if out_dir is not None else None)
     state = None
-    if out is None and resume:
-        raise TrainingError("resume needs the output folder of the run to continue")
-    if out is not None:
-        ckpt = out / CHECKPOINT
-        if ckpt.exists() and resume:
-            state = _load_checkpoint(ckpt, dev)
-            _check_identity(ckpt, json.loads(state["identity"]), identity)
-        elif (ckpt.exists() or (out / METRICS).exists()) and not resume:
-            raise TrainingError(f"{out} already holds a training run; pass --resume to continue it, or choose another --out")
-        elif resume and not ckpt.exists():
-            raise TrainingError(f"{ckpt}: nothing to resume (no checkpoint); run without --resume")
+    if folder is None and resume:
+        raise TrainingError("resume: True needs `out_dir`, the folder of the run to continue")
+    if folder is not None:
+        folder.check_start(resume)
+        if resume:
+            state = folder.load_checkpoint(dev)
+            if not {"identity", "trainer", "history"} <= set(state):
+                raise TrainingError(f"{folder.checkpoint}: not an archsearch training checkpoint; delete it to start over")
+            refuse_changed(folder.checkpoint, json.loads(state["identity"]), identity, error=TrainingError)
 
     splits = data if isinstance(data, DataSplits) else load_dataset(name, data_dir=data_dir)
-    folder = RunFolder(out, "train").claim() if out is not None else None  # lock; clean interrupted writes
-    try:
-        return _train(genotype, splits, recipe, out, dev, seed, identity, state, name, progress, on_epoch)
-    finally:
-        if folder is not None:
-            folder.release()
+    if folder is None:
+        return _train(genotype, splits, recipe, None, dev, seed, identity, state, name, progress, on_epoch)
+    with folder:  # lock; clean interrupted writes
+        return _train(genotype, splits, recipe, folder, dev, seed, identity, state, name, progress, on_epoch)
 
 
-def _train(genotype: "Genotype", splits: DataSplits, recipe: Recipe, out: Path | None, dev: "torch.device",
+def _train(genotype: "Genotype", splits: DataSplits, recipe: Recipe, folder: RunFolder | None, dev: "torch.device",
            seed: int, identity: dict[str, Any], state: dict[str, Any] | None, name: str, progress: bool | None,
            on_epoch: Callable[[dict[str, Any]], None] | None) -> TrainResult:
     import torch
@@ -604,30 +586,21 @@ def _train(genotype: "Genotype", splits: DataSplits, recipe: Recipe, out: Path |
                 "wall_s": time.perf_counter() - start,
             }
             history.append(record)
-            if out is not None:
-                atomic_torch_save({"identity": json.dumps(identity, sort_keys=True), "trainer": trainer.state_dict(),
-                              "history": history}, out / CHECKPOINT)
+            if folder is not None:
+                folder.save_checkpoint({"identity": json.dumps(identity, sort_keys=True),
+                                        "trainer": trainer.state_dict(), "history": history})
             bar.set_postfix(loss=f"{record['train_loss']:.3f}", val_err=f"{record['val_error']:.2%}", refresh=False)
             if on_epoch is not None:
                 on_epoch(record)
     finally:
         bar.close()
 
+    out = folder.path if folder is not None else None
     result = _result(genotype, splits, recipe, seed, trainer, history, out)
     if out is not None:
         atomic_torch_save(trainer.model.state_dict(), out / WEIGHTS)
         atomic_write_json(out / METRICS, result.to_dict())
     return result
-
-
-def _check_identity(path: Path, found: dict[str, Any], expected: dict[str, Any]) -> None:
-    for key in ("genotype", "data", "seed", "recipe"):
-        if found.get(key) != expected[key]:
-            if key == "recipe":
-                diff = sorted(k for k in expected[key] if found[key].get(k) != expected[key][k])
-                key = f"recipe ({', '.join(diff)})"
-            raise TrainingError(f"{path}: the checkpoint is of another run (its {key} differs); "
-                                f"resume with the same arguments, or choose another --out")
 
 
 def _result(genotype: "Genotype", splits: DataSplits, recipe: Recipe, seed: int, trainer: Trainer,

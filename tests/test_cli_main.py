@@ -48,3 +48,59 @@ def test_help_imports_nothing_heavy(argv):
     heavy = [line for line in out.stdout.splitlines() if line.startswith("HEAVY:")][-1][len("HEAVY:"):]
     allowed = {"numpy"} if argv[0] in ("train", "study") else set()  # the data sets' names come from data.py
     assert set(filter(None, heavy.split(","))) <= allowed, heavy
+
+
+def _error_line(capsys, argv: list[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("archsearch: error: "), err
+    return err[0][len("archsearch: error: "):]
+
+
+def test_library_parameters_reach_the_cli_user_as_flags(capsys, monkeypatch):
+    """The library names a parameter first (``threads: ...``) or in backticks mid-sentence; the CLI
+    user reads the flag instead, and a backticked word that is no parameter of the verb is left alone."""
+    import archsearch.study.report
+    from archsearch.errors import StudyError
+    from archsearch.study.launch import plan_workers
+
+    with pytest.raises(StudyError) as info:  # what the library says to a Python caller
+        plan_workers([], ["cpu"], threads=0)
+    said = f"{info.value}; choose another `study_name`, or ask `optuna-dashboard` (`threads` again)"
+    assert said.startswith("threads: 0 is invalid; ")
+
+    def refuse(storage: str, study_name: str):  # noqa: ARG001
+        raise StudyError(said)
+
+    monkeypatch.setattr(archsearch.study.report, "load_results", refuse)
+    line = _error_line(capsys, ["study", "report", "--storage", "sqlite:///nowhere.db", "--study-name", "s"])
+    assert line == ("--threads: 0 is invalid; expected a positive number of threads; choose another --study-name, "
+                    "or ask `optuna-dashboard` (--threads again)")
+
+
+def test_a_study_name_taken_is_named_by_parameter_in_python_and_by_flag_on_the_command_line(tmp_path, capsys):
+    from archsearch.errors import StudyError
+    from archsearch.recipe import get_recipe
+    from archsearch.space import load_space
+    from archsearch.study import StudySettings, baseline_template, open_study
+
+    space = PRUNED.parent
+    url = f"sqlite:///{tmp_path / 'taken.db'}"
+    hparams, widen = baseline_template([], load_space(space))
+
+    def settings(budget: int) -> StudySettings:
+        return StudySettings.build(kinds=["uniform"], budgets=[budget], seeds=[0], data="digits",
+                                   recipe=get_recipe("digits"), hparams=hparams, widen=widen)
+
+    open_study(settings(60_000), url, "taken")
+    with pytest.raises(StudyError) as info:  # the same name, other settings
+        open_study(settings(30_000), url, "taken")
+    said = str(info.value)
+    assert said.startswith("study_name taken: ") and said.endswith(", or choose another `study_name`"), said
+    assert "--" not in said
+
+    capsys.readouterr()  # Optuna's own log of the study made above
+    line = _error_line(capsys, ["study", "run", "--space", str(space), "--arms", "uniform", "--budgets", "30k",
+                                "--seeds", "0", "--epochs", "1", "--storage", url, "--study-name", "taken"])
+    assert line.startswith("--study-name taken: ") and line.endswith(", or choose another --study-name"), line
+    assert "`" not in line

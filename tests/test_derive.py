@@ -72,7 +72,7 @@ def test_parse_budgets_rejects(text: str, bad: str) -> None:
     with pytest.raises(BudgetError) as info:
         parse_budgets(text)
     message = str(info.value)
-    assert message.startswith("--budgets: ") and repr(bad) in message
+    assert message.startswith("budgets: ") and repr(bad) in message
 
 
 @pytest.mark.parametrize("n, text", [(2_243_546, "2.24M"), (512_000, "512k"), (930, "930"), (36_479_194, "36.5M")])

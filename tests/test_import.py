@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import archsearch
 import archsearch.zoo
-from archsearch import NetworkImportError, import_module, load_genotype
+from archsearch import import_module, load_genotype
 from archsearch.cli import main
 from archsearch.models import GraphNet
 from tests.strategies import genotypes

@@ -56,7 +56,7 @@ def test_device_lists(fake_cuda):
                         ("", "an empty entry")]:
         with pytest.raises(StudyError, match=re.escape(words)) as info:
             parse_devices(text)
-        assert str(info.value).startswith(f"--devices {text}: ") and "\n" not in str(info.value)
+        assert str(info.value).startswith(f"devices {text}: ") and "\n" not in str(info.value)
 
 
 def test_all_without_cuda_is_one_line(pruned, tmp_path, capsys, monkeypatch):

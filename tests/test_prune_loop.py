@@ -1,8 +1,6 @@
 """The pruning loop: physical removal, recording, stop conditions, kill-and-resume."""
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys

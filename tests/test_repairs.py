@@ -99,11 +99,12 @@ def test_baselines_skip_what_they_cannot_reach(tmp_path: Path, capsys) -> None:
 
 
 def test_an_unreachable_study_cell_names_the_way_out(capsys, tmp_path: Path) -> None:
-    _one_line_error(capsys, ["study", "run", "--pruned", str(PRUNED), "--space",
+    err = _one_line_error(capsys, ["study", "run", "--pruned", str(PRUNED), "--space",
                              str(ROOT / "search_spaces" / "digits-wrn-16-2"), "--budgets", "2k",
                              "--arms", "bottleneck", "--seeds", "0", "--epochs", "1",
                              "--storage", f"sqlite:///{tmp_path / 's.db'}", "--study-name", "x"],
-                    "bottleneck at 2,000", "--skip-unreachable")
+                    "bottleneck: budget 2k (2,000) is below", "--skip-unreachable")
+    assert err.count("2k") == 1  # the arm and the budget named once, not once per layer that reports
 
 
 # -- 9. torch floor ---------------------------------------------------------------------------------
@@ -281,7 +282,7 @@ def test_one_process_per_run_folder_and_interrupted_writes_are_cleaned(tmp_path:
         with pytest.raises(RunFolderError, match="another archsearch process is using this folder"):
             RunFolder(folder, "prune").claim()
     RunFolder(folder, "prune").claim().release()  # released: free again
-    with pytest.raises(RunFolderError, match="holds a prune run"):
+    with pytest.raises(RunFolderError, match="holds a pruning run; a training run needs its own folder"):
         RunFolder(folder, "train").claim()
 
 

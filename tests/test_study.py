@@ -171,7 +171,7 @@ def test_candidates_land_on_the_budget_and_unreachable_ones_say_so(pruned):
     assert raw.genotype == source.family[-1].genotype and raw.detail["source_index"] == len(source.family) - 1
     with pytest.raises(BudgetError, match=r"^pruned-raw at budget 3k: .*within 10%"):
         make_candidate(Arm("pruned-raw", source.label), 3000, [source])
-    with pytest.raises(BudgetError, match=r"^bottleneck at budget 3k: .*smallest feasible budget is [\d,]+"):
+    with pytest.raises(BudgetError, match=r"^bottleneck: budget 3k \(3,000\) is below .*smallest feasible budget is [\d,]+"):
         make_candidate(Arm("bottleneck"), 3000, [source], hparams=hparams, widen=1.0)
 
 

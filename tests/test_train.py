@@ -204,14 +204,14 @@ def test_trainer_steps_the_schedule_per_step(digits):
 
 def test_existing_run_is_not_overwritten_and_foreign_checkpoints_are_refused(digits, tmp_path):
     train_genotype(small_net(), digits, "digits", tmp_path, epochs=1, progress=False)
-    with pytest.raises(TrainingError, match="already holds a training run; pass --resume"):
+    with pytest.raises(TrainingError, match="already holds a training run; use `resume` to continue it"):
         train_genotype(small_net(), digits, "digits", tmp_path, epochs=1, progress=False)
-    with pytest.raises(TrainingError, match=r"another run \(its seed differs\)"):
+    with pytest.raises(TrainingError, match=r"cannot resume with changed settings: seed \(0 -> 1\);"):
         train_genotype(small_net(), digits, "digits", tmp_path, epochs=1, seed=1, resume=True, progress=False)
-    with pytest.raises(TrainingError, match=r"its recipe \(epochs\) differs"):
+    with pytest.raises(TrainingError, match=r"changed settings: recipe.epochs \(1 -> 2\);"):
         train_genotype(small_net(), digits, "digits", tmp_path, epochs=2, resume=True, progress=False)
     other = archsearch.create_genotype("wrn-10-1", **SMALL)
-    with pytest.raises(TrainingError, match="its genotype differs"):
+    with pytest.raises(TrainingError, match="changed settings: genotype;"):
         train_genotype(other, digits, "digits", tmp_path, epochs=1, resume=True, progress=False)
     # resuming a finished run is a no-op that returns the same metrics
     done = json.loads((tmp_path / METRICS).read_text())
@@ -251,7 +251,7 @@ def test_corrupt_checkpoint_is_one_line(digits, tmp_path):
     ({"seed": -1}, "seed: -1 is invalid"),
     ({"device": "cuda:7"} if not torch.cuda.is_available() else {"device": "cuda:99"}, "cuda"),
     ({"device": "abacus"}, "is not a device"),
-    ({"resume": True}, "resume needs the output folder"),
+    ({"resume": True}, "resume: True needs `out_dir`"),
 ])
 def test_bad_arguments_are_training_errors(digits, kwargs, message):
     with pytest.raises(TrainingError, match=message):

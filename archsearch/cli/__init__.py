@@ -107,14 +107,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-#: library parameters whose flag has another name
-_FLAG_OF = {"sources": "--pruned"}
+#: library parameters whose flag has another name (used only by a verb that has that flag)
+_FLAG_OF = {
+    "sources": "--pruned",  # StudySettings.build(sources=...), make_arms, baseline_template
+    "out_dir": "--out",  # the output folder of the library's functions
+    "input_shape": "--input",  # import_source(input_shape=...)
+    "args": "--arg",  # import_source(args=...), read from NAME=VALUE pairs by parse_args
+}
 
 
 def _as_flags(message: str, parser: argparse.ArgumentParser, verb: str | None) -> str:
-    """The library names what it was given by parameter (``arms: ...``, ``(skip_unreachable ...``); on the
-    command line the same value came from a flag, so the message names the flag (``--arms: ...``)."""
-    flags = dict(_FLAG_OF)
+    """The message of a library error, naming flags where the library named its parameters.
+
+    The library names what it was given by parameter, in one of two forms: a parameter that starts
+    the message or follows "(" (``arms: ...``, ``(skip_unreachable ...``), and a parameter in
+    backticks mid-sentence (``choose another `study_name```). On the command line the same value
+    came from a flag, so both name the flag (``--arms: ...``, ``choose another --study-name``): a
+    user of the CLI can act on a flag, not on a Python name. A parameter is known by the ``dest`` of
+    this verb's options, or by :data:`_FLAG_OF` where its flag has another name and this verb has
+    that flag; a backticked word that is neither keeps its backticks (it is not ours to rename).
+    """
+    flags: dict[str, str] = {}
     stack = [parser]
     while stack:
         p = stack.pop()
@@ -124,12 +137,17 @@ def _as_flags(message: str, parser: argparse.ArgumentParser, verb: str | None) -
             elif action.option_strings and action.dest not in ("help", "version"):
                 long = [o for o in action.option_strings if o.startswith("--")]  # a renamed flag: its new name
                 flags.setdefault(action.dest, long[0] if long else action.option_strings[0])
+    # a renamed parameter names its flag only where this verb has it (--out of another verb is no answer)
+    flags.update({name: flag for name, flag in _FLAG_OF.items() if flag in flags.values()})
 
     def flag(found: re.Match) -> str:
         return found.group(1) + flags[found.group(2)] + found.group(3)
 
+    if not flags:
+        return message
     names = "|".join(re.escape(n) for n in sorted(flags, key=len, reverse=True))
-    return re.sub(rf"(^|\()({names})([: ])", flag, message) if names else message
+    message = re.sub(rf"(^|\()({names})([: ])", flag, message)
+    return re.sub(rf"`({names})`", lambda found: flags[found.group(1)], message)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001

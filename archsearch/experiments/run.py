@@ -165,7 +165,7 @@ def run_experiment(experiment: Experiment, out: str | os.PathLike[str], *, worke
 
     out = Path(out)
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
-        raise ArchsearchError(f"--workers: {workers!r} is invalid; expected 1 to 64 worker processes")
+        raise ArchsearchError(f"workers: {workers!r} is invalid; expected 1 to 64 worker processes")
     extra = [a for flag, value in (("--device", device), ("--data-dir", data_dir)) if value for a in (flag, value)]
     with RunFolder(out, "experiment"):
         timings = _timings(out)

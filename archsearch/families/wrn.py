@@ -91,7 +91,7 @@ class WRN(ModelFamily):
         return tuple(zero), genes["s1.width"] != hparams["stem_width"]
 
     # -- graph -------------------------------------------------------------------------------
-    def _branch(self, g: nx.DiGraph, p: str, src: str, in_gene, inner: int, inner_gene: str,
+    def _branch(self, g: nx.DiGraph, p: str, src: str, inner: int, inner_gene: str,
                 out: int, out_gene: str, stride: int) -> str:
         g.add_node(f"{p}.conv1", kind="conv", width=inner, gene=inner_gene, kernel=3, stride=stride)
         g.add_node(f"{p}.bn2", kind="bn_relu", width=inner, gene=inner_gene)
@@ -124,7 +124,7 @@ class WRN(ModelFamily):
                 g.add_node(f"{p}.bn1", kind="bn_relu", width=prev_width, gene=prev_gene)
                 g.add_edge(prev, f"{p}.bn1")
                 g.add_node(f"{p}.add", kind="add", width=out, gene=out_gene)
-                last = self._branch(g, p, f"{p}.bn1", prev_gene, genes[inner_gene], inner_gene, out, out_gene, st)
+                last = self._branch(g, p, f"{p}.bn1", genes[inner_gene], inner_gene, out, out_gene, st)
                 g.add_edge(last, f"{p}.add")
                 if st != 1 or prev_width != out:
                     g.add_node(f"{p}.shortcut", kind="conv", width=out, gene=out_gene, kernel=1, stride=st)
@@ -191,7 +191,7 @@ class WRNBottleneck(WRN):
     def uniform_genes(self, hparams: Mapping[str, Any], widen: float, inner_ratio: float = 0.25) -> dict[str, int]:
         return super().uniform_genes(hparams, widen, inner_ratio)
 
-    def _branch(self, g: nx.DiGraph, p: str, src: str, in_gene, inner: int, inner_gene: str,
+    def _branch(self, g: nx.DiGraph, p: str, src: str, inner: int, inner_gene: str,
                 out: int, out_gene: str, stride: int) -> str:
         g.add_node(f"{p}.conv1", kind="conv", width=inner, gene=inner_gene, kernel=1, stride=1)
         g.add_node(f"{p}.bn2", kind="bn_relu", width=inner, gene=inner_gene)

@@ -32,13 +32,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._jsonio import atomic_torch_save
 from ..data import DataSplits
 from ..errors import ArchsearchError
 from ..family import Family, Member
 from ..genotype import Genotype
 from ..recipe import Recipe
-from ..runfolder import RunFolder
+from ..runfolder import RunFolder, refuse_changed
 from ..train import Trainer, resolve_device
 from ..graph import shapes
 from .criteria import SSS, Criterion, _ActivationCriterion, make_criterion
@@ -47,7 +46,7 @@ from .settings import PruneSettings, PruneSettingsError
 from .surgery import graph_state_dict, prune_channels
 from .weights import WEIGHTS_NAME, save_member_weights
 
-__all__ = ["prune_network", "check_targets", "check_run_folder", "ranked_channels", "by_gene", "state_copy",
+__all__ = ["prune_network", "check_targets", "prune_folder", "ranked_channels", "by_gene", "state_copy",
            "CHECKPOINT_NAME", "PRUNED_NAME"]
 
 CHECKPOINT_NAME = "prune_state.pt"
@@ -74,16 +73,9 @@ def _spatial(genotype: Genotype) -> dict[str, int]:
     return {n: s.h * s.w for n, s in shapes(genotype.graph, genotype.hparams.get("input_size")).items() if s.flat}
 
 
-def check_run_folder(out_dir: str | os.PathLike[str], resume: bool) -> None:
-    """A resume needs a checkpoint; a new run must not overwrite one (checked before any compute)."""
-    out_dir = Path(out_dir)
-    ckpt = out_dir / CHECKPOINT_NAME
-    if resume and not ckpt.exists():
-        raise ArchsearchError(f"{ckpt}: no pruning checkpoint to resume; run without --resume")
-    if not resume and ((out_dir / PRUNED_NAME).exists() or ckpt.exists()):
-        raise ArchsearchError(
-            f"{out_dir}: already holds a pruning run; pass --resume to continue it or choose another --out"
-        )
+def prune_folder(out_dir: str | os.PathLike[str]) -> RunFolder:
+    """The run folder of a pruning run: resumed from its checkpoint, finished when it holds pruned.json."""
+    return RunFolder(out_dir, "prune", checkpoint=CHECKPOINT_NAME, outputs=(PRUNED_NAME,))
 
 
 def check_targets(genotype: Genotype, settings: PruneSettings) -> None:
@@ -154,14 +146,7 @@ def check_same_settings(path: Path, saved: Mapping[str, Any], settings: PruneSet
     """Refuse to continue a run whose recorded settings differ from ``settings``, naming each change.
 
     A setting added since the run was recorded reads as its default (e.g. prune_residual)."""
-    saved = {**PruneSettings.defaults(), **saved}
-    now = settings.to_dict()
-    changed = [k for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
-    if changed:
-        diffs = ", ".join(f"{k} ({saved.get(k)!r} -> {now.get(k)!r})" for k in changed)
-        raise ArchsearchError(
-            f"{path}: cannot resume with changed settings: {diffs}; restore them or start a new --out folder"
-        )
+    refuse_changed(path, {**PruneSettings.defaults(), **saved}, settings.to_dict())
 
 
 class _Run:
@@ -224,16 +209,14 @@ class _Run:
         }
 
 
-def _resume(path: Path, settings: PruneSettings, device: torch.device, data: DataSplits) -> _Run:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is one user-facing line
-        raise ArchsearchError(f"{path}: cannot read the pruning checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(state, dict) or state.get("format") != _CKPT_FORMAT:
+def _resume(folder: RunFolder, settings: PruneSettings, device: torch.device, data: DataSplits) -> _Run:
+    path = folder.checkpoint
+    state = folder.load_checkpoint("cpu")
+    if state.get("format") != _CKPT_FORMAT:
         raise ArchsearchError(f"{path}: is not a pruning checkpoint ({_CKPT_FORMAT})")
     if state.get("version") != _CKPT_VERSION:
         raise ArchsearchError(f"{path}: was written by an older pruning loop (checkpoint version "
-                              f"{state.get('version')}); it cannot be resumed exactly: start a new --out folder")
+                              f"{state.get('version')}); it cannot be resumed exactly: choose another `out_dir`")
     check_same_settings(path, json.loads(state["settings"]), settings)
     genotype = Genotype.from_dict(json.loads(state["genotype"]), source=f"{path}: genotype")
     model = genotype.build(generic=True)
@@ -365,7 +348,7 @@ def _record(run: _Run, data: DataSplits, out_dir: Path) -> float:
                         for i, m in enumerate(members))
         meta["weights"] = WEIGHTS_NAME
     run.family = Family(members, meta)
-    atomic_torch_save(run.state(), out_dir / CHECKPOINT_NAME)
+    prune_folder(out_dir).save_checkpoint(run.state())
     if changed:
         save_member_weights(out_dir / WEIGHTS_NAME, run.kept)
     run.family.save(out_dir / PRUNED_NAME)
@@ -392,20 +375,22 @@ def prune_network(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | N
                                  "(prune_once runs a one-shot prune)")
     device = resolve_device(device)
     torch.manual_seed(settings.seed)
-    check_run_folder(out_dir, resume)
+    folder = prune_folder(out_dir)
+    folder.check_start(resume)
     model = None
     if not resume:  # every refusal before the folder is touched: nothing is written
         check_targets(genotype, settings)
         model = load_trained(genotype, state_dict, device)
-    with RunFolder(out_dir, "prune"):  # one process per folder; interrupted writes cleaned up
-        return _prune(genotype, model, data, settings, out_dir, device, metadata, progress, on_record)
+    with folder:  # one process per folder; interrupted writes cleaned up
+        return _prune(genotype, model, data, settings, folder, device, metadata, progress, on_record)
 
 
 def _prune(genotype: Genotype, model: nn.Module | None, data: DataSplits, settings: PruneSettings,
-           out_dir: Path, device: torch.device, metadata: Mapping[str, Any] | None, progress: bool | None,
+           folder: RunFolder, device: torch.device, metadata: Mapping[str, Any] | None, progress: bool | None,
            on_record: Callable[[Family], None] | None) -> Family:
+    out_dir = folder.path
     if model is None:  # resuming
-        run = _resume(out_dir / CHECKPOINT_NAME, settings, device, data)
+        run = _resume(folder, settings, device, data)
         if run.kept:  # undo weights and a pruned.json written after the checkpoint
             save_member_weights(out_dir / WEIGHTS_NAME, run.kept)
         run.family.save(out_dir / PRUNED_NAME)
@@ -430,7 +415,7 @@ def _prune(genotype: Genotype, model: nn.Module | None, data: DataSplits, settin
             bar.close()
             raise ArchsearchError(
                 f"fine-tuning diverged (loss {loss}) before prune {run.prunes + 1}; pruned.json keeps the "
-                f"{len(run.family)} genotypes recorded so far; lower prune.lr and start a new --out folder")
+                f"{len(run.family)} genotypes recorded so far; lower prune.lr and choose another `out_dir`")
         run.steps += settings.steps_per_prune
         _apply(run, _choose(run))
         run.prunes += 1

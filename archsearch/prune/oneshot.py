@@ -46,12 +46,11 @@ from ..data import DataSplits
 from ..errors import ArchsearchError
 from ..family import Family, Member, load_family
 from ..genotype import Genotype
-from ..runfolder import RunFolder
 from ..train import resolve_device
 from .criteria import SSS, Criterion
 from .groups import residual_branches
-from .loop import (CHECKPOINT_NAME, PRUNED_NAME, _cut, _groups, _removable, _Run, by_gene, check_run_folder,
-                   check_same_settings, check_targets, load_trained, ranked_channels, state_copy)
+from .loop import (CHECKPOINT_NAME, PRUNED_NAME, _cut, _groups, _removable, _Run, by_gene, check_same_settings,
+                   check_targets, load_trained, prune_folder, ranked_channels, state_copy)
 from .settings import PruneSettings, PruneSettingsError
 from .weights import WEIGHTS_NAME, save_member_weights
 
@@ -158,15 +157,15 @@ def finished_run(out_dir: str | os.PathLike[str], settings: PruneSettings, resum
     out_dir = Path(out_dir)
     if (out_dir / CHECKPOINT_NAME).exists():
         raise ArchsearchError(f"{out_dir}: holds an iterative pruning run; a one-shot run needs its own folder "
-                              "(choose another --out)")
+                              "(choose another `out_dir`)")
     path = out_dir / PRUNED_NAME
     if not path.exists():
         return None
     if not resume:
-        check_run_folder(out_dir, resume=False)
+        prune_folder(out_dir).check_start(resume=False)
     family = load_family(path)
     if family.metadata.get("one_shot") is not True:
-        raise ArchsearchError(f"{path}: is not a one-shot pruning run; choose another --out")
+        raise ArchsearchError(f"{path}: is not a one-shot pruning run; choose another `out_dir`")
     check_same_settings(path, family.metadata.get("settings", {}), settings)
     return family
 
@@ -189,7 +188,7 @@ def prune_once(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | None
     check_one_shot(genotype, settings)
     torch.manual_seed(settings.seed)
     model = load_trained(genotype, state_dict, device)
-    with RunFolder(out_dir, "prune"):
+    with prune_folder(out_dir):
         return _prune_once(genotype, model, data, settings, out_dir, device, metadata, progress)
 
 

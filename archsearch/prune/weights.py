@@ -65,7 +65,7 @@ def load_member_weights(family_path: str | os.PathLike[str], family: "Family", i
     name = family.metadata.get("weights")
     if not isinstance(name, str) or not name or Path(name).name != name:
         raise ArchsearchError(f"{family_path}: metadata.weights: this pruning run kept no member weights "
-                              "(prune with save_weights, or --save-weights)")
+                              "(prune with `save_weights`, e.g. archsearch prune --save-weights all)")
     weights = read_member_weights(family_path.parent / name)
     if index not in weights:
         kept = ", ".join(str(i) for i in sorted(weights)) or "none"

@@ -69,7 +69,7 @@ def prune_space(space: "SearchSpace | str | os.PathLike[str]",
     pre-training; a one-shot run without a finished ``pruned.json`` is simply done again.
     ``metadata`` is added to the family's. Everything that can be refused is refused before any compute.
     """
-    from .loop import CHECKPOINT_NAME, PRUNED_NAME, check_run_folder, check_targets
+    from .loop import CHECKPOINT_NAME, PRUNED_NAME, check_targets, prune_folder
 
     space = _space(space)
     if not isinstance(settings, PruneSettings):
@@ -92,14 +92,12 @@ def prune_space(space: "SearchSpace | str | os.PathLike[str]",
         resume_pruning = resume and (out / CHECKPOINT_NAME).exists()
         if resume and not resume_pruning and (out / PRUNED_NAME).exists():
             raise ArchsearchError(f"{out}: holds a finished pruning run without a checkpoint (a one-shot run); "
-                                  "choose another --out")
+                                  "choose another `out_dir`")
         if resume and not resume_pruning and not pre.exists():
             raise ArchsearchError(f"{out}: nothing to resume: no pruning checkpoint to resume and no "
-                                  "pre-training; run without --resume")
-        check_run_folder(out, resume_pruning)
-    from ..runfolder import RunFolder
-
-    RunFolder(out, "prune").check()  # a file in the way, or a training folder: before pre-training
+                                  "pre-training; run without `resume`")
+        prune_folder(out).check_start(resume_pruning)
+    prune_folder(out).check()  # a file in the way, or a training folder: before pre-training
 
     import torch
 

@@ -149,7 +149,7 @@ def make_arms(kinds: Sequence[str], sources: Sequence[Source]) -> list[Arm]:
         ARM_REGISTRY.check(kind, where="arms")
         if kind in PRUNED_KINDS:
             if not sources:
-                raise ArchsearchError(f"arms: {kind} needs a pruning trajectory (sources; --pruned FILE)")
+                raise ArchsearchError(f"arms: {kind} needs a pruning trajectory (`sources` FILE)")
             mine = sources_for(kind, sources)
             if not mine:
                 raise ArchsearchError(f"arms: {kind} needs a pruning run of the random criterion "
@@ -189,7 +189,7 @@ def baseline_template(sources: Sequence[Source], space: Any = None) -> tuple[dic
     if space is not None:
         return dict(space.hparams), float(space.widen)
     if not sources:
-        raise ArchsearchError("baselines need the network's hyper-parameters: pass --space DIR or --pruned FILE")
+        raise ArchsearchError("baselines need the network's hyper-parameters: pass `space` or `sources`")
     first = sources[0].family[0].genotype
     hp = get_family("wrn").check_hparams(first.hparams)
     unit = get_family("wrn").uniform_genes(hp, 1.0)["s1.width"]
@@ -220,7 +220,6 @@ def make_candidate(arm: Arm, budget: int, sources: Mapping[str, Source] | Sequen
     """
     if not isinstance(sources, Mapping):
         sources = {s.label: s for s in sources}
-    where = f"{arm.name} at budget {format_count(budget)}"
     try:
         if arm.kind in PRUNED_KINDS:
             return _pruned(arm, budget, sources[arm.source], member, raw_tolerance)
@@ -228,14 +227,16 @@ def make_candidate(arm: Arm, budget: int, sources: Mapping[str, Source] | Sequen
             landing, knob = scaled_baseline(arm.kind, reference, budget)
             return Candidate(arm, budget, landing.genotype, {"rel_error": landing.rel_error, knob: landing.scale})
         if hparams is None:
-            raise ArchsearchError("baselines need hparams (from --space or the first --pruned file)")
+            raise ArchsearchError("baselines need hparams (from `space` or the first file of `sources`)")
         landing, knob = baseline(arm.kind, hparams, budget, widen=widen)
         detail = {"rel_error": landing.rel_error, knob: landing.scale}
         if arm.kind == "bottleneck":
             detail["widen"] = widen
         return Candidate(arm, budget, landing.genotype, detail)
-    except BudgetError as exc:
-        raise BudgetError(f"{where}: {exc}") from None
+    except BudgetError as exc:  # named once: the landing's own message starts with the budget
+        message = str(exc)
+        where = arm.name if message.startswith("budget ") else f"{arm.name} at budget {format_count(budget)}"
+        raise BudgetError(f"{where}: {message}") from None
 
 
 def _pruned(arm: Arm, budget: int, source: Source, member: int | None, raw_tolerance: float) -> Candidate:

@@ -115,7 +115,7 @@ def run_study(settings: StudySettings, *, study_name: str, storage: "str | optun
 
     log = log or (lambda message: None)
     if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
-        raise StudyError(f"--n-trials: {n_trials!r} is invalid; expected a positive number of trials")
+        raise StudyError(f"n_trials: {n_trials!r} is invalid; expected a positive number of trials")
     dev = resolve_device(device)
     if dev.type == "cuda" and dev.index is not None:
         import torch
@@ -125,7 +125,7 @@ def run_study(settings: StudySettings, *, study_name: str, storage: "str | optun
         torch.cuda.set_device(dev)
     if threads is not None:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise StudyError(f"--threads: {threads!r} is invalid; expected a positive number of threads")
+            raise StudyError(f"threads: {threads!r} is invalid; expected a positive number of threads")
         import torch
 
         torch.set_num_threads(threads)

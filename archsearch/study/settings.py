@@ -108,7 +108,7 @@ class StudySettings:
         if len(set(labels)) != len(labels):
             twice = next(label for label in labels if labels.count(label) > 1)
             raise ArchsearchError(f"sources: two files have the label {twice!r}; "
-                                  "name them with --pruned LABEL=FILE")
+                                  "give each its own label (`sources` LABEL=FILE)")
         arms = make_arms(kinds, sources)
         if mode == "search":
             if len(budgets) != 1:
@@ -128,7 +128,7 @@ class StudySettings:
                     settings.candidate(arm.name, budget)
                 except BudgetError as exc:
                     if not skip_unreachable:
-                        raise BudgetError(f"{arm.name} at {budget:,}: {exc} (skip_unreachable "
+                        raise BudgetError(f"{exc} (skip_unreachable "
                                           "runs the reachable cells and lists the others)") from None
                     skipped.append((arm.name, budget))
         if skipped:
