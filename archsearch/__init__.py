@@ -55,7 +55,7 @@ _expose(".train", "EpochRecord", "Trainer", "TrainResult", "train_genotype")
 _expose(".plots", "plot_error_vs_params", "plot_width_profile")
 _expose(".prune.workflow", "prune_space")
 _expose(".prune.oneshot", "prune_once")
-_expose(".study", "CANDIDATE_KINDS", "StudySettings", "leaderboard", "kind_leaderboard", "load_results",
+_expose(".study", "CANDIDATE_KINDS", "StudySettings", "study_settings", "leaderboard", "kind_leaderboard", "load_results",
         "load_source", "make_candidate", "run_study", "write_report")
 _expose(".experiments", "Experiment", "load_experiment", "run_experiment", "write_experiment_report")
 _SUBPACKAGES = ("prune", "zoo", "models", "study", "families", "cli", "experiments")
@@ -107,7 +107,7 @@ __all__ = [
     "ArchsearchError", "BudgetError", "FileFormatError", "GenotypeError", "SpaceError", "UnknownFamilyError",
     "UnknownNameError", "Registry",
     "DataError", "TrainingError", "RecipeError", "StudyError",
-    "run_study", "StudySettings", "load_source", "make_candidate", "CANDIDATE_KINDS",
+    "run_study", "StudySettings", "study_settings", "load_source", "make_candidate", "CANDIDATE_KINDS",
     "load_results", "leaderboard", "write_report", "plot_error_vs_params", "plot_width_profile",
     "compare_runs", "RunComparison", "kind_leaderboard",
     "Experiment", "load_experiment", "run_experiment", "write_experiment_report",

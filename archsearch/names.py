@@ -58,7 +58,7 @@ CANDIDATE_KINDS = ARM_REGISTRY.names()
 PRUNED_KINDS = tuple(k for k in CANDIDATE_KINDS if k not in BASELINES)
 #: arms whose result is a measurement of a network that exists, not a training run (one cell per budget)
 EVALUATED_KINDS = ("pruned-tuned",)
-#: ``study run --mode``, ``--search`` and ``--pruner`` (the early-stopping rule)
+#: ``study run --mode``, ``--search`` and ``--early-stopping``
 STUDY_MODE_REGISTRY = _closed("study mode", {
     "grid": "every arm x budget x seed once",
     "search": "TPE within one budget",

@@ -1,6 +1,6 @@
 """Figures: the per-layer width profile of pruned architectures, and the papers' error-vs-parameters plot.
 
-The error plot: each point is one family at one budget (x: the parameters its genotype really has,
+The error plot: each point is one arm at one budget (x: the parameters its genotype really has,
 y: the mean test error over seeds, bars: one standard deviation) on a logarithmic parameter axis, as
 in Crowley et al. and Liu et al.; an iterative pruning run's own pruned-and-fine-tuned trajectory is
 drawn as a dotted line of its validation error, a one-shot run's unpruned network as a star, and
@@ -40,7 +40,7 @@ def plot_width_profile(genotypes: Sequence[Genotype], path: str | os.PathLike[st
 
     With many genotypes (a pruning trajectory) the lines are coloured from light (first) to dark
     (last) so the order of pruning reads off the picture; ``indices`` are the members' positions
-    in their family, shown on the colour bar.
+    in their family file, shown on the colour bar.
     """
     import matplotlib
 

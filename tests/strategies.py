@@ -1,4 +1,4 @@
-"""Hypothesis strategies and small helpers shared by the genotype, file and derive tests."""
+"""Hypothesis strategies and small helpers shared by the tests (genotypes, files, derive, the CLI)."""
 from __future__ import annotations
 
 import random
@@ -88,6 +88,18 @@ def assert_one_line(message: str, path: object, *words: str) -> str:
     for word in words:
         assert word in message, message
     return message
+
+
+def assert_cli_error(capsys, argv: list[str], *words: str) -> str:  # noqa: ANN001
+    """``archsearch argv`` fails with status 2 and one line on stderr, no traceback, containing ``words``."""
+    from archsearch.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("archsearch: error: ") and "\n" not in err and "Traceback" not in err, err
+    for word in words:
+        assert word in err, err
+    return err
 
 
 def read_table(text: str) -> list[dict[str, str]]:

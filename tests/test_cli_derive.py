@@ -13,7 +13,9 @@ import pytest
 
 from archsearch import Family, create_genotype, load_family
 from archsearch.cli import main
-from strategies import pruning_trajectory
+from strategies import assert_cli_error, pruning_trajectory
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_json(path: Path, obj: object) -> Path:
@@ -331,3 +333,11 @@ def test_cli_derive_does_not_import_torch(genotype_file: Path, tmp_path: Path) -
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_derive_guards(capsys) -> None:
+    g = str(ROOT / "search_spaces" / "wrn-40-2-cifar10" / "genotype.json")
+    assert_cli_error(capsys, ["derive", "--from", g, "--budgets", "1e12"], "more than any network")
+    assert_cli_error(capsys, ["derive", "--from", g, "--budgets", "1M", "--method", "fit"], "at least 2 genotypes")
+    assert main(["derive", "--from", g, "--budgets", "5M"]) == 0
+    assert "warning: budget 5,000,000 is above the largest source genotype (2,243,546 parameters)" in capsys.readouterr().err

@@ -1,14 +1,17 @@
-"""The CLI's own parsing: usage errors are one line, and values that start with a dash are values."""
+"""The CLI as a whole: usage errors are one line and name the flag, values that start with a dash are
+values, every option says what it does, and ``--threads``/``$ARCHSEARCH_THREADS`` set the threads."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from strategies import read_table
+import torch
+from strategies import assert_cli_error, read_table
 
 from archsearch.cli import main
 
-PRUNED = Path(__file__).resolve().parents[1] / "search_spaces" / "digits-wrn-16-2" / "pruned.json"
+ROOT = Path(__file__).resolve().parents[1]
+PRUNED = ROOT / "search_spaces" / "digits-wrn-16-2" / "pruned.json"
 
 
 @pytest.mark.parametrize("argv, needle", [
@@ -104,3 +107,53 @@ def test_a_study_name_taken_is_named_by_parameter_in_python_and_by_flag_on_the_c
                                 "--seeds", "0", "--epochs", "1", "--storage", url, "--study-name", "taken"])
     assert line.startswith("--study-name taken: ") and line.endswith(", or choose another --study-name"), line
     assert "`" not in line
+
+
+def test_threads_flag_and_environment(tmp_path: Path, capsys, monkeypatch) -> None:
+    genotype = ROOT / "search_spaces" / "digits-wrn-16-2" / "genotype.json"
+    argv = ["train", str(genotype), "--data", "digits", "--epochs", "1", "--no-progress"]
+    monkeypatch.setenv("ARCHSEARCH_THREADS", "many")
+    assert_cli_error(capsys, argv + ["--out", str(tmp_path / "a")], "$ARCHSEARCH_THREADS", "'many'")
+    monkeypatch.delenv("ARCHSEARCH_THREADS")
+    assert_cli_error(capsys, argv + ["--out", str(tmp_path / "b"), "--threads", "0"], "--threads", "1 to 1024")
+    assert main(argv + ["--out", str(tmp_path / "c"), "--threads", "1"]) == 0
+    assert torch.get_num_threads() == 1
+    for verb in ("train", "prune", "study"):
+        parser_help = _help(verb, capsys)
+        assert "--threads" in parser_help and "deterministic" in parser_help
+
+
+def _help(verb: str, capsys) -> str:
+    with pytest.raises(SystemExit):
+        main([verb, "run", "--help"] if verb == "study" else [verb, "--help"])
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_every_option_of_every_verb_says_what_it_does() -> None:
+    import argparse
+
+    from archsearch.cli import build_parser
+
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for verb, sub in action.choices.items():
+                    walk(sub, f"{name} {verb}")
+            elif not action.help:
+                missing.append(f"{name} {action.option_strings or action.dest}")
+
+    parser = build_parser("*")
+    walk(parser, "archsearch")
+    assert missing == []
+    assert "workflow:" in parser.format_help()
+
+
+@pytest.mark.parametrize("flag, value, words", [("--lr", "-1", ["--lr: -1.0 is invalid"]),
+                                                ("--steps-per-prune", "0", ["--steps-per-prune: 0 is invalid"])])
+def test_errors_in_command_line_values_name_the_flag(tmp_path: Path, capsys, flag: str, value: str,
+                                                     words: list[str]) -> None:
+    err = assert_cli_error(capsys, ["prune", "--space", "digits-wrn-16-2", flag, value, "--out", str(tmp_path / "r")],
+                           *words)
+    assert "space.toml" not in err

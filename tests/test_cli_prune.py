@@ -133,3 +133,16 @@ def test_corrupt_pruned_json_is_one_line(tmp_path, capsys):
     assert main(["derive", "--from", str(bad), "--budgets", "10k"]) == 2
     err = capsys.readouterr().err
     assert "not JSON" in err and str(bad) in err and err.count("\n") == 1
+
+
+def test_prune_resumes_a_run_killed_while_pretraining(tmp_path: Path, capsys) -> None:
+    """Killed before the first record: --resume finishes the pre-training, then prunes."""
+    from archsearch.train import train_genotype
+
+    out = tmp_path / "run"
+    space = ROOT / "search_spaces" / "digits-wrn-16-2"
+    g = archsearch.load_space(space).base_genotype()
+    train_genotype(g, "digits", "digits", out / "pretrain", epochs=1, progress=False)  # as if killed after it
+    assert main(["prune", "--space", str(space), "--out", str(out), "--resume", "--pretrain-epochs", "1",
+                 "--max-prunes", "1", "--steps-per-prune", "1", "--no-progress"]) == 0
+    assert len(archsearch.load_family(out / "pruned.json")) == 2

@@ -1,4 +1,5 @@
-"""The `show` and `baselines` verbs: real output, real files, one-line errors."""
+"""The `show` and `baselines` verbs: real output, real files, one-line errors; one member exported by
+``show --member``, baselines that skip what they cannot reach, and Python baselines equal to the CLI's."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,9 +8,11 @@ import pytest
 
 import archsearch
 from archsearch.cli import main
+from strategies import assert_cli_error
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACES = ROOT / "search_spaces"
+PRUNED = SPACES / "digits-wrn-16-2" / "pruned.json"
 
 
 def test_show_genotype_prints_stage_table(capsys):
@@ -84,3 +87,51 @@ def test_shipped_spaces_load_and_match_their_genotypes():
     for folder in sorted(p for p in SPACES.iterdir() if (p / "space.toml").exists()):
         space = load_space(folder)
         assert space.base_genotype() == archsearch.load_genotype(folder / "genotype.json")
+
+
+@pytest.mark.parametrize("member, index", [("0", 0), ("-1", -1), ("first", 0), ("last", -1), ("best", None),
+                                           ("20k", None)])
+def test_show_exports_one_member(tmp_path: Path, capsys, member: str, index: int | None) -> None:
+    out = tmp_path / "one.json"
+    assert main(["show", str(PRUNED), "--member", member, "--export", str(out)]) == 0
+    family = archsearch.load_family(PRUNED)
+    got = archsearch.load_genotype(out)
+    if index is not None:
+        assert got == family[index].genotype
+    elif member == "best":
+        assert got == min(family, key=lambda m: (m.metrics["val_error"], family.members.index(m))).genotype
+    else:
+        assert got == min(family, key=lambda m: abs(m.params - 20_000)).genotype
+
+
+@pytest.mark.parametrize("member, words", [("999", ["out of range"]), ("x9", ["not understood"])])
+def test_bad_members_are_one_line(tmp_path: Path, capsys, member: str, words: list[str]) -> None:
+    out = tmp_path / "one.json"
+    assert_cli_error(capsys, ["show", str(PRUNED), "--member", member, "--export", str(out)], "--member", *words)
+    assert not out.exists()
+
+
+def test_baselines_skip_what_they_cannot_reach(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "b.json"
+    assert main(["baselines", "--space", str(ROOT / "search_spaces" / "digits-wrn-16-2"), "--budgets", "2k,30k",
+                 "--kinds", "uniform,bottleneck", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: bottleneck at 2,000 skipped" in err and "smallest feasible budget" in err
+    family = archsearch.load_family(out)
+    assert [(m.metrics["baseline"], m.metrics["budget"]) for m in family] == [
+        ("uniform", 2000), ("uniform", 30000), ("bottleneck", 30000)]
+    assert family.metadata["skipped"] == [{"baseline": "bottleneck", "budget": 2000}]
+
+
+def test_python_baselines_give_what_the_cli_gives(tmp_path: Path, capsys) -> None:
+    """The widen factor comes from the space (or genotype) in Python as on the command line."""
+    space = archsearch.load_space(ROOT / "search_spaces" / "digits-wrn-16-2")
+    out = tmp_path / "b.json"
+    assert main(["baselines", "--space", str(ROOT / "search_spaces" / "digits-wrn-16-2"), "--budgets", "30k",
+                 "--out", str(out)]) == 0
+    cli = archsearch.load_family(out)
+    for source in (space, space.base_genotype()):
+        python = archsearch.baselines(source, [30_000])
+        assert [m.genotype for m in python] == [m.genotype for m in cli]
+    bottleneck = next(m for m in cli if m.metrics["baseline"] == "bottleneck").genotype
+    assert [w for _, w, _ in bottleneck.stages()] == [32, 64, 128]  # widen 2's residual widths, not widen 1's

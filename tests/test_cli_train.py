@@ -1,4 +1,5 @@
-"""`archsearch train`: the per-epoch table, the files it writes, resume, and one-line errors."""
+"""`archsearch train`: the per-epoch table, the files it writes, resume, one-line errors, and a genotype
+picked from a family file by ``--member``."""
 from __future__ import annotations
 
 import json
@@ -11,6 +12,9 @@ import torch
 
 import archsearch
 from archsearch.cli import main
+from strategies import assert_cli_error
+
+PRUNED = Path(__file__).resolve().parents[1] / "search_spaces" / "digits-wrn-16-2" / "pruned.json"
 
 
 @pytest.fixture
@@ -116,3 +120,17 @@ def test_help_shows_an_example(capsys):
         main(["train", "--help"])
     out = capsys.readouterr().out
     assert "example:" in out and "archsearch train" in out and "--resume" in out
+
+
+def test_train_takes_a_family_file_with_a_member(tmp_path: Path, capsys) -> None:
+    derived = tmp_path / "derived.json"
+    assert main(["derive", "--from", str(PRUNED), "--budgets", "2k,5k", "--out", str(derived)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "run"
+    assert_cli_error(capsys, ["train", str(derived), "--data", "digits", "--epochs", "1", "--out", str(out)],
+                     "holds 2 genotypes", "--member")
+    assert not out.exists()
+    assert main(["train", str(derived), "--member", "5k", "--data", "digits", "--epochs", "1", "--out", str(out),
+                 "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["params"] == archsearch.load_family(derived)[1].params

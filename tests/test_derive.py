@@ -359,3 +359,11 @@ def test_baseline_errors() -> None:
         baseline("bottleneck", {"depth": 40}, 20_000, widen=2)
     with pytest.raises(archsearch.GenotypeError, match="hparams.depth"):
         baseline("uniform", {"depth": 17}, 100_000)
+
+
+def test_derive_returns_one_documented_type() -> None:
+    g = archsearch.create_genotype("wrn-16-2")
+    result = archsearch.derive(g, [100_000])
+    assert isinstance(result, archsearch.Derivation)
+    family, rows = result  # unpacks as before
+    assert result.family is family and result.rows is rows and len(rows) == 1

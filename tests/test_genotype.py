@@ -187,7 +187,7 @@ def test_registered_families() -> None:
     assert {"wrn", "wrn-bottleneck"} <= set(family_names())
 
 
-@pytest.mark.parametrize("family", [f for f in family_names() if f != "graph"])  # graph: tests/test_import.py
+@pytest.mark.parametrize("family", [f for f in family_names() if f != "graph"])  # graph: tests/test_importer.py
 def test_every_registered_family_builds_and_runs(family: str) -> None:
     g = create_genotype(f"{family}-10-1", num_classes=7)
     model = g.build().eval()

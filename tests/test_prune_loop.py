@@ -153,3 +153,15 @@ def test_a_network_with_nothing_to_prune_is_refused(tmp_path):
     with pytest.raises(ArchsearchError, match="no gene can be pruned: .*prune_residual"):
         check_targets(g, PruneSettings(max_prunes=1))
     check_targets(g, PruneSettings(max_prunes=1, prune_residual=True))
+
+
+def test_a_diverging_fine_tune_stops_the_run(tmp_path: Path) -> None:
+    from archsearch.data import load_dataset
+    from archsearch.prune.loop import prune_network
+    from archsearch.prune.settings import PruneSettings
+
+    g = archsearch.create_genotype("wrn-10-1", in_channels=1, input_size=8)
+    settings = PruneSettings(steps_per_prune=3, max_prunes=3, batch_size=32, lr=1e12)
+    with pytest.raises(archsearch.ArchsearchError, match="fine-tuning diverged .* keeps the 1 genotypes"):
+        prune_network(g, None, load_dataset("digits"), settings, tmp_path / "run", device="cpu", progress=False)
+    assert len(archsearch.load_family(tmp_path / "run" / "pruned.json")) == 1

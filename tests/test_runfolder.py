@@ -1,5 +1,6 @@
 """Run folders: one helper decides whether a run may start, owns the lock and the checkpoint, and
-refuses a resume with changed settings by name, for training, pruning and experiment runs alike."""
+refuses a resume with changed settings by name, for training, pruning and experiment runs alike; through
+the CLI, a run folder under a file, of the other kind, unwritable or with nothing to resume is one line."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +10,10 @@ import torch
 
 from archsearch.errors import ArchsearchError, TrainingError
 from archsearch.runfolder import RunFolder, RunFolderError, describe_changes, refuse_changed
+from strategies import assert_cli_error
+
+ROOT = Path(__file__).resolve().parents[1]
+GENOTYPE = ROOT / "search_spaces" / "digits-wrn-16-2" / "genotype.json"
 
 
 def test_changes_are_named_one_level_deep_and_long_values_alone() -> None:
@@ -74,6 +79,62 @@ def test_a_folder_of_another_kind_is_refused(tmp_path: Path) -> None:
         pass
     with pytest.raises(RunFolderError, match="holds a training run; a pruning run needs its own folder"):
         RunFolder(tmp_path, "prune").check()
+
+
+def test_one_process_per_run_folder_and_interrupted_writes_are_cleaned(tmp_path: Path) -> None:
+    from archsearch.runfolder import RunFolder, RunFolderError
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / ".pruned.json.x1y2.tmp").write_text("half a file")
+    with RunFolder(folder, "prune"):
+        assert not (folder / ".pruned.json.x1y2.tmp").exists()
+        with pytest.raises(RunFolderError, match="another archsearch process is using this folder"):
+            RunFolder(folder, "prune").claim()
+    RunFolder(folder, "prune").claim().release()  # released: free again
+    with pytest.raises(RunFolderError, match="holds a pruning run; a training run needs its own folder"):
+        RunFolder(folder, "train").claim()
+
+
+@pytest.mark.parametrize("verb", ["train", "prune"])
+def test_run_folders_under_a_file_or_of_the_other_kind_are_refused(tmp_path: Path, capsys, verb: str) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    space = str(ROOT / "search_spaces" / "digits-wrn-16-2")
+    argv = {"train": ["train", str(GENOTYPE), "--data", "digits", "--epochs", "1", "--no-progress"],
+            "prune": ["prune", "--space", space, "--max-prunes", "1", "--pretrain-epochs", "1", "--no-progress"]}[verb]
+    assert_cli_error(capsys, argv + ["--out", str(afile / "run")], "is a file, not a folder")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / ("prune_state.pt" if verb == "train" else "checkpoint.pt")).write_bytes(b"")
+    assert_cli_error(capsys, argv + ["--out", str(other)], "holds a", "needs its own folder")
+
+
+def test_resume_with_nothing_to_resume_says_so(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "none"
+    assert_cli_error(capsys, ["train", str(GENOTYPE), "--data", "digits", "--resume", "--out", str(out)],
+                     "nothing to resume")
+    assert_cli_error(capsys, ["prune", "--space", str(ROOT / "search_spaces" / "digits-wrn-16-2"), "--resume",
+                              "--out", str(out)], "nothing to resume")
+
+
+def test_unwritable_run_folders_and_a_full_disk_are_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
+    assert_cli_error(capsys, ["train", str(GENOTYPE), "--data", "digits", "--epochs", "1", "--no-progress",
+                              "--out", "/proc/archsearch-run"], "/proc/archsearch-run", "cannot create the folder")
+    import errno
+    import os
+
+    from archsearch._jsonio import atomic_write_json
+    from archsearch.errors import OutputError
+
+    def full(fd):  # noqa: ANN001, ANN202
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    target = tmp_path / "out.json"
+    with pytest.raises(OutputError, match="No space left on device"):
+        atomic_write_json(target, {"a": 1})
+    assert not target.exists() and not list(tmp_path.glob(".*.tmp"))  # nothing half-written left behind
 
 
 class _Trap:

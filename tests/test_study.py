@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from strategies import read_table
+from strategies import assert_cli_error, read_table
 
 import archsearch
 from archsearch import BudgetError, Family, Member
@@ -42,6 +42,7 @@ from archsearch.study.candidates import Arm
 from archsearch.train import EpochRecord, TrainResult
 
 ROOT = Path(__file__).resolve().parents[1]
+PRUNED = ROOT / "search_spaces" / "digits-wrn-16-2" / "pruned.json"
 #: every subprocess worker gets one CPU thread: two workers on two cores must not oversubscribe
 WORKER_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
@@ -457,7 +458,7 @@ def test_importing_the_study_package_imports_neither_torch_nor_optuna():
 
 
 def test_a_diverged_trial_is_never_complete_and_never_ranked(pruned, digits, tmp_path):
-    """Repairs item 8: a trial whose training diverged is PRUNED, and the leaderboard skips it."""
+    """A trial whose training diverged is PRUNED, and the leaderboard skips it."""
     settings = grid_settings(pruned, kinds=("uniform",), budgets=(2000,), seeds=(0, 1))
     clean = fake_train(lambda g, seed: (0.1, 0.1))
 
@@ -496,7 +497,7 @@ _PAUSED_WORKER = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_a_paused_worker_resumes_without_a_traceback_or_a_duplicate(pruned, digits, tmp_path):
-    """Repairs item 10: a worker stopped past twice its heartbeat (a laptop asleep) loses its trial to a
+    """A worker stopped past twice its heartbeat (a laptop asleep) loses its trial to a
     live worker; when it wakes it says so and goes on, and its cell still ran exactly once."""
     url = f"sqlite:///{tmp_path / 'paused.db'}"
     script = _PAUSED_WORKER.format(tests=str(Path(__file__).parent), pruned=str(pruned), url=url)
@@ -517,3 +518,46 @@ def test_a_paused_worker_resumes_without_a_traceback_or_a_duplicate(pruned, digi
     assert "Traceback" not in err and "done" in out
     done, states = cell_counts(url, "p")
     assert set(done.values()) == {1} and states["COMPLETE"] == 1 and states["WAITING"] == 0
+
+
+# -- on the shipped space: unreachable cells, empty values, a report's storage, an older study ------
+def test_an_unreachable_study_cell_names_the_way_out(capsys, tmp_path: Path) -> None:
+    err = assert_cli_error(capsys, ["study", "run", "--pruned", str(PRUNED), "--space",
+                                    str(ROOT / "search_spaces" / "digits-wrn-16-2"), "--budgets", "2k",
+                                    "--arms", "bottleneck", "--seeds", "0", "--epochs", "1",
+                                    "--storage", f"sqlite:///{tmp_path / 's.db'}", "--study-name", "x"],
+                           "bottleneck: budget 2k (2,000) is below", "--skip-unreachable")
+    assert err.count("2k") == 1  # the arm and the budget named once, not once per layer that reports
+
+
+def test_empty_seeds_and_study_names_are_errors(tmp_path: Path, capsys) -> None:
+    base = ["study", "run", "--pruned", str(PRUNED), "--space", str(ROOT / "search_spaces" / "digits-wrn-16-2"),
+            "--budgets", "30k", "--arms", "uniform", "--epochs", "1", "--storage", f"sqlite:///{tmp_path / 's.db'}"]
+    assert_cli_error(capsys, base + ["--seeds", "", "--study-name", "x"], "--seeds")
+    assert_cli_error(capsys, base + ["--seeds", "0", "--study-name", ""], "--study-name", "empty")
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_a_report_never_creates_a_database(tmp_path: Path, capsys) -> None:
+    db = tmp_path / "nothing.db"
+    assert_cli_error(capsys, ["study", "report", "--storage", f"sqlite:///{db}", "--study-name", "x",
+                              "--out", str(tmp_path / "r")], "no such database file")
+    assert not db.exists()
+
+
+def test_a_recipe_field_added_since_does_not_change_a_studys_identity() -> None:
+    """The committed study was made before ``bn_l1`` existed; its identity must still match."""
+    import optuna
+
+    from archsearch.study.settings import settings_diff
+    from archsearch.study.storage import SETTINGS_ATTR
+
+    db = ROOT / "benchmarks" / "results" / "small_experiment" / "study.db"
+    storage = optuna.storages.RDBStorage(f"sqlite:///{db}")
+    (summary,) = optuna.get_all_study_summaries(storage)
+    stored = summary.user_attrs[SETTINGS_ATTR]
+    assert "bn_l1" not in stored["recipe"]  # really made by the previous format
+    now = {**stored, "recipe": {**stored["recipe"], "bn_l1": 0.0}}
+    assert settings_diff(stored, now) == []
+    changed = {**stored, "recipe": {**stored["recipe"], "bn_l1": 1e-4}}
+    assert settings_diff(stored, changed) == ["recipe (bn_l1)"]

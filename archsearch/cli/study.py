@@ -57,7 +57,7 @@ class StudyCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         from ..names import CANDIDATE_KINDS, DEFAULT_HEARTBEAT, DEFAULT_STORAGE
-        from ..names import EARLY_STOPPING as PRUNERS
+        from ..names import EARLY_STOPPING
         from ..names import STUDY_MODES as MODES
         from ..names import STUDY_SEARCHES as SEARCHES
 
@@ -92,7 +92,7 @@ class StudyCommand(Command):
         run.add_argument("--search", choices=SEARCHES, default="candidate",
                          help="search mode: candidate (arm, and which pruned member to scale) or recipe "
                               "(lr, weight decay, label smoothing of one arm) (default: candidate)")
-        add_renamed_argument(run, "--early-stopping", "--pruner", dest="early_stopping", choices=PRUNERS,
+        add_renamed_argument(run, "--early-stopping", "--pruner", dest="early_stopping", choices=EARLY_STOPPING,
                              default="none", help="stop hopeless trials early on their per-epoch validation error "
                                                   "(default: none)")
         run.add_argument("--device", help="this worker's device: cpu, cuda or cuda:N (default: cuda when available)")
@@ -131,41 +131,19 @@ class StudyCommand(Command):
 
     # -- study run -------------------------------------------------------------------------------
     def _settings(self, args: argparse.Namespace):  # noqa: ANN202
-        from dataclasses import replace
+        from ..study.candidates import load_source
+        from ..study.settings import study_settings
 
-        from ..recipe import get_recipe
-        from ..space import load_space
-        from ..study.candidates import BASELINE_KINDS, baseline_template, load_source
-        from ..study.settings import StudySettings
-        from ..train import resolve_recipe
-
-        space = load_space(args.space) if args.space else None
-        budgets = parse_budgets(args.budgets)
-        kinds = [k.strip() for k in args.arms.split(",") if k.strip()]
         seeds = _parse_seeds(args.seeds if args.seeds is not None else ("0,1,2" if args.mode == "grid" else "0"))
         if args.study_name is not None and not args.study_name.strip():
             raise ArchsearchError("--study-name: an empty name; give the study a name, or leave the flag out")
-        sources = [load_source(path, label) for label, path in map(_pruned_arg, args.pruned)]
-        data = args.data or (space.data_name if space else None) or "digits"
-        if args.recipe:
-            recipe = get_recipe(args.recipe)
-        elif space is not None and space.train:
-            recipe = space.recipe()
-        else:
-            recipe = resolve_recipe(None, data)
-        if args.epochs is not None:
-            if args.epochs < 1:
-                raise ArchsearchError(f"--epochs {args.epochs}: expected a positive number of epochs")
-            recipe = replace(recipe, epochs=args.epochs)
-        hparams, widen, reference = None, 1.0, None
-        if space is not None or sources:
-            if any(k in BASELINE_KINDS for k in kinds):
-                hparams, widen = baseline_template(sources, space)
-            reference = (space.base_genotype() if space is not None else sources[0].family[0].genotype).macs
-        return StudySettings.build(
-            kinds=kinds, budgets=budgets, seeds=seeds, data=data, recipe=recipe, sources=sources,
-            hparams=hparams, widen=widen, mode=args.mode, search=args.search, early_stopping=args.early_stopping,
-            raw_tolerance=args.raw_tolerance, skip_unreachable=args.skip_unreachable, reference_macs=reference)
+        return study_settings(
+            arms=[k.strip() for k in args.arms.split(",") if k.strip()], budgets=parse_budgets(args.budgets),
+            seeds=seeds, space=args.space, sources=[load_source(path, label) for label, path in
+                                                    map(_pruned_arg, args.pruned)],
+            data=args.data, recipe=args.recipe, epochs=args.epochs, mode=args.mode, search=args.search,
+            early_stopping=args.early_stopping, raw_tolerance=args.raw_tolerance,
+            skip_unreachable=args.skip_unreachable)
 
     def _run(self, args: argparse.Namespace) -> int:
         import signal

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from .._jsonio import read_toml
 from ..budgets import parse_budget
 from ..errors import ArchsearchError
-from ..names import BASELINES, CANDIDATE_KINDS, EARLY_STOPPING, PRUNED_KINDS
+from ..names import CANDIDATE_KINDS, EARLY_STOPPING, PRUNED_KINDS
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..family import Family
@@ -153,34 +153,29 @@ class Experiment:
     def recipe(self) -> "Recipe":
         return self.space.recipe(self.train, source=f"{self.path}: [train]")
 
-    def study_settings(self, families: Mapping[str, tuple[str, "Family"]]) -> "StudySettings":
+    def study_settings(self, trajectories: Mapping[str, tuple[str, "Family"]]) -> "StudySettings":
         """The study over finished pruning runs (``{run name: (pruned.json path, family)}``)."""
-        from ..study.candidates import Source, baseline_reference, baseline_template, load_source
-        from ..study.settings import StudySettings
+        from ..study.candidates import Source, load_source
+        from ..study.settings import study_settings
 
-        sources: list[Source] = [load_source(families[r.name][0], r.name) for r in self.runs]
-        budgets = self.budgets if self.budgets is not None else pruned_budgets(self, families)
-        reference = baseline_reference(sources, self.space)
-        hparams, widen = (baseline_template(sources, self.space)
-                          if any(a in BASELINES for a in self.arms) and reference is None else (None, 1.0))
-        data = self.space.data_name
+        sources: list[Source] = [load_source(trajectories[r.name][0], r.name) for r in self.runs]
+        budgets = self.budgets if self.budgets is not None else pruned_budgets(self, trajectories)
         try:
-            return StudySettings.build(
-                kinds=list(self.arms), budgets=list(budgets), seeds=list(self.seeds), data=str(data),
-                recipe=self.recipe(), sources=sources, hparams=hparams, widen=widen,
-                early_stopping=self.early_stopping, raw_tolerance=self.raw_tolerance, skip_unreachable=True,
-                reference_macs=self.space.base_genotype().macs, reference=reference)
+            return study_settings(
+                arms=list(self.arms), budgets=list(budgets), seeds=list(self.seeds), space=self.space,
+                sources=sources, recipe=self.recipe(), early_stopping=self.early_stopping,
+                raw_tolerance=self.raw_tolerance, skip_unreachable=True)
         except ArchsearchError as exc:  # the library names its parameter; here it is a field of this file
             if str(exc).split(":", 1)[0].split(" ", 1)[0] in ("arms", "budgets", "seeds", "early_stopping"):
                 raise type(exc)(f"{self.path}: study.{exc}") from None
             raise
 
 
-def pruned_budgets(experiment: Experiment, families: Mapping[str, tuple[str, "Family"]]) -> tuple[int, ...]:
+def pruned_budgets(experiment: Experiment, trajectories: Mapping[str, tuple[str, "Family"]]) -> tuple[int, ...]:
     """``budgets = "pruned"``: per run label, the mean size of its runs' smallest members."""
     out = []
     for label in experiment.labels:
-        sizes = [families[r.name][1][-1].params for r in experiment.runs if r.label == label]
+        sizes = [trajectories[r.name][1][-1].params for r in experiment.runs if r.label == label]
         out.append(int(round(sum(sizes) / len(sizes))))
     return tuple(sorted(set(out)))
 

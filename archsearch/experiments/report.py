@@ -107,7 +107,7 @@ def _verdict(r: ClaimResult, relation: str, p_holm: float | None, alpha: float) 
     return replace(r, verdict=verdict, p_holm=p_holm)
 
 
-def _consistency(experiment: Experiment, families: Mapping[str, tuple[str, Any]],
+def _consistency(experiment: Experiment, trajectories: Mapping[str, tuple[str, Any]],
                  budgets: Sequence[int]) -> dict[str, Any]:
     """Per run label with several runs: the width-profile agreement at the budgets they reach."""
     import warnings
@@ -119,15 +119,15 @@ def _consistency(experiment: Experiment, families: Mapping[str, tuple[str, Any]]
         runs = [r for r in experiment.runs if r.label == label]
         if len(runs) < 2:
             continue
-        fams = [families[r.name][1] for r in runs]
+        of_runs = [trajectories[r.name][1] for r in runs]
         # only where every run has a member near the size: a one-shot run has just its two networks
         tol = experiment.raw_tolerance
-        sizes = [b for b in budgets if all(any(abs(m.params - b) <= tol * b for m in f) for f in fams)]
+        sizes = [b for b in budgets if all(any(abs(m.params - b) <= tol * b for m in f) for f in of_runs)]
         if not sizes:
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            comparison = compare_runs(fams, [r.name for r in runs], sizes)
+            comparison = compare_runs(of_runs, [r.name for r in runs], sizes)
         out[label] = {"runs": [r.name for r in runs],
                       "sizes": [{"size": s.size, "mean_cv": s.mean_cv, "cosine": s.cosine,
                                  "params": list(s.params)} for s in comparison.sizes],
@@ -172,12 +172,12 @@ def write_experiment_report(experiment: Experiment, out: str | os.PathLike[str],
         from .._jsonio import read_json
 
         timings = read_json(out / "timings.json")
-    families = finished_runs(experiment, out)
+    trajectories = finished_runs(experiment, out)
     results = load_results(storage_url(out), experiment.name)
     paths = write_report(results, target, alpha=alpha)
     kinds = kind_leaderboard(results, alpha=alpha)
-    settings = experiment.study_settings(families)
-    consistency = _consistency(experiment, families, settings.budgets)
+    settings = experiment.study_settings(trajectories)
+    consistency = _consistency(experiment, trajectories, settings.budgets)
     for label, entry in consistency.items():
         paths[f"widths_{label}"] = target / f"widths_{label}.png"
         plot_width_profiles(entry["comparison"], paths[f"widths_{label}"])
@@ -188,7 +188,7 @@ def write_experiment_report(experiment: Experiment, out: str | os.PathLike[str],
     threads = sorted({t.get("threads") for t in trials if t.get("threads") is not None})
     runs = []
     for r in experiment.runs:
-        path, family = families[r.name]
+        path, family = trajectories[r.name]
         first, last = family[0], family[-1]
         meta = family.metadata
         runs.append({"run": r.name, "criterion": (meta.get("settings") or {}).get("criterion"),

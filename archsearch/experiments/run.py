@@ -97,11 +97,11 @@ def run_study_worker(experiment: Experiment, out: Path, *, device: str | None = 
     from ..budgets import format_count
     from ..study.runner import run_study
 
-    families = finished_runs(experiment, out)
-    missing = [r.name for r in experiment.runs if r.name not in families]
+    trajectories = finished_runs(experiment, out)
+    missing = [r.name for r in experiment.runs if r.name not in trajectories]
     if missing:
         raise ExperimentError(f"{out}: the study needs every pruning run; {', '.join(missing)} did not finish")
-    settings = experiment.study_settings(families)
+    settings = experiment.study_settings(trajectories)
 
     def progress(r) -> None:  # noqa: ANN001
         if quiet:

@@ -5,7 +5,8 @@ The pieces, each usable alone from Python:
 * :mod:`.candidates` -- the genotype each arm (``pruned-linear``, ``pruned-fit``,
   ``pruned-raw``, ``uniform``, ``bottleneck``, ``bottleneck-block``) proposes at a budget;
 * :mod:`.settings` -- the experiment as one value, checked before anything trains, and the
-  fingerprint that keeps one study name to one experiment;
+  fingerprint that keeps one study name to one experiment; :func:`study_settings` fills it in from
+  a space and/or pruning trajectories, as ``archsearch study run`` and experiment files do;
 * :mod:`.storage` -- Optuna storage URLs, heartbeats, the grid enqueued once for all workers;
 * :mod:`.objective` -- one trial: train from scratch, report per-epoch errors, store everything;
 * :mod:`.runner` -- one worker's loop (many may share a study);
@@ -42,13 +43,13 @@ from .report import (
 )
 from .launch import LaunchResult, launch_workers, parse_devices
 from .runner import RunSummary, TrialResult, run_study
-from .settings import MODES, PRUNERS, SEARCHES, Cell, StudySettings
+from .settings import MODES, PRUNERS, SEARCHES, Cell, StudySettings, study_settings
 from .storage import DEFAULT_STORAGE, open_storage, open_study
 
 __all__ = [
     "CANDIDATE_KINDS", "PRUNED_KINDS", "BASELINE_KINDS", "Arm", "Candidate", "Source", "load_source",
     "make_candidate", "baseline_template",
-    "StudySettings", "Cell", "MODES", "PRUNERS", "SEARCHES",
+    "StudySettings", "study_settings", "Cell", "MODES", "PRUNERS", "SEARCHES",
     "DEFAULT_STORAGE", "open_storage", "open_study",
     "run_study", "RunSummary", "TrialResult", "launch_workers", "parse_devices", "LaunchResult",
     "load_results", "leaderboard", "kind_leaderboard", "welch", "holm", "write_report", "StudyResults",

@@ -122,7 +122,7 @@ def load_source(path: str | os.PathLike[str], label: str | None = None) -> Sourc
 
 @dataclass(frozen=True, order=True)
 class Arm:
-    """One compared family: a candidate kind, and for the pruned kinds which source it reads."""
+    """One compared arm: a candidate kind, and for the pruned kinds which source it reads."""
 
     kind: str
     source: str | None = None

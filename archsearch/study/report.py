@@ -17,8 +17,9 @@ When several pruning runs feed one arm kind (``pruned-linear[fisher-s0]``, ``[fi
 tests between kinds, and the test error's variance split into a between-runs and a within-run
 (training seed) component by the one-way random-effects estimator, so a reader sees whether the
 pruning run or the training seed moves the result more.
-With a trial pruner, a family's stopped trials are counted apart and its mean is over the trials
-that ran to the end -- the pruner's survivors -- so such rows flatter the family they describe.
+With an early-stopping rule (Optuna's "pruner"), an arm's stopped trials are counted apart and its
+mean is over the trials that ran to the end -- the rule's survivors -- so such rows flatter the arm
+they describe.
 Search studies (``--mode search``) are read as a ranking of their trials (:func:`top_trials`).
 """
 from __future__ import annotations
@@ -150,7 +151,7 @@ def variance_components(groups: Sequence[Sequence[float]]) -> tuple[float | None
 
 @dataclass
 class LeaderboardRow:
-    """One family at one budget, over its seeds."""
+    """One arm at one budget, over its seeds."""
 
     arm: str
     budget: int
@@ -323,7 +324,7 @@ def top_trials(results: StudyResults, n: int = 10) -> list[dict[str, Any]]:
 
 def top_table(trials: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Headers and cells of :func:`top_trials` for :func:`archsearch.tables.print_table`."""
-    headers = ["rank", "trial", "family", "budget", "params", "searched", "val err %", "test err %"]
+    headers = ["rank", "trial", "arm", "budget", "params", "searched", "val err %", "test err %"]
     rows = []
     for i, t in enumerate(trials, 1):
         searched = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"

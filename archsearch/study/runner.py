@@ -149,7 +149,7 @@ def run_study(settings: StudySettings, *, study_name: str, storage: "str | optun
         study, created = open_study(settings, store, study_name, sampler=sampler, pruner=pruner, log=log)
         summary = RunSummary(study_name, url, created, total=cap)
         log(f"{'created' if created else 'joined'} study {study_name} in {url}: "
-            + (f"{len(cells)} cells ({len(settings.arms)} families x {len(settings.budgets)} budgets x "
+            + (f"{len(cells)} cells ({len(settings.arms)} arms x {len(settings.budgets)} budgets x "
                f"{len(settings.seeds)} seeds)" if settings.mode == "grid" else
                f"search over the {settings.search}, at most {cap} trials"))
         if on_open is not None:

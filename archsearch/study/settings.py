@@ -19,8 +19,8 @@ from ..names import (EARLY_STOPPING, EARLY_STOPPING_REGISTRY, EVALUATED_KINDS, S
 from ..recipe import Recipe, budget_epochs
 from .candidates import RAW_TOLERANCE, SCRATCH_B_MAX_SCALE, Arm, Candidate, Source, make_arms, make_candidate
 
-__all__ = ["StudySettings", "Cell", "MODES", "EARLY_STOPPING_RULES", "PRUNERS", "SEARCHES", "SETTINGS_FORMAT", "SETTINGS_VERSION",
-           "settings_diff"]
+__all__ = ["StudySettings", "study_settings", "Cell", "MODES", "EARLY_STOPPING_RULES", "PRUNERS", "SEARCHES",
+           "SETTINGS_FORMAT", "SETTINGS_VERSION", "settings_diff"]
 
 MODES = STUDY_MODES
 EARLY_STOPPING_RULES = EARLY_STOPPING
@@ -247,3 +247,51 @@ def _recipe_defaults() -> dict[str, Any]:
 def _short(value: Any) -> str:
     text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def study_settings(*, arms: Sequence[str], budgets: Sequence[int], seeds: Sequence[int] = (0, 1, 2),
+                   space: Any = None, sources: Sequence[Any] = (), data: str | None = None,
+                   recipe: Recipe | str | None = None, epochs: int | None = None, mode: str = "grid",
+                   search: str = "candidate", early_stopping: str = "none", raw_tolerance: float = RAW_TOLERANCE,
+                   skip_unreachable: bool = False) -> StudySettings:
+    """The study ``archsearch study run`` (and an experiment file) asks for, from a search space and/or
+    pruning trajectories: the one place that fills in what the request leaves out.
+
+    ``space``: a :class:`~archsearch.space.SearchSpace`, or its folder or shipped name; ``sources``:
+    :class:`Source` values, or paths of family files (labelled as :func:`load_source` labels them).
+    Left out, the data set is the space's (else digits) and the recipe is the space's ``[train]``
+    table (else the data set's default); a recipe may also be named; ``epochs`` overrides its epochs.
+    Baselines are built from the space's hyper-parameters (or the first trajectory's unpruned network)
+    for the WRN families, and by shrinking the unpruned network for any other (an imported VGG, ...).
+    """
+    from ..space import SearchSpace, load_space
+    from ..train import resolve_recipe
+    from .candidates import BASELINE_KINDS, baseline_reference, baseline_template, load_source
+
+    if space is not None and not isinstance(space, SearchSpace):
+        space = load_space(space)
+    sources = [s if isinstance(s, Source) else load_source(s) for s in sources]
+    data = data or (space.data_name if space is not None else None) or "digits"
+    if isinstance(recipe, str):
+        from ..recipe import get_recipe
+
+        recipe = get_recipe(recipe)
+    elif recipe is None:
+        recipe = space.recipe() if space is not None and space.train else resolve_recipe(None, data)
+    if epochs is not None:
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ArchsearchError(f"epochs: {epochs!r} is invalid; expected a positive number of epochs")
+        recipe = replace(recipe, epochs=epochs)
+    hparams, widen, reference, reference_macs = None, 1.0, None, None
+    if space is not None or sources:
+        unpruned = space.base_genotype() if space is not None else sources[0].family[0].genotype
+        reference_macs = unpruned.macs
+        if any(k in BASELINE_KINDS for k in arms):  # only then: a study without baselines keeps its identity
+            reference = baseline_reference(sources, space)
+            if reference is None:
+                hparams, widen = baseline_template(sources, space)
+    return StudySettings.build(
+        kinds=list(arms), budgets=list(budgets), seeds=list(seeds), data=data, recipe=recipe, sources=sources,
+        hparams=hparams, widen=widen, mode=mode, search=search, early_stopping=early_stopping,
+        raw_tolerance=raw_tolerance, skip_unreachable=skip_unreachable, reference_macs=reference_macs,
+        reference=reference)

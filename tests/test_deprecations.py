@@ -1,4 +1,4 @@
-"""Issue 13's renames: one name per concept, the old names still working (and saying so) for one version.
+"""Old names kept as deprecated aliases for one version: each still works and says what replaced it.
 
 "family" was the model family, the family file and a study's compared arm; "pruned" was both
 channel-pruned and stopped early by Optuna. Now: ``ModelFamily``, the family file (``Family``),
@@ -58,22 +58,3 @@ def test_old_flags_still_work_and_say_they_are_deprecated(tmp_path, capsys, old,
         assert f"{old} is deprecated and will be removed; use {new}" in err
         results = archsearch.load_results(f"sqlite:///{tmp_path / 's.db'}", "x")
         assert results.settings["pruner"] == "median"
-
-
-def test_a_space_gives_its_typed_settings(tmp_path):
-    """One parse of a space file's tables: its recipe, its pruning settings and its data set."""
-    from archsearch.prune.settings import PruneSettings
-    from archsearch.errors import SpaceError
-
-    space = archsearch.load_space("digits-wrn-16-2")
-    assert space.data_name == "digits"
-    assert space.recipe() == archsearch.Recipe.from_dict(dict(space.train))
-    assert space.recipe({"bn_l1": 1e-4}).bn_l1 == 1e-4
-    settings = space.prune_settings({"criterion": "l1"})
-    assert isinstance(settings, PruneSettings) and settings.criterion == "l1" and settings.fraction == 0.97
-    with pytest.raises(archsearch.ArchsearchError, match=r"space\.toml \[prune\]: .*prune\.fraction"):
-        space.prune_settings({"fraction": 2.0})
-    text = (space.file).read_text().replace('[data]\nname = "digits"\n', "")
-    (tmp_path / "space.toml").write_text(text.replace('genotype = "genotype.json"', ""))
-    with pytest.raises(SpaceError, match="data.name is required"):
-        archsearch.load_space(tmp_path).data_name

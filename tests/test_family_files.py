@@ -1,4 +1,5 @@
-"""Genotype and family files: versioned JSON round trips and one-line errors for bad files."""
+"""Genotype and family files (``Genotype.save``/``load_genotype``, ``Family.save``/``load_family``): versioned
+JSON round trips, and one-line errors for bad or hostile files."""
 from __future__ import annotations
 
 import json
@@ -22,7 +23,9 @@ from archsearch import (
     load_family,
     load_genotype,
 )
-from strategies import assert_one_line, genotypes
+from strategies import assert_cli_error, assert_one_line, genotypes
+
+GENOTYPE = Path(__file__).resolve().parents[1] / "search_spaces" / "digits-wrn-16-2" / "genotype.json"
 
 PROPERTY = settings(derandomize=True, deadline=None, max_examples=60,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -283,3 +286,17 @@ def test_genotype_with_broken_graph_field(tmp_path: Path, wrn_dict: dict) -> Non
     with pytest.raises(GenotypeError) as info:
         load_genotype(path)
     _one_line(info, path, "graph", "nodes")
+
+
+@pytest.mark.parametrize("make, word", [
+    (lambda p: p.write_bytes(b"\xff\xfe\x00garbage"), "not a text file"),
+    (lambda p: p.write_text(json.dumps({"format": "archsearch.family", "version": 1, "metadata": {},
+                                        "members": [{}] * 100_001})), "at most 100,000"),
+    (lambda p: p.write_text(json.dumps({**json.loads(GENOTYPE.read_text()),
+                                        "hparams": {**json.loads(GENOTYPE.read_text())["hparams"],
+                                                    "depth": 10 ** 9}})), "at most 1000"),
+])
+def test_hostile_genotype_files_are_one_line(tmp_path: Path, capsys, make, word: str) -> None:
+    bad = tmp_path / "bad.json"
+    make(bad)
+    assert_cli_error(capsys, ["show", str(bad)], word)

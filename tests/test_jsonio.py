@@ -1,0 +1,60 @@
+"""Outputs (``archsearch._jsonio``): every verb that writes a file refuses, in one line, a path that is
+not ours to replace (a directory, a symbolic link, a device, a path under a file, /proc), and leaves
+what is there untouched."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from strategies import assert_cli_error
+
+ROOT = Path(__file__).resolve().parents[1]
+PRUNED = ROOT / "search_spaces" / "digits-wrn-16-2" / "pruned.json"
+GENOTYPE = ROOT / "search_spaces" / "digits-wrn-16-2" / "genotype.json"
+FILE_WRITERS = {
+    "derive": lambda out: ["derive", "--from", str(GENOTYPE), "--budgets", "20k", "--out", out],
+    "baselines": lambda out: ["baselines", "--space", str(ROOT / "search_spaces" / "digits-wrn-16-2"),
+                              "--budgets", "30k", "--kinds", "uniform", "--out", out],
+    "show-export": lambda out: ["show", str(PRUNED), "--member", "0", "--export", out],
+    "show-plot": lambda out: ["show", str(GENOTYPE), "--plot", out + ".png" if not out.endswith("/") else out],
+    "import": lambda out: ["import", "archsearch.zoo:vgg", "--arg", "cfg=[4]", "--arg", "in_channels=1",
+                           "--input", "1x8x8", "--out", out],
+}
+
+
+def _bad_target(tmp_path: Path, kind: str) -> tuple[str, Path | None]:
+    """A path archsearch must refuse, and a file whose bytes must survive."""
+    keep = tmp_path / "precious.txt"
+    keep.write_text("mine\n")
+    if kind == "directory":
+        (tmp_path / "adir.png").mkdir()
+        (tmp_path / "adir").mkdir()
+        return str(tmp_path / "adir"), keep
+    if kind == "symlink":
+        (tmp_path / "link.png").symlink_to(keep)
+        (tmp_path / "link").symlink_to(keep)
+        return str(tmp_path / "link"), keep
+    if kind == "device":
+        return "/dev/null", None
+    if kind == "under-a-file":
+        return str(keep / "out.json"), keep
+    if kind == "proc":
+        return "/proc/version", None
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("verb", sorted(FILE_WRITERS))
+@pytest.mark.parametrize("kind, words", [
+    ("directory", ["is a directory"]), ("symlink", ["symbolic link"]), ("device", ["not a regular file"]),
+    ("under-a-file", ["is a file, not a folder"]), ("proc", ["cannot write"]),
+])
+def test_outputs_that_are_not_ours_are_refused(tmp_path: Path, capsys, verb: str, kind: str,
+                                               words: list[str]) -> None:
+    target, keep = _bad_target(tmp_path, kind)
+    argv = FILE_WRITERS[verb](target)
+    if verb == "show-plot" and kind in ("device", "proc"):
+        argv[-1] = target  # an extension-less special file: the extension check must not hide the refusal
+        words = ["--plot"]
+    assert_cli_error(capsys, argv, *words)
+    if keep is not None:
+        assert keep.read_text() == "mine\n"

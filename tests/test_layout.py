@@ -1,0 +1,95 @@
+"""The tests mirror the package layout.
+
+Every test module is ``tests/test_<path>[_<aspect>].py``, where ``<path>`` is the dotted path of the
+archsearch module or subpackage it tests with the dots written as underscores:
+``archsearch/prune/oneshot.py`` -> ``test_prune_oneshot.py``, ``archsearch/study/launch.py`` ->
+``test_study_launch.py``, ``archsearch/cli/derive.py`` -> ``test_cli_derive.py``, and the package
+``archsearch/prune/`` as a whole -> ``test_prune.py``. An optional ``_<aspect>`` suffix names what
+part of it a suite tests (``test_family_v2.py``, ``test_cli_show_baselines.py``, ``test_cli_main.py``
+for the package ``cli``, whose ``main`` lives in its ``__init__.py``). A private module may be named
+without its leading underscore (``archsearch/_jsonio.py`` -> ``test_jsonio.py``), and one named with a
+trailing underscore to dodge a keyword without it (``cli/import_.py`` -> ``test_cli_import.py``).
+
+The few suites that test something that is not one module are listed in ``NOT_A_MODULE`` with a
+reason each. Helper modules that are not tests (``conftest.py``, ``strategies.py``,
+``handbuilt_wrn.py``, ``study_fixtures.py``) are not named ``test_*`` and are not checked.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+PACKAGE = TESTS.parent / "archsearch"
+
+NOT_A_MODULE = {
+    "test_shipped.py": "what ships in search_spaces/ (the spaces, their trajectories, the README's samples)",
+    "test_benchmarks.py": "the scripts in benchmarks/",
+    "test_deprecations.py": "old names kept as deprecated aliases for one version, across the package",
+    "test_packaging.py": "the wheel and the dependency floors in pyproject.toml",
+    "test_layout.py": "the layout of tests/ itself",
+}
+
+
+def _names(folder: Path, name: str) -> list[Path]:
+    """The module files or package folders in ``folder`` that ``name`` may stand for."""
+    found = []
+    for stem in (name, f"_{name}", f"{name}_"):
+        if (folder / f"{stem}.py").is_file():
+            found.append(folder / f"{stem}.py")
+        if (folder / stem / "__init__.py").is_file():
+            found.append(folder / stem)
+    return found
+
+
+def module_of(test_file: str, package: Path = PACKAGE) -> Path | None:
+    """The longest archsearch module or package path that ``test_<path>[_<aspect>].py`` names, or None.
+
+    A module's own name may hold underscores (``foo_bar.py``), so each step tries one part or several
+    joined by underscores; the parts left over after a match are the aspect.
+    """
+    parts = test_file.removeprefix("test_").removesuffix(".py").split("_")
+    best: tuple[int, Path] | None = None
+
+    def walk(folder: Path, start: int) -> None:
+        nonlocal best
+        for end in range(start + 1, len(parts) + 1):
+            name = "_".join(parts[start:end])
+            if not name:
+                continue
+            for found in _names(folder, name):
+                if best is None or end > best[0]:
+                    best = (end, found)
+                if found.is_dir():
+                    walk(found, end)
+
+    walk(package, 0)
+    return None if best is None else best[1]
+
+
+def layout_errors(tests: Path = TESTS, package: Path = PACKAGE) -> list[str]:
+    """One line for every test module whose name breaks the rule, and for every stale exception."""
+    errors = []
+    names = sorted(p.name for p in tests.glob("test_*.py"))
+    for name in names:
+        if name in NOT_A_MODULE:
+            continue
+        if module_of(name, package) is None:
+            errors.append(f"tests/{name}: names no archsearch module or package; rename it "
+                          "test_<dotted path with underscores>[_<aspect>].py, or list it in NOT_A_MODULE with a reason")
+    for name in sorted(set(NOT_A_MODULE) - set(names)):
+        errors.append(f"tests/{name}: listed in NOT_A_MODULE but not there; drop it from the list")
+    return errors
+
+
+def test_every_test_module_is_named_after_what_it_tests() -> None:
+    assert layout_errors() == []
+    # the rule itself, on names it must take and names it must refuse
+    assert module_of("test_prune_oneshot.py") == PACKAGE / "prune" / "oneshot.py"
+    assert module_of("test_prune.py") == PACKAGE / "prune"
+    assert module_of("test_cli_main.py") == PACKAGE / "cli"
+    assert module_of("test_cli_show_baselines.py") == PACKAGE / "cli" / "show.py"
+    assert module_of("test_family_v2.py") == PACKAGE / "family.py"
+    assert module_of("test_jsonio.py") == PACKAGE / "_jsonio.py"
+    assert module_of("test_cli_import.py") == PACKAGE / "cli" / "import_.py"
+    for bad in ("test_repairs.py", "test_arms.py", "test_launcher.py", "test_oneshot.py", "test_.py"):
+        assert module_of(bad) is None, bad

@@ -1,0 +1,94 @@
+"""The candidates of a study's arms (pruned-tuned, scratch-e, scratch-b, random-pruned, the baselines).
+
+Bookkeeping is checked with the stand-in trainer of test_study (exact expectations); the one arm
+that runs no training, ``pruned-tuned``, is checked against the network built and evaluated here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from study_fixtures import make_runs, run_sources, short_recipe
+
+from archsearch import BudgetError
+from archsearch.errors import ArchsearchError
+from archsearch.prune.weights import load_member_weights
+from archsearch.study import StudySettings, load_results, load_source, run_study
+
+from test_study import fake_train
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """Two Fisher-like runs (a-s0, a-s1) and one random run: trajectories that stop at different sizes."""
+    return make_runs(tmp_path_factory)
+
+
+# -- which runs an arm reads -----------------------------------------------------------------------
+def test_random_pruned_reads_the_random_runs_and_the_other_pruned_arms_the_rest(runs):
+    settings = StudySettings.build(kinds=["pruned-linear", "random-pruned"], budgets=[3000], seeds=[0],
+                                   data="digits", recipe=short_recipe(), sources=run_sources(runs))
+    assert settings.arm_names == ["pruned-linear[a-s0]", "pruned-linear[a-s1]", "random-pruned[rnd-s0]"]
+    fisher_only = [s for s in run_sources(runs) if not s.is_random]
+    with pytest.raises(ArchsearchError, match="random-pruned needs a pruning run of the random criterion"):
+        StudySettings.build(kinds=["random-pruned"], budgets=[3000], seeds=[0], data="digits",
+                            recipe=short_recipe(), sources=fisher_only)
+
+
+def test_member_arms_take_the_runs_own_member_and_scratch_b_gets_the_big_networks_compute(runs):
+    sources = run_sources(runs)[:1]
+    family = sources[0].family
+    budget = family[2].params
+    settings = StudySettings.build(kinds=["scratch-e", "scratch-b", "pruned-tuned"], budgets=[budget],
+                                   seeds=[0, 1, 2], data="digits", recipe=short_recipe(10), sources=sources)
+    e, b, tuned = (settings.candidate(name, budget) for name in settings.arm_names)
+    assert e.genotype == b.genotype == tuned.genotype == family[2].genotype
+    assert settings.recipe_for(e).epochs == 10
+    # Liu et al.'s Scratch-B: epochs x (unpruned MACs / pruned MACs), at most doubled
+    ratio = family[0].macs / family[2].macs
+    assert settings.recipe_for(b).epochs == round(10 * min(ratio, 2.0))
+    # the evaluated arm has one cell per budget: its result does not depend on a training seed
+    cells = settings.cells()
+    assert sum(c.arm == "pruned-tuned" for c in cells) == 1 and sum(c.arm == "scratch-e" for c in cells) == 3
+    with pytest.raises(BudgetError, match="kept no fine-tuned weights for member 3"):
+        StudySettings.build(kinds=["pruned-tuned"], budgets=[family[3].params], seeds=[0], data="digits",
+                            recipe=short_recipe(), sources=sources)
+
+
+def test_pruned_tuned_measures_the_kept_weights_on_the_test_split(runs, tmp_path):
+    from archsearch.data import load_dataset
+    from archsearch.train import evaluate
+
+    sources = run_sources(runs)[:1]
+    family = sources[0].family
+    budget = family[2].params
+    settings = StudySettings.build(kinds=["pruned-tuned"], budgets=[budget], seeds=[0], data="digits",
+                                   recipe=short_recipe(), sources=sources)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    data = load_dataset("digits")
+    calls: list = []
+    run_study(settings, study_name="t", storage=url, data=data, train=fake_train(lambda g, s: (0.1, 0.1), calls))
+    assert calls == []  # nothing was trained
+    (trial,) = load_results(url, "t").complete()
+    model = family[2].genotype.build(generic=True)
+    model.load_state_dict(load_member_weights(runs["a-s0"], family, 2))
+    expected = evaluate(model, data.test_x, data.test_y)["error"]
+    assert trial["test_error"] == pytest.approx(expected) and trial["evaluated"] is True and trial["epochs"] == 0
+
+
+def test_an_imported_network_gets_its_own_uniform_and_bottleneck_baselines_in_a_study():
+    from archsearch.study.candidates import baseline_reference
+
+    root = Path(__file__).resolve().parents[1]
+    source = load_source(root / "search_spaces" / "digits-vgg" / "pruned.json")
+    reference = baseline_reference([source])
+    assert reference is not None and reference.family == source.family[0].genotype.family
+    settings = StudySettings.build(kinds=["pruned-linear", "uniform"], budgets=[20_000], seeds=[0], data="digits",
+                                   recipe=short_recipe(), sources=[source], reference=reference)
+    uniform = settings.candidate("uniform", 20_000)
+    assert abs(uniform.params - 20_000) / 20_000 < 0.01 and uniform.genotype.family == reference.family
+    # every gene shrinks by one factor (up to integer rounding)
+    ratios = [uniform.genotype.genes[g] / w for g, w in reference.genes.items() if w > 4]
+    assert max(ratios) - min(ratios) < 0.2
+    assert "reference" in settings.fingerprint()
+    assert baseline_reference([load_source(root / "search_spaces" / "digits-wrn-16-2" / "pruned.json")]) is None

@@ -1,0 +1,38 @@
+"""``study_settings``: the study that ``archsearch study run`` and experiment files build, from Python."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from archsearch.errors import ArchsearchError
+
+ROOT = Path(__file__).resolve().parents[1]
+# -- study_settings: what `study run` and experiment files build, from Python ------------------------
+
+def test_study_settings_from_python_is_what_the_command_line_builds(tmp_path) -> None:
+    """One library call fills in a study from a space and trajectories; the CLI only parses into it.
+    Before it, the CLI had its own copy, which built WRN baselines for an imported VGG and failed."""
+    from archsearch.cli._base import load_command
+    from archsearch.study.settings import study_settings
+
+    pruned = str(ROOT / "search_spaces" / "digits-vgg" / "pruned.json")
+    python = study_settings(arms=["pruned-linear", "uniform", "bottleneck"], budgets=[20_000], seeds=[0],
+                            space="digits-vgg", sources=[pruned], epochs=1)
+    parser = argparse.ArgumentParser()
+    command = load_command("study")
+    command.add_arguments(parser)
+    args = parser.parse_args(["run", "--space", "digits-vgg", "--pruned", pruned, "--arms",
+                              "pruned-linear,uniform,bottleneck", "--budgets", "20k", "--seeds", "0", "--epochs", "1"])
+    cli = command._settings(args)  # noqa: SLF001 - the settings the verb would run
+    assert python.fingerprint() == cli.fingerprint()
+    assert python.data == "digits" and python.recipe.epochs == 1
+    assert python.reference is not None and python.hparams is None  # a VGG's baselines shrink the VGG itself
+    uniform = python.candidate("uniform", 20_000)
+    assert uniform.genotype.family == "graph" and abs(uniform.params - 20_000) / 20_000 < 0.01
+    # a study without baselines keeps the identity it had before baselines of imported networks existed
+    assert "reference" not in study_settings(arms=["pruned-linear"], budgets=[20_000], seeds=[0],
+                                             space="digits-vgg", sources=[pruned]).fingerprint()
+    with pytest.raises(ArchsearchError, match=r"^epochs: 0 is invalid"):
+        study_settings(arms=["uniform"], budgets=[20_000], space="digits-vgg", epochs=0)
