@@ -194,7 +194,11 @@ def test_a_killed_worker_is_reported_and_the_others_finish(pruned, tmp_path):
 
 def test_sigterm_stops_every_worker_and_requeues(pruned, tmp_path):
     url = f"sqlite:///{tmp_path / 'stop.db'}"
-    proc = start([*study_argv(pruned, url, "stop"), "--devices", "cpu,cpu"])
+    argv = study_argv(pruned, url, "stop")
+    # a grid far longer than the time from the first worker's start to the second's joining: the first
+    # worker must not finish every cell before the signal comes (it once did in CI, 12 tiny cells)
+    argv[argv.index("--seeds") + 1] = ",".join(str(s) for s in range(50))
+    proc = start([*argv, "--devices", "cpu,cpu"])
     pids: list[int] = []
     joined: list[str] = []
 
