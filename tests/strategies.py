@@ -122,3 +122,31 @@ def read_table(text: str) -> list[dict[str, str]]:
             break
         rows.append(dict(zip(headers, cells(line))))
     return rows
+
+
+#: the ATen ops through which a tensor's value reaches the host (``item()``, ``bool(t)``, ``int(t)``,
+#: data-dependent shapes): on a GPU each one waits for every queued kernel and cannot be captured in a
+#: CUDA graph, so a training step must contain none. Counted on CPU, where the same ops dispatch.
+HOST_READS = ("aten._local_scalar_dense", "aten.nonzero", "aten.masked_select", "aten._unique", "aten.unique")
+
+
+def count_host_reads():  # noqa: ANN201 - a context manager yielding the list it fills
+    """``with count_host_reads() as reads: ...`` -- the host reads (see :data:`HOST_READS`) inside."""
+    import contextlib
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    reads: list[str] = []
+
+    class _Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+            if str(func).startswith(HOST_READS):
+                reads.append(str(func).split(".")[1])
+            return func(*args, **(kwargs or {}))
+
+    @contextlib.contextmanager
+    def counting():  # noqa: ANN202
+        with _Count():
+            yield reads
+
+    return counting()

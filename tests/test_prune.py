@@ -396,3 +396,21 @@ def test_fisher_accumulates_in_fp32_when_training_runs_in_bf16():
         bf16 = scores[torch.bfloat16][gene]
         assert bf16.dtype == torch.float32
         assert torch.corrcoef(torch.stack([fp32, bf16]))[0, 1] > 0.95, gene
+
+
+@pytest.mark.parametrize("criterion", sorted(CRITERIA))
+def test_fine_tuning_between_prunes_reads_from_the_device_once(digits, criterion: str) -> None:
+    """Scoring channels while fine-tuning (Fisher's per-step accumulation included) adds no host read
+    to the steps: on a GPU the pruning loop runs at the trainer's speed between prunes."""
+    from strategies import count_host_reads
+
+    from archsearch.prune.loop import _Run
+
+    space = archsearch.load_space("digits-wrn-16-1")
+    one_shot = {"one_shot": True, "fraction": 0.5} if criterion in ONE_SHOT_CRITERIA else {}
+    settings = space.prune_settings({"criterion": criterion, **one_shot})
+    genotype = space.base_genotype()
+    run = _Run(genotype, genotype.build(generic=True), settings, torch.device("cpu"), digits)
+    with count_host_reads() as reads:
+        run.trainer.train_steps(3, after_backward=run.criterion.after_backward)
+    assert reads == ["_local_scalar_dense"]  # the mean loss of the three steps

@@ -336,3 +336,21 @@ def test_bn_l1_sparsity_shrinks_bn_scales(digits):
     assert sparse < plain - 0.03, (plain, sparse)
     with pytest.raises(RecipeError, match="bn_l1"):
         Recipe.from_dict({"bn_l1": -1})
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_an_epoch_reads_from_the_device_once(digits, precision):
+    """A GPU epoch must not stall on host reads (and a CUDA graph cannot hold one): the trainer keeps
+    the loss on the device and reads its mean once, at the end, with augmentation and the BN-scale
+    penalty on. The ops are counted on CPU, where the same ATen calls dispatch."""
+    from strategies import count_host_reads
+
+    recipe = dataclasses.replace(get_recipe("digits"), bn_l1=1e-4, label_smoothing=0.1, precision=precision)
+    trainer = Trainer(small_net().build(), digits, recipe, device="cpu")
+    with count_host_reads() as reads:
+        trainer.train_epoch(max_steps=4)
+    assert reads == ["_local_scalar_dense"]  # the mean loss
+    reads.clear()
+    with count_host_reads() as reads:
+        trainer.train_steps(5)
+    assert reads == ["_local_scalar_dense"]
