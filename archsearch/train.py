@@ -223,7 +223,7 @@ def resolve_device(device: "str | torch.device | None" = None) -> "torch.device"
         raise TrainingError(f"device {device!r} is not a device; expected cpu, cuda or cuda:N") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise TrainingError(f"device {device!r}: no CUDA GPU is available to this torch {torch.__version__}; use --device cpu")
+            raise TrainingError(f"device {device!r}: no CUDA GPU is available to this torch {torch.__version__}; use `device` cpu")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise TrainingError(f"device {device!r}: only {torch.cuda.device_count()} CUDA GPU(s) here")
     elif dev.type not in ("cpu", "mps"):
