@@ -111,6 +111,8 @@ def test_workers_split_the_cores(pruned, tmp_path, monkeypatch, capsys):
     assert devices == ["cpu", "cpu"] and threads is None and given == 3
     assert f"--pruned={pruned}" in argv and "--epochs=1" in argv and "--heartbeat=2" in argv
     assert argv[-1] == "--launched" and not any(a.startswith(("--workers", "--device", "--threads")) for a in argv)
+    assert "--arms=pruned-linear,uniform" in argv and not any(a.startswith("--families") for a in argv), \
+        "a renamed option reaches the workers under its new name (else each worker warns about it)"
     out = capsys.readouterr().out
     assert out.count("pruned-linear") == 4, "the launcher shows the candidate table once per command"
 
@@ -164,6 +166,7 @@ def test_two_devices_finish_the_grid_in_one_display(pruned, tmp_path):
     assert sum(line.startswith("arm ") for line in lines) == 1, "one candidate table, the launcher's"
     assert re.search(r"^archsearch study: worker cpu#1: pid \d+, --device cpu --threads 1$", text, re.M)
     assert "archsearch study: all 2 workers finished" in text
+    assert "deprecated" not in text, "the workers were started with an old option name"
     # the children's own messages are tagged too
     assert all(f"[{w}] archsearch study: this worker ran {ran[w]} trial(s)" in text for w in ran)
 

@@ -12,7 +12,7 @@ import warnings
 from typing import NoReturn, Sequence
 
 from ..errors import ArchsearchError
-from ._base import VERBS, Command, load_command
+from ._base import VERBS, Command, flag_of, load_command
 
 __all__ = ["main", "Command"]
 
@@ -135,8 +135,7 @@ def _as_flags(message: str, parser: argparse.ArgumentParser, verb: str | None) -
             if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
                 stack.extend(sub for name, sub in action.choices.items() if name == verb or p is not parser)
             elif action.option_strings and action.dest not in ("help", "version"):
-                long = [o for o in action.option_strings if o.startswith("--")]  # a renamed flag: its new name
-                flags.setdefault(action.dest, long[0] if long else action.option_strings[0])
+                flags.setdefault(action.dest, flag_of(action))
     # a renamed parameter names its flag only where this verb has it (--out of another verb is no answer)
     flags.update({name: flag for name, flag in _FLAG_OF.items() if flag in flags.values()})
 

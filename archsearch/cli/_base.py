@@ -125,6 +125,12 @@ class _Renamed(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+def flag_of(action: argparse.Action) -> str:
+    """The flag an option is known by: its first long form (a renamed option's new name, not its alias)."""
+    long = [o for o in action.option_strings if o.startswith("--")]
+    return long[0] if long else action.option_strings[0]
+
+
 def add_renamed_argument(parser: argparse.ArgumentParser, new: str, old: str, **kwargs: object) -> None:
     """``new`` with ``old`` as a deprecated alias (hidden from ``--help`` but named in the help text)."""
     help_text = kwargs.pop("help", "")

@@ -9,7 +9,7 @@ from ..budgets import format_count, parse_budgets
 from ..data import DATA_ENV, dataset_names
 from ..errors import ArchsearchError
 from ..tables import print_table
-from ._base import Command, add_renamed_argument, add_threads_argument, resolve_threads
+from ._base import Command, add_renamed_argument, add_threads_argument, flag_of, resolve_threads
 
 _RUN_EXAMPLE = (
     "archsearch study run --pruned search_spaces/digits-wrn-16-2/pruned.json --budgets 1k,2k,4k \\\n"
@@ -43,7 +43,7 @@ def _worker_argv(parser: argparse.ArgumentParser, args: argparse.Namespace) -> l
         value = getattr(args, action.dest, None)
         if not action.option_strings or action.dest in _PER_WORKER or value is None or value == action.default:
             continue
-        flag = max(action.option_strings, key=len)
+        flag = flag_of(action)  # a renamed option under its new name: a worker must not warn about ours
         if action.nargs == 0:  # a switch
             argv.append(flag)
         else:
