@@ -92,7 +92,7 @@ def test_a_study_name_taken_is_named_by_parameter_in_python_and_by_flag_on_the_c
     hparams, widen = baseline_template([], load_space(space))
 
     def settings(budget: int) -> StudySettings:
-        return StudySettings.build(kinds=["uniform"], budgets=[budget], seeds=[0], data="digits",
+        return StudySettings.build(arms=["uniform"], budgets=[budget], seeds=[0], data="digits",
                                    recipe=get_recipe("digits"), hparams=hparams, widen=widen)
 
     open_study(settings(60_000), url, "taken")

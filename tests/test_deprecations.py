@@ -29,14 +29,18 @@ def test_model_family_has_one_name_and_the_old_one_still_points_to_it():
 def test_the_old_keyword_for_early_stopping_warns_and_works(tmp_path):
     source = load_source(make_pruned_family(tmp_path / "pruned.json"))
     recipe = Recipe(**{**get_recipe("digits").to_dict(), "epochs": 2})
-    new = StudySettings.build(kinds=["pruned-linear"], budgets=[3000], seeds=[0], data="digits", recipe=recipe,
+    new = StudySettings.build(arms=["pruned-linear"], budgets=[3000], seeds=[0], data="digits", recipe=recipe,
                               sources=[source], early_stopping="median")
     with pytest.warns(DeprecationWarning, match="use early_stopping"):
-        old = StudySettings.build(kinds=["pruned-linear"], budgets=[3000], seeds=[0], data="digits", recipe=recipe,
+        old = StudySettings.build(arms=["pruned-linear"], budgets=[3000], seeds=[0], data="digits", recipe=recipe,
                                   sources=[source], pruner="median")
     assert old.fingerprint() == new.fingerprint() and new.early_stopping == "median"
     # the stored key keeps its name, so a study made before the rename is still joined
     assert new.fingerprint()["pruner"] == "median"
+    with pytest.warns(DeprecationWarning, match="use arms"):
+        by_kinds = StudySettings.build(kinds=["pruned-linear"], budgets=[3000], seeds=[0], data="digits",
+                                       recipe=recipe, sources=[source], early_stopping="median")
+    assert by_kinds.fingerprint() == new.fingerprint()
 
 
 @pytest.mark.parametrize("old, new, value", [("--families", "--arms", "wide"),

@@ -63,13 +63,13 @@ def make_pruned_family(path: Path, steps: int = 5) -> Path:
     return path
 
 
-def grid_settings(pruned: Path, *, kinds=("pruned-linear", "uniform"), budgets=(1000, 2000), seeds=(0, 1, 2),
+def grid_settings(pruned: Path, *, arms=("pruned-linear", "uniform"), budgets=(1000, 2000), seeds=(0, 1, 2),
                   epochs: int = 1, **kwargs: Any) -> StudySettings:
     source = load_source(pruned)
     from archsearch.study import baseline_template
 
     hparams, widen = baseline_template([source])
-    return StudySettings.build(kinds=list(kinds), budgets=list(budgets), seeds=list(seeds), data="digits",
+    return StudySettings.build(arms=list(arms), budgets=list(budgets), seeds=list(seeds), data="digits",
                                recipe=Recipe(**{**get_recipe("digits").to_dict(), "epochs": epochs}),
                                sources=[source], hparams=hparams, widen=widen, **kwargs)
 
@@ -189,13 +189,13 @@ def test_settings_fingerprint_is_the_content_not_the_path(pruned, tmp_path):
 
 def test_several_pruned_files_give_one_arm_each_and_labels_come_from_the_command_line(pruned, tmp_path, capsys):
     other = make_pruned_family(tmp_path / "other.json", steps=3)
-    settings = StudySettings.build(kinds=["pruned-linear", "uniform"], budgets=[2000], seeds=[0], data="digits",
+    settings = StudySettings.build(arms=["pruned-linear", "uniform"], budgets=[2000], seeds=[0], data="digits",
                                    recipe=get_recipe("digits"), sources=[load_source(pruned, "a"), load_source(other, "b")],
                                    hparams=archsearch.create_genotype("wrn-16-1", in_channels=1, input_size=8).hparams)
     assert settings.arm_names == ["pruned-linear[a]", "pruned-linear[b]", "uniform"]
     assert set(settings.fingerprint()["sources"]) == {"a", "b"}
     with pytest.raises(archsearch.ArchsearchError, match="label 'x'"):
-        StudySettings.build(kinds=["pruned-linear"], budgets=[2000], seeds=[0], data="digits",
+        StudySettings.build(arms=["pruned-linear"], budgets=[2000], seeds=[0], data="digits",
                             recipe=get_recipe("digits"), sources=[load_source(pruned, "x"), load_source(other, "x")])
     assert "label 'x'" in _one_line_error(capsys, ["study", "run", "--pruned", f"x={pruned}", "--pruned",
                                                    f"x={other}", "--budgets", "2k", "--arms", "pruned-linear"])
@@ -371,7 +371,7 @@ def test_the_trial_cap_holds_across_runs_and_search_mode_explores(pruned, digits
     assert len(run_study(settings, study_name="g", storage=url, data=digits, n_trials=5, train=fake_train(errors)).ran) == 0
     assert len(run_study(settings, study_name="g", storage=url, data=digits, n_trials=7, train=fake_train(errors)).ran) == 2
 
-    search = grid_settings(pruned, kinds=("pruned-linear", "pruned-fit", "uniform"), budgets=(2000,), seeds=(0,),
+    search = grid_settings(pruned, arms=("pruned-linear", "pruned-fit", "uniform"), budgets=(2000,), seeds=(0,),
                            mode="search")
     summary = run_study(search, study_name="s", storage=url, data=digits, n_trials=6,
                         train=fake_train(lambda g, s: (g.macs / 1e6, g.macs / 1e6)))
@@ -459,7 +459,7 @@ def test_importing_the_study_package_imports_neither_torch_nor_optuna():
 
 def test_a_diverged_trial_is_never_complete_and_never_ranked(pruned, digits, tmp_path):
     """A trial whose training diverged is PRUNED, and the leaderboard skips it."""
-    settings = grid_settings(pruned, kinds=("uniform",), budgets=(2000,), seeds=(0, 1))
+    settings = grid_settings(pruned, arms=("uniform",), budgets=(2000,), seeds=(0, 1))
     clean = fake_train(lambda g, seed: (0.1, 0.1))
 
     def train(genotype, data, recipe, *, device=None, seed=0, progress=None, on_epoch=None):  # noqa: ANN001
@@ -482,7 +482,7 @@ _PAUSED_WORKER = textwrap.dedent("""
     from archsearch.study import run_study
     from pathlib import Path
 
-    settings = grid_settings(Path({pruned!r}), kinds=("uniform",), budgets=(2000,), seeds=(0,))
+    settings = grid_settings(Path({pruned!r}), arms=("uniform",), budgets=(2000,), seeds=(0,))
     clean = fake_train(lambda g, s: (0.2, 0.2))
 
     def slow(*args, **kwargs):
@@ -508,7 +508,7 @@ def test_a_paused_worker_resumes_without_a_traceback_or_a_duplicate(pruned, digi
         time.sleep(0.3)
         proc.send_signal(signal.SIGSTOP)
         time.sleep(3.5)  # > 2 heartbeats: the trial is stale
-        settings = grid_settings(pruned, kinds=("uniform",), budgets=(2000,), seeds=(0,))
+        settings = grid_settings(pruned, arms=("uniform",), budgets=(2000,), seeds=(0,))
         run_study(settings, study_name="p", storage=url, data=digits, heartbeat=1,
                   train=fake_train(lambda g, s: (0.1, 0.1)))
     finally:

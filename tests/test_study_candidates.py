@@ -26,12 +26,12 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 
 # -- which runs an arm reads -----------------------------------------------------------------------
 def test_random_pruned_reads_the_random_runs_and_the_other_pruned_arms_the_rest(runs):
-    settings = StudySettings.build(kinds=["pruned-linear", "random-pruned"], budgets=[3000], seeds=[0],
+    settings = StudySettings.build(arms=["pruned-linear", "random-pruned"], budgets=[3000], seeds=[0],
                                    data="digits", recipe=short_recipe(), sources=run_sources(runs))
     assert settings.arm_names == ["pruned-linear[a-s0]", "pruned-linear[a-s1]", "random-pruned[rnd-s0]"]
     fisher_only = [s for s in run_sources(runs) if not s.is_random]
     with pytest.raises(ArchsearchError, match="random-pruned needs a pruning run of the random criterion"):
-        StudySettings.build(kinds=["random-pruned"], budgets=[3000], seeds=[0], data="digits",
+        StudySettings.build(arms=["random-pruned"], budgets=[3000], seeds=[0], data="digits",
                             recipe=short_recipe(), sources=fisher_only)
 
 
@@ -39,7 +39,7 @@ def test_member_arms_take_the_runs_own_member_and_scratch_b_gets_the_big_network
     sources = run_sources(runs)[:1]
     family = sources[0].family
     budget = family[2].params
-    settings = StudySettings.build(kinds=["scratch-e", "scratch-b", "pruned-tuned"], budgets=[budget],
+    settings = StudySettings.build(arms=["scratch-e", "scratch-b", "pruned-tuned"], budgets=[budget],
                                    seeds=[0, 1, 2], data="digits", recipe=short_recipe(10), sources=sources)
     e, b, tuned = (settings.candidate(name, budget) for name in settings.arm_names)
     assert e.genotype == b.genotype == tuned.genotype == family[2].genotype
@@ -51,7 +51,7 @@ def test_member_arms_take_the_runs_own_member_and_scratch_b_gets_the_big_network
     cells = settings.cells()
     assert sum(c.arm == "pruned-tuned" for c in cells) == 1 and sum(c.arm == "scratch-e" for c in cells) == 3
     with pytest.raises(BudgetError, match="kept no fine-tuned weights for member 3"):
-        StudySettings.build(kinds=["pruned-tuned"], budgets=[family[3].params], seeds=[0], data="digits",
+        StudySettings.build(arms=["pruned-tuned"], budgets=[family[3].params], seeds=[0], data="digits",
                             recipe=short_recipe(), sources=sources)
 
 
@@ -62,7 +62,7 @@ def test_pruned_tuned_measures_the_kept_weights_on_the_test_split(runs, tmp_path
     sources = run_sources(runs)[:1]
     family = sources[0].family
     budget = family[2].params
-    settings = StudySettings.build(kinds=["pruned-tuned"], budgets=[budget], seeds=[0], data="digits",
+    settings = StudySettings.build(arms=["pruned-tuned"], budgets=[budget], seeds=[0], data="digits",
                                    recipe=short_recipe(), sources=sources)
     url = f"sqlite:///{tmp_path / 's.db'}"
     data = load_dataset("digits")
@@ -83,7 +83,7 @@ def test_an_imported_network_gets_its_own_uniform_and_bottleneck_baselines_in_a_
     source = load_source(root / "search_spaces" / "digits-vgg" / "pruned.json")
     reference = baseline_reference([source])
     assert reference is not None and reference.family == source.family[0].genotype.family
-    settings = StudySettings.build(kinds=["pruned-linear", "uniform"], budgets=[20_000], seeds=[0], data="digits",
+    settings = StudySettings.build(arms=["pruned-linear", "uniform"], budgets=[20_000], seeds=[0], data="digits",
                                    recipe=short_recipe(), sources=[source], reference=reference)
     uniform = settings.candidate("uniform", 20_000)
     assert abs(uniform.params - 20_000) / 20_000 < 0.01 and uniform.genotype.family == reference.family

@@ -44,7 +44,7 @@ def test_variance_components_by_hand():
 
 def test_kind_rows_pool_the_runs_of_a_label_and_split_their_variance(runs, tmp_path):
     sources = run_sources(runs)
-    settings = StudySettings.build(kinds=["pruned-linear", "random-pruned", "uniform"], budgets=[3000],
+    settings = StudySettings.build(arms=["pruned-linear", "random-pruned", "uniform"], budgets=[3000],
                                    seeds=[0, 1, 2], data="digits", recipe=short_recipe(2), sources=sources,
                                    hparams=sources[0].family[0].genotype.hparams, widen=1.0)
     errors = {"pruned-linear[a-s0]": [0.10, 0.11, 0.12], "pruned-linear[a-s1]": [0.13, 0.14, 0.15],

@@ -74,24 +74,31 @@ class StudySettings:
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
-    def build(cls, *, kinds: Sequence[str], budgets: Sequence[int], seeds: Sequence[int], data: str,
+    def build(cls, *, arms: Sequence[str] = (), budgets: Sequence[int], seeds: Sequence[int], data: str,
               recipe: Recipe, sources: Sequence[Source] = (), hparams: Mapping[str, Any] | None = None,
               widen: float = 1.0, mode: str = "grid", search: str = "candidate", early_stopping: str = "none",
               raw_tolerance: float = RAW_TOLERANCE, skip_unreachable: bool = False,
               reference_macs: int | None = None, reference: Genotype | None = None,
-              pruner: str | None = None) -> "StudySettings":
+              pruner: str | None = None, kinds: Sequence[str] | None = None) -> "StudySettings":
         """Check the request and every candidate it implies (pure arithmetic, before any training).
 
-        A budget an arm cannot reach is a :class:`BudgetError`, unless ``skip_unreachable``, which
-        drops that (arm, budget) pair and records it in :attr:`skipped`.
+        ``arms``: arm names (``pruned-linear``, ``uniform``, ``pruned-linear[LABEL]``, ...). A budget
+        an arm cannot reach is a :class:`BudgetError`, unless ``skip_unreachable``, which drops that
+        (arm, budget) pair and records it in :attr:`skipped`. ``pruner`` and ``kinds`` are the old
+        names of ``early_stopping`` and ``arms``, accepted with a warning for one version.
         """
+        import warnings
+
         STUDY_MODE_REGISTRY.check(mode, where="mode")
         if pruner is not None:  # the deprecated keyword
-            import warnings
-
             warnings.warn("StudySettings.build(pruner=...) is deprecated; use early_stopping=...", DeprecationWarning,
                           stacklevel=2)
             early_stopping = pruner
+        if kinds is not None:  # the deprecated keyword
+            warnings.warn("StudySettings.build(kinds=...) is deprecated; use arms=...", DeprecationWarning,
+                          stacklevel=2)
+            arms = kinds
+        kinds = list(arms)
         EARLY_STOPPING_REGISTRY.check(early_stopping, where="early_stopping")
         STUDY_SEARCH_REGISTRY.check(search, where="search")
         if not kinds:
@@ -291,7 +298,7 @@ def study_settings(*, arms: Sequence[str], budgets: Sequence[int], seeds: Sequen
             if reference is None:
                 hparams, widen = baseline_template(sources, space)
     return StudySettings.build(
-        kinds=list(arms), budgets=list(budgets), seeds=list(seeds), data=data, recipe=recipe, sources=sources,
+        arms=list(arms), budgets=list(budgets), seeds=list(seeds), data=data, recipe=recipe, sources=sources,
         hparams=hparams, widen=widen, mode=mode, search=search, early_stopping=early_stopping,
         raw_tolerance=raw_tolerance, skip_unreachable=skip_unreachable, reference_macs=reference_macs,
         reference=reference)
