@@ -6,12 +6,14 @@ leaves a half-written genotype, family or checkpoint behind a name a reader trus
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import FileFormatError, OutputError
+from .errors import ArchsearchError, FileFormatError, OutputError
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -116,6 +118,29 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def json_safe(value: Any, where: str | None = None) -> Any:
+    """``value`` as strict JSON data, which :func:`atomic_write_json` accepts.
+
+    NaN and infinities (a diverged run's losses) become ``null``, which strict JSON readers accept;
+    tuples become lists, mapping keys strings, numpy scalars Python numbers. With ``where`` (the
+    field it sits in), any other value is refused in one line naming the field, before a file is
+    touched; without, it is passed through.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v, f"{where}.{k}" if where else None) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v, where) for v in value]
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    if hasattr(value, "item"):  # numpy scalars
+        return json_safe(value.item(), where)
+    if where is not None:
+        raise ArchsearchError(f"{where}: {type(value).__name__} is not JSON-serialisable")
+    return value
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 1) -> None:

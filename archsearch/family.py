@@ -26,13 +26,12 @@ still returns it unless asked for version 2) embeds a whole genotype in each mem
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
 
-from ._jsonio import atomic_write_json, check_header, read_json
+from ._jsonio import atomic_write_json, check_header, json_safe, read_json
 from .errors import ArchsearchError, FileFormatError
 from .genotype import Genotype, structure_of
 from .names import MEMBER_FORMS
@@ -238,9 +237,9 @@ class Family:
     def to_dict(self, *, version: int = 1) -> dict[str, Any]:
         """The JSON object of a file of ``version``: by default 1, a whole genotype per member (the form
         callers index and digest; it builds every member), 2 the compact form :meth:`save` writes."""
-        head = {"format": FAMILY_FORMAT, "version": version, "metadata": _jsonable(self.metadata, "metadata")}
+        head = {"format": FAMILY_FORMAT, "version": version, "metadata": json_safe(self.metadata, "metadata")}
         if version == 1:
-            return {**head, "members": [_jsonable(m.to_dict(), "members") for m in self.members]}
+            return {**head, "members": [json_safe(m.to_dict(), "members") for m in self.members]}
         if version != 2:
             raise ArchsearchError(f"family file version {version!r} is unknown; expected 1 or {FAMILY_VERSION}")
         structures = _Structures()
@@ -248,7 +247,7 @@ class Family:
         for m in self.members:
             position, genes = structures.place(m)
             members.append({"structure": position, "genes": genes, "params": m.params, "macs": m.macs,
-                            "metrics": _jsonable(m.metrics, "members.metrics")})
+                            "metrics": json_safe(m.metrics, "members.metrics")})
         return {**head, "structures": structures.to_list(), "members": members}
 
     def save(self, path: str | os.PathLike[str], *, version: int = FAMILY_VERSION) -> None:
@@ -383,20 +382,3 @@ def load_family(path: str | os.PathLike[str], *, allow_empty: bool = False) -> F
     if not family.members and not allow_empty:
         raise FileFormatError(f"{path}: members: the family is empty; expected at least one genotype")
     return family
-
-
-def _jsonable(value: Any, where: str) -> Any:
-    """``value`` as strict JSON: NaN and infinities become ``null``; a non-JSON value is refused (one line)."""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return None
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v, where) for v in value]
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
-    if hasattr(value, "item"):  # numpy scalars
-        return _jsonable(value.item(), where)
-    raise ArchsearchError(f"{where}: {type(value).__name__} is not JSON-serialisable")

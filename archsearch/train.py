@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ._jsonio import atomic_torch_save, atomic_write_json, check_header, read_json
+from ._jsonio import atomic_torch_save, atomic_write_json, check_header, json_safe, read_json
 from .data import DataSpec, DataSplits, check_fits, crop_flip, get_dataset_spec, load_dataset
 from .errors import ArchsearchError, FileFormatError, TrainingError
 from .recipe import Recipe, get_recipe
@@ -76,7 +76,7 @@ class EpochRecord:
 
     def to_dict(self, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
         """The record (or its ``keys``) as ``metrics.json`` holds it (non-finite numbers as ``None``)."""
-        return {k: _json_safe(getattr(self, k)) for k in (keys or [f.name for f in fields(self)])}
+        return {k: json_safe(getattr(self, k)) for k in (keys or [f.name for f in fields(self)])}
 
 
 _FINAL_KEYS = ("epoch", "train_loss", "val_error", "val_loss", "test_error", "test_loss")
@@ -135,7 +135,7 @@ class TrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``metrics.json`` object (format ``archsearch.metrics`` version 1, strict JSON)."""
-        return _json_safe({
+        return json_safe({
             "format": METRICS_FORMAT,
             "version": METRICS_VERSION,
             "data": {"name": self.data, **self.data_sizes},
@@ -623,14 +623,3 @@ def _result(genotype: "Genotype", splits: DataSplits, recipe: Recipe, seed: int,
 def _diverged(history: list[dict[str, Any]]) -> bool:
     """A non-finite training loss: the run stops there (its errors are what the weights give)."""
     return bool(history) and not math.isfinite(history[-1]["train_loss"])
-
-
-def _json_safe(obj: Any) -> Any:
-    """NaN and infinities (a diverged run) as JSON ``null``, which strict JSON readers accept."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj

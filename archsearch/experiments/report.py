@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .._jsonio import atomic_write_json, atomic_write_text
+from .._jsonio import atomic_write_json, atomic_write_text, json_safe
 from ..budgets import format_count
 from .file import Claim, Experiment
 
@@ -209,10 +209,8 @@ def write_experiment_report(experiment: Experiment, out: str | os.PathLike[str],
         "consistency": {k: {kk: vv for kk, vv in v.items() if kk != "comparison"} for k, v in consistency.items()},
         "narrow_baselines": narrow,
     }
-    from ..study.report import _jsonable
-
     paths["experiment_json"] = target / "experiment.json"
-    atomic_write_json(paths["experiment_json"], _jsonable(record))
+    atomic_write_json(paths["experiment_json"], json_safe(record))
     paths["report_md"] = target / "report.md"
     atomic_write_text(paths["report_md"], _markdown(experiment, record, kinds, kind_table, claims, consistency, narrow))
     return paths

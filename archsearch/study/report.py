@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .._jsonio import atomic_write_json, atomic_write_text
+from .._jsonio import atomic_write_json, atomic_write_text, json_safe
 from ..budgets import format_count
 from ..errors import StudyError
 from .storage import SETTINGS_ATTR, load_study, safe_url
@@ -381,16 +381,6 @@ def _csv(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return buf.getvalue()
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def write_report(results: StudyResults, out_dir: str | os.PathLike[str], *, alpha: float = ALPHA,
                  plot: bool = True, formats: Sequence[str] = ("png", "svg")) -> dict[str, Path]:
     """Write ``leaderboard.csv``, ``kinds.csv``, ``leaderboard.json``, ``trials.csv`` and the plot.
@@ -412,7 +402,7 @@ def write_report(results: StudyResults, out_dir: str | os.PathLike[str], *, alph
     trial_rows = [[t.get(c) for c in TRIAL_COLUMNS] for t in results.trials]
     atomic_write_text(paths["trials_csv"], _csv(TRIAL_COLUMNS, trial_rows))
     paths["json"] = out / "leaderboard.json"
-    atomic_write_json(paths["json"], _jsonable({
+    atomic_write_json(paths["json"], json_safe({
         "format": REPORT_FORMAT, "version": 1, "study_name": results.study_name, "storage": results.storage,
         "alpha": alpha, "test": "Welch's t-test on test error over seeds, two-sided, Holm-corrected (p_holm)",
         "settings": {k: v for k, v in results.settings.items() if k != "source_files"},
