@@ -114,6 +114,21 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def read_torch(path: str | os.PathLike[str], *, what: str, map_location: Any = "cpu",
+               error: type[Exception] = ArchsearchError, hint: str = "") -> Any:
+    """A file of tensors and plain values, read with ``weights_only=True`` (loading never executes code
+    from it); a missing or unreadable file is one line naming it and ``what`` it should hold."""
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what} file") from None
+    except Exception as exc:  # noqa: BLE001 - whatever torch raises for a bad file, the user reads one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise error(f"{path}: cannot read {what} ({first}){hint}") from None
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

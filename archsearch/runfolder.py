@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ._jsonio import atomic_torch_save, atomic_write_json, check_folder_path, clean_interrupted_writes, make_dirs
+from ._jsonio import (atomic_torch_save, atomic_write_json, check_folder_path, clean_interrupted_writes, make_dirs,
+                      read_torch)
 from .errors import ArchsearchError
 
 __all__ = ["RunFolder", "RunFolderError", "describe_changes", "refuse_changed"]
@@ -126,15 +126,9 @@ class RunFolder:
 
     def load_checkpoint(self, map_location: Any = "cpu") -> dict[str, Any]:
         """The checkpoint as a dict of tensors and plain values; never executes code from the file."""
-        import torch
-
         assert self.checkpoint is not None, "a RunFolder without a checkpoint name"
-        try:
-            state = torch.load(self.checkpoint, map_location=map_location, weights_only=True)
-        except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise self.error(f"{self.checkpoint}: cannot read the checkpoint ({first}); delete it to start over") \
-                from None
+        state = read_torch(self.checkpoint, what="the checkpoint", map_location=map_location, error=self.error,
+                           hint="; delete it to start over")
         if not isinstance(state, dict):
             raise self.error(f"{self.checkpoint}: not an archsearch {self.noun} checkpoint; delete it to start over")
         return state

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .._jsonio import atomic_torch_save
+from .._jsonio import atomic_torch_save, read_torch
 from ..errors import ArchsearchError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,15 +40,8 @@ def save_member_weights(path: str | os.PathLike[str], weights: Mapping[int, Mapp
 
 def read_member_weights(path: str | os.PathLike[str]) -> dict[int, dict[str, "torch.Tensor"]]:
     """Every member's weights in a weights file (one-line errors for a missing or foreign file)."""
-    import torch
-
     path = Path(path)
-    try:
-        obj: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ArchsearchError(f"{path}: no such member-weights file") from None
-    except Exception as exc:  # noqa: BLE001 - an unreadable file is one user-facing line
-        raise ArchsearchError(f"{path}: cannot read member weights ({type(exc).__name__})") from None
+    obj: Any = read_torch(path, what="member-weights")
     if not isinstance(obj, dict) or obj.get("format") != WEIGHTS_FORMAT or not isinstance(obj.get("members"), dict):
         raise ArchsearchError(f"{path}: is not a member-weights file ({WEIGHTS_FORMAT})")
     if obj.get("version") != WEIGHTS_VERSION:

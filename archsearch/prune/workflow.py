@@ -129,9 +129,8 @@ def prune_space(space: "SearchSpace | str | os.PathLike[str]",
 def _pretrain(space: "SearchSpace", genotype: Any, data: Any, recipe: "Recipe", pre: Path, seed: int,
               device: Any, epochs: int | None, progress: bool | None) -> tuple[dict, dict[str, Any]]:
     """Train the big net in ``pre`` (continuing a run killed there); its weights and a summary."""
-    import torch
-
     from ..train import CHECKPOINT, train_genotype
+    from .loop import state_copy
 
     print(f"pre-training {space.name} ({genotype.params:,} params) for {epochs or recipe.epochs} epochs in {pre}",
           file=sys.stderr)
@@ -140,21 +139,16 @@ def _pretrain(space: "SearchSpace", genotype: Any, data: Any, recipe: "Recipe", 
     if result.diverged:
         raise ArchsearchError(f"pre-training diverged (non-finite loss) in epoch {result.final.epoch}; "
                               "nothing to prune: lower the [train] lr")
-    state = torch.load(result.weights, map_location="cpu", weights_only=True)
+    state = state_copy(result.model)  # the weights model.pt holds, without reading them back
     return state, {"epochs": result.final.epoch, "val_error": result.final.val_error,
                    "test_error": result.final.test_error, "recipe": result.recipe.to_dict()}
 
 
 def _load_weights(path: str | os.PathLike[str]) -> dict:
     """A state_dict from a ``.pt`` file (or a checkpoint holding one under ``model``), in one-line errors."""
-    import torch
+    from .._jsonio import read_torch
 
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ArchsearchError(f"{path}: no such weights file") from None
-    except Exception as exc:  # noqa: BLE001 - unreadable weights are one user-facing line
-        raise ArchsearchError(f"{path}: cannot read weights ({type(exc).__name__})") from None
+    state = read_torch(path, what="weights")
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     if not isinstance(state, dict):
