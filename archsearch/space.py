@@ -111,9 +111,12 @@ def resolve_space(path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def load_space(path: str | os.PathLike[str]) -> SearchSpace:
+def load_space(path: "SearchSpace | str | os.PathLike[str]") -> SearchSpace:
     """Load ``path`` (a space folder, its ``space.toml``, or a shipped space's name); errors name the
-    file and the key."""
+    file and the key. A :class:`SearchSpace` is returned as it is, so every function that takes a
+    space takes one loaded already or where to find it."""
+    if isinstance(path, SearchSpace):
+        return path
     path = resolve_space(path)
     file = path / "space.toml" if path.is_dir() else path
     data = read_toml(file, expected="a TOML space file (UTF-8)", error=SpaceError,

@@ -23,6 +23,7 @@ import os
 import sys
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -549,9 +550,7 @@ def train_genotype(
             refuse_changed(folder.checkpoint, json.loads(state["identity"]), identity, error=TrainingError)
 
     splits = data if isinstance(data, DataSplits) else load_dataset(name, data_dir=data_dir)
-    if folder is None:
-        return _train(genotype, splits, recipe, None, dev, seed, identity, state, name, progress, on_epoch)
-    with folder:  # lock; clean interrupted writes
+    with folder or nullcontext():  # the folder locked, interrupted writes cleaned up
         return _train(genotype, splits, recipe, folder, dev, seed, identity, state, name, progress, on_epoch)
 
 

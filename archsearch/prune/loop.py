@@ -331,7 +331,7 @@ def _kept_members(members: tuple[Member, ...], save: str | tuple[int, ...]) -> s
     return {pick_member(family, "nearest", budget) for budget in save}
 
 
-def _record(run: _Run, data: DataSplits, out_dir: Path) -> float:
+def _record(run: _Run, data: DataSplits, folder: RunFolder) -> float:
     val_error = run.trainer.evaluate("val")["error"]
     metrics = {"prunes": run.prunes, "step": run.steps, "channels_removed": run.removed,
                "val_error": val_error, "criterion": run.settings.criterion}
@@ -348,10 +348,10 @@ def _record(run: _Run, data: DataSplits, out_dir: Path) -> float:
                         for i, m in enumerate(members))
         meta["weights"] = WEIGHTS_NAME
     run.family = Family(members, meta)
-    prune_folder(out_dir).save_checkpoint(run.state())
+    folder.save_checkpoint(run.state())
     if changed:
-        save_member_weights(out_dir / WEIGHTS_NAME, run.kept)
-    run.family.save(out_dir / PRUNED_NAME)
+        save_member_weights(folder.path / WEIGHTS_NAME, run.kept)
+    run.family.save(folder.path / PRUNED_NAME)
     return val_error
 
 
@@ -388,18 +388,17 @@ def prune_network(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | N
 def _prune(genotype: Genotype, model: nn.Module | None, data: DataSplits, settings: PruneSettings,
            folder: RunFolder, device: torch.device, metadata: Mapping[str, Any] | None, progress: bool | None,
            on_record: Callable[[Family], None] | None) -> Family:
-    out_dir = folder.path
     if model is None:  # resuming
         run = _resume(folder, settings, device, data)
         if run.kept:  # undo weights and a pruned.json written after the checkpoint
-            save_member_weights(out_dir / WEIGHTS_NAME, run.kept)
-        run.family.save(out_dir / PRUNED_NAME)
+            save_member_weights(folder.path / WEIGHTS_NAME, run.kept)
+        run.family.save(folder.path / PRUNED_NAME)
     else:
         run = _Run(genotype, model, settings, device, data)
         meta = {"created_by": "archsearch prune", "settings": settings.to_dict(), "seed": settings.seed,
                 "data": data.spec.name, **(metadata or {})}
         run.family = Family((), meta)
-        _record(run, data, out_dir)
+        _record(run, data, folder)
 
     show = sys.stderr.isatty() if progress is None else progress
     from tqdm import tqdm
@@ -423,7 +422,7 @@ def _prune(genotype: Genotype, model: nn.Module | None, data: DataSplits, settin
             now = time.perf_counter()
             run.wall_s += now - clock
             clock = now
-            err = _record(run, data, out_dir)
+            err = _record(run, data, folder)
             bar.set_postfix(params=f"{run.genotype.params:,}", val_err=f"{err:.3f}")
             if not show:  # no bar (no terminal, or --no-progress): one plain line per record
                 print(f"prune {run.prunes}: {run.genotype.params:,} params, val error {err:.2%}, "

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import ArchsearchError
+from ..space import load_space
 from .settings import PruneSettings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,22 +36,16 @@ __all__ = ["prune_space", "space_settings", "pretrain_recipe", "PRETRAIN_DIR"]
 PRETRAIN_DIR = "pretrain"
 
 
-def _space(space: "SearchSpace | str | os.PathLike[str]") -> "SearchSpace":
-    from ..space import SearchSpace, load_space
-
-    return space if isinstance(space, SearchSpace) else load_space(space)
-
-
 def space_settings(space: "SearchSpace | str | os.PathLike[str]",
                    overrides: Mapping[str, Any] | None = None) -> PruneSettings:
     """The space's ``[prune]`` table with ``overrides`` (:meth:`SearchSpace.prune_settings`)."""
-    return _space(space).prune_settings(overrides)
+    return load_space(space).prune_settings(overrides)
 
 
 def pretrain_recipe(space: "SearchSpace | str | os.PathLike[str]",
                     overrides: Mapping[str, Any] | None = None) -> "Recipe":
     """The space's ``[train]`` recipe with ``overrides`` (:meth:`SearchSpace.recipe`)."""
-    return _space(space).recipe(overrides)
+    return load_space(space).recipe(overrides)
 
 
 def prune_space(space: "SearchSpace | str | os.PathLike[str]",
@@ -71,7 +66,7 @@ def prune_space(space: "SearchSpace | str | os.PathLike[str]",
     """
     from .loop import CHECKPOINT_NAME, PRUNED_NAME, check_targets, prune_folder
 
-    space = _space(space)
+    space = load_space(space)
     if not isinstance(settings, PruneSettings):
         settings = space_settings(space, settings)
     recipe = pretrain_recipe(space, pretrain_overrides) if weights is None else None

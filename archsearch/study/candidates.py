@@ -38,7 +38,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..baselines import baseline, scaled_baseline
 from ..budgets import format_count
@@ -216,31 +216,37 @@ def make_candidate(arm: Arm, budget: int, sources: Mapping[str, Source] | Sequen
     ``member`` (``pruned-linear`` only) scales that member instead of the one nearest the budget
     (the candidate search of ``--mode search``). ``reference``: the unpruned network whose
     ``uniform``/``bottleneck`` baselines a non-WRN network gets (:func:`baseline_reference`). An
-    unreachable budget raises :class:`BudgetError` whose message starts with the arm and the budget.
+    unreachable budget raises :class:`BudgetError` whose message starts with the arm and names the
+    budget once: a landing's message starts with the budget it missed, and the arm puts its name in
+    front (:func:`_landed`); a member arm's own refusal says both.
     """
     if not isinstance(sources, Mapping):
         sources = {s.label: s for s in sources}
+    if arm.kind in PRUNED_KINDS:
+        return _pruned(arm, budget, sources[arm.source], member, raw_tolerance)
+    if reference is not None:
+        landing, knob = _landed(arm, scaled_baseline, arm.kind, reference, budget)
+        return Candidate(arm, budget, landing.genotype, {"rel_error": landing.rel_error, knob: landing.scale})
+    if hparams is None:
+        raise ArchsearchError("baselines need hparams (from `space` or the first file of `sources`)")
+    landing, knob = _landed(arm, baseline, arm.kind, hparams, budget, widen=widen)
+    detail = {"rel_error": landing.rel_error, knob: landing.scale}
+    if arm.kind == "bottleneck":
+        detail["widen"] = widen
+    return Candidate(arm, budget, landing.genotype, detail)
+
+
+def _landed(arm: Arm, land: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``land(*args, **kwargs)``, a budget it cannot reach named with the arm in front."""
     try:
-        if arm.kind in PRUNED_KINDS:
-            return _pruned(arm, budget, sources[arm.source], member, raw_tolerance)
-        if reference is not None:
-            landing, knob = scaled_baseline(arm.kind, reference, budget)
-            return Candidate(arm, budget, landing.genotype, {"rel_error": landing.rel_error, knob: landing.scale})
-        if hparams is None:
-            raise ArchsearchError("baselines need hparams (from `space` or the first file of `sources`)")
-        landing, knob = baseline(arm.kind, hparams, budget, widen=widen)
-        detail = {"rel_error": landing.rel_error, knob: landing.scale}
-        if arm.kind == "bottleneck":
-            detail["widen"] = widen
-        return Candidate(arm, budget, landing.genotype, detail)
-    except BudgetError as exc:  # named once: the landing's own message starts with the budget
-        message = str(exc)
-        where = arm.name if message.startswith("budget ") else f"{arm.name} at budget {format_count(budget)}"
-        raise BudgetError(f"{where}: {message}") from None
+        return land(*args, **kwargs)
+    except BudgetError as exc:
+        raise BudgetError(f"{arm.name}: {exc}") from None
 
 
 def _pruned(arm: Arm, budget: int, source: Source, member: int | None, raw_tolerance: float) -> Candidate:
     family = source.family
+    where = f"{arm.name} at budget {format_count(budget)}"
     if arm.kind in MEMBER_KINDS:
         i = pick_member(family, "nearest", budget)
         genotype = family[i].genotype
@@ -248,7 +254,7 @@ def _pruned(arm: Arm, budget: int, source: Source, member: int | None, raw_toler
         if abs(rel) > raw_tolerance:
             lo, hi = min(m.params for m in family), max(m.params for m in family)
             raise BudgetError(
-                f"the trajectory's member nearest it has {genotype.params:,} parameters ({rel:+.0%}); "
+                f"{where}: the trajectory's member nearest it has {genotype.params:,} parameters ({rel:+.0%}); "
                 f"{arm.kind} reaches budgets within {raw_tolerance:.0%} of a member of {source.label} "
                 f"({lo:,} to {hi:,} parameters)"
             )
@@ -256,7 +262,7 @@ def _pruned(arm: Arm, budget: int, source: Source, member: int | None, raw_toler
                                   "source_val_error": _number(family[i].metrics.get("val_error"))}
         if arm.kind in EVALUATED_KINDS:
             if family[i].metrics.get("weights") is not True:
-                raise BudgetError(f"{source.label} kept no fine-tuned weights for member {i} "
+                raise BudgetError(f"{where}: {source.label} kept no fine-tuned weights for member {i} "
                                   f"({genotype.params:,} parameters); prune with save_weights listing this budget")
             detail["source_test_error"] = _number(family[i].metrics.get("test_error"))
         if arm.kind == "scratch-b":
@@ -266,7 +272,7 @@ def _pruned(arm: Arm, budget: int, source: Source, member: int | None, raw_toler
     pick = "nearest" if member is None else member
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ExtrapolationWarning)
-        _, rows = derive(family, [budget], method=method, pick=pick)
+        _, rows = _landed(arm, derive, family, [budget], method=method, pick=pick)
     row = rows[0]
     detail: dict[str, Any] = {"source": source.label, "source_index": row.source_index,
                               "rel_error": row.landing.rel_error, "scale": row.landing.scale}

@@ -271,11 +271,11 @@ def study_settings(*, arms: Sequence[str], budgets: Sequence[int], seeds: Sequen
     Baselines are built from the space's hyper-parameters (or the first trajectory's unpruned network)
     for the WRN families, and by shrinking the unpruned network for any other (an imported VGG, ...).
     """
-    from ..space import SearchSpace, load_space
+    from ..space import load_space
     from ..train import resolve_recipe
     from .candidates import BASELINE_KINDS, baseline_reference, baseline_template, load_source
 
-    if space is not None and not isinstance(space, SearchSpace):
+    if space is not None:
         space = load_space(space)
     sources = [s if isinstance(s, Source) else load_source(s) for s in sources]
     data = data or (space.data_name if space is not None else None) or "digits"
