@@ -163,7 +163,7 @@ def write_experiment_report(experiment: Experiment, out: str | os.PathLike[str],
     """Write the report of the experiment in ``out`` (default into ``out/report``); returns the paths."""
     from ..compare import plot_width_profiles
     from ..machine import machine
-    from ..study.report import kind_leaderboard, kind_table, load_results, write_report
+    from ..study.report import kind_leaderboard, load_results, write_report
     from .run import finished_runs, storage_url
 
     out = Path(out)
@@ -212,13 +212,13 @@ def write_experiment_report(experiment: Experiment, out: str | os.PathLike[str],
     paths["experiment_json"] = target / "experiment.json"
     atomic_write_json(paths["experiment_json"], json_safe(record))
     paths["report_md"] = target / "report.md"
-    atomic_write_text(paths["report_md"], _markdown(experiment, record, kinds, kind_table, claims, consistency, narrow))
+    atomic_write_text(paths["report_md"], _markdown(experiment, record, kinds, claims, consistency, narrow))
     return paths
 
 
-def _markdown(experiment: Experiment, record: Mapping[str, Any], kinds: Sequence[Any], kind_table: Any,
-              claims: Sequence[ClaimResult], consistency: Mapping[str, Any], narrow: Sequence[Mapping[str, Any]]) -> str:
-    from ..study.report import _pct  # the study report's percent cells (importing it loads the study package)
+def _markdown(experiment: Experiment, record: Mapping[str, Any], kinds: Sequence[Any], claims: Sequence[ClaimResult],
+              consistency: Mapping[str, Any], narrow: Sequence[Mapping[str, Any]]) -> str:
+    from ..study.report import _pct, kind_table  # the study report's cells (importing it loads the study package)
 
     info = record["machine"]
     t = record["timings"]

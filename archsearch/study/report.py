@@ -289,29 +289,27 @@ def kind_leaderboard(results: StudyResults, *, alpha: float = ALPHA) -> list[Kin
     """
     arm_rows = leaderboard(results, alpha=alpha)
     source_of = {t.get("arm"): t.get("source") for t in results.trials}
+    label_of = {r.arm: run_label(source_of.get(r.arm)) for r in arm_rows}
     labels_of: dict[str, set] = {}
     for r in arm_rows:
-        labels_of.setdefault(r.kind, set()).add(run_label(source_of.get(r.arm)))
+        labels_of.setdefault(r.kind, set()).add(label_of[r.arm])
+    pooled: dict[tuple[int, str, str | None], list[LeaderboardRow]] = {}  # each budget's keys in table order
+    for r in sorted(arm_rows, key=lambda r: r.budget):
+        mine = pooled.setdefault((r.budget, r.kind, label_of[r.arm]), [])
+        if r.n > 0:
+            mine.append(r)
     rows: list[KindRow] = []
-    for budget in sorted({r.budget for r in arm_rows}):
-        keys: list[tuple[str, str | None]] = []
-        for r in arm_rows:
-            key = (r.kind, run_label(source_of.get(r.arm)))
-            if r.budget == budget and key not in keys:
-                keys.append(key)
-        for kind, label in keys:
-            mine = [r for r in arm_rows if r.budget == budget and r.kind == kind and r.n > 0
-                    and run_label(source_of.get(r.arm)) == label]
-            if not mine:
-                continue
-            tests = [e for r in mine for e in r.test_errors]
-            mean, std = _mean_std(tests)
-            between, within = variance_components([r.test_errors for r in mine])
-            sizes = [r.params for r in mine if r.params is not None]
-            rows.append(KindRow(kind, budget, len(mine), len(tests),
-                                round(sum(sizes) / len(sizes)) if sizes else None, mean, std, between, within,
-                                params_min=min(sizes) if sizes else None, params_max=max(sizes) if sizes else None,
-                                test_errors=tests, label=label if len(labels_of[kind]) > 1 else None))
+    for (budget, kind, label), mine in pooled.items():
+        if not mine:
+            continue
+        tests = [e for r in mine for e in r.test_errors]
+        mean, std = _mean_std(tests)
+        between, within = variance_components([r.test_errors for r in mine])
+        sizes = [r.params for r in mine if r.params is not None]
+        rows.append(KindRow(kind, budget, len(mine), len(tests),
+                            round(sum(sizes) / len(sizes)) if sizes else None, mean, std, between, within,
+                            params_min=min(sizes) if sizes else None, params_max=max(sizes) if sizes else None,
+                            test_errors=tests, label=label if len(labels_of[kind]) > 1 else None))
     _rank(rows, alpha)
     return rows
 
