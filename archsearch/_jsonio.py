@@ -124,9 +124,12 @@ def read_torch(path: str | os.PathLike[str], *, what: str, map_location: Any = "
         return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise error(f"{path}: no such {what} file") from None
+    except OSError as exc:  # no permission, a folder, a disk error
+        raise error(f"{path}: cannot read {what} ({exc.strerror or type(exc).__name__}){hint}") from None
     except Exception as exc:  # noqa: BLE001 - whatever torch raises for a bad file, the user reads one line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise error(f"{path}: cannot read {what} ({first}){hint}") from None
+        # torch's own text is long and suggests weights_only=False, which would run code from the file
+        raise error(f"{path}: cannot read {what}: not a PyTorch file of tensors and plain values "
+                    f"({type(exc).__name__}){hint}") from None
 
 
 def _umask() -> int:

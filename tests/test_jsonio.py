@@ -1,4 +1,4 @@
-"""Outputs (``archsearch._jsonio``): every verb that writes a file refuses, in one line, a path that is
+"""Files (``archsearch._jsonio``): a bad torch file is one line; every verb that writes a file refuses, in one line, a path that is
 not ours to replace (a directory, a symbolic link, a device, a path under a file, /proc), and leaves
 what is there untouched."""
 from __future__ import annotations
@@ -58,3 +58,21 @@ def test_outputs_that_are_not_ours_are_refused(tmp_path: Path, capsys, verb: str
     assert_cli_error(capsys, argv, *words)
     if keep is not None:
         assert keep.read_text() == "mine\n"
+
+
+def test_a_bad_torch_file_is_one_line_that_never_advises_running_its_code(tmp_path: Path) -> None:
+    """torch's own message for a refused file suggests ``weights_only=False``, which would execute
+    code from it; the one line names the file, what it should hold, and the kind of failure."""
+    from archsearch._jsonio import read_torch
+    from archsearch.errors import ArchsearchError
+
+    garbage = tmp_path / "w.pt"
+    for content in (b"junk\n", b"PK\x03\x04garbage", b"garbage"):
+        garbage.write_bytes(content)
+        with pytest.raises(ArchsearchError, match=r"w\.pt: cannot read weights: not a PyTorch file") as info:
+            read_torch(garbage, what="weights")
+        assert "\n" not in str(info.value) and "weights_only" not in str(info.value)
+    with pytest.raises(ArchsearchError, match="no such weights file"):
+        read_torch(tmp_path / "missing.pt", what="weights")
+    with pytest.raises(ArchsearchError, match=r"cannot read weights \(Is a directory\)"):
+        read_torch(tmp_path, what="weights")
