@@ -46,7 +46,7 @@ _expose(".families", "ModelFamily", "family_names", "get_family", "register_fami
         rename={"SearchFamily": "ModelFamily"})  # SearchFamily: the old name, for one version
 _expose(".family", "Family", "Member", "load_family")
 _expose(".genotype", "Genotype", "create_genotype", "load_genotype")
-_expose(".importer", "import_module", "import_source")
+_expose(".importer", "import_module", "import_source", "pretrained_state_dict", "BatchNormMomentumWarning")
 _expose(".landing", "Landing", "land")
 _expose(".recipe", "Recipe", "budget_epochs", "get_recipe")
 _expose(".registry", "Registry")
@@ -95,7 +95,7 @@ _sys.modules[__name__].__class__ = _Package
 __all__ = [
     "__version__",
     "Genotype", "load_genotype", "create_genotype", "count_params", "count_macs", "build_model",
-    "import_module", "import_source", "NetworkImportError",
+    "import_module", "import_source", "pretrained_state_dict", "BatchNormMomentumWarning", "NetworkImportError",
     "Family", "Member", "load_family",
     "derive", "Derivation", "fit_trajectory", "pick_member", "ExtrapolationWarning",
     "baseline", "baselines", "scaled_baseline", "BASELINES", "GENERIC_BASELINES", "land", "Landing",

@@ -8,6 +8,12 @@ producer, a concatenation keeps each input's own gene, and the network's input a
 are fixed. An operation the graph cannot express is refused in one line naming it and where it
 was met. The import is checked before it is returned: the graph-built module must accept the
 source's ``state_dict`` (strict) and give the same outputs.
+
+For transfer learning the checked import can then be adapted: ``num_classes`` replaces the final
+classifier (every other layer kept, so :func:`pretrained_state_dict` carries the source's weights
+over with a freshly initialised head), and ``bn_momentum`` sets every batch norm's momentum, since
+a source trained with a tiny one (torchvision's MNASNet: 0.0003) would leave its running statistics
+where they were during fine-tuning. What was changed is recorded in the genotype's ``origin``.
 """
 from __future__ import annotations
 
@@ -15,24 +21,37 @@ import ast
 import functools
 import importlib
 import importlib.util
+import os
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, NoReturn, Sequence
 
 import networkx as nx
 
+from ._jsonio import atomic_torch_save, check_output_path, read_torch
 from .errors import ArchsearchError, NetworkImportError
 from .genotype import Genotype
+from .graph import PRODUCERS, attr, check_graph, inputs_of, set_widths
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
-__all__ = ["import_module", "import_source", "load_callable", "parse_input_shape", "parse_args"]
+__all__ = ["import_module", "import_source", "load_callable", "parse_input_shape", "parse_args",
+           "pretrained_state_dict", "BatchNormMomentumWarning"]
 
 #: relative output difference above which an import is refused as not reproducing its source
 OUTPUT_TOLERANCE = 1e-4
+#: a batch-norm momentum below this leaves the running statistics almost unmoved by a fine-tuning run
+LOW_BN_MOMENTUM = 0.01
+#: the seed of a replaced classifier's fresh weights, so that every fine-tuning run starts from one head
+HEAD_SEED = 0
+
+
+class BatchNormMomentumWarning(UserWarning):
+    """Imported batch norms whose momentum is so small that training barely moves their running statistics."""
 
 
 def parse_input_shape(text: str | Sequence[int]) -> tuple[int, int, int]:
@@ -93,13 +112,37 @@ def load_callable(source: str) -> Callable[..., Any]:
 
 
 def import_source(source: str, input_shape: str | Sequence[int], args: Mapping[str, Any] | None = None,
-                  *, check: bool = True) -> Genotype:
-    """Import ``source`` (see :func:`load_callable`) called with ``args`` on inputs of ``input_shape``."""
+                  *, check: bool = True, load_weights: str | os.PathLike[str] | None = None,
+                  num_classes: int | None = None, bn_momentum: float | None = None,
+                  save_weights: str | os.PathLike[str] | None = None) -> Genotype:
+    """Import ``source`` (see :func:`load_callable`) called with ``args`` on inputs of ``input_shape``.
+
+    ``load_weights`` is a state_dict file loaded into the model first (pretrained weights kept
+    locally); ``num_classes`` and ``bn_momentum`` adapt the import (see :func:`import_module`);
+    ``save_weights`` writes :func:`pretrained_state_dict` there, for fine-tuning the genotype.
+    """
+    shape = parse_input_shape(input_shape)
+    _check_adaptations(num_classes, bn_momentum)
+    if save_weights is not None:
+        check_output_path(save_weights)  # before the (long) trace and check
+    args = dict(args or {})
+    model = _call(source, args)
+    origin: dict[str, Any] = {"source": source, "args": _jsonable_args(args)}
+    if load_weights is not None:
+        _load_weights(model, load_weights, source)
+        origin["weights"] = str(load_weights)
+    genotype = import_module(model, shape, origin=origin, check=check, num_classes=num_classes,
+                             bn_momentum=bn_momentum)
+    if save_weights is not None:
+        atomic_torch_save(pretrained_state_dict(model, genotype), save_weights)
+    return genotype
+
+
+def _call(source: str, args: Mapping[str, Any]) -> "nn.Module":
+    """The module ``source`` returns for ``args``; a failing call or a non-module is one line."""
     from torch import nn
 
-    shape = parse_input_shape(input_shape)
     factory = load_callable(source)
-    args = dict(args or {})
     try:
         model = factory(**args)
     except Exception as exc:  # noqa: BLE001
@@ -107,18 +150,40 @@ def import_source(source: str, input_shape: str | Sequence[int], args: Mapping[s
         raise NetworkImportError(f"calling {source}({listed}) failed ({type(exc).__name__}: {exc})") from None
     if not isinstance(model, nn.Module):
         raise NetworkImportError(f"{source} returned a {type(model).__name__}, expected a torch.nn.Module")
-    origin = {"source": source, "args": _jsonable_args(args)}
-    return import_module(model, shape, origin=origin, check=check)
+    return model
+
+
+def _load_weights(model: "nn.Module", path: str | os.PathLike[str], source: str) -> None:
+    """Load a state_dict file into ``model`` (strict); a file that does not fit is one line naming it."""
+    import torch
+
+    state = read_torch(path, what="weights", error=NetworkImportError)
+    if not isinstance(state, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                 for k, v in state.items()):
+        raise NetworkImportError(f"{path}: not a state_dict (a mapping of parameter names to tensors), "
+                                 f"found {type(state).__name__}")
+    why = _misfit(state, model.state_dict())
+    if why:
+        raise NetworkImportError(f"{path}: the weights do not fit {source} ({why})")
+    model.load_state_dict(state, strict=True)
 
 
 def import_module(model: "nn.Module", example_input: "torch.Tensor | Sequence[int]", *,
-                  origin: Mapping[str, Any] | None = None, check: bool = True) -> Genotype:
+                  origin: Mapping[str, Any] | None = None, check: bool = True, num_classes: int | None = None,
+                  bn_momentum: float | None = None) -> Genotype:
     """Trace ``model`` and return its genotype (family ``graph``); ``example_input`` is a tensor of
-    shape (N, C, H, W) or a shape (C, H, W)."""
+    shape (N, C, H, W) or a shape (C, H, W).
+
+    ``num_classes`` replaces the final classifier by one of that many outputs (a downstream task);
+    ``bn_momentum`` sets every batch norm's momentum. Both apply after the import was checked
+    against ``model``; without ``bn_momentum``, batch norms whose momentum is below
+    :data:`LOW_BN_MOMENTUM` are warned of (:class:`BatchNormMomentumWarning`).
+    """
     import torch
 
     from . import __version__
 
+    _check_adaptations(num_classes, bn_momentum)
     if isinstance(example_input, torch.Tensor):
         if example_input.dim() != 4:
             raise NetworkImportError(f"example input has shape {tuple(example_input.shape)}; expected (N, C, H, W)")
@@ -137,16 +202,19 @@ def import_module(model: "nn.Module", example_input: "torch.Tensor | Sequence[in
     info = {"source": type(model).__module__ + "." + type(model).__qualname__, "args": {},
             **dict(origin or {}), "input": list(x.shape[1:]), "torch": torch.__version__,
             "archsearch": __version__}
-    genotype = Genotype("graph", hparams, graph, info)
-    try:
-        from .graph import check_graph
+    genotype = _valid(Genotype("graph", hparams, graph, info))
+    if check:
+        _check_reproduces(model, genotype, x)
+    return _adapted(genotype, num_classes, bn_momentum)
 
+
+def _valid(genotype: Genotype) -> Genotype:
+    """``genotype`` after the graph and family checks a loaded file gets (a failure is a bug of ours)."""
+    try:
         check_graph(genotype.graph)
         genotype.family_spec.check_graph(genotype.hparams, genotype.graph)
     except ArchsearchError as exc:  # pragma: no cover (a converter bug, not the user's)
         raise NetworkImportError(f"the imported graph is invalid: {exc}") from None
-    if check:
-        _check_reproduces(model, genotype, x)
     return genotype
 
 
@@ -582,18 +650,9 @@ def _check_reproduces(model: "nn.Module", genotype: Genotype, x: "torch.Tensor")
 
     built = genotype.build()
     source_state = model.state_dict()
-    mine = built.state_dict()
-    missing = sorted(set(source_state) - set(mine))
-    extra = sorted(set(mine) - set(source_state))
-    if missing or extra:
-        raise NetworkImportError(
-            "the traced forward does not use every weight of the model "
-            f"(not used: {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}"
-            f"{'; unexpected: ' + ', '.join(extra[:4]) if extra else ''})")
-    for key, value in source_state.items():
-        if tuple(mine[key].shape) != tuple(value.shape):
-            raise NetworkImportError(f"weight {key}: shape {tuple(value.shape)} in the model, "
-                                     f"{tuple(mine[key].shape)} in the imported graph")
+    why = _misfit(source_state, built.state_dict())
+    if why:
+        raise NetworkImportError(f"the traced forward does not match the model's weights ({why})")
     built.load_state_dict(source_state, strict=True)
     was = model.training
     model.eval()
@@ -611,3 +670,133 @@ def _check_reproduces(model: "nn.Module", genotype: Genotype, x: "torch.Tensor")
     params = sum(p.numel() for p in model.parameters())
     if params != genotype.params:
         raise NetworkImportError(f"the imported graph counts {genotype.params:,} parameters, the model has {params:,}")
+
+
+def _misfit(state: Mapping[str, Any], target: Mapping[str, Any]) -> str | None:
+    """Why ``state`` would not load strictly into a module whose state_dict is ``target`` (names and
+    shapes), or ``None``: the one test behind every weight hand-over of the importer."""
+    spare, lacking = sorted(set(state) - set(target)), sorted(set(target) - set(state))
+    if spare or lacking:
+        return "; ".join(f"{label}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}"
+                         for label, keys in (("not used", spare), ("missing", lacking)) if keys)
+    for key, value in state.items():
+        if tuple(value.shape) != tuple(target[key].shape):
+            return f"weight {key} has shape {tuple(value.shape)}, expected {tuple(target[key].shape)}"
+    return None
+
+
+# -- transfer: a new classifier, batch-norm momentum, the weights to fine-tune from ------------------
+
+def _check_adaptations(num_classes: int | None, bn_momentum: float | None) -> None:
+    """Refuse bad values before the (long) trace, naming the parameter (the CLI names its flag)."""
+    if num_classes is not None and (not isinstance(num_classes, int) or isinstance(num_classes, bool)
+                                    or num_classes < 1):
+        raise NetworkImportError(f"num_classes: {num_classes!r} is invalid; expected an integer >= 1")
+    if bn_momentum is not None and (not isinstance(bn_momentum, (int, float)) or isinstance(bn_momentum, bool)
+                                    or not 0 < bn_momentum <= 1):
+        raise NetworkImportError(f"bn_momentum: {bn_momentum!r} is invalid; expected a number in (0, 1], e.g. 0.1")
+
+
+def _adapted(genotype: Genotype, num_classes: int | None, bn_momentum: float | None) -> Genotype:
+    """The checked import with a new classifier width and batch-norm momentum, the changes recorded
+    in its origin (``changed``); ``genotype`` itself where nothing changes."""
+    graph = nx.DiGraph(genotype.graph)  # a copy with its own attribute dicts
+    hparams = dict(genotype.hparams)
+    changed: dict[str, Any] = {}
+    if num_classes is not None and num_classes != hparams["num_classes"]:
+        changed["num_classes"] = _replace_classifier(graph, num_classes)
+        hparams["num_classes"] = num_classes
+    if bn_momentum is None:
+        _warn_low_momentum(graph)
+    else:
+        changed.update(_set_bn_momentum(graph, float(bn_momentum)))
+    if not changed:
+        return genotype
+    return _valid(Genotype("graph", hparams, set_widths(graph, {}), {**genotype.origin, "changed": changed}))
+
+
+def _head(graph: nx.DiGraph) -> list[str]:
+    """The final classifier and the layers after it that keep its width (activation, pooling,
+    flatten), in order: what ``num_classes`` replaces."""
+    (out,) = [n for n in graph if graph.out_degree(n) == 0]
+    chain = [out]
+    while (data := graph.nodes[chain[-1]])["kind"] not in PRODUCERS or attr(data, "depthwise"):
+        preds = inputs_of(graph, chain[-1])
+        if data["kind"] in ("add", "mul", "concat") or len(preds) != 1:
+            raise NetworkImportError(f"num_classes: the output comes from a {data['kind']} ({chain[-1]}), "
+                                     "not from one classifier layer that can be replaced")
+        chain.append(preds[0])
+    if data["kind"] == "pad" or (data["kind"] == "conv" and attr(data, "groups") != 1):
+        what = "channel padding" if data["kind"] == "pad" else "grouped convolution"
+        raise NetworkImportError(f"num_classes: the output comes from {chain[-1]}, a {what}; only a linear "
+                                 "layer or an ungrouped convolution can be replaced")
+    return chain[::-1]
+
+
+def _replace_classifier(graph: nx.DiGraph, num_classes: int) -> dict[str, Any]:
+    """Give the classifier ``num_classes`` outputs (its followers take them in :func:`set_widths`)."""
+    layer = _head(graph)[0]
+    before = graph.nodes[layer]["width"]
+    graph.nodes[layer]["width"] = num_classes
+    return {"layer": layer, "from": before, "to": num_classes}
+
+
+def _batch_norms(graph: nx.DiGraph) -> list[dict]:
+    return [d for _, d in graph.nodes(data=True) if d["kind"] in ("bn", "bn_relu")]
+
+
+def _set_bn_momentum(graph: nx.DiGraph, momentum: float) -> dict[str, Any]:
+    """Set every batch norm's momentum; ``{"bn_momentum": ...}`` (what it was) where that changed any."""
+    norms = _batch_norms(graph)
+    before = sorted({attr(d, "momentum") for d in norms})
+    if before in ([], [momentum]):
+        return {}
+    for data in norms:
+        data.pop("momentum", None)
+        data.update(_nondefault(momentum=(momentum, 0.1)))
+    return {"bn_momentum": {"layers": len(norms), "from": before, "to": momentum}}
+
+
+def _warn_low_momentum(graph: nx.DiGraph) -> None:
+    """One warning for every batch norm whose running statistics training would barely move."""
+    low = [attr(d, "momentum") for d in _batch_norms(graph) if attr(d, "momentum") < LOW_BN_MOMENTUM]
+    if low:
+        values = ", ".join(f"{v:g}" for v in sorted(set(low)))
+        warnings.warn(f"{len(low)} batch norm{'s' if len(low) > 1 else ''} of the imported network have momentum "
+                      f"{values} (below {LOW_BN_MOMENTUM:g}): fine-tuning or training on little data will barely "
+                      "move their running statistics; set them with --bn-momentum M (bn_momentum=M), e.g. 0.1",
+                      BatchNormMomentumWarning, stacklevel=4)
+
+
+def pretrained_state_dict(model: "nn.Module", genotype: Genotype, *,
+                          seed: int = HEAD_SEED) -> dict[str, "torch.Tensor"]:
+    """The weights of ``model`` (as it is now: pretrained or loaded) for ``genotype.build()``, which
+    they load into strictly, so the imported network fine-tunes from them.
+
+    Where ``num_classes`` replaced the classifier, its tensors are fresh: those the built module
+    initialises after ``torch.manual_seed(seed)`` (the global random state is left as it was), so
+    every run fine-tunes from the same head.
+    """
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = genotype.build().state_dict()
+    state = dict(model.state_dict())
+    head = _replaced_head(genotype)
+    for key, value in fresh.items():
+        if key.rpartition(".")[0] in head and (key not in state or state[key].shape != value.shape):
+            state[key] = value
+    why = _misfit(state, fresh)
+    if why:
+        raise NetworkImportError(f"the model's weights do not fit the genotype ({why}); "
+                                 "was it imported from this model?")
+    return state
+
+
+def _replaced_head(genotype: Genotype) -> frozenset[str]:
+    """The layers whose tensors :func:`pretrained_state_dict` initialises afresh: the head, where the
+    origin records that ``num_classes`` replaced it (nothing otherwise)."""
+    if "num_classes" not in genotype.origin.get("changed", {}):
+        return frozenset()
+    return frozenset(_head(genotype.graph))

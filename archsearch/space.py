@@ -79,6 +79,29 @@ class SearchSpace:
             table.pop("max_prunes", None)
         return PruneSettings.from_dict({**table, **overrides}, source=source or f"{self.file} [prune]")
 
+    def with_data(self, source: str) -> "SearchSpace":
+        """This space on other data (``--data``, an experiment's ``data``): a source name, any spelling."""
+        from dataclasses import replace
+
+        return replace(self, data={**self.data, "name": source})
+
+    @classmethod
+    def from_genotype(cls, path: str | os.PathLike[str], data: str, *,
+                      data_dir: str | os.PathLike[str] | None = None) -> "SearchSpace":
+        """A space around one genotype file (``prune --from net.json --data ...``), so pruning your own
+        network needs no space folder: training takes the data's default recipe, pruning the defaults
+        of :class:`~archsearch.prune.settings.PruneSettings` down to half the prunable channels (each
+        overridable by flags)."""
+        from .data import get_dataset_spec
+
+        path = Path(path)
+        genotype = load_genotype(path)
+        name = re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip("-.")[:128] or "network"
+        recipe = get_dataset_spec(data, data_dir).default_recipe
+        return cls(name=name, path=path.parent, family=genotype.family, hparams=dict(genotype.hparams), widen=1.0,
+                   description=f"{path} on {data}", data={"name": data}, train={"base": recipe},
+                   prune={"fraction": 0.5}, genotype_file=path)
+
     def base_genotype(self) -> Genotype:
         """The unpruned network of the space (e.g. WRN-40-2, or the imported genotype it names)."""
         if self.genotype_file is not None:

@@ -26,10 +26,11 @@ import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from ._jsonio import atomic_torch_save, atomic_write_json, check_header, json_safe, read_json
-from .data import DataSpec, DataSplits, check_fits, crop_flip, get_dataset_spec, load_dataset
+from .data import DataSpec, DataSplits, StreamingData, check_fits, get_dataset_spec, load_dataset, make_feed
+from .data.sources import data_label
 from .errors import ArchsearchError, FileFormatError, TrainingError
 from .recipe import Recipe, get_recipe
 from .runfolder import RunFolder, refuse_changed
@@ -40,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .genotype import Genotype
 
-__all__ = ["Trainer", "train_genotype", "TrainResult", "EpochRecord", "evaluate", "resolve_device", "resolve_recipe",
+__all__ = ["Trainer", "train_genotype", "TrainResult", "EpochRecord", "evaluate", "evaluate_batches", "resolve_device", "resolve_recipe",
            "METRICS_FORMAT", "METRICS_VERSION", "CHECKPOINT", "METRICS", "WEIGHTS"]
 
 METRICS_FORMAT = "archsearch.metrics"
@@ -125,6 +126,9 @@ class TrainResult:
     torch_version: str
     #: the saved state_dict (``model.pt`` in the run folder); ``None`` when nothing was saved
     weights: Path | None = None
+    #: what the data was: channels, classes, image size, split sizes, normalisation, path
+    #: (:meth:`archsearch.data.DataSplits.describe`; empty for a file written before it was recorded)
+    data_info: Mapping[str, Any] = field(default_factory=dict)
     model: "nn.Module | None" = field(default=None, compare=False, repr=False)
 
     def __repr__(self) -> str:
@@ -153,6 +157,7 @@ class TrainResult:
             "weights": WEIGHTS if self.weights is None else self.weights.name,
             "epochs": [r.to_dict() for r in self.history],
             "diverged": self.diverged,
+            "data_info": dict(self.data_info),
             "genotype": self.genotype.to_dict(),
         })
 
@@ -166,7 +171,7 @@ class TrainResult:
         try:
             history = tuple(EpochRecord.from_dict(r) for r in obj["epochs"])
             by_epoch = {r.epoch: r for r in history}
-            sizes = {k: int(v) for k, v in obj["data"].items() if k != "name"}
+            sizes = {k: int(v) for k, v in obj["data"].items() if k in ("train", "val", "test")}
             return cls(
                 genotype=Genotype.from_dict(obj["genotype"], source=f"{source}: genotype"),
                 data=str(obj["data"]["name"]), data_sizes=sizes, seed=int(obj["seed"]),
@@ -177,6 +182,7 @@ class TrainResult:
                 images_per_s=_float(obj["images_per_s"]), device=str(obj["device"]),
                 torch_version=str(obj["torch"]),
                 weights=Path(folder) / obj["weights"] if folder is not None else None,
+                data_info=dict(obj.get("data_info") or {}),
             )
         except ArchsearchError:
             raise
@@ -249,26 +255,39 @@ def evaluate(forward: "Callable[[torch.Tensor], torch.Tensor]", x: "torch.Tensor
     ``model`` is the module whose train/eval mode to switch when ``forward`` is a compiled
     wrapper (defaults to ``forward`` itself); its previous mode is restored.
     """
+    batches = ((x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(y), batch_size))
+    return evaluate_batches(forward, batches, autocast_dtype=autocast_dtype, memory_format=memory_format,
+                            model=model)
+
+
+def evaluate_batches(forward: "Callable[[torch.Tensor], torch.Tensor]",
+                     batches: "Iterable[tuple[torch.Tensor, torch.Tensor]]", *,
+                     autocast_dtype: "torch.dtype | None" = None, memory_format: "torch.memory_format | None" = None,
+                     model: "nn.Module | None" = None) -> dict[str, float]:
+    """:func:`evaluate` over batches from either data path (a feed's ``eval_batches``); the counts stay
+    on the device until the one read at the end."""
     import torch
     from torch.nn import functional as F
 
     module = model if model is not None else forward
     was_training = module.training
     module.eval()
-    wrong = torch.zeros((), dtype=torch.long, device=x.device)
-    loss_sum = torch.zeros((), device=x.device)
-    with torch.no_grad(), torch.autocast(x.device.type, dtype=autocast_dtype or torch.bfloat16,
-                                         enabled=autocast_dtype is not None):
-        for i in range(0, len(y), batch_size):
-            xb = x[i:i + batch_size]
+    wrong: torch.Tensor | int = 0
+    loss_sum: torch.Tensor | float = 0.0
+    n = 0
+    with torch.no_grad():
+        for xb, yb in batches:
             if memory_format is not None:
                 xb = xb.contiguous(memory_format=memory_format)
-            logits = forward(xb).float()
-            wrong += (logits.argmax(1) != y[i:i + batch_size]).sum()
-            loss_sum += F.cross_entropy(logits, y[i:i + batch_size], reduction="sum")
+            with torch.autocast(xb.device.type, dtype=autocast_dtype or torch.bfloat16,
+                                enabled=autocast_dtype is not None):
+                logits = forward(xb).float()
+            wrong = wrong + (logits.argmax(1) != yb).sum()
+            loss_sum = loss_sum + F.cross_entropy(logits, yb, reduction="sum")
+            n += len(yb)
     module.train(was_training)
-    n = max(len(y), 1)
-    return {"error": wrong.item() / n, "loss": loss_sum.item() / n}
+    n = max(n, 1)
+    return {"error": float(wrong) / n, "loss": float(loss_sum) / n}
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -285,7 +304,7 @@ class Trainer:
     metrics and files. It does not seed the global RNG: seed before building ``model``.
     """
 
-    def __init__(self, model: "nn.Module", data: DataSplits, recipe: Recipe, *,
+    def __init__(self, model: "nn.Module", data: "DataSplits | StreamingData", recipe: Recipe, *,
                  device: "str | torch.device | None" = None, seed: int = 0, eval_batch_size: int = 1024) -> None:
         import torch
         from torch.optim.lr_scheduler import LambdaLR
@@ -305,14 +324,9 @@ class Trainer:
         self.memory_format = torch.channels_last
         self.model = model.to(self.device, memory_format=self.memory_format)
         self.forward = torch.compile(self.model) if recipe.compile else self.model
-        self.data = data.to(self.device)
-
-        spec = data.spec
-        self.pad = spec.crop_pad if recipe.augment else 0
-        self.flip = spec.flip and recipe.augment
-        train_x = self.data.train_x
-        self._padded = (torch.nn.functional.pad(train_x, (self.pad,) * 4) if self.pad or self.flip else None)
-        n = len(self.data.train_y)
+        #: where batches come from: the resident or the streaming path (the trainer never asks which)
+        self.feed = make_feed(data, self.device, augment=recipe.augment)
+        n = self.feed.n_train
         self.batch_size = min(recipe.batch_size, n)
         # the last partial batch is dropped (it is a different one every epoch): every step has
         # the same shape, which torch.compile and cuDNN's autotuner like
@@ -346,13 +360,6 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
                               enabled=self.autocast_dtype is not None)
 
-    def _batch(self, index: "torch.Tensor", generator: "torch.Generator") -> "torch.Tensor":
-        if self._padded is not None:
-            x = crop_flip(self._padded, index, self.pad, self.flip, generator)
-        else:
-            x = self.data.train_x[index]
-        return x.contiguous(memory_format=self.memory_format)
-
     def train_epoch(self, *, max_steps: int | None = None, progress: Any = None) -> dict[str, float]:
         """Train one epoch (or its first ``max_steps`` steps, for timing); returns loss and speed.
 
@@ -360,16 +367,14 @@ class Trainer:
         """
         import torch
 
-        gen = torch.Generator(device=self.device)
-        gen.manual_seed(_epoch_seed(self.seed, self.epoch))
-        order = torch.randperm(len(self.data.train_y), device=self.device, generator=gen)
+        order, gen = self.feed.open_epoch(_epoch_seed(self.seed, self.epoch))
         steps = self.steps_per_epoch if max_steps is None else min(max_steps, self.steps_per_epoch)
         b = self.batch_size
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
         start = time.perf_counter()
-        for i in range(steps):
-            loss_sum += self._step(order[i * b:(i + 1) * b], gen)
+        for x, y in self.feed.batches(order, gen, 0, steps, b):
+            loss_sum += self._step(x, y)
             if progress is not None:
                 progress.update(1)
         mean_loss = loss_sum.item() / max(steps, 1)  # the epoch's one host sync
@@ -379,13 +384,13 @@ class Trainer:
         return {"train_loss": mean_loss, "images": steps * b, "train_s": seconds,
                 "images_per_s": steps * b / seconds if seconds > 0 else float("nan")}
 
-    def _step(self, index: "torch.Tensor", gen: "torch.Generator",
+    def _step(self, x: "torch.Tensor", y: "torch.Tensor",
               after_backward: "Callable[[], None] | None" = None) -> "torch.Tensor":
-        """One optimiser step on the batch ``index``; returns the (detached) loss, not synced."""
+        """One optimiser step on the batch ``(x, y)``; returns the (detached) loss, not synced."""
         import torch
         from torch.nn import functional as F
 
-        x, y = self._batch(index, gen), self.data.train_y[index]
+        x = x.contiguous(memory_format=self.memory_format)
         with self._autocast():
             logits = self.forward(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=self.recipe.label_smoothing)
@@ -418,32 +423,31 @@ class Trainer:
         for _ in range(steps):
             if self._stream is None or self._stream[2] >= self.steps_per_epoch:
                 self._open_stream(0 if self._stream is None else self._stream[0] + 1)
-            epoch, order, pos, gen = self._stream
-            loss_sum += self._step(order[pos * b:(pos + 1) * b], gen, after_backward)
-            self._stream = (epoch, order, pos + 1, gen)
+            epoch, order, pos, gen, batches = self._stream
+            x, y = next(batches)
+            loss_sum += self._step(x, y, after_backward)
+            self._stream = (epoch, order, pos + 1, gen, batches)
         return loss_sum.item() / max(steps, 1)
 
-    def _open_stream(self, epoch: int, position: int = 0) -> None:
-        import torch
-
-        gen = torch.Generator(device=self.device)
-        gen.manual_seed(_epoch_seed(self.seed, epoch))
-        order = torch.randperm(len(self.data.train_y), device=self.device, generator=gen)
-        self._stream = (epoch, order, position, gen)
+    def _open_stream(self, epoch: int, position: int = 0, generator: "torch.Tensor | None" = None) -> None:
+        order, gen = self.feed.open_epoch(_epoch_seed(self.seed, epoch))
+        if generator is not None:
+            gen.set_state(generator)
+        batches = self.feed.batches(order, gen, position, self.steps_per_epoch, self.batch_size)
+        self._stream = (epoch, order, position, gen, batches)
 
     def stream_state(self) -> dict[str, Any]:
         """Where the step stream is (plain tensors and numbers, for a checkpoint)."""
         if self._stream is None:
             return {"epoch": -1}
-        epoch, _, pos, gen = self._stream
+        epoch, _, pos, gen, _ = self._stream
         return {"epoch": epoch, "position": pos, "generator": gen.get_state()}
 
     def load_stream_state(self, state: dict[str, Any]) -> None:
         if state["epoch"] < 0:
             self._stream = None
             return
-        self._open_stream(int(state["epoch"]), int(state["position"]))
-        self._stream[3].set_state(state["generator"])
+        self._open_stream(int(state["epoch"]), int(state["position"]), state["generator"])
 
     def swap_model(self, model: "nn.Module", optimizer: "torch.optim.Optimizer | None" = None) -> None:
         """Continue with another model (a pruned one): its own optimiser (e.g. with sliced momentum)
@@ -464,9 +468,8 @@ class Trainer:
 
     def evaluate(self, split: str = "val") -> dict[str, float]:
         """Error rate and mean loss on ``split`` (``val`` or ``test``), in eval mode."""
-        x, y = getattr(self.data, f"{split}_x"), getattr(self.data, f"{split}_y")
-        return evaluate(self.forward, x, y, batch_size=self.eval_batch_size, autocast_dtype=self.autocast_dtype,
-                        memory_format=self.memory_format, model=self.model)
+        return evaluate_batches(self.forward, self.feed.eval_batches(split, self.eval_batch_size),
+                                autocast_dtype=self.autocast_dtype, memory_format=self.memory_format, model=self.model)
 
     @property
     def lr(self) -> float:
@@ -523,8 +526,9 @@ def train_genotype(
     Returns a :class:`TrainResult` holding the trained model too; ``result.to_dict()`` is what
     ``metrics.json`` holds.
     """
-    name = data.spec.name if isinstance(data, DataSplits) else data
-    spec = data.spec if isinstance(data, DataSplits) else get_dataset_spec(name)
+    loaded = isinstance(data, (DataSplits, StreamingData))
+    name = data.spec.name if loaded else data
+    spec = data.spec if loaded else get_dataset_spec(name, data_dir)
     check_fits(genotype, spec)
     recipe = resolve_recipe(recipe, spec)
     if epochs is not None:
@@ -534,7 +538,7 @@ def train_genotype(
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise TrainingError(f"seed: {seed!r} is invalid; expected an integer >= 0")
     dev = resolve_device(device)
-    identity = {"genotype": genotype.to_dict(), "data": name, "recipe": recipe.to_dict(), "seed": seed}
+    identity = {"genotype": genotype.to_dict(), "data": spec.name, "recipe": recipe.to_dict(), "seed": seed}
 
     folder = (RunFolder(out_dir, "train", checkpoint=CHECKPOINT, outputs=(METRICS,), error=TrainingError)
               if out_dir is not None else None)
@@ -547,14 +551,30 @@ def train_genotype(
             state = folder.load_checkpoint(dev)
             if not {"identity", "trainer", "history"} <= set(state):
                 raise TrainingError(f"{folder.checkpoint}: not an archsearch training checkpoint; delete it to start over")
-            refuse_changed(folder.checkpoint, json.loads(state["identity"]), identity, error=TrainingError)
+            saved = json.loads(state["identity"])
+            refuse_changed(folder.checkpoint, {k: v for k, v in saved.items() if k != _DATA_KEY}, identity,
+                           error=TrainingError)
 
-    splits = data if isinstance(data, DataSplits) else load_dataset(name, data_dir=data_dir)
+    splits = data if loaded else load_dataset(name, data_dir=data_dir)
+    # the images themselves: a folder whose files changed since the run started is another data set
+    identity[_DATA_KEY] = data_identity(splits)
+    if state is not None:
+        refuse_changed(folder.checkpoint, json.loads(state["identity"]), identity, error=TrainingError)
     with folder or nullcontext():  # the folder locked, interrupted writes cleaned up
         return _train(genotype, splits, recipe, folder, dev, seed, identity, state, name, progress, on_epoch)
 
 
-def _train(genotype: "Genotype", splits: DataSplits, recipe: Recipe, folder: RunFolder | None, dev: "torch.device",
+#: the identity key of what a run's data was (its statistics and split sizes)
+_DATA_KEY = "data_stats"
+
+
+def data_identity(data: "DataSplits | StreamingData") -> dict[str, Any]:
+    """What must not change under a resumed run: split sizes and normalisation (not the path taken)."""
+    info = data.describe()
+    return {"sizes": info["sizes"], "mean": info["mean"], "std": info["std"], "classes": info["classes"]}
+
+
+def _train(genotype: "Genotype", splits: "DataSplits | StreamingData", recipe: Recipe, folder: RunFolder | None, dev: "torch.device",
            seed: int, identity: dict[str, Any], state: dict[str, Any] | None, name: str, progress: bool | None,
            on_epoch: Callable[[dict[str, Any]], None] | None) -> TrainResult:
     import torch
@@ -569,7 +589,7 @@ def _train(genotype: "Genotype", splits: DataSplits, recipe: Recipe, folder: Run
     from tqdm.auto import tqdm
 
     bar = tqdm(total=trainer.total_steps, initial=trainer.epoch * trainer.steps_per_epoch, unit="step",
-               desc=f"train {genotype.family}-{genotype.hparams.get('depth')} on {name}", file=sys.stderr,
+               desc=f"train {_label(genotype)} on {data_label(name)}", file=sys.stderr,
                disable=None if progress is None else not progress, leave=False, dynamic_ncols=True)
     try:
         while trainer.epoch < recipe.epochs and not _diverged(history):
@@ -602,7 +622,7 @@ def _train(genotype: "Genotype", splits: DataSplits, recipe: Recipe, folder: Run
     return result
 
 
-def _result(genotype: "Genotype", splits: DataSplits, recipe: Recipe, seed: int, trainer: Trainer,
+def _result(genotype: "Genotype", splits: "DataSplits | StreamingData", recipe: Recipe, seed: int, trainer: Trainer,
             history: list[dict[str, Any]], out: Path | None) -> TrainResult:
     import torch
 
@@ -615,8 +635,13 @@ def _result(genotype: "Genotype", splits: DataSplits, recipe: Recipe, seed: int,
         wall_s=sum(r.wall_s for r in records),
         images_per_s=sum(r.images_per_s * r.train_s for r in records) / max(train_s, 1e-12),
         device=str(trainer.device), torch_version=torch.__version__,
-        weights=out / WEIGHTS if out is not None else None, model=trainer.model,
+        weights=out / WEIGHTS if out is not None else None, model=trainer.model, data_info=splits.describe(),
     )
+
+
+def _label(genotype: "Genotype") -> str:
+    depth = genotype.hparams.get("depth")
+    return f"{genotype.family}-{depth}" if depth is not None else genotype.family
 
 
 def _diverged(history: list[dict[str, Any]]) -> bool:

@@ -433,3 +433,90 @@ def test_graphnet_trains_through_its_in_place_activations_and_additions() -> Non
         reference(x).square().sum().backward()
         for (key, p), q in zip(model.named_parameters(), reference.parameters()):
             assert torch.allclose(p.grad, q.grad, atol=1e-5), key
+
+
+# -- transfer: a new classifier, batch-norm momentum, the weights to fine-tune from ----------------
+
+HEADS = {  # a network with n classes, and the shape it is imported at
+    "resnet": (lambda n: archsearch.zoo.resnet_cifar(8, in_channels=1, num_classes=n), (1, 8, 8)),
+    "densenet": (lambda n: archsearch.zoo.densenet(10, in_channels=1, num_classes=n), (1, 8, 8)),
+    "mbv2": (lambda n: archsearch.zoo.mobilenet_v2_cifar(width_mult=0.25, in_channels=1, num_classes=n), (1, 8, 8)),
+    "vgg": (lambda n: archsearch.zoo.vgg([8, "M", 16], in_channels=1, num_classes=n), (1, 8, 8)),
+    "squeezenet": (lambda n: torchvision.models.squeezenet1_1(num_classes=n), (3, 48, 48)),  # a conv classifier
+}
+
+
+@pytest.mark.parametrize("name", sorted(HEADS))
+def test_num_classes_replaces_the_classifier_and_keeps_every_other_layer(name: str) -> None:
+    make, shape = HEADS[name]
+    torch.manual_seed(0)
+    source = make(10)
+    g = import_module(source, shape, num_classes=7)
+    built = g.build()
+    assert g.params == numel(built) == numel(make(7))
+    assert g.hparams["num_classes"] == 7 and g.genes == import_module(source, shape).genes
+    rng = torch.get_rng_state()
+    state = archsearch.pretrained_state_dict(source, g)
+    assert torch.equal(torch.get_rng_state(), rng)  # the fresh head's seed leaves the caller's random state
+    built.load_state_dict(state, strict=True)
+    assert built.eval()(torch.randn(1, *shape)).shape == (1, 7)
+    head = g.origin["changed"]["num_classes"]["layer"]
+    assert g.origin["changed"]["num_classes"] == {"layer": head, "from": 10, "to": 7}
+    for key, value in source.state_dict().items():
+        if not key.startswith(f"{head}."):
+            assert torch.equal(state[key], value), key
+    torch.manual_seed(0)
+    fresh = g.build().state_dict()
+    assert torch.equal(state[f"{head}.weight"], fresh[f"{head}.weight"])
+    assert state[f"{head}.weight"].shape[0] == 7
+
+
+def test_num_classes_unchanged_or_not_replaceable() -> None:
+    source = archsearch.zoo.resnet_cifar(8, in_channels=1)
+    same = import_module(source, (1, 8, 8), num_classes=10)
+    assert same == import_module(source, (1, 8, 8)) and "changed" not in same.origin
+    state = archsearch.pretrained_state_dict(source, same)
+    assert all(torch.equal(state[k], v) for k, v in source.state_dict().items())
+
+    class Summed(torch.nn.Module):  # the output is a sum of two layers: no one classifier to replace
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+
+        def forward(self, x):  # noqa: ANN001, ANN202
+            x = torch.flatten(x, 1)
+            return self.a(x) + self.b(x)
+
+    with pytest.raises(archsearch.NetworkImportError, match="num_classes: the output comes from a add"):
+        import_module(Summed(), (1, 2, 2), num_classes=5)
+    with pytest.raises(archsearch.NetworkImportError, match="num_classes: 0 is invalid"):
+        import_module(Summed(), (1, 2, 2), num_classes=0)
+
+
+class _SlowNorms(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3, bias=False)
+        self.bn = torch.nn.BatchNorm2d(4, momentum=1 - 0.9997)  # torchvision's MNASNet
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, x):  # noqa: ANN001, ANN202
+        return self.fc(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(self.bn(self.conv(x)), 1), 1))
+
+
+def test_a_tiny_bn_momentum_warns_and_bn_momentum_sets_it() -> None:
+    import warnings
+
+    with pytest.warns(archsearch.BatchNormMomentumWarning, match=r"1 batch norm of .* momentum 0\.0003 .*0\.1"):
+        plain = import_module(_SlowNorms(), (1, 6, 6))
+    assert plain.graph.nodes["bn"]["momentum"] == pytest.approx(0.0003)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tuned = import_module(_SlowNorms(), (1, 6, 6), bn_momentum=0.1)
+    assert "momentum" not in tuned.graph.nodes["bn"]  # the default, as every file writes it
+    assert tuned.build().bn.momentum == 0.1
+    assert import_module(_SlowNorms(), (1, 6, 6), bn_momentum=0.05).build().bn.momentum == 0.05
+    assert tuned.origin["changed"] == {"bn_momentum": {"layers": 1, "from": [plain.graph.nodes["bn"]["momentum"]],
+                                                       "to": 0.1}}
+    with pytest.raises(archsearch.NetworkImportError, match=r"bn_momentum: 0 is invalid"):
+        import_module(_SlowNorms(), (1, 6, 6), bn_momentum=0)

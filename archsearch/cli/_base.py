@@ -135,3 +135,33 @@ def add_renamed_argument(parser: argparse.ArgumentParser, new: str, old: str, **
     """``new`` with ``old`` as a deprecated alias (hidden from ``--help`` but named in the help text)."""
     help_text = kwargs.pop("help", "")
     parser.add_argument(new, old, action=_Renamed, old=old, help=f"{help_text} ({old} is its old name)", **kwargs)
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, *, default: str | None = None, what: str = "") -> None:
+    """``--data SOURCE`` and the options a user reaches for first, as flags: ``--image-size``, ``--data-path``.
+    (``--help`` imports no numerics: the variable's name is spelled here, as :data:`archsearch.data.DATA_ENV`.)"""
+    parser.add_argument("--data", default=default, metavar="SOURCE",
+                        help=f"data {what}: a name (digits, mnist5k, cifar10, cifar100), imagefolder:PATH, npz:FILE or "
+                             "module:callable, with options after '?', e.g. imagefolder:pets?size=64&val=0.1"
+                             + (f" (default: {default})" if default else ""))
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="folder holding downloaded data sets such as cifar-10-batches-py (default: $ARCHSEARCH_DATA)")
+    parser.add_argument("--image-size", type=int, metavar="N",
+                        help="resize the images to NxN (the data option size=N)")
+    parser.add_argument("--data-path", choices=("auto", "resident", "stream"),
+                        help="resident (on the device), stream (loader workers) or auto (resident when it fits; "
+                             "the data option path=)")
+
+
+def data_source(args: argparse.Namespace, fallback: str | None = None) -> str | None:
+    """``--data`` (else ``fallback``) with ``--image-size`` and ``--data-path`` written in as its options."""
+    from ..data.sources import with_options
+
+    source = args.data or fallback
+    if source is None:
+        if args.image_size is not None or args.data_path is not None:
+            from ..errors import DataError
+
+            raise DataError("--image-size and --data-path need --data (or a space that names its data)")
+        return None
+    return with_options(source, size=args.image_size, path=args.data_path)

@@ -11,24 +11,31 @@ from typing import TYPE_CHECKING, Iterator
 from ..budgets import format_count, parse_budget
 from ..errors import ArchsearchError
 from ..tables import print_table
-from ._base import Command, add_threads_argument, apply_threads
+from ._base import Command, add_data_arguments, add_threads_argument, apply_threads, data_source
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..family import Family, Member
+    from ..space import SearchSpace
 
 
 class PruneCommand(Command):
     name = "prune"
     example = ("archsearch prune --space search_spaces/digits-wrn-16-2 --out runs/digits "
-               "--max-prunes 40 --channels-per-prune 4 --steps-per-prune 20")
+               "--max-prunes 40 --channels-per-prune 4 --steps-per-prune 20\n"
+               "  archsearch prune --from net.json --weights net.pt --data imagefolder:photos --out runs/net "
+               "--fraction 0.5 --channels-per-prune 8")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--space", required=True, help="search-space folder or space.toml")
+        which = parser.add_mutually_exclusive_group(required=True)
+        which.add_argument("--space", help="search-space folder or space.toml (network, data, recipes)")
+        which.add_argument("--from", dest="from_", metavar="FILE",
+                           help="a genotype file (archsearch import's): prune this network on --data, no space needed")
         parser.add_argument("--out", help="run folder (default runs/<space name>); holds pruned.json and checkpoints")
-        parser.add_argument("--weights", help="trained weights (a state_dict .pt) of the space's net: skip pre-training")
+        parser.add_argument("--weights", help="trained or pretrained weights (a state_dict .pt) of the network: "
+                                              "skip pre-training and prune from them")
         parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
         parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
-        parser.add_argument("--data-dir", help="where CIFAR lives (or set ARCHSEARCH_DATA)")
+        add_data_arguments(parser, what="(default: the space's; required with --from)")
         parser.add_argument("--pretrain-epochs", type=int, help="override the [train] recipe's epochs for pre-training")
         parser.add_argument("--no-progress", action="store_true", help="no progress bars")
         add_threads_argument(parser)
@@ -65,9 +72,8 @@ class PruneCommand(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         from ..prune.workflow import pretrain_recipe, prune_space, space_settings
-        from ..space import load_space
 
-        space = load_space(args.space)
+        space = _space(args)
         overrides = {k: getattr(args, k) for k in (
             "criterion", "normalise", "max_prunes", "fraction", "steps_per_prune", "channels_per_prune",
             "record_every", "lr", "batch_size", "seed", "prune_residual", "save_weights", "one_shot", "threshold",
@@ -100,6 +106,21 @@ class PruneCommand(Command):
               + (f" and {out / WEIGHTS_NAME} (weights of member{'s' if len(kept) > 1 else ''} "
                  f"{', '.join(map(str, kept))})" if kept else ""), file=sys.stderr)
         return 0
+
+
+def _space(args: argparse.Namespace) -> "SearchSpace":
+    """The space to prune: ``--space`` (its data replaced by ``--data``), or one made around ``--from``."""
+    from ..space import SearchSpace, load_space
+
+    if args.from_ is not None:
+        data = data_source(args)
+        if data is None:
+            raise ArchsearchError("--data: required with --from (the data to prune the network on), e.g. "
+                                  "--data imagefolder:photos")
+        return SearchSpace.from_genotype(args.from_, data, data_dir=args.data_dir)
+    space = load_space(args.space)
+    data = data_source(args, space.data_name if args.data is None and (args.image_size or args.data_path) else None)
+    return space if data is None else space.with_data(data)
 
 
 @contextmanager

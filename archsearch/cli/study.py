@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from ..budgets import format_count, parse_budgets
-from ..data import DATA_ENV, dataset_names
 from ..errors import ArchsearchError
 from ..tables import print_table
-from ._base import Command, add_renamed_argument, add_threads_argument, flag_of, resolve_threads
+from ._base import (Command, add_data_arguments, add_renamed_argument, add_threads_argument, data_source, flag_of,
+                    resolve_threads)
 
 _RUN_EXAMPLE = (
     "archsearch study run --pruned search_spaces/digits-wrn-16-2/pruned.json --budgets 1k,2k,4k \\\n"
@@ -34,6 +34,15 @@ def _pruned_arg(text: str) -> tuple[str | None, str]:
 
 #: options of study run that the launcher sets per worker, not copied to its children
 _PER_WORKER = {"device", "devices", "workers", "threads", "launched"}
+
+
+def _space_data(args: argparse.Namespace) -> str | None:
+    """The space's data source, which --image-size and --data-path modify when --data is not given."""
+    if args.data is not None or args.space is None or (args.image_size is None and args.data_path is None):
+        return None
+    from ..space import load_space
+
+    return load_space(args.space).data_name
 
 
 def _worker_argv(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
@@ -78,8 +87,7 @@ class StudyCommand(Command):
                              help=f"the compared arms, comma-separated, some of {', '.join(CANDIDATE_KINDS)} "
                                   "(default: %(default)s)")
         run.add_argument("--seeds", help="comma-separated training seeds (default: 0,1,2 for grid, 0 for search)")
-        run.add_argument("--data", help=f"data set: {', '.join(dataset_names())} (default: the space's, else digits)")
-        run.add_argument("--data-dir", metavar="DIR", help=f"folder holding downloaded data sets (default: ${DATA_ENV})")
+        add_data_arguments(run, what="(default: the space's, else digits)")
         run.add_argument("--recipe", help="named training recipe (default: the space's [train] table, else the data set's)")
         run.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
         run.add_argument("--storage", default=DEFAULT_STORAGE,
@@ -141,7 +149,7 @@ class StudyCommand(Command):
             arms=[k.strip() for k in args.arms.split(",") if k.strip()], budgets=parse_budgets(args.budgets),
             seeds=seeds, space=args.space, sources=[load_source(path, label) for label, path in
                                                     map(_pruned_arg, args.pruned)],
-            data=args.data, recipe=args.recipe, epochs=args.epochs, mode=args.mode, search=args.search,
+            data=data_source(args, _space_data(args)), recipe=args.recipe, epochs=args.epochs, mode=args.mode, search=args.search,
             early_stopping=args.early_stopping, raw_tolerance=args.raw_tolerance,
             skip_unreachable=args.skip_unreachable)
 
@@ -151,7 +159,9 @@ class StudyCommand(Command):
         from ..study.runner import run_study
 
         settings = self._settings(args)
-        name = args.study_name or f"{settings.data}-{settings.mode}"
+        from ..data.sources import data_label
+
+        name = args.study_name or f"{data_label(settings.data)}-{settings.mode}"
 
         def log(message: str) -> None:
             print(f"archsearch study: {message}", file=sys.stderr, flush=True)

@@ -5,10 +5,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..data import DATA_ENV, dataset_names
 from ..errors import TrainingError
 from ..recipe import recipe_names
-from ._base import Command, add_member_argument, add_threads_argument, apply_threads, load_member
+from ._base import Command, add_data_arguments, add_member_argument, add_threads_argument, apply_threads, data_source, load_member
 
 #: the per-epoch rows, printed as they come (so widths are fixed rather than fitted)
 _COLUMNS = (("epoch", 5, "{:d}"), ("lr", 8, "{:.2e}"), ("train loss", 10, "{:.4f}"), ("val err", 8, "{:.2%}"),
@@ -25,20 +24,18 @@ class TrainCommand(Command):
     example = ("archsearch train search_spaces/digits-wrn-16-2/genotype.json --data digits --out runs/digits-wrn-16-2\n"
                "  archsearch train derived.json --member 0 --data digits --out runs/derived-0\n"
                "  archsearch train search_spaces/wrn-40-2-cifar10/genotype.json --data cifar10 --data-dir ~/data "
-               "--device cuda --out runs/wrn-40-2")
+               "--device cuda --out runs/wrn-40-2\n"
+               "  archsearch train net.json --data imagefolder:photos --image-size 64 --data-path stream --epochs 30")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("genotype", metavar="FILE", help="genotype file, or a family file with --member")
         add_member_argument(parser)
-        parser.add_argument("--data", default="digits",
-                            help=f"data set: {', '.join(dataset_names())} (default: digits, embedded)")
+        add_data_arguments(parser, default="digits")
         parser.add_argument("--recipe", help=f"named recipe: {', '.join(recipe_names())} "
                                              "(default: the data set's own, digits or wrn)")
         parser.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
         parser.add_argument("--out", metavar="DIR",
                             help="output folder (default: runs/GENOTYPE-DATA-seedN)")
-        parser.add_argument("--data-dir", metavar="DIR",
-                            help=f"folder holding downloaded data sets such as cifar-10-batches-py (default: ${DATA_ENV})")
         parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
         parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights and data order (default 0)")
         parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -49,6 +46,8 @@ class TrainCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         from dataclasses import replace
 
+        from ..data import get_dataset_spec
+        from ..data.sources import data_label
         from ..recipe import get_recipe
         from ..train import METRICS, resolve_recipe, train_genotype
 
@@ -58,11 +57,12 @@ class TrainCommand(Command):
             raise TrainingError(f"--epochs {args.epochs}: expected a positive number of epochs")
         if args.seed < 0:
             raise TrainingError(f"--seed {args.seed}: expected a seed >= 0")
-        recipe = get_recipe(args.recipe) if args.recipe else resolve_recipe(None, args.data)
+        data = data_source(args)
+        recipe = get_recipe(args.recipe) if args.recipe else resolve_recipe(None, get_dataset_spec(data, args.data_dir))
         if args.compile:
             recipe = replace(recipe, compile=True)
         stem = Path(args.genotype).stem + (f"-{args.member}" if args.member is not None else "")
-        out = Path(args.out) if args.out else Path("runs") / f"{stem}-{args.data}-seed{args.seed}"
+        out = Path(args.out) if args.out else Path("runs") / f"{stem}-{data_label(data)}-seed{args.seed}"
 
         from tqdm.auto import tqdm
 
@@ -76,7 +76,7 @@ class TrainCommand(Command):
             tqdm.write(_row(values), file=sys.stdout)
             sys.stdout.flush()
 
-        result = train_genotype(genotype, args.data, recipe, out, device=args.device, seed=args.seed,
+        result = train_genotype(genotype, data, recipe, out, device=args.device, seed=args.seed,
                                 resume=args.resume, epochs=args.epochs, data_dir=args.data_dir,
                                 progress=False if args.no_progress else None, on_epoch=report)
         final, best = result.final, result.best

@@ -9,6 +9,7 @@ answers each of the paper's claims. Format ``archsearch.experiment``, version 1:
     version = 1
     name = "crowley2018-digits"
     space = "digits-wrn-16-1"            # a shipped space's name, or a folder relative to this file
+    data = "imagefolder:photos"          # optional: the space's network on other data (any data source)
     paper = "Crowley et al. 2018, arXiv:1810.04622"
 
     [prune]                              # over the space's [prune], for every run
@@ -63,7 +64,7 @@ EXPERIMENT_VERSION = 1
 #: ``better``: A's mean test error is below B's by more than the noise; ``not-worse``: it is not
 #: above B's by more than the noise (Liu et al.: training from scratch is "comparable or better")
 CLAIM_RELATIONS = ("better", "not-worse")
-_TOP = {"format", "version", "name", "description", "paper", "space", "prune", "runs", "study", "train", "claims"}
+_TOP = {"format", "version", "name", "description", "paper", "space", "data", "prune", "runs", "study", "train", "claims"}
 _RUN_KEYS = {"label", "seeds", "pretrain"}
 _STUDY_KEYS = {"arms", "budgets", "seeds", "early_stopping", "raw_tolerance", "heartbeat"}
 _CLAIM_KEYS = {"text", "better", "worse", "relation", "consistent", "max_cv"}
@@ -208,6 +209,10 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
         raise bad("space", "a shipped space's name or a folder, e.g. \"digits-wrn-16-2\"")
     local = path.parent / space_ref
     space = load_space(local if local.exists() else space_ref)
+    if "data" in data:  # the space's network on other data: any data source (imagefolder:..., npz:...)
+        if not isinstance(data["data"], str) or not data["data"].strip():
+            raise bad("data", "a data source such as \"digits\", \"imagefolder:PATH\" or \"npz:FILE\"")
+        space = space.with_data(data["data"])
     for table in ("prune", "study", "train"):
         if not isinstance(data.get(table, {}), dict):
             raise bad(f"[{table}]", "a table")

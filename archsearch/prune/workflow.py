@@ -102,7 +102,7 @@ def prune_space(space: "SearchSpace | str | os.PathLike[str]",
     resolve_device(device)  # a bad device fails before any work
     data = load_dataset(space.data_name, data_dir=data_dir)
     check_fits(genotype, data.spec)
-    meta = {"space": space.name, **(metadata or {}), "start_params": genotype.params,
+    meta = {"space": space.name, **(metadata or {}), "data_info": data.describe(), "start_params": genotype.params,
             "threads": torch.get_num_threads(), "torch": torch.__version__}
     state = None
     if not resume_pruning:

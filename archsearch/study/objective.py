@@ -167,7 +167,8 @@ class Objective:
     def _measure(self, trial: "optuna.Trial", candidate: "Candidate") -> float:
         """``pruned-tuned``: the pruning run's own fine-tuned weights, on the same splits as training."""
         from ..prune.weights import load_member_weights
-        from ..train import evaluate, resolve_device
+        from ..data import make_feed
+        from ..train import evaluate_batches, resolve_device
 
         start = time.perf_counter()
         source = next(s for s in self.settings.sources if s.label == candidate.arm.source)
@@ -177,9 +178,8 @@ class Objective:
         model = candidate.genotype.build(generic=True)
         model.load_state_dict(state)
         model.to(device)
-        data = self.data.to(device)
-        errors = {split: evaluate(model, getattr(data, f"{split}_x"), getattr(data, f"{split}_y"))["error"]
-                  for split in ("val", "test")}
+        feed = make_feed(self.data, device, augment=False)
+        errors = {split: evaluate_batches(model, feed.eval_batches(split, 1024))["error"] for split in ("val", "test")}
         wall = time.perf_counter() - start
         for key, value in {
             "val_error": errors["val"], "test_error": errors["test"], "best_val_error": errors["val"],

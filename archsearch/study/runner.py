@@ -129,7 +129,7 @@ def run_study(settings: StudySettings, *, study_name: str, storage: "str | optun
         import torch
 
         torch.set_num_threads(threads)
-    spec = get_dataset_spec(settings.data)
+    spec = get_dataset_spec(settings.data, data_dir)
     for candidate in settings.grid_candidates():  # every network must fit the images before any training
         check_fits(candidate.genotype, spec)
     cells = settings.cells() if settings.mode == "grid" else []

