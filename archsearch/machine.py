@@ -22,6 +22,7 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     try:
@@ -31,6 +32,21 @@ def machine() -> dict[str, Any]:
         info["torch_build"] = getattr(torch.version, "git_version", None)
         info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
         info["torch_threads"] = torch.get_num_threads()
+        # the instruction set torch's CPU kernels dispatch to (AVX2, AVX512, ...): the reason two
+        # machines' CPU results can differ in the last bits for the same seed and threads
+        info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     except ImportError:  # pragma: no cover
         pass
     return info
+
+
+def _cpu_model() -> str | None:
+    """The processor's marketing name (``/proc/cpuinfo`` on Linux; ``platform`` elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip() or None
+    except OSError:
+        pass
+    return platform.processor() or None

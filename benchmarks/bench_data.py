@@ -13,11 +13,12 @@ On a 2-core CPU the trainer takes one core and the loader workers share the othe
 question a laptop user asks: does reading my files every epoch cost me training speed?
 
 Run: ``python benchmarks/bench_data.py [--workers 1,2] [--epochs 2] [--rounds 3] [--device cuda]``
-(writes benchmarks/results/data_paths.json).
+(writes benchmarks/results/data_paths.json; about ten minutes on a 2-core CPU).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -27,7 +28,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import write_result  # noqa: E402
+from _machine import machine  # noqa: E402
 
 import archsearch  # noqa: E402
 from archsearch.data import load_data  # noqa: E402
@@ -35,6 +36,8 @@ from archsearch.data.example import write_digits_folder  # noqa: E402
 from archsearch.recipe import Recipe  # noqa: E402
 from archsearch.tables import print_table  # noqa: E402
 from archsearch.train import Trainer, resolve_device  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "data_paths.json"
 
 
 def _variant(source: str, path: str, augment: bool, device: torch.device, model: str, batch: int):
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1, help="trainer threads (default 1)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", default="data_paths", help="results file name under benchmarks/results/")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"results file (default {RESULTS})")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -100,14 +103,17 @@ def main(argv: list[str] | None = None) -> int:
                         "rounds": measured}
         rows.append([name, f"{ips:,.0f}", f"{ips / base:.2f}", "" if name.startswith("resident") else f"{wait:.1f}"])
     print_table(["variant", "img/s", "x resident", "wait ms/step"], rows)
-    write_result(args.out, {
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
         "what": "training images/s of one network on one PNG image folder, resident vs streaming data path",
         "model": args.model, "batch_size": args.batch_size, "epochs_per_round": args.epochs, "rounds": args.rounds,
         "trainer_threads": args.threads, "device": str(device), "images": sizes,
         "image_size": 32, "variants": result,
         "note": "augmented: resident pad-4 crop + flip on the device; streaming random-resized crop + flip of each "
                 "decoded PNG in the workers (more work than the resident augmentation)",
-    })
+        "machine": machine(),
+    }, indent=2) + "\n")
+    print(f"wrote {args.out}")
     return 0
 
 

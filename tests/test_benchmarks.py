@@ -45,3 +45,19 @@ def test_early_stopping_replay_counts_the_epochs_a_rule_lets_run() -> None:
     spent, finished = replay(trials, "median", 8)
     assert spent < 9 * 8 and not finished & {6, 7, 8} and {0, 1, 2, 3, 4, 5} <= finished
     assert ranking(trials) == {1000: ["good", "bad"]}
+
+
+@pytest.mark.slow
+def test_data_path_benchmark_runs_tiny(tmp_path: Path) -> None:
+    out = tmp_path / "data.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_data.py"), "--limit", "160",
+                           "--model", "wrn-10-1", "--batch-size", "16", "--workers", "1", "--epochs", "1",
+                           "--rounds", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300,
+                          env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert set(report["variants"]) == {"resident plain", "stream x1 plain", "resident augmented", "stream x1 augmented"}
+    assert report["variants"]["resident plain"]["ratio_to_resident"] == 1.0
+    assert all(v["images_per_s"] > 0 and v["wait_ms_per_step"] >= 0 for v in report["variants"].values())
+    assert report["machine"]["torch"]

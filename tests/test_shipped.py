@@ -1,6 +1,7 @@
 """What ships in search_spaces/ is real, loads, and is what the README says it is."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import archsearch
 from archsearch.cli import main
+from strategies import read_table
 
 ROOT = Path(__file__).resolve().parents[1]
 PRUNED = ROOT / "search_spaces" / "digits-wrn-16-2" / "pruned.json"
@@ -75,3 +77,35 @@ def test_readme_sample_outputs_are_what_the_tool_prints(tmp_path, capsys, monkey
         printed = capsys.readouterr().out.splitlines()
         expected = [line for line in sample.splitlines() if line.strip() and line.strip() != "..."]
         assert printed[:len(expected)] == expected, command
+
+
+def _own_data_commands() -> list[str]:
+    """The commands of the README's "Your network on your data" block, in order."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Your network on your data", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    return [line for line in block.splitlines() if line.strip() and not line.startswith("source ")]
+
+
+def test_readme_own_data_workflow_runs_as_written_at_smaller_settings(tmp_path, monkeypatch, capsys):
+    """Every command of the section, as a user types it from the repository root, with only the
+    numbers that set its length made smaller (fewer prunes, one epoch, one seed)."""
+    from archsearch.data import example
+
+    smaller = {"--channels-per-prune 64": "--channels-per-prune 240", "--steps-per-prune 20": "--steps-per-prune 2",
+               "--epochs 8": "--epochs 1", "--seeds 0,1": "--seeds 0"}
+    commands = _own_data_commands()
+    assert [c.split()[1] if c.startswith("archsearch") else c.split()[2] for c in commands] == [
+        "archsearch.data.example", "import", "prune", "derive", "study", "study"]
+    monkeypatch.chdir(tmp_path)
+    for command in commands:
+        for long, short in smaller.items():
+            command = command.replace(long, short)
+        argv = command.split()
+        if argv[0] == "python":
+            assert example.main(argv[3:]) == 0
+        else:
+            assert main(argv[1:]) == 0, command
+    report = read_table(capsys.readouterr().out.split("budget  arm", 1)[1].join(["budget  arm", ""]))
+    assert {r["arm"] for r in report if r.get("budget") == "4M"} == {"pruned-linear", "pruned-tuned", "uniform"}
+    assert json.loads((tmp_path / "runs" / "r18" / "pruned.json").read_text())["metadata"]["data_info"]["classes"] == 10

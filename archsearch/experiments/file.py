@@ -9,7 +9,9 @@ answers each of the paper's claims. Format ``archsearch.experiment``, version 1:
     version = 1
     name = "crowley2018-digits"
     space = "digits-wrn-16-1"            # a shipped space's name, or a folder relative to this file
-    data = "imagefolder:photos"          # optional: the space's network on other data (any data source)
+    data = "imagefolder:photos"          # optional: the space's network on other data (any data source);
+                                         # space may then be a genotype file (archsearch import's)
+    weights = "r18.pt"                   # optional: every run prunes from these weights (no pre-training)
     paper = "Crowley et al. 2018, arXiv:1810.04622"
 
     [prune]                              # over the space's [prune], for every run
@@ -64,7 +66,8 @@ EXPERIMENT_VERSION = 1
 #: ``better``: A's mean test error is below B's by more than the noise; ``not-worse``: it is not
 #: above B's by more than the noise (Liu et al.: training from scratch is "comparable or better")
 CLAIM_RELATIONS = ("better", "not-worse")
-_TOP = {"format", "version", "name", "description", "paper", "space", "data", "prune", "runs", "study", "train", "claims"}
+_TOP = {"format", "version", "name", "description", "paper", "space", "data", "weights", "prune", "runs", "study", "train",
+        "claims"}
 _RUN_KEYS = {"label", "seeds", "pretrain"}
 _STUDY_KEYS = {"arms", "budgets", "seeds", "early_stopping", "raw_tolerance", "heartbeat"}
 _CLAIM_KEYS = {"text", "better", "worse", "relation", "consistent", "max_cv"}
@@ -127,6 +130,8 @@ class Experiment:
     heartbeat: int = 10
     description: str = ""
     paper: str = ""
+    #: trained (e.g. pretrained) weights of the space's network: every run prunes from them, no pre-training
+    weights: Path | None = None
 
     @property
     def labels(self) -> list[str]:
@@ -184,7 +189,7 @@ def pruned_budgets(experiment: Experiment, trajectories: Mapping[str, tuple[str,
 # -- loading ----------------------------------------------------------------------------------------
 def load_experiment(path: str | os.PathLike[str]) -> Experiment:
     """Read and check an experiment file; every error is one line naming the file and the field."""
-    from ..space import load_space
+    from ..space import SearchSpace, load_space
 
     path = Path(path)
     data = read_toml(path, expected="a TOML experiment file (UTF-8)", error=ExperimentError,
@@ -208,11 +213,22 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
     if not isinstance(space_ref, str) or not space_ref:
         raise bad("space", "a shipped space's name or a folder, e.g. \"digits-wrn-16-2\"")
     local = path.parent / space_ref
-    space = load_space(local if local.exists() else space_ref)
-    if "data" in data:  # the space's network on other data: any data source (imagefolder:..., npz:...)
-        if not isinstance(data["data"], str) or not data["data"].strip():
-            raise bad("data", "a data source such as \"digits\", \"imagefolder:PATH\" or \"npz:FILE\"")
-        space = space.with_data(data["data"])
+    source = data.get("data")
+    if source is not None and (not isinstance(source, str) or not source.strip()):
+        raise bad("data", "a data source such as \"digits\", \"imagefolder:PATH\" or \"npz:FILE\"")
+    if space_ref.endswith(".json"):  # a network file (archsearch import's), pruned on `data`
+        if source is None:
+            raise bad("data", "a data source: space is a genotype file, which names no data")
+        space = SearchSpace.from_genotype(local if local.exists() else space_ref, source)
+    else:
+        space = load_space(local if local.exists() else space_ref)
+        if source is not None:  # the space's network on other data: any data source (imagefolder:..., npz:...)
+            space = space.with_data(source)
+    weights = data.get("weights")
+    if weights is not None:
+        if not isinstance(weights, str) or not (path.parent / weights).is_file():
+            raise bad("weights", f"a weights file (a state_dict .pt) relative to this file; {weights!r} is not one")
+        weights = path.parent / weights
     for table in ("prune", "study", "train"):
         if not isinstance(data.get(table, {}), dict):
             raise bad(f"[{table}]", "a table")
@@ -249,7 +265,8 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
         if not isinstance(data.get(key, ""), str):
             raise bad(key, "a string")
     experiment = Experiment(name.strip(), path, space, runs, tuple(arms), budgets, seeds, prune, train, claims,
-                            early_stopping, float(tolerance), heartbeat, data.get("description", ""), data.get("paper", ""))
+                            early_stopping, float(tolerance), heartbeat, data.get("description", ""), data.get("paper", ""),
+                            weights)
     if "random-pruned" in arms and not any(experiment.prune_settings(r).criterion == "random" for r in runs):
         raise bad("study.arms", "a [[runs]] table with criterion = \"random\" for random-pruned (its control runs)")
     for run in runs:  # every run's settings and pre-training recipe parse, before anything trains

@@ -80,8 +80,8 @@ def prune_run(experiment: Experiment, run: PruneRun, out: Path, *, device: str |
         return family
     resume = (folder / CHECKPOINT_NAME).exists() or (folder / "pretrain").exists()
     start = time.perf_counter()
-    family = prune_space(experiment.space, settings, folder, resume=resume, device=device, data_dir=data_dir,
-                         pretrain_overrides=run.pretrain, progress=False,
+    family = prune_space(experiment.space, settings, folder, weights=experiment.weights, resume=resume, device=device,
+                         data_dir=data_dir, pretrain_overrides=run.pretrain, progress=False,
                          metadata={"experiment": experiment.name, "run": run.name})
     wall = time.perf_counter() - start
     atomic_write_json(folder / DONE_NAME, {"run": run.name, "members": len(family), "wall_s": round(wall, 1),
