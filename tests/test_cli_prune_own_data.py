@@ -50,14 +50,14 @@ def test_prune_from_a_genotype_file_on_an_image_folder_records_the_data(pruned, 
     assert len(params) > 1 and params == sorted(params, reverse=True) and params[-1] < params[0]
 
 
-def test_derive_and_a_study_against_uniform_on_the_image_folder(pruned, work, capsys):
+def test_derive_and_a_study_against_uniform_on_the_image_folder_streamed(pruned, work, capsys):
     derived = work / "derived.json"
     assert main(["derive", "--from", str(pruned), "--budgets", "2M,4M", "--out", str(derived)]) == 0
     rows = read_table(capsys.readouterr().out)
     assert [r["budget"] for r in rows] == ["2M", "4M"]
     db = work / "study.db"
     assert main(["study", "run", "--pruned", str(pruned), "--data", f"imagefolder:{work / 'digits-rgb'}",
-                 "--arms", "pruned-linear,uniform", "--budgets", "2M", "--seeds", "0", "--epochs", "1",
+                 "--data-path", "stream", "--arms", "pruned-linear,uniform", "--budgets", "2M", "--seeds", "0", "--epochs", "1",
                  "--storage", f"sqlite:///{db}", "--study-name", "own"]) == 0
     capsys.readouterr()
     assert main(["study", "report", "--storage", f"sqlite:///{db}", "--study-name", "own"]) == 0

@@ -101,3 +101,24 @@ def test_each_path_gets_its_feed_and_auto_streams_what_does_not_fit(rgb):
     assert isinstance(make_feed(load_data(f"imagefolder:{rgb}"), cpu, augment=True), ResidentFeed)
     streamed = load_data(f"imagefolder:{rgb}?memory=100k&workers=0")
     assert streamed.path == "stream" and isinstance(make_feed(streamed, cpu, augment=True), StreamFeed)
+
+
+@pytest.mark.parametrize("one_shot", [False, True])
+def test_pruning_on_either_path_gives_the_same_trajectory(rgb, tmp_path, one_shot):
+    """Fisher scores, fine-tuning and (one-shot) surgery read batches from the feed alone."""
+    from archsearch.prune import PruneSettings
+    from archsearch.prune.loop import prune_network
+    from archsearch.prune.oneshot import prune_once
+
+    settings = PruneSettings(steps_per_prune=3, channels_per_prune=2, batch_size=16, augment=False, seed=0,
+                             **({"one_shot": True, "fraction": 0.3, "finetune_epochs": 1} if one_shot
+                                else {"max_prunes": 3}))
+    families = []
+    for path in ("resident", "stream"):
+        data = load_data(f"imagefolder:{rgb}?workers=0", path=path)
+        run = prune_once if one_shot else prune_network
+        torch.manual_seed(0)
+        families.append(run(_net(), None, data, settings, tmp_path / path))
+    a, b = families
+    assert [m.genotype.genes for m in a] == [m.genotype.genes for m in b] and len(a) > 1
+    assert [m.metrics["val_error"] for m in a] == [m.metrics["val_error"] for m in b]
