@@ -190,18 +190,30 @@ def read_toml(path: Path, *, expected: str, error: type[Exception] = FileFormatE
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise error(f"{path}: not TOML ({exc})") from None
+    except RecursionError:
+        raise error(f"{path}: nested too deeply to parse (no archsearch file nests more than a few levels)") from None
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
     """Parse a JSON file; a missing file or a syntax error becomes one line naming the file."""
     path = Path(path)
-    text = read_text(path, expected="a JSON file")
+    return parse_json(read_text(path, expected="a JSON file"), path)
+
+
+def parse_json(text: Any, source: object, *, error: type[Exception] = FileFormatError) -> Any:
+    """``json.loads`` whose every failure is one line naming ``source``: bad syntax, nesting too deep
+    for Python's parser (``[`` x 200,000 raises RecursionError), or not text at all (a checkpoint field
+    holding something else)."""
+    if not isinstance(text, (str, bytes, bytearray)):
+        raise error(f"{source}: expected JSON text, found {type(text).__name__}")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise FileFormatError(
-            f"{path}: not JSON (line {exc.lineno} column {exc.colno}: {exc.msg})"
-        ) from None
+        raise error(f"{source}: not JSON (line {exc.lineno} column {exc.colno}: {exc.msg})") from None
+    except RecursionError:
+        raise error(f"{source}: nested too deeply to parse (no archsearch file nests more than a few levels)") from None
+    except UnicodeDecodeError:
+        raise error(f"{source}: not UTF-8 text") from None
 
 
 def check_header(obj: Any, path: object, fmt: str, supported: int) -> int:

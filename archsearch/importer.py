@@ -21,6 +21,7 @@ import ast
 import functools
 import importlib
 import importlib.util
+import math
 import os
 import re
 import sys
@@ -77,9 +78,31 @@ def parse_args(pairs: Sequence[str]) -> dict[str, Any]:
             raise NetworkImportError(f"args: {pair!r} is not NAME=VALUE, e.g. num_classes=10")
         try:
             out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
             out[key] = value
+        if not _finite(out[key]):
+            raise NetworkImportError(f"args: {pair!r}: {value} is not a finite number")
     return out
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or infinity anywhere in a literal (``1e999`` reads as inf, which no file can record)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, complex):
+        return math.isfinite(value.real) and math.isfinite(value.imag)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return all(_finite(v) for v in value)
+    if isinstance(value, dict):
+        return all(_finite(k) and _finite(v) for k, v in value.items())
+    return True
+
+
+def _raised(exc: BaseException) -> str:
+    """One line for what the user's code raised (a ``sys.exit()`` in it would end archsearch silently)."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
 
 
 def load_callable(source: str) -> Callable[..., Any]:
@@ -92,19 +115,22 @@ def load_callable(source: str) -> Callable[..., Any]:
         path = Path(module_name)
         if not path.is_file():
             raise NetworkImportError(f"{path}: no such Python file")
+        if path.suffix != ".py":
+            raise NetworkImportError(f"{path}: not a Python file; expected FILE.py:CALLABLE")
         name = f"archsearch_user_{re.sub(r'[^0-9a-zA-Z_]', '_', path.stem)}"
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
         sys.modules[name] = module
         try:
             spec.loader.exec_module(module)  # type: ignore[union-attr]
-        except Exception as exc:  # noqa: BLE001 (the user's file: report, do not crash)
-            raise NetworkImportError(f"{path}: running it failed ({type(exc).__name__}: {exc})") from None
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 (the user's file: report, do not crash or exit)
+            sys.modules.pop(name, None)
+            raise NetworkImportError(f"{path}: running it failed ({_raised(exc)})") from None
     else:
         try:
             module = importlib.import_module(module_name)
-        except Exception as exc:  # noqa: BLE001
-            raise NetworkImportError(f"cannot import {module_name!r} ({type(exc).__name__}: {exc})") from None
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 -- a module that calls sys.exit() on import too
+            raise NetworkImportError(f"cannot import {module_name!r} ({_raised(exc)})") from None
     try:
         return getattr(module, attr)
     except AttributeError:
@@ -145,9 +171,9 @@ def _call(source: str, args: Mapping[str, Any]) -> "nn.Module":
     factory = load_callable(source)
     try:
         model = factory(**args)
-    except Exception as exc:  # noqa: BLE001
+    except (Exception, SystemExit) as exc:  # noqa: BLE001
         listed = ", ".join(f"{k}={v!r}" for k, v in args.items())
-        raise NetworkImportError(f"calling {source}({listed}) failed ({type(exc).__name__}: {exc})") from None
+        raise NetworkImportError(f"calling {source}({listed}) failed ({_raised(exc)})") from None
     if not isinstance(model, nn.Module):
         raise NetworkImportError(f"{source} returned a {type(model).__name__}, expected a torch.nn.Module")
     return model

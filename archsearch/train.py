@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
-from ._jsonio import atomic_torch_save, atomic_write_json, check_header, json_safe, read_json
+from ._jsonio import atomic_torch_save, atomic_write_json, check_header, json_safe, parse_json, read_json
 from .data import DataSpec, DataSplits, StreamingData, check_fits, get_dataset_spec, load_dataset, make_feed
 from .data.sources import data_label
 from .errors import ArchsearchError, FileFormatError, TrainingError
@@ -41,7 +41,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .genotype import Genotype
 
-__all__ = ["Trainer", "train_genotype", "TrainResult", "EpochRecord", "evaluate", "evaluate_batches", "resolve_device", "resolve_recipe",
+__all__ = ["Trainer", "train_genotype", "TrainResult", "EpochRecord", "evaluate", "evaluate_batches", "is_diverged",
+           "divergence", "resolve_device", "resolve_recipe",
            "METRICS_FORMAT", "METRICS_VERSION", "CHECKPOINT", "METRICS", "WEIGHTS"]
 
 METRICS_FORMAT = "archsearch.metrics"
@@ -56,7 +57,8 @@ WEIGHTS = "model.pt"
 class EpochRecord:
     """One epoch as the trainer measured it (what ``on_epoch`` receives, as a dict, after each epoch).
 
-    A diverged epoch's losses are NaN or infinite here and ``null`` in ``metrics.json``.
+    A diverged epoch's losses may be NaN or infinite here (``null`` in ``metrics.json``), or finite and
+    far above chance's (:func:`is_diverged`).
     """
 
     epoch: int
@@ -551,7 +553,9 @@ def train_genotype(
             state = folder.load_checkpoint(dev)
             if not {"identity", "trainer", "history"} <= set(state):
                 raise TrainingError(f"{folder.checkpoint}: not an archsearch training checkpoint; delete it to start over")
-            saved = json.loads(state["identity"])
+            saved = parse_json(state["identity"], f"{folder.checkpoint}: identity", error=TrainingError)
+            if not isinstance(saved, dict):
+                raise TrainingError(f"{folder.checkpoint}: not an archsearch training checkpoint; delete it to start over")
             refuse_changed(folder.checkpoint, {k: v for k, v in saved.items() if k != _DATA_KEY}, identity,
                            error=TrainingError)
 
@@ -559,7 +563,7 @@ def train_genotype(
     # the images themselves: a folder whose files changed since the run started is another data set
     identity[_DATA_KEY] = data_identity(splits)
     if state is not None:
-        refuse_changed(folder.checkpoint, json.loads(state["identity"]), identity, error=TrainingError)
+        refuse_changed(folder.checkpoint, saved, identity, error=TrainingError)
     with folder or nullcontext():  # the folder locked, interrupted writes cleaned up
         return _train(genotype, splits, recipe, folder, dev, seed, identity, state, name, progress, on_epoch)
 
@@ -592,7 +596,8 @@ def _train(genotype: "Genotype", splits: "DataSplits | StreamingData", recipe: R
                desc=f"train {_label(genotype)} on {data_label(name)}", file=sys.stderr,
                disable=None if progress is None else not progress, leave=False, dynamic_ncols=True)
     try:
-        while trainer.epoch < recipe.epochs and not _diverged(history):
+        classes = splits.spec.num_classes
+        while trainer.epoch < recipe.epochs and not _diverged(history, classes):
             start = time.perf_counter()
             lr = trainer.lr
             step = trainer.train_epoch(progress=bar)
@@ -631,7 +636,7 @@ def _result(genotype: "Genotype", splits: "DataSplits | StreamingData", recipe: 
     return TrainResult(
         genotype=genotype, data=splits.spec.name, data_sizes=splits.sizes(), seed=seed, recipe=recipe,
         params=genotype.params, macs=genotype.macs, history=records, final=records[-1],
-        best=min(records, key=lambda r: (r.val_error, r.epoch)), diverged=_diverged(history),
+        best=min(records, key=lambda r: (r.val_error, r.epoch)), diverged=_diverged(history, splits.spec.num_classes),
         wall_s=sum(r.wall_s for r in records),
         images_per_s=sum(r.images_per_s * r.train_s for r in records) / max(train_s, 1e-12),
         device=str(trainer.device), torch_version=torch.__version__,
@@ -644,6 +649,25 @@ def _label(genotype: "Genotype") -> str:
     return f"{genotype.family}-{depth}" if depth is not None else genotype.family
 
 
-def _diverged(history: list[dict[str, Any]]) -> bool:
-    """A non-finite training loss: the run stops there (its errors are what the weights give)."""
-    return bool(history) and not math.isfinite(history[-1]["train_loss"])
+#: a loss this many times chance's (ln K for K classes) is a blow-up, not a slow start: at lr 1000 the
+#: loss climbs to 1e19 and more while staying finite (issue 25)
+DIVERGENCE_FACTOR = 10.0
+
+
+def is_diverged(train_loss: float, classes: int, val_error: float | None = None) -> bool:
+    """Whether training blew up as a person would judge it: a non-finite loss, or a loss far above
+    chance's (``DIVERGENCE_FACTOR`` x ln K) while the error is at chance (``None``: not measured)."""
+    if not math.isfinite(train_loss):
+        return True
+    far = train_loss > DIVERGENCE_FACTOR * math.log(max(classes, 2))
+    return far and (val_error is None or val_error >= 1 - 1 / max(classes, 2) - 0.05)
+
+
+def divergence(train_loss: float) -> str:
+    """How a diverged loss reads in an error line."""
+    return "a non-finite loss" if not math.isfinite(train_loss) else f"loss {train_loss:.3g}, error at chance"
+
+
+def _diverged(history: list[dict[str, Any]], classes: int) -> bool:
+    """The last epoch diverged: the run stops there (its errors are what the weights give)."""
+    return bool(history) and is_diverged(history[-1]["train_loss"], classes, history[-1]["val_error"])

@@ -35,6 +35,9 @@ def test_prune_cli_writes_a_trajectory_and_a_table(tmp_path, capsys):
     # without a bar (no terminal, or --no-progress): one plain line per record after the first
     lines = [line for line in captured.err.splitlines() if line.startswith("prune ")]
     assert len(lines) == len(family) - 1 and "params, val error" in lines[-1]
+    # pre-training too (issue 25: it printed nothing when stderr was not a terminal)
+    epochs = [line for line in captured.err.splitlines() if line.startswith("pre-training epoch ")]
+    assert epochs and epochs[-1].startswith(f"pre-training epoch {len(epochs)}/{len(epochs)}: train loss")
     assert family.metadata["space"] == "tiny" and "pretrain" in family.metadata
     assert family.metadata["command"].startswith("archsearch ")
     assert f"{family[-1].params:,}" in table

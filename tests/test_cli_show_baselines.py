@@ -135,3 +135,18 @@ def test_python_baselines_give_what_the_cli_gives(tmp_path: Path, capsys) -> Non
         assert [m.genotype for m in python] == [m.genotype for m in cli]
     bottleneck = next(m for m in cli if m.metrics["baseline"] == "bottleneck").genotype
     assert [w for _, w, _ in bottleneck.stages()] == [32, 64, 128]  # widen 2's residual widths, not widen 1's
+
+
+def test_show_member_shows_that_member(capsys):
+    """Issue 25 item 12: --member without --export was ignored silently (the whole family was listed)."""
+    from pathlib import Path
+
+    from archsearch.cli import main
+
+    pruned = Path(__file__).resolve().parents[1] / "search_spaces" / "digits-vgg" / "pruned.json"
+    assert main(["show", str(pruned), "--member", "3"]) == 0
+    out = capsys.readouterr().out
+    family = archsearch.load_family(pruned)
+    assert out.startswith(f"{pruned}: member 3 of {len(family)}") and f"params {family[3].params:,}" in out
+    assert main(["show", str(pruned), "--member", "999"]) == 2
+    assert "--member" in capsys.readouterr().err

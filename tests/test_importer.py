@@ -520,3 +520,23 @@ def test_a_tiny_bn_momentum_warns_and_bn_momentum_sets_it() -> None:
                                                        "to": 0.1}}
     with pytest.raises(archsearch.NetworkImportError, match=r"bn_momentum: 0 is invalid"):
         import_module(_SlowNorms(), (1, 6, 6), bn_momentum=0)
+
+
+@pytest.mark.parametrize("body, argv, words", [
+    ("import sys\nsys.exit(0)\n", [], ["running it failed", "sys.exit(0)"]),
+    ("import sys\ndef Net():\n    sys.exit(3)\n", [], ["failed", "sys.exit(3)"]),
+    ("", ["--arg", "x=1e999"], ["--arg", "'x=1e999'", "not a finite number"]),
+])
+def test_user_code_that_exits_and_infinite_args_are_one_line(tmp_path: Path, capsys, body, argv, words) -> None:
+    """Issue 25 item 6: a file calling sys.exit() made archsearch exit 0 silently; 1e999 gave a traceback."""
+    (tmp_path / "net.py").write_text(body or "import torch\nNet = lambda **k: torch.nn.Conv2d(3, 4, 3)\n")
+    out = tmp_path / "out.json"
+    _refused(capsys, ["import", f"{tmp_path / 'net.py'}:Net", *argv, "--input", "3x8x8", "--out", str(out)], out,
+             *words)
+
+
+def test_a_source_that_is_not_a_python_file_is_one_line(tmp_path: Path, capsys) -> None:
+    (tmp_path / "net.txt").write_text("not python")
+    out = tmp_path / "out.json"
+    _refused(capsys, ["import", f"{tmp_path / 'net.txt'}:Net", "--input", "3x8x8", "--out", str(out)], out,
+             "not a Python file")

@@ -76,3 +76,26 @@ def test_a_bad_torch_file_is_one_line_that_never_advises_running_its_code(tmp_pa
         read_torch(tmp_path / "missing.pt", what="weights")
     with pytest.raises(ArchsearchError, match=r"cannot read weights \(Is a directory\)"):
         read_torch(tmp_path, what="weights")
+
+
+@pytest.mark.parametrize("verb", [["show"], ["derive", "--budgets", "1k"], ["train"]])
+def test_deeply_nested_json_is_one_line_in_every_verb(tmp_path, capsys, verb):
+    """Issue 25 item 3: '[' x 200,000 raised RecursionError through json.loads."""
+    from archsearch.cli import main
+
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 200_000 + "]" * 200_000)
+    argv = [verb[0], *(["--from", str(path)] if verb[0] == "derive" else [str(path)]), *verb[1:]]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nested too deeply" in err[0] and str(path) in err[0]
+
+
+def test_deeply_nested_toml_is_one_line(tmp_path):
+    from archsearch.errors import SpaceError
+    from archsearch.space import load_space
+
+    path = tmp_path / "space.toml"
+    path.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(SpaceError, match="nested too deeply"):
+        load_space(path)

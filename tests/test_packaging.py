@@ -14,7 +14,9 @@ def test_torch_floor_is_safe_for_weights_only_loading() -> None:
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     torch_req = next(d for d in deps if d.startswith("torch>="))
     floor = tuple(int(v) for v in torch_req.split(">=")[1].split(",")[0].split(".")[:2])
-    assert floor >= (2, 6)  # CVE-2025-32434: torch.load(weights_only=True) is unsafe below 2.6
+    # CVE-2025-32434: torch.load(weights_only=True) is unsafe below 2.6; CVE-2026-24747: its loader
+    # flaw fixed in 2.10 (issue 25 item 7)
+    assert floor >= (2, 10)
 
 
 def test_every_package_is_listed_for_the_wheel() -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -32,6 +33,8 @@ from archsearch.train import (
 #: the embedded small WRN: fast on CPU, and it still has to learn
 SMALL = dict(num_classes=10, in_channels=1, input_size=8)
 RESULT_KEYS = ("train_loss", "val_error", "val_loss", "test_error", "test_loss", "lr")
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -354,3 +357,34 @@ def test_an_epoch_reads_from_the_device_once(digits, precision):
     with count_host_reads() as reads:
         trainer.train_steps(5)
     assert reads == ["_local_scalar_dense"]
+
+
+def test_a_finite_blow_up_is_divergence_too_and_stops_training():
+    """Issue 25 item 1: at a huge learning rate the loss climbs to 1e15 and the error sits at chance
+    while staying finite; training stops there and says it diverged, as it does for NaN."""
+    from dataclasses import replace
+
+    from archsearch.recipe import get_recipe
+    from archsearch.train import is_diverged
+
+    g = archsearch.load_genotype(ROOT / "search_spaces" / "digits-vgg" / "genotype.json")
+    result = archsearch.train_genotype(g, "digits", replace(get_recipe("digits"), lr=100.0, epochs=4))
+    assert result.diverged and result.final.epoch == 1 and len(result.history) == 1
+    assert math.isfinite(result.final.train_loss) and result.final.train_loss > 1e6
+    # judged as a person would: far above chance's loss *and* at chance, not a slow start
+    assert is_diverged(1e9, 10, 0.9) and is_diverged(float("nan"), 10)
+    assert not is_diverged(5.0, 10, 0.9) and not is_diverged(1e9, 10, 0.3)
+
+
+def test_pre_training_that_blows_up_finitely_is_refused_naming_the_setting(tmp_path, capsys):
+    import shutil
+
+    from archsearch.cli import main
+
+    space = tmp_path / "space"
+    shutil.copytree(ROOT / "search_spaces" / "digits-vgg", space)
+    toml = (space / "space.toml").read_text()
+    (space / "space.toml").write_text(toml.replace('base = "digits"', 'base = "digits"\nlr = 100.0\nepochs = 2'))
+    assert main(["prune", "--space", str(space), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "pre-training diverged in epoch 1 (loss" in err and "error at chance" in err and "[train] lr" in err

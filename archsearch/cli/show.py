@@ -39,22 +39,22 @@ class ShowCommand(Command):
             print(f"wrote {args.export} ({genotype.params:,} parameters)", file=sys.stderr)
             return 0
         family = load_family(args.file)
+        if args.member is not None:  # one member, shown as a genotype file is (it was ignored before)
+            from ..errors import ArchsearchError
+            from ..family import select_member
+
+            try:
+                index = select_member(family, args.member)
+            except ArchsearchError as exc:
+                raise ArchsearchError(f"{args.file}: --member: {exc}") from None
+            print(f"{args.file}: member {index} of {len(family)}")
+            _show_one(family[index].genotype, family[index].metrics)
+            return 0
         first = family[0].genotype
         print(f"{args.file}: {len(family)} genotype{'s' if len(family) != 1 else ''}, family {first.family}, "
               + ", ".join(f"{k}={v}" for k, v in first.hparams.items()))
         if len(family) == 1:
-            g = first
-            if g.family == "graph":
-                _print_genes(g)
-            else:
-                rows = [[name, width, len(inners), " ".join(str(w) for w in inners)]
-                        for name, width, inners in g.stages()]
-                print_table(["stage", "residual", "blocks", "inner widths"], rows)
-            print(f"params {g.params:,}  MACs {g.macs:,}")
-            if g.origin:
-                print("imported from " + ", ".join(f"{k} {v}" for k, v in g.origin.items()))
-            for key, value in family[0].metrics.items():
-                print(f"{key}: {value}")
+            _show_one(first, family[0].metrics)
         else:
             skip = {"baseline", "criterion"}
             metric_keys = sorted({k for m in family for k in m.metrics} - skip)[:5]
@@ -108,6 +108,20 @@ def _label(family, i: int) -> str:  # noqa: ANN001
     m = family[i]
     kind = m.metrics.get("baseline") or m.genotype.family
     return f"#{i}: {kind}, {m.params:,} params"
+
+
+def _show_one(g, metrics) -> None:  # noqa: ANN001
+    """One genotype: its genes (an imported network) or stages (a family's), counts, origin, metrics."""
+    if g.family == "graph":
+        _print_genes(g)
+    else:
+        rows = [[name, width, len(inners), " ".join(str(w) for w in inners)] for name, width, inners in g.stages()]
+        print_table(["stage", "residual", "blocks", "inner widths"], rows)
+    print(f"params {g.params:,}  MACs {g.macs:,}")
+    if g.origin:
+        print("imported from " + ", ".join(f"{k} {v}" for k, v in g.origin.items()))
+    for key, value in metrics.items():
+        print(f"{key}: {value}")
 
 
 def _fmt(value: object) -> str:

@@ -287,8 +287,8 @@ class StudyCommand(Command):
         else:
             headers, cells = leaderboard_table(rows)
             print_table(headers, cells)
-            print(f"test error over seeds; * best mean per budget; gap > noise: Welch's t-test p < {args.alpha:g} "
-                  "(? = fewer than 2 seeds)")
+            print(f"test error over seeds; * best mean per budget; gap > noise: Holm-corrected Welch p < "
+                  f"{args.alpha:g} (? = fewer than 2 seeds)")
         if args.out:
             paths = write_report(results, args.out, alpha=args.alpha)
             print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)

@@ -84,8 +84,10 @@ class TrainCommand(Command):
               f"{final.epoch} epochs (best val {best.val_error:.2%} at epoch {best.epoch}), "
               f"{result.wall_s:.1f} s on {result.device}")
         if result.diverged:
-            print(f"archsearch: warning: training diverged (non-finite loss) in epoch {final.epoch}; "
-                  "stopped there", file=sys.stderr)
+            from ..train import divergence
+
+            print(f"archsearch: warning: training diverged in epoch {final.epoch} ({divergence(final.train_loss)}); "
+                  "stopped there: lower the learning rate (--recipe, or the recipe's lr)", file=sys.stderr)
         print(f"wrote {out / METRICS} and {result.weights}", file=sys.stderr)
         return 0
 

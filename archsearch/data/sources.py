@@ -450,8 +450,10 @@ def _callable(text: str, location: str, options: DataOptions) -> Source:
         raise DataError(f"data: {location} is a {type(fn).__name__}, not a callable")
     try:
         out = fn()
-    except Exception as exc:  # noqa: BLE001 -- the user's code: report in one line, do not crash
-        raise DataError(f"data: {location}() raised {type(exc).__name__}: {str(exc)[:200]}") from None
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 -- the user's code: report in one line, do not crash
+        what = f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else \
+            f"raised {type(exc).__name__}: {str(exc)[:200]}"
+        raise DataError(f"data: {location}() {what}") from None
     if isinstance(out, Mapping):
         return _from_arrays(text, out, options, f"{location}()")
     sets = out if isinstance(out, (tuple, list)) else (out,)

@@ -129,11 +129,21 @@ def _pretrain(space: "SearchSpace", genotype: Any, data: Any, recipe: "Recipe", 
 
     print(f"pre-training {space.name} ({genotype.params:,} params) for {epochs or recipe.epochs} epochs in {pre}",
           file=sys.stderr)
+    total = epochs or recipe.epochs
+
+    def said(record: dict[str, Any]) -> None:  # without a progress bar (a log file, a pipe), a line an epoch
+        print(f"pre-training epoch {record['epoch']}/{total}: train loss {record['train_loss']:.4f}, "
+              f"val error {record['val_error']:.2%}", file=sys.stderr, flush=True)
+
+    quiet_bar = progress is False or (progress is None and not sys.stderr.isatty())
     result = train_genotype(genotype, data, recipe, pre, device=device, seed=seed,
-                            resume=(pre / CHECKPOINT).exists(), epochs=epochs, progress=progress)
+                            resume=(pre / CHECKPOINT).exists(), epochs=epochs, progress=progress,
+                            on_epoch=said if quiet_bar else None)
     if result.diverged:
-        raise ArchsearchError(f"pre-training diverged (non-finite loss) in epoch {result.final.epoch}; "
-                              "nothing to prune: lower the [train] lr")
+        from ..train import divergence
+
+        raise ArchsearchError(f"pre-training diverged in epoch {result.final.epoch} "
+                              f"({divergence(result.final.train_loss)}); nothing to prune: lower the [train] lr")
     state = state_copy(result.model)  # the weights model.pt holds, without reading them back
     return state, {"epochs": result.final.epoch, "val_error": result.final.val_error,
                    "test_error": result.final.test_error, "recipe": result.recipe.to_dict()}

@@ -238,5 +238,7 @@ class Objective:
         }.items():
             trial.set_user_attr(key, value)
         if result.diverged:  # never a COMPLETE trial: the report must not rank a blown-up run
-            raise optuna.TrialPruned(f"training diverged (non-finite loss) in epoch {final.epoch}")
+            from ..train import divergence
+
+            raise optuna.TrialPruned(f"training diverged ({divergence(final.train_loss)}) in epoch {final.epoch}")
         return float(final.val_error)
