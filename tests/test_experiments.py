@@ -87,6 +87,10 @@ def test_the_shipped_experiment_files_load():
     (("pretrain = { epochs = 1 }\n\n[study]", "pretrain = { epochs = 1 }\nseed = 3\n\n[study]"), "runs[1].seed"),
     (('label = "random"\ncriterion = "random"', 'label = "random"\ncriterion = "l1"'),
      "study.arms: expected a [[runs]] table with criterion = \"random\""),
+    # issue 25 item 4: names become folder names as they are
+    (('name = "tiny"', 'name = "ti\\u0000ny"'), "name: expected a plain name"),
+    (('name = "tiny"', 'name = "a\\nb"'), "name: expected a plain name"),
+    (('label = "random"', 'label = "' + "r" * 300 + '"'), "label: expected a plain name"),
 ])
 def test_a_bad_experiment_file_is_one_line_naming_the_file_and_field(tmp_path, capsys, change, message):
     old, new = change
@@ -97,6 +101,19 @@ def test_a_bad_experiment_file_is_one_line_naming_the_file_and_field(tmp_path, c
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err, err
     assert not (tmp_path / "out").exists()  # refused before anything was made
+
+
+def test_a_device_this_machine_lacks_is_refused_before_anything_is_made(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():  # pragma: no cover - the machines this suite runs on have none
+        pytest.skip("a GPU is here")
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    assert main(["experiment", "run", str(path), "--out", str(tmp_path / "out"), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no CUDA GPU" in err[0]
+    assert not (tmp_path / "out").exists()
 
 
 def test_not_toml_and_missing_files(tmp_path, capsys):
@@ -175,3 +192,17 @@ def test_experiment_errors_name_the_file(tmp_path):
     path.write_text(TINY.replace('budgets = ["100k"]', 'budgets = ["1k", "1k"]'))
     with pytest.raises(ExperimentError, match=r"e\.toml: study\.budgets: expected each budget once"):
         load_experiment(path)
+
+
+def test_a_redrawn_report_keeps_the_machine_the_experiment_ran_on(tmp_path):
+    """Issue 25 item 10: redrawing a committed folder's report named this machine and today's date."""
+    from archsearch.experiments.report import run_machine
+
+    out = tmp_path / "out"
+    (out / "report").mkdir(parents=True)
+    ran = {"processor": "the machine it ran on", "date": "2026-01-01T00:00:00+00:00"}
+    (out / "report" / "experiment.json").write_text(json.dumps({"machine": ran}))
+    assert run_machine(out) == ran  # a folder from before machine.json: its last report's record
+    (out / "machine.json").write_text(json.dumps({"processor": "newer"}))
+    assert run_machine(out) == {"processor": "newer"}
+    assert run_machine(tmp_path / "none")["cpu_count"]  # nothing recorded: this machine

@@ -42,6 +42,7 @@ from the file; unknown keys are errors naming the file and the key.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -66,6 +67,8 @@ EXPERIMENT_VERSION = 1
 #: ``better``: A's mean test error is below B's by more than the noise; ``not-worse``: it is not
 #: above B's by more than the noise (Liu et al.: training from scratch is "comparable or better")
 CLAIM_RELATIONS = ("better", "not-worse")
+#: a name that becomes a file or folder name as it is: no separators, control characters or leading dot
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _TOP = {"format", "version", "name", "description", "paper", "space", "data", "weights", "prune", "runs", "study", "train",
         "claims"}
 _RUN_KEYS = {"label", "seeds", "pretrain"}
@@ -207,8 +210,9 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
     if data.get("version") != EXPERIMENT_VERSION:
         raise bad("version", f"{EXPERIMENT_VERSION} (this archsearch reads version {EXPERIMENT_VERSION})")
     name = data.get("name")
-    if not isinstance(name, str) or not name.strip() or "/" in name or name.startswith("."):
-        raise bad("name", "a plain name such as \"crowley2018-digits\"")
+    if not isinstance(name, str) or not _PLAIN.fullmatch(name.strip()):
+        raise bad("name", "a plain name such as \"crowley2018-digits\" (letters, digits, '.', '_', '-'; at most 100; "
+                          "it names folders and the study)")
     space_ref = data.get("space")
     if not isinstance(space_ref, str) or not space_ref:
         raise bad("space", "a shipped space's name or a folder, e.g. \"digits-wrn-16-2\"")
@@ -285,8 +289,9 @@ def _runs(value: Any, where: str, bad: Any) -> tuple[PruneRun, ...]:
     runs: list[PruneRun] = []
     for i, entry in enumerate(value):
         label = entry.get("label")
-        if not isinstance(label, str) or not label or not all(c.isalnum() or c in "-_." for c in label):
-            raise bad(f"runs[{i}].label", "a plain name such as \"fisher\"")
+        if not isinstance(label, str) or not _PLAIN.fullmatch(label) or len(label) > 64:
+            raise bad(f"runs[{i}].label", "a plain name such as \"fisher\" (letters, digits, '.', '_', '-'; at most "
+                                          "64: it names a run folder)")
         seeds = _seeds(entry.get("seeds", [0]), bad, key=f"runs[{i}].seeds")
         overrides = {k: v for k, v in entry.items() if k not in _RUN_KEYS}
         if "seed" in overrides:

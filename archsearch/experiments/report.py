@@ -26,6 +26,7 @@ from typing import Any, Mapping, Sequence
 
 from .._jsonio import atomic_write_json, atomic_write_text, json_safe
 from ..budgets import format_count
+from ..errors import ArchsearchError
 from .file import Claim, Experiment
 
 __all__ = ["ClaimResult", "evaluate_claims", "write_experiment_report", "NARROW"]
@@ -162,7 +163,6 @@ def write_experiment_report(experiment: Experiment, out: str | os.PathLike[str],
                             timings: Mapping[str, float] | None = None) -> dict[str, Path]:
     """Write the report of the experiment in ``out`` (default into ``out/report``); returns the paths."""
     from ..compare import plot_width_profiles
-    from ..machine import machine
     from ..study.report import kind_leaderboard, load_results, write_report
     from .run import finished_runs, storage_url
 
@@ -183,7 +183,7 @@ def write_experiment_report(experiment: Experiment, out: str | os.PathLike[str],
         plot_width_profiles(entry["comparison"], paths[f"widths_{label}"])
     claims = evaluate_claims(experiment.claims, kinds, consistency, alpha=alpha)
     narrow = _narrow(settings)
-    info = machine()
+    info = run_machine(out)
     trials = results.complete()
     threads = sorted({t.get("threads") for t in trials if t.get("threads") is not None})
     runs = []
@@ -214,6 +214,29 @@ def write_experiment_report(experiment: Experiment, out: str | os.PathLike[str],
     paths["report_md"] = target / "report.md"
     atomic_write_text(paths["report_md"], _markdown(experiment, record, kinds, claims, consistency, narrow))
     return paths
+
+
+#: the machine an experiment's runs and trials ran on, written by ``experiment run`` beside timings.json
+MACHINE_NAME = "machine.json"
+
+
+def run_machine(out: Path) -> dict[str, Any]:
+    """The machine the experiment in ``out`` ran on: its ``machine.json``, else the one its last report
+    recorded (a folder committed before machine.json was written), else this one. A redrawn report
+    must not claim this machine and today's date for wall times measured elsewhere (issue 25)."""
+    from .._jsonio import read_json
+    from ..machine import machine
+
+    for path, key in ((out / MACHINE_NAME, None), (out / "report" / "experiment.json", "machine")):
+        if path.is_file():
+            try:
+                found = read_json(path)
+            except ArchsearchError:
+                continue
+            record = found.get(key) if key and isinstance(found, dict) else found
+            if isinstance(record, dict) and record:
+                return record
+    return machine()
 
 
 def _markdown(experiment: Experiment, record: Mapping[str, Any], kinds: Sequence[Any], claims: Sequence[ClaimResult],

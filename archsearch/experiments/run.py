@@ -167,7 +167,16 @@ def run_experiment(experiment: Experiment, out: str | os.PathLike[str], *, worke
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
         raise ArchsearchError(f"workers: {workers!r} is invalid; expected 1 to 64 worker processes")
     extra = [a for flag, value in (("--device", device), ("--data-dir", data_dir)) if value for a in (flag, value)]
+    from ..train import resolve_device
+
+    resolve_device(device)  # a device this machine lacks is refused before the folder is made
     with RunFolder(out, "experiment"):
+        from ..machine import machine
+        from .report import MACHINE_NAME
+
+        if not (out / MACHINE_NAME).is_file() or any(not (run_folder(out, r) / DONE_NAME).is_file()
+                                                     for r in experiment.runs):
+            atomic_write_json(out / MACHINE_NAME, machine())  # this invocation computes here: its report says so
         timings = _timings(out)
         clock = time.perf_counter()
         for run in experiment.runs:  # a finished run whose settings the file no longer asks for is refused
