@@ -83,6 +83,15 @@ def refuse_changed(path: str | os.PathLike[str], saved: Mapping[str, Any], now: 
                     "or choose another `out_dir`")
 
 
+def _holder(fd: int) -> str | None:
+    """The pid the holder of a folder's lock wrote into it."""
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return text if text.isdigit() else None
+
+
 class RunFolder:
     """``with RunFolder(path, "train"):`` -- the folder is this process's until the block ends.
 
@@ -160,13 +169,20 @@ class RunFolder:
 
         found = self.check()
         make_dirs(self.path)
-        fd = os.open(self.path / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # never through a symbolic link: the lock is this folder's own file
+            fd = os.open(self.path / _LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise RunFolderError(f"{self.path / _LOCK}: cannot open the folder's lock ({exc.strerror}); "
+                                 "remove it if it is a link") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
+            holder = _holder(fd)
             os.close(fd)
-            raise RunFolderError(f"{self.path}: another archsearch process is using this folder; wait for it "
-                                 "to finish or choose another `out_dir`") from None
+            raise RunFolderError(f"{self.path}: archsearch process {holder or '(unknown)'} is using this folder; "
+                                 "wait for it to finish (or stop it), or choose another `out_dir`") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())  # who holds it, for the message another process gives
         self._fd = fd
         clean_interrupted_writes(self.path)
         if found is None:

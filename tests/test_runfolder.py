@@ -3,6 +3,8 @@ refuses a resume with changed settings by name, for training, pruning and experi
 the CLI, a run folder under a file, of the other kind, unwritable or with nothing to resume is one line."""
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 import pytest
@@ -89,7 +91,8 @@ def test_one_process_per_run_folder_and_interrupted_writes_are_cleaned(tmp_path:
     (folder / ".pruned.json.x1y2.tmp").write_text("half a file")
     with RunFolder(folder, "prune"):
         assert not (folder / ".pruned.json.x1y2.tmp").exists()
-        with pytest.raises(RunFolderError, match="another archsearch process is using this folder"):
+        # the message names the holder (issue 25: "use resume" was wrong advice while one ran)
+        with pytest.raises(RunFolderError, match=f"archsearch process {os.getpid()} is using this folder"):
             RunFolder(folder, "prune").claim()
     RunFolder(folder, "prune").claim().release()  # released: free again
     with pytest.raises(RunFolderError, match="holds a pruning run; a training run needs its own folder"):
@@ -146,3 +149,17 @@ class _Trap:
     @staticmethod
     def _spring() -> None:
         _Trap.ran = True
+
+
+def test_a_symlinked_lock_is_not_followed(tmp_path: Path) -> None:
+    """Issue 25 item 8: the lock file was opened through a symbolic link planted in its place."""
+    from archsearch.runfolder import RunFolder, RunFolderError
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    target = tmp_path / "elsewhere"
+    target.write_text("not yours")
+    (folder / ".archsearch.lock").symlink_to(target)
+    with pytest.raises(RunFolderError, match="cannot open the folder's lock"):
+        RunFolder(folder, "prune").claim()
+    assert target.read_text() == "not yours"

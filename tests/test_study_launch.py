@@ -222,3 +222,43 @@ def test_sigterm_stops_every_worker_and_requeues(pruned, tmp_path):
     _, states = cell_counts(url, "stop")
     assert states["RUNNING"] == 0 and states["WAITING"] > 0, states
     assert "interrupted; rerun the same command" in lines[-1]
+
+
+def test_workers_die_with_their_parent_even_after_kill_9(tmp_path) -> None:
+    """Issue 25 item 5: after kill -9 of the supervisor its workers kept running, holding run folders."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pidfile = tmp_path / "child.pid"
+    parent = (
+        "import subprocess, sys, time\n"
+        "from archsearch.study.launch import die_with_parent\n"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], preexec_fn=die_with_parent())\n"
+        f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+        "time.sleep(120)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", parent])
+    deadline = time.time() + 30
+    while not pidfile.exists() or not pidfile.read_text():
+        assert time.time() < deadline, "the parent never started its child"
+        time.sleep(0.05)
+    child = int(pidfile.read_text())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        try:  # reap it if it became ours (it is re-parented to init or a subreaper)
+            os.waitpid(child, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("the child outlived its parent's kill -9")

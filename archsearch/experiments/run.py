@@ -122,6 +122,8 @@ def run_study_worker(experiment: Experiment, out: Path, *, device: str | None = 
 
 def _spawn(experiment: Experiment, out: Path, tasks: list[str], workers: int, extra: list[str], log: Log) -> None:
     """Run ``--task`` subprocesses, at most ``workers`` at once; the first failure stops them all."""
+    from ..study.launch import die_with_parent
+
     logs = make_dirs(out / "logs")
     pending, running = list(tasks), []
     try:
@@ -133,7 +135,7 @@ def _spawn(experiment: Experiment, out: Path, tasks: list[str], workers: int, ex
                        "--task", task, "--threads", "1", *extra]
                 env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
                 proc = subprocess.Popen(cmd, stdout=None if task.startswith("study") else logfile,
-                                        stderr=logfile, env=env)
+                                        stderr=logfile, env=env, preexec_fn=die_with_parent())
                 running.append((task, proc, logfile))
             time.sleep(0.2)
             for item in list(running):

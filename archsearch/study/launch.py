@@ -74,6 +74,26 @@ def parse_devices(text: str) -> list[str]:
     return devices
 
 
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes a worker receive SIGTERM when its parent dies, however it dies (a
+    ``kill -9`` of the parent left its workers running, holding their run folders); ``None`` where the
+    system has no parent-death signal (not Linux)."""
+    import ctypes
+    import ctypes.util
+
+    if not sys.platform.startswith("linux"):
+        return None
+    parent = os.getpid()
+
+    def arm() -> None:  # in the child, between fork and exec: the signal survives the exec
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
+
+
 def cpu_cores() -> int:
     """The cores this process may run on (its affinity mask where the OS has one)."""
     try:
@@ -213,7 +233,8 @@ def launch_workers(argv: Sequence[str], devices: Sequence[str], *, threads: int 
         try:
             for w in plan:
                 proc = subprocess.Popen(list(w.command), env={**os.environ, **w.env}, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1)
+                                        stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1,
+                                        preexec_fn=die_with_parent())
                 streams = [_Stream(proc.stdout, stdout, f"[{w.label}] ", lock),
                            _Stream(proc.stderr, stderr, f"[{w.label}] ", lock)]
                 for s in streams:
