@@ -208,6 +208,9 @@ class Genotype:
         Hand-written families build their own readable module; ``generic=True`` (and every imported
         genotype) walks the graph with :class:`archsearch.models.GraphNet` instead.
         """
+        from .resources import check_memory
+
+        check_memory(4 * self.params, f"building this network ({self.params:,} parameters)", error=GenotypeError)
         if generic:
             from .models.graphnet import GraphNet
 

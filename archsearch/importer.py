@@ -69,6 +69,16 @@ def parse_input_shape(text: str | Sequence[int]) -> tuple[int, int, int]:
     return shape  # type: ignore[return-value]
 
 
+def _check_input_memory(shape: tuple[int, int, int]) -> None:
+    """The example batch, and the activations a network keeps of it (a floor: 16 maps its size), must
+    fit: ``--input 8192x8192x8192`` asked for 4.4 TB and died of MemoryError."""
+    from .resources import check_memory
+
+    nbytes = 2 * shape[0] * shape[1] * shape[2] * 4
+    check_memory(16 * nbytes, f"input_shape: tracing on inputs of {'x'.join(map(str, shape))}",
+                 error=NetworkImportError)
+
+
 def parse_args(pairs: Sequence[str]) -> dict[str, Any]:
     """``["num_classes=10", "name=x"]`` -> keyword arguments; values are Python literals or strings."""
     out: dict[str, Any] = {}
@@ -216,6 +226,7 @@ def import_module(model: "nn.Module", example_input: "torch.Tensor | Sequence[in
         x = example_input
     else:
         shape = parse_input_shape(example_input)
+        _check_input_memory(shape)
         x = torch.randn((2, *shape), generator=torch.Generator().manual_seed(0))
     was_training = model.training
     model.eval()

@@ -540,6 +540,10 @@ def train_genotype(
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise TrainingError(f"seed: {seed!r} is invalid; expected an integer >= 0")
     dev = resolve_device(device)
+    from .resources import TRAINING_BYTES_PER_PARAM, check_memory
+
+    check_memory(TRAINING_BYTES_PER_PARAM * genotype.params, f"training this network ({genotype.params:,} "
+                 "parameters)", error=TrainingError)
     identity = {"genotype": genotype.to_dict(), "data": spec.name, "recipe": recipe.to_dict(), "seed": seed}
 
     folder = (RunFolder(out_dir, "train", checkpoint=CHECKPOINT, outputs=(METRICS,), error=TrainingError)

@@ -255,6 +255,11 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
         raise bad("[[runs]]", "at least one pruning run for the pruned arms")
     budgets = _budgets(study.get("budgets"), where, bad)
     seeds = _seeds(study.get("seeds", 10), bad)
+    from ..resources import MAX_STUDY_CELLS
+
+    cells = len(arms) * (len(budgets) if budgets is not None else len({r.label for r in runs})) * len(seeds)
+    if cells > MAX_STUDY_CELLS:
+        raise bad("study", f"at most {MAX_STUDY_CELLS:,} cells (arms x budgets x seeds); this file asks for {cells:,}")
     early_stopping = study.get("early_stopping", "none")
     if early_stopping not in EARLY_STOPPING:
         raise bad("study.early_stopping", f"one of {', '.join(EARLY_STOPPING)}")

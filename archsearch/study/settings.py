@@ -111,6 +111,14 @@ class StudySettings:
         for what, values in (("seeds", seeds), ("budgets", budgets), ("arms", kinds)):
             if len(set(values)) != len(values):
                 raise ArchsearchError(f"{what}: a value is listed twice")
+        from ..resources import MAX_STUDY_CELLS, TRAINING_BYTES_PER_PARAM, check_memory
+
+        cells = len(kinds) * len(budgets) * len(seeds)
+        if cells > MAX_STUDY_CELLS:
+            raise ArchsearchError(f"arms: {len(kinds)} arms x {len(budgets)} budgets x {len(seeds)} seeds is {cells:,} "
+                                  f"cells; one study holds at most {MAX_STUDY_CELLS:,}")
+        check_memory(TRAINING_BYTES_PER_PARAM * max(budgets), f"budgets: training a {max(budgets):,}-parameter "
+                     "candidate", error=BudgetError)
         labels = [s.label for s in sources]
         if len(set(labels)) != len(labels):
             twice = next(label for label in labels if labels.count(label) > 1)
