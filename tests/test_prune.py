@@ -94,9 +94,10 @@ def test_groups_know_which_genes_are_fixed_and_where_channels_live() -> None:
     assert fc_in and fc_in[0].spatial == 16  # a flatten: one channel is 4x4 features of fc1
     mbv2 = coupled_groups(n["mbv2"])
     assert "features.3.conv.3" in {s.node for s in mbv2["features.3.conv.0"].slots}  # its depthwise conv
-    regnet = coupled_groups(archsearch.import_module(
-        __import__("torchvision").models.regnet_x_400mf(num_classes=3), (3, 32, 32)))
-    assert any(gr.fixed and "grouped" in gr.fixed for gr in regnet.values())
+    regnet_g = archsearch.import_module(__import__("torchvision").models.regnet_x_400mf(num_classes=3), (3, 32, 32))
+    grouped = {n: gr for n, gr in coupled_groups(regnet_g).items() if regnet_g.quantum[n] > 1}
+    # a grouped conv's genes prune in whole cuts (one channel per group): at least one channel per group stays
+    assert grouped and all(gr.fixed is None and gr.floor in (0, regnet_g.quantum[n]) for n, gr in grouped.items())
 
 
 # -- criteria --------------------------------------------------------------------------------------
@@ -284,6 +285,16 @@ def test_bn_scale_needs_batch_norm() -> None:
     with pytest.raises(ArchsearchError, match="bn-scale needs a batch norm on every pruned gene; gene 'a'"):
         check_targets(g, PruneSettings(max_prunes=1, criterion="bn-scale"))
     check_targets(g, PruneSettings(max_prunes=1, criterion="fisher"))
+
+
+def test_bn_scale_scores_a_network_with_a_branch_pruned_away() -> None:
+    """A branch at width 0 has no batch norm left; it needs none (it used to stop the run at the next prune)."""
+    g = nets()["wrn"].with_genes({"s1.b1.inner": 0})
+    settings = PruneSettings(max_prunes=1, criterion="bn-scale")
+    check_targets(g, settings)
+    bn = make_criterion("bn-scale")
+    bn.attach(live_model(g), {n: gr for n, gr in coupled_groups(g).items() if gr.fixed is None})
+    assert len(bn.scores()["s2.b1.inner"]) == g.genes["s2.b1.inner"]
 
 
 def test_settings_know_every_criterion() -> None:

@@ -221,7 +221,7 @@ class BNScale(Criterion):
 
     def attach(self, model: nn.Module, groups: Mapping[str, Group]) -> None:
         super().attach(model, groups)
-        missing = [g for g, group in self.groups.items() if not group.batch_norms]
+        missing = [g for g, group in self.groups.items() if group.width and not group.batch_norms]  # 0: pruned away
         if missing:
             raise ArchsearchError(f"criterion bn-scale needs a batch norm on every pruned gene; gene {missing[0]!r} "
                                   "has none (choose another criterion or keep it fixed)")

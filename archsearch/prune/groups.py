@@ -7,6 +7,11 @@ A gene's channels live in several layers at once. Removing channel c of gene g m
 * ``in``:  input channel c of every conv or linear that reads g (through additions, concatenations at
            an offset, and a flatten, where one channel is ``spatial`` consecutive features).
 
+A gene that a grouped convolution reads or writes moves in its ``quantum`` (``Genotype.quantum``): the
+conv's groups stay, so each group must keep the same width. Its channels fall in ``quantum`` blocks of
+consecutive channels (every group of each of its grouped convs is a run of whole blocks), and a legal
+cut removes the same number of channels from every block: one channel per block is the smallest.
+
 Where in a tensor each gene's channels sit is its *layout*: a list of ``(gene, count)`` segments
 (``None`` for a fixed width), a concatenation joining its inputs' layouts. Everything here is pure
 Python over the graph, so the same groups serve every family (the WRNs and imported networks) and
@@ -50,7 +55,8 @@ class Group:
     slots: tuple[Slot, ...]
     #: tensors (node outputs) to watch for activation-based criteria, with the gene's channel offset
     watch: tuple[tuple[str, int], ...]
-    #: the smallest width pruning may leave: 0 where the layers may vanish (a residual branch)
+    #: the smallest width pruning may leave: 0 where the layers may vanish (a residual branch); a
+    #: multiple of the gene's quantum
     floor: int
     #: why the gene cannot be pruned (None: it can)
     fixed: str | None = None
@@ -165,9 +171,7 @@ def coupled_groups(genotype: "Genotype", *, tied: bool = False) -> dict[str, Gro
                         and graph.nodes[n].get("gene") == g
                         and sum(p in live for p in graph.predecessors(n)) > 1]
         reason = None
-        if quantum.get(g, 1) > 1:
-            reason = f"it feeds a grouped convolution ({quantum[g]} groups)"
-        elif g in padded:
+        if g in padded:
             reason = "it passes a zero-padded (option-A) shortcut, which ties it to its neighbour's width"
         elif roles[g] == "tied" and not tied:
             reason = "it is tied to an addition or concatenation (set prune_residual to prune such genes)"
@@ -179,6 +183,8 @@ def coupled_groups(genotype: "Genotype", *, tied: bool = False) -> dict[str, Gro
         elif floor < 0:
             reason = reason or "its family keeps this width fixed"
             floor = width
+        step = quantum.get(g, 1)
+        floor = min(width, -(-floor // step) * step)  # one channel per block at least, unless it may vanish
         groups[g] = Group(g, width, roles[g], tuple(slots[g]), tuple(watch[g]), floor, reason, tuple(bns[g]))
     return groups
 

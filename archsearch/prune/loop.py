@@ -14,7 +14,9 @@ weights cross over by one bridge, :func:`archsearch.prune.surgery.graph_state_di
 may cut are the coupled groups of :mod:`archsearch.prune.groups`, and fine-tuning runs through the
 trainer's step stream. By default only inner genes are pruned; with ``prune_residual`` the tied ones
 too (residual streams, concatenated widths), each one coupled channel at a time, in the same global
-ranking (meaningful per parameter or MAC freed only: see :mod:`archsearch.prune.settings`).
+ranking (meaningful per parameter or MAC freed only: see :mod:`archsearch.prune.settings`). A gene of
+a grouped convolution goes one *cut* at a time, one channel of each of its groups (:func:`gene_cuts`),
+so the groups stay equally wide.
 """
 from __future__ import annotations
 
@@ -24,7 +26,6 @@ import os
 import sys
 import time
 import warnings
-from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -46,7 +47,7 @@ from .settings import PruneSettings, PruneSettingsError
 from .surgery import graph_state_dict, prune_channels
 from .weights import WEIGHTS_NAME, save_member_weights
 
-__all__ = ["prune_network", "check_targets", "prune_folder", "ranked_channels", "by_gene", "state_copy",
+__all__ = ["prune_network", "check_targets", "prune_folder", "gene_cuts", "ranked_cuts", "by_gene", "state_copy",
            "CHECKPOINT_NAME", "PRUNED_NAME"]
 
 CHECKPOINT_NAME = "prune_state.pt"
@@ -91,7 +92,7 @@ def check_targets(genotype: Genotype, settings: PruneSettings) -> None:
         raise PruneSettingsError(f"prune: no gene can be pruned: gene {first}"
                                  + (f" (and {len(fixed) - 1} more)" if len(fixed) > 1 else ""))
     if settings.criterion == "bn-scale":
-        missing = [g for g in removable if not groups[g].batch_norms]
+        missing = [g for g, n in removable.items() if n and not groups[g].batch_norms]
         if missing:
             raise PruneSettingsError(f"prune.criterion: bn-scale needs a batch norm on every pruned gene; gene "
                                      f"{missing[0]!r} has none")
@@ -234,59 +235,93 @@ def _resume(folder: RunFolder, settings: PruneSettings, device: torch.device, da
     return run
 
 
-def _channel_costs(genotype: Genotype, genes: list[str], normalise: str) -> dict[str, float]:
-    """What removing one channel of each gene frees (parameters or MACs).
+#: one legal removal: a gene and the channels it loses (one, or one of each block of a grouped gene)
+Cut = tuple[str, list[int]]
+
+
+def _cut_costs(genotype: Genotype, steps: Mapping[str, int], normalise: str) -> dict[str, float]:
+    """What one cut of each gene frees: its channels (``normalise = "none"``), parameters or MACs.
 
     For a residual gene ``sS.width`` that is the whole coupled group: every layer writing or
     reading the stream loses a filter or an input channel, which the cost model counts exactly.
     """
     if normalise == "none":
-        return {g: 1.0 for g in genes}
+        return {g: float(step) for g, step in steps.items()}
     model = genotype.cost_model
     base = model.base
-    rows = np.repeat(base[None, :], len(genes), axis=0)
-    for r, g in enumerate(genes):
-        rows[r, model.genes.index(g)] -= 1
+    rows = np.repeat(base[None, :], len(steps), axis=0)
+    for r, (g, step) in enumerate(steps.items()):
+        rows[r, model.genes.index(g)] -= step
     count = model.params if normalise == "params" else model.macs
     freed = count(base) - count(rows)
-    return {g: max(float(f), 1e-12) for g, f in zip(genes, freed)}
+    return {g: max(float(f), 1e-12) for g, f in zip(steps, freed)}
 
 
-def ranked_channels(scores: Mapping[str, torch.Tensor], removable: Mapping[str, int], genotype: Genotype,
-                    normalise: str) -> Iterator[tuple[str, int]]:
-    """Every channel that may go, as ``(gene, channel)``, the globally lowest score first (divided by
-    what the channel frees with ``normalise``; ties: first in gene order, then channel order).
+def gene_cuts(scores: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A gene's legal cuts, cheapest first: their scores (``n``) and channels (``n x step``).
+
+    ``step`` is the gene's quantum: its channels fall in ``step`` blocks of consecutive channels, and
+    each group of a grouped conv it feeds or writes is whole blocks (:mod:`archsearch.prune.groups`).
+    Cut j takes the j-th lowest-scoring channel of every block, so removing any cuts leaves the groups
+    equally wide; it scores the sum of its channels' scores (each criterion estimates what removing a
+    channel costs, and removing several costs about the sum). With ``step`` 1 a cut is one channel.
+    """
+    blocks = scores.float().cpu().reshape(step, -1)
+    order = torch.argsort(blocks, dim=1, stable=True)
+    channels = order + torch.arange(step)[:, None] * blocks.shape[1]
+    return blocks.gather(1, order).sum(0), channels.T
+
+
+def ranked_cuts(scores: Mapping[str, torch.Tensor], removable: Mapping[str, int], genotype: Genotype,
+                normalise: str) -> Iterator[Cut]:
+    """Every cut that may go (:func:`gene_cuts`), the globally lowest score first, divided by what it
+    frees (its channels, or with ``normalise`` its parameters or MACs: a grouped gene's cut of several
+    channels competes per channel with single channels); ties: first in gene order, then channel order.
 
     A gene gives up at most its removable channels (all inner ones; a residual width down to its
-    floor); past that its channels are passed over for the next lowest.
+    floor); past that its cuts are passed over for the next lowest.
     """
     genes = [g for g, n in removable.items() if g in scores and n > 0]
     if not genes:
         return
-    costs = _channel_costs(genotype, genes, normalise)
-    flat = torch.cat([scores[g].float().cpu() / costs[g] for g in genes])
-    owners = [(g, c) for g in genes for c in range(len(scores[g]))]
+    steps = {g: genotype.quantum[g] for g in genes}
+    costs = _cut_costs(genotype, steps, normalise)
+    cuts = {g: gene_cuts(scores[g], steps[g]) for g in genes}
+    flat = torch.cat([cuts[g][0] / costs[g] for g in genes])
+    owners = [(g, j) for g in genes for j in range(len(cuts[g][0]))]
     taken = dict.fromkeys(genes, 0)
     for i in torch.argsort(flat, stable=True).tolist():
-        g, c = owners[i]
+        g, j = owners[i]
         if taken[g] < removable[g]:
-            taken[g] += 1
-            yield g, c
+            taken[g] += steps[g]
+            yield g, cuts[g][1][j].tolist()
 
 
-def by_gene(channels: Iterable[tuple[str, int]]) -> dict[str, list[int]]:
-    """``(gene, channel)`` pairs as ``{gene: [channels]}`` (what surgery takes), in order."""
+def first_cuts(cuts: Iterable[Cut], channels: float) -> list[Cut]:
+    """The first ``cuts`` that remove at least ``channels`` channels together (all, where they remove
+    fewer): a grouped gene's cut may take a prune a few channels past its count."""
+    chosen, total = [], 0
+    for cut in cuts:
+        if total >= channels:
+            break
+        chosen.append(cut)
+        total += len(cut[1])
+    return chosen
+
+
+def by_gene(cuts: Iterable[Cut]) -> dict[str, list[int]]:
+    """Cuts as ``{gene: [channels]}`` (what surgery takes), in order."""
     drop: dict[str, list[int]] = {}
-    for g, c in channels:
-        drop.setdefault(g, []).append(c)
+    for g, channels in cuts:
+        drop.setdefault(g, []).extend(channels)
     return drop
 
 
 def _choose(run: _Run) -> dict[str, list[int]]:
-    """The ``channels_per_prune`` globally lowest-scoring channels (see :func:`ranked_channels`)."""
-    ranked = ranked_channels(run.criterion.scores(), _removable(run.genotype, run.settings), run.genotype,
-                             run.settings.normalise)
-    return by_gene(islice(ranked, run.settings.channels_per_prune))
+    """The globally lowest-scoring cuts, ``channels_per_prune`` channels or a few more (see :func:`ranked_cuts`)."""
+    ranked = ranked_cuts(run.criterion.scores(), _removable(run.genotype, run.settings), run.genotype,
+                         run.settings.normalise)
+    return by_gene(first_cuts(ranked, run.settings.channels_per_prune))
 
 
 def _cut(run: _Run, drop: Mapping[str, list[int]]) -> None:

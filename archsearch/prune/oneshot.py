@@ -5,7 +5,7 @@ pruned-and-fine-tuned networks with the same architectures trained from scratch)
 Thresholds (``settings.threshold``):
 
 ``global``  the lowest-scoring channels across every gene, divided by what each frees when
-            ``normalise`` says so (the iterative loop's ranking, :func:`~archsearch.prune.loop.ranked_channels`),
+            ``normalise`` says so (the iterative loop's ranking, :func:`~archsearch.prune.loop.ranked_cuts`),
             until ``fraction`` of the prunable channels are gone or the network is at ``target_params``.
             With ``bn-scale`` after pre-training with the recipe's ``bn_l1`` term this is Network
             Slimming (Liu et al. 2017).
@@ -13,7 +13,9 @@ Thresholds (``settings.threshold``):
             x width), halves up (with ``target_params``: the smallest such fraction that reaches it).
             With ``l1`` this is Li et al. 2017's filter pruning.
 
-Either way no gene goes below its floor (0 for a residual branch, else 1 channel). ``fisher`` and
+Either way no gene goes below its floor (0 for a residual branch, else 1 channel, one per group of a
+grouped convolution), and a grouped convolution's gene loses whole cuts, a channel of each group
+(:func:`~archsearch.prune.loop.gene_cuts`; the layer threshold rounds to whole cuts). ``fisher`` and
 ``taylor`` accumulate their scores over ``steps_per_prune`` training steps first, exactly as the
 loop does between prunes; ``l1``, ``bn-scale`` and ``random`` read the trained weights as they are.
 
@@ -50,7 +52,7 @@ from ..train import resolve_device
 from .criteria import SSS, Criterion
 from .groups import residual_branches
 from .loop import (CHECKPOINT_NAME, PRUNED_NAME, _cut, _groups, _removable, _Run, by_gene, check_same_settings,
-                   check_targets, load_trained, prune_folder, ranked_channels, state_copy)
+                   check_targets, first_cuts, gene_cuts, load_trained, prune_folder, ranked_cuts, state_copy)
 from .settings import PruneSettings, PruneSettingsError
 from .weights import WEIGHTS_NAME, save_member_weights
 
@@ -64,9 +66,12 @@ def _params(genotype: Genotype, drop: Mapping[str, list[int]]) -> int:
 
 
 def _layer_breaks(genotype: Genotype, removable: Mapping[str, int]) -> dict[str, list[float]]:
-    """Per gene, the fractions at which the layer threshold takes its 1st, 2nd, ... channel:
-    round(f x width) >= j from f = (j - 1/2) / width on, up to the gene's removable channels."""
-    return {g: [(j - 0.5) / genotype.genes[g] for j in range(1, n + 1)] for g, n in removable.items()}
+    """Per gene, the fractions at which the layer threshold takes its 1st, 2nd, ... cut of ``step``
+    channels (the gene's quantum; 1 but for grouped convs): round(f x width / step) >= j from
+    f = (j - 1/2) x step / width on, up to the gene's removable channels."""
+    steps = genotype.quantum
+    return {g: [(j - 0.5) * steps[g] / genotype.genes[g] for j in range(1, n // steps[g] + 1)]
+            for g, n in removable.items()}
 
 
 def _all_branches(genotype: Genotype, branches: list) -> Drop:
@@ -114,8 +119,9 @@ def one_shot_drop(genotype: Genotype, settings: PruneSettings, criterion: Criter
     """The channels one cut removes, from the criterion's scores, by ``settings.threshold`` (or, for
     ``sss``, whole branches); the first of ``fraction`` and ``target_params`` to be met decides how many.
 
-    Each mode is a sequence of ever larger cuts ``at(k)``, ``k = 0..n``: the k lowest channels
-    (global), the k lowest branches (sss), or the cut at the k-th smallest layer fraction (layer).
+    Each mode is a sequence of ever larger cuts ``at(k)``, ``k = 0..n``: the k lowest channels, or
+    cuts of a grouped gene (global), the k lowest branches (sss), or the cut at the k-th smallest
+    layer fraction (layer).
     """
     removable = _removable(genotype, settings)
     fraction = settings.fraction
@@ -129,9 +135,9 @@ def one_shot_drop(genotype: Genotype, settings: PruneSettings, criterion: Criter
         def at(k: int) -> Drop:
             return _all_branches(genotype, ranked[:k])
     elif settings.threshold == "global":
-        order = list(ranked_channels(criterion.scores(), removable, genotype, settings.normalise))
-        n = len(order)
-        k = n if fraction is None else math.ceil(fraction * n)  # as the loop stops: removed >= fraction x n
+        order = list(ranked_cuts(criterion.scores(), removable, genotype, settings.normalise))
+        n = len(order)  # as the loop stops: removed >= fraction x the removable channels
+        k = n if fraction is None else len(first_cuts(order, fraction * sum(len(cs) for _, cs in order)))
 
         def at(k: int) -> Drop:
             return by_gene(order[:k])
@@ -139,13 +145,13 @@ def one_shot_drop(genotype: Genotype, settings: PruneSettings, criterion: Criter
         scores = criterion.scores()
         breaks = _layer_breaks(genotype, removable)
         levels = sorted({b for bs in breaks.values() for b in bs})
-        lowest = {g: torch.argsort(scores[g].float().cpu(), stable=True).tolist() for g in breaks}
+        lowest = {g: gene_cuts(scores[g], genotype.quantum[g])[1] for g, bs in breaks.items() if bs}
         n = len(levels)
         k = n if fraction is None else bisect_right(levels, fraction)  # the largest level <= fraction
 
         def at(k: int) -> Drop:
             counts = {g: bisect_right(bs, levels[k - 1]) if k else 0 for g, bs in breaks.items()}
-            return {g: sorted(lowest[g][:c]) for g, c in counts.items() if c}
+            return {g: sorted(lowest[g][:c].flatten().tolist()) for g, c in counts.items() if c}
     if settings.target_params is not None:
         k = min(k, _fewest(n, lambda i: _params(genotype, at(i)) <= settings.target_params))
     return at(k)

@@ -69,6 +69,7 @@ class PruneSettings:
     #: divide each channel's score by the parameters or MACs removing it frees (Theis et al.)
     normalise: str = "none"
     steps_per_prune: int = 100
+    #: a grouped conv's gene loses one channel per group at once, so a prune may remove a few more
     channels_per_prune: int = 1
     lr: float = 8e-4
     momentum: float = 0.9

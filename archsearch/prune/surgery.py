@@ -3,7 +3,8 @@
 Surgery rebuilds the network for the pruned genotype (on the meta device, so nothing is
 initialised) and fills every layer with the surviving slice of its old weights: the rows of
 filters that stay, the input channels that stay (at their offsets within a concatenation; a whole
-run of features per channel after a flatten), the batch-norm statistics that stay. Layers whose
+run of features per channel after a flatten; in a grouped convolution, whose filters each read their
+own group's channels, those of the filter's group), the batch-norm statistics that stay. Layers whose
 width reached zero, and layers only they fed, are simply not built: the liveness rule the cost
 model counts with. So the live parameter count always equals the genotype's.
 
@@ -12,11 +13,12 @@ one optimiser for its whole length, as the reference implementation (pytorch-pru
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import torch
 from torch import nn
 
+from ..errors import GenotypeError
 from ..models.graphnet import GraphNet
 from .groups import layouts
 
@@ -66,6 +68,37 @@ def _expand(idx: torch.Tensor, spatial: int) -> torch.Tensor:
     return (idx[:, None] * spatial + torch.arange(spatial, device=idx.device)[None, :]).reshape(-1)
 
 
+Slicer = Callable[[torch.Tensor], torch.Tensor]  # a parameter (or its momentum) -> its surviving slice
+
+
+def _rows(idx: torch.Tensor) -> Slicer:
+    return lambda t: t.index_select(0, idx)
+
+
+def _per_group(node: str, idx: torch.Tensor, width: int, groups: int) -> torch.Tensor:
+    """``groups x kept`` positions within its group of each surviving channel (``idx``, ascending, of
+    ``width``); channels removed unevenly, which no grouped conv can hold, are one line."""
+    size = width // groups
+    kept = torch.bincount(idx // size, minlength=groups)
+    if bool((kept != kept[0]).any()):
+        raise GenotypeError(f"node {node!r}: the channels removed leave its {groups} groups {kept.tolist()} wide; "
+                            "a grouped convolution keeps the same number in each")
+    return (idx - idx // size * size).reshape(groups, -1)
+
+
+def _filters(node: str, out_idx: torch.Tensor, in_idx: torch.Tensor, layer: nn.Module) -> Slicer:
+    """The surviving filters of a conv or linear ``layer``, each keeping the surviving input channels
+    of its own group (a filter of a grouped conv reads ``in / groups`` channels: position j of group k
+    is input channel ``k * in / groups + j``)."""
+    groups = getattr(layer, "groups", 1)
+    if groups == 1:
+        return lambda w: w.index_select(0, out_idx).index_select(1, in_idx)
+    _per_group(node, out_idx, layer.out_channels, groups)
+    inputs = _per_group(node, in_idx, layer.in_channels, groups)[out_idx // (layer.out_channels // groups)]
+    rows = torch.arange(len(out_idx), device=out_idx.device)[:, None]  # with ``inputs``: per surviving filter
+    return lambda w: w.index_select(0, out_idx)[rows, inputs]
+
+
 def prune_channels(model: GraphNet, genotype: "Genotype", drop: Mapping[str, list[int]],
                    optimizer: torch.optim.Optimizer | None = None
                    ) -> tuple[GraphNet, "Genotype", torch.optim.Optimizer | None]:
@@ -90,7 +123,7 @@ def prune_channels(model: GraphNet, genotype: "Genotype", drop: Mapping[str, lis
     new = new.to_empty(device=device)
     channels_last = any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last)
                         and not p.is_contiguous() for p in model.parameters())
-    moved: list[tuple[torch.Tensor, torch.Tensor, tuple]] = []  # (old param, new param, slicing)
+    moved: list[tuple[torch.Tensor, torch.Tensor, Slicer]] = []  # (old param, new param, its slicer)
     with torch.no_grad():
         for name, module in new.named_modules():
             if not isinstance(module, (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)):
@@ -98,28 +131,24 @@ def prune_channels(model: GraphNet, genotype: "Genotype", drop: Mapping[str, lis
             old = model.get_submodule(name)
             data = old_graph.nodes[name]
             if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                idx = _indices(old_layout[name], keep, device)
+                rows = _rows(_indices(old_layout[name], keep, device))
                 for key in ("weight", "bias", "running_mean", "running_var"):
-                    getattr(module, key).copy_(getattr(old, key).index_select(0, idx))
+                    getattr(module, key).copy_(rows(getattr(old, key)))
                     if key in ("weight", "bias"):
-                        moved.append((getattr(old, key), getattr(module, key), ((0, idx),)))
+                        moved.append((getattr(old, key), getattr(module, key), rows))
                 module.num_batches_tracked.copy_(old.num_batches_tracked)
                 continue
             out_idx = _indices(old_layout[name], keep, device)
-            slicing: tuple = ((0, out_idx),)
-            depthwise = isinstance(module, nn.Conv2d) and data.get("depthwise", False)
-            if not depthwise:
+            rows = take = _rows(out_idx)  # a depthwise conv's filter reads only its own channel
+            if not (isinstance(module, nn.Conv2d) and data.get("depthwise", False)):
                 (pred,) = [p for p in old_graph.predecessors(name)]
                 spatial = sizes[pred].h * sizes[pred].w if isinstance(module, nn.Linear) else 1
-                slicing += ((1, _expand(_indices(old_layout[pred], keep, device), spatial)),)
-            weight = old.weight
-            for dim, idx in slicing:
-                weight = weight.index_select(dim, idx)
-            module.weight.copy_(weight)
-            moved.append((old.weight, module.weight, slicing))
+                take = _filters(name, out_idx, _expand(_indices(old_layout[pred], keep, device), spatial), old)
+            module.weight.copy_(take(old.weight))
+            moved.append((old.weight, module.weight, take))
             if module.bias is not None:
-                module.bias.copy_(old.bias.index_select(0, out_idx))
-                moved.append((old.bias, module.bias, ((0, out_idx),)))
+                module.bias.copy_(rows(old.bias))
+                moved.append((old.bias, module.bias, rows))
     if channels_last:
         new = new.to(memory_format=torch.channels_last)
     new.train(model.training)
@@ -130,21 +159,20 @@ def prune_channels(model: GraphNet, genotype: "Genotype", drop: Mapping[str, lis
 
 
 def _sliced_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module,
-                      moved: list[tuple[torch.Tensor, torch.Tensor, tuple]]) -> torch.optim.Optimizer:
-    """The same optimiser class and settings over the new parameters, each state tensor sliced."""
+                      moved: list[tuple[torch.Tensor, torch.Tensor, Slicer]]) -> torch.optim.Optimizer:
+    """The same optimiser class and settings over the new parameters, each state tensor sliced as its
+    parameter was."""
     group = {k: v for k, v in optimizer.param_groups[0].items() if k in optimizer.defaults}
     new_params = {id(p): p for p in model.parameters()}
     fresh = type(optimizer)(model.parameters(), **group)
-    for old_p, new_p, slicing in moved:
+    for old_p, new_p, take in moved:
         state = optimizer.state.get(old_p)
         if not state or id(new_p) not in new_params:
             continue
         sliced = {}
         for key, value in state.items():
             if isinstance(value, torch.Tensor) and value.shape == old_p.shape:
-                for dim, idx in slicing:
-                    value = value.index_select(dim, idx)
-                sliced[key] = value.clone()
+                sliced[key] = take(value).clone()
             else:
                 sliced[key] = value
         fresh.state[new_p] = sliced
