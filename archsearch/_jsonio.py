@@ -38,12 +38,15 @@ def check_output_path(path: str | os.PathLike[str]) -> Path:
 
 
 def check_folder_path(folder: Path, named: Path | None = None, error: type[Exception] = OutputError) -> None:
-    """The nearest existing ancestor of ``folder`` (itself included) must be a folder: nothing can
-    be created under a regular file. ``named`` is the path the one-line error names."""
+    """The nearest existing ancestor of ``folder`` (itself included) must be a folder this process can
+    write in: nothing can be created under a regular file, nor on a read-only disk. ``named`` is the
+    path the one-line error names."""
     for parent in [folder, *folder.parents]:
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():
                 raise error(f"{named or folder}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):  # read-only disk or folder: refused before the work
+                raise error(f"{named or folder}: cannot write in {parent} (no permission, or a read-only disk)")
             return
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from .errors import ArchsearchError
 from .family import Family, Member, widths_template
 from .genotype import Genotype
-from .landing import Landing, land
+from .landing import Landing, land, narrowest
 from .names import DERIVE_METHOD_REGISTRY, DERIVE_METHODS, PICKS
 
 __all__ = ["derive", "Derivation", "Derived", "pick_member", "fit_trajectory", "TrajectoryFit", "ExtrapolationWarning", "METHODS", "PICKS"]
@@ -137,7 +137,8 @@ class Derived:
 
     def metrics(self) -> dict:
         out = {"budget": self.landing.budget, "rel_error": self.landing.rel_error, "method": self.method,
-               "scale": self.landing.scale, "source_index": self.source_index}
+               "scale": self.landing.scale, "source_index": self.source_index,
+               "max_gene_deviation": self.landing.max_deviation, "narrowest": narrowest(self.landing.genotype)}
         if self.fit_rms is not None:
             out["fit_rms"] = self.fit_rms
         return out

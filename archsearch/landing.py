@@ -17,7 +17,11 @@ from .budgets import format_count
 from .errors import BudgetError
 from .genotype import Genotype, structure_of, with_genes_counted
 
-__all__ = ["Landing", "land", "smallest_budget"]
+__all__ = ["Landing", "land", "smallest_budget", "narrowest", "NARROW"]
+
+
+#: a layer narrower than this is flagged as degenerate wherever a candidate is shown
+NARROW = 4
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,20 @@ class Landing:
     genotype: Genotype
     budget: int
     scale: float  # the continuous factor on the direction that meets the budget exactly
+    #: per scaled gene (template order), the continuous width ``scale * direction`` it was rounded from
+    targets: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def deviations(self) -> dict[str, float]:
+        """Each scaled gene's relative deviation from one scale factor (rounding to whole channels and
+        the repair that lands the count move small genes most: a stem of 16 at x0.996 can become 18)."""
+        genes = self.genotype.genes
+        return {name: genes[name] / target - 1 for name, target in self.targets if target > 0 and name in genes}
+
+    @property
+    def max_deviation(self) -> float:
+        """The largest |deviation| over the scaled genes (0 when nothing was scaled)."""
+        return max((abs(d) for d in self.deviations.values()), default=0.0)
 
     @property
     def achieved(self) -> int:
@@ -33,6 +51,11 @@ class Landing:
     @property
     def rel_error(self) -> float:
         return (self.achieved - self.budget) / self.budget
+
+
+def narrowest(genotype: Genotype) -> int:
+    """The narrowest gene that is present (a width of 0 is a block pruned away, not a narrow one)."""
+    return min((w for w in genotype.genes.values() if w > 0), default=0)
 
 
 def _bounds(template: Genotype, direction: np.ndarray, fixed: Collection[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -143,7 +166,8 @@ def land(template: Genotype, direction: np.ndarray, budget: int, *, fixed: Colle
         # stage's width meeting the stem's, which removes a projection shortcut): finish with steps
         # judged by the true count
         best_w = _polish(count, best_w, lo, movable, budget, step)
-    return Landing(count.build(best_w), budget, scale)
+    scaled = tuple((names[i], float(target[i])) for i in movable)
+    return Landing(count.build(best_w), budget, scale, scaled)
 
 
 def _polish(count: _Counts, w: np.ndarray, lo: np.ndarray, movable: np.ndarray,

@@ -537,8 +537,8 @@ def train_genotype(
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise TrainingError(f"epochs: {epochs!r} is invalid; expected a positive integer")
         recipe = replace(recipe, epochs=epochs)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise TrainingError(f"seed: {seed!r} is invalid; expected an integer >= 0")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise TrainingError(f"seed: {seed!r} is invalid; expected an integer from 0 to 2**63-1")
     dev = resolve_device(device)
     from .resources import TRAINING_BYTES_PER_PARAM, check_memory
 

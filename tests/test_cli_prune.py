@@ -149,3 +149,23 @@ def test_prune_resumes_a_run_killed_while_pretraining(tmp_path: Path, capsys) ->
     assert main(["prune", "--space", str(space), "--out", str(out), "--resume", "--pretrain-epochs", "1",
                  "--max-prunes", "1", "--steps-per-prune", "1", "--no-progress"]) == 0
     assert len(archsearch.load_family(out / "pruned.json")) == 2
+
+
+def test_pretrain_epochs_zero_and_an_unwritable_out_are_refused_before_the_data_is_read(tmp_path, capsys, monkeypatch):
+    """Issue 25 item 8: both were checked only after loading the data set."""
+    import archsearch.data.splits as splits
+
+    def no_data(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise AssertionError("the data was read before the refusal")
+
+    monkeypatch.setattr(splits, "load_data", no_data)
+    space = small_space(tmp_path)
+    assert main(["prune", "--space", str(space), "--out", str(tmp_path / "a"), "--pretrain-epochs", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--pretrain-epochs: 0 is invalid" in err[0]
+    locked = tmp_path / "readonly"
+    locked.mkdir()
+    monkeypatch.setattr("os.access", lambda path, mode: str(path) != str(locked))
+    assert main(["prune", "--space", str(space), "--out", str(locked / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write in" in err[0]

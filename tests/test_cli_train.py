@@ -134,3 +134,12 @@ def test_train_takes_a_family_file_with_a_member(tmp_path: Path, capsys) -> None
                  "--no-progress"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["params"] == archsearch.load_family(derived)[1].params
+
+
+def test_a_seed_beyond_64_bits_is_one_line(tmp_path, capsys):
+    """Issue 25 item 8: --seed 2**70 was a traceback from torch.manual_seed."""
+    net = PRUNED.parents[1] / "digits-vgg" / "genotype.json"
+    assert main(["train", str(net), "--seed", str(2**70), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--seed" in err[0] and "2**63-1" in err[0]
+    assert not (tmp_path / "r").exists()

@@ -367,3 +367,22 @@ def test_derive_returns_one_documented_type() -> None:
     assert isinstance(result, archsearch.Derivation)
     family, rows = result  # unpacks as before
     assert result.family is family and result.rows is rows and len(rows) == 1
+
+
+def test_each_gene_reports_its_deviation_from_the_one_scale_factor():
+    """Issue 25 item 13: derive strayed from "one scale factor" on small nets without saying so."""
+    from archsearch.landing import narrowest
+
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    source = archsearch.load_family(root / "search_spaces" / "digits-wrn-16-2" / "pruned.json")
+    family, rows = archsearch.derive(source, [2000, 20000])
+    for row, member in zip(rows, family):
+        src = source[row.source_index].genotype.genes
+        got = member.genotype.genes
+        by_hand = {g: got[g] / (row.landing.scale * src[g]) - 1 for g in src if src[g] > 0 and g in dict(row.landing.targets)}
+        assert by_hand and row.landing.deviations == pytest.approx(by_hand)
+        assert member.metrics["max_gene_deviation"] == pytest.approx(max(abs(d) for d in by_hand.values()))
+        assert member.metrics["narrowest"] == narrowest(member.genotype) == min(w for w in got.values() if w > 0)
+    assert rows[0].landing.max_deviation > rows[1].landing.max_deviation  # small budgets stray most

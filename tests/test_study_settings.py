@@ -36,3 +36,13 @@ def test_study_settings_from_python_is_what_the_command_line_builds(tmp_path) ->
                                              space="digits-vgg", sources=[pruned]).fingerprint()
     with pytest.raises(ArchsearchError, match=r"^epochs: 0 is invalid"):
         study_settings(arms=["uniform"], budgets=[20_000], space="digits-vgg", epochs=0)
+
+
+@pytest.mark.parametrize("tolerance", [float("nan"), float("inf"), 0.0, 1.5])
+def test_a_raw_tolerance_outside_zero_one_is_refused(tolerance):
+    """Issue 25 item 8: NaN passed every comparison and let a 19.5k member fill a 2k cell."""
+    from archsearch.errors import BudgetError
+    from archsearch.study.settings import study_settings
+
+    with pytest.raises(BudgetError, match="raw_tolerance"):
+        study_settings(arms=["uniform"], budgets=[2000], seeds=[0], space="digits-wrn-16-1", raw_tolerance=tolerance)

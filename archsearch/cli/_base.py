@@ -165,3 +165,20 @@ def data_source(args: argparse.Namespace, fallback: str | None = None) -> str | 
             raise DataError("--image-size and --data-path need --data (or a space that names its data)")
         return None
     return with_options(source, size=args.image_size, path=args.data_path)
+
+
+def narrow_cell(genotype) -> str:  # noqa: ANN001
+    """A table cell: the narrowest present width, marked ``!`` below :data:`archsearch.landing.NARROW`
+    (a layer that thin makes a degenerate network, whichever arm it belongs to)."""
+    from ..landing import NARROW, narrowest
+
+    width = narrowest(genotype)
+    return f"{width}{' !' if width < NARROW else ''}"
+
+
+def note_narrow(genotypes) -> None:  # noqa: ANN001
+    """The footnote of a table with a ``!`` in its narrowest column."""
+    from ..landing import NARROW, narrowest
+
+    if any(narrowest(g) < NARROW for g in genotypes):
+        print(f"! a layer narrower than {NARROW} channels: a degenerate network at that budget")

@@ -7,7 +7,7 @@ from ..budgets import format_count, parse_budgets
 from ..errors import ArchsearchError
 from ..names import BASELINE_REGISTRY, BASELINES, GENERIC_BASELINES
 from ..tables import print_table
-from ._base import Command, add_member_argument, load_member
+from ._base import Command, add_member_argument, load_member, narrow_cell, note_narrow
 
 
 class BaselinesCommand(Command):
@@ -57,8 +57,10 @@ class BaselinesCommand(Command):
             knob = next(k for k in ("widen", "inner_ratio", "width_scale", "inner_scale") if k in m.metrics)
             rows.append([m.metrics["baseline"], format_count(m.metrics["budget"]), f"{m.params:,}",
                          f"{m.metrics['rel_error']:+.3%}", f"{knob} {m.metrics[knob]:.3f}", format_count(m.macs),
-                         m.genotype.family, m.genotype.summary()])
-        print_table(["baseline", "budget", "params", "error", "free number", "MACs", "family", "stage widths"], rows)
+                         m.genotype.family, m.genotype.summary(), narrow_cell(m.genotype)])
+        print_table(["baseline", "budget", "params", "error", "free number", "MACs", "family", "stage widths",
+                     "narrowest"], rows)
+        note_narrow([m.genotype for m in family])
         if args.out:
             family.save(args.out)
             print(f"wrote {len(family)} genotypes to {args.out}", file=sys.stderr)

@@ -7,7 +7,7 @@ from ..budgets import format_count, parse_budgets
 from ..errors import BudgetError
 from ..names import DERIVE_METHODS as METHODS
 from ..tables import print_table
-from ._base import Command
+from ._base import Command, narrow_cell, note_narrow
 
 
 class DeriveCommand(Command):
@@ -47,9 +47,10 @@ class DeriveCommand(Command):
             quality = f"fit rms {r.fit_rms:.1%}" if r.fit_rms is not None else f"x{l.scale:.3f}"
             table.append([i, format_count(l.budget), f"{l.achieved:,}", f"{l.rel_error:+.3%}", quality,
                           format_count(l.genotype.macs), r.source_index,
-                          l.genotype.summary()])
+                          l.genotype.summary(), f"{l.max_deviation:.1%}", narrow_cell(l.genotype)])
         print_table(["#", "budget", "params", "error", "scale" if args.method == "linear" else "fit",
-                     "MACs", "from", "stage widths"], table)
+                     "MACs", "from", "stage widths", "max dev", "narrowest"], table)
+        note_narrow([r.landing.genotype for r in rows])
         if args.out:
             family.save(args.out)
             print(f"wrote {len(family)} genotypes to {args.out}", file=sys.stderr)

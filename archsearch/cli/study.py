@@ -9,7 +9,7 @@ from ..budgets import format_count, parse_budgets
 from ..errors import ArchsearchError
 from ..tables import print_table
 from ._base import (Command, add_data_arguments, add_renamed_argument, add_threads_argument, data_source, flag_of,
-                    resolve_threads)
+                    narrow_cell, note_narrow, resolve_threads)
 
 _RUN_EXAMPLE = (
     "archsearch study run --pruned search_spaces/digits-wrn-16-2/pruned.json --budgets 1k,2k,4k \\\n"
@@ -173,10 +173,12 @@ class StudyCommand(Command):
         def show_candidates(created: bool) -> None:  # noqa: ARG001
             if settings.mode != "grid" or args.launched:
                 return
+            candidates = settings.grid_candidates()
             rows = [[c.arm.name, format_count(c.budget), f"{c.params:,}", f"{c.detail.get('rel_error', 0):+.2%}",
-                     f"{c.genotype.macs:,}", c.genotype.summary()]
-                    for c in settings.grid_candidates()]
-            print_table(["arm", "budget", "params", "error", "MACs", "stage widths"], rows)
+                     f"{c.genotype.macs:,}", c.genotype.summary(), narrow_cell(c.genotype)]
+                    for c in candidates]
+            print_table(["arm", "budget", "params", "error", "MACs", "stage widths", "narrowest"], rows)
+            note_narrow([c.genotype for c in candidates])
             sys.stdout.flush()
             for c in settings.grid_candidates():
                 if c.detail.get("note"):

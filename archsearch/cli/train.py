@@ -55,8 +55,8 @@ class TrainCommand(Command):
         apply_threads(args.threads)
         if args.epochs is not None and args.epochs < 1:
             raise TrainingError(f"--epochs {args.epochs}: expected a positive number of epochs")
-        if args.seed < 0:
-            raise TrainingError(f"--seed {args.seed}: expected a seed >= 0")
+        if not 0 <= args.seed < 2**63:  # torch.manual_seed takes 64 bits; 2**70 was a traceback
+            raise TrainingError(f"--seed {args.seed}: expected a seed from 0 to 2**63-1")
         data = data_source(args)
         recipe = get_recipe(args.recipe) if args.recipe else resolve_recipe(None, get_dataset_spec(data, args.data_dir))
         if args.compile:

@@ -31,8 +31,7 @@ from .file import Claim, Experiment
 
 __all__ = ["ClaimResult", "evaluate_claims", "write_experiment_report", "NARROW"]
 
-#: a baseline with a layer narrower than this is flagged as degenerate at its budget
-NARROW = 4
+from ..landing import NARROW  # noqa: E402 - a candidate with a layer narrower than this is degenerate
 
 
 @dataclass(frozen=True)
@@ -137,17 +136,15 @@ def _consistency(experiment: Experiment, trajectories: Mapping[str, tuple[str, A
 
 
 def _narrow(settings: Any) -> list[dict[str, Any]]:
-    """Baseline candidates with a layer narrower than :data:`NARROW` channels."""
-    from ..names import BASELINES
+    """Candidates of every arm with a layer narrower than :data:`NARROW` channels (a derived network
+    can be as degenerate as a baseline: issue 25)."""
+    from ..landing import narrowest
 
     flagged = []
     for c in settings.grid_candidates():
-        if c.arm.kind not in BASELINES:
-            continue
-        widths = {g: w for g, w in c.genotype.genes.items() if w > 0}
-        narrowest = min(widths.values()) if widths else 0
-        if narrowest < NARROW:
-            flagged.append({"arm": c.arm.name, "budget": c.budget, "narrowest": narrowest,
+        width = narrowest(c.genotype)
+        if width < NARROW:
+            flagged.append({"arm": c.arm.name, "budget": c.budget, "narrowest": width,
                             "widths": c.genotype.summary()})
     return flagged
 
@@ -207,7 +204,7 @@ def write_experiment_report(experiment: Experiment, out: str | os.PathLike[str],
         "kinds": [{k: v for k, v in asdict(r).items() if k != "test_errors"} for r in kinds],
         "claims": [asdict(c) for c in claims],
         "consistency": {k: {kk: vv for kk, vv in v.items() if kk != "comparison"} for k, v in consistency.items()},
-        "narrow_baselines": narrow,
+        "narrow_candidates": narrow,
     }
     paths["experiment_json"] = target / "experiment.json"
     atomic_write_json(paths["experiment_json"], json_safe(record))
@@ -274,7 +271,7 @@ def _markdown(experiment: Experiment, record: Mapping[str, Any], kinds: Sequence
                   f"{experiment.raw_tolerance:.0%} of one): {shown}"
                   + (f" and {more} more (all in experiment.json)." if more > 0 else "."), ""]
     if narrow:
-        lines += ["Degenerate baselines (a layer narrower than "
+        lines += ["Degenerate candidates (a layer narrower than "
                   f"{NARROW} channels; read these cells with care): "
                   + "; ".join(f"{n['arm']} at {format_count(n['budget'])} ({n['widths']})" for n in narrow) + ".", ""]
     lines += ["## The paper's claims, checked", "", _md_table(

@@ -111,6 +111,9 @@ class StudySettings:
         for what, values in (("seeds", seeds), ("budgets", budgets), ("arms", kinds)):
             if len(set(values)) != len(values):
                 raise ArchsearchError(f"{what}: a value is listed twice")
+        if isinstance(raw_tolerance, bool) or not isinstance(raw_tolerance, (int, float)) \
+                or not 0 < raw_tolerance < 1:  # NaN and infinity fail this too: a NaN let a 19.5k member fill 2k
+            raise BudgetError(f"raw_tolerance: {raw_tolerance!r} is invalid; expected a fraction in (0, 1), e.g. 0.1")
         from ..resources import MAX_STUDY_CELLS, TRAINING_BYTES_PER_PARAM, check_memory
 
         cells = len(kinds) * len(budgets) * len(seeds)
