@@ -36,11 +36,12 @@ __all__ = ["BASELINES", "GENERIC_BASELINES", "baseline", "baselines", "scaled_ba
 _WRN = ("wrn", "wrn-bottleneck")
 
 
-def scaled_baseline(kind: str, template: Genotype, budget: int) -> tuple[Landing, str]:
-    """``uniform`` or ``bottleneck`` from an unpruned ``template``; returns the landing and its knob."""
+def scaled_baseline(kind: str, template: Genotype, budget: int, *, by: str = "params") -> tuple[Landing, str]:
+    """``uniform`` or ``bottleneck`` from an unpruned ``template``; returns the landing and its knob.
+    ``by``: the budget counts ``params`` or ``macs``."""
     direction = np.array(list(template.genes.values()), dtype=float)
     if kind == "uniform":
-        return land(template, direction, budget, what="the uniform baseline"), "width_scale"
+        return land(template, direction, budget, what="the uniform baseline", by=by), "width_scale"
     if kind == "bottleneck":
         roles = template.roles()
         fixed = [g for g, r in roles.items() if r == "tied"]
@@ -48,13 +49,14 @@ def scaled_baseline(kind: str, template: Genotype, budget: int) -> tuple[Landing
             raise ArchsearchError("the bottleneck baseline needs inner genes; every gene of this network is tied "
                                   "to an addition or concatenation")
         return land(template, direction, budget, fixed=fixed,
-                    what="the bottleneck baseline (inner widths only)"), "inner_scale"
+                    what="the bottleneck baseline (inner widths only)", by=by), "inner_scale"
     BASELINE_REGISTRY.check(kind, where="kinds")
     raise ArchsearchError(f"kinds: {kind!r} is not a baseline of this network; expected some of "
                           f"{', '.join(GENERIC_BASELINES)}")
 
 
-def baseline(kind: str, hparams: Mapping[str, Any], budget: int, *, widen: float = 1.0) -> tuple[Landing, str]:
+def baseline(kind: str, hparams: Mapping[str, Any], budget: int, *, widen: float = 1.0,
+             by: str = "params") -> tuple[Landing, str]:
     """One baseline genotype at ``budget``; returns the landing and the name of its free number.
 
     ``hparams`` are the ``wrn`` hyper-parameters (depth, classes, input); ``widen`` is the widen
@@ -65,7 +67,7 @@ def baseline(kind: str, hparams: Mapping[str, Any], budget: int, *, widen: float
         hp = fam.check_hparams(hparams)
         template = Genotype.from_genes(fam.name, hp, fam.uniform_genes(hp, 1.0))
         direction = np.array(list(template.genes.values()), dtype=float)
-        return land(template, direction, budget, what=f"the {kind} baseline"), "widen"
+        return land(template, direction, budget, what=f"the {kind} baseline", by=by), "widen"
     if kind == "bottleneck":
         fam = get_family("wrn")
         hp = fam.check_hparams(hparams)
@@ -73,13 +75,14 @@ def baseline(kind: str, hparams: Mapping[str, Any], budget: int, *, widen: float
         stage = {n.split(".")[0]: w for n, w in template.genes.items() if n.endswith(".width")}
         direction = np.array([stage[n.split(".")[0]] if n.endswith(".inner") else 0.0 for n in template.genes])
         fixed = [n for n in template.genes if n.endswith(".width")]
-        return land(template, direction, budget, fixed=fixed, what=f"the bottleneck baseline at widen {widen:g}"), "inner_ratio"
+        return land(template, direction, budget, fixed=fixed, what=f"the bottleneck baseline at widen {widen:g}",
+                    by=by), "inner_ratio"
     raise BASELINE_REGISTRY.unknown(kind, where="kinds")
 
 
 def baselines(source: "Mapping[str, Any] | Genotype | SearchSpace", budgets: Sequence[int],
               kinds: Sequence[str] | None = None, *, widen: float | None = None, metadata: dict | None = None,
-              skip_unreachable: bool = False) -> Family:
+              skip_unreachable: bool = False, by: str = "params") -> Family:
     """All requested baselines at all budgets, as one family file (kind-major order).
 
     ``source`` is a search space (what ``archsearch baselines --space`` reads), an unpruned genotype
@@ -87,6 +90,7 @@ def baselines(source: "Mapping[str, Any] | Genotype | SearchSpace", budgets: Seq
     :data:`BASELINES`, with the ``bottleneck`` baseline at its own widen factor (unless ``widen`` is
     given); any other network gets :data:`GENERIC_BASELINES`. With ``skip_unreachable`` a budget a
     kind cannot reach is left out with a warning (and listed in the metadata) instead of failing.
+    ``by``: the budgets count ``params`` (default) or ``macs``.
     """
     from .space import SearchSpace
 
@@ -104,9 +108,9 @@ def baselines(source: "Mapping[str, Any] | Genotype | SearchSpace", budgets: Seq
         for budget in budgets:
             try:
                 if generic:
-                    landing, knob = scaled_baseline(kind, source, budget)
+                    landing, knob = scaled_baseline(kind, source, budget, by=by)
                 else:
-                    landing, knob = baseline(kind, source, budget, widen=widen)
+                    landing, knob = baseline(kind, source, budget, widen=widen, by=by)
             except BudgetError as exc:
                 if not skip_unreachable:
                     raise
@@ -114,12 +118,13 @@ def baselines(source: "Mapping[str, Any] | Genotype | SearchSpace", budgets: Seq
                 continue
             members.append(Member(landing.genotype, {
                 "baseline": kind, "budget": budget, "rel_error": landing.rel_error, knob: landing.scale,
+                **({"by": by} if by != "params" else {}),
             }))
     if skipped and not members:  # nothing reachable: the first reason, as without skip_unreachable
         raise skipped[0][1]
     for cell, exc in skipped:
         warnings.warn(f"{cell['baseline']} at {cell['budget']:,} skipped: {exc}", stacklevel=2)
-    meta = {"created_by": "archsearch baselines", "kinds": list(kinds), **(metadata or {})}
+    meta = {"created_by": "archsearch baselines", "kinds": list(kinds), "by": by, **(metadata or {})}
     if skipped:
         meta["skipped"] = [cell for cell, _ in skipped]
     return Family(tuple(members), meta)

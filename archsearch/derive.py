@@ -24,7 +24,7 @@ import numpy as np
 from .errors import ArchsearchError
 from .family import Family, Member, widths_template
 from .genotype import Genotype
-from .landing import Landing, land, narrowest
+from .landing import MEASURES, Landing, check_measure, land, narrowest
 from .names import DERIVE_METHOD_REGISTRY, DERIVE_METHODS, PICKS
 
 __all__ = ["derive", "Derivation", "Derived", "pick_member", "fit_trajectory", "TrajectoryFit", "ExtrapolationWarning", "METHODS", "PICKS"]
@@ -36,7 +36,7 @@ class ExtrapolationWarning(UserWarning):
     """A budget lies outside the range of parameter counts a trajectory fit was made on."""
 
 
-def pick_member(family: Family, pick: str | int, budget: int) -> int:
+def pick_member(family: Family, pick: str | int, budget: int, *, by: str = "params") -> int:
     """Which member to scale for ``budget``.
 
     ``nearest`` (the default) takes the member whose count is nearest the budget in log space, so
@@ -53,7 +53,7 @@ def pick_member(family: Family, pick: str | int, budget: int) -> int:
     if pick == "last":
         return len(family) - 1
     if pick == "nearest":
-        logs = np.log([m.params for m in family])
+        logs = np.log([max(m.params if by == "params" else m.macs, 1) for m in family])
         return int(np.argmin(np.abs(logs - math.log(budget))))
     if pick == "best":
         errors = [m.metrics.get("val_error") for m in family]
@@ -71,7 +71,7 @@ class TrajectoryFit:
     genes: tuple[str, ...]
     slope: np.ndarray
     intercept: np.ndarray
-    log_params: np.ndarray  # of each member, for the zero-pattern lookup
+    log_params: np.ndarray  # of each member (parameters, or MACs for a MACs fit), for the zero-pattern lookup
     zero: np.ndarray  # members x genes: which widths were zero
     rms: float  # root-mean-square residual of log-width, pooled over genes
 
@@ -91,12 +91,13 @@ class TrajectoryFit:
 
     @property
     def span(self) -> tuple[int, int]:
-        """Smallest and largest parameter count the fit saw (exact integers, for range checks)."""
+        """Smallest and largest count (parameters or MACs) the fit saw (exact integers, for range checks)."""
         return int(round(np.exp(self.log_params.min()))), int(round(np.exp(self.log_params.max())))
 
 
-def fit_trajectory(family: Family) -> TrajectoryFit:
-    """Least-squares fit in log space, gene by gene, over the members where the gene is non-zero."""
+def fit_trajectory(family: Family, *, by: str = "params") -> TrajectoryFit:
+    """Least-squares fit in log space, gene by gene, over the members where the gene is non-zero; each
+    width as a power law of the members' parameters (``by="macs"``: of their MACs)."""
     first = family[0].genotype
     for i, m in enumerate(family):
         g = m.genotype
@@ -107,7 +108,7 @@ def fit_trajectory(family: Family) -> TrajectoryFit:
             )
     names = tuple(first.genes)
     widths = np.array([list(m.genotype.genes.values()) for m in family], dtype=float)
-    logp = np.log(np.array([m.params for m in family], dtype=float))
+    logp = np.log(np.array([max(m.params if by == "params" else m.macs, 1) for m in family], dtype=float))
     slope = np.zeros(len(names))
     intercept = np.zeros(len(names))
     residuals = []
@@ -138,7 +139,8 @@ class Derived:
     def metrics(self) -> dict:
         out = {"budget": self.landing.budget, "rel_error": self.landing.rel_error, "method": self.method,
                "scale": self.landing.scale, "source_index": self.source_index,
-               "max_gene_deviation": self.landing.max_deviation, "narrowest": narrowest(self.landing.genotype)}
+               "max_gene_deviation": self.landing.max_deviation, "narrowest": narrowest(self.landing.genotype),
+               **({"by": self.landing.by} if self.landing.by != "params" else {})}
         if self.fit_rms is not None:
             out["fit_rms"] = self.fit_rms
         return out
@@ -153,38 +155,45 @@ class Derivation(NamedTuple):
 
 
 def derive(source: Family | Genotype, budgets: Sequence[int], *, method: str = "linear",
-           pick: str | int = "nearest", metadata: dict | None = None) -> Derivation:
-    """Genotypes at ``budgets`` from a family (or one genotype); see :class:`Derivation`."""
+           pick: str | int = "nearest", metadata: dict | None = None, by: str = "params") -> Derivation:
+    """Genotypes at ``budgets`` from a family (or one genotype); see :class:`Derivation`.
+
+    ``by``: what the budgets count, ``params`` (default) or ``macs`` (at the input size each genotype
+    records); ``nearest`` then picks the member nearest in that measure."""
     DERIVE_METHOD_REGISTRY.check(method, where="method")
+    check_measure(by)
     family = Family.of([source]) if isinstance(source, Genotype) else source
     if not len(family):
         raise ArchsearchError("the source family is empty; expected at least one genotype")
     rows: list[Derived] = []
     notes: list[str] = []  # warned once every budget has landed: a failing call warns about nothing
-    largest = max(m.params for m in family)
+    size = (lambda m: m.params) if by == "params" else (lambda m: m.macs)
+    unit = MEASURES[by]
+    largest = max(size(m) for m in family)
     if method == "linear":
         for budget in budgets:
-            i = pick_member(family, pick, budget)
+            i = pick_member(family, pick, budget, by=by)
             src, genes = widths_template(family[i])  # a stored member scales without being built
             if budget > largest * 1.001:
-                notes.append(f"budget {budget:,} is above the largest source genotype ({largest:,} parameters): "
+                notes.append(f"budget {budget:,} is above the largest source genotype ({largest:,} {unit}): "
                              "linear scaling widens it beyond anything the pruning run reached")
             direction = np.array(genes, dtype=float)
-            rows.append(Derived(land(src, direction, budget, what=f"scaling members[{i}]"), "linear", i))
+            rows.append(Derived(land(src, direction, budget, what=f"scaling members[{i}]", by=by), "linear", i))
     else:  # fit
         if len(family) < 2:
             raise ArchsearchError("method fit fits widths across a trajectory of at least 2 genotypes; the source "
                                   "holds one: use method linear")
-        fit = fit_trajectory(family)
+        fit = fit_trajectory(family, by=by)
         lo, hi = fit.span
         for budget in budgets:
             if not lo <= budget <= hi:
                 notes.append(f"budget {budget:,} lies outside the trajectory's range [{lo:,}, {hi:,}]; "
                              "the fit is read at the nearest end and scaled linearly")
             direction, i = fit.widths(budget)
-            rows.append(Derived(land(family[i].genotype, direction, budget, what="the trajectory fit"), "fit", i, fit.rms))
+            rows.append(Derived(land(family[i].genotype, direction, budget, what="the trajectory fit", by=by), "fit", i,
+                                fit.rms))
     for note in notes:
         warnings.warn(note, ExtrapolationWarning, stacklevel=2)
-    meta = {"created_by": "archsearch derive", "method": method, "pick": str(pick), **(metadata or {})}
+    meta = {"created_by": "archsearch derive", "method": method, "pick": str(pick), "by": by, **(metadata or {})}
     out = Family(tuple(Member(r.landing.genotype, r.metrics()) for r in rows), meta)
     return Derivation(out, rows)

@@ -17,7 +17,7 @@ from .budgets import format_count
 from .errors import BudgetError
 from .genotype import Genotype, structure_of, with_genes_counted
 
-__all__ = ["Landing", "land", "smallest_budget", "narrowest", "NARROW"]
+__all__ = ["Landing", "land", "smallest_budget", "narrowest", "NARROW", "MEASURES", "check_measure"]
 
 
 #: a layer narrower than this is flagged as degenerate wherever a candidate is shown
@@ -31,6 +31,8 @@ class Landing:
     scale: float  # the continuous factor on the direction that meets the budget exactly
     #: per scaled gene (template order), the continuous width ``scale * direction`` it was rounded from
     targets: tuple[tuple[str, float], ...] = ()
+    #: what the budget counts: ``params`` or ``macs`` (:data:`MEASURES`)
+    by: str = "params"
 
     @property
     def deviations(self) -> dict[str, float]:
@@ -46,11 +48,25 @@ class Landing:
 
     @property
     def achieved(self) -> int:
-        return self.genotype.params
+        return int(getattr(self.genotype, self.by))
 
     @property
     def rel_error(self) -> float:
         return (self.achieved - self.budget) / self.budget
+
+
+#: what a budget may count, and how an error line names it
+MEASURES = {"params": "parameters", "macs": "MACs"}
+
+
+def check_measure(by: str) -> str:
+    if by not in MEASURES:
+        raise BudgetError(f"by: {by!r} is not a budget measure; expected {' or '.join(MEASURES)}")
+    return by
+
+
+def _cost(by: str):  # noqa: ANN202 - the cost model's form for ``by``
+    return (lambda model, w: model.params(w)) if by == "params" else (lambda model, w: model.macs(w))
 
 
 def narrowest(genotype: Genotype) -> int:
@@ -74,8 +90,9 @@ class _Counts:
     is counted with, without building genotypes where the family names the structure (the model is
     then shared by all widths of one structure; see :func:`structure_of`)."""
 
-    def __init__(self, template: Genotype) -> None:
+    def __init__(self, template: Genotype, by: str = "params") -> None:
         self.template = template
+        self.by = by
         self.names = list(template.genes)
         self.memo: dict[tuple, tuple[int, object]] = {}
         self.shared: set[tuple] = set()  # widths counted on a shared structure model
@@ -91,7 +108,8 @@ class _Counts:
         return dict(zip(self.names, w.astype(int).tolist()))
 
     def __call__(self, w: np.ndarray) -> tuple[int, object]:
-        """``(params, cost model)`` of the genotype with widths ``w``, as that genotype counts them."""
+        """``(count, cost model)`` of the genotype with widths ``w`` (its parameters or MACs, ``by``),
+        as that genotype counts them."""
         key = tuple(w.tolist())
         hit = self.memo.get(key)
         if hit is None:
@@ -99,45 +117,50 @@ class _Counts:
             shared = structure_of(self.template, genes)
             if shared is None:
                 genotype = self.template.with_genes(genes)
-                hit = (genotype.params, genotype.cost_model)
+                hit = (int(getattr(genotype, self.by)), genotype.cost_model)
             else:
                 model = shared[0]
-                hit = (int(round(float(model.params(w.astype(int).astype(float))))), model)
+                hit = (int(round(float(getattr(model, self.by)(w.astype(int).astype(float))))), model)
                 self.shared.add(key)
             self.memo[key] = hit
         return hit
 
 
-def smallest_budget(template: Genotype, direction: np.ndarray, fixed: Collection[str] = ()) -> int:
-    """The fewest parameters this direction reaches: every scaled gene at its minimum."""
+def smallest_budget(template: Genotype, direction: np.ndarray, fixed: Collection[str] = (), *,
+                    by: str = "params") -> int:
+    """The fewest parameters (or MACs) this direction reaches: every scaled gene at its minimum."""
     lo, _ = _bounds(template, direction, fixed)
-    return _Counts(template)(lo)[0]
+    return _Counts(template, by)(lo)[0]
 
 
 def land(template: Genotype, direction: np.ndarray, budget: int, *, fixed: Collection[str] = (),
-         what: str = "genotype") -> Landing:
+         what: str = "genotype", by: str = "params") -> Landing:
     """Widths ``round(scale * direction)`` (fixed genes kept) whose count is nearest ``budget``.
 
-    Candidate widths are counted on cost models (one per structure, see :class:`_Counts`); only the
-    landed genotype is built.
+    ``by``: what the budget counts, ``params`` or ``macs`` (multiply-accumulates of one forward pass
+    at the genotype's recorded input size). Both are quadratic forms in the widths, so one search
+    serves both. Candidate widths are counted on cost models (one per structure, see
+    :class:`_Counts`); only the landed genotype is built.
     """
+    check_measure(by)
     direction = np.asarray(direction, dtype=float)
     names = list(template.genes)
     lo, is_fixed = _bounds(template, direction, fixed)
     base = np.array(list(template.genes.values()), dtype=float)
-    count = _Counts(template)
-    min_params, model = count(lo)
-    if budget < min_params:
+    count = _Counts(template, by)
+    cost = _cost(by)
+    min_count, model = count(lo)
+    if budget < min_count:
         raise BudgetError(
             f"budget {format_count(budget)} ({budget:,}) is below what {what} can reach; "
-            f"the smallest feasible budget is {min_params:,} parameters"
+            f"the smallest feasible budget is {min_count:,} {MEASURES[by]}"
         )
 
     def widths(f: float) -> np.ndarray:
         return np.where(is_fixed, base, np.maximum(lo, f * direction))
 
     def gap(f: float) -> float:
-        return float(model.params(widths(f))) - budget
+        return float(cost(model, widths(f))) - budget
 
     hi = 1.0
     while gap(hi) < 0:
@@ -152,9 +175,9 @@ def land(template: Genotype, direction: np.ndarray, budget: int, *, fixed: Colle
     params, model = count(w)
     best, best_w = params, w
     for _ in range(4):  # a step can flip the topology (a projection shortcut appears): recompile
-        w = _repair(model, w, lo, target, movable, budget, step)
+        w = _repair(model, w, lo, target, movable, budget, step, by)
         params, next_model = count(w)
-        exact = params == int(round(float(model.params(w))))
+        exact = params == int(round(float(cost(model, w))))
         if abs(params - budget) < abs(best - budget):
             best, best_w = params, w
         if exact:
@@ -167,7 +190,7 @@ def land(template: Genotype, direction: np.ndarray, budget: int, *, fixed: Colle
         # judged by the true count
         best_w = _polish(count, best_w, lo, movable, budget, step)
     scaled = tuple((names[i], float(target[i])) for i in movable)
-    return Landing(count.build(best_w), budget, scale, scaled)
+    return Landing(count.build(best_w), budget, scale, scaled, by)
 
 
 def _polish(count: _Counts, w: np.ndarray, lo: np.ndarray, movable: np.ndarray,
@@ -195,7 +218,7 @@ SWAP_ABOVE = 1e-3
 
 
 def _repair(model, w: np.ndarray, lo: np.ndarray, target: np.ndarray, movable: np.ndarray,
-            budget: int, step: np.ndarray) -> np.ndarray:
+            budget: int, step: np.ndarray, by: str = "params") -> np.ndarray:
     """Greedy single-channel steps; ties go to the step that keeps widths nearest the target.
 
     When no single step helps and the count is still more than 0.1 % off, one channel is moved
@@ -214,13 +237,14 @@ def _repair(model, w: np.ndarray, lo: np.ndarray, target: np.ndarray, movable: n
     swaps = np.zeros((int(keep.sum()), len(w)))
     swaps[np.arange(len(swaps)), up[keep]] += step[up[keep]]
     swaps[np.arange(len(swaps)), down[keep]] -= step[down[keep]]
+    cost = _cost(by)
     for _ in range(100 * n):
-        err = abs(float(model.params(w)) - budget)
+        err = abs(float(cost(model, w)) - budget)
         for moves in (singles, swaps) if err > SWAP_ABOVE * budget else (singles,):
             if not len(moves):  # one movable gene: no swaps
                 continue
             trial = w[None, :] + moves
-            new_err = np.abs(model.params(trial) - budget)
+            new_err = np.abs(cost(model, trial) - budget)
             new_err[(trial < lo).any(axis=1)] = np.inf
             drift = np.abs(trial[:, movable] - target[movable]).sum(axis=1)
             best = np.lexsort((drift, new_err))[0]

@@ -182,3 +182,11 @@ def note_narrow(genotypes) -> None:  # noqa: ANN001
 
     if any(narrowest(g) < NARROW for g in genotypes):
         print(f"! a layer narrower than {NARROW} channels: a degenerate network at that budget")
+
+
+def add_by_argument(parser: argparse.ArgumentParser) -> None:
+    """``--by params|macs``: what the budgets count (MACs: multiply-accumulates of one forward pass at
+    the input size the genotype records)."""
+    parser.add_argument("--by", choices=("params", "macs"), default="params",
+                        help="what the budgets count: params (default) or macs (multiply-accumulates of one "
+                             "forward pass at the genotype's input size), e.g. --budgets 50M --by macs")

@@ -7,7 +7,7 @@ from ..budgets import format_count, parse_budgets
 from ..errors import ArchsearchError
 from ..names import BASELINE_REGISTRY, BASELINES, GENERIC_BASELINES
 from ..tables import print_table
-from ._base import Command, add_member_argument, load_member, narrow_cell, note_narrow
+from ._base import Command, add_by_argument, add_member_argument, load_member, narrow_cell, note_narrow
 
 
 class BaselinesCommand(Command):
@@ -22,6 +22,7 @@ class BaselinesCommand(Command):
                            help="an unpruned genotype file (e.g. from archsearch import): its baselines "
                                 "are uniform and bottleneck")
         parser.add_argument("--budgets", required=True, help="comma-separated: 0.1M,500k,1.2e6,250000")
+        add_by_argument(parser)
         add_member_argument(parser)
         parser.add_argument("--kinds", help=f"comma-separated, default all that apply: {', '.join(BASELINES)} for a "
                                             f"wrn space, {', '.join(GENERIC_BASELINES)} for any other network")
@@ -50,7 +51,7 @@ class BaselinesCommand(Command):
             if k not in allowed:
                 raise ArchsearchError(f"--kinds: {k!r} is not a baseline of {label}; expected some of "
                                       f"{', '.join(allowed)}")
-        family = baselines(source, budgets, kinds, skip_unreachable=True,
+        family = baselines(source, budgets, kinds, skip_unreachable=True, by=args.by,
                            metadata={"space" if args.space else "source": str(label)})
         rows = []
         for m in family:

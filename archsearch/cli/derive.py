@@ -7,7 +7,7 @@ from ..budgets import format_count, parse_budgets
 from ..errors import BudgetError
 from ..names import DERIVE_METHODS as METHODS
 from ..tables import print_table
-from ._base import Command, narrow_cell, note_narrow
+from ._base import Command, add_by_argument, narrow_cell, note_narrow
 
 
 class DeriveCommand(Command):
@@ -18,6 +18,7 @@ class DeriveCommand(Command):
         parser.add_argument("--from", dest="source", required=True, metavar="FILE",
                             help="family file (pruned.json) or genotype file")
         parser.add_argument("--budgets", required=True, help="comma-separated: 0.1M,500k,1.2e6,250000")
+        add_by_argument(parser)
         parser.add_argument("--method", choices=METHODS, default="linear",
                             help="linear: scale one genotype (Crowley et al.); fit: power-law fit of the "
                                  "trajectory (NeuralScale). Default: linear")
@@ -37,7 +38,7 @@ class DeriveCommand(Command):
         budgets = parse_budgets(args.budgets)
         source = load_family(args.source)
         try:
-            family, rows = derive(source, budgets, method=args.method, pick=args.pick,
+            family, rows = derive(source, budgets, method=args.method, pick=args.pick, by=args.by,
                                   metadata={"source": str(args.source)})
         except BudgetError as exc:
             raise BudgetError(f"{args.source}: {exc}") from None
@@ -45,7 +46,7 @@ class DeriveCommand(Command):
         for i, r in enumerate(rows):
             l = r.landing
             quality = f"fit rms {r.fit_rms:.1%}" if r.fit_rms is not None else f"x{l.scale:.3f}"
-            table.append([i, format_count(l.budget), f"{l.achieved:,}", f"{l.rel_error:+.3%}", quality,
+            table.append([i, format_count(l.budget), f"{l.genotype.params:,}", f"{l.rel_error:+.3%}", quality,
                           format_count(l.genotype.macs), r.source_index,
                           l.genotype.summary(), f"{l.max_deviation:.1%}", narrow_cell(l.genotype)])
         print_table(["#", "budget", "params", "error", "scale" if args.method == "linear" else "fit",

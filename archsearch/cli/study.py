@@ -8,7 +8,7 @@ from typing import Any
 from ..budgets import format_count, parse_budgets
 from ..errors import ArchsearchError
 from ..tables import print_table
-from ._base import (Command, add_data_arguments, add_renamed_argument, add_threads_argument, data_source, flag_of,
+from ._base import (Command, add_by_argument, add_data_arguments, add_renamed_argument, add_threads_argument, data_source, flag_of,
                     narrow_cell, note_narrow, resolve_threads)
 
 _RUN_EXAMPLE = (
@@ -82,7 +82,9 @@ class StudyCommand(Command):
         run.add_argument("--pruned", action="append", default=[], metavar="[LABEL=]FILE",
                          help="a pruning trajectory (pruned.json); repeat to compare several pruning runs")
         run.add_argument("--space", metavar="DIR", help="search space: baseline hyper-parameters, data set, [train] recipe")
-        run.add_argument("--budgets", required=True, help="comma-separated parameter budgets: 1k,2k,4k")
+        run.add_argument("--budgets", required=True, help="comma-separated budgets: 1k,2k,4k (parameters, or MACs "
+                                                          "with --by macs)")
+        add_by_argument(run)
         add_renamed_argument(run, "--arms", "--families", dest="arms", default="pruned-linear,uniform,bottleneck",
                              help=f"the compared arms, comma-separated, some of {', '.join(CANDIDATE_KINDS)} "
                                   "(default: %(default)s)")
@@ -151,7 +153,7 @@ class StudyCommand(Command):
                                                     map(_pruned_arg, args.pruned)],
             data=data_source(args, _space_data(args)), recipe=args.recipe, epochs=args.epochs, mode=args.mode, search=args.search,
             early_stopping=args.early_stopping, raw_tolerance=args.raw_tolerance,
-            skip_unreachable=args.skip_unreachable)
+            skip_unreachable=args.skip_unreachable, by=args.by)
 
     def _run(self, args: argparse.Namespace) -> int:
         import signal

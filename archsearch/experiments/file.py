@@ -25,6 +25,7 @@ answers each of the paper's claims. Format ``archsearch.experiment``, version 1:
     [study]
     arms = ["pruned-linear", "random-pruned", "pruned-tuned", "uniform"]
     budgets = ["2k", "4k", "8k"]         # or "pruned": the sizes the (one-shot) runs pruned to
+    by = "params"                        # or "macs": the budgets count multiply-accumulates
     seeds = 10                           # training seeds 0..9 (or a list)
 
     [train]                              # over the space's [train], for every candidate
@@ -72,7 +73,7 @@ _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _TOP = {"format", "version", "name", "description", "paper", "space", "data", "weights", "prune", "runs", "study", "train",
         "claims"}
 _RUN_KEYS = {"label", "seeds", "pretrain"}
-_STUDY_KEYS = {"arms", "budgets", "seeds", "early_stopping", "raw_tolerance", "heartbeat"}
+_STUDY_KEYS = {"arms", "budgets", "seeds", "early_stopping", "raw_tolerance", "heartbeat", "by"}
 _CLAIM_KEYS = {"text", "better", "worse", "relation", "consistent", "max_cv"}
 #: far above a real experiment, so that a tiny file cannot ask for years of compute
 _MAX_SEEDS = 1000
@@ -135,6 +136,8 @@ class Experiment:
     paper: str = ""
     #: trained (e.g. pretrained) weights of the space's network: every run prunes from them, no pre-training
     weights: Path | None = None
+    #: what the budgets count: ``params`` or ``macs`` (the arms matched at equal compute)
+    by: str = "params"
 
     @property
     def labels(self) -> list[str]:
@@ -173,7 +176,7 @@ class Experiment:
             return study_settings(
                 arms=list(self.arms), budgets=list(budgets), seeds=list(self.seeds), space=self.space,
                 sources=sources, recipe=self.recipe(), early_stopping=self.early_stopping,
-                raw_tolerance=self.raw_tolerance, skip_unreachable=True)
+                raw_tolerance=self.raw_tolerance, skip_unreachable=True, by=self.by)
         except ArchsearchError as exc:  # the library names its parameter; here it is a field of this file
             if str(exc).split(":", 1)[0].split(" ", 1)[0] in ("arms", "budgets", "seeds", "early_stopping"):
                 raise type(exc)(f"{self.path}: study.{exc}") from None
@@ -184,7 +187,7 @@ def pruned_budgets(experiment: Experiment, trajectories: Mapping[str, tuple[str,
     """``budgets = "pruned"``: per run label, the mean size of its runs' smallest members."""
     out = []
     for label in experiment.labels:
-        sizes = [trajectories[r.name][1][-1].params for r in experiment.runs if r.label == label]
+        sizes = [getattr(trajectories[r.name][1][-1], experiment.by) for r in experiment.runs if r.label == label]
         out.append(int(round(sum(sizes) / len(sizes))))
     return tuple(sorted(set(out)))
 
@@ -266,6 +269,9 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
     tolerance = study.get("raw_tolerance", 0.10)
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance < 1:
         raise bad("study.raw_tolerance", "a fraction in (0, 1), e.g. 0.1")
+    by = study.get("by", "params")
+    if by not in ("params", "macs"):
+        raise bad("study.by", "\"params\" or \"macs\" (what the budgets count)")
     heartbeat = study.get("heartbeat", 10)
     if isinstance(heartbeat, bool) or not isinstance(heartbeat, int) or not 1 <= heartbeat <= 3600:
         raise bad("study.heartbeat", "seconds between 1 and 3600")
@@ -275,7 +281,7 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
             raise bad(key, "a string")
     experiment = Experiment(name.strip(), path, space, runs, tuple(arms), budgets, seeds, prune, train, claims,
                             early_stopping, float(tolerance), heartbeat, data.get("description", ""), data.get("paper", ""),
-                            weights)
+                            weights, by)
     if "random-pruned" in arms and not any(experiment.prune_settings(r).criterion == "random" for r in runs):
         raise bad("study.arms", "a [[runs]] table with criterion = \"random\" for random-pruned (its control runs)")
     for run in runs:  # every run's settings and pre-training recipe parse, before anything trains

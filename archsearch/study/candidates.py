@@ -47,6 +47,7 @@ from ..errors import ArchsearchError, BudgetError
 from ..families import get_family
 from ..family import Family, load_family
 from ..genotype import Genotype
+from ..landing import MEASURES
 from ..names import ARM_REGISTRY, BASELINES, CANDIDATE_KINDS, EVALUATED_KINDS, PRUNED_KINDS
 
 __all__ = [
@@ -210,7 +211,8 @@ def baseline_reference(sources: Sequence[Source], space: Any = None) -> Genotype
 
 def make_candidate(arm: Arm, budget: int, sources: Mapping[str, Source] | Sequence[Source], *,
                    hparams: Mapping[str, Any] | None = None, widen: float = 1.0, member: int | None = None,
-                   raw_tolerance: float = RAW_TOLERANCE, reference: Genotype | None = None) -> Candidate:
+                   raw_tolerance: float = RAW_TOLERANCE, reference: Genotype | None = None,
+                   by: str = "params") -> Candidate:
     """The genotype ``arm`` proposes at ``budget``.
 
     ``member`` (``pruned-linear`` only) scales that member instead of the one nearest the budget
@@ -218,18 +220,19 @@ def make_candidate(arm: Arm, budget: int, sources: Mapping[str, Source] | Sequen
     ``uniform``/``bottleneck`` baselines a non-WRN network gets (:func:`baseline_reference`). An
     unreachable budget raises :class:`BudgetError` whose message starts with the arm and names the
     budget once: a landing's message starts with the budget it missed, and the arm puts its name in
-    front (:func:`_landed`); a member arm's own refusal says both.
+    front (:func:`_landed`); a member arm's own refusal says both. ``by``: the budget counts
+    ``params`` or ``macs``.
     """
     if not isinstance(sources, Mapping):
         sources = {s.label: s for s in sources}
     if arm.kind in PRUNED_KINDS:
-        return _pruned(arm, budget, sources[arm.source], member, raw_tolerance)
+        return _pruned(arm, budget, sources[arm.source], member, raw_tolerance, by)
     if reference is not None:
-        landing, knob = _landed(arm, scaled_baseline, arm.kind, reference, budget)
+        landing, knob = _landed(arm, scaled_baseline, arm.kind, reference, budget, by=by)
         return Candidate(arm, budget, landing.genotype, {"rel_error": landing.rel_error, knob: landing.scale})
     if hparams is None:
         raise ArchsearchError("baselines need hparams (from `space` or the first file of `sources`)")
-    landing, knob = _landed(arm, baseline, arm.kind, hparams, budget, widen=widen)
+    landing, knob = _landed(arm, baseline, arm.kind, hparams, budget, widen=widen, by=by)
     detail = {"rel_error": landing.rel_error, knob: landing.scale}
     if arm.kind == "bottleneck":
         detail["widen"] = widen
@@ -244,19 +247,22 @@ def _landed(arm: Arm, land: Callable[..., Any], *args: Any, **kwargs: Any) -> An
         raise BudgetError(f"{arm.name}: {exc}") from None
 
 
-def _pruned(arm: Arm, budget: int, source: Source, member: int | None, raw_tolerance: float) -> Candidate:
+def _pruned(arm: Arm, budget: int, source: Source, member: int | None, raw_tolerance: float,
+            by: str = "params") -> Candidate:
     family = source.family
     where = f"{arm.name} at budget {format_count(budget)}"
+    unit = MEASURES[by]
     if arm.kind in MEMBER_KINDS:
-        i = pick_member(family, "nearest", budget)
+        i = pick_member(family, "nearest", budget, by=by)
         genotype = family[i].genotype
-        rel = (genotype.params - budget) / budget
+        size = genotype.params if by == "params" else genotype.macs
+        rel = (size - budget) / budget
         if abs(rel) > raw_tolerance:
-            lo, hi = min(m.params for m in family), max(m.params for m in family)
+            sizes = [m.params if by == "params" else m.macs for m in family]
             raise BudgetError(
-                f"{where}: the trajectory's member nearest it has {genotype.params:,} parameters ({rel:+.0%}); "
+                f"{where}: the trajectory's member nearest it has {size:,} {unit} ({rel:+.0%}); "
                 f"{arm.kind} reaches budgets within {raw_tolerance:.0%} of a member of {source.label} "
-                f"({lo:,} to {hi:,} parameters)"
+                f"({min(sizes):,} to {max(sizes):,} {unit})"
             )
         detail: dict[str, Any] = {"source": source.label, "source_index": i, "rel_error": rel,
                                   "source_val_error": _number(family[i].metrics.get("val_error"))}
@@ -272,7 +278,7 @@ def _pruned(arm: Arm, budget: int, source: Source, member: int | None, raw_toler
     pick = "nearest" if member is None else member
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ExtrapolationWarning)
-        _, rows = _landed(arm, derive, family, [budget], method=method, pick=pick)
+        _, rows = _landed(arm, derive, family, [budget], method=method, pick=pick, by=by)
     row = rows[0]
     detail: dict[str, Any] = {"source": source.label, "source_index": row.source_index,
                               "rel_error": row.landing.rel_error, "scale": row.landing.scale}

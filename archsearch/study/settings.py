@@ -70,6 +70,8 @@ class StudySettings:
     reference_macs: int | None = None
     #: the unpruned network a non-WRN network's baselines shrink (see ``baseline_reference``)
     reference: Genotype | None = None
+    #: what the budgets count: ``params`` or ``macs`` (arms compared at equal compute)
+    by: str = "params"
     _candidates: dict = field(default_factory=dict, compare=False, repr=False)
 
     # -- construction --------------------------------------------------------------------------
@@ -79,7 +81,7 @@ class StudySettings:
               widen: float = 1.0, mode: str = "grid", search: str = "candidate", early_stopping: str = "none",
               raw_tolerance: float = RAW_TOLERANCE, skip_unreachable: bool = False,
               reference_macs: int | None = None, reference: Genotype | None = None,
-              pruner: str | None = None, kinds: Sequence[str] | None = None) -> "StudySettings":
+              pruner: str | None = None, kinds: Sequence[str] | None = None, by: str = "params") -> "StudySettings":
         """Check the request and every candidate it implies (pure arithmetic, before any training).
 
         ``arms``: arm names (``pruned-linear``, ``uniform``, ``pruned-linear[LABEL]``, ...). A budget
@@ -120,8 +122,12 @@ class StudySettings:
         if cells > MAX_STUDY_CELLS:
             raise ArchsearchError(f"arms: {len(kinds)} arms x {len(budgets)} budgets x {len(seeds)} seeds is {cells:,} "
                                   f"cells; one study holds at most {MAX_STUDY_CELLS:,}")
-        check_memory(TRAINING_BYTES_PER_PARAM * max(budgets), f"budgets: training a {max(budgets):,}-parameter "
-                     "candidate", error=BudgetError)
+        from ..landing import check_measure
+
+        check_measure(by)
+        if by == "params":  # a MACs budget says little of the memory; the candidates' own sizes are checked later
+            check_memory(TRAINING_BYTES_PER_PARAM * max(budgets), f"budgets: training a {max(budgets):,}-parameter "
+                         "candidate", error=BudgetError)
         labels = [s.label for s in sources]
         if len(set(labels)) != len(labels):
             twice = next(label for label in labels if labels.count(label) > 1)
@@ -138,7 +144,7 @@ class StudySettings:
                 raise ArchsearchError("search recipe tunes the training of one arm; pass one arm")
         settings = cls(tuple(arms), tuple(int(b) for b in budgets), seeds, data, recipe, tuple(sources),
                        dict(hparams) if hparams is not None else None, float(widen), mode, search, early_stopping,
-                       float(raw_tolerance), (), reference_macs, reference)
+                       float(raw_tolerance), (), reference_macs, reference, by)
         skipped = []
         for arm in settings.arms:
             for budget in settings.budgets:
@@ -183,7 +189,7 @@ class StudySettings:
         if key not in self._candidates:
             self._candidates[key] = make_candidate(
                 self.arm(arm_name), budget, self.sources, hparams=self.hparams, widen=self.widen,
-                member=member, raw_tolerance=self.raw_tolerance, reference=self.reference)
+                member=member, raw_tolerance=self.raw_tolerance, reference=self.reference, by=self.by)
         return self._candidates[key]
 
     def grid_candidates(self) -> list[Candidate]:
@@ -221,6 +227,7 @@ class StudySettings:
             "reference_macs": self.reference_macs if self.recipe.budget == "scratch-b" else None,
             # present only where it decides the baselines (non-WRN networks): WRN studies keep their identity
             **({"reference": _digest(self.reference)} if self.reference is not None else {}),
+            **({"by": self.by} if self.by != "params" else {}),  # parameter studies keep their identity
         }
 
     def describe(self) -> dict[str, Any]:
@@ -271,7 +278,7 @@ def study_settings(*, arms: Sequence[str], budgets: Sequence[int], seeds: Sequen
                    space: Any = None, sources: Sequence[Any] = (), data: str | None = None,
                    recipe: Recipe | str | None = None, epochs: int | None = None, mode: str = "grid",
                    search: str = "candidate", early_stopping: str = "none", raw_tolerance: float = RAW_TOLERANCE,
-                   skip_unreachable: bool = False) -> StudySettings:
+                   skip_unreachable: bool = False, by: str = "params") -> StudySettings:
     """The study ``archsearch study run`` (and an experiment file) asks for, from a search space and/or
     pruning trajectories: the one place that fills in what the request leaves out.
 
@@ -312,4 +319,4 @@ def study_settings(*, arms: Sequence[str], budgets: Sequence[int], seeds: Sequen
         arms=list(arms), budgets=list(budgets), seeds=list(seeds), data=data, recipe=recipe, sources=sources,
         hparams=hparams, widen=widen, mode=mode, search=search, early_stopping=early_stopping,
         raw_tolerance=raw_tolerance, skip_unreachable=skip_unreachable, reference_macs=reference_macs,
-        reference=reference)
+        reference=reference, by=by)
