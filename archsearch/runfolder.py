@@ -119,9 +119,25 @@ class RunFolder:
         files = [self.checkpoint] if self.checkpoint else []
         return any(f.exists() for f in [*files, *(self.path / name for name in self.outputs)])
 
+    def finished(self) -> bool:
+        """The run ended: its outputs are there and its checkpoint is gone (removed when a run finishes,
+        unless kept; a killed run always leaves its checkpoint, written before its outputs)."""
+        return (self.checkpoint is not None and not self.checkpoint.exists()
+                and all((self.path / name).exists() for name in self.outputs) and bool(self.outputs))
+
+    def drop_checkpoint(self) -> None:
+        """Remove the checkpoint of a finished run: resume no longer needs it, and it can be hundreds of
+        MB (a pruning run's optimiser state and kept weights; issue 25)."""
+        if self.checkpoint is not None:
+            try:
+                self.checkpoint.unlink()
+            except FileNotFoundError:
+                pass
+
     def check_start(self, resume: bool) -> None:
-        """A resume needs the checkpoint; a new run must not overwrite one. Checked before any compute."""
-        if resume and self.checkpoint is not None and not self.checkpoint.exists():
+        """A resume needs the checkpoint (or a finished run, which it returns as it is); a new run must
+        not overwrite one. Checked before any compute."""
+        if resume and self.checkpoint is not None and not self.checkpoint.exists() and not self.finished():
             raise self.error(f"{self.checkpoint}: nothing to resume (no checkpoint); run without `resume`")
         if not resume and self.holds_run():
             raise self.error(f"{self.path}: already holds a {self.noun} run; use `resume` to continue it, "

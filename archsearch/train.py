@@ -516,6 +516,7 @@ def train_genotype(
     data_dir: str | os.PathLike[str] | None = None,
     progress: bool | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    keep_checkpoint: bool = False,
 ) -> TrainResult:
     """Train ``genotype`` from scratch on ``data``; the result is also written as ``metrics.json``.
 
@@ -525,6 +526,8 @@ def train_genotype(
     run; the final ``model.pt`` (a state_dict) and ``metrics.json`` are written there at the end.
     ``progress``: a progress bar on stderr (``None``: only when stderr is a terminal).
     ``on_epoch`` is called with each epoch's record as a dict (the fields of :class:`EpochRecord`).
+    A finished run's checkpoint is removed (``keep_checkpoint`` keeps it); ``resume`` of a finished
+    run returns its result as it was (``model`` is then ``None``: the weights are in ``model.pt``).
     Returns a :class:`TrainResult` holding the trained model too; ``result.to_dict()`` is what
     ``metrics.json`` holds.
     """
@@ -553,6 +556,8 @@ def train_genotype(
         raise TrainingError("resume: True needs `out_dir`, the folder of the run to continue")
     if folder is not None:
         folder.check_start(resume)
+        if resume and folder.finished():  # a finished run: its result, as it was (its checkpoint is gone)
+            return _finished(folder, identity)
         if resume:
             state = folder.load_checkpoint(dev)
             if not {"identity", "trainer", "history"} <= set(state):
@@ -569,7 +574,19 @@ def train_genotype(
     if state is not None:
         refuse_changed(folder.checkpoint, saved, identity, error=TrainingError)
     with folder or nullcontext():  # the folder locked, interrupted writes cleaned up
-        return _train(genotype, splits, recipe, folder, dev, seed, identity, state, name, progress, on_epoch)
+        result = _train(genotype, splits, recipe, folder, dev, seed, identity, state, name, progress, on_epoch)
+        if folder is not None and not keep_checkpoint:
+            folder.drop_checkpoint()
+        return result
+
+
+def _finished(folder: RunFolder, identity: dict[str, Any]) -> TrainResult:
+    """The result of the finished run in ``folder``, refused if it was trained with other settings."""
+    done = TrainResult.load(folder.path)
+    recorded = {"genotype": done.genotype.to_dict(), "data": done.data, "recipe": done.recipe.to_dict(),
+                "seed": done.seed}
+    refuse_changed(folder.path / METRICS, recorded, identity, error=TrainingError)
+    return done
 
 
 #: the identity key of what a run's data was (its statistics and split sizes)

@@ -169,3 +169,16 @@ def test_pretrain_epochs_zero_and_an_unwritable_out_are_refused_before_the_data_
     assert main(["prune", "--space", str(space), "--out", str(locked / "run")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot write in" in err[0]
+
+
+def test_a_finished_run_keeps_no_checkpoints_unless_asked(tmp_path, capsys):
+    """Issue 25 item 11: a finished efficientnet_v2_s run kept 408 MB of checkpoints."""
+    space = small_space(tmp_path)
+    out = tmp_path / "run"
+    assert main(["prune", "--space", str(space), "--out", str(out), "--no-progress"]) == 0
+    assert not (out / "prune_state.pt").exists() and not (out / "pretrain" / "checkpoint.pt").exists()
+    assert (out / "pruned.json").exists() and (out / "pretrain" / "model.pt").exists()
+    kept = tmp_path / "kept"
+    assert main(["prune", "--space", str(space), "--out", str(kept), "--no-progress", "--keep-checkpoints"]) == 0
+    assert (kept / "prune_state.pt").exists() and (kept / "pretrain" / "checkpoint.pt").exists()
+    assert json.loads((out / "pruned.json").read_text())["members"] == json.loads((kept / "pruned.json").read_text())["members"]

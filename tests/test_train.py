@@ -115,7 +115,22 @@ def test_small_wrn_learns_digits(digits, tmp_path):
     assert {"images_per_s", "wall_s", "train_s"} <= set(saved["epochs"][0])
     model = small_net().build()
     model.load_state_dict(torch.load(tmp_path / WEIGHTS, weights_only=True))
-    assert set(torch.load(tmp_path / CHECKPOINT, weights_only=True)) == {"identity", "trainer", "history"}
+    # issue 25 item 11: a finished run's checkpoint is removed (resume no longer needs it) unless kept
+    assert not (tmp_path / CHECKPOINT).exists()
+    kept = train_genotype(small_net(), digits, "digits", tmp_path / "kept", epochs=1, progress=False,
+                          keep_checkpoint=True)
+    assert set(torch.load(tmp_path / "kept" / CHECKPOINT, weights_only=True)) == {"identity", "trainer", "history"}
+    again = train_genotype(small_net(), digits, "digits", tmp_path / "kept", epochs=1, progress=False, resume=True)
+    assert again.final == kept.final
+
+
+def test_a_finished_run_resumes_to_its_result_without_a_checkpoint(digits, tmp_path):
+    first = train_genotype(small_net(), digits, "digits", tmp_path, epochs=1, progress=False)
+    assert not (tmp_path / CHECKPOINT).exists()
+    again = train_genotype(small_net(), digits, "digits", tmp_path, epochs=1, progress=False, resume=True)
+    assert again.final == first.final and again.model is None
+    with pytest.raises(TrainingError, match=r"changed settings: seed \(0 -> 1\)"):
+        train_genotype(small_net(), digits, "digits", tmp_path, epochs=1, seed=1, progress=False, resume=True)
 
 
 def test_the_result_is_typed_and_is_exactly_metrics_json(digits, tmp_path):

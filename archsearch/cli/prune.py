@@ -33,6 +33,9 @@ class PruneCommand(Command):
         parser.add_argument("--out", help="run folder (default runs/<space name>); holds pruned.json and checkpoints")
         parser.add_argument("--weights", help="trained or pretrained weights (a state_dict .pt) of the network: "
                                               "skip pre-training and prune from them")
+        parser.add_argument("--keep-checkpoints", action="store_true",
+                            help="keep the run's checkpoints when it finishes (removed by default: resume no longer "
+                                 "needs them, and they can be hundreds of MB)")
         parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
         parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
         add_data_arguments(parser, what="(default: the space's; required with --from)")
@@ -91,7 +94,7 @@ class PruneCommand(Command):
             family = prune_space(space, settings, out, weights=args.weights, resume=args.resume,
                                  device=args.device, data_dir=args.data_dir, pretrain_epochs=args.pretrain_epochs,
                                  pretrain_overrides=pretrain, progress=False if args.no_progress else None,
-                                 metadata={"command": command})
+                                 metadata={"command": command}, keep_checkpoint=args.keep_checkpoints)
         from ..prune.loop import PRUNED_NAME
         from ..prune.weights import WEIGHTS_NAME
 

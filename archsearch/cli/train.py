@@ -38,6 +38,9 @@ class TrainCommand(Command):
                             help="output folder (default: runs/GENOTYPE-DATA-seedN)")
         parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
         parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights and data order (default 0)")
+        parser.add_argument("--keep-checkpoints", action="store_true",
+                            help="keep the run's checkpoints when it finishes (removed by default: resume no longer "
+                                 "needs them, and they can be hundreds of MB)")
         parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
         parser.add_argument("--compile", action="store_true", help="torch.compile the model (for long GPU runs)")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar (it only shows on a terminal)")
@@ -78,7 +81,8 @@ class TrainCommand(Command):
 
         result = train_genotype(genotype, data, recipe, out, device=args.device, seed=args.seed,
                                 resume=args.resume, epochs=args.epochs, data_dir=args.data_dir,
-                                progress=False if args.no_progress else None, on_epoch=report)
+                                progress=False if args.no_progress else None, on_epoch=report,
+                                keep_checkpoint=args.keep_checkpoints)
         final, best = result.final, result.best
         print(f"{genotype!r}: val error {final.val_error:.2%}, test error {final.test_error:.2%} after "
               f"{final.epoch} epochs (best val {best.val_error:.2%} at epoch {best.epoch}), "

@@ -33,9 +33,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._jsonio import parse_json
 from ..data import DataSplits
 from ..errors import ArchsearchError
-from ..family import Family, Member
+from ..family import Family, Member, load_family
 from ..genotype import Genotype
 from ..recipe import Recipe
 from ..runfolder import RunFolder, refuse_changed
@@ -47,7 +48,7 @@ from .settings import PruneSettings, PruneSettingsError
 from .surgery import graph_state_dict, prune_channels
 from .weights import WEIGHTS_NAME, save_member_weights
 
-__all__ = ["prune_network", "check_targets", "prune_folder", "gene_cuts", "ranked_cuts", "by_gene", "state_copy",
+__all__ = ["prune_network", "check_targets", "prune_folder", "finished_iterative", "gene_cuts", "ranked_cuts", "by_gene", "state_copy",
            "CHECKPOINT_NAME", "PRUNED_NAME"]
 
 CHECKPOINT_NAME = "prune_state.pt"
@@ -114,6 +115,17 @@ def check_targets(genotype: Genotype, settings: PruneSettings) -> None:
                 f"prune.target_params: {settings.target_params:,} is below {floor:,}, the size with every "
                 f"{'prunable' if settings.prune_residual else 'inner'} channel pruned"
             )
+
+
+def finished_iterative(path: Path, settings: PruneSettings) -> "Family":
+    """The family of the finished iterative run ``path`` (its checkpoint removed), refused if it was
+    a one-shot run or ran with other settings."""
+    family = load_family(path)
+    if family.metadata.get("one_shot") is True:
+        raise ArchsearchError(f"{path.parent}: holds a one-shot pruning run; an iterative run needs its own folder "
+                              "(choose another `out_dir`)")
+    check_same_settings(path, family.metadata.get("settings") or {}, settings)
+    return family
 
 
 def finetune_recipe(settings: PruneSettings) -> Recipe:
@@ -218,8 +230,8 @@ def _resume(folder: RunFolder, settings: PruneSettings, device: torch.device, da
     if state.get("version") != _CKPT_VERSION:
         raise ArchsearchError(f"{path}: was written by an older pruning loop (checkpoint version "
                               f"{state.get('version')}); it cannot be resumed exactly: choose another `out_dir`")
-    check_same_settings(path, json.loads(state["settings"]), settings)
-    genotype = Genotype.from_dict(json.loads(state["genotype"]), source=f"{path}: genotype")
+    check_same_settings(path, parse_json(state.get("settings"), f"{path}: settings"), settings)
+    genotype = Genotype.from_dict(parse_json(state.get("genotype"), f"{path}: genotype"), source=f"{path}: genotype")
     model = genotype.build(generic=True)
     model.load_state_dict(state["model"])
     run = _Run(genotype, model, settings, device, data)
@@ -231,7 +243,7 @@ def _resume(folder: RunFolder, settings: PruneSettings, device: torch.device, da
     run.wall_s = state["wall_s"]
     run.prunes, run.steps, run.start_channels = state["prunes"], state["steps"], state["start_channels"]
     run.kept = {int(i): sd for i, sd in state.get("kept", {}).items()}
-    run.family = Family.from_dict(json.loads(state["family"]), source=f"{path}: family")
+    run.family = Family.from_dict(parse_json(state.get("family"), f"{path}: family"), source=f"{path}: family")
     return run
 
 
@@ -393,8 +405,10 @@ def _record(run: _Run, data: DataSplits, folder: RunFolder) -> float:
 def prune_network(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | None, data: DataSplits,
                   settings: PruneSettings, out_dir: str | os.PathLike[str], *, resume: bool = False,
                   device: str | torch.device | None = None, metadata: Mapping[str, Any] | None = None,
-                  progress: bool | None = None, on_record: Callable[[Family], None] | None = None) -> Family:
-    """Prune a trained network channel by channel; writes ``out_dir/pruned.json`` and a checkpoint.
+                  progress: bool | None = None, on_record: Callable[[Family], None] | None = None,
+                  keep_checkpoint: bool = False) -> Family:
+    """Prune a trained network channel by channel; writes ``out_dir/pruned.json`` and a checkpoint
+    (removed when the run finishes, unless ``keep_checkpoint``).
 
     ``state_dict`` holds the trained weights of ``genotype.build()`` (ignored when resuming).
     Returns the recorded family (largest network first). ``on_record`` sees the family after
@@ -412,12 +426,17 @@ def prune_network(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | N
     torch.manual_seed(settings.seed)
     folder = prune_folder(out_dir)
     folder.check_start(resume)
+    if resume and folder.finished():
+        return finished_iterative(folder.path / PRUNED_NAME, settings)
     model = None
     if not resume:  # every refusal before the folder is touched: nothing is written
         check_targets(genotype, settings)
         model = load_trained(genotype, state_dict, device)
     with folder:  # one process per folder; interrupted writes cleaned up
-        return _prune(genotype, model, data, settings, folder, device, metadata, progress, on_record)
+        family = _prune(genotype, model, data, settings, folder, device, metadata, progress, on_record)
+        if not keep_checkpoint:
+            folder.drop_checkpoint()
+        return family
 
 
 def _prune(genotype: Genotype, model: nn.Module | None, data: DataSplits, settings: PruneSettings,

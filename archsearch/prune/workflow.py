@@ -55,7 +55,7 @@ def prune_space(space: "SearchSpace | str | os.PathLike[str]",
                 resume: bool = False, device: "str | torch.device | None" = None,
                 data_dir: str | os.PathLike[str] | None = None, pretrain_epochs: int | None = None,
                 pretrain_overrides: Mapping[str, Any] | None = None, progress: bool | None = None,
-                metadata: Mapping[str, Any] | None = None) -> "Family":
+                metadata: Mapping[str, Any] | None = None, keep_checkpoint: bool = False) -> "Family":
     """Pre-train ``space``'s network (or take ``weights``: a state_dict or a ``.pt`` file of one), then
     prune it into ``out``; returns the family written to ``out/pruned.json``.
 
@@ -63,8 +63,10 @@ def prune_space(space: "SearchSpace | str | os.PathLike[str]",
     table as it is). ``resume`` continues an iterative run from its checkpoint, or a run killed while
     pre-training; a one-shot run without a finished ``pruned.json`` is simply done again.
     ``metadata`` is added to the family's. Everything that can be refused is refused before any compute.
+    A finished run's checkpoints are removed (``keep_checkpoint`` keeps them); ``resume`` of a finished
+    iterative run returns its family as it is.
     """
-    from .loop import CHECKPOINT_NAME, PRUNED_NAME, check_targets, prune_folder
+    from .loop import CHECKPOINT_NAME, PRUNED_NAME, check_targets, finished_iterative, prune_folder
 
     space = load_space(space)
     if pretrain_epochs is not None and (isinstance(pretrain_epochs, bool) or not isinstance(pretrain_epochs, int)
@@ -89,8 +91,7 @@ def prune_space(space: "SearchSpace | str | os.PathLike[str]",
         # a run killed before its first record (e.g. while pre-training) resumes from the start of pruning
         resume_pruning = resume and (out / CHECKPOINT_NAME).exists()
         if resume and not resume_pruning and (out / PRUNED_NAME).exists():
-            raise ArchsearchError(f"{out}: holds a finished pruning run without a checkpoint (a one-shot run); "
-                                  "choose another `out_dir`")
+            return finished_iterative(out / PRUNED_NAME, settings)
         if resume and not resume_pruning and not pre.exists():
             raise ArchsearchError(f"{out}: nothing to resume: no pruning checkpoint to resume and no "
                                   "pre-training; run without `resume`")
@@ -115,19 +116,20 @@ def prune_space(space: "SearchSpace | str | os.PathLike[str]",
                 meta["pretrained_weights"] = str(weights)
         else:
             state, meta["pretrain"] = _pretrain(space, genotype, data, recipe, pre, settings.seed, device,
-                                                pretrain_epochs, progress)
+                                                pretrain_epochs, progress, keep_checkpoint)
     if settings.one_shot:
         return prune_once(genotype, state, data, settings, out, device=device, metadata=meta, progress=progress)
     from .loop import prune_network
 
     return prune_network(genotype, state, data, settings, out, resume=resume_pruning, device=device,
-                         metadata=meta, progress=progress)
+                         metadata=meta, progress=progress, keep_checkpoint=keep_checkpoint)
 
 
 def _pretrain(space: "SearchSpace", genotype: Any, data: Any, recipe: "Recipe", pre: Path, seed: int,
-              device: Any, epochs: int | None, progress: bool | None) -> tuple[dict, dict[str, Any]]:
+              device: Any, epochs: int | None, progress: bool | None,
+              keep_checkpoint: bool = False) -> tuple[dict, dict[str, Any]]:
     """Train the big net in ``pre`` (continuing a run killed there); its weights and a summary."""
-    from ..train import CHECKPOINT, train_genotype
+    from ..train import CHECKPOINT, METRICS, WEIGHTS, train_genotype
     from .loop import state_copy
 
     print(f"pre-training {space.name} ({genotype.params:,} params) for {epochs or recipe.epochs} epochs in {pre}",
@@ -139,15 +141,18 @@ def _pretrain(space: "SearchSpace", genotype: Any, data: Any, recipe: "Recipe", 
               f"val error {record['val_error']:.2%}", file=sys.stderr, flush=True)
 
     quiet_bar = progress is False or (progress is None and not sys.stderr.isatty())
+    # a run killed during pre-training resumes it; one killed after it (before pruning's first
+    # checkpoint) finds it finished and takes its weights
     result = train_genotype(genotype, data, recipe, pre, device=device, seed=seed,
-                            resume=(pre / CHECKPOINT).exists(), epochs=epochs, progress=progress,
-                            on_epoch=said if quiet_bar else None)
+                            resume=(pre / CHECKPOINT).exists() or (pre / METRICS).exists(), epochs=epochs,
+                            progress=progress, on_epoch=said if quiet_bar else None, keep_checkpoint=keep_checkpoint)
     if result.diverged:
         from ..train import divergence
 
         raise ArchsearchError(f"pre-training diverged in epoch {result.final.epoch} "
                               f"({divergence(result.final.train_loss)}); nothing to prune: lower the [train] lr")
-    state = state_copy(result.model)  # the weights model.pt holds, without reading them back
+    # the weights model.pt holds, without reading them back (a finished pre-training: read back)
+    state = state_copy(result.model) if result.model is not None else _load_weights(pre / WEIGHTS)
     return state, {"epochs": result.final.epoch, "val_error": result.final.val_error,
                    "test_error": result.final.test_error, "recipe": result.recipe.to_dict()}
 
