@@ -165,3 +165,22 @@ def test_a_diverging_fine_tune_stops_the_run(tmp_path: Path) -> None:
     with pytest.raises(archsearch.ArchsearchError, match="fine-tuning diverged .* keeps the 1 genotypes"):
         prune_network(g, None, load_dataset("digits"), settings, tmp_path / "run", device="cpu", progress=False)
     assert len(archsearch.load_family(tmp_path / "run" / "pruned.json")) == 1
+
+
+@pytest.mark.parametrize("one_shot", [False, True])
+def test_pruning_stops_at_a_macs_target(one_shot, tmp_path):
+    """Issue 21 item 3: --target-macs beside --target-params: pruning toward compute."""
+    from archsearch.data import load_dataset
+    from archsearch.prune import PruneSettings
+    from archsearch.prune.loop import prune_network
+    from archsearch.prune.oneshot import prune_once
+
+    genotype = archsearch.load_genotype(ROOT / "search_spaces" / "digits-vgg" / "genotype.json")
+    target = int(genotype.macs * 0.8)
+    extra = {"one_shot": True, "finetune_epochs": 1} if one_shot else {"channels_per_prune": 4}
+    settings = PruneSettings(steps_per_prune=2, batch_size=32, target_macs=target, **extra)
+    run = prune_once if one_shot else prune_network
+    family = run(genotype, None, load_dataset("digits"), settings, tmp_path / "run")
+    assert family[-1].macs <= target < family[-2 if not one_shot else 0].macs
+    with pytest.raises(archsearch.ArchsearchError, match="target_macs: .* is not below the start"):
+        run(genotype, None, load_dataset("digits"), PruneSettings(target_macs=genotype.macs, **extra), tmp_path / "x")

@@ -47,6 +47,7 @@ class PruneCommand(Command):
         g.add_argument("--normalise", help="none (default), params, macs: divide scores by what a channel frees")
         g.add_argument("--max-prunes", type=int, help="stop after this many prunes (default: the space's)")
         g.add_argument("--target-params", help="stop at this many parameters, e.g. 20k")
+        g.add_argument("--target-macs", help="stop at this many multiply-accumulates, e.g. 50M (prune toward compute)")
         g.add_argument("--fraction", type=float, help="stop after removing this fraction of the prunable channels")
         g.add_argument("--steps-per-prune", type=int,
                        help="fine-tuning steps between prunes (default: the space's, else 100)")
@@ -83,6 +84,8 @@ class PruneCommand(Command):
             "finetune_epochs", "sss_l1") if getattr(args, k) is not None}
         if args.target_params is not None:
             overrides["target_params"] = parse_budget(args.target_params, field="--target-params")
+        if args.target_macs is not None:
+            overrides["target_macs"] = parse_budget(args.target_macs, field="--target-macs")
         pretrain = {"bn_l1": args.bn_l1} if args.bn_l1 is not None else {}
         with _flags(r"\[train\]: (\w+): (.*)$", pretrain):
             pretrain_recipe(space, pretrain)

@@ -104,15 +104,17 @@ def check_targets(genotype: Genotype, settings: PruneSettings) -> None:
             f"prune.max_prunes: {settings.max_prunes} prunes of {settings.channels_per_prune} channel(s) exceed "
             f"the {total} {what}"
         )
-    if settings.target_params is not None:
-        if settings.target_params >= genotype.params:
+    for key, measure, unit in (("target_params", "params", "parameters"), ("target_macs", "macs", "MACs")):
+        target = getattr(settings, key)
+        if target is None:
+            continue
+        start = getattr(genotype, measure)
+        if target >= start:
+            raise PruneSettingsError(f"prune.{key}: {target:,} is not below the start ({start:,} {unit})")
+        floor = getattr(genotype.with_genes({g: genotype.genes[g] - n for g, n in removable.items()}), measure)
+        if target < floor:
             raise PruneSettingsError(
-                f"prune.target_params: {settings.target_params:,} is not below the start ({genotype.params:,} parameters)"
-            )
-        floor = genotype.with_genes({g: genotype.genes[g] - n for g, n in removable.items()}).params
-        if settings.target_params < floor:
-            raise PruneSettingsError(
-                f"prune.target_params: {settings.target_params:,} is below {floor:,}, the size with every "
+                f"prune.{key}: {target:,} is below {floor:,}, the {unit} with every "
                 f"{'prunable' if settings.prune_residual else 'inner'} channel pruned"
             )
 
@@ -361,6 +363,8 @@ def _done(run: _Run) -> bool:
     if s.max_prunes is not None and run.prunes >= s.max_prunes:
         return True
     if s.target_params is not None and run.genotype.params <= s.target_params:
+        return True
+    if s.target_macs is not None and run.genotype.macs <= s.target_macs:
         return True
     return s.fraction is not None and run.removed >= s.fraction * run.start_channels
 

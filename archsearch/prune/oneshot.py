@@ -65,6 +65,10 @@ def _params(genotype: Genotype, drop: Mapping[str, list[int]]) -> int:
     return genotype.with_genes({g: genotype.genes[g] - len(cs) for g, cs in drop.items()}).params
 
 
+def _macs(genotype: Genotype, drop: Mapping[str, list[int]]) -> int:
+    return genotype.with_genes({g: genotype.genes[g] - len(cs) for g, cs in drop.items()}).macs
+
+
 def _layer_breaks(genotype: Genotype, removable: Mapping[str, int]) -> dict[str, list[float]]:
     """Per gene, the fractions at which the layer threshold takes its 1st, 2nd, ... cut of ``step``
     channels (the gene's quantum; 1 but for grouped convs): round(f x width / step) >= j from
@@ -91,6 +95,9 @@ def check_one_shot(genotype: Genotype, settings: PruneSettings) -> None:
             raise PruneSettingsError("prune.criterion: sss needs a residual branch that can vanish (a block whose "
                                      "inner widths may reach 0, leaving its shortcut); this network has none")
         floor = _params(genotype, _all_branches(genotype, branches))
+        if settings.target_macs is not None and settings.target_macs < _macs(genotype, _all_branches(genotype, branches)):
+            raise PruneSettingsError(f"prune.target_macs: {settings.target_macs:,} is below the MACs with all "
+                                     f"{len(branches)} residual branches removed")
         if settings.target_params is not None and settings.target_params < floor:
             raise PruneSettingsError(f"prune.target_params: {settings.target_params:,} is below {floor:,}, the size "
                                      f"with all {len(branches)} residual branches removed")
@@ -117,7 +124,8 @@ def _fewest(n: int, meets: Callable[[int], bool]) -> int:
 
 def one_shot_drop(genotype: Genotype, settings: PruneSettings, criterion: Criterion) -> Drop:
     """The channels one cut removes, from the criterion's scores, by ``settings.threshold`` (or, for
-    ``sss``, whole branches); the first of ``fraction`` and ``target_params`` to be met decides how many.
+    ``sss``, whole branches); the first of ``fraction``, ``target_params`` and ``target_macs`` to be met
+    decides how many.
 
     Each mode is a sequence of ever larger cuts ``at(k)``, ``k = 0..n``: the k lowest channels, or
     cuts of a grouped gene (global), the k lowest branches (sss), or the cut at the k-th smallest
@@ -154,6 +162,8 @@ def one_shot_drop(genotype: Genotype, settings: PruneSettings, criterion: Criter
             return {g: sorted(lowest[g][:c].flatten().tolist()) for g, c in counts.items() if c}
     if settings.target_params is not None:
         k = min(k, _fewest(n, lambda i: _params(genotype, at(i)) <= settings.target_params))
+    if settings.target_macs is not None:
+        k = min(k, _fewest(n, lambda i: _macs(genotype, at(i)) <= settings.target_macs))
     return at(k)
 
 

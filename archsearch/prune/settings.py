@@ -81,6 +81,8 @@ class PruneSettings:
     #: (criterion sss: the residual branches)
     max_prunes: int | None = None
     target_params: int | None = None
+    #: stop at this many multiply-accumulates (pruning toward compute, not size; issue 21)
+    target_macs: int | None = None
     fraction: float | None = None
     #: append the current genotype to pruned.json every this many prunes
     record_every: int = 1
@@ -126,6 +128,9 @@ class PruneSettings:
         if self.target_params is not None and (not isinstance(self.target_params, int)
                                                or isinstance(self.target_params, bool) or self.target_params < 1):
             raise bad("target_params", "a positive parameter count such as 20k")
+        if self.target_macs is not None and (not isinstance(self.target_macs, int)
+                                             or isinstance(self.target_macs, bool) or self.target_macs < 1):
+            raise bad("target_macs", "a positive number of MACs such as 50M")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2 ** 63:
             raise bad("seed", "an integer >= 0")
         if self.fraction is not None and not (isinstance(self.fraction, (int, float))
@@ -154,16 +159,17 @@ class PruneSettings:
                                         "target_params)")
             if self.criterion == "sss" and self.threshold == "layer":
                 raise bad("threshold", "global with criterion sss (it removes whole residual branches)")
-            if self.target_params is None and self.fraction is None:
-                raise PruneSettingsError("prune: a one-shot run needs fraction or target_params")
+            if self.target_params is None and self.target_macs is None and self.fraction is None:
+                raise PruneSettingsError("prune: a one-shot run needs fraction, target_params or target_macs")
         else:
             if self.criterion in ONE_SHOT_CRITERIA:
                 iterative = ", ".join(c for c in CRITERION_NAMES if c not in ONE_SHOT_CRITERIA)
                 raise bad("criterion", f"one of {iterative} ({self.criterion} is one-shot only: set one_shot)")
             if self.threshold != "global":
                 raise bad("threshold", "global unless one_shot (the iterative loop ranks channels globally)")
-        if self.max_prunes is None and self.target_params is None and self.fraction is None:
-            raise PruneSettingsError("prune: set at least one stop condition: max_prunes, target_params or fraction")
+        if self.max_prunes is None and self.target_params is None and self.target_macs is None and self.fraction is None:
+            raise PruneSettingsError("prune: set at least one stop condition: max_prunes, target_params, target_macs "
+                                     "or fraction")
 
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any], *, source: object = "prune") -> "PruneSettings":
@@ -172,8 +178,9 @@ class PruneSettings:
         if unknown:
             raise PruneSettingsError(f"{source}: unknown key {unknown[0]!r}; expected some of {', '.join(sorted(known))}")
         values = dict(obj)
-        if isinstance(values.get("target_params"), str):
-            values["target_params"] = parse_budget(values["target_params"], field=f"{source}.target_params")
+        for key in ("target_params", "target_macs"):
+            if isinstance(values.get(key), str):
+                values[key] = parse_budget(values[key], field=f"{source}.{key}")
         try:
             return cls(**values)
         except PruneSettingsError as exc:
