@@ -21,6 +21,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "study": ("study", "compare pruned-derived genotypes with baselines in an Optuna study (run, then report)"),
     "compare": ("compare", "how alike are the widths several pruning runs of one network found (CV per gene, "
                            "cosine; Liu et al. 2018)"),
+    "latency": ("latency", "measure a genotype's forward latency on this machine (median of repeated runs after "
+                           "warm-up)"),
     "export": ("export", "write a genotype with its trained weights as TorchScript, a torch.export program or ONNX, "
                          "checked to reproduce its outputs"),
     "experiment": ("experiment", "run a paper's whole comparison from one experiment file (prune, study, report; "
