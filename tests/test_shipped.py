@@ -59,7 +59,7 @@ def test_readme_main_job_runs(capsys):
 def _readme_samples():
     """(command, sample output) pairs of the README's arithmetic verbs: a ```bash block of one
     ``archsearch derive|baselines`` command directly followed by a plain block of its output."""
-    readme = (ROOT / "README.md").read_text()
+    readme = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
     pattern = re.compile(r"```bash\n(?:\.venv/bin/)?(?:.*&& )?(?:\.venv/bin/)?archsearch ((?:derive|baselines) [^\n]+)\n```\n```\n(.*?)```",
                          re.S)
     return [(m.group(1), m.group(2)) for m in pattern.finditer(readme)]
