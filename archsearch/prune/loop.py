@@ -481,7 +481,7 @@ def _prune(genotype: Genotype, model: nn.Module | None, data: DataSplits, settin
             run.wall_s += now - clock
             clock = now
             err = _record(run, data, folder)
-            bar.set_postfix(params=f"{run.genotype.params:,}", val_err=f"{err:.3f}")
+            bar.set_postfix(params=f"{run.genotype.params:,}", val_err=f"{err:.2%}")
             if not show:  # no bar (no terminal, or --no-progress): one plain line per record
                 print(f"prune {run.prunes}: {run.genotype.params:,} params, val error {err:.2%}, "
                       f"{run.removed} channels removed", file=sys.stderr, flush=True)

@@ -240,7 +240,7 @@ def _prune_once(genotype: Genotype, model: nn.Module, data: DataSplits, settings
     for epoch in range(1, settings.finetune_epochs + 1):
         _finite(trainer.train_steps(trainer.steps_per_epoch), f"in fine-tuning epoch {epoch}")
         val_error = trainer.evaluate("val")["error"]
-        bar.set_postfix(val_err=f"{val_error:.3f}")
+        bar.set_postfix(val_err=f"{val_error:.2%}")
         bar.update(1)
         if not show:
             print(f"fine-tune epoch {epoch}: val error {val_error:.2%}", file=sys.stderr, flush=True)

@@ -88,6 +88,18 @@ def _requeue(study: "optuna.Study", number: int | None, max_retry: int | None) -
     return False
 
 
+def _check_kept_weights(settings: StudySettings) -> None:
+    """The kept weights an evaluated arm (``pruned-tuned``) measures are read and checked now, not in its
+    trial: a crafted or truncated ``member_weights.pt`` was refused only mid-study, as an Optuna traceback."""
+    from ..names import EVALUATED_KINDS
+    from ..prune.weights import load_member_weights
+
+    for candidate in settings.grid_candidates():
+        if candidate.arm.kind in EVALUATED_KINDS:
+            source = next(s for s in settings.sources if s.label == candidate.arm.source)
+            load_member_weights(source.path, source.family, int(candidate.detail["source_index"]))
+
+
 def run_study(settings: StudySettings, *, study_name: str, storage: "str | optuna.storages.BaseStorage" = DEFAULT_STORAGE,
               n_trials: int | None = None, device: Any = None, data: "DataSplits | None" = None,
               data_dir: Any = None, heartbeat: int | None = DEFAULT_HEARTBEAT, wait: bool = True,
@@ -132,6 +144,7 @@ def run_study(settings: StudySettings, *, study_name: str, storage: "str | optun
     spec = get_dataset_spec(settings.data, data_dir)
     for candidate in settings.grid_candidates():  # every network must fit the images before any training
         check_fits(candidate.genotype, spec)
+    _check_kept_weights(settings)
     cells = settings.cells() if settings.mode == "grid" else []
     if settings.mode == "grid":
         cap = min(n_trials, len(cells)) if n_trials is not None else len(cells)
