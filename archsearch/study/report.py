@@ -338,7 +338,7 @@ def _pct(x: float | None, digits: int = 2) -> str:
 
 def leaderboard_table(rows: Sequence[LeaderboardRow]) -> tuple[list[str], list[list[str]]]:
     """Headers and cells for :func:`archsearch.tables.print_table` (errors in %)."""
-    headers = ["budget", "arm", "params", "seeds", "test err % (mean ± std)", "val err %", "gap pp",
+    headers = ["budget", "arm", "params", "MACs", "seeds", "test err % (mean ± std)", "val err %", "gap pp",
                "p (Welch)", "p (Holm)", "gap > noise", "best"]
     out = []
     for r in rows:
@@ -346,7 +346,9 @@ def leaderboard_table(rows: Sequence[LeaderboardRow]) -> tuple[list[str], list[l
             f"{_pct(r.test_mean)} ± {_pct(r.test_std)}" if r.test_std is not None else f"{_pct(r.test_mean)}")
         verdict = "" if r.best else ("?" if r.significant is None else "yes" if r.significant else "no")
         seeds = f"{r.n}" + (f" (+{r.pruned} stopped early)" if r.pruned else "") + (f" ({r.failed} failed)" if r.failed else "")
-        out.append([format_count(r.budget), r.arm, "-" if r.params is None else f"{r.params:,}", seeds, test,
+        # MACs beside parameters: at equal parameters the arms can differ several-fold in compute (issue 20)
+        out.append([format_count(r.budget), r.arm, "-" if r.params is None else f"{r.params:,}",
+                    "-" if r.macs is None else format_count(r.macs), seeds, test,
                     _pct(r.val_mean), "" if r.best or r.gap is None else f"+{100 * r.gap:.2f}",
                     "" if r.p_value is None else f"{r.p_value:.3f}", "" if r.p_holm is None else f"{r.p_holm:.3f}",
                     verdict, "*" if r.best else ""])
