@@ -61,7 +61,8 @@ KINDS: dict[str, dict[str, Any]] = {
     "dropout": {"p": 0.0, "mode": "element"},  # "row": per-sample stochastic depth
 }
 V1_KINDS = ("input", "conv", "bn_relu", "add", "pool", "linear")
-ACTIVATIONS = ("relu", "relu6", "silu", "gelu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "identity")
+ACTIVATIONS = ("relu", "relu6", "silu", "gelu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "identity",
+               "leaky_relu")  # leaky_relu: negative slope 0.01, torch's default
 #: kinds that set their own output width (the others follow their inputs)
 PRODUCERS = ("conv", "linear", "pad")
 #: caps far above any real network, so that a tiny hostile file cannot exhaust memory

@@ -47,6 +47,8 @@ __all__ = ["import_module", "import_source", "load_callable", "parse_input_shape
 OUTPUT_TOLERANCE = 1e-4
 #: a batch-norm momentum below this leaves the running statistics almost unmoved by a fine-tuning run
 LOW_BN_MOMENTUM = 0.01
+#: the one LeakyReLU slope the graph's ``leaky_relu`` computes (torch's default; timm's CSP networks use it)
+LEAKY_SLOPE = 0.01
 #: the seed of a replaced classifier's fresh weights, so that every fine-tuning run starts from one head
 HEAD_SEED = 0
 
@@ -233,7 +235,7 @@ def import_module(model: "nn.Module", example_input: "torch.Tensor | Sequence[in
     try:
         traced = _trace(model)
         values = _record(traced, x)
-        graph, hparams = _Converter(traced, values).convert()
+        graph, hparams = _Converter(traced, values, model).convert()
     finally:
         model.train(was_training)
     info = {"source": type(model).__module__ + "." + type(model).__qualname__, "args": {},
@@ -311,10 +313,12 @@ _FN_ACTS = {"relu": "relu", "relu_": "relu", "relu6": "relu6", "silu": "silu", "
 class _Converter:
     """One pass over the traced graph: fx nodes -> archsearch nodes, then genes by union-find."""
 
-    def __init__(self, traced, values: dict) -> None:  # noqa: ANN001
+    def __init__(self, traced, values: dict, model: "nn.Module") -> None:  # noqa: ANN001
         self.traced = traced
         self.values = values
-        self.modules = dict(traced.named_modules())
+        # the source's own modules: the traced copy holds a bare container where a get_attr names a
+        # module's tensor (``bn1.weight``), not the module itself
+        self.modules = dict(model.named_modules(remove_duplicate=False))
         self.g = nx.DiGraph()
         self.ids: dict = {}  # fx node -> archsearch node id (aliases map to their input's id)
         self.parent: dict[str, str] = {}  # union-find over producer ids
@@ -370,6 +374,8 @@ class _Converter:
             **attrs: Any) -> str:
         """Add a node; ``gene`` is a producer id, ``"follow"`` (its first input's) or ``None`` (a sum)."""
         nid = node_id or fx_node.name
+        if gene == "follow":  # a flatten's width is its channels (the graph's rule), not its features
+            width = self.g.nodes[inputs[0]]["width"]
         while nid in self.g:
             nid += "_"
         self.g.add_node(nid, kind=kind, width=width, gene=None, **attrs)
@@ -383,7 +389,17 @@ class _Converter:
         return nid
 
     def tensor_inputs(self, node) -> list:  # noqa: ANN001
-        return [self.ids[a] for a in node.all_input_nodes if self.is_tensor(a)]
+        """The graph ids of the tensors ``node`` computes from (not the module tensors it reads)."""
+        return [self.ids[a] for a in node.all_input_nodes if self.is_tensor(a) and a.op != "get_attr"]
+
+    def parameters_read(self, node, what: str) -> list:  # noqa: ANN001
+        """The ``get_attr`` nodes (a module's own parameters or buffers) ``node`` reads; only a
+        functional layer may read any (see :meth:`functional_layer`)."""
+        read = [a for a in node.all_input_nodes if a.op == "get_attr"]
+        if read and not (node.op == "call_function" and node.target in _functional_layers()):
+            self.refuse(node, what, f"it reads the tensor {read[0].target!r} outside a layer; only a batch "
+                                    "norm or a linear layer may use its own weights through a function")
+        return read
 
     def single_gene(self, node, nid: str, what: str) -> str:  # noqa: ANN001
         gene = self.g.nodes[nid]["_gene"]
@@ -401,6 +417,8 @@ class _Converter:
             if node.op == "output":
                 output = node
                 continue
+            if node.op == "get_attr":
+                continue  # a module's own tensor: the operation that reads it decides (see parameters_read)
             if not self.is_tensor(node):
                 if node.op in ("call_module", "placeholder"):
                     self.refuse(node, node.op, "it does not produce a tensor")
@@ -456,27 +474,25 @@ class _Converter:
 
         m = self.modules[node.target]
         what = f"module {node.target} ({type(m).__name__})"
+        self.parameters_read(node, what)
         (src,) = self.tensor_inputs(node) or [None]
         if src is None:
             self.refuse(node, what, "it has no tensor input")
         width = self.shape(node)[1]
-        if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.BatchNorm1d, nn.Linear)):
-            if node.target in self.called:
-                self.refuse(node, what, "the same layer is called twice (shared weights)")
-            self.called.add(node.target)
+        if isinstance(m, nn.Conv2d):
+            self.once(node, node.target, what)
         if type(m) is nn.Conv2d:
             if m.padding_mode != "zeros":
                 self.refuse(node, what, f"padding_mode {m.padding_mode!r}; only zero padding is supported")
             self.conv(node, src, width, node.target, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
                       m.bias is not None, m.in_channels)
         elif type(m) in (nn.BatchNorm2d, nn.BatchNorm1d):
-            if not (m.affine and m.track_running_stats) or m.momentum is None:
-                self.refuse(node, what, "only affine batch norm with running statistics and a momentum is supported")
-            self.add(node, "bn", [src], width, gene="follow", node_id=node.target, **_nondefault(
-                eps=(float(m.eps), 1e-5), momentum=(float(m.momentum), 0.1)))
+            self.batch_norm(node, src, width, m, node.target, what)
         elif type(m) is nn.Linear:
-            self.add(node, "linear", [src], width, gene=self.new_gene(node.target), node_id=node.target,
-                     **_nondefault(bias=(m.bias is not None, True)))
+            self.linear(node, src, width, m, node.target, what)
+        elif type(m) is nn.LeakyReLU and m.negative_slope != LEAKY_SLOPE:
+            self.refuse(node, what, f"negative slope {m.negative_slope}; only LeakyReLU's default {LEAKY_SLOPE} "
+                                    "is supported")
         elif type(m) in _module_acts() or (type(m) is nn.GELU and m.approximate == "none"):
             self.add(node, "act", [src], width, gene="follow", fn=_module_acts().get(type(m), "gelu"))
         elif type(m) is nn.Identity:
@@ -496,6 +512,47 @@ class _Converter:
         else:
             self.refuse(node, what, "this layer type is not supported (supported: Conv2d, BatchNorm, Linear, "
                                     "activations, pooling, Flatten, Dropout, Identity)")
+
+    def batch_norm(self, node, src: str, width: int, module: "nn.Module", nid: str, what: str) -> None:  # noqa: ANN001
+        """A ``bn`` node for ``module`` (an ``nn.BatchNorm`` or a subclass), registered under ``nid``
+        so that the module's state_dict names load."""
+        self.once(node, nid, what)
+        if not (module.affine and module.track_running_stats) or module.momentum is None:
+            self.refuse(node, what, "only affine batch norm with running statistics and a momentum is supported")
+        self.add(node, "bn", [src], width, gene="follow", node_id=nid, **_nondefault(
+            eps=(float(module.eps), 1e-5), momentum=(float(module.momentum), 0.1)))
+
+    def linear(self, node, src: str, width: int, module: "nn.Module", nid: str, what: str) -> None:  # noqa: ANN001
+        """A ``linear`` node for ``module`` (an ``nn.Linear`` or a subclass), registered under ``nid``."""
+        self.once(node, nid, what)
+        self.add(node, "linear", [src], width, gene=self.new_gene(nid), node_id=nid,
+                 **_nondefault(bias=(module.bias is not None, True)))
+
+    def once(self, node, nid: str, what: str) -> None:  # noqa: ANN001
+        """Each layer with weights is one node of the graph: a layer called twice shares its weights,
+        which no graph node can."""
+        if nid in self.called:
+            self.refuse(node, what, "the same layer is called twice (shared weights)")
+        self.called.add(nid)
+
+    def functional_layer(self, node, inputs: list, width: int, what: str) -> None:  # noqa: ANN001
+        """A function computing a layer with that layer's own tensors, as timm's ``BatchNormAct2d`` (a
+        ``BatchNorm2d`` that adds an activation; ``F.batch_norm(x, m.running_mean, m.running_var,
+        m.weight, m.bias, ...)``) and its ``Linear`` (``F.linear(x, m.weight, m.bias)``) compute: it is
+        the layer ``m`` itself, its settings read from ``m`` (the trace, made in eval mode, holds
+        only constants for them), registered under ``m``'s name so its state_dict loads."""
+        kind, cls, reads = _functional_layers()[node.target]
+        read = [self.arg(node, i, name) for i, name in reads]
+        owners = {a.target.rpartition(".")[0] for a in read if getattr(a, "op", None) == "get_attr"}
+        owner = owners.pop() if len(owners) == 1 else ""
+        module = self.modules.get(owner) if owner else None
+        if module is None or len(inputs) != 1 or not isinstance(module, cls) \
+                or [getattr(a, "target", None) for a in read] != [  # a layer without bias passes None
+                    None if getattr(module, name, None) is None else f"{owner}.{name}" for _, name in reads]:
+            names = ", ".join(name for _, name in reads)
+            self.refuse(node, what, f"only the {kind.replace('_', ' ')} of one {cls.__name__} module over its "
+                                    f"own {names} is supported")
+        getattr(self, kind)(node, inputs[0], width, module, owner, f"{what} of {owner} ({type(module).__name__})")
 
     def conv(self, node, src: str, width: int, nid: str, kernel, stride, padding, dilation, groups: int,  # noqa: ANN001
              bias: bool, in_channels: int) -> None:
@@ -557,8 +614,15 @@ class _Converter:
         shape = self.shape(node)
         width = shape[1]
         first = node.args[0] if node.args else None
-        if name in ("add", "iadd", "add_", "mul", "imul", "mul_") and target not in (torch.Tensor.add,):
+        if self.parameters_read(node, what):
+            self.functional_layer(node, inputs, width, what)
+        elif name in ("add", "iadd", "add_", "mul", "imul", "mul_") and target not in (torch.Tensor.add,):
             tensors = [a for a in node.args[:2] if self.is_tensor(a)]
+            scalars = [self.const(a) for a in node.args[:2] if not self.is_tensor(a)]
+            if len(tensors) == 1 and not node.kwargs and len(scalars) == 1 and isinstance(scalars[0], (int, float)) \
+                    and scalars[0] == (0 if name.startswith(("add", "iadd")) else 1):
+                self.ids[node] = inputs[0]  # x + 0 (a branch that a network leaves out), x * 1
+                return
             if len(tensors) != 2 or set(node.kwargs) - {"alpha"} or node.kwargs.get("alpha", 1) != 1:
                 self.refuse(node, what, "only the sum or product of two tensors is supported, not a constant")
             kind = "add" if name.startswith(("add", "iadd")) else "mul"
@@ -678,7 +742,19 @@ def _module_acts() -> dict:
     from torch import nn
 
     return {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.SiLU: "silu", nn.Hardswish: "hardswish",
-            nn.Hardsigmoid: "hardsigmoid", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh"}
+            nn.Hardsigmoid: "hardsigmoid", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.LeakyReLU: "leaky_relu"}
+
+
+@functools.lru_cache(maxsize=None)
+def _functional_layers() -> dict:
+    """Functions that compute a layer from its module's own tensors: function -> (the converter's
+    method, the module class it needs, the ``(position, name)`` of each tensor argument)."""
+    from torch import nn
+    from torch.nn import functional as F
+
+    return {F.batch_norm: ("batch_norm", nn.modules.batchnorm._BatchNorm,
+                           ((1, "running_mean"), (2, "running_var"), (3, "weight"), (4, "bias"))),
+            F.linear: ("linear", nn.Linear, ((1, "weight"), (2, "bias")))}
 
 
 def _check_reproduces(model: "nn.Module", genotype: Genotype, x: "torch.Tensor") -> None:

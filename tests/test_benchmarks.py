@@ -61,3 +61,25 @@ def test_data_path_benchmark_runs_tiny(tmp_path: Path) -> None:
     assert report["variants"]["resident plain"]["ratio_to_resident"] == 1.0
     assert all(v["images_per_s"] > 0 and v["wait_ms_per_step"] >= 0 for v in report["variants"].values())
     assert report["machine"]["torch"]
+
+
+def test_prunability_table_runs_a_subset(tmp_path: Path) -> None:
+    """Three models: one each that imports and prunes (torchvision's and timm's, the latter through
+    its BatchNormAct2d), and one refused in one line; the summary counts them."""
+    pytest.importorskip("timm")
+    out = tmp_path / "prunability.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_prunability.py"), "--models",
+                           "torchvision:resnet18,timm:lcnet_050,torchvision:shufflenet_v2_x0_5", "--timeout", "60",
+                           "--out", str(out)],
+                          capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    rows = {r["model"]: r for r in report["rows"]}
+    assert rows["torchvision:resnet18"]["prunes"] and rows["torchvision:resnet18"]["params"] == 11_181_642
+    assert rows["timm:lcnet_050"]["prunes"] and rows["timm:lcnet_050"]["family"] == "mobilenetv3"
+    refused = rows["torchvision:shufflenet_v2_x0_5"]
+    assert not refused["imports"] and "method 'view'" in refused["reason"]
+    assert report["totals"]["torchvision"] == {"models": 2, "import": 1, "prune": 1}
+    assert report["totals"]["reasons"][0]["models"] == 1 and report["machine"]["torch"]
+    assert "timm:lcnet_050" in proc.stdout and "1/2 prune" in proc.stdout

@@ -540,3 +540,12 @@ def test_a_source_that_is_not_a_python_file_is_one_line(tmp_path: Path, capsys) 
     out = tmp_path / "out.json"
     _refused(capsys, ["import", f"{tmp_path / 'net.txt'}:Net", "--input", "3x8x8", "--out", str(out)], out,
              "not a Python file")
+
+
+def test_a_dropout_after_a_flatten_keeps_its_channels() -> None:
+    """torchvision's AlexNet flattens, then drops out: the dropout follows the flatten's width (its
+    channels), or the graph was invalid ("width 9216 differs from its input")."""
+    torch.manual_seed(0)
+    model = torchvision.models.alexnet(num_classes=10)
+    g = import_module(model, (3, 64, 64))
+    assert g.params == numel(model) and g.graph.nodes["classifier_0"]["width"] == 256

@@ -29,6 +29,7 @@ __all__ = ["GraphNet"]
 _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": F.relu, "relu6": F.relu6, "silu": F.silu, "gelu": F.gelu, "hardswish": F.hardswish,
     "hardsigmoid": F.hardsigmoid, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "identity": lambda x: x,
+    "leaky_relu": F.leaky_relu,
 }
 
 

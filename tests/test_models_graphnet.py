@@ -1,0 +1,59 @@
+"""GraphNet builds every node kind and activation the graph format (and so the importer) can hold:
+a kind added to :data:`archsearch.graph.KINDS` without its build rule fails here, not in a user's run."""
+from __future__ import annotations
+
+import networkx as nx
+import torch
+
+from archsearch.genotype import Genotype
+from archsearch.graph import ACTIVATIONS, KINDS, set_widths
+from archsearch.models import graphnet
+
+#: one network with a node of every kind: (id, kind, width, gene, attributes, inputs)
+EVERY_KIND = [
+    ("input", "input", 3, None, {"size": [8, 8]}, []),
+    ("c", "conv", 4, "c", {"kernel": 3, "stride": 1}, ["input"]),
+    ("bn", "bn", 4, None, {}, ["c"]),
+    ("br", "bn_relu", 4, None, {}, ["bn"]),
+    ("a", "act", 4, None, {"fn": "leaky_relu"}, ["br"]),
+    ("d", "dropout", 4, None, {"p": 0.1}, ["a"]),
+    ("p", "pad", 6, "p", {}, ["d"]),
+    ("mp", "maxpool", 6, None, {"kernel": 2}, ["p"]),
+    ("ap", "avgpool", 6, None, {"kernel": 1}, ["mp"]),
+    ("gate", "adaptive_avgpool", 6, None, {"output": 1}, ["ap"]),
+    ("m", "mul", 6, None, {}, ["ap", "gate"]),
+    ("sum", "add", 6, None, {}, ["m", "ap"]),
+    ("cat", "concat", 12, None, {}, ["sum", "ap"]),
+    ("am", "adaptive_maxpool", 12, None, {"output": 2}, ["cat"]),
+    ("f", "flatten", 12, None, {}, ["am"]),
+    ("fc", "linear", 10, None, {}, ["f"]),
+    ("gp", "pool", 12, None, {}, ["cat"]),
+    ("fc2", "linear", 10, None, {}, ["gp"]),
+    ("out", "add", 10, None, {}, ["fc", "fc2"]),
+]
+
+
+def test_every_kind_is_built_and_counted_exactly() -> None:
+    graph = nx.DiGraph()
+    for node, kind, width, gene, attrs, inputs in EVERY_KIND:
+        graph.add_node(node, kind=kind, width=width, gene=gene, **attrs)
+        for port, src in enumerate(inputs):
+            graph.add_edge(src, node, **({"port": port} if kind == "concat" else {}))
+    assert {kind for _, kind, *_ in EVERY_KIND} == set(KINDS)
+    g = Genotype("graph", {"in_channels": 3, "num_classes": 10, "input_size": 8}, set_widths(graph, {}), {})
+    model = g.build()
+    assert sum(p.numel() for p in model.parameters()) == g.params
+    model.train()(torch.randn(2, 3, 8, 8)).sum().backward()
+    assert model.eval()(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+
+
+def test_every_activation_is_built() -> None:
+    assert set(graphnet._ACTIVATIONS) == set(ACTIVATIONS)
+    x = torch.linspace(-3, 3, 13)
+    assert torch.equal(graphnet._ACTIVATIONS["leaky_relu"](x), torch.nn.LeakyReLU()(x))
+
+
+def test_every_activation_the_importer_emits_is_in_the_format() -> None:
+    from archsearch import importer
+
+    assert set(importer._FN_ACTS.values()) | set(importer._module_acts().values()) <= set(ACTIVATIONS)
