@@ -152,7 +152,7 @@ def load_callable(source: str) -> Callable[..., Any]:
 def import_source(source: str, input_shape: str | Sequence[int], args: Mapping[str, Any] | None = None,
                   *, check: bool = True, load_weights: str | os.PathLike[str] | None = None,
                   num_classes: int | None = None, bn_momentum: float | None = None,
-                  save_weights: str | os.PathLike[str] | None = None) -> Genotype:
+                  save_weights: str | os.PathLike[str] | None = None, drop_unused: bool = False) -> Genotype:
     """Import ``source`` (see :func:`load_callable`) called with ``args`` on inputs of ``input_shape``.
 
     ``load_weights`` is a state_dict file loaded into the model first (pretrained weights kept
@@ -170,7 +170,7 @@ def import_source(source: str, input_shape: str | Sequence[int], args: Mapping[s
         _load_weights(model, load_weights, source)
         origin["weights"] = str(load_weights)
     genotype = import_module(model, shape, origin=origin, check=check, num_classes=num_classes,
-                             bn_momentum=bn_momentum)
+                             bn_momentum=bn_momentum, drop_unused=drop_unused)
     if save_weights is not None:
         atomic_torch_save(pretrained_state_dict(model, genotype), save_weights)
     return genotype
@@ -208,14 +208,17 @@ def _load_weights(model: "nn.Module", path: str | os.PathLike[str], source: str)
 
 def import_module(model: "nn.Module", example_input: "torch.Tensor | Sequence[int]", *,
                   origin: Mapping[str, Any] | None = None, check: bool = True, num_classes: int | None = None,
-                  bn_momentum: float | None = None) -> Genotype:
+                  bn_momentum: float | None = None, drop_unused: bool = False) -> Genotype:
     """Trace ``model`` and return its genotype (family ``graph``); ``example_input`` is a tensor of
     shape (N, C, H, W) or a shape (C, H, W).
 
     ``num_classes`` replaces the final classifier by one of that many outputs (a downstream task);
     ``bn_momentum`` sets every batch norm's momentum. Both apply after the import was checked
     against ``model``; without ``bn_momentum``, batch norms whose momentum is below
-    :data:`LOW_BN_MOMENTUM` are warned of (:class:`BatchNormMomentumWarning`).
+    :data:`LOW_BN_MOMENTUM` are warned of (:class:`BatchNormMomentumWarning`). ``drop_unused``
+    leaves out submodules the traced (eval-mode) forward never runs, such as GoogLeNet's and
+    Inception-v3's auxiliary classifiers, naming them in the file's origin (``dropped``); without it
+    such a model is refused.
     """
     import torch
 
@@ -242,9 +245,36 @@ def import_module(model: "nn.Module", example_input: "torch.Tensor | Sequence[in
             **dict(origin or {}), "input": list(x.shape[1:]), "torch": torch.__version__,
             "archsearch": __version__}
     genotype = _valid(Genotype("graph", hparams, graph, info))
+    if drop_unused:
+        dropped = _unused_modules(model, genotype)
+        if dropped:  # recorded in the file: its weights are not the source's whole state_dict
+            genotype = _valid(Genotype("graph", hparams, graph, {**info, "dropped": dropped}))
     if check:
         _check_reproduces(model, genotype, x)
     return _adapted(genotype, num_classes, bn_momentum)
+
+
+def _unused_modules(model: "nn.Module", genotype: Genotype) -> list[str]:
+    """The outermost submodules of ``model`` whose every tensor the traced forward never used (an
+    auxiliary classifier, which GoogLeNet and Inception-v3 run only while training)."""
+    built = set(genotype.build().state_dict())
+    state = model.state_dict()
+    spare = {k for k in state if k not in built}
+    if not spare:
+        return []
+    owned: dict[str, set[str]] = {}
+    for key in state:
+        parts = key.split(".")
+        for i in range(1, len(parts)):
+            owned.setdefault(".".join(parts[:i]), set()).add(key)
+    dropped = sorted({min((prefix for prefix, keys in owned.items() if key in keys and keys <= spare),
+                          key=lambda prefix: prefix.count("."), default=key) for key in spare})
+    return [d for d in dropped if not any(d != o and d.startswith(o + ".") for o in dropped)]
+
+
+def _without(state: Mapping[str, Any], dropped: Sequence[str]) -> dict[str, Any]:
+    """``state`` without the tensors of the ``dropped`` submodules."""
+    return {k: v for k, v in state.items() if not any(k == d or k.startswith(d + ".") for d in dropped)}
 
 
 def _valid(genotype: Genotype) -> Genotype:
@@ -762,10 +792,13 @@ def _check_reproduces(model: "nn.Module", genotype: Genotype, x: "torch.Tensor")
     import torch
 
     built = genotype.build()
-    source_state = model.state_dict()
+    dropped = list(genotype.origin.get("dropped", []))
+    source_state = _without(model.state_dict(), dropped)
     why = _misfit(source_state, built.state_dict())
     if why:
-        raise NetworkImportError(f"the traced forward does not match the model's weights ({why})")
+        hint = "" if dropped else ("; layers the forward never runs (auxiliary classifiers) can be dropped with "
+                                   "`drop_unused`")
+        raise NetworkImportError(f"the traced forward does not match the model's weights ({why}){hint}")
     built.load_state_dict(source_state, strict=True)
     was = model.training
     model.eval()
@@ -780,7 +813,7 @@ def _check_reproduces(model: "nn.Module", genotype: Genotype, x: "torch.Tensor")
     if not diff <= OUTPUT_TOLERANCE:
         raise NetworkImportError(f"the imported graph does not reproduce the model's outputs "
                                  f"(relative difference {diff:.2e}); an operation was misread")
-    params = sum(p.numel() for p in model.parameters())
+    params = sum(p.numel() for name, p in model.named_parameters() if _without({name: p}, dropped))
     if params != genotype.params:
         raise NetworkImportError(f"the imported graph counts {genotype.params:,} parameters, the model has {params:,}")
 
@@ -895,7 +928,7 @@ def pretrained_state_dict(model: "nn.Module", genotype: Genotype, *,
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         fresh = genotype.build().state_dict()
-    state = dict(model.state_dict())
+    state = _without(model.state_dict(), genotype.origin.get("dropped", []))
     head = _replaced_head(genotype)
     for key, value in fresh.items():
         if key.rpartition(".")[0] in head and (key not in state or state[key].shape != value.shape):

@@ -549,3 +549,29 @@ def test_a_dropout_after_a_flatten_keeps_its_channels() -> None:
     model = torchvision.models.alexnet(num_classes=10)
     g = import_module(model, (3, 64, 64))
     assert g.params == numel(model) and g.graph.nodes["classifier_0"]["width"] == 256
+
+
+@pytest.mark.slow
+def test_auxiliary_classifiers_are_dropped_on_request_and_named(tmp_path: Path, capsys) -> None:
+    """Issue 19: GoogLeNet's auxiliary heads (run only while training) were a refusal; --drop-unused
+    leaves them out, names them, and the rest imports exactly and prunes."""
+    from archsearch.cli import main
+    from archsearch.data import load_dataset
+    from archsearch.prune import PruneSettings
+    from archsearch.prune.oneshot import prune_once
+
+    out = tmp_path / "g.json"
+    argv = ["import", "torchvision.models:googlenet", "--arg", "init_weights=True", "--input", "3x32x32",
+            "--out", str(out)]
+    assert main(argv) == 2
+    assert "--drop-unused" in capsys.readouterr().err
+    assert main([*argv, "--drop-unused", "--save-weights"]) == 0
+    assert "dropped (never run by the forward): aux1, aux2" in capsys.readouterr().err
+    g = archsearch.load_genotype(out)
+    model = torchvision.models.googlenet(init_weights=True)
+    kept = sum(p.numel() for n, p in model.named_parameters() if not n.startswith(("aux1.", "aux2.")))
+    assert g.origin["dropped"] == ["aux1", "aux2"] and g.params == kept == numel(g.build())
+    g.build().load_state_dict(torch.load(tmp_path / "g.pt", weights_only=True))  # strict
+    settings = PruneSettings(one_shot=True, criterion="l1", fraction=0.2, finetune_epochs=0, batch_size=32)
+    family = prune_once(g, None, load_dataset("digits?size=32&channels=3"), settings, tmp_path / "run")
+    assert family[-1].params < family[0].params and family[-1].params == numel(family[-1].genotype.build())

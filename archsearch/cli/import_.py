@@ -32,6 +32,9 @@ class ImportCommand(Command):
         parser.add_argument("--num-classes", type=int, metavar="N",
                             help="replace the final classifier by a freshly initialised one with N outputs "
                                  "(a downstream task); every other layer is kept")
+        parser.add_argument("--drop-unused", action="store_true",
+                            help="leave out layers the (eval-mode) forward never runs, such as GoogLeNet's and "
+                                 "Inception-v3's auxiliary classifiers, naming them (refused without it)")
         parser.add_argument("--bn-momentum", type=float, metavar="M",
                             help="set every batch norm's momentum to M, e.g. 0.1 (a tiny one, as MNASNet's 0.0003, "
                                  "leaves the running statistics unmoved when fine-tuning)")
@@ -43,7 +46,10 @@ class ImportCommand(Command):
         out = check_output_path(args.out)  # refuse a bad --out before the (long) trace and check
         weights = _weights_path(out) if args.save_weights else None
         genotype = import_source(args.source, args.input, parse_args(args.arg), load_weights=args.load_weights,
-                                 num_classes=args.num_classes, bn_momentum=args.bn_momentum, save_weights=weights)
+                                 num_classes=args.num_classes, bn_momentum=args.bn_momentum, save_weights=weights,
+                                 drop_unused=args.drop_unused)
+        if genotype.origin.get("dropped"):
+            print(f"dropped (never run by the forward): {', '.join(genotype.origin['dropped'])}", file=sys.stderr)
         roles = genotype.roles()
         tied = sum(1 for r in roles.values() if r == "tied")
         rows = [[label, len(widths), " ".join(str(w) for w in widths[:12]) + (" ..." if len(widths) > 12 else "")]
