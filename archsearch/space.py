@@ -162,6 +162,7 @@ def load_space(path: "SearchSpace | str | os.PathLike[str]") -> SearchSpace:
                          "it names the default run folder runs/NAME")
     if not isinstance(data.get("description", ""), str):
         raise SpaceError(f"{where}: description must be a string")
+    _check_table_keys(where, data)
     extra = sorted(set(data.get("data", {})) - {"name"})
     if extra:
         raise SpaceError(f"{where}: data.{extra[0]} is unknown; expected name")
@@ -192,6 +193,22 @@ def load_space(path: "SearchSpace | str | os.PathLike[str]") -> SearchSpace:
     except ArchsearchError as exc:
         raise SpaceError(f"{where}: model: {exc}") from None
     return space
+
+
+def _check_table_keys(where: str, data: Mapping[str, Any]) -> None:
+    """A typo in ``[train]`` or ``[prune]`` is refused when the space loads, whichever verb loads it: a
+    verb that never reads a table (``study run`` and ``[prune]``) accepted its unknown keys silently
+    (issue 25). Only the names are checked here; the values when the table is used."""
+    from dataclasses import fields
+
+    from .prune.settings import PruneSettings
+    from .recipe import Recipe
+
+    for table, known in (("train", {f.name for f in fields(Recipe)} | {"base"}),
+                         ("prune", {f.name for f in fields(PruneSettings)})):
+        unknown = sorted(set(data.get(table, {})) - known)
+        if unknown:
+            raise SpaceError(f"{where}: {table}.{unknown[0]} is unknown; expected some of {', '.join(sorted(known))}")
 
 
 def _graph_space(file: Path, data: Mapping[str, Any], model: dict) -> SearchSpace:

@@ -79,3 +79,19 @@ def test_hostile_space_files_are_one_line(tmp_path: Path, capsys, old: str, new:
     out = tmp_path / "run"
     assert_cli_error(capsys, ["prune", "--space", str(tmp_path), "--out", str(out), "--max-prunes", "1"], word)
     assert not out.exists()
+
+
+def test_a_typo_in_a_table_the_verb_does_not_read_is_refused_on_load(tmp_path, capsys):
+    """Issue 25 item 8: study run never reads [prune], so a typo there was accepted silently."""
+    import shutil
+
+    from archsearch.cli import main
+
+    space = tmp_path / "space"
+    shutil.copytree(ROOT / "search_spaces" / "digits-vgg", space)
+    toml = (space / "space.toml").read_text()
+    (space / "space.toml").write_text(toml.replace("steps_per_prune = 50", "steps_per_prune = 50\nchanels_per_prune = 2"))
+    assert main(["study", "run", "--space", str(space), "--arms", "uniform", "--budgets", "30k", "--seeds", "0",
+                 "--storage", f"sqlite:///{tmp_path / 's.db'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "prune.chanels_per_prune is unknown" in err[0]
