@@ -208,7 +208,8 @@ def _check_table_keys(where: str, data: Mapping[str, Any]) -> None:
                          ("prune", {f.name for f in fields(PruneSettings)})):
         unknown = sorted(set(data.get(table, {})) - known)
         if unknown:
-            raise SpaceError(f"{where}: {table}.{unknown[0]} is unknown; expected some of {', '.join(sorted(known))}")
+            raise SpaceError(f"{where} [{table}]: unknown key {unknown[0]!r}; expected some of "
+                             f"{', '.join(sorted(known))}")
 
 
 def _graph_space(file: Path, data: Mapping[str, Any], model: dict) -> SearchSpace:

@@ -94,4 +94,4 @@ def test_a_typo_in_a_table_the_verb_does_not_read_is_refused_on_load(tmp_path, c
     assert main(["study", "run", "--space", str(space), "--arms", "uniform", "--budgets", "30k", "--seeds", "0",
                  "--storage", f"sqlite:///{tmp_path / 's.db'}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "prune.chanels_per_prune is unknown" in err[0]
+    assert len(err) == 1 and "[prune]: unknown key 'chanels_per_prune'" in err[0]
