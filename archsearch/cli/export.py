@@ -25,18 +25,15 @@ class ExportCommand(Command):
         parser.add_argument("--out", required=True, metavar="FILE", help="the file to write")
 
     def run(self, args: argparse.Namespace) -> int:
-        from .._jsonio import check_output_path, read_torch
-        from ..export import ExportError, export_genotype
+        from .._jsonio import check_output_path
+        from ..export import export_genotype
 
         check_output_path(args.out)
         genotype = _genotype(args)
         if args.weights is not None:
-            state = read_torch(args.weights, what="weights", error=ExportError)
-            if isinstance(state, dict) and isinstance(state.get("model"), dict):
-                state = state["model"]  # a training checkpoint
-            if not isinstance(state, dict):
-                raise ExportError(f"{args.weights}: expected a state_dict")
-            source = args.weights
+            from ..prune.workflow import load_weights
+
+            state, source = load_weights(args.weights), args.weights  # a state_dict, or a checkpoint holding one
         else:
             state, source = _kept_weights(args)
         out = export_genotype(genotype, state, args.out, fmt=args.fmt,

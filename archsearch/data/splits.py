@@ -176,11 +176,9 @@ def load_data(name: str, *, data_dir: str | os.PathLike[str] | None = None, spli
                       tuple(map(float, mean)), tuple(map(float, std)), names)
 
 
-def load_dataset(name: str, *, data_dir: str | os.PathLike[str] | None = None, split_seed: int = 0,
-                 path: str | None = None) -> "DataSplits | StreamingData":
-    """Load ``name`` (a registered set or any data source) with its fixed train/validation/test split:
-    resident CPU tensors (:class:`DataSplits`) unless the source streams (:func:`load_data`)."""
-    return load_data(name, data_dir=data_dir, split_seed=split_seed, path=path)
+#: the name archsearch always had for :func:`load_data` (a registered set or any data source; resident
+#: :class:`DataSplits` unless the source streams)
+load_dataset = load_data
 
 
 def _given_stats(source: Source, opts: DataOptions, channels: int) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..recipe import Recipe
     from ..space import SearchSpace
 
-__all__ = ["prune_space", "space_settings", "pretrain_recipe", "PRETRAIN_DIR"]
+__all__ = ["prune_space", "space_settings", "pretrain_recipe", "load_weights", "PRETRAIN_DIR"]
 
 #: where a run folder keeps its pre-training (a training run folder of its own)
 PRETRAIN_DIR = "pretrain"
@@ -111,7 +111,7 @@ def prune_space(space: "SearchSpace | str | os.PathLike[str]",
     state = None
     if not resume_pruning:
         if weights is not None:
-            state = weights if isinstance(weights, Mapping) else _load_weights(weights)
+            state = weights if isinstance(weights, Mapping) else load_weights(weights)
             if not isinstance(weights, Mapping):
                 meta["pretrained_weights"] = str(weights)
         else:
@@ -152,12 +152,12 @@ def _pretrain(space: "SearchSpace", genotype: Any, data: Any, recipe: "Recipe", 
         raise ArchsearchError(f"pre-training diverged in epoch {result.final.epoch} "
                               f"({divergence(result.final.train_loss)}); nothing to prune: lower the [train] lr")
     # the weights model.pt holds, without reading them back (a finished pre-training: read back)
-    state = state_copy(result.model) if result.model is not None else _load_weights(pre / WEIGHTS)
+    state = state_copy(result.model) if result.model is not None else load_weights(pre / WEIGHTS)
     return state, {"epochs": result.final.epoch, "val_error": result.final.val_error,
                    "test_error": result.final.test_error, "recipe": result.recipe.to_dict()}
 
 
-def _load_weights(path: str | os.PathLike[str]) -> dict:
+def load_weights(path: str | os.PathLike[str]) -> dict:
     """A state_dict from a ``.pt`` file (or a checkpoint holding one under ``model``), in one-line errors."""
     from .._jsonio import read_torch
 
