@@ -32,7 +32,8 @@ from .errors import GenotypeError
 
 __all__ = [
     "KINDS", "V1_KINDS", "ACTIVATIONS", "check_graph", "live_nodes", "inputs_of", "shapes",
-    "width_forms", "set_widths", "CostModel", "compile_costs", "graph_to_data", "graph_from_data", "uses_only_v1",
+    "width_forms", "set_widths", "widths_with", "CostModel", "compile_costs", "graph_to_data", "graph_from_data",
+    "uses_only_v1",
 ]
 
 _REQUIRED = object()
@@ -225,39 +226,54 @@ def uses_only_v1(graph: nx.DiGraph) -> bool:
     return not any("port" in d for _, _, d in graph.edges(data=True))
 
 
+def widths_with(graph: nx.DiGraph, genes: Mapping[str, int], order: Sequence[str] | None = None) -> dict[str, int]:
+    """Every node's width were the named genes set to new widths, without touching ``graph``: the
+    layers that keep their input's width and a concatenation's sum follow (what :func:`set_widths`
+    writes). ``order`` is a topological order of ``graph``, when the caller has one."""
+    widths: dict[str, int] = {}
+    for node in nx.topological_sort(graph) if order is None else order:
+        data = graph.nodes[node]
+        if data.get("gene") is not None:
+            widths[node] = genes.get(data["gene"], data["width"])
+        elif data["kind"] == "concat":
+            widths[node] = sum(widths[p] for p in inputs_of(graph, node))
+        elif data["kind"] not in ("input", *PRODUCERS) or attr(data, "depthwise"):
+            widths[node] = widths[inputs_of(graph, node)[0]]
+        else:
+            widths[node] = data["width"]
+    return widths
+
+
 def set_widths(graph: nx.DiGraph, genes: Mapping[str, int]) -> nx.DiGraph:
     """Give every node of the named genes its new width, in place, and recompute what follows:
     layers that keep their input's width, a concatenation's sum, a depthwise conv's groups."""
-    for node in nx.topological_sort(graph):
+    for node, width in widths_with(graph, genes).items():
         data = graph.nodes[node]
-        preds = inputs_of(graph, node)
-        if data.get("gene") is not None:
-            data["width"] = genes.get(data["gene"], data["width"])
-        elif data["kind"] == "concat":
-            data["width"] = sum(graph.nodes[p]["width"] for p in preds)
-        elif data["kind"] not in ("input", *PRODUCERS) or attr(data, "depthwise"):
-            data["width"] = graph.nodes[preds[0]]["width"]
+        data["width"] = width
         if data["kind"] == "conv" and attr(data, "depthwise"):
-            data["groups"] = max(1, data["width"])
+            data["groups"] = max(1, width)
     return graph
 
 
-def live_nodes(graph: nx.DiGraph) -> set:
+def live_nodes(graph: nx.DiGraph, widths: Mapping[str, int] | None = None,
+               order: Sequence[str] | None = None) -> set:
     """Nodes that carry signal from the input to the output.
 
     A zero-width node, or a layer fed only by zero-width layers, computes a constant zero and
     is dropped: a block with inner width 0 is just its shortcut, and its pre-activation BN dies
     with it unless a projection shortcut still reads it. Counting and building share this rule,
     which is why the analytic count equals ``sum(p.numel())`` of the built module.
+
+    ``widths`` (from :func:`widths_with`) asks the question of changed widths without a changed
+    copy of the graph, and ``order`` saves the sort: pruning asks it once per gene per prune.
     """
-    order = list(nx.topological_sort(graph))
+    order = list(nx.topological_sort(graph)) if order is None else order
     forward: set = set()
     for node in order:
         data = graph.nodes[node]
-        if data["width"] == 0:
+        if (data["width"] if widths is None else widths[node]) == 0:
             continue
-        preds = list(graph.predecessors(node))
-        alive = [p in forward for p in preds]
+        alive = [p in forward for p in graph.predecessors(node)]
         if data["kind"] == "input" or (all(alive) if data["kind"] == "mul" else any(alive)):
             forward.add(node)
     live: set = set()

@@ -237,7 +237,7 @@ def import_module(model: "nn.Module", example_input: "torch.Tensor | Sequence[in
     model.eval()
     try:
         traced = _trace(model)
-        values = _record(traced, x)
+        values, output = _record(traced, x)
         graph, hparams = _Converter(traced, values, model).convert()
     finally:
         model.train(was_training)
@@ -250,14 +250,16 @@ def import_module(model: "nn.Module", example_input: "torch.Tensor | Sequence[in
         if dropped:  # recorded in the file: its weights are not the source's whole state_dict
             genotype = _valid(Genotype("graph", hparams, graph, {**info, "dropped": dropped}))
     if check:
-        _check_reproduces(model, genotype, x)
+        _check_reproduces(model, genotype, x, output)
     return _adapted(genotype, num_classes, bn_momentum)
 
 
 def _unused_modules(model: "nn.Module", genotype: Genotype) -> list[str]:
     """The outermost submodules of ``model`` whose every tensor the traced forward never used (an
     auxiliary classifier, which GoogLeNet and Inception-v3 run only while training)."""
-    built = set(genotype.build().state_dict())
+    from .models.graphnet import skeleton
+
+    built = set(skeleton(genotype.to_dict()).state_dict())
     state = model.state_dict()
     spare = {k for k in state if k not in built}
     if not spare:
@@ -304,8 +306,9 @@ def _trace(model: "nn.Module"):
     return torch.fx.GraphModule(model, graph)
 
 
-def _record(traced, x: "torch.Tensor") -> dict:
-    """Run the traced model once; keep each node's output shape (tensors) or value (sizes, ints)."""
+def _record(traced, x: "torch.Tensor") -> tuple[dict, "torch.Tensor"]:
+    """Run the traced model once; keep each node's output shape (tensors) or value (sizes, ints),
+    and the output (what the imported graph must reproduce)."""
     import torch
     import torch.fx
 
@@ -319,11 +322,11 @@ def _record(traced, x: "torch.Tensor") -> dict:
 
     with torch.no_grad():
         try:
-            Recorder(traced).run(x)
+            output = Recorder(traced).run(x)
         except Exception as exc:  # noqa: BLE001
             raise NetworkImportError(f"running the model on an input of shape {tuple(x.shape)} failed "
                                      f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
-    return values
+    return values, output
 
 
 def _where(node) -> str:  # noqa: ANN001
@@ -787,11 +790,20 @@ def _functional_layers() -> dict:
             F.linear: ("linear", nn.Linear, ((1, "weight"), (2, "bias")))}
 
 
-def _check_reproduces(model: "nn.Module", genotype: Genotype, x: "torch.Tensor") -> None:
-    """The built module must take the source's weights (strict) and compute the same outputs."""
+def _check_reproduces(model: "nn.Module", genotype: Genotype, x: "torch.Tensor",
+                      want: "torch.Tensor | None" = None) -> None:
+    """The built module must take the source's weights (strict) and compute the same outputs.
+
+    ``want`` is the source's output on ``x`` where the trace already computed it (eval mode, no
+    gradients). The module checked is built on the meta device and given the source's own tensors
+    (``assign``): nothing is initialised or copied, so the check costs one forward pass, of the first
+    example alone (in eval mode every example is computed on its own).
+    """
     import torch
 
-    built = genotype.build()
+    from .models.graphnet import skeleton
+
+    built = skeleton(genotype.to_dict())
     dropped = list(genotype.origin.get("dropped", []))
     source_state = _without(model.state_dict(), dropped)
     why = _misfit(source_state, built.state_dict())
@@ -799,13 +811,15 @@ def _check_reproduces(model: "nn.Module", genotype: Genotype, x: "torch.Tensor")
         hint = "" if dropped else ("; layers the forward never runs (auxiliary classifiers) can be dropped with "
                                    "`drop_unused`")
         raise NetworkImportError(f"the traced forward does not match the model's weights ({why}){hint}")
-    built.load_state_dict(source_state, strict=True)
+    built.load_state_dict(source_state, strict=True, assign=True)
     was = model.training
     model.eval()
     built.eval()
     try:
         with torch.no_grad():
-            want, got = model(x), built(x)
+            x = x[:1]
+            want = want[:1] if isinstance(want, torch.Tensor) else model(x)
+            got = built(x)
     finally:
         model.train(was)
     scale = float(want.abs().max()) or 1.0

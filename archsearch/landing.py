@@ -14,10 +14,10 @@ import numpy as np
 from scipy.optimize import brentq
 
 from .budgets import format_count
-from .errors import BudgetError
+from .errors import ArchsearchError, BudgetError
 from .genotype import Genotype, structure_of, with_genes_counted
 
-__all__ = ["Landing", "land", "smallest_budget", "narrowest", "NARROW", "MEASURES", "check_measure"]
+__all__ = ["Landing", "land", "smallest_budget", "floor_count", "narrowest", "NARROW", "MEASURES", "check_measure"]
 
 
 #: a layer narrower than this is flagged as degenerate wherever a candidate is shown
@@ -124,6 +124,25 @@ class _Counts:
                 self.shared.add(key)
             self.memo[key] = hit
         return hit
+
+
+def floor_count(genotype: Genotype, *, by: str = "params") -> int | None:
+    """The fewest parameters (or MACs) any arm can reach from ``genotype``: every gene at the floor
+    pruning may leave it (0 where its layers may vanish; genes pruning leaves alone, such as those
+    a zero-padded shortcut ties, count at that floor too, since the baselines scale them), widths
+    the family fixes kept. ``None`` where that network cannot be formed (each gene's floor is
+    checked alone), so no budget is refused on it.
+
+    A budget below this is unreachable for every arm before any pruning is done: an experiment
+    refuses it at load time instead of after its pruning runs.
+    """
+    from .prune.groups import coupled_groups
+
+    floors = {g: group.floor for g, group in coupled_groups(genotype, tied=True).items()}
+    try:
+        return int(getattr(genotype.with_genes(floors), by))
+    except ArchsearchError:
+        return None
 
 
 def smallest_budget(template: Genotype, direction: np.ndarray, fixed: Collection[str] = (), *,

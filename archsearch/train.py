@@ -393,10 +393,10 @@ class Trainer:
         from torch.nn import functional as F
 
         x = x.contiguous(memory_format=self.memory_format)
+        self.optimizer.zero_grad(set_to_none=True)  # before the forward: last step's gradients free its memory
         with self._autocast():
             logits = self.forward(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=self.recipe.label_smoothing)
-        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if after_backward is not None:
             after_backward()

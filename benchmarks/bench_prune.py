@@ -1,4 +1,4 @@
-"""What graph-driven pruning costs: Fisher's overhead on a fine-tuning step, and one prune's time.
+"""What graph-driven pruning costs: Fisher's overhead on a fine-tuning step.
 
 1. Every shipped digits network (WRN, bottleneck WRN, VGG, ResNet-20, DenseNet-BC): fine-tuning
    steps through the trainer's step stream (the pruning loop's own path), with and without the
@@ -31,7 +31,6 @@ from archsearch.data import load_dataset  # noqa: E402
 from archsearch.prune.criteria import make_criterion  # noqa: E402
 from archsearch.prune.loop import _groups, _spatial, finetune_recipe  # noqa: E402
 from archsearch.prune.settings import PruneSettings  # noqa: E402
-from archsearch.prune.surgery import prune_channels  # noqa: E402
 from archsearch.train import Trainer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,41 +73,12 @@ def overhead(space: str, rounds: int, steps: int, batch: int) -> dict:
             **fisher_overhead(g, load_dataset("digits"), "cpu", batch, steps, rounds)}
 
 
-def prune_time(prunes: int) -> dict:
-    import torchvision
-
-    torch.manual_seed(0)
-    g = archsearch.import_module(torchvision.models.resnet50(), (3, 224, 224), check=False)
-    model = g.build().train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=8e-4, momentum=0.9, weight_decay=5e-4)
-    with torch.no_grad():  # momentum buffers to slice, as after fine-tuning
-        for p in model.parameters():
-            optimizer.state[p]["momentum_buffer"] = torch.randn_like(p)
-    settings = PruneSettings(max_prunes=1, criterion="l1")
-    times = []
-    for _ in range(prunes):
-        start = time.perf_counter()
-        groups = _groups(g, settings)
-        crit = make_criterion("l1")
-        crit.attach(model, groups)
-        scores = crit.scores()
-        flat = torch.cat([scores[k] for k in groups])
-        owners = [(k, c) for k in groups for c in range(groups[k].width)]
-        gene, channel = owners[int(torch.argmin(flat))]
-        model, g, optimizer = prune_channels(model, g, {gene: [channel]}, optimizer)
-        times.append(time.perf_counter() - start)
-    return {"model": "torchvision resnet50", "input": [3, 224, 224], "genes": len(g.genes), "prunes": prunes,
-            "median_s_per_prune": statistics.median(times), "max_s_per_prune": max(times), "all_s": times,
-            "note": "scoring (l1), choosing, surgery by rebuild, optimiser momentum sliced"}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--prunes", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="one network, one round (a smoke run; writes nothing)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -118,15 +88,13 @@ def main() -> None:
     for r in rows:
         print(f"{r['space']:28} {r['params']:>9,} {r['plain_s_per_step']:>13.4f} {r['fisher_s_per_step']:>14.4f} "
               f"{r['ratio']:>7.3f}")
-    prune = prune_time(1 if args.quick else args.prunes)
-    print(f"one prune of ResNet-50 at 224x224: {prune['median_s_per_prune']:.2f} s (median of {prune['prunes']})")
     if args.quick:
         return
     out = ROOT / "benchmarks" / "results" / "prune_overhead.json"
     out.write_text(json.dumps({
         "benchmark": "prune_overhead", "data": "digits (8x8)", "batch": args.batch, "criterion": "fisher",
         "rounds": args.rounds, "steps_per_round": args.steps, "threads": args.threads, "networks": rows,
-        "resnet50_prune": prune, "load_average": os.getloadavg(), "machine": machine(),
+"load_average": os.getloadavg(), "machine": machine(),
     }, indent=2) + "\n")
     print(f"wrote {out}")
 

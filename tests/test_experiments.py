@@ -91,6 +91,9 @@ def test_the_shipped_experiment_files_load():
     (('name = "tiny"', 'name = "ti\\u0000ny"'), "name: expected a plain name"),
     (('name = "tiny"', 'name = "a\\nb"'), "name: expected a plain name"),
     (('label = "random"', 'label = "' + "r" * 300 + '"'), "label: expected a plain name"),
+    # a budget below every arm's reach is refused before the pruning runs, not after them
+    (('budgets = ["100k"]', 'budgets = ["10", "100k"]'), "study.budgets: expected budgets an arm can reach: at least"),
+    (('budgets = ["100k"]', 'budgets = ["100k", "10G"]'), "study.budgets: training a 10,000,000,000-parameter"),
 ])
 def test_a_bad_experiment_file_is_one_line_naming_the_file_and_field(tmp_path, capsys, change, message):
     old, new = change

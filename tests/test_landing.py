@@ -138,3 +138,21 @@ def test_derive_from_a_version_2_file_matches_the_reference(tmp_path) -> None:  
         expected, scale = reference_land(src, np.array(list(src.genes.values()), dtype=float), budget)
         assert member.genotype == expected and row.landing.scale == scale and member.params == expected.params
     assert archsearch.derive(trajectory, budgets, method="linear").family == out
+
+
+@pytest.mark.parametrize("space", ["digits-wrn-16-1", "digits-resnet20", "digits-vgg", "digits-densenet-bc"])
+def test_the_floor_no_arm_goes_below_is_below_every_arms_smallest_budget(space: str) -> None:
+    """``floor_count`` lets an experiment refuse a budget before pruning: it must never refuse one an arm
+    reaches. Every arm's smallest budget (uniform scaling; the network with every inner gene at its
+    floor, where a pruning run may end) is at or above it; and the floor network itself is formed."""
+    from archsearch.landing import floor_count
+    from archsearch.prune.groups import coupled_groups
+
+    g = archsearch.load_space(f"search_spaces/{space}").base_genotype()
+    for by in ("params", "macs"):
+        floor = floor_count(g, by=by)
+        assert floor is not None and 0 < floor < getattr(g, by)
+        direction = np.array(list(g.genes.values()), dtype=float)
+        assert smallest_budget(g, direction, by=by) >= floor
+        inner = {n: grp.floor for n, grp in coupled_groups(g).items() if grp.fixed is None}
+        assert getattr(g.with_genes(inner), by) >= floor

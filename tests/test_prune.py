@@ -216,6 +216,49 @@ def test_surgery_computes_what_silenced_channels_compute(name: str, tied: bool) 
         assert buf.shape == p.shape, name_
 
 
+@pytest.mark.parametrize("name", ["wrn", "resnet", "densenet", "vgg", "mbv2"])
+def test_surgery_in_place_equals_a_rebuild(name: str) -> None:
+    """A pruning run slices the touched layers of its live model (``in_place``): the same tensors,
+    buffers and momentum as a rebuilt network, every untouched parameter kept as it was."""
+    import copy
+
+    g = nets()[name]
+    groups = prunable(g, tied=True)
+    model = live_model(g).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.randn(4, 1, 8, 8)).sum().backward()
+    optimizer.step()
+    gen = torch.Generator().manual_seed(7)
+    drop = {gene: sorted(torch.randperm(group.width, generator=gen)[:max(1, group.width // 3)].tolist())
+            for gene, group in list(groups.items())[1::3] if group.width - group.floor >= group.width // 3}
+    twin = copy.deepcopy(model)
+    twin_opt = torch.optim.SGD(twin.parameters(), lr=0.1, momentum=0.9)
+    twin_opt.load_state_dict(optimizer.state_dict())
+    before = {n: p for n, p in model.named_parameters()}
+    rebuilt, g_rebuilt, opt_rebuilt = prune_channels(twin, g, drop, twin_opt)
+    sliced, g_sliced, opt_sliced = prune_channels(model, g, drop, optimizer, in_place=True)
+    assert sliced is model and g_sliced.to_dict() == g_rebuilt.to_dict()
+    assert numel(sliced) == g_sliced.params
+    new_state, old_state = sliced.state_dict(), rebuilt.state_dict()
+    assert list(new_state) == list(old_state)
+    for key in old_state:
+        assert torch.equal(new_state[key], old_state[key]), key
+    touched = 0
+    for (n, p), (_, q) in zip(sliced.named_parameters(), rebuilt.named_parameters()):
+        assert torch.equal(opt_sliced.state[p]["momentum_buffer"], opt_rebuilt.state[q]["momentum_buffer"]), n
+        touched += p is not before[n]
+    assert 0 < touched < len(before)  # only the layers the cut touches are new tensors
+    x = torch.randn(4, 1, 8, 8)
+    sliced.eval(), rebuilt.eval()
+    with torch.no_grad():
+        assert torch.allclose(sliced(x), rebuilt(x), atol=1e-6)
+    for m in sliced.modules():  # the layers' sizes follow their tensors (repr, export and re-tracing read them)
+        if isinstance(m, nn.Conv2d):
+            assert m.weight.shape[:2] == (m.out_channels, m.in_channels // m.groups)
+        elif isinstance(m, nn.BatchNorm2d):
+            assert m.num_features == m.weight.numel() == m.running_mean.numel()
+
+
 def test_prune_to_zero_removes_a_residual_branch() -> None:
     g = nets()["wrn"]
     model = live_model(g).eval()

@@ -288,8 +288,29 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
         experiment.prune_settings(run)
         space.recipe(run.pretrain, source=f"{where}: runs[{run.name}].pretrain")
     experiment.recipe()
+    if budgets is not None:
+        _check_reachable(experiment, bad)
     space.data_name  # noqa: B018 - a space without a data set is refused here, before anything trains
     return experiment
+
+
+def _check_reachable(experiment: Experiment, bad: Any) -> None:
+    """A budget below what every arm can reach, or too big to train here, is refused now, not after
+    the pruning runs."""
+    from ..budgets import format_count
+    from ..landing import MEASURES, floor_count
+    from ..resources import TRAINING_BYTES_PER_PARAM, check_memory
+
+    if experiment.by == "params":
+        top = max(experiment.budgets)
+        check_memory(TRAINING_BYTES_PER_PARAM * top, f"{experiment.path}: study.budgets: training a "
+                     f"{top:,}-parameter candidate", error=ExperimentError)
+
+    floor = floor_count(experiment.space.base_genotype(), by=experiment.by)
+    low = [b for b in experiment.budgets if floor is not None and b < floor]
+    if low:
+        raise bad("study.budgets", f"budgets an arm can reach: at least {floor:,} {MEASURES[experiment.by]}, the "
+                  f"space's network with every width at its floor ({format_count(low[0])} is below)")
 
 
 def _runs(value: Any, where: str, bad: Any) -> tuple[PruneRun, ...]:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["GraphNet"]
+__all__ = ["GraphNet", "skeleton"]
 
 _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": F.relu, "relu6": F.relu6, "silu": F.silu, "gelu": F.gelu, "hardswish": F.hardswish,
@@ -172,7 +172,10 @@ class GraphNet(nn.Module):
         raise ValueError(f"node {node!r}: kind {kind!r} is not known to this GraphNet")
 
     def _init_weights(self) -> None:
-        """He initialisation for training from scratch (as the WRN reference code does)."""
+        """He initialisation for training from scratch (as the WRN reference code does); none on the
+        meta device, where surgery builds a network only to fill it with surviving weights."""
+        if any(p.is_meta for p in self.parameters()):
+            return
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -230,6 +233,14 @@ class GraphNet(nn.Module):
             p, mode = cfg
             return _stochastic_depth(t[0], p, self.training) if mode == "row" else F.dropout(t[0], p, self.training)
         raise ValueError(f"kind {kind!r} is not known to this GraphNet")
+
+
+def skeleton(genotype: dict) -> GraphNet:
+    """A ``GraphNet`` on the meta device: the right layers and shapes, no memory and no
+    initialisation. What surgery fills with surviving weights and the importer's check fills with
+    the source's own tensors (``load_state_dict(assign=True)``)."""
+    with torch.device("meta"):
+        return GraphNet(genotype)
 
 
 def _pool(kind: str, cfg: tuple, x: torch.Tensor) -> torch.Tensor:

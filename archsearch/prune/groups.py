@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Mapping
 
 import networkx as nx
 
-from ..graph import attr, inputs_of, live_nodes, set_widths, shapes
+from ..graph import attr, inputs_of, live_nodes, shapes, widths_with
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..genotype import Genotype
@@ -107,27 +107,49 @@ def _offsets(layout: Layout, gene: str) -> list[tuple[int, int]]:
     return found
 
 
-def can_vanish(genotype: "Genotype", gene: str) -> bool:
+def can_vanish(genotype: "Genotype", gene: str, order: list[str] | None = None,
+               live_genes: set[str] | None = None) -> bool:
     """Whether the network still computes something with ``gene`` at width 0 (a residual branch
-    whose output is added to a shortcut: the block becomes its shortcut)."""
-    graph = set_widths(nx.DiGraph(genotype.graph), {gene: 0})  # layers that follow it are zero too
+    whose output is added to a shortcut: the block becomes its shortcut).
+
+    Asked of a copy of the widths, not a copy of the graph: a pruning run asks it of every gene
+    at every prune (``order``, a topological order of the graph, and ``live_genes``, the genes
+    of its live layers, are what every gene's question shares)."""
+    graph = genotype.graph
+    order = list(nx.topological_sort(graph)) if order is None else order
     (output,) = [n for n in graph.nodes if graph.out_degree(n) == 0]
-    live = live_nodes(graph)
+    live = live_nodes(graph, widths_with(graph, {gene: 0}, order), order)  # layers that follow it are zero too
     if output not in live:
         return False
     # every other live gene must keep a live layer, or zeroing this one silently removed it too
     # (genes already at 0, e.g. other branches pruned away, have none to keep)
-    def live_genes(g: nx.DiGraph, alive: set) -> set:
-        return {d.get("gene") for n, d in g.nodes(data=True) if n in alive} - {None}
+    if live_genes is None:
+        live_genes = genes_of(graph, live_nodes(graph, order=order))
+    return genes_of(graph, live) >= live_genes - {gene}
 
-    return live_genes(graph, live) >= live_genes(genotype.graph, live_nodes(genotype.graph)) - {gene}
+
+def genes_of(graph: nx.DiGraph, nodes: set) -> set[str]:
+    """The genes of ``nodes``."""
+    return {d.get("gene") for n, d in graph.nodes(data=True) if n in nodes} - {None}
 
 
 def coupled_groups(genotype: "Genotype", *, tied: bool = False) -> dict[str, Group]:
     """The group of every gene (live or not); ``tied`` makes residual and concatenated genes
-    prunable too (by default only inner genes are, as in Crowley et al.)."""
+    prunable too (by default only inner genes are, as in Crowley et al.).
+
+    Computed once per genotype (which is immutable) and remembered with it: a pruning run asks for
+    its groups to choose, to watch, and to know when to stop, all between two surgeries."""
+    memo = genotype.__dict__.setdefault("_coupled_groups", {})
+    if tied not in memo:
+        memo[tied] = _coupled_groups(genotype, tied)
+    return dict(memo[tied])
+
+
+def _coupled_groups(genotype: "Genotype", tied: bool) -> dict[str, Group]:
     graph = genotype.graph
-    live = live_nodes(graph)
+    order = list(nx.topological_sort(graph))
+    live = live_nodes(graph, order=order)
+    live_genes = genes_of(graph, live)
     lay = layouts(graph, live)
     sizes = shapes(graph, genotype.hparams.get("input_size"))
     roles = genotype.roles()
@@ -179,7 +201,7 @@ def coupled_groups(genotype: "Genotype", *, tied: bool = False) -> dict[str, Gro
             reason = "no layer reads it"
         floor = genotype.family_spec.prune_floor(genotype, g)
         if floor is None:
-            floor = 0 if width == 0 or (roles[g] == "inner" and can_vanish(genotype, g)) else 1
+            floor = 0 if width == 0 or (roles[g] == "inner" and can_vanish(genotype, g, order, live_genes)) else 1
         elif floor < 0:
             reason = reason or "its family keeps this width fixed"
             floor = width
@@ -197,13 +219,14 @@ def residual_branches(genotype: "Genotype", groups: Mapping[str, Group]) -> list
     commutes with), each feeding only the next: a scale on its output then folds into that layer.
     """
     graph = genotype.graph
-    live = live_nodes(graph)
+    order = list(nx.topological_sort(graph))
+    live = live_nodes(graph, order=order)
     adds = [n for n in graph.nodes if n in live and graph.nodes[n]["kind"] == "add"]
     found: dict[tuple[str, str], list[str]] = {}
     for gene, group in groups.items():
         if group.fixed is not None or group.floor != 0 or group.width == 0 or group.role != "inner":
             continue
-        alive = live_nodes(set_widths(nx.DiGraph(graph), {gene: 0}))
+        alive = live_nodes(graph, widths_with(graph, {gene: 0}, order), order)
         cut = [(a, p) for a in adds if a in alive for p in graph.predecessors(a) if p in live and p not in alive]
         if len(cut) == 1:
             found.setdefault(cut[0], []).append(gene)

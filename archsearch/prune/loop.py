@@ -343,7 +343,7 @@ def _cut(run: _Run, drop: Mapping[str, list[int]]) -> None:
     run.criterion.detach()
     keep = run.settings.keep_momentum
     model, run.genotype, optimizer = prune_channels(run.model, run.genotype, drop,
-                                                    run.trainer.optimizer if keep else None)
+                                                    run.trainer.optimizer if keep else None, in_place=True)
     run.trainer.swap_model(model, optimizer)
     live = sum(p.numel() for p in run.model.parameters())
     if live != run.genotype.params:  # pragma: no cover - a surgery bug must never pass silently

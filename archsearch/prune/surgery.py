@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import GenotypeError
-from ..models.graphnet import GraphNet
+from ..models.graphnet import GraphNet, skeleton
 from .groups import layouts
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -99,56 +99,85 @@ def _filters(node: str, out_idx: torch.Tensor, in_idx: torch.Tensor, layer: nn.M
     return lambda w: w.index_select(0, out_idx)[rows, inputs]
 
 
+_LAYERS = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+def _slicers(model: GraphNet, genotype: "Genotype", keep: Mapping[str, torch.Tensor], device: torch.device,
+             touched_only: bool) -> dict[str, dict[str, Slicer]]:
+    """Per layer of ``model``, each tensor's slicer (``weight``, ``bias``, a batch norm's statistics):
+    every layer, or with ``touched_only`` those whose own or input channels lose some."""
+    from ..graph import live_nodes, shapes
+
+    graph = genotype.graph
+    layout = layouts(graph, live_nodes(graph))
+    sizes = shapes(graph, genotype.hparams.get("input_size"))
+
+    def touched(nodes: list[str]) -> bool:
+        return any(g in keep for n in nodes for g, _ in layout[n])
+
+    plan: dict[str, dict[str, Slicer]] = {}
+    for name, layer in model.named_modules():
+        if not isinstance(layer, _LAYERS):
+            continue
+        data = graph.nodes[name]
+        if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            if not touched_only or touched([name]):
+                rows = _rows(_indices(layout[name], keep, device))
+                plan[name] = dict.fromkeys(("weight", "bias", "running_mean", "running_var"), rows)
+            continue
+        depthwise = isinstance(layer, nn.Conv2d) and data.get("depthwise", False)
+        preds = [] if depthwise else list(graph.predecessors(name))  # a depthwise filter reads only its channel
+        if touched_only and not touched([name, *preds]):
+            continue
+        out_idx = _indices(layout[name], keep, device)
+        rows = take = _rows(out_idx)
+        if preds:
+            (pred,) = preds
+            spatial = sizes[pred].h * sizes[pred].w if isinstance(layer, nn.Linear) else 1
+            take = _filters(name, out_idx, _expand(_indices(layout[pred], keep, device), spatial), layer)
+        plan[name] = {"weight": take, **({"bias": rows} if layer.bias is not None else {})}
+    return plan
+
+
 def prune_channels(model: GraphNet, genotype: "Genotype", drop: Mapping[str, list[int]],
-                   optimizer: torch.optim.Optimizer | None = None
+                   optimizer: torch.optim.Optimizer | None = None, *, in_place: bool = False
                    ) -> tuple[GraphNet, "Genotype", torch.optim.Optimizer | None]:
     """Remove channels ``drop`` (gene -> channel indices); returns the new model, genotype and optimiser.
 
     The new model is on the old one's device, in its train/eval mode and memory format; the new
     optimiser (when one is given) has the same hyper-parameters and the surviving momentum.
-    """
-    from ..graph import live_nodes, shapes
 
+    ``in_place`` (what a pruning run uses) slices only the layers the removed channels touch, in
+    ``model`` itself, and keeps every other tensor as it is: no second copy of the network and no
+    copy of untouched weights. A gene that reaches width 0 changes which layers exist, so the network
+    is rebuilt (on the meta device, filled with the surviving weights) either way.
+    """
     device = next(model.parameters()).device
     keep = {}
     for gene, channels in drop.items():
         gone = set(channels)
         keep[gene] = torch.tensor([c for c in range(genotype.genes[gene]) if c not in gone], dtype=torch.long)
     pruned = genotype.with_genes({g: len(k) for g, k in keep.items()})
-    old_graph = genotype.graph
-    old_layout = layouts(old_graph, live_nodes(old_graph))
-    sizes = shapes(old_graph, genotype.hparams.get("input_size"))
-    with torch.device("meta"):
-        new = GraphNet(pruned.to_dict())
-    new = new.to_empty(device=device)
+    vanishes = any(len(k) == 0 for k in keep.values())
+    plan = _slicers(model, genotype, keep, device, touched_only=in_place and not vanishes)
+    if in_place and not vanishes:
+        moved = _slice_in_place(model, plan)
+        return model, pruned, None if optimizer is None else _sliced_optimizer(optimizer, model, moved)
+    new = skeleton(pruned.to_dict()).to_empty(device=device)
     channels_last = any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last)
                         and not p.is_contiguous() for p in model.parameters())
-    moved: list[tuple[torch.Tensor, torch.Tensor, Slicer]] = []  # (old param, new param, its slicer)
+    moved: list[tuple[torch.Tensor, torch.Tensor, Slicer | None]] = []  # (old param, new param, its slicer)
     with torch.no_grad():
         for name, module in new.named_modules():
-            if not isinstance(module, (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)):
+            if not isinstance(module, _LAYERS):
                 continue
             old = model.get_submodule(name)
-            data = old_graph.nodes[name]
+            for key, take in plan[name].items():
+                getattr(module, key).copy_(take(getattr(old, key)))
+                if key in ("weight", "bias"):
+                    moved.append((getattr(old, key), getattr(module, key), take))
             if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                rows = _rows(_indices(old_layout[name], keep, device))
-                for key in ("weight", "bias", "running_mean", "running_var"):
-                    getattr(module, key).copy_(rows(getattr(old, key)))
-                    if key in ("weight", "bias"):
-                        moved.append((getattr(old, key), getattr(module, key), rows))
                 module.num_batches_tracked.copy_(old.num_batches_tracked)
-                continue
-            out_idx = _indices(old_layout[name], keep, device)
-            rows = take = _rows(out_idx)  # a depthwise conv's filter reads only its own channel
-            if not (isinstance(module, nn.Conv2d) and data.get("depthwise", False)):
-                (pred,) = [p for p in old_graph.predecessors(name)]
-                spatial = sizes[pred].h * sizes[pred].w if isinstance(module, nn.Linear) else 1
-                take = _filters(name, out_idx, _expand(_indices(old_layout[pred], keep, device), spatial), old)
-            module.weight.copy_(take(old.weight))
-            moved.append((old.weight, module.weight, take))
-            if module.bias is not None:
-                module.bias.copy_(rows(old.bias))
-                moved.append((old.bias, module.bias, rows))
     if channels_last:
         new = new.to(memory_format=torch.channels_last)
     new.train(model.training)
@@ -158,16 +187,53 @@ def prune_channels(model: GraphNet, genotype: "Genotype", drop: Mapping[str, lis
     return new, pruned, _sliced_optimizer(optimizer, new, moved)
 
 
+def _slice_in_place(model: GraphNet, plan: Mapping[str, Mapping[str, Slicer]]
+                    ) -> list[tuple[torch.Tensor, torch.Tensor, Slicer | None]]:
+    """Replace the planned tensors of ``model``'s layers by their slices (the layers' sizes follow);
+    returns (old, new, slicer) for every parameter, untouched ones as (p, p, None)."""
+    moved: list[tuple[torch.Tensor, torch.Tensor, Slicer | None]] = []
+    replaced: dict[int, tuple[torch.Tensor, torch.Tensor, Slicer]] = {}
+    with torch.no_grad():
+        for name, slicers in plan.items():
+            layer = model.get_submodule(name)
+            for key, take in slicers.items():
+                old = getattr(layer, key)
+                new = take(old)
+                if old.dim() == 4 and old.is_contiguous(memory_format=torch.channels_last) and not old.is_contiguous():
+                    new = new.contiguous(memory_format=torch.channels_last)
+                else:
+                    new = new.contiguous()
+                if isinstance(old, nn.Parameter):
+                    new = nn.Parameter(new, requires_grad=old.requires_grad)
+                    replaced[id(new)] = (old, new, take)
+                setattr(layer, key, new)
+            weight = layer.weight
+            if isinstance(layer, nn.Conv2d):
+                if layer.groups == layer.in_channels == layer.out_channels and layer.groups > 1:  # depthwise
+                    layer.groups = weight.shape[0]
+                layer.out_channels, layer.in_channels = weight.shape[0], weight.shape[1] * layer.groups
+            elif isinstance(layer, nn.Linear):
+                layer.out_features, layer.in_features = weight.shape
+            else:
+                layer.num_features = weight.shape[0]
+    for p in model.parameters():
+        moved.append(replaced.get(id(p), (p, p, None)))
+    return moved
+
+
 def _sliced_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module,
-                      moved: list[tuple[torch.Tensor, torch.Tensor, Slicer]]) -> torch.optim.Optimizer:
+                      moved: list[tuple[torch.Tensor, torch.Tensor, Slicer | None]]) -> torch.optim.Optimizer:
     """The same optimiser class and settings over the new parameters, each state tensor sliced as its
-    parameter was."""
+    parameter was (an untouched parameter, slicer ``None``, keeps its state as it is)."""
     group = {k: v for k, v in optimizer.param_groups[0].items() if k in optimizer.defaults}
     new_params = {id(p): p for p in model.parameters()}
     fresh = type(optimizer)(model.parameters(), **group)
     for old_p, new_p, take in moved:
         state = optimizer.state.get(old_p)
         if not state or id(new_p) not in new_params:
+            continue
+        if take is None:
+            fresh.state[new_p] = state
             continue
         sliced = {}
         for key, value in state.items():
