@@ -168,6 +168,27 @@ def test_a_diverging_fine_tune_stops_the_run(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("one_shot", [False, True])
+def test_a_finite_blow_up_in_fine_tuning_stops_the_run(tmp_path: Path, one_shot: bool) -> None:
+    """Issue 25 item 1: at lr 1000 the loss climbs to 1e19 and more but stays finite, and the error
+    falls to chance: iterative and one-shot pruning went on to the end and exited 0."""
+    from archsearch.data import load_dataset
+    from archsearch.prune.loop import prune_network
+    from archsearch.prune.oneshot import prune_once
+    from archsearch.prune.settings import PruneSettings
+
+    g = archsearch.create_genotype("wrn-10-1", in_channels=1, input_size=8)
+    extra = {"one_shot": True, "finetune_epochs": 1, "fraction": 0.3} if one_shot else {"max_prunes": 3}
+    settings = PruneSettings(steps_per_prune=5, batch_size=32, lr=1000.0, **extra)
+    run = prune_once if one_shot else prune_network
+    with pytest.raises(archsearch.ArchsearchError) as info:
+        run(g, None, load_dataset("digits"), settings, tmp_path / "run", device="cpu", progress=False)
+    message = str(info.value)
+    assert "fine-tuning diverged (loss " in message and "error at chance)" in message, message  # finite
+    assert "lower prune.lr" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("one_shot", [False, True])
 def test_pruning_stops_at_a_macs_target(one_shot, tmp_path):
     """Issue 21 item 3: --target-macs beside --target-params: pruning toward compute."""
     from archsearch.data import load_dataset

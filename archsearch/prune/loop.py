@@ -40,7 +40,7 @@ from ..family import Family, Member, load_family
 from ..genotype import Genotype
 from ..recipe import Recipe
 from ..runfolder import RunFolder, refuse_changed
-from ..train import Trainer, resolve_device
+from ..train import Trainer, divergence, is_diverged, resolve_device
 from ..graph import shapes
 from .criteria import SSS, Criterion, _ActivationCriterion, make_criterion
 from .groups import Group, coupled_groups, residual_branches
@@ -177,6 +177,7 @@ class _Run:
         self.settings = settings
         self.device = device
         self.trainer = Trainer(model, data, finetune_recipe(settings), device=device, seed=settings.seed)
+        self.classes = data.spec.num_classes
         self.criterion: Criterion = make_criterion(settings.criterion, settings.seed, settings)
         self.attach()
         self.wall_s = 0.0
@@ -369,6 +370,19 @@ def _done(run: _Run) -> bool:
     return s.fraction is not None and run.removed >= s.fraction * run.start_channels
 
 
+def check_fine_tuning(run: _Run, loss: float, when: str, kept: str) -> None:
+    """Stop a run whose fine-tuning blew up as training judges it (:func:`~archsearch.train.is_diverged`):
+    a non-finite loss, or a loss far above chance's with the validation error at chance. At lr 1000
+    the loss reaches 1e19 while staying finite, and a run that checked only for NaN went on to the
+    end and exited 0. The error is measured only when the loss is already far off."""
+    if not is_diverged(loss, run.classes):
+        return
+    if math.isfinite(loss) and not is_diverged(loss, run.classes, run.trainer.evaluate("val")["error"]):
+        return
+    raise ArchsearchError(f"fine-tuning diverged ({divergence(loss)}) {when}; {kept}; lower prune.lr "
+                          "and choose another `out_dir`")
+
+
 def _kept_members(members: tuple[Member, ...], save: str | tuple[int, ...]) -> set[int]:
     """Which members ``save_weights`` keeps: none, all, or the one nearest each budget (in log space,
     the member a study picks for that budget)."""
@@ -468,11 +482,12 @@ def _prune(genotype: Genotype, model: nn.Module | None, data: DataSplits, settin
     clock = time.perf_counter()
     while not _done(run):
         loss = run.trainer.train_steps(settings.steps_per_prune, after_backward=run.criterion.after_backward)
-        if not math.isfinite(loss):
+        try:
+            check_fine_tuning(run, loss, f"before prune {run.prunes + 1}",
+                              f"pruned.json keeps the {len(run.family)} genotypes recorded so far")
+        except ArchsearchError:
             bar.close()
-            raise ArchsearchError(
-                f"fine-tuning diverged (loss {loss}) before prune {run.prunes + 1}; pruned.json keeps the "
-                f"{len(run.family)} genotypes recorded so far; lower prune.lr and choose another `out_dir`")
+            raise
         run.steps += settings.steps_per_prune
         _apply(run, _choose(run))
         run.prunes += 1

@@ -51,8 +51,9 @@ from ..genotype import Genotype
 from ..train import resolve_device
 from .criteria import SSS, Criterion
 from .groups import residual_branches
-from .loop import (CHECKPOINT_NAME, PRUNED_NAME, _cut, _groups, _removable, _Run, by_gene, check_same_settings,
-                   check_targets, first_cuts, gene_cuts, load_trained, prune_folder, ranked_cuts, state_copy)
+from .loop import (CHECKPOINT_NAME, PRUNED_NAME, _cut, _groups, _removable, _Run, by_gene, check_fine_tuning,
+                   check_same_settings, check_targets, first_cuts, gene_cuts, load_trained, prune_folder, ranked_cuts,
+                   state_copy)
 from .settings import PruneSettings, PruneSettingsError
 from .weights import WEIGHTS_NAME, save_member_weights
 
@@ -208,11 +209,6 @@ def prune_once(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | None
         return _prune_once(genotype, model, data, settings, out_dir, device, metadata, progress)
 
 
-def _finite(loss: float, when: str) -> None:
-    if not math.isfinite(loss):
-        raise ArchsearchError(f"training diverged (loss {loss}) {when}; nothing was written; lower prune.lr")
-
-
 def _prune_once(genotype: Genotype, model: nn.Module, data: DataSplits, settings: PruneSettings, out_dir: Path,
                 device: torch.device, metadata: Mapping[str, Any] | None, progress: bool | None) -> Family:
     clock = time.perf_counter()
@@ -222,8 +218,8 @@ def _prune_once(genotype: Genotype, model: nn.Module, data: DataSplits, settings
                "weights": True}
     weights = {0: state_copy(run.model)}
     if run.criterion.trained:
-        _finite(trainer.train_steps(settings.steps_per_prune, after_backward=run.criterion.after_backward),
-                f"in the {settings.steps_per_prune} steps that score the channels")
+        check_fine_tuning(run, trainer.train_steps(settings.steps_per_prune, after_backward=run.criterion.after_backward),
+                          f"in the {settings.steps_per_prune} steps that score the channels", "nothing was written")
     drop = one_shot_drop(genotype, settings, run.criterion)
     if isinstance(run.criterion, SSS):
         run.criterion.fold()
@@ -238,7 +234,8 @@ def _prune_once(genotype: Genotype, model: nn.Module, data: DataSplits, settings
 
     bar = tqdm(total=settings.finetune_epochs, disable=not show, desc="fine-tuning", unit="epoch", file=sys.stderr)
     for epoch in range(1, settings.finetune_epochs + 1):
-        _finite(trainer.train_steps(trainer.steps_per_epoch), f"in fine-tuning epoch {epoch}")
+        check_fine_tuning(run, trainer.train_steps(trainer.steps_per_epoch), f"in fine-tuning epoch {epoch}",
+                          "nothing was written")
         val_error = trainer.evaluate("val")["error"]
         bar.set_postfix(val_err=f"{val_error:.2%}")
         bar.update(1)
