@@ -91,6 +91,10 @@ def test_the_shipped_experiment_files_load():
     (('name = "tiny"', 'name = "ti\\u0000ny"'), "name: expected a plain name"),
     (('name = "tiny"', 'name = "a\\nb"'), "name: expected a plain name"),
     (('label = "random"', 'label = "' + "r" * 300 + '"'), "label: expected a plain name"),
+    # issue 20: a margin belongs to a not-worse claim, and is a test-error difference
+    (('worse = "pruned-tuned"', 'worse = "pruned-tuned"\nmargin = 0.01'), "claims[0].margin: expected no margin"),
+    (('worse = "pruned-tuned"', 'worse = "pruned-tuned"\nrelation = "not-worse"\nmargin = 2'),
+     "claims[0].margin: expected a test-error margin in (0, 1)"),
     # a budget below every arm's reach is refused before the pruning runs, not after them
     (('budgets = ["100k"]', 'budgets = ["10", "100k"]'), "study.budgets: expected budgets an arm can reach: at least"),
     (('budgets = ["100k"]', 'budgets = ["100k", "10G"]'), "study.budgets: training a 10,000,000,000-parameter"),

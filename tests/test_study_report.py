@@ -63,3 +63,40 @@ def test_kind_rows_pool_the_runs_of_a_label_and_split_their_variance(runs, tmp_p
     # two comparisons against the best: Holm doubles the smaller p-value
     ps = sorted(r.p_value for r in rows.values() if r.p_value is not None)
     assert min(r.p_holm for r in rows.values() if r.p_holm is not None) == pytest.approx(min(1.0, 2 * ps[0]))
+
+
+def test_difference_matches_scipys_welch_interval_and_one_sided_test():
+    """Issue 20: the interval and the one-sided p of a claim's test, against scipy's own Welch test."""
+    from scipy import stats
+
+    from archsearch.study.report import difference
+
+    a, b = [0.031, 0.029, 0.035, 0.028], [0.041, 0.036, 0.044, 0.039, 0.047]
+    d = difference(a, b)
+    ref = stats.ttest_ind(a, b, equal_var=False, alternative="less")
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert d.p == pytest.approx(ref.pvalue, rel=1e-9)
+    assert (d.low, d.high) == (pytest.approx(ci.low, rel=1e-9), pytest.approx(ci.high, rel=1e-9))
+    assert d.diff == pytest.approx(sum(a) / 4 - sum(b) / 5)
+    # non-inferiority: H0 a - b >= margin is the same test on a shifted by the margin
+    margin = 0.005
+    shifted = stats.ttest_ind([x - margin for x in a], b, equal_var=False, alternative="less")
+    assert difference(a, b, margin=margin).p == pytest.approx(shifted.pvalue, rel=1e-9)
+
+
+def test_units_needed_is_the_smallest_sample_with_80_percent_power():
+    """By simulation-free hand check: the noncentral t's power at n reaches 0.8 and at n - 1 does not."""
+    from scipy import stats
+
+    from archsearch.study.report import units_needed
+
+    gap, variance = 0.01, 2 * 0.012 ** 2
+    n = units_needed(gap, variance)
+
+    def power(k: int) -> float:
+        df = 2 * k - 2
+        return float(stats.nct.sf(stats.t.ppf(0.95, df), df, gap / math.sqrt(variance / k)))
+
+    assert power(n) >= 0.8 > power(n - 1)
+    assert 15 <= n <= 20  # about 2 (1.645 + 0.842)^2 (0.012 / 0.01)^2 = 17.8 by the normal approximation
+    assert units_needed(-0.01, variance) is None

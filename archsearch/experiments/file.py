@@ -33,7 +33,7 @@ answers each of the paper's claims. Format ``archsearch.experiment``, version 1:
 
     [[claims]]
     text = "pruned architectures trained from scratch beat the pruned-and-fine-tuned networks"
-    better = "pruned-linear"             # relation "better" (default) or "not-worse"
+    better = "pruned-linear"             # relation "better" (default) or "not-worse" (with margin = 0.01)
     worse = "pruned-tuned"
 
 Every step resumes: a pruning run from its checkpoint (a finished one is skipped), the study from
@@ -61,12 +61,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..study.settings import StudySettings
 
 __all__ = ["Experiment", "PruneRun", "Claim", "ExperimentError", "load_experiment", "EXPERIMENT_FORMAT",
-           "EXPERIMENT_VERSION", "CLAIM_RELATIONS"]
+           "EXPERIMENT_VERSION", "CLAIM_RELATIONS", "DEFAULT_MARGIN"]
 
 EXPERIMENT_FORMAT = "archsearch.experiment"
 EXPERIMENT_VERSION = 1
-#: ``better``: A's mean test error is below B's by more than the noise; ``not-worse``: it is not
-#: above B's by more than the noise (Liu et al.: training from scratch is "comparable or better")
+#: ``better``: A's mean test error is below B's (a one-sided test); ``not-worse``: A's is above B's by
+#: less than the claim's ``margin`` (a non-inferiority test; Liu et al.: "comparable or better")
 CLAIM_RELATIONS = ("better", "not-worse")
 #: a name that becomes a file or folder name as it is: no separators, control characters or leading dot
 _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -74,7 +74,7 @@ _TOP = {"format", "version", "name", "description", "paper", "space", "data", "w
         "claims"}
 _RUN_KEYS = {"label", "seeds", "pretrain"}
 _STUDY_KEYS = {"arms", "budgets", "seeds", "early_stopping", "raw_tolerance", "heartbeat", "by"}
-_CLAIM_KEYS = {"text", "better", "worse", "relation", "consistent", "max_cv"}
+_CLAIM_KEYS = {"text", "better", "worse", "relation", "consistent", "max_cv", "margin"}
 #: far above a real experiment, so that a tiny file cannot ask for years of compute
 _MAX_SEEDS = 1000
 _MAX_RUNS = 100
@@ -99,6 +99,10 @@ class PruneRun:
         return f"{self.label}-s{self.seed}"
 
 
+#: the non-inferiority margin of a ``not-worse`` claim that declares none: one point of test error
+DEFAULT_MARGIN = 0.01
+
+
 @dataclass(frozen=True)
 class Claim:
     """A sentence of the paper, and the comparison that checks it at every budget.
@@ -114,6 +118,9 @@ class Claim:
     relation: str = "better"
     consistent: str | None = None
     max_cv: float = 0.25
+    #: ``not-worse``: how much higher (an error rate, 0.01 = one point) ``better`` may be and still
+    #: count as no worse; a non-significant difference alone never shows that
+    margin: float = DEFAULT_MARGIN
 
 
 @dataclass(frozen=True)
@@ -394,5 +401,10 @@ def _claims(value: Any, arms: Sequence[str], labels: Sequence[str], bad: Any) ->
         relation = c.get("relation", "better")
         if relation not in CLAIM_RELATIONS:
             raise bad(f"{key}.relation", f"one of {', '.join(CLAIM_RELATIONS)}")
-        claims.append(Claim(c["text"].strip(), c["better"], c["worse"], relation))
+        margin = c.get("margin", DEFAULT_MARGIN)
+        if "margin" in c and relation != "not-worse":
+            raise bad(f"{key}.margin", "no margin: only a not-worse claim has one")
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 < margin < 1:
+            raise bad(f"{key}.margin", "a test-error margin in (0, 1), e.g. 0.01 for one point")
+        claims.append(Claim(c["text"].strip(), c["better"], c["worse"], relation, margin=float(margin)))
     return tuple(claims)

@@ -5,11 +5,13 @@ Written into ``<out>/report/`` from the study database and the pruning runs' fil
 * the study's own report (``leaderboard.csv``/``.json``, ``kinds.csv``, ``trials.csv``,
   ``error_vs_params.png``/``.svg``: test error against parameters, one line per arm kind pooled
   over pruning runs, seed error bars, the fine-tuned networks included);
-* ``claims``: for each claim and budget, Welch's t-test between the two arm kinds (every pruning
-  run and training seed pooled), Holm-corrected over all the claims' tests; a claim *held* where
-  the difference goes its way beyond the noise (``better``) or does not go against it beyond the
-  noise (``not-worse``); *not shown* where the noise cannot tell; *reversed* / *did not hold*
-  where the data go against it;
+* ``claims``: for each claim and budget, a one-sided Welch test on independent units (a pruning
+  run's mean over its seeds where runs feed the arm, else a training): ``better`` that A's error is
+  lower, ``not-worse`` that it is higher by less than the claim's margin (non-inferiority); Holm
+  over the claims' tests. *held* where the test rejects; *reversed* where the 95 % interval of the
+  difference lies on the other side; else *not shown*, with the interval and the units per side a
+  test would need at the observed difference (the pooled Welch p over every training is kept for
+  comparison: seeds of one run are not independent, and a verdict never rests on it);
 * ``consistency``: how alike the width profiles of runs of one label are at each budget
   (:func:`archsearch.compare_runs`: mean per-layer coefficient of variation);
 * narrow baselines: candidates with a layer of fewer than :data:`NARROW` channels, which a reader
@@ -20,7 +22,7 @@ Written into ``<out>/report/`` from the study database and the pruning runs' fil
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -38,27 +40,55 @@ from ..landing import NARROW  # noqa: E402 - a candidate with a layer narrower t
 class ClaimResult:
     claim: str
     budget: int
-    verdict: str  # held, not shown, reversed, did not hold, no data
+    verdict: str  # held, not shown, reversed, no data; a consistency claim: held or did not hold
     better: str | None = None
     worse: str | None = None
     better_mean: float | None = None
     worse_mean: float | None = None
+    #: trainings pooled on each side (what the arm table shows)
     better_n: int = 0
     worse_n: int = 0
+    #: one-sided p of the claim's test on the independent units, and Holm's over the claims' family
     p_value: float | None = None
     p_holm: float | None = None
     #: consistency claims: the mean per-layer coefficient of variation and its limit
     mean_cv: float | None = None
     max_cv: float | None = None
+    relation: str | None = None
+    #: what the test compares on each side: ``run`` (a pruning run's mean over its seeds) or ``seed``
+    better_unit: str | None = None
+    worse_unit: str | None = None
+    better_units: int = 0
+    worse_units: int = 0
+    #: ``better - worse`` mean test error over the units, with its two-sided 95 % interval
+    diff: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    margin: float | None = None
+    #: units per side a one-sided test would need for 80 % power at the observed difference and spread,
+    #: at the family's alpha divided by its number of tests
+    units_needed: int | None = None
+    #: Welch's p over every training pooled (what the table's n suggests; seeds of one run are not
+    #: independent, so a verdict never rests on it)
+    p_pooled: float | None = None
 
 
 def evaluate_claims(claims: Sequence[Claim], kinds: Sequence[Any], consistency: Mapping[str, Any], *,
                     alpha: float = 0.05) -> list[ClaimResult]:
-    """A verdict per claim and budget from pooled kind rows (see :func:`archsearch.study.kind_leaderboard`)."""
-    from ..study.report import holm, welch
+    """A verdict per claim and budget from kind rows (see :func:`archsearch.study.kind_leaderboard`).
+
+    Each comparison uses independent units: a pruning run (its mean over training seeds) where runs
+    feed the arm, else a training. ``better`` is a one-sided test that A's error is lower;
+    ``not-worse`` a non-inferiority test that it is higher by less than the claim's margin. The
+    claims' tests are one family, Holm-corrected. *held*: the test rejects; *reversed*: the 95 %
+    interval lies wholly on the other side (above 0, or above the margin); else *not shown*, with
+    the interval and the units a test would need.
+    """
+    from ..study.report import difference, holm, units_needed, welch
 
     results: list[ClaimResult] = []
     tests: list[int] = []
+    spreads: dict[int, float] = {}
     budgets = sorted({r.budget for r in kinds})
     for claim in claims:
         if claim.consistent is not None:
@@ -67,17 +97,24 @@ def evaluate_claims(claims: Sequence[Claim], kinds: Sequence[Any], consistency: 
                 results.append(ClaimResult(claim.text, size["size"], "held" if cv <= claim.max_cv else "did not hold",
                                            mean_cv=cv, max_cv=claim.max_cv))
             continue
+        margin = claim.margin if claim.relation == "not-worse" else 0.0
         for budget in budgets:
             for a, b in _pairs(kinds, claim.better, claim.worse, budget):
-                p = welch(a.test_errors, b.test_errors)[1]
-                results.append(ClaimResult(claim.text, budget, "", a.name, b.name, a.test_mean, b.test_mean,
-                                           a.n, b.n, p))
+                d = difference(a.units, b.units, margin=margin)
+                results.append(ClaimResult(
+                    claim.text, budget, "", a.name, b.name, a.test_mean, b.test_mean, a.n, b.n,
+                    None if d is None else d.p, relation=claim.relation, better_unit=a.unit, worse_unit=b.unit,
+                    better_units=len(a.units), worse_units=len(b.units), margin=margin,
+                    diff=None if d is None else d.diff, ci_low=None if d is None else d.low,
+                    ci_high=None if d is None else d.high, p_pooled=welch(a.test_errors, b.test_errors)[1]))
                 tests.append(len(results) - 1)
+                spreads[len(results) - 1] = 0.0 if d is None else d.spread
     adjusted = holm([results[i].p_value for i in tests])
     for i, p_holm in zip(tests, adjusted, strict=True):
         r = results[i]
-        claim = next(c for c in claims if c.text == r.claim)
-        results[i] = _verdict(r, claim.relation, p_holm, alpha)
+        if r.diff is not None:  # power for this test within the family (Bonferroni's alpha: Holm's first step)
+            r = replace(r, units_needed=units_needed((r.margin or 0.0) - r.diff, spreads[i], alpha=alpha / len(tests)))
+        results[i] = _verdict(r, p_holm, alpha)
     return results
 
 
@@ -93,17 +130,15 @@ def _pairs(kinds: Sequence[Any], better: str, worse: str, budget: int) -> list[t
     return pairs
 
 
-def _verdict(r: ClaimResult, relation: str, p_holm: float | None, alpha: float) -> ClaimResult:
-    from dataclasses import replace
-
-    significant = p_holm is not None and p_holm < alpha
-    goes_its_way = r.better_mean is not None and r.worse_mean is not None and r.better_mean < r.worse_mean
+def _verdict(r: ClaimResult, p_holm: float | None, alpha: float) -> ClaimResult:
     if p_holm is None:
-        verdict = "no data (fewer than 2 results on a side)"
-    elif relation == "better":
-        verdict = "held" if significant and goes_its_way else "reversed" if significant else "not shown"
-    else:  # not-worse
-        verdict = "did not hold" if significant and not goes_its_way else "held"
+        verdict = "no data (fewer than 2 units on a side)"
+    elif p_holm < alpha:
+        verdict = "held"
+    elif r.ci_low is not None and r.ci_low > (r.margin or 0.0):
+        verdict = "reversed"
+    else:
+        verdict = "not shown"
     return replace(r, verdict=verdict, p_holm=p_holm)
 
 
@@ -147,6 +182,18 @@ def _narrow(settings: Any) -> list[dict[str, Any]]:
             flagged.append({"arm": c.arm.name, "budget": c.budget, "narrowest": width,
                             "widths": c.genotype.summary()})
     return flagged
+
+
+def _units(c: ClaimResult) -> str:
+    if c.mean_cv is not None:
+        return "-"
+    return f"{c.better_units} {c.better_unit}s / {c.worse_units} {c.worse_unit}s"
+
+
+def _interval(c: ClaimResult) -> str:
+    if c.diff is None:
+        return "-"
+    return f"{100 * c.diff:+.2f} [{100 * c.ci_low:+.2f}, {100 * c.ci_high:+.2f}]"
 
 
 def _md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -274,12 +321,23 @@ def _markdown(experiment: Experiment, record: Mapping[str, Any], kinds: Sequence
         lines += ["Degenerate candidates (a layer narrower than "
                   f"{NARROW} channels; read these cells with care): "
                   + "; ".join(f"{n['arm']} at {format_count(n['budget'])} ({n['widths']})" for n in narrow) + ".", ""]
-    lines += ["## The paper's claims, checked", "", _md_table(
-        ["claim", "budget", "A", "B", "A err %", "B err %", "p (Holm)", "verdict"],
-        [[c.claim, format_count(c.budget), c.better or "-", c.worse or "-",
+    lines += ["## The paper's claims, checked", "",
+              "Units: `run` is a pruning run (its mean over training seeds), `seed` a training. `A - B`: the "
+              "difference of the units' mean test errors with its 95 % interval, in points; `test`: one-sided, "
+              "`< 0` (A better) or `< margin` (A no worse than B by more than the margin); `p (Holm)` over the "
+              "claims; `units needed`: per side, for 80 % power at the observed difference and spread (alpha over the "
+              "claims' tests); `pooled p`: Welch "
+              "over every training, which treats a run's seeds as independent (shown, never used).", "",
+              _md_table(
+        ["claim", "budget", "A", "B", "units A/B", "A err %", "B err %", "A - B pp [95 % CI]", "test", "p (Holm)",
+         "verdict", "units needed", "pooled p"],
+        [[c.claim, format_count(c.budget), c.better or "-", c.worse or "-", _units(c),
           _pct(c.better_mean) if c.mean_cv is None else f"CV {c.mean_cv:.3f}",
-          _pct(c.worse_mean) if c.mean_cv is None else f"max {c.max_cv}",
-          "-" if c.p_holm is None else f"{c.p_holm:.3g}", c.verdict] for c in claims]), ""]
+          _pct(c.worse_mean) if c.mean_cv is None else f"max {c.max_cv}", _interval(c),
+          "-" if c.mean_cv is not None else f"< {100 * (c.margin or 0):g}",
+          "-" if c.p_holm is None else f"{c.p_holm:.3g}", c.verdict,
+          "-" if c.units_needed is None or c.verdict == "held" else str(c.units_needed),
+          "-" if c.p_pooled is None else f"{c.p_pooled:.3g}"] for c in claims]), ""]
     if consistency:
         lines += ["## Consistency of pruning runs", "", _md_table(
             ["runs", "size", "mean per-layer CV", "mean cosine", "params of the members compared"],

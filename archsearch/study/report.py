@@ -38,8 +38,8 @@ from ..budgets import format_count
 from ..errors import StudyError
 from .storage import SETTINGS_ATTR, load_study, safe_url
 
-__all__ = ["StudyResults", "LeaderboardRow", "KindRow", "load_results", "leaderboard", "kind_leaderboard", "welch",
-           "holm", "variance_components", "write_report", "leaderboard_table", "kind_table", "top_trials", "top_table",
+__all__ = ["Difference", "difference", "units_needed", "StudyResults", "LeaderboardRow", "KindRow", "load_results", "leaderboard",
+           "kind_leaderboard", "welch", "holm", "variance_components", "write_report", "leaderboard_table", "kind_table", "top_trials", "top_table",
            "REPORT_FORMAT", "ALPHA"]
 
 REPORT_FORMAT = "archsearch.study-report"
@@ -103,6 +103,78 @@ def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float | None, float |
     t = (ma - mb) / math.sqrt(se2)
     df = se2 ** 2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
     return t, float(2 * stats.t.sf(abs(t), df))
+
+
+@dataclass(frozen=True)
+class Difference:
+    """``mean(a) - mean(b)`` of two sets of independent units, with Welch's interval and a one-sided test.
+
+    ``p`` tests H0 ``mean(a) - mean(b) >= margin`` against ``< margin``: with ``margin`` 0 that ``a``
+    is lower (better, for an error), with a positive margin that ``a`` is no worse than ``b`` by
+    more than the margin (non-inferiority). ``low``/``high``: the two-sided ``level`` interval.
+    """
+
+    diff: float
+    low: float
+    high: float
+    p: float
+    margin: float
+    n_a: int
+    n_b: int
+    #: units per side that a one-sided test at ``alpha`` would need for 80 % power at the observed
+    #: difference and spread; ``None`` where the difference goes the other way
+    units_needed: int | None
+    #: the two sides' unit variances summed (what :func:`units_needed` scales)
+    spread: float = 0.0
+
+
+def difference(a: Sequence[float], b: Sequence[float], *, margin: float = 0.0, level: float = 0.95,
+               alpha: float = 0.05) -> Difference | None:
+    """The :class:`Difference` of ``a`` and ``b``; ``None`` below 2 units on a side.
+
+    A claim about arms is a claim about the process that makes them: where an arm comes from pruning
+    runs its units are the runs (each run's mean over training seeds), since seeds of one run share
+    its architecture and are not independent draws of it. Two sets without spread are certainly
+    apart when their means differ.
+    """
+    from scipy import stats
+
+    na, nb = len(a), len(b)
+    if na < 2 or nb < 2:
+        return None
+    ma, mb = sum(a) / na, sum(b) / nb
+    va = sum((x - ma) ** 2 for x in a) / (na - 1)
+    vb = sum((x - mb) ** 2 for x in b) / (nb - 1)
+    d, se2 = ma - mb, va / na + vb / nb
+    if se2 == 0:
+        return Difference(d, d, d, 0.0 if d < margin else 1.0, margin, na, nb, 2 if d < margin else None, 0.0)
+    se = math.sqrt(se2)
+    df = se2 ** 2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
+    half = float(stats.t.ppf(0.5 + level / 2, df)) * se
+    p = float(stats.t.cdf((d - margin) / se, df))
+    return Difference(d, d - half, d + half, p, margin, na, nb, units_needed(margin - d, va + vb, alpha=alpha),
+                      va + vb)
+
+
+def units_needed(gap: float, variance: float, *, alpha: float = 0.05, power: float = 0.80,
+                  most: int = 10_000) -> int | None:
+    """The fewest units per side for a one-sided t-test at ``alpha`` to reject with ``power`` when the
+    difference lies ``gap`` on the claim's side of its boundary and each side's unit variance sums to
+    ``variance`` (the noncentral t, so that small samples are not flattered); ``None`` where the gap
+    is on the wrong side, or more than ``most`` units would be needed."""
+    from scipy import stats
+
+    if gap <= 0:
+        return None
+    if variance <= 0:
+        return 2  # no spread: two units each tell
+    z = float(stats.norm.ppf(1 - alpha) + stats.norm.ppf(power))
+    start = max(2, min(most, math.floor(z * z * variance / (gap * gap))))  # the t needs at least the normal's n
+    for n in range(start, most + 1):
+        df = 2 * n - 2
+        if float(stats.nct.sf(stats.t.ppf(1 - alpha, df), df, gap / math.sqrt(variance / n))) >= power:
+            return n
+    return None
 
 
 def holm(p_values: Sequence[float | None]) -> list[float | None]:
@@ -203,6 +275,10 @@ class KindRow:
     test_errors: list[float] = field(default_factory=list)
     #: the pruning runs' label where several labels feed the kind (``scratch-e[slim40]``)
     label: str | None = None
+    #: the independent units a claim about this kind compares: ``run`` (each pruning run's mean over
+    #: its training seeds) where pruning runs feed it, else ``seed`` (each training); and their values
+    unit: str = "seed"
+    units: list[float] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -306,10 +382,13 @@ def kind_leaderboard(results: StudyResults, *, alpha: float = ALPHA) -> list[Kin
         mean, std = _mean_std(tests)
         between, within = variance_components([r.test_errors for r in mine])
         sizes = [r.params for r in mine if r.params is not None]
+        from_runs = any(source_of.get(r.arm) is not None for r in mine)
+        units = [sum(r.test_errors) / len(r.test_errors) for r in mine] if from_runs else tests
         rows.append(KindRow(kind, budget, len(mine), len(tests),
                             round(sum(sizes) / len(sizes)) if sizes else None, mean, std, between, within,
                             params_min=min(sizes) if sizes else None, params_max=max(sizes) if sizes else None,
-                            test_errors=tests, label=label if len(labels_of[kind]) > 1 else None))
+                            test_errors=tests, label=label if len(labels_of[kind]) > 1 else None,
+                            unit="run" if from_runs else "seed", units=units))
     _rank(rows, alpha)
     return rows
 
