@@ -475,6 +475,30 @@ def test_a_diverged_trial_is_never_complete_and_never_ranked(pruned, digits, tmp
     assert row.n == 1
 
 
+def test_a_network_two_pruning_runs_reached_is_trained_once(pruned, digits, tmp_path):
+    """Issue 20 item 1: two runs that derive the same genotype at a budget train it once per seed; the
+    second run's cells copy the first's result (``same_network_as``), and the kind row counts one run."""
+    from archsearch.study import baseline_template, kind_leaderboard
+
+    sources = [load_source(pruned, "a-s0"), load_source(pruned, "a-s1")]  # one trajectory under two names
+    hparams, widen = baseline_template(sources)
+    settings = StudySettings.build(arms=["pruned-linear"], budgets=[2000], seeds=[0, 1], data="digits",
+                                   recipe=Recipe(**{**get_recipe("digits").to_dict(), "epochs": 1}),
+                                   sources=sources, hparams=hparams, widen=widen)
+    calls: list = []
+    url = f"sqlite:///{tmp_path / 'twin.db'}"
+    run_study(settings, study_name="twin", storage=url, data=digits,
+              train=fake_train(lambda g, seed: (0.1 + 0.01 * seed, 0.2 + 0.01 * seed), calls))
+    assert sorted(seed for _, seed in calls) == [0, 1]  # 4 cells, 2 trainings
+    results = load_results(url, "twin")
+    copies = [t for t in results.trials if "same_network_as" in t]
+    assert len(copies) == 2 and all(t["state"] == "COMPLETE" for t in copies)
+    original = {t["number"]: t for t in results.trials}
+    assert all(t["test_error"] == original[t["same_network_as"]]["test_error"] for t in copies)
+    (row,) = kind_leaderboard(results)
+    assert row.runs == 1 and row.n == 2 and len(row.duplicates) == 1
+
+
 _PAUSED_WORKER = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {tests!r})

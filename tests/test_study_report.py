@@ -100,3 +100,54 @@ def test_units_needed_is_the_smallest_sample_with_80_percent_power():
     assert power(n) >= 0.8 > power(n - 1)
     assert 15 <= n <= 20  # about 2 (1.645 + 0.842)^2 (0.012 / 0.01)^2 = 17.8 by the normal approximation
     assert units_needed(-0.01, variance) is None
+
+
+def test_the_best_arm_is_chosen_on_validation_error_not_on_the_test_split():
+    """Issue 20 item 2: choosing the best on the test error, then testing gaps on it, reuses the test
+    split as a validation split. ``uniform`` has the lower validation error; ``bottleneck`` the lower
+    test error: ``uniform`` is best, and ``bottleneck``'s gap is negative."""
+    from archsearch.study.report import StudyResults, leaderboard, leaderboard_table
+
+    def trial(number: int, arm: str, seed: int, val: float, test: float) -> dict:
+        return {"number": number, "state": "COMPLETE", "arm": arm, "budget": 1000, "seed": seed, "params": 1000,
+                "macs": 5000, "val_error": val, "test_error": test, "wall_s": 1.0}
+
+    trials = [trial(0, "uniform", 0, 0.10, 0.20), trial(1, "uniform", 1, 0.12, 0.22),
+              trial(2, "bottleneck", 0, 0.15, 0.18), trial(3, "bottleneck", 1, 0.17, 0.16)]
+    rows = leaderboard(StudyResults("s", "sqlite://", {"arms": ["uniform", "bottleneck"], "budgets": [1000]}, trials))
+    best = {r.arm: r.best for r in rows}
+    assert best == {"uniform": True, "bottleneck": False}
+    gap = next(r.gap for r in rows if r.arm == "bottleneck")
+    assert gap == pytest.approx(0.17 - 0.21)
+    _, cells = leaderboard_table(rows)
+    assert "-4.00" in cells[1]  # a negative gap is printed with its sign
+
+
+def test_two_runs_that_reach_the_same_network_count_once():
+    """Issue 20 item 1: at 5k two Fisher runs derived the same genotype, so 10 of 30 pooled trainings
+    were copies. A trained-from-scratch kind counts such runs once; a measured kind (each run's own
+    fine-tuned weights) never merges them."""
+    from archsearch.study.report import StudyResults, genotype_key, kind_leaderboard
+
+    def genotype(width: int) -> dict:
+        return {"family": "graph", "hparams": {"input_size": 8}, "params": 1000 + width,
+                "graph": {"nodes": [{"id": "x", "kind": "input", "width": 1}, {"id": "c", "kind": "conv", "width": width}],
+                          "edges": [{"source": "x", "target": "c"}]}}
+
+    trials, n = [], 0
+    for kind in ("pruned-linear", "pruned-tuned"):
+        for run, width in (("fisher-s0", 4), ("fisher-s1", 4), ("fisher-s2", 6)):
+            for seed in ((0, 1) if kind == "pruned-linear" else (0,)):
+                err = 0.1 + 0.01 * (width == 6) + 0.001 * seed + (0.002 * (run == "fisher-s1") if kind == "pruned-tuned" else 0)
+                trials.append({"number": n, "state": "COMPLETE", "arm": f"{kind}[{run}]", "kind": kind, "source": run,
+                               "budget": 1000, "seed": seed, "params": 1000, "macs": 9000, "val_error": err,
+                               "test_error": err, "genotype": genotype(width)})
+                n += 1
+    arms = sorted({t["arm"] for t in trials})
+    rows = {r.arm: r for r in kind_leaderboard(StudyResults("s", "sqlite://", {"arms": arms, "budgets": [1000]}, trials))}
+    linear, tuned = rows["pruned-linear"], rows["pruned-tuned"]
+    assert linear.duplicates == ["pruned-linear[fisher-s1] = pruned-linear[fisher-s0]"]
+    assert (linear.runs, linear.n, len(linear.units)) == (2, 4, 2)
+    assert tuned.duplicates == [] and tuned.runs == 3
+    assert genotype_key(genotype(4)) == genotype_key({**genotype(4), "params": 1, "origin": {"x": 1}})
+    assert genotype_key(genotype(4)) != genotype_key(genotype(6))

@@ -199,6 +199,8 @@ class StudyCommand(Command):
                      for k, v in r.params.items() if settings.mode == "search" and k != "arm"]
             if "duplicate_of" in a:
                 shown.append(f"(as trial {a['duplicate_of']}, not retrained)")
+            if "same_network_as" in a:
+                shown.append(f"(trial {a['same_network_as']}'s network, not retrained)")
             extra = "  " + " ".join(shown) if shown else ""
             total = f"/{r.total}" if r.total else ""
             print(f"[{r.done}{total}] trial {r.number}  {a.get('arm')}  {format_count(a.get('budget', 0))}  "
@@ -291,7 +293,7 @@ class StudyCommand(Command):
         else:
             headers, cells = leaderboard_table(rows)
             print_table(headers, cells)
-            print(f"test error over seeds; * best mean per budget; gap > noise: Holm-corrected Welch p < "
+            print(f"test error over seeds; * best per budget (lowest validation error); gap > noise: Holm-corrected Welch p < "
                   f"{args.alpha:g} (? = fewer than 2 seeds)")
         if args.out:
             paths = write_report(results, args.out, alpha=args.alpha)

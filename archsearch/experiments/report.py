@@ -307,9 +307,13 @@ def _markdown(experiment: Experiment, record: Mapping[str, Any], kinds: Sequence
     lines += ["## Test error by arm and budget", "",
               "Pooled over pruning runs and training seeds; `sd runs` and `sd seeds` split the spread "
               "into the part between pruning runs and the part between training seeds (one-way random "
-              f"effects); `p (Holm)`: Welch's t-test against the best arm of the budget, Holm-corrected over "
+              f"effects); `best`: the lowest validation error of the budget; `p (Holm)`: Welch's t-test against it, Holm-corrected over "
               f"every comparison of the table (alpha {record['alpha']}).", "", _md_table(headers, rows), "",
               "![test error vs parameters](error_vs_params.png)", ""]
+    twins = [(r["budget"], d) for r in record["kinds"] for d in r.get("duplicates", [])]
+    if twins:
+        lines += ["Pruning runs that reached the same network (counted once: trained from scratch, its "
+                  "trainings are copies): " + "; ".join(f"{d} at {format_count(b)}" for b, d in twins) + ".", ""]
     if record["skipped"]:
         shown = ", ".join(f"{a} at {format_count(b)}" for a, b in record["skipped"][:6])
         more = len(record["skipped"]) - 6

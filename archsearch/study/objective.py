@@ -160,6 +160,34 @@ class Objective:
         return None
 
     @staticmethod
+    def _trained_twin(trial: "optuna.Trial", recipe: dict[str, Any]) -> float | None:
+        """The same network (another pruning run reached it), seed and recipe, already trained:
+        training is deterministic for a seed, so its result is copied (with ``same_network_as``)
+        instead of training it again; the report counts such runs once."""
+        from optuna.trial import TrialState
+
+        from .report import genotype_key
+
+        mine = trial.user_attrs
+        key = genotype_key(mine.get("genotype"))
+        if key is None:
+            return None
+        for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            a = t.user_attrs
+            if (t.value is None or "same_network_as" in a or "duplicate_of" in a or a.get("kind") != mine.get("kind")
+                    or a.get("budget") != mine.get("budget") or a.get("seed") != mine.get("seed")
+                    or a.get("recipe") != recipe or genotype_key(a.get("genotype")) != key):
+                continue
+            for name in ("val_error", "test_error", "best_val_error", "best_test_error", "best_epoch", "epochs",
+                         "history", "wall_s", "diverged", "stopped_at_epoch"):
+                if name in a:
+                    trial.set_user_attr(name, a[name])
+            trial.set_user_attr("trial_s", 0.0)
+            trial.set_user_attr("same_network_as", t.number)
+            return float(t.value)
+        return None
+
+    @staticmethod
     def _idle(trial: "optuna.Trial", reason: str) -> IdleTrial:
         trial.set_user_attr("idle", reason)
         return IdleTrial(reason)
@@ -211,6 +239,10 @@ class Objective:
 
         if candidate.arm.kind in EVALUATED_KINDS:
             return self._measure(trial, candidate)
+        if s.mode == "grid":
+            twin = self._trained_twin(trial, recipe.to_dict())
+            if twin is not None:
+                return twin
         history: list[dict[str, Any]] = []
         start = time.perf_counter()
 

@@ -5,8 +5,10 @@ creator stored), never the input files, so a report can be made on any machine t
 the storage, and every number it prints can be recomputed from the files it writes.
 
 The leaderboard groups finished (COMPLETE) trials by arm and budget and gives the mean and
-sample standard deviation of the test error over seeds. The lowest mean per budget is marked
-best; for every other arm the gap to it is tested against the seed noise with Welch's t-test
+sample standard deviation of the test error over seeds. The arm with the lowest mean *validation*
+error per budget is marked best (choosing it on the test split would make the test split a
+validation split); for every other arm the gap in test error to it is tested against the seed noise
+with Welch's t-test
 (unequal variances). A leaderboard makes many such comparisons at once, so the p-values are
 Holm-corrected over all of them (``p_holm``), and a gap is called significant when the corrected
 p-value is below ``alpha`` (0.05). With fewer than two seeds on either side there is no noise
@@ -36,11 +38,12 @@ from typing import Any, Mapping, Sequence
 from .._jsonio import atomic_write_json, atomic_write_text, json_safe
 from ..budgets import format_count
 from ..errors import StudyError
+from ..names import EVALUATED_KINDS
 from .storage import SETTINGS_ATTR, load_study, safe_url
 
-__all__ = ["Difference", "difference", "units_needed", "StudyResults", "LeaderboardRow", "KindRow", "load_results", "leaderboard",
-           "kind_leaderboard", "welch", "holm", "variance_components", "write_report", "leaderboard_table", "kind_table", "top_trials", "top_table",
-           "REPORT_FORMAT", "ALPHA"]
+__all__ = ["Difference", "difference", "units_needed", "genotype_key", "StudyResults", "LeaderboardRow", "KindRow", "load_results",
+           "leaderboard", "kind_leaderboard", "welch", "holm", "variance_components", "write_report",
+           "leaderboard_table", "kind_table", "top_trials", "top_table", "REPORT_FORMAT", "ALPHA"]
 
 REPORT_FORMAT = "archsearch.study-report"
 ALPHA = 0.05
@@ -249,6 +252,10 @@ class LeaderboardRow:
     test_errors: list[float] = field(default_factory=list)
     #: the arm's kind (``pruned-linear`` for ``pruned-linear[fisher-s1]``)
     kind: str | None = None
+    val_errors: list[float] = field(default_factory=list)
+    #: what identifies the trained architecture (family, hyper-parameters, graph): equal keys of two
+    #: pruning runs' arms mean the same network, trained twice
+    genotype_key: str | None = None
 
 
 @dataclass
@@ -279,10 +286,33 @@ class KindRow:
     #: its training seeds) where pruning runs feed it, else ``seed`` (each training); and their values
     unit: str = "seed"
     units: list[float] = field(default_factory=list)
+    #: mean validation error over every training pooled (what chooses the best row)
+    val_mean: float | None = None
+    #: multiply-accumulates of the kind's networks (their mean; at equal parameters arms can differ
+    #: several-fold in compute)
+    macs: int | None = None
+    #: pruning runs whose network here is another run's (``"pruned-linear[fisher-s1] = ...[fisher-s0]"``):
+    #: counted once, since their trainings are copies
+    duplicates: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         return f"{self.arm}[{self.label}]" if self.label else self.arm
+
+
+def genotype_key(genotype: Mapping[str, Any] | None) -> str | None:
+    """A digest of a genotype's identity as a trial stores it (``to_dict``): family, hyper-parameters,
+    nodes and edges in a fixed order; its counts and origin (where it came from) left out."""
+    import hashlib
+    import json
+
+    if not isinstance(genotype, Mapping) or not isinstance(genotype.get("graph"), Mapping):
+        return None
+    graph = genotype["graph"]
+    nodes = sorted(graph.get("nodes", []), key=lambda n: str(n.get("id")))
+    edges = sorted((str(e.get("source")), str(e.get("target")), e.get("port", 0)) for e in graph.get("edges", []))
+    text = json.dumps([genotype.get("family"), genotype.get("hparams"), nodes, edges], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
@@ -326,7 +356,8 @@ def leaderboard(results: StudyResults, *, alpha: float = ALPHA) -> list[Leaderbo
                 failed=len({t.get("seed") for t in mine if t["state"] == "FAIL"}
                            - {t.get("seed") for t in mine if t["state"] != "FAIL"}),
                 seeds=[t.get("seed") for t in done], test_errors=tests,
-                kind=next((t.get("kind") for t in mine if t.get("kind")), arm.split("[")[0])))
+                kind=next((t.get("kind") for t in mine if t.get("kind")), arm.split("[")[0]), val_errors=vals,
+                genotype_key=genotype_key(ref.get("genotype"))))
         rows.extend(group)
     _rank(rows, alpha)
     return rows
@@ -338,7 +369,9 @@ def _rank(rows: Sequence[Any], alpha: float) -> None:
         scored = [r for r in rows if r.budget == budget and r.test_mean is not None]
         if not scored:
             continue
-        best = min(scored, key=lambda r: r.test_mean)
+        # chosen on validation error (ties: the first row), never on the test error it is then judged by
+        chosen = [r for r in scored if r.val_mean is not None] or scored
+        best = min(chosen, key=lambda r: r.val_mean if r.val_mean is not None else r.test_mean)
         best.best = True
         for r in scored:
             r.gap = r.test_mean - best.test_mean
@@ -375,7 +408,16 @@ def kind_leaderboard(results: StudyResults, *, alpha: float = ALPHA) -> list[Kin
         if r.n > 0:
             mine.append(r)
     rows: list[KindRow] = []
-    for (budget, kind, label), mine in pooled.items():
+    for (budget, kind, label), rows_of_runs in pooled.items():
+        mine, duplicates, first = [], [], {}
+        for r in rows_of_runs:  # two runs that reached the same network are one architecture, not two
+            # (trained from scratch: the same network, seeds and recipe give the same trainings; a
+            # measured kind's weights are each run's own, so its rows are never copies)
+            if r.genotype_key is not None and r.genotype_key in first and kind not in EVALUATED_KINDS:
+                duplicates.append(f"{r.arm} = {first[r.genotype_key]}")
+                continue
+            first.setdefault(r.genotype_key, r.arm)
+            mine.append(r)
         if not mine:
             continue
         tests = [e for r in mine for e in r.test_errors]
@@ -388,7 +430,10 @@ def kind_leaderboard(results: StudyResults, *, alpha: float = ALPHA) -> list[Kin
                             round(sum(sizes) / len(sizes)) if sizes else None, mean, std, between, within,
                             params_min=min(sizes) if sizes else None, params_max=max(sizes) if sizes else None,
                             test_errors=tests, label=label if len(labels_of[kind]) > 1 else None,
-                            unit="run" if from_runs else "seed", units=units))
+                            unit="run" if from_runs else "seed", units=units,
+                            val_mean=_mean_std([e for r in mine for e in r.val_errors])[0],
+                            macs=round(sum(m) / len(m)) if (m := [r.macs for r in mine if r.macs is not None]) else None,
+                            duplicates=duplicates))
     _rank(rows, alpha)
     return rows
 
@@ -428,7 +473,7 @@ def leaderboard_table(rows: Sequence[LeaderboardRow]) -> tuple[list[str], list[l
         # MACs beside parameters: at equal parameters the arms can differ several-fold in compute (issue 20)
         out.append([format_count(r.budget), r.arm, "-" if r.params is None else f"{r.params:,}",
                     "-" if r.macs is None else format_count(r.macs), seeds, test,
-                    _pct(r.val_mean), "" if r.best or r.gap is None else f"+{100 * r.gap:.2f}",
+                    _pct(r.val_mean), "" if r.best or r.gap is None else f"{100 * r.gap:+.2f}",
                     "" if r.p_value is None else f"{r.p_value:.3f}", "" if r.p_holm is None else f"{r.p_holm:.3f}",
                     verdict, "*" if r.best else ""])
     return headers, out
@@ -436,7 +481,7 @@ def leaderboard_table(rows: Sequence[LeaderboardRow]) -> tuple[list[str], list[l
 
 def kind_table(rows: Sequence[KindRow]) -> tuple[list[str], list[list[str]]]:
     """Headers and cells of :func:`kind_leaderboard` (errors in %, the variance split in points)."""
-    headers = ["budget", "arm kind", "runs", "n", "params", "test err % (mean ± std)", "sd runs", "sd seeds",
+    headers = ["budget", "arm kind", "runs", "n", "params", "MACs", "test err % (mean ± std)", "sd runs", "sd seeds",
                "gap pp", "p (Holm)", "gap > noise", "best"]
     out = []
     for r in rows:
@@ -445,8 +490,9 @@ def kind_table(rows: Sequence[KindRow]) -> tuple[list[str], list[list[str]]]:
         test = "-" if r.test_mean is None else (
             f"{_pct(r.test_mean)} ± {_pct(r.test_std)}" if r.test_std is not None else _pct(r.test_mean))
         verdict = "" if r.best else ("?" if r.significant is None else "yes" if r.significant else "no")
-        out.append([format_count(r.budget), r.name, str(r.runs), str(r.n), size, test, _pct(r.between_runs_std),
-                    _pct(r.within_run_std), "" if r.best or r.gap is None else f"+{100 * r.gap:.2f}",
+        out.append([format_count(r.budget), r.name, str(r.runs), str(r.n), size,
+                    "-" if r.macs is None else format_count(r.macs), test, _pct(r.between_runs_std),
+                    _pct(r.within_run_std), "" if r.best or r.gap is None else f"{100 * r.gap:+.2f}",
                     "" if r.p_holm is None else f"{r.p_holm:.3f}", verdict, "*" if r.best else ""])
     return headers, out
 
@@ -474,7 +520,8 @@ def write_report(results: StudyResults, out_dir: str | os.PathLike[str], *, alph
     paths: dict[str, Path] = {}
     paths["leaderboard_csv"] = out / "leaderboard.csv"
     atomic_write_text(paths["leaderboard_csv"], _csv(fields, [[getattr(r, f) for f in fields] for r in rows]))
-    kind_fields = [f for f in KindRow.__dataclass_fields__ if f != "test_errors"]
+    kind_fields = [f for f in KindRow.__dataclass_fields__  # lists: in the JSON
+                   if f not in ("test_errors", "units", "duplicates")]
     paths["kinds_csv"] = out / "kinds.csv"
     atomic_write_text(paths["kinds_csv"], _csv(kind_fields, [[getattr(r, f) for f in kind_fields] for r in kinds]))
     paths["trials_csv"] = out / "trials.csv"
