@@ -31,7 +31,7 @@ from .errors import ArchsearchError
 from .family import Family
 
 __all__ = ["GeneSpread", "SizeComparison", "RunComparison", "compare_runs", "comparison_table",
-           "plot_width_profiles", "COMPARISON_FORMAT", "COMPARISON_VERSION", "DEFAULT_SIZES"]
+           "plot_width_profiles", "against_chance", "CHANCE_DRAWS", "COMPARISON_FORMAT", "COMPARISON_VERSION", "DEFAULT_SIZES"]
 
 COMPARISON_FORMAT = "archsearch.run-comparison"
 COMPARISON_VERSION = 1
@@ -70,9 +70,19 @@ class SizeComparison:
     cosine: float
     #: mean |params - size| / size of the picked members: how far each run is from the compared size
     param_error: float
+    #: the agreement against chance, on the genes some run pruned (a width nobody pruned agrees by
+    #: construction and flatters ``mean_cv``): their mean CV, the median of the same figure over
+    #: randomly pruned profiles of the runs' sizes, and the share of random draws that agree at least
+    #: as well (small: the runs agree beyond chance)
+    pruned_genes: int = 0
+    pruned_cv: float | None = None
+    chance_cv: float | None = None
+    chance_percentile: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"size": self.size, "mean_cv": self.mean_cv, "cosine": self.cosine, "param_error": self.param_error,
+                "pruned_genes": self.pruned_genes, "pruned_cv": self.pruned_cv, "chance_cv": self.chance_cv,
+                "chance_percentile": self.chance_percentile,
                 "members": list(self.members), "params": list(self.params),
                 "genes": [g.to_dict() for g in self.genes]}
 
@@ -137,10 +147,16 @@ def default_sizes(families: Sequence[Family], names: Sequence[str], count: int =
 
 def comparison_table(c: RunComparison) -> tuple[list[str], list[list[Any]]]:
     """Headers and rows for :func:`archsearch.tables.print_table`: one row per size."""
-    headers = ["size", "mean CV", "cosine", "param err"] + [f"params {label}" for label in c.labels]
-    rows = [[format_count(s.size), f"{s.mean_cv:.3f}", f"{s.cosine:.4f}", f"{s.param_error:.1%}"]
+    headers = ["size", "mean CV", "cosine", "param err", "CV pruned genes", "chance CV", "chance pct"] \
+        + [f"params {label}" for label in c.labels]
+    rows = [[format_count(s.size), f"{s.mean_cv:.3f}", f"{s.cosine:.4f}", f"{s.param_error:.1%}",
+             _fmt(s.pruned_cv, ".3f"), _fmt(s.chance_cv, ".3f"), _fmt(s.chance_percentile, ".1%")]
             + [f"{p:,}" for p in s.params] for s in c.sizes]
     return headers, rows
+
+
+def _fmt(x: float | None, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
 
 
 def plot_width_profiles(c: RunComparison, path: str | os.PathLike[str]) -> None:
@@ -224,7 +240,51 @@ def _compare_at(families: Sequence[Family], names: Sequence[str], size: int, gen
     mean_cv = float(cvs[alive].mean()) if alive.any() else 0.0
     params = tuple(g.params for g in genotypes)
     param_error = float(np.mean([abs(p - size) / size for p in params]))
-    return SizeComparison(size, tuple(picked), params, genes, mean_cv, _mean_cosine(widths), param_error)
+    start = np.array([families[0][0].genotype.genes[n] for n in gene_names], dtype=float)
+    chance = against_chance(start, widths)
+    return SizeComparison(size, tuple(picked), params, genes, mean_cv, _mean_cosine(widths), param_error, *chance)
+
+
+#: random profiles drawn per compared size
+CHANCE_DRAWS = 1000
+
+
+def _cv(widths: np.ndarray) -> float:
+    """Mean per-gene coefficient of variation over the rows (runs) of ``widths``, genes alive on average."""
+    means = widths.mean(axis=0)
+    stds = widths.std(axis=0, ddof=1)
+    alive = means > 0
+    return float((stds[alive] / means[alive]).mean()) if alive.any() else 0.0
+
+
+def against_chance(start: np.ndarray, widths: np.ndarray, *, draws: int = CHANCE_DRAWS,
+                   seed: int = 0) -> tuple[int, float | None, float | None, float | None]:
+    """How the runs' agreement on the genes they pruned compares with random pruning's.
+
+    ``start``: the unpruned widths; ``widths``: runs x genes at one size. Random pruning removes
+    channels uniformly (archsearch's ``random`` criterion): a run that removed ``D`` channels of the
+    pruned genes is matched by ``D`` channels drawn without replacement from them (a multivariate
+    hypergeometric draw), each gene keeping one channel unless some run emptied it. Returns the
+    pruned genes' count, their mean CV, the median of that figure over ``draws`` random sets of
+    profiles, and the share of draws at or below the observed one (``None``s where no gene was
+    pruned).
+    """
+    pruned = (widths < start).any(axis=0)
+    if not pruned.any() or len(widths) < 2:
+        return int(pruned.sum()), None, None, None
+    base = start[pruned].astype(np.int64)
+    observed = widths[:, pruned]
+    keep = np.where((observed == 0).any(axis=0), 0, 1)
+    removable = np.maximum(base - keep, 0)
+    removed = (base - observed).sum(axis=1).astype(np.int64)
+    removed = np.minimum(removed, removable.sum())
+    rng = np.random.default_rng(seed)
+    null = np.empty(draws)
+    for d in range(draws):
+        profiles = np.stack([base - rng.multivariate_hypergeometric(removable, int(k)) for k in removed])
+        null[d] = _cv(profiles.astype(float))
+    cv = _cv(observed)
+    return int(pruned.sum()), cv, float(np.median(null)), float((null <= cv).mean())
 
 
 def _mean_cosine(widths: np.ndarray) -> float:

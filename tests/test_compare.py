@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from archsearch import ArchsearchError, Family, RunComparison, compare_runs, create_genotype, load_family
@@ -118,7 +119,8 @@ def test_cli_writes_json_and_plot(tmp_path, capsys) -> None:
     out = tmp_path / "cmp"
     assert main(["compare", *map(str, files), "--out", str(out)]) == 0  # labels: the folders
     table = capsys.readouterr().out.splitlines()
-    assert table[1].split() == ["size", "mean", "CV", "cosine", "param", "err", "params", "seed0", "params", "seed1"]
+    assert table[1].split() == ["size", "mean", "CV", "cosine", "param", "err", "CV", "pruned", "genes", "chance", "CV",
+                                "chance", "pct", "params", "seed0", "params", "seed1"]
     assert [line.split()[1] for line in table[3:]] == [f"{s.mean_cv:.3f}" for s in expected.sizes]
     saved = json.loads((out / "compare.json").read_text())
     assert saved == json.loads(json.dumps(expected.to_dict()))
@@ -138,3 +140,24 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, argv, needle) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0], err
     assert not (tmp_path / "o").exists()
+
+
+def test_agreement_is_measured_against_random_pruning_by_hand():
+    """Issue 20 item 5: widths nobody pruned agree by construction; the runs are compared with random
+    profiles of their sizes on the genes they pruned. Two runs that both cut genes 0 and 1 of four to 5
+    of 10 channels agree exactly (CV 0); random pruning of 10 of those 18 removable channels agrees
+    exactly with probability sum_k P(k)^2 under the hypergeometric law, which the share must match."""
+    from math import comb
+
+    from archsearch.compare import against_chance
+
+    start = np.array([10.0, 10.0, 10.0, 10.0])
+    runs = np.array([[5.0, 5.0, 10.0, 10.0], [5.0, 5.0, 10.0, 10.0]])
+    genes, cv, chance_cv, share = against_chance(start, runs, draws=4000)
+    exact = sum((comb(9, k) * comb(9, 10 - k) / comb(18, 10)) ** 2 for k in range(1, 10))
+    assert genes == 2 and cv == 0.0 and chance_cv > 0
+    assert share == pytest.approx(exact, abs=0.02)
+    # disagreeing runs sit well inside the random spread
+    genes, cv, chance_cv, share = against_chance(start, np.array([[2.0, 8.0, 10.0, 10.0], [8.0, 2.0, 10.0, 10.0]]))
+    assert cv > chance_cv and share > 0.9
+    assert against_chance(start, np.array([start, start]))[1:] == (None, None, None)  # nothing pruned

@@ -165,7 +165,9 @@ def _consistency(experiment: Experiment, trajectories: Mapping[str, tuple[str, A
             comparison = compare_runs(of_runs, [r.name for r in runs], sizes)
         out[label] = {"runs": [r.name for r in runs],
                       "sizes": [{"size": s.size, "mean_cv": s.mean_cv, "cosine": s.cosine,
-                                 "params": list(s.params)} for s in comparison.sizes],
+                                 "params": list(s.params), "pruned_genes": s.pruned_genes, "pruned_cv": s.pruned_cv,
+                                 "chance_cv": s.chance_cv, "chance_percentile": s.chance_percentile}
+                                for s in comparison.sizes],
                       "comparison": comparison}
     return out
 
@@ -182,6 +184,10 @@ def _narrow(settings: Any) -> list[dict[str, Any]]:
             flagged.append({"arm": c.arm.name, "budget": c.budget, "narrowest": width,
                             "widths": c.genotype.summary()})
     return flagged
+
+
+def _opt(x: float | None, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
 
 
 def _units(c: ClaimResult) -> str:
@@ -285,6 +291,7 @@ def run_machine(out: Path) -> dict[str, Any]:
 
 def _markdown(experiment: Experiment, record: Mapping[str, Any], kinds: Sequence[Any], claims: Sequence[ClaimResult],
               consistency: Mapping[str, Any], narrow: Sequence[Mapping[str, Any]]) -> str:
+    from ..compare import CHANCE_DRAWS
     from ..study.report import _pct, kind_table  # the study report's cells (importing it loads the study package)
 
     info = record["machine"]
@@ -343,9 +350,15 @@ def _markdown(experiment: Experiment, record: Mapping[str, Any], kinds: Sequence
           "-" if c.units_needed is None or c.verdict == "held" else str(c.units_needed),
           "-" if c.p_pooled is None else f"{c.p_pooled:.3g}"] for c in claims]), ""]
     if consistency:
-        lines += ["## Consistency of pruning runs", "", _md_table(
-            ["runs", "size", "mean per-layer CV", "mean cosine", "params of the members compared"],
-            [[label, format_count(s["size"]), f"{s['mean_cv']:.3f}", f"{s['cosine']:.4f}",
+        lines += ["## Consistency of pruning runs", "",
+                  "Widths no run pruned agree by construction, so agreement is also measured on the genes some run "
+                  "pruned, against random pruning of the same sizes (the same channels removed from those genes "
+                  f"uniformly, {CHANCE_DRAWS} draws): `chance pct` is the share of random sets of profiles that agree "
+                  "at least as well (small: the runs agree beyond chance).", "", _md_table(
+            ["runs", "size", "mean per-layer CV", "mean cosine", "pruned genes", "CV on them", "chance CV (median)",
+             "chance pct", "params of the members compared"],
+            [[label, format_count(s["size"]), f"{s['mean_cv']:.3f}", f"{s['cosine']:.4f}", str(s["pruned_genes"]),
+              _opt(s["pruned_cv"], ".3f"), _opt(s["chance_cv"], ".3f"), _opt(s["chance_percentile"], ".1%"),
               ", ".join(f"{p:,}" for p in s["params"])] for label, v in consistency.items() for s in v["sizes"]]),
             ""]
         lines += [f"![widths of {label}](widths_{label}.png)" for label in consistency] + [""]
