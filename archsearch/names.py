@@ -48,6 +48,10 @@ ARM_REGISTRY = _closed("arm", {
     "pruned-linear": "the pruning run's member nearest the budget, scaled linearly, trained from scratch",
     "pruned-fit": "the trajectory fit read at the budget, trained from scratch",
     "pruned-raw": "the pruning run's member at the budget as it is, trained from scratch",
+    "pruned-up": "the pruning run's member at a quarter of the budget, scaled up (widths about x2), trained "
+                 "from scratch: linear scaling tested far from the trajectory, against pruned-raw",
+    "pruned-down": "the pruning run's member at four times the budget, scaled down (widths about x0.5), trained "
+                   "from scratch: linear scaling tested far from the trajectory, against pruned-raw",
     "random-pruned": "pruned-linear over runs of the random criterion (the control)",
     "pruned-tuned": "the pruning run's own fine-tuned network, evaluated, not retrained",
     "scratch-e": "the member trained from scratch for the big network's epochs (Liu et al. 2018)",

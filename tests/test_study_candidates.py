@@ -92,3 +92,30 @@ def test_an_imported_network_gets_its_own_uniform_and_bottleneck_baselines_in_a_
     assert max(ratios) - min(ratios) < 0.2
     assert "reference" in settings.fingerprint()
     assert baseline_reference([load_source(root / "search_spaces" / "digits-wrn-16-2" / "pruned.json")]) is None
+
+
+def test_scaling_arms_scale_a_member_far_from_the_budget():
+    """Issue 20 item 6: linear scaling was only ever tested at factors 0.93-1.04 (the member nearest the
+    budget). pruned-up scales the member nearest a quarter of the budget up (widths about x2),
+    pruned-down the member nearest four times it down (about x0.5); each lands on the budget, and a
+    trajectory that does not reach so far is refused in one line."""
+    from archsearch.derive import pick_member
+    from archsearch.study.candidates import make_arms, make_candidate
+
+    source = load_source(Path(__file__).resolve().parents[1] / "search_spaces" / "digits-vgg" / "pruned.json")
+    family = source.family
+    for kind, ratio, budget in (("pruned-up", 0.25, 18_000), ("pruned-down", 4.0, 5_000)):
+        (arm,) = make_arms([kind], [source])
+        c = make_candidate(arm, budget, [source])
+        assert c.detail["source_index"] == pick_member(family, "nearest", round(budget * ratio))
+        assert abs(c.genotype.params - budget) / budget < 0.005
+        assert c.detail["scale"] >= 1.8 if kind == "pruned-up" else c.detail["scale"] <= 0.55
+        widths = list(c.genotype.genes.values())
+        source_widths = list(family[c.detail["source_index"]].genotype.genes.values())
+        assert widths != source_widths  # a scaled copy, not the member
+    (up,) = make_arms(["pruned-up"], [source])
+    with pytest.raises(BudgetError, match=r"pruned-up at budget 2k: .* lands at width scale x1\.\d\d; .*at least x1\.50"):
+        make_candidate(up, 2_000, [source])  # the trajectory ends at 1.06k, not below 500
+    (down,) = make_arms(["pruned-down"], [source])
+    with pytest.raises(BudgetError, match="pruned-down at budget 40k: .*four times the budget"):
+        make_candidate(down, 40_000, [source])  # the unpruned network has 72.7k, not 160k

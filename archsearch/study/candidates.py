@@ -9,6 +9,10 @@ rule ``budget -> genotype``:
                       (NeuralScale, arXiv:2006.12813)
 ``pruned-raw``        the trajectory's own member nearest the budget, unscaled: the pruned
                       architecture trained from scratch (Liu et al. 2018, arXiv:1810.05270)
+``pruned-up``         the member nearest a quarter of the budget, scaled linearly up to it (widths
+                      about x2); ``pruned-down`` the member nearest four times the budget, scaled
+                      down (about x0.5): linear scaling tested where it matters, far from the
+                      trajectory's members, against ``pruned-raw`` at the same budget
 ``scratch-e``         the same member trained from scratch for the recipe's epochs (Liu et al.'s
                       Scratch-E: as many epochs as the big network had)
 ``scratch-b``         the same member trained for the big network's compute: epochs scaled by the
@@ -64,6 +68,10 @@ RAW_TOLERANCE = 0.10
 MEMBER_KINDS = ("pruned-raw", "pruned-tuned", "scratch-e", "scratch-b")
 #: Liu et al. give Scratch-B the big network's compute but at most twice the epochs
 SCRATCH_B_MAX_SCALE = 2.0
+#: ``pruned-up``/``pruned-down``: the member they scale sits this many times below/above the budget,
+#: and the width scale they land at must reach at least ``FAR_SCALE`` (or at most its inverse)
+FAR_BUDGET_RATIO = {"pruned-up": 0.25, "pruned-down": 4.0}
+FAR_SCALE = 1.5
 
 
 @dataclass(frozen=True)
@@ -276,10 +284,20 @@ def _pruned(arm: Arm, budget: int, source: Source, member: int | None, raw_toler
         return Candidate(arm, budget, genotype, detail)
     method = "fit" if arm.kind == "pruned-fit" else "linear"
     pick = "nearest" if member is None else member
+    if arm.kind in FAR_BUDGET_RATIO:
+        pick = pick_member(family, "nearest", max(1, round(budget * FAR_BUDGET_RATIO[arm.kind])), by=by)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ExtrapolationWarning)
         _, rows = _landed(arm, derive, family, [budget], method=method, pick=pick, by=by)
     row = rows[0]
+    if arm.kind in FAR_BUDGET_RATIO:
+        up = arm.kind == "pruned-up"
+        if (row.landing.scale < FAR_SCALE) if up else (row.landing.scale > 1 / FAR_SCALE):
+            raise BudgetError(
+                f"{where}: the member of {source.label} nearest {FAR_BUDGET_RATIO[arm.kind]:g} x the budget "
+                f"(member {row.source_index}) lands at width scale x{row.landing.scale:.2f}; {arm.kind} tests "
+                f"scaling by {'at least' if up else 'at most'} x{FAR_SCALE if up else 1 / FAR_SCALE:.2f}, so the "
+                f"trajectory must reach {'below a quarter of' if up else 'four times'} the budget")
     detail: dict[str, Any] = {"source": source.label, "source_index": row.source_index,
                               "rel_error": row.landing.rel_error, "scale": row.landing.scale}
     if row.fit_rms is not None:
