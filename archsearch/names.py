@@ -54,6 +54,8 @@ ARM_REGISTRY = _closed("arm", {
                    "from scratch: linear scaling tested far from the trajectory, against pruned-raw",
     "random-pruned": "pruned-linear over runs of the random criterion (the control)",
     "pruned-tuned": "the pruning run's own fine-tuned network, evaluated, not retrained",
+    "tuned-e": "the pruning run's own fine-tuned network, fine-tuned again for the recipe's epochs with its "
+               "learning-rate schedule rewound (Renda et al. 2020): the fine-tuned arm given scratch-e's compute",
     "scratch-e": "the member trained from scratch for the big network's epochs (Liu et al. 2018)",
     "scratch-b": "the member trained from scratch for the big network's compute (Liu et al. 2018)",
     **{name: f"the {name} baseline: {BASELINE_REGISTRY.get(name)}" for name in BASELINES},
@@ -62,6 +64,11 @@ CANDIDATE_KINDS = ARM_REGISTRY.names()
 PRUNED_KINDS = tuple(k for k in CANDIDATE_KINDS if k not in BASELINES)
 #: arms whose result is a measurement of a network that exists, not a training run (one cell per budget)
 EVALUATED_KINDS = ("pruned-tuned",)
+#: arms that train from the pruning run's own kept weights (not from scratch)
+WARM_KINDS = ("tuned-e",)
+#: arms whose result depends on a pruning run's own weights: two runs that reached the same network
+#: still give two different results (never merged as copies)
+OWN_WEIGHTS_KINDS = EVALUATED_KINDS + WARM_KINDS
 #: ``study run --mode``, ``--search`` and ``--early-stopping``
 STUDY_MODE_REGISTRY = _closed("study mode", {
     "grid": "every arm x budget x seed once",

@@ -517,6 +517,7 @@ def train_genotype(
     progress: bool | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     keep_checkpoint: bool = False,
+    init_state: "Mapping[str, torch.Tensor] | None" = None,
 ) -> TrainResult:
     """Train ``genotype`` from scratch on ``data``; the result is also written as ``metrics.json``.
 
@@ -528,6 +529,9 @@ def train_genotype(
     ``on_epoch`` is called with each epoch's record as a dict (the fields of :class:`EpochRecord`).
     A finished run's checkpoint is removed (``keep_checkpoint`` keeps it); ``resume`` of a finished
     run returns its result as it was (``model`` is then ``None``: the weights are in ``model.pt``).
+    ``init_state`` (a state_dict of ``genotype.build(generic=True)``, e.g. a pruning run's kept
+    weights) starts training from those weights instead of from scratch, with the recipe's whole
+    schedule (learning-rate rewinding); it is part of the run's identity.
     Returns a :class:`TrainResult` holding the trained model too; ``result.to_dict()`` is what
     ``metrics.json`` holds.
     """
@@ -548,6 +552,8 @@ def train_genotype(
     check_memory(TRAINING_BYTES_PER_PARAM * genotype.params, f"training this network ({genotype.params:,} "
                  "parameters)", error=TrainingError)
     identity = {"genotype": genotype.to_dict(), "data": spec.name, "recipe": recipe.to_dict(), "seed": seed}
+    if init_state is not None:
+        identity["init"] = _state_digest(init_state)
 
     folder = (RunFolder(out_dir, "train", checkpoint=CHECKPOINT, outputs=(METRICS,), error=TrainingError)
               if out_dir is not None else None)
@@ -556,8 +562,9 @@ def train_genotype(
         raise TrainingError("resume: True needs `out_dir`, the folder of the run to continue")
     if folder is not None:
         folder.check_start(resume)
-        if resume and folder.finished():  # a finished run: its result, as it was (its checkpoint is gone)
-            return _finished(folder, identity)
+        if resume and folder.finished():  # a finished run: its result, as it was (its checkpoint is gone;
+            # metrics.json does not record the weights a warm start began from)
+            return _finished(folder, {k: v for k, v in identity.items() if k != "init"})
         if resume:
             state = folder.load_checkpoint(dev)
             if not {"identity", "trainer", "history"} <= set(state):
@@ -574,10 +581,25 @@ def train_genotype(
     if state is not None:
         refuse_changed(folder.checkpoint, saved, identity, error=TrainingError)
     with folder or nullcontext():  # the folder locked, interrupted writes cleaned up
-        result = _train(genotype, splits, recipe, folder, dev, seed, identity, state, name, progress, on_epoch)
+        result = _train(genotype, splits, recipe, folder, dev, seed, identity, state, name, progress, on_epoch,
+                        init_state)
         if folder is not None and not keep_checkpoint:
             folder.drop_checkpoint()
         return result
+
+
+def _state_digest(state: "Mapping[str, torch.Tensor]") -> str:
+    """A short digest of a state_dict's names, shapes and values (what a resumed run must start from)."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256()
+    for key in sorted(state):
+        t = state[key].detach().cpu().contiguous()
+        h.update(f"{key}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update((t.float() if t.dtype == torch.bfloat16 else t).numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def _finished(folder: RunFolder, identity: dict[str, Any]) -> TrainResult:
@@ -601,11 +623,20 @@ def data_identity(data: "DataSplits | StreamingData") -> dict[str, Any]:
 
 def _train(genotype: "Genotype", splits: "DataSplits | StreamingData", recipe: Recipe, folder: RunFolder | None, dev: "torch.device",
            seed: int, identity: dict[str, Any], state: dict[str, Any] | None, name: str, progress: bool | None,
-           on_epoch: Callable[[dict[str, Any]], None] | None) -> TrainResult:
+           on_epoch: Callable[[dict[str, Any]], None] | None,
+           init_state: "Mapping[str, torch.Tensor] | None" = None) -> TrainResult:
     import torch
 
     torch.manual_seed(seed)  # the initial weights, and any randomness inside the model
-    trainer = Trainer(genotype.build(), splits, recipe, device=dev, seed=seed)
+    model = genotype.build(generic=init_state is not None)  # kept weights are named by the graph's nodes
+    if init_state is not None:
+        from .importer import _misfit
+
+        why = _misfit(init_state, model.state_dict())
+        if why:
+            raise TrainingError(f"init_state: the weights do not fit this genotype ({why})")
+        model.load_state_dict(init_state)
+    trainer = Trainer(model, splits, recipe, device=dev, seed=seed)
     history: list[dict[str, Any]] = []
     if state is not None:
         trainer.load_state_dict(state["trainer"])

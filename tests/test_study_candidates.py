@@ -119,3 +119,58 @@ def test_scaling_arms_scale_a_member_far_from_the_budget():
     (down,) = make_arms(["pruned-down"], [source])
     with pytest.raises(BudgetError, match="pruned-down at budget 40k: .*four times the budget"):
         make_candidate(down, 40_000, [source])  # the unpruned network has 72.7k, not 160k
+
+
+def test_tuned_e_fine_tunes_the_runs_own_weights_for_scratch_e_epochs(runs, tmp_path):
+    """Issue 20 item 4: the fine-tuned arm was measured after a short schedule (30 steps per 2
+    channels), so the comparison said as much about the schedule as about pruning. ``tuned-e``
+    fine-tunes the run's own kept weights again for the recipe's epochs, the schedule rewound."""
+    from archsearch.data import load_dataset
+
+    sources = run_sources(runs)[:1]
+    family = sources[0].family
+    budget = family[2].params
+    settings = StudySettings.build(arms=["tuned-e", "scratch-e"], budgets=[budget], seeds=[0, 1], data="digits",
+                                   recipe=short_recipe(3), sources=sources)
+    tuned, scratch = (settings.candidate(name, budget) for name in settings.arm_names)
+    assert tuned.genotype == scratch.genotype == family[2].genotype
+    assert settings.recipe_for(tuned) == settings.recipe_for(scratch)  # scratch-e's compute
+    assert sum(c.arm.startswith("tuned-e") for c in settings.cells()) == 2  # it trains: one cell per seed
+    kept = load_member_weights(runs["a-s0"], family, 2)
+    started: list = []
+    inner = fake_train(lambda g, s: (0.1, 0.1))
+
+    def train(genotype, data, recipe, *, init_state=None, **kwargs):  # noqa: ANN001, ANN003
+        started.append(init_state)
+        return inner(genotype, data, recipe, **kwargs)
+
+    run_study(settings, study_name="t", storage=f"sqlite:///{tmp_path / 's.db'}", data=load_dataset("digits"),
+              train=train)
+    warm = [s for s in started if s is not None]
+    assert len(warm) == 2 and len(started) == 4  # tuned-e from the kept weights, scratch-e from scratch
+    assert all(set(s) == set(kept) and all(s[k].equal(kept[k]) for k in kept) for s in warm)
+    with pytest.raises(BudgetError, match="kept no fine-tuned weights for member 3"):
+        StudySettings.build(arms=["tuned-e"], budgets=[family[3].params], seeds=[0], data="digits",
+                            recipe=short_recipe(), sources=sources)
+
+
+def test_training_from_kept_weights_starts_from_them(runs):
+    """train_genotype(init_state=...): at a learning rate of nearly 0 the weights stay those given; a
+    state that does not fit the genotype is one line."""
+    import dataclasses
+
+    from archsearch.data import load_dataset
+    from archsearch.errors import TrainingError
+    from archsearch.train import train_genotype
+
+    family = run_sources(runs)[0].family
+    kept = load_member_weights(runs["a-s0"], family, 2)
+    recipe = dataclasses.replace(short_recipe(1), lr=1e-12, weight_decay=0.0)
+    data = load_dataset("digits")
+    result = train_genotype(family[2].genotype, data, recipe, init_state=kept, progress=False)
+    after = result.model.state_dict()
+    for key, value in kept.items():
+        if key.endswith(("weight", "bias")):
+            assert after[key].cpu().allclose(value, atol=1e-6), key
+    with pytest.raises(TrainingError, match="init_state: the weights do not fit this genotype"):
+        train_genotype(family[3].genotype, data, recipe, init_state=kept, progress=False)

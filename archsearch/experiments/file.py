@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from .._jsonio import read_toml
 from ..budgets import parse_budget
 from ..errors import ArchsearchError
-from ..names import CANDIDATE_KINDS, EARLY_STOPPING, PRUNED_KINDS
+from ..names import CANDIDATE_KINDS, EARLY_STOPPING, OWN_WEIGHTS_KINDS, PRUNED_KINDS
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..family import Family
@@ -160,11 +160,11 @@ class Experiment:
     def prune_settings(self, run: PruneRun) -> "PruneSettings":
         """The space's ``[prune]``, then the file's, then the run's, with the run's seed.
 
-        A study with ``pruned-tuned`` needs the fine-tuned weights of the members nearest its
+        A study with ``pruned-tuned`` or ``tuned-e`` needs the fine-tuned weights of the members nearest its
         budgets: an iterative run keeps exactly those (``save_weights``) unless told otherwise.
         """
         values = {**self.prune, **run.overrides, "seed": run.seed}
-        if ("pruned-tuned" in self.arms and self.budgets is not None
+        if (any(a in OWN_WEIGHTS_KINDS for a in self.arms) and self.budgets is not None
                 and "save_weights" not in {**self.space.prune, **values}):
             values["save_weights"] = list(self.budgets)
         return self.space.prune_settings(values, source=f"{self.path}: runs[{run.name}]")

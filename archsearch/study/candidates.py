@@ -19,6 +19,10 @@ rule ``budget -> genotype``:
                       unpruned member's MACs over the member's, at most doubled (Liu et al.'s Scratch-B)
 ``pruned-tuned``      the same member's own pruned-and-fine-tuned weights, kept by the pruning run,
                       measured on the test split (not trained: one cell per budget)
+``tuned-e``           those weights fine-tuned again for the recipe's epochs, its learning-rate
+                      schedule rewound to the start (Renda et al. 2020, arXiv:2003.02389): the
+                      fine-tuned arm with scratch-e's compute, so a short fine-tuning schedule
+                      does not decide the comparison
 ``random-pruned``     ``pruned-linear`` over runs of the ``random`` criterion: the control that tells
                       "the search found a good profile" from "any non-uniform profile helps"
 ``uniform``           WRN with a continuous widen factor
@@ -52,7 +56,7 @@ from ..families import get_family
 from ..family import Family, load_family
 from ..genotype import Genotype
 from ..landing import MEASURES
-from ..names import ARM_REGISTRY, BASELINES, CANDIDATE_KINDS, EVALUATED_KINDS, PRUNED_KINDS
+from ..names import ARM_REGISTRY, BASELINES, CANDIDATE_KINDS, OWN_WEIGHTS_KINDS, PRUNED_KINDS
 
 __all__ = [
     "CANDIDATE_KINDS", "PRUNED_KINDS", "BASELINE_KINDS", "RAW_TOLERANCE",
@@ -65,7 +69,7 @@ BASELINE_KINDS = BASELINES
 #: ``pruned-raw`` reaches a budget when the nearest member is within this relative distance of it
 RAW_TOLERANCE = 0.10
 #: the arms that take the trajectory's own member (no scaling): they share ``RAW_TOLERANCE``
-MEMBER_KINDS = ("pruned-raw", "pruned-tuned", "scratch-e", "scratch-b")
+MEMBER_KINDS = ("pruned-raw", "pruned-tuned", "tuned-e", "scratch-e", "scratch-b")
 #: Liu et al. give Scratch-B the big network's compute but at most twice the epochs
 SCRATCH_B_MAX_SCALE = 2.0
 #: ``pruned-up``/``pruned-down``: the member they scale sits this many times below/above the budget,
@@ -274,7 +278,7 @@ def _pruned(arm: Arm, budget: int, source: Source, member: int | None, raw_toler
             )
         detail: dict[str, Any] = {"source": source.label, "source_index": i, "rel_error": rel,
                                   "source_val_error": _number(family[i].metrics.get("val_error"))}
-        if arm.kind in EVALUATED_KINDS:
+        if arm.kind in OWN_WEIGHTS_KINDS:
             if family[i].metrics.get("weights") is not True:
                 raise BudgetError(f"{where}: {source.label} kept no fine-tuned weights for member {i} "
                                   f"({genotype.params:,} parameters); prune with save_weights listing this budget")

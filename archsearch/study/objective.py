@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import BudgetError
-from ..names import EVALUATED_KINDS
+from ..names import EVALUATED_KINDS, WARM_KINDS
 from .settings import StudySettings
 from .storage import CELL_ATTR
 
@@ -192,16 +192,20 @@ class Objective:
         trial.set_user_attr("idle", reason)
         return IdleTrial(reason)
 
+    def _kept(self, candidate: "Candidate") -> dict[str, Any]:
+        """The pruning run's own fine-tuned weights of the candidate's member (a state_dict of its GraphNet)."""
+        from ..prune.weights import load_member_weights
+
+        source = next(s for s in self.settings.sources if s.label == candidate.arm.source)
+        return load_member_weights(source.path, source.family, int(candidate.detail["source_index"]))
+
     def _measure(self, trial: "optuna.Trial", candidate: "Candidate") -> float:
         """``pruned-tuned``: the pruning run's own fine-tuned weights, on the same splits as training."""
-        from ..prune.weights import load_member_weights
         from ..data import make_feed
         from ..train import evaluate_batches, resolve_device
 
         start = time.perf_counter()
-        source = next(s for s in self.settings.sources if s.label == candidate.arm.source)
-        index = int(candidate.detail["source_index"])
-        state = load_member_weights(source.path, source.family, index)
+        state = self._kept(candidate)
         device = resolve_device(self.device)
         model = candidate.genotype.build(generic=True)
         model.load_state_dict(state)
@@ -239,7 +243,8 @@ class Objective:
 
         if candidate.arm.kind in EVALUATED_KINDS:
             return self._measure(trial, candidate)
-        if s.mode == "grid":
+        warm = candidate.arm.kind in WARM_KINDS
+        if s.mode == "grid" and not warm:
             twin = self._trained_twin(trial, recipe.to_dict())
             if twin is not None:
                 return twin
@@ -260,7 +265,9 @@ class Objective:
         train = self._train
         if train is None:
             from ..train import train_genotype as train
-        result = train(g, self.data, recipe, device=self.device, seed=seed, progress=False, on_epoch=on_epoch)
+        start_from = {"init_state": self._kept(candidate)} if warm else {}  # tuned-e: the run's own weights
+        result = train(g, self.data, recipe, device=self.device, seed=seed, progress=False, on_epoch=on_epoch,
+                       **start_from)
         final, best = result.final, result.best
         for key, value in {
             "val_error": final.val_error, "test_error": final.test_error,

@@ -38,7 +38,7 @@ from typing import Any, Mapping, Sequence
 from .._jsonio import atomic_write_json, atomic_write_text, json_safe
 from ..budgets import format_count
 from ..errors import StudyError
-from ..names import EVALUATED_KINDS
+from ..names import OWN_WEIGHTS_KINDS
 from .storage import SETTINGS_ATTR, load_study, safe_url
 
 __all__ = ["Difference", "difference", "units_needed", "genotype_key", "StudyResults", "LeaderboardRow", "KindRow", "load_results",
@@ -411,9 +411,9 @@ def kind_leaderboard(results: StudyResults, *, alpha: float = ALPHA) -> list[Kin
     for (budget, kind, label), rows_of_runs in pooled.items():
         mine, duplicates, first = [], [], {}
         for r in rows_of_runs:  # two runs that reached the same network are one architecture, not two
-            # (trained from scratch: the same network, seeds and recipe give the same trainings; a
-            # measured kind's weights are each run's own, so its rows are never copies)
-            if r.genotype_key is not None and r.genotype_key in first and kind not in EVALUATED_KINDS:
+            # (trained from scratch: the same network, seeds and recipe give the same trainings; a kind
+            # that measures or starts from a run's own weights gives each run its own result)
+            if r.genotype_key is not None and r.genotype_key in first and kind not in OWN_WEIGHTS_KINDS:
                 duplicates.append(f"{r.arm} = {first[r.genotype_key]}")
                 continue
             first.setdefault(r.genotype_key, r.arm)
