@@ -68,6 +68,16 @@ def _stack() -> dict[str, Any]:
     return {"torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
+def _copy_result(trial: "optuna.Trial", earlier: "optuna.trial.FrozenTrial", keys: list[str], marker: str) -> float:
+    """Give ``trial`` the result ``keys`` of ``earlier`` (training is deterministic for a seed), marked
+    ``marker = earlier.number`` and taking no time; returns its value."""
+    for key in keys:
+        trial.set_user_attr(key, earlier.user_attrs[key])
+    trial.set_user_attr("trial_s", 0.0)
+    trial.set_user_attr(marker, earlier.number)
+    return float(earlier.value)
+
+
 class Objective:
     """``objective(trial) -> final validation error``, for ``study.optimize``.
 
@@ -151,12 +161,8 @@ class Objective:
 
         for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             if t.params == trial.params and "duplicate_of" not in t.user_attrs and t.value is not None:
-                for key, value in t.user_attrs.items():
-                    if key not in ("worker", "device", "trial_s", "wall_s"):
-                        trial.set_user_attr(key, value)
-                trial.set_user_attr("trial_s", 0.0)
-                trial.set_user_attr("duplicate_of", t.number)
-                return float(t.value)
+                keys = [k for k in t.user_attrs if k not in ("worker", "device", "trial_s", "wall_s")]
+                return _copy_result(trial, t, keys, "duplicate_of")
         return None
 
     @staticmethod
@@ -178,13 +184,9 @@ class Objective:
                     or a.get("budget") != mine.get("budget") or a.get("seed") != mine.get("seed")
                     or a.get("recipe") != recipe or genotype_key(a.get("genotype")) != key):
                 continue
-            for name in ("val_error", "test_error", "best_val_error", "best_test_error", "best_epoch", "epochs",
-                         "history", "wall_s", "diverged", "stopped_at_epoch"):
-                if name in a:
-                    trial.set_user_attr(name, a[name])
-            trial.set_user_attr("trial_s", 0.0)
-            trial.set_user_attr("same_network_as", t.number)
-            return float(t.value)
+            keys = [k for k in ("val_error", "test_error", "best_val_error", "best_test_error", "best_epoch", "epochs",
+                                "history", "wall_s", "diverged", "stopped_at_epoch") if k in a]
+            return _copy_result(trial, t, keys, "same_network_as")
         return None
 
     @staticmethod
