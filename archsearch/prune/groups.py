@@ -29,7 +29,7 @@ from ..graph import attr, inputs_of, live_nodes, shapes, widths_with
 if TYPE_CHECKING:  # pragma: no cover
     from ..genotype import Genotype
 
-__all__ = ["Slot", "Group", "Branch", "layouts", "coupled_groups", "can_vanish", "residual_branches"]
+__all__ = ["Slot", "Group", "Branch", "Wiring", "wiring", "layouts", "coupled_groups", "can_vanish", "residual_branches"]
 
 Layout = list  # [(gene or None, count), ...]
 
@@ -78,11 +78,12 @@ class Branch:
     genes: tuple[str, ...]
 
 
-def layouts(graph: nx.DiGraph, live: set | None = None) -> dict[str, Layout]:
+def layouts(graph: nx.DiGraph, live: set | None = None, order: list[str] | None = None) -> dict[str, Layout]:
     """Each node's output channels as ``(gene, count)`` segments, in channel order."""
-    live = live_nodes(graph) if live is None else live
+    order = list(nx.topological_sort(graph)) if order is None else order
+    live = live_nodes(graph, order=order) if live is None else live
     out: dict[str, Layout] = {}
-    for node in nx.topological_sort(graph):
+    for node in order:
         data = graph.nodes[node]
         preds = [p for p in inputs_of(graph, node) if p in live]
         if data.get("gene") is not None:
@@ -95,6 +96,30 @@ def layouts(graph: nx.DiGraph, live: set | None = None) -> dict[str, Layout]:
         else:
             out[node] = out[preds[0]]
     return out
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What every question about one genotype's channels starts from: a topological order, the live
+    nodes, each node's channel layout and spatial size."""
+
+    order: list
+    live: set
+    layout: dict
+    sizes: dict
+
+
+def wiring(genotype: "Genotype") -> Wiring:
+    """The genotype's :class:`Wiring`, computed once and remembered with it (a genotype is immutable):
+    choosing, watching, the stop check and surgery all read it between two prunes."""
+    memo = genotype.__dict__
+    if "_wiring" not in memo:
+        graph = genotype.graph
+        order = list(nx.topological_sort(graph))
+        live = live_nodes(graph, order=order)
+        memo["_wiring"] = Wiring(order, live, layouts(graph, live, order),
+                                 shapes(graph, genotype.hparams.get("input_size")))
+    return memo["_wiring"]
 
 
 def _offsets(layout: Layout, gene: str) -> list[tuple[int, int]]:
@@ -147,11 +172,9 @@ def coupled_groups(genotype: "Genotype", *, tied: bool = False) -> dict[str, Gro
 
 def _coupled_groups(genotype: "Genotype", tied: bool) -> dict[str, Group]:
     graph = genotype.graph
-    order = list(nx.topological_sort(graph))
-    live = live_nodes(graph, order=order)
+    w = wiring(genotype)
+    order, live, lay, sizes = w.order, w.live, w.layout, w.sizes
     live_genes = genes_of(graph, live)
-    lay = layouts(graph, live)
-    sizes = shapes(graph, genotype.hparams.get("input_size"))
     roles = genotype.roles()
     quantum = genotype.quantum
     slots: dict[str, list[Slot]] = {g: [] for g in genotype.genes}
@@ -219,8 +242,7 @@ def residual_branches(genotype: "Genotype", groups: Mapping[str, Group]) -> list
     commutes with), each feeding only the next: a scale on its output then folds into that layer.
     """
     graph = genotype.graph
-    order = list(nx.topological_sort(graph))
-    live = live_nodes(graph, order=order)
+    order, live = wiring(genotype).order, wiring(genotype).live
     adds = [n for n in graph.nodes if n in live and graph.nodes[n]["kind"] == "add"]
     found: dict[tuple[str, str], list[str]] = {}
     for gene, group in groups.items():

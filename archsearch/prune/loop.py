@@ -41,9 +41,8 @@ from ..genotype import Genotype
 from ..recipe import Recipe
 from ..runfolder import RunFolder, refuse_changed
 from ..train import Trainer, divergence, is_diverged, resolve_device
-from ..graph import shapes
 from .criteria import SSS, Criterion, _ActivationCriterion, make_criterion
-from .groups import Group, coupled_groups, residual_branches
+from .groups import Group, coupled_groups, residual_branches, wiring
 from .settings import PruneSettings, PruneSettingsError
 from .surgery import graph_state_dict, prune_channels
 from .weights import WEIGHTS_NAME, save_member_weights
@@ -72,7 +71,7 @@ def _removable(genotype: Genotype, settings: PruneSettings) -> dict[str, int]:
 
 def _spatial(genotype: Genotype) -> dict[str, int]:
     """Features per channel of every flattened tensor (what a criterion folds back into channels)."""
-    return {n: s.h * s.w for n, s in shapes(genotype.graph, genotype.hparams.get("input_size")).items() if s.flat}
+    return {n: s.h * s.w for n, s in wiring(genotype).sizes.items() if s.flat}
 
 
 def prune_folder(out_dir: str | os.PathLike[str]) -> RunFolder:

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..errors import GenotypeError
 from ..models.graphnet import GraphNet, skeleton
-from .groups import layouts
+from .groups import wiring
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..genotype import Genotype
@@ -106,11 +106,8 @@ def _slicers(model: GraphNet, genotype: "Genotype", keep: Mapping[str, torch.Ten
              touched_only: bool) -> dict[str, dict[str, Slicer]]:
     """Per layer of ``model``, each tensor's slicer (``weight``, ``bias``, a batch norm's statistics):
     every layer, or with ``touched_only`` those whose own or input channels lose some."""
-    from ..graph import live_nodes, shapes
-
     graph = genotype.graph
-    layout = layouts(graph, live_nodes(graph))
-    sizes = shapes(graph, genotype.hparams.get("input_size"))
+    layout, sizes = wiring(genotype).layout, wiring(genotype).sizes
 
     def touched(nodes: list[str]) -> bool:
         return any(g in keep for n in nodes for g, _ in layout[n])
