@@ -52,6 +52,14 @@ TINY = textwrap.dedent("""\
     budgets = ["100k"]
     seeds = 2
     heartbeat = 1
+    arm_seeds = { uniform = 3 }
+
+    [study.macs]
+    budgets = ["1M"]
+    arms = ["pruned-linear", "uniform"]
+
+    [parent]
+    seeds = 2
 
     [train]
     epochs = 1
@@ -98,6 +106,15 @@ def test_the_shipped_experiment_files_load():
     # a budget below every arm's reach is refused before the pruning runs, not after them
     (('budgets = ["100k"]', 'budgets = ["10", "100k"]'), "study.budgets: expected budgets an arm can reach: at least"),
     (('budgets = ["100k"]', 'budgets = ["100k", "10G"]'), "study.budgets: training a 10,000,000,000-parameter"),
+    # issue 20: other seeds per arm, the second study matched on MACs, the parent trained without pretrain changes
+    (("arm_seeds = { uniform = 3 }", "arm_seeds = { bottleneck = 3 }"), "study.arm_seeds.bottleneck: expected one of"),
+    (("arm_seeds = { uniform = 3 }", "arm_seeds = { uniform = 0 }"), "study.arm_seeds.uniform: expected a number"),
+    (('budgets = ["1M"]', 'budgets = ["1"]'), "study.macs.budgets: expected budgets an arm can reach"),
+    (('arms = ["pruned-linear", "uniform"]', 'arms = ["pruned-tuned"]'),
+     "study.macs.arms: expected arms that do not read a run's kept weights"),
+    (('arms = ["pruned-linear", "uniform"]', 'arms = ["bottleneck"]'), "study.macs.arms: expected some of"),
+    (("[study.macs]", "[study.params]"), "study.params: expected [study.macs]"),
+    (("[parent]\nseeds = 2", "[parent]\nseed = 2"), "[parent]: expected a table with seeds"),
 ])
 def test_a_bad_experiment_file_is_one_line_naming_the_file_and_field(tmp_path, capsys, change, message):
     old, new = change
@@ -172,12 +189,25 @@ def test_a_killed_experiment_resumes_to_the_end_without_redoing_finished_runs(tm
 
     result = json.loads((out / "report" / "experiment.json").read_text())
     kinds = {(k["arm"], k["budget"]): k for k in result["kinds"]}
-    # every cell ran: 2 Fisher runs x 2 seeds, 1 random run x 2 seeds, 2 evaluated members, 2 uniform seeds
+    # every cell ran: 2 Fisher runs x 2 seeds, 1 random run x 2 seeds, 2 evaluated members, 3 uniform seeds
     assert kinds[("pruned-linear", 100_000)]["n"] == 4 and kinds[("pruned-linear", 100_000)]["runs"] == 2
-    assert kinds[("random-pruned", 100_000)]["n"] == 2 and kinds[("uniform", 100_000)]["n"] == 2
+    assert kinds[("random-pruned", 100_000)]["n"] == 2
     assert kinds[("pruned-tuned", 100_000)]["n"] == 2
     verdicts = {c["claim"]: c["verdict"] for c in result["claims"]}
     assert set(verdicts) == {"scratch beats fine-tuned", "the runs agree"}
+    # uniform trains with its own 3 seeds, the others with 2
+    assert kinds[("uniform", 100_000)]["n"] == 3 and result["arm_seeds"] == {"uniform": 3}
+    # the second study lands the same arms on a MACs budget: each candidate within 0.5 % of 1M MACs
+    second = {k["arm"]: k for k in result["rematch"]["kinds"]}
+    assert result["rematch"]["by"] == "macs" and set(second) == {"pruned-linear", "uniform"}
+    assert second["uniform"]["n"] == 3 and second["pruned-linear"]["n"] == 4
+    assert all(abs(k["macs"] - 1_000_000) <= 5_000 for k in second.values()), second
+    assert (out / "report" / "macs" / "error_vs_params.png").is_file()
+    # the parent: 2 trainings without the runs' pretrain changes (epochs = 1), beside the runs' parents
+    parent = result["parent"]
+    assert parent["n"] == 2 and parent["recipe"]["epochs"] == 15  # the space's recipe, not the runs' 1 epoch
+    assert len(list(out.glob("parent/s*/metrics.json"))) == 2
+    assert [r["changes"] for r in parent["pretrained"]] == ["epochs = 1"] and parent["pretrained"][0]["n"] == 2
     assert result["machine"]["torch"] and result["timings"]["study_s"] > 0
     assert "## The paper's claims, checked" in report and (out / "report" / "error_vs_params.png").is_file()
 

@@ -64,3 +64,21 @@ def test_claims_are_one_holm_family_and_one_sided():
     assert right.verdict == "held"
     assert wrong.verdict == "reversed" and wrong.p_value > 0.99  # one-sided: the other direction
     assert right.p_holm == pytest.approx(min(1.0, 2 * right.p_value))  # Holm's first step over 2 tests
+
+
+def test_the_claims_matched_on_macs_join_the_same_holm_family():
+    """``[study.macs]``: each claim is checked again on the second study's rows, one family with the first."""
+    a = kind("uniform", [[0.030, 0.031, 0.029, 0.030, 0.032]], from_runs=False)
+    b = kind("bottleneck-block", [[0.040, 0.041, 0.039, 0.042, 0.040]], from_runs=False)
+    # at equal MACs the gap closes
+    a2 = kind("uniform", [[0.036, 0.041, 0.031, 0.044, 0.038]], from_runs=False)
+    b2 = kind("bottleneck-block", [[0.040, 0.035, 0.043, 0.039, 0.037]], from_runs=False)
+    claims = [Claim("uniform beats bottleneck", "uniform", "bottleneck-block")]
+    (alone,) = evaluate_claims(claims, [a, b], {})
+    params, macs = evaluate_claims(claims, [a, b], {}, rematched=("macs", [a2, b2]))
+    assert (params.by, macs.by) == ("params", "macs")
+    assert params.verdict == "held" and macs.verdict == "not shown"
+    assert alone.p_holm == pytest.approx(alone.p_value)
+    # Holm over two tests: the smaller p doubled
+    assert params.p_holm == pytest.approx(min(1.0, 2 * params.p_value))
+    assert macs.p_holm == pytest.approx(max(params.p_holm, macs.p_value))

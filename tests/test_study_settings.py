@@ -46,3 +46,28 @@ def test_a_raw_tolerance_outside_zero_one_is_refused(tolerance):
 
     with pytest.raises(BudgetError, match="raw_tolerance"):
         study_settings(arms=["uniform"], budgets=[2000], seeds=[0], space="digits-wrn-16-1", raw_tolerance=tolerance)
+
+
+def test_arm_seeds_give_a_baseline_more_trainings_and_one_seed_parameter() -> None:
+    """A baseline's unit is a training: ``arm_seeds`` gives it as many as a pruned arm has runs."""
+    from archsearch.recipe import get_recipe
+    from archsearch.study.settings import StudySettings
+
+    recipe = get_recipe("digits")
+    plain = StudySettings.build(arms=["uniform", "bottleneck"], budgets=[20_000], seeds=[0, 1],
+                                data="digits", recipe=recipe, hparams={"depth": 16}, widen=1.0)
+    more = StudySettings.build(arms=["uniform", "bottleneck"], budgets=[20_000], seeds=[0, 1],
+                               data="digits", recipe=recipe, hparams={"depth": 16}, widen=1.0,
+                               arm_seeds={"uniform": [0, 1, 2, 3, 4]})
+    count = {arm: sum(c.arm == arm for c in more.cells()) for arm in ("uniform", "bottleneck")}
+    assert count == {"uniform": 5, "bottleneck": 2}
+    assert more.all_seeds == (0, 1, 2, 3, 4) and more.seeds_of("bottleneck") == (0, 1)
+    assert [c.seed for c in more.cells()][:4] == [0, 0, 1, 1]  # seed-major: every arm's first seed first
+    # a study without them keeps its identity; one with them is another study
+    assert "arm_seeds" not in plain.fingerprint() and more.fingerprint()["arm_seeds"] == {"uniform": [0, 1, 2, 3, 4]}
+    with pytest.raises(ArchsearchError, match="arm_seeds: 'pruned-linear' is not one of this study's arm kinds"):
+        StudySettings.build(arms=["uniform"], budgets=[20_000], seeds=[0], data="digits", recipe=recipe,
+                            hparams={"depth": 16}, arm_seeds={"pruned-linear": [0]})
+    with pytest.raises(ArchsearchError, match="arm_seeds: uniform: expected distinct integer seeds"):
+        StudySettings.build(arms=["uniform"], budgets=[20_000], seeds=[0], data="digits", recipe=recipe,
+                            hparams={"depth": 16}, arm_seeds={"uniform": [1, 1]})

@@ -35,7 +35,7 @@ class ExperimentCommand(Command):
         run.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
         run.add_argument("--data-dir", metavar="DIR", help="where CIFAR lives (or set ARCHSEARCH_DATA)")
         add_threads_argument(run)
-        run.add_argument("--task", help=argparse.SUPPRESS)  # prune:RUN or study:K, for worker processes
+        run.add_argument("--task", help=argparse.SUPPRESS)  # prune:RUN, parent:SEED or study:K, for workers
         report.add_argument("--report-dir", metavar="DIR", help="write the report here (default: DIR/report)")
         report.add_argument("--alpha", type=float, default=0.05, help="significance level (default: %(default)s)")
 
@@ -74,16 +74,18 @@ def _task(experiment, out: Path, task: str, device: str | None, data_dir: str | 
     import torch
 
     from ..errors import ArchsearchError
-    from ..experiments.run import prune_run, run_study_worker
+    from ..experiments.run import prune_run, run_study_worker, train_parent
 
     torch.set_num_threads(threads)
     kind, _, name = task.partition(":")
     if kind == "prune":
         prune_run(experiment, experiment.run(name), out, device=device, data_dir=data_dir)
+    elif kind == "parent" and name.isdigit():
+        train_parent(experiment, int(name), out, device=device, data_dir=data_dir)
     elif kind == "study":
         run_study_worker(experiment, out, device=device, data_dir=data_dir, threads=threads)
     else:
-        raise ArchsearchError(f"--task {task!r}: expected prune:RUN or study:K")
+        raise ArchsearchError(f"--task {task!r}: expected prune:RUN, parent:SEED or study:K")
     return 0
 
 

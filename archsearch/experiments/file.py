@@ -27,6 +27,15 @@ answers each of the paper's claims. Format ``archsearch.experiment``, version 1:
     budgets = ["2k", "4k", "8k"]         # or "pruned": the sizes the (one-shot) runs pruned to
     by = "params"                        # or "macs": the budgets count multiply-accumulates
     seeds = 10                           # training seeds 0..9 (or a list)
+    arm_seeds = { uniform = 30 }         # optional: other seeds for some arm kinds (a baseline's unit
+                                         # is a training, a pruned arm's a pruning run)
+
+    [study.macs]                         # optional: the claims checked again with the arms matched on
+    budgets = ["300k", "600k"]           # the other count (a second study; arms default to the above)
+    arms = ["pruned-linear", "uniform"]
+
+    [parent]                             # optional: the unpruned network trained without the runs'
+    seeds = 10                           # pretrain changes (e.g. no sparsity term), against their parents
 
     [train]                              # over the space's [train], for every candidate
     epochs = 20
@@ -60,7 +69,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..space import SearchSpace
     from ..study.settings import StudySettings
 
-__all__ = ["Experiment", "PruneRun", "Claim", "ExperimentError", "load_experiment", "EXPERIMENT_FORMAT",
+__all__ = ["Experiment", "PruneRun", "Claim", "Rematch", "ExperimentError", "load_experiment", "EXPERIMENT_FORMAT",
            "EXPERIMENT_VERSION", "CLAIM_RELATIONS", "DEFAULT_MARGIN"]
 
 EXPERIMENT_FORMAT = "archsearch.experiment"
@@ -71,9 +80,12 @@ CLAIM_RELATIONS = ("better", "not-worse")
 #: a name that becomes a file or folder name as it is: no separators, control characters or leading dot
 _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _TOP = {"format", "version", "name", "description", "paper", "space", "data", "weights", "prune", "runs", "study", "train",
-        "claims"}
+        "claims", "parent"}
 _RUN_KEYS = {"label", "seeds", "pretrain"}
-_STUDY_KEYS = {"arms", "budgets", "seeds", "early_stopping", "raw_tolerance", "heartbeat", "by"}
+_STUDY_KEYS = {"arms", "budgets", "seeds", "early_stopping", "raw_tolerance", "heartbeat", "by", "arm_seeds", "params",
+               "macs"}
+_REMATCH_KEYS = {"arms", "budgets"}
+_PARENT_KEYS = {"seeds"}
 _CLAIM_KEYS = {"text", "better", "worse", "relation", "consistent", "max_cv", "margin"}
 #: far above a real experiment, so that a tiny file cannot ask for years of compute
 _MAX_SEEDS = 1000
@@ -82,6 +94,18 @@ _MAX_RUNS = 100
 
 class ExperimentError(ArchsearchError):
     """An experiment file of the wrong form, or one whose parts do not fit together."""
+
+
+@dataclass(frozen=True)
+class Rematch:
+    """``[study.macs]`` (or ``[study.params]``): the same claims checked with the arms matched on the
+    other count, as a second study in the same database. At equal parameters a pruned network may
+    cost several times the MACs of a uniform one, and so get several times its training compute."""
+
+    by: str
+    #: budgets in that count, or ``None`` for ``"pruned"``
+    budgets: tuple[int, ...] | None
+    arms: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -145,6 +169,16 @@ class Experiment:
     weights: Path | None = None
     #: what the budgets count: ``params`` or ``macs`` (the arms matched at equal compute)
     by: str = "params"
+    #: other training seeds for some arm kinds (``{"uniform": (0, ..., 29)}``)
+    arm_seeds: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    rematch: Rematch | None = None
+    #: seeds of the unpruned network trained without the runs' ``pretrain`` changes (``[parent]``)
+    parent_seeds: tuple[int, ...] = ()
+
+    @property
+    def study_names(self) -> list[str]:
+        """The study's name in the database, then the rematched study's (``NAME.macs``)."""
+        return [self.name] + ([f"{self.name}.{self.rematch.by}"] if self.rematch else [])
 
     @property
     def labels(self) -> list[str]:
@@ -172,29 +206,44 @@ class Experiment:
     def recipe(self) -> "Recipe":
         return self.space.recipe(self.train, source=f"{self.path}: [train]")
 
-    def study_settings(self, trajectories: Mapping[str, tuple[str, "Family"]]) -> "StudySettings":
-        """The study over finished pruning runs (``{run name: (pruned.json path, family)}``)."""
+    def study_settings(self, trajectories: Mapping[str, tuple[str, "Family"]], *,
+                       rematch: bool = False) -> "StudySettings":
+        """The study over finished pruning runs (``{run name: (pruned.json path, family)}``); with
+        ``rematch``, the ``[study.macs]`` one."""
         from ..study.candidates import Source, load_source
         from ..study.settings import study_settings
 
+        by, budgets, arms = self.by, self.budgets, self.arms
+        if rematch:
+            assert self.rematch is not None
+            by, budgets, arms = self.rematch.by, self.rematch.budgets, self.rematch.arms
         sources: list[Source] = [load_source(trajectories[r.name][0], r.name) for r in self.runs]
-        budgets = self.budgets if self.budgets is not None else pruned_budgets(self, trajectories)
+        budgets = budgets if budgets is not None else pruned_budgets(self, trajectories, by=by)
+        where = f"study.{by}." if rematch else "study."
         try:
             return study_settings(
-                arms=list(self.arms), budgets=list(budgets), seeds=list(self.seeds), space=self.space,
+                arms=list(arms), budgets=list(budgets), seeds=list(self.seeds), space=self.space,
                 sources=sources, recipe=self.recipe(), early_stopping=self.early_stopping,
-                raw_tolerance=self.raw_tolerance, skip_unreachable=True, by=self.by)
+                raw_tolerance=self.raw_tolerance, skip_unreachable=True, by=by,
+                arm_seeds={k: v for k, v in self.arm_seeds.items() if k in arms})
         except ArchsearchError as exc:  # the library names its parameter; here it is a field of this file
-            if str(exc).split(":", 1)[0].split(" ", 1)[0] in ("arms", "budgets", "seeds", "early_stopping"):
-                raise type(exc)(f"{self.path}: study.{exc}") from None
+            if str(exc).split(":", 1)[0].split(" ", 1)[0] in ("arms", "budgets", "seeds", "early_stopping",
+                                                                "arm_seeds"):
+                raise type(exc)(f"{self.path}: {where}{exc}") from None
             raise
 
+    def parent_recipe(self) -> "Recipe":
+        """The recipe the runs pre-train with, without their ``pretrain`` changes."""
+        return self.space.recipe({}, source=f"{self.path}: [parent]")
 
-def pruned_budgets(experiment: Experiment, trajectories: Mapping[str, tuple[str, "Family"]]) -> tuple[int, ...]:
+
+def pruned_budgets(experiment: Experiment, trajectories: Mapping[str, tuple[str, "Family"]], *,
+                   by: str | None = None) -> tuple[int, ...]:
     """``budgets = "pruned"``: per run label, the mean size of its runs' smallest members."""
     out = []
     for label in experiment.labels:
-        sizes = [getattr(trajectories[r.name][1][-1], experiment.by) for r in experiment.runs if r.label == label]
+        sizes = [getattr(trajectories[r.name][1][-1], by or experiment.by) for r in experiment.runs
+                 if r.label == label]
         out.append(int(round(sum(sizes) / len(sizes))))
     return tuple(sorted(set(out)))
 
@@ -265,9 +314,17 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
         raise bad("[[runs]]", "at least one pruning run for the pruned arms")
     budgets = _budgets(study.get("budgets"), where, bad)
     seeds = _seeds(study.get("seeds", 10), bad)
+    arm_seeds = study.get("arm_seeds", {})
+    if not isinstance(arm_seeds, dict):
+        raise bad("study.arm_seeds", "a table of arm kind = seeds, e.g. { uniform = 30 }")
+    for kind in arm_seeds:
+        if kind not in arms:
+            raise bad(f"study.arm_seeds.{kind}", f"one of the study's arms ({', '.join(arms)})")
+    arm_seeds = {k: _seeds(v, bad, key=f"study.arm_seeds.{k}") for k, v in arm_seeds.items()}
     from ..resources import MAX_STUDY_CELLS
 
-    cells = len(arms) * (len(budgets) if budgets is not None else len({r.label for r in runs})) * len(seeds)
+    n_budgets = len(budgets) if budgets is not None else len({r.label for r in runs})
+    cells = n_budgets * sum(len(arm_seeds.get(a, seeds)) for a in arms)
     if cells > MAX_STUDY_CELLS:
         raise bad("study", f"at most {MAX_STUDY_CELLS:,} cells (arms x budgets x seeds); this file asks for {cells:,}")
     early_stopping = study.get("early_stopping", "none")
@@ -279,6 +336,15 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
     by = study.get("by", "params")
     if by not in ("params", "macs"):
         raise bad("study.by", "\"params\" or \"macs\" (what the budgets count)")
+    rematch = _rematch(study, by, arms, where, bad)
+    parent = data.get("parent")
+    parent_seeds: tuple[int, ...] = ()
+    if parent is not None:
+        if not isinstance(parent, dict) or set(parent) - _PARENT_KEYS or "seeds" not in parent:
+            raise bad("[parent]", "a table with seeds (a number, or a list): the unpruned network's trainings")
+        if weights is not None or not runs:
+            raise bad("[parent]", "pruning runs that pre-train their network (no weights = ...), to compare with")
+        parent_seeds = _seeds(parent["seeds"], bad, key="parent.seeds")
     heartbeat = study.get("heartbeat", 10)
     if isinstance(heartbeat, bool) or not isinstance(heartbeat, int) or not 1 <= heartbeat <= 3600:
         raise bad("study.heartbeat", "seconds between 1 and 3600")
@@ -288,15 +354,14 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
             raise bad(key, "a string")
     experiment = Experiment(name.strip(), path, space, runs, tuple(arms), budgets, seeds, prune, train, claims,
                             early_stopping, float(tolerance), heartbeat, data.get("description", ""), data.get("paper", ""),
-                            weights, by)
+                            weights, by, arm_seeds, rematch, parent_seeds)
     if "random-pruned" in arms and not any(experiment.prune_settings(r).criterion == "random" for r in runs):
         raise bad("study.arms", "a [[runs]] table with criterion = \"random\" for random-pruned (its control runs)")
     for run in runs:  # every run's settings and pre-training recipe parse, before anything trains
         experiment.prune_settings(run)
         space.recipe(run.pretrain, source=f"{where}: runs[{run.name}].pretrain")
     experiment.recipe()
-    if budgets is not None:
-        _check_reachable(experiment, bad)
+    _check_reachable(experiment, bad)
     space.data_name  # noqa: B018 - a space without a data set is refused here, before anything trains
     return experiment
 
@@ -308,16 +373,48 @@ def _check_reachable(experiment: Experiment, bad: Any) -> None:
     from ..landing import MEASURES, floor_count
     from ..resources import TRAINING_BYTES_PER_PARAM, check_memory
 
-    if experiment.by == "params":
-        top = max(experiment.budgets)
-        check_memory(TRAINING_BYTES_PER_PARAM * top, f"{experiment.path}: study.budgets: training a "
-                     f"{top:,}-parameter candidate", error=ExperimentError)
+    matched = [("study.budgets", experiment.by, experiment.budgets)]
+    if experiment.rematch is not None:
+        r = experiment.rematch
+        matched.append((f"study.{r.by}.budgets", r.by, r.budgets))
+    for key, by, budgets in matched:
+        if budgets is None:
+            continue
+        if by == "params":
+            top = max(budgets)
+            check_memory(TRAINING_BYTES_PER_PARAM * top, f"{experiment.path}: {key}: training a "
+                         f"{top:,}-parameter candidate", error=ExperimentError)
+        floor = floor_count(experiment.space.base_genotype(), by=by)
+        low = [b for b in budgets if floor is not None and b < floor]
+        if low:
+            raise bad(key, f"budgets an arm can reach: at least {floor:,} {MEASURES[by]}, the "
+                      f"space's network with every width at its floor ({format_count(low[0])} is below)")
 
-    floor = floor_count(experiment.space.base_genotype(), by=experiment.by)
-    low = [b for b in experiment.budgets if floor is not None and b < floor]
-    if low:
-        raise bad("study.budgets", f"budgets an arm can reach: at least {floor:,} {MEASURES[experiment.by]}, the "
-                  f"space's network with every width at its floor ({format_count(low[0])} is below)")
+
+def _rematch(study: Mapping[str, Any], by: str, arms: Sequence[str], where: str, bad: Any) -> Rematch | None:
+    """``[study.macs]`` or ``[study.params]``: the other count than ``by``, at most one."""
+    other = "macs" if by == "params" else "params"
+    if by in study:
+        raise bad(f"study.{by}", f"[study.{other}]: the budgets above already count {by}")
+    table = study.get(other)
+    if table is None:
+        return None
+    key = f"study.{other}"
+    if not isinstance(table, dict):
+        raise bad(f"[{key}]", "a table with budgets (and arms)")
+    unknown = sorted(set(table) - _REMATCH_KEYS)
+    if unknown:
+        raise bad(f"{key}.{unknown[0]}", f"one of {', '.join(sorted(_REMATCH_KEYS))}")
+    budgets = _budgets(table.get("budgets"), where, bad, key=f"{key}.budgets")
+    chosen = table.get("arms", list(arms))
+    if not isinstance(chosen, list) or not chosen or any(a not in arms for a in chosen) \
+            or len(set(chosen)) != len(chosen):
+        raise bad(f"{key}.arms", f"some of the study's arms, each once ({', '.join(arms)})")
+    weighted = [a for a in chosen if a in OWN_WEIGHTS_KINDS]
+    if weighted:
+        raise bad(f"{key}.arms", f"arms that do not read a run's kept weights ({weighted[0]} does: runs keep them "
+                  "at the main budgets only)")
+    return Rematch(other, budgets, tuple(chosen))
 
 
 def _runs(value: Any, where: str, bad: Any) -> tuple[PruneRun, ...]:
@@ -348,18 +445,18 @@ def _runs(value: Any, where: str, bad: Any) -> tuple[PruneRun, ...]:
     return tuple(runs)
 
 
-def _budgets(value: Any, where: str, bad: Any) -> tuple[int, ...] | None:
+def _budgets(value: Any, where: str, bad: Any, key: str = "study.budgets") -> tuple[int, ...] | None:
     if value == "pruned":
         return None
     if not isinstance(value, list) or not value:
-        raise bad("study.budgets", "a list of parameter budgets such as [\"2k\", \"4k\"], or \"pruned\"")
+        raise bad(key, "a list of budgets such as [\"2k\", \"4k\"], or \"pruned\"")
     out = []
     for v in value:
         if isinstance(v, bool) or not isinstance(v, (int, str)):
-            raise bad("study.budgets", f"parameter budgets such as \"2k\" ({v!r} is not one)")
-        out.append(parse_budget(str(v), field=f"{where}: study.budgets"))
+            raise bad(key, f"budgets such as \"2k\" ({v!r} is not one)")
+        out.append(parse_budget(str(v), field=f"{where}: {key}"))
     if len(set(out)) != len(out):
-        raise bad("study.budgets", "each budget once")
+        raise bad(key, "each budget once")
     return tuple(out)
 
 

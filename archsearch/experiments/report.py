@@ -71,10 +71,13 @@ class ClaimResult:
     #: Welch's p over every training pooled (what the table's n suggests; seeds of one run are not
     #: independent, so a verdict never rests on it)
     p_pooled: float | None = None
+    #: what the arms were matched on at ``budget``: ``params`` or ``macs``
+    by: str = "params"
 
 
 def evaluate_claims(claims: Sequence[Claim], kinds: Sequence[Any], consistency: Mapping[str, Any], *,
-                    alpha: float = 0.05) -> list[ClaimResult]:
+                    alpha: float = 0.05, by: str = "params",
+                    rematched: tuple[str, Sequence[Any]] | None = None) -> list[ClaimResult]:
     """A verdict per claim and budget from kind rows (see :func:`archsearch.study.kind_leaderboard`).
 
     Each comparison uses independent units: a pruning run (its mean over training seeds) where runs
@@ -82,14 +85,15 @@ def evaluate_claims(claims: Sequence[Claim], kinds: Sequence[Any], consistency: 
     ``not-worse`` a non-inferiority test that it is higher by less than the claim's margin. The
     claims' tests are one family, Holm-corrected. *held*: the test rejects; *reversed*: the 95 %
     interval lies wholly on the other side (above 0, or above the margin); else *not shown*, with
-    the interval and the units a test would need.
+    the interval and the units a test would need. ``rematched``: ``(by, kind rows)`` of the study
+    that matches the arms on the other count; its tests join the same family.
     """
     from ..study.report import difference, holm, units_needed, welch
 
     results: list[ClaimResult] = []
     tests: list[int] = []
     spreads: dict[int, float] = {}
-    budgets = sorted({r.budget for r in kinds})
+    studies = [(by, kinds)] + ([rematched] if rematched is not None else [])
     for claim in claims:
         if claim.consistent is not None:
             for size in consistency.get(claim.consistent, {}).get("sizes", []):
@@ -98,17 +102,19 @@ def evaluate_claims(claims: Sequence[Claim], kinds: Sequence[Any], consistency: 
                                            mean_cv=cv, max_cv=claim.max_cv))
             continue
         margin = claim.margin if claim.relation == "not-worse" else 0.0
-        for budget in budgets:
-            for a, b in _pairs(kinds, claim.better, claim.worse, budget):
-                d = difference(a.units, b.units, margin=margin)
-                results.append(ClaimResult(
-                    claim.text, budget, "", a.name, b.name, a.test_mean, b.test_mean, a.n, b.n,
-                    None if d is None else d.p, relation=claim.relation, better_unit=a.unit, worse_unit=b.unit,
-                    better_units=len(a.units), worse_units=len(b.units), margin=margin,
-                    diff=None if d is None else d.diff, ci_low=None if d is None else d.low,
-                    ci_high=None if d is None else d.high, p_pooled=welch(a.test_errors, b.test_errors)[1]))
-                tests.append(len(results) - 1)
-                spreads[len(results) - 1] = 0.0 if d is None else d.spread
+        for matched, rows in studies:
+            for budget in sorted({r.budget for r in rows}):
+                for a, b in _pairs(rows, claim.better, claim.worse, budget):
+                    d = difference(a.units, b.units, margin=margin)
+                    results.append(ClaimResult(
+                        claim.text, budget, "", a.name, b.name, a.test_mean, b.test_mean, a.n, b.n,
+                        None if d is None else d.p, relation=claim.relation, better_unit=a.unit, worse_unit=b.unit,
+                        better_units=len(a.units), worse_units=len(b.units), margin=margin,
+                        diff=None if d is None else d.diff, ci_low=None if d is None else d.low,
+                        ci_high=None if d is None else d.high, p_pooled=welch(a.test_errors, b.test_errors)[1],
+                        by=matched))
+                    tests.append(len(results) - 1)
+                    spreads[len(results) - 1] = 0.0 if d is None else d.spread
     adjusted = holm([results[i].p_value for i in tests])
     for i, p_holm in zip(tests, adjusted, strict=True):
         r = results[i]
@@ -186,6 +192,16 @@ def _narrow(settings: Any) -> list[dict[str, Any]]:
     return flagged
 
 
+#: what a budget counts, as a table says it
+MEASURE_WORDS = {"params": "parameters", "macs": "MACs"}
+
+
+def _pm(mean: float | None, sd: float | None) -> str:
+    if mean is None:
+        return "-"
+    return f"{100 * mean:.2f}" + ("" if sd is None else f" ± {100 * sd:.2f}")
+
+
 def _opt(x: float | None, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
@@ -227,12 +243,22 @@ def write_experiment_report(experiment: Experiment, out: str | os.PathLike[str],
     paths = write_report(results, target, alpha=alpha)
     kinds = kind_leaderboard(results, alpha=alpha)
     settings = experiment.study_settings(trajectories)
+    rematched, rematch_kinds = None, []
+    if experiment.rematch is not None:  # the second study's own report goes into report/<by>/
+        by = experiment.rematch.by
+        second = load_results(storage_url(out), experiment.study_names[1])
+        paths.update({f"{by}_{k}": v for k, v in write_report(second, target / by, alpha=alpha).items()})
+        rematch_kinds = kind_leaderboard(second, alpha=alpha)
+        rematched = (by, rematch_kinds)
     consistency = _consistency(experiment, trajectories, settings.budgets)
     for label, entry in consistency.items():
         paths[f"widths_{label}"] = target / f"widths_{label}.png"
         plot_width_profiles(entry["comparison"], paths[f"widths_{label}"])
-    claims = evaluate_claims(experiment.claims, kinds, consistency, alpha=alpha)
+    claims = evaluate_claims(experiment.claims, kinds, consistency, alpha=alpha, by=experiment.by,
+                             rematched=rematched)
     narrow = _narrow(settings)
+    if experiment.rematch is not None:
+        narrow += _narrow(experiment.study_settings(trajectories, rematch=True))
     info = run_machine(out)
     trials = results.complete()
     threads = sorted({t.get("threads") for t in trials if t.get("threads") is not None})
@@ -254,7 +280,12 @@ def write_experiment_report(experiment: Experiment, out: str | os.PathLike[str],
         "alpha": alpha, "machine": info, "timings": dict(timings or {}),
         "trial_threads": threads, "runs": runs,
         "budgets": list(settings.budgets), "by": experiment.by, "skipped": [list(p) for p in settings.skipped],
+        "arm_seeds": {k: len(v) for k, v in experiment.arm_seeds.items()},
         "kinds": [{k: v for k, v in asdict(r).items() if k != "test_errors"} for r in kinds],
+        "rematch": None if rematched is None else {
+            "by": rematched[0], "budgets": sorted({r.budget for r in rematch_kinds}),
+            "kinds": [{k: v for k, v in asdict(r).items() if k != "test_errors"} for r in rematch_kinds]},
+        "parent": _parents(experiment, out, trajectories, alpha=alpha),
         "claims": [asdict(c) for c in claims],
         "consistency": {k: {kk: vv for kk, vv in v.items() if kk != "comparison"} for k, v in consistency.items()},
         "narrow_candidates": narrow,
@@ -262,8 +293,62 @@ def write_experiment_report(experiment: Experiment, out: str | os.PathLike[str],
     paths["experiment_json"] = target / "experiment.json"
     atomic_write_json(paths["experiment_json"], json_safe(record))
     paths["report_md"] = target / "report.md"
-    atomic_write_text(paths["report_md"], _markdown(experiment, record, kinds, claims, consistency, narrow))
+    atomic_write_text(paths["report_md"], _markdown(experiment, record, kinds, claims, consistency, narrow,
+                                                    rematch_kinds))
     return paths
+
+
+def _parents(experiment: Experiment, out: Path, trajectories: Mapping[str, tuple[str, Any]], *,
+             alpha: float = 0.05) -> dict[str, Any] | None:
+    """``[parent]``: the runs' pre-trained networks against the same network trained without their
+    ``pretrain`` changes (Network Slimming's sparsity term): whether the term costs the parent less
+    than one point (a non-inferiority test, the margin of :data:`~.file.DEFAULT_MARGIN`)."""
+    from .._jsonio import read_json
+    from ..study.report import difference
+    from ..train import METRICS
+    from .file import DEFAULT_MARGIN
+    from .run import parent_folder
+
+    if not experiment.parent_seeds:
+        return None
+    plain = []
+    for seed in experiment.parent_seeds:
+        path = parent_folder(out, seed) / METRICS
+        if path.is_file():
+            plain.append(read_json(path)["final"]["test_error"])
+    groups: dict[str, dict[int, float]] = {}  # the same changes and seed pre-train the same parent: counted once
+    labels: dict[str, list[str]] = {}
+    for run in experiment.runs:
+        error = (trajectories[run.name][1].metadata.get("pretrain") or {}).get("test_error")
+        changes = ", ".join(f"{k} = {v}" for k, v in sorted(run.pretrain.items())) or "as the parent"
+        if error is not None:
+            groups.setdefault(changes, {})[run.seed] = error
+            labels.setdefault(changes, [])
+            if run.label not in labels[changes]:
+                labels[changes].append(run.label)
+    rows = []
+    for changes, by_seed in groups.items():
+        errors = list(by_seed.values())
+        d = difference(errors, plain, margin=DEFAULT_MARGIN, alpha=alpha)
+        verdict = ("no data" if d is None else "within the margin" if d.p < alpha
+                   else "worse" if d.low > DEFAULT_MARGIN else "not shown")
+        rows.append({"changes": changes, "runs": labels[changes], "n": len(errors), "test_mean": _mean(errors),
+                     "test_sd": _sd(errors), "diff": None if d is None else d.diff,
+                     "ci_low": None if d is None else d.low, "ci_high": None if d is None else d.high,
+                     "p": None if d is None else d.p, "verdict": verdict})
+    return {"n": len(plain), "test_mean": _mean(plain), "test_sd": _sd(plain), "margin": DEFAULT_MARGIN,
+            "recipe": experiment.parent_recipe().to_dict(), "pretrained": rows}
+
+
+def _mean(xs: Sequence[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def _sd(xs: Sequence[float]) -> float | None:
+    if len(xs) < 2:
+        return None
+    m = sum(xs) / len(xs)
+    return (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5
 
 
 #: the machine an experiment's runs and trials ran on, written by ``experiment run`` beside timings.json
@@ -290,7 +375,8 @@ def run_machine(out: Path) -> dict[str, Any]:
 
 
 def _markdown(experiment: Experiment, record: Mapping[str, Any], kinds: Sequence[Any], claims: Sequence[ClaimResult],
-              consistency: Mapping[str, Any], narrow: Sequence[Mapping[str, Any]]) -> str:
+              consistency: Mapping[str, Any], narrow: Sequence[Mapping[str, Any]],
+              rematch_kinds: Sequence[Any] = ()) -> str:
     from ..compare import CHANCE_DRAWS
     from ..study.report import _pct, kind_table  # the study report's cells (importing it loads the study package)
 
@@ -301,22 +387,47 @@ def _markdown(experiment: Experiment, record: Mapping[str, Any], kinds: Sequence
         lines += [f"Reproduces: {experiment.paper}.", ""]
     if experiment.description:
         lines += [experiment.description, ""]
+    more = "".join(f" ({n} for {k})" for k, n in record.get("arm_seeds", {}).items())
     lines += [f"Space `{experiment.space.name}`, data `{experiment.space.data.get('name')}`, "
-              f"{len(experiment.seeds)} training seeds per cell, budgets "
-              f"{', '.join(format_count(b) for b in record['budgets'])}; made by "
-              f"`archsearch experiment run {experiment.path}`.", ""]
+              f"{len(experiment.seeds)} training seeds per cell{more}, budgets "
+              f"{', '.join(format_count(b) for b in record['budgets'])} {MEASURE_WORDS[experiment.by]}"
+              + (f" and, in a second study, {', '.join(format_count(b) for b in record['rematch']['budgets'])} "
+                 f"{MEASURE_WORDS[record['rematch']['by']]}" if record.get("rematch") else "")
+              + f"; made by `archsearch experiment run {experiment.path}`.", ""]
     lines += ["## Pruning runs", "", _md_table(
         ["run", "criterion", "one-shot", "genotypes", "params (start -> end)", "end val err %", "end test err %"],
         [[r["run"], r["criterion"], "yes" if r["one_shot"] else "no", r["members"],
           f"{r['start_params']:,} -> {r['end_params']:,}", _pct(r["end_val_error"]), _pct(r["end_test_error"])]
          for r in record["runs"]]), ""]
     headers, rows = kind_table(kinds)
+    parent = record.get("parent")
+    if parent:
+        lines += ["## The parent network", "",
+                  f"The runs' pre-trained networks against the same network trained {parent['n']} times without the "
+                  f"runs' `pretrain` changes (same recipe otherwise): `with - without` is the difference of mean test "
+                  f"error with its 95 % interval; `within the margin`: a one-sided test that the changes cost less than "
+                  f"{100 * parent['margin']:g} point(s) rejects (alpha {record['alpha']}).", "", _md_table(
+                      ["parent", "runs", "n", "test err % (mean ± std)", "with - without pp [95 % CI]", "p", "verdict"],
+                      [["trained without them", "-", parent["n"], _pm(parent["test_mean"], parent["test_sd"]), "-", "-",
+                        "-"]]
+                      + [[f"pre-trained with {r['changes']}", ", ".join(r["runs"]), r["n"],
+                          _pm(r["test_mean"], r["test_sd"]),
+                          "-" if r["diff"] is None else f"{100 * r['diff']:+.2f} [{100 * r['ci_low']:+.2f}, "
+                                                        f"{100 * r['ci_high']:+.2f}]",
+                          _opt(r["p"], ".3g"), r["verdict"]] for r in parent["pretrained"]]), ""]
     lines += ["## Test error by arm and budget", "",
               "Pooled over pruning runs and training seeds; `sd runs` and `sd seeds` split the spread "
               "into the part between pruning runs and the part between training seeds (one-way random "
               f"effects); `best`: the lowest validation error of the budget; `p (Holm)`: Welch's t-test against it, Holm-corrected over "
               f"every comparison of the table (alpha {record['alpha']}).", "", _md_table(headers, rows), "",
               "![test error vs parameters](error_vs_params.png)", ""]
+    if rematch_kinds:
+        by = record["rematch"]["by"]
+        headers, rows = kind_table(rematch_kinds)
+        lines += [f"## Test error by arm and budget, the arms matched on {MEASURE_WORDS[by]}", "",
+                  f"A second study (`{experiment.study_names[1]}`): the same arms landed on budgets in "
+                  f"{MEASURE_WORDS[by]}, so each gets the same compute per image; its own report is in `{by}/`.", "",
+                  _md_table(headers, rows), ""]
     twins = [(r["budget"], d) for r in record["kinds"] for d in r.get("duplicates", [])]
     if twins:
         lines += ["Pruning runs that reached the same network (counted once: trained from scratch, its "
@@ -340,9 +451,9 @@ def _markdown(experiment: Experiment, record: Mapping[str, Any], kinds: Sequence
               "claims' tests); `pooled p`: Welch "
               "over every training, which treats a run's seeds as independent (shown, never used).", "",
               _md_table(
-        ["claim", "budget", "A", "B", "units A/B", "A err %", "B err %", "A - B pp [95 % CI]", "test", "p (Holm)",
+        ["claim", "budget", "matched on", "A", "B", "units A/B", "A err %", "B err %", "A - B pp [95 % CI]", "test", "p (Holm)",
          "verdict", "units needed", "pooled p"],
-        [[c.claim, format_count(c.budget), c.better or "-", c.worse or "-", _units(c),
+        [[c.claim, format_count(c.budget), "-" if c.mean_cv is not None else MEASURE_WORDS[c.by], c.better or "-", c.worse or "-", _units(c),
           _pct(c.better_mean) if c.mean_cv is None else f"CV {c.mean_cv:.3f}",
           _pct(c.worse_mean) if c.mean_cv is None else f"max {c.max_cv}", _interval(c),
           "-" if c.mean_cv is not None else f"< {100 * (c.margin or 0):g}",
@@ -363,7 +474,9 @@ def _markdown(experiment: Experiment, record: Mapping[str, Any], kinds: Sequence
             ""]
         lines += [f"![widths of {label}](widths_{label}.png)" for label in consistency] + [""]
     lines += ["## Where and how this ran", "",
-              f"{info.get('platform')}, {info.get('processor')}, {info.get('cpu_count')} cores; Python "
+              f"{info.get('platform')}, {info.get('cpu_model') or info.get('processor')}"
+              + (f" ({info['cpu_capability']})" if info.get("cpu_capability") else "")
+              + f", {info.get('cpu_count')} cores; Python "
               f"{info.get('python')}, torch {info.get('torch')} (build {str(info.get('torch_build'))[:12]}), "
               f"GPU: {info.get('cuda') or 'none'}; {t.get('workers', 1)} worker process(es), one torch thread each. "
               f"Wall time: pruning "

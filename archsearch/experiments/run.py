@@ -4,7 +4,9 @@ The folder of an experiment (``runs/<name>`` unless told)::
 
     prune/<label>-s<seed>/   one pruning run each (pruned.json, member weights, checkpoints);
                              done.json once it finished, so a rerun skips it
-    study.db                 the Optuna study (SQLite): every trial, genotype and result
+    parent/s<seed>/          the unpruned network trained without the runs' pretrain changes ([parent])
+    study.db                 the Optuna study (SQLite): every trial, genotype and result; a
+                             [study.macs] table adds a second study, NAME.macs, beside it
     logs/                    what each worker process printed
     report/                  the report (see :mod:`.report`)
 
@@ -31,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..family import Family
     from ..study.runner import RunSummary
 
-__all__ = ["run_experiment", "prune_run", "run_study_worker", "finished_runs", "storage_url", "run_folder",
+__all__ = ["run_experiment", "prune_run", "train_parent", "run_study_worker", "parent_folder", "finished_runs", "storage_url", "run_folder",
            "DONE_NAME"]
 
 DONE_NAME = "done.json"
@@ -46,6 +48,28 @@ def _stderr(message: str) -> None:
 
 def run_folder(out: Path, run: PruneRun) -> Path:
     return Path(out) / "prune" / run.name
+
+
+def parent_folder(out: Path, seed: int) -> Path:
+    return Path(out) / "parent" / f"s{seed}"
+
+
+def train_parent(experiment: Experiment, seed: int, out: Path, *, device: str | None = None,
+                 data_dir: str | None = None, log: Log = _stderr) -> dict:
+    """One training of the unpruned network without the runs' ``pretrain`` changes (``[parent]``):
+    what their pre-trained parents are compared with. Resumed when killed; skipped when done."""
+    from ..train import METRICS, train_genotype
+
+    folder = parent_folder(out, seed)
+    if (folder / METRICS).is_file():
+        return read_json(folder / METRICS)
+    start = time.perf_counter()
+    result = train_genotype(experiment.space.base_genotype(), experiment.space.data_name, experiment.parent_recipe(),
+                            folder, device=device, seed=seed, resume=folder.exists(), data_dir=data_dir,
+                            progress=False)
+    log(f"trained the parent, seed {seed}: test error {result.final.test_error:.2%} "
+        f"({time.perf_counter() - start:.0f} s)")
+    return result.to_dict()
 
 
 def storage_url(out: Path) -> str:
@@ -93,7 +117,8 @@ def prune_run(experiment: Experiment, run: PruneRun, out: Path, *, device: str |
 
 def run_study_worker(experiment: Experiment, out: Path, *, device: str | None = None, data_dir: str | None = None,
                      threads: int | None = 1, log: Log = _stderr, quiet: bool = False) -> "RunSummary":
-    """One worker of the experiment's study (every pruning run must have finished)."""
+    """One worker of the experiment's studies, the main one then ``[study.macs]``'s (every pruning run
+    must have finished); returns the main study's summary."""
     from ..budgets import format_count
     from ..study.runner import run_study
 
@@ -101,8 +126,6 @@ def run_study_worker(experiment: Experiment, out: Path, *, device: str | None = 
     missing = [r.name for r in experiment.runs if r.name not in trajectories]
     if missing:
         raise ExperimentError(f"{out}: the study needs every pruning run; {', '.join(missing)} did not finish")
-    settings = experiment.study_settings(trajectories)
-
     def progress(r) -> None:  # noqa: ANN001
         if quiet:
             return
@@ -116,8 +139,13 @@ def run_study_worker(experiment: Experiment, out: Path, *, device: str | None = 
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return run_study(settings, study_name=experiment.name, storage=storage_url(out), device=device,
-                     data_dir=data_dir, heartbeat=experiment.heartbeat, threads=threads, on_trial=progress, log=log)
+    summaries = []
+    for rematch, name in enumerate(experiment.study_names):
+        settings = experiment.study_settings(trajectories, rematch=bool(rematch))
+        summaries.append(run_study(settings, study_name=name, storage=storage_url(out), device=device,
+                                   data_dir=data_dir, heartbeat=experiment.heartbeat, threads=threads,
+                                   on_trial=progress, log=log))
+    return summaries[0]
 
 
 def _spawn(experiment: Experiment, out: Path, tasks: list[str], workers: int, extra: list[str], log: Log) -> None:
@@ -196,6 +224,12 @@ def run_experiment(experiment: Experiment, out: str | os.PathLike[str], *, worke
                 done = read_json(run_folder(out, run) / DONE_NAME)
                 log(f"pruned {run.name}: {done.get('start_params', 0):,} -> {done.get('end_params', 0):,} parameters "
                     f"({done.get('wall_s', 0):.0f} s)")
+        parents = [s for s in experiment.parent_seeds if not (parent_folder(out, s) / "metrics.json").is_file()]
+        if workers == 1 or len(parents) <= 1:
+            for seed in parents:
+                train_parent(experiment, seed, out, device=device, data_dir=data_dir, log=log)
+        else:
+            _spawn(experiment, out, [f"parent:{s}" for s in parents], workers, extra, log)
         timings["prune_s"] += time.perf_counter() - clock
         timings["workers"] = workers
         atomic_write_json(out / "timings.json", timings)

@@ -102,7 +102,7 @@ class Objective:
             raise self._idle(trial, "no grid cell was left when this trial started (another worker took the last one)")
         arm = trial.suggest_categorical("arm", s.arm_names)
         budget = trial.suggest_categorical("budget", list(s.budgets))
-        seed = trial.suggest_categorical("seed", list(s.seeds))
+        seed = trial.suggest_categorical("seed", list(s.all_seeds))
         candidate = s.candidate(arm, budget)
         return candidate, s.recipe_for(candidate), seed
 

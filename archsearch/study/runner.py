@@ -164,7 +164,9 @@ def run_study(settings: StudySettings, *, study_name: str, storage: "str | optun
         summary = RunSummary(study_name, url, created, total=cap)
         log(f"{'created' if created else 'joined'} study {study_name} in {url}: "
             + (f"{len(cells)} cells ({len(settings.arms)} arms x {len(settings.budgets)} budgets x "
-               f"{len(settings.seeds)} seeds)" if settings.mode == "grid" else
+               f"{len(settings.seeds)} seeds"
+               + (", other seeds for " + ", ".join(k for k, _ in settings.arm_seeds) if settings.arm_seeds else "") + ")"
+               if settings.mode == "grid" else
                f"search over the {settings.search}, at most {cap} trials"))
         if on_open is not None:
             on_open(created)

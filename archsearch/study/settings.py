@@ -72,6 +72,9 @@ class StudySettings:
     reference: Genotype | None = None
     #: what the budgets count: ``params`` or ``macs`` (arms compared at equal compute)
     by: str = "params"
+    #: more (or other) training seeds for some arm kinds, ``((kind, seeds), ...)``: a baseline's unit is a
+    #: training, a pruned arm's a pruning run, so matching their units means more seeds for the baselines
+    arm_seeds: tuple[tuple[str, tuple[int, ...]], ...] = ()
     _candidates: dict = field(default_factory=dict, compare=False, repr=False)
 
     # -- construction --------------------------------------------------------------------------
@@ -81,12 +84,14 @@ class StudySettings:
               widen: float = 1.0, mode: str = "grid", search: str = "candidate", early_stopping: str = "none",
               raw_tolerance: float = RAW_TOLERANCE, skip_unreachable: bool = False,
               reference_macs: int | None = None, reference: Genotype | None = None,
-              pruner: str | None = None, kinds: Sequence[str] | None = None, by: str = "params") -> "StudySettings":
+              pruner: str | None = None, kinds: Sequence[str] | None = None, by: str = "params",
+              arm_seeds: Mapping[str, Sequence[int]] | None = None) -> "StudySettings":
         """Check the request and every candidate it implies (pure arithmetic, before any training).
 
         ``arms``: arm names (``pruned-linear``, ``uniform``, ``pruned-linear[LABEL]``, ...). A budget
         an arm cannot reach is a :class:`BudgetError`, unless ``skip_unreachable``, which drops that
-        (arm, budget) pair and records it in :attr:`skipped`. ``pruner`` and ``kinds`` are the old
+        (arm, budget) pair and records it in :attr:`skipped`. ``arm_seeds``: training seeds for some
+        arm kinds instead of ``seeds`` (e.g. ``{"uniform": range(10)}``). ``pruner`` and ``kinds`` are the old
         names of ``early_stopping`` and ``arms``, accepted with a warning for one version.
         """
         import warnings
@@ -113,14 +118,16 @@ class StudySettings:
         for what, values in (("seeds", seeds), ("budgets", budgets), ("arms", kinds)):
             if len(set(values)) != len(values):
                 raise ArchsearchError(f"{what}: a value is listed twice")
+        per_arm = _arm_seeds(arm_seeds or {}, kinds)
         if isinstance(raw_tolerance, bool) or not isinstance(raw_tolerance, (int, float)) \
                 or not 0 < raw_tolerance < 1:  # NaN and infinity fail this too: a NaN let a 19.5k member fill 2k
             raise BudgetError(f"raw_tolerance: {raw_tolerance!r} is invalid; expected a fraction in (0, 1), e.g. 0.1")
         from ..resources import MAX_STUDY_CELLS, TRAINING_BYTES_PER_PARAM, check_memory
 
-        cells = len(kinds) * len(budgets) * len(seeds)
+        counts = dict(per_arm)
+        cells = len(budgets) * sum(len(counts.get(k.split("[")[0], seeds)) for k in kinds)
         if cells > MAX_STUDY_CELLS:
-            raise ArchsearchError(f"arms: {len(kinds)} arms x {len(budgets)} budgets x {len(seeds)} seeds is {cells:,} "
+            raise ArchsearchError(f"arms: {len(kinds)} arms x {len(budgets)} budgets x their seeds is {cells:,} "
                                   f"cells; one study holds at most {MAX_STUDY_CELLS:,}")
         from ..landing import check_measure
 
@@ -138,13 +145,13 @@ class StudySettings:
             if len(budgets) != 1:
                 raise BudgetError("mode search compares candidates within one budget; pass one budget "
                                   "(one study per budget)")
-            if len(seeds) != 1:
+            if len(seeds) != 1 or per_arm:
                 raise ArchsearchError("mode search trains each trial once; pass one seed")
             if search == "recipe" and len(arms) != 1:
                 raise ArchsearchError("search recipe tunes the training of one arm; pass one arm")
         settings = cls(tuple(arms), tuple(int(b) for b in budgets), seeds, data, recipe, tuple(sources),
                        dict(hparams) if hparams is not None else None, float(widen), mode, search, early_stopping,
-                       float(raw_tolerance), (), reference_macs, reference, by)
+                       float(raw_tolerance), (), reference_macs, reference, by, per_arm)
         skipped = []
         for arm in settings.arms:
             for budget in settings.budgets:
@@ -172,16 +179,28 @@ class StudySettings:
     def arm_names(self) -> list[str]:
         return [a.name for a in self.arms]
 
+    def seeds_of(self, arm: Arm | str) -> tuple[int, ...]:
+        """The training seeds of an arm (its kind's ``arm_seeds``, else the study's ``seeds``)."""
+        kind = arm.kind if isinstance(arm, Arm) else self.arm(arm).kind
+        return dict(self.arm_seeds).get(kind, self.seeds)
+
+    @property
+    def all_seeds(self) -> tuple[int, ...]:
+        """Every seed some arm trains with, in order: the choices of the ``seed`` parameter."""
+        extra = [s for _, seeds in self.arm_seeds for s in seeds if s not in self.seeds]
+        return self.seeds + tuple(sorted(set(extra)))
+
     def cells(self) -> list[Cell]:
         """Every (arm, budget, seed) of the grid, seed-major: one seed of everything runs first.
 
         An evaluated arm (``pruned-tuned``) measures a network that exists, the same for every
-        seed: it has one cell per budget, under the first seed.
+        seed: it has one cell per budget, under its first seed.
         """
         skipped = set(self.skipped)
-        return [Cell(seed, budget, arm.name) for seed in self.seeds for budget in self.budgets
-                for arm in self.arms if (arm.name, budget) not in skipped
-                and (arm.kind not in EVALUATED_KINDS or seed == self.seeds[0])]
+        seeds = {arm.name: self.seeds_of(arm) for arm in self.arms}
+        return [Cell(seed, budget, arm.name) for seed in self.all_seeds for budget in self.budgets
+                for arm in self.arms if (arm.name, budget) not in skipped and seed in seeds[arm.name]
+                and (arm.kind not in EVALUATED_KINDS or seed == seeds[arm.name][0])]
 
     def candidate(self, arm_name: str, budget: int, *, member: int | None = None) -> Candidate:
         """The genotype an arm proposes at a budget (memoised: grid cells repeat it per seed)."""
@@ -228,12 +247,31 @@ class StudySettings:
             # present only where it decides the baselines (non-WRN networks): WRN studies keep their identity
             **({"reference": _digest(self.reference)} if self.reference is not None else {}),
             **({"by": self.by} if self.by != "params" else {}),  # parameter studies keep their identity
+            **({"arm_seeds": {k: list(v) for k, v in self.arm_seeds}} if self.arm_seeds else {}),
         }
 
     def describe(self) -> dict[str, Any]:
         """The fingerprint plus what a report needs without the input files (kept in the study)."""
         return {**self.fingerprint(), "source_files": [s.describe() for s in self.sources],
                 "budget_labels": {str(b): format_count(b) for b in self.budgets}}
+
+
+def _arm_seeds(value: Mapping[str, Sequence[int]], kinds: Sequence[str]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """``arm_seeds`` checked: kinds the study has, each with distinct seeds >= 0."""
+    from ..names import CANDIDATE_KINDS
+
+    present = {k.split("[")[0] for k in kinds}
+    out = []
+    for kind, seeds in value.items():
+        if kind not in CANDIDATE_KINDS or kind not in present:
+            raise ArchsearchError(f"arm_seeds: {kind!r} is not one of this study's arm kinds "
+                                  f"({', '.join(sorted(present))})")
+        seeds = tuple(seeds)
+        if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) \
+                or len(set(seeds)) != len(seeds):
+            raise ArchsearchError(f"arm_seeds: {kind}: expected distinct integer seeds >= 0")
+        out.append((kind, seeds))
+    return tuple(sorted(out))
 
 
 def _digest(genotype: Genotype) -> str:
@@ -278,7 +316,8 @@ def study_settings(*, arms: Sequence[str], budgets: Sequence[int], seeds: Sequen
                    space: Any = None, sources: Sequence[Any] = (), data: str | None = None,
                    recipe: Recipe | str | None = None, epochs: int | None = None, mode: str = "grid",
                    search: str = "candidate", early_stopping: str = "none", raw_tolerance: float = RAW_TOLERANCE,
-                   skip_unreachable: bool = False, by: str = "params") -> StudySettings:
+                   skip_unreachable: bool = False, by: str = "params",
+                   arm_seeds: Mapping[str, Sequence[int]] | None = None) -> StudySettings:
     """The study ``archsearch study run`` (and an experiment file) asks for, from a search space and/or
     pruning trajectories: the one place that fills in what the request leaves out.
 
@@ -319,4 +358,4 @@ def study_settings(*, arms: Sequence[str], budgets: Sequence[int], seeds: Sequen
         arms=list(arms), budgets=list(budgets), seeds=list(seeds), data=data, recipe=recipe, sources=sources,
         hparams=hparams, widen=widen, mode=mode, search=search, early_stopping=early_stopping,
         raw_tolerance=raw_tolerance, skip_unreachable=skip_unreachable, reference_macs=reference_macs,
-        reference=reference, by=by)
+        reference=reference, by=by, arm_seeds=arm_seeds)
