@@ -6,7 +6,7 @@ import re
 
 from .errors import BudgetError
 
-__all__ = ["parse_budget", "parse_budgets", "format_count"]
+__all__ = ["parse_budget", "parse_budgets", "parse_latencies", "format_count"]
 
 _SUFFIX = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
 _PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMgG]?)\s*$")
@@ -35,6 +35,21 @@ def parse_budgets(text: str, *, field: str = "budgets") -> list[int]:
     if any(not item.strip() for item in items):
         raise BudgetError(f"{field}: {text!r} has an empty item; expected comma-separated budgets like 0.1M,500k")
     return [parse_budget(item, field=field) for item in items]
+
+
+_LATENCY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(ms)?\s*$")
+
+
+def parse_latencies(text: str, *, field: str = "budgets") -> list[float]:
+    """Comma-separated latency budgets in milliseconds: ``0.8ms,1.5ms`` (the unit may be left out)."""
+    out = []
+    for item in text.split(","):
+        match = _LATENCY.match(item)
+        value = float(match.group(1)) if match else math.nan
+        if not math.isfinite(value) or not 0 < value < 1e7:
+            raise BudgetError(f"{field}: {item.strip()!r} is not a latency; expected milliseconds like 0.8ms,1.5ms")
+        out.append(value)
+    return out
 
 
 def format_count(n: float) -> str:

@@ -17,14 +17,17 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
 import numpy as np
 
 from .errors import ArchsearchError
 from .family import Family, Member, widths_template
 from .genotype import Genotype
-from .landing import MEASURES, Landing, check_measure, land, narrowest
+from .landing import MEASURES, Landing, check_measure, land, land_latency, narrowest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .latency_table import LatencyTable
 from .names import DERIVE_METHOD_REGISTRY, DERIVE_METHODS, PICKS
 
 __all__ = ["derive", "Derivation", "Derived", "pick_member", "fit_trajectory", "TrajectoryFit", "ExtrapolationWarning", "METHODS", "PICKS"]
@@ -36,12 +39,14 @@ class ExtrapolationWarning(UserWarning):
     """A budget lies outside the range of parameter counts a trajectory fit was made on."""
 
 
-def pick_member(family: Family, pick: str | int, budget: int, *, by: str = "params") -> int:
+def pick_member(family: Family, pick: str | int, budget: float, *, by: str = "params",
+                size: "Callable[[Member], float] | None" = None) -> int:
     """Which member to scale for ``budget``.
 
     ``nearest`` (the default) takes the member whose count is nearest the budget in log space, so
     each derived net is the least-stretched copy of an architecture that was really reached;
     ``best`` the lowest ``val_error``; ``first``/``last``; or an index (negative counts from the end).
+    ``size``: what ``nearest`` compares (default: the member's parameters or MACs, ``by``).
     """
     if isinstance(pick, int) or (isinstance(pick, str) and pick.lstrip("-").isdigit()):
         i = int(pick)
@@ -53,7 +58,8 @@ def pick_member(family: Family, pick: str | int, budget: int, *, by: str = "para
     if pick == "last":
         return len(family) - 1
     if pick == "nearest":
-        logs = np.log([max(m.params if by == "params" else m.macs, 1) for m in family])
+        size = size or ((lambda m: m.params) if by == "params" else (lambda m: m.macs))
+        logs = np.log([max(size(m), 1e-9) for m in family])
         return int(np.argmin(np.abs(logs - math.log(budget))))
     if pick == "best":
         errors = [m.metrics.get("val_error") for m in family]
@@ -146,6 +152,37 @@ class Derived:
         return out
 
 
+def _derive_latency(family: Family, budgets: Sequence[float], *, pick: str | int, metadata: dict | None,
+                    table: "LatencyTable | None", method: str) -> "Derivation":
+    """``derive(..., by="latency")``: linear scaling landed on the table's predicted latency."""
+    if table is None:
+        raise ArchsearchError("by latency: a latency table is needed (archsearch latency FILE --make-table OUT, "
+                              "then --latency-table OUT)")
+    if method != "linear":
+        raise ArchsearchError("by latency: method linear only (the trajectory fit is in parameter counts)")
+    if not len(family):
+        raise ArchsearchError("the source family is empty; expected at least one genotype")
+    predicted: dict[int, float] = {}
+
+    def size(m: Member) -> float:
+        if id(m) not in predicted:
+            predicted[id(m)] = table.predict(m.genotype)
+        return predicted[id(m)]
+
+    rows = []
+    for budget in budgets:
+        i = pick_member(family, pick, budget, size=size)
+        src, genes = widths_template(family[i])
+        rows.append(Derived(land_latency(src, np.array(genes, dtype=float), budget, table,
+                                         what=f"scaling members[{i}]"), "linear", i))
+    meta = {"created_by": "archsearch derive", "method": method, "pick": str(pick), "by": "latency",
+            "latency_table": {"path": table.path, "device": table.device, "threads": table.threads,
+                              "batch": table.batch}, **(metadata or {})}
+    out = Family(tuple(Member(r.landing.genotype, {**r.metrics(), "predicted_ms": r.landing.value}) for r in rows),
+                 meta)
+    return Derivation(out, rows)
+
+
 class Derivation(NamedTuple):
     """What :func:`derive` returns: the family file of derived genotypes (what ``--out`` writes) and
     one :class:`Derived` row per budget. A named tuple, so ``family, rows = derive(...)`` unpacks it."""
@@ -154,15 +191,19 @@ class Derivation(NamedTuple):
     rows: list[Derived]
 
 
-def derive(source: Family | Genotype, budgets: Sequence[int], *, method: str = "linear",
-           pick: str | int = "nearest", metadata: dict | None = None, by: str = "params") -> Derivation:
+def derive(source: Family | Genotype, budgets: Sequence[float], *, method: str = "linear",
+           pick: str | int = "nearest", metadata: dict | None = None, by: str = "params",
+           latency_table: "LatencyTable | None" = None) -> Derivation:
     """Genotypes at ``budgets`` from a family (or one genotype); see :class:`Derivation`.
 
     ``by``: what the budgets count, ``params`` (default) or ``macs`` (at the input size each genotype
-    records); ``nearest`` then picks the member nearest in that measure."""
+    records), or ``latency`` (milliseconds as ``latency_table`` predicts them; method linear);
+    ``nearest`` then picks the member nearest in that measure."""
     DERIVE_METHOD_REGISTRY.check(method, where="method")
-    check_measure(by)
     family = Family.of([source]) if isinstance(source, Genotype) else source
+    if by == "latency":
+        return _derive_latency(family, budgets, pick=pick, metadata=metadata, table=latency_table, method=method)
+    check_measure(by)
     if not len(family):
         raise ArchsearchError("the source family is empty; expected at least one genotype")
     rows: list[Derived] = []

@@ -85,6 +85,24 @@ class Genotype:
         check_graph(graph)
         return type(self)(self.family, self.hparams, graph, self.origin)
 
+    def at_input_size(self, size: int | tuple[int, int]) -> "Genotype":
+        """The same network fed images of another ``size`` (``N`` or ``(H, W)``): the same parameters,
+        the MACs of that resolution (a CIFAR-trained genotype's cost at 224 x 224, say)."""
+        from .graph import shapes
+
+        hw = (size, size) if isinstance(size, int) else tuple(size)
+        if len(hw) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 65_536 for v in hw):
+            raise GenotypeError(f"input size: {size!r} is invalid; expected N or HxW in pixels, e.g. 224 or 160x224")
+        graph = nx.DiGraph(self.graph)
+        for _, data in graph.nodes(data=True):
+            if data["kind"] == "input":
+                data["size"] = list(hw)
+        hparams = dict(self.hparams)
+        if "input_size" in hparams:
+            hparams["input_size"] = hw[0] if hw[0] == hw[1] and isinstance(hparams["input_size"], int) else list(hw)
+        shapes(graph, hw)  # too small for the network's strides and pools: one line naming the layer
+        return type(self)(self.family, hparams, graph, self.origin)
+
     @classmethod
     def from_dict(cls, obj: Any, *, source: object = "genotype") -> "Genotype":
         """Parse the JSON form; every error names ``source`` and the offending field."""

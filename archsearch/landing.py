@@ -8,7 +8,7 @@ rounding by single-channel steps until no step brings the count closer to the bu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Collection
+from typing import TYPE_CHECKING, Collection
 
 import numpy as np
 from scipy.optimize import brentq
@@ -17,7 +17,10 @@ from .budgets import format_count
 from .errors import ArchsearchError, BudgetError
 from .genotype import Genotype, structure_of, with_genes_counted
 
-__all__ = ["Landing", "land", "smallest_budget", "floor_count", "narrowest", "NARROW", "MEASURES", "check_measure"]
+if TYPE_CHECKING:  # pragma: no cover
+    from .latency_table import LatencyTable
+
+__all__ = ["Landing", "land", "land_latency", "smallest_budget", "floor_count", "narrowest", "NARROW", "MEASURES", "check_measure"]
 
 
 #: a layer narrower than this is flagged as degenerate wherever a candidate is shown
@@ -31,8 +34,10 @@ class Landing:
     scale: float  # the continuous factor on the direction that meets the budget exactly
     #: per scaled gene (template order), the continuous width ``scale * direction`` it was rounded from
     targets: tuple[tuple[str, float], ...] = ()
-    #: what the budget counts: ``params`` or ``macs`` (:data:`MEASURES`)
+    #: what the budget counts: ``params`` or ``macs`` (:data:`MEASURES`), or ``latency`` (ms, predicted)
     by: str = "params"
+    #: a latency landing's predicted latency in ms (counts are read off the genotype)
+    value: float | None = None
 
     @property
     def deviations(self) -> dict[str, float]:
@@ -47,8 +52,8 @@ class Landing:
         return max((abs(d) for d in self.deviations.values()), default=0.0)
 
     @property
-    def achieved(self) -> int:
-        return int(getattr(self.genotype, self.by))
+    def achieved(self) -> float:
+        return self.value if self.value is not None else int(getattr(self.genotype, self.by))
 
     @property
     def rel_error(self) -> float:
@@ -210,6 +215,52 @@ def land(template: Genotype, direction: np.ndarray, budget: int, *, fixed: Colle
         best_w = _polish(count, best_w, lo, movable, budget, step)
     scaled = tuple((names[i], float(target[i])) for i in movable)
     return Landing(count.build(best_w), budget, scale, scaled, by)
+
+
+def land_latency(template: Genotype, direction: np.ndarray, budget_ms: float, table: "LatencyTable", *,
+                 fixed: Collection[str] = (), what: str = "genotype") -> Landing:
+    """Widths ``round(scale * direction)`` whose latency, as ``table`` predicts it, is the largest not
+    above ``budget_ms``. Latency is not a closed form in the widths, but it grows with the scale factor,
+    so the factor is bisected on the table's prediction (NetAdapt's move); the caller measures the
+    landed network once to confirm (:func:`archsearch.latency.measure_latency`)."""
+    direction = np.asarray(direction, dtype=float)
+    names = list(template.genes)
+    lo, is_fixed = _bounds(template, direction, fixed)
+    base = np.array(list(template.genes.values()), dtype=float)
+    step = np.array([template.quantum[n] for n in names], dtype=float)
+
+    def at(f: float) -> Genotype:
+        w = np.where(is_fixed, base, np.maximum(lo, np.round(f * direction / step) * step))
+        return template.with_genes(dict(zip(names, w.astype(int).tolist())))
+
+    memo: dict[float, tuple[Genotype, float]] = {}
+
+    def predicted(f: float) -> tuple[Genotype, float]:
+        if f not in memo:
+            g = at(f)
+            memo[f] = (g, table.predict(g))
+        return memo[f]
+
+    smallest = predicted(0.0)[1]
+    if budget_ms < smallest:
+        raise BudgetError(f"budget {budget_ms:g} ms is below what {what} can reach; the smallest feasible budget is "
+                          f"{smallest:.3f} ms (predicted by the latency table)")
+    hi = 1.0
+    while predicted(hi)[1] <= budget_ms:
+        hi *= 2.0
+        if hi > 1e4:
+            raise BudgetError(f"budget {budget_ms:g} ms cannot be reached by scaling {what}")
+    low = 0.0
+    for _ in range(40):  # the factor to 1e-12 of the range: well below one channel of any gene
+        mid = (low + hi) / 2
+        if predicted(mid)[1] <= budget_ms:
+            low = mid
+        else:
+            hi = mid
+    genotype, ms = predicted(low)
+    movable = np.flatnonzero(~is_fixed & (direction > 0))
+    scaled = tuple((names[i], float(low * direction[i])) for i in movable)
+    return Landing(genotype, budget_ms, low, scaled, "latency", ms)
 
 
 def _polish(count: _Counts, w: np.ndarray, lo: np.ndarray, movable: np.ndarray,

@@ -89,9 +89,10 @@ def plot_width_profile(genotypes: Sequence[Genotype], path: str | os.PathLike[st
 def plot_error_vs_params(rows: Sequence[Any], path: str | os.PathLike[str], *,
                          fine_tuned: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
                          unpruned: Sequence[Mapping[str, Any]] | None = None,
-                         title: str | None = None) -> None:
+                         title: str | None = None, by: str = "params") -> None:
     """Draw leaderboard ``rows`` into ``path`` (.png/.svg): arm rows (:func:`archsearch.study.leaderboard`)
-    or arm kinds pooled over pruning runs (:func:`archsearch.study.kind_leaderboard`)."""
+    or arm kinds pooled over pruning runs (:func:`archsearch.study.kind_leaderboard`). ``by``: the x axis,
+    ``params`` or ``macs`` (at equal parameters a pruned profile may cost twice the compute: issue 21)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -104,36 +105,40 @@ def plot_error_vs_params(rows: Sequence[Any], path: str | os.PathLike[str], *,
             arms.append(r.arm)
     markers = "osD^vP*Xh"
     for i, arm in enumerate(arms):
-        pts = sorted((r for r in rows if r.arm == arm and r.test_mean is not None and r.params),
-                     key=lambda r: r.params)
+        pts = sorted((r for r in rows if r.arm == arm and r.test_mean is not None and getattr(r, by, None)),
+                     key=lambda r: getattr(r, by))
         if not pts:
             continue
-        x = [r.params for r in pts]
+        x = [getattr(r, by) for r in pts]
         y = [100 * r.test_mean for r in pts]
         err = [100 * (r.test_std or 0.0) for r in pts]
         n = max(r.n for r in pts)
         bars = ax.errorbar(x, y, yerr=err, marker=markers[i % len(markers)], ms=5, capsize=3, lw=1.4,
                            label=f"{arm} (n={n})")
-        best = [(r.params, 100 * r.test_mean) for r in pts if r.best]
+        best = [(getattr(r, by), 100 * r.test_mean) for r in pts if r.best]
         if best:
-            bx, by = zip(*best, strict=True)
-            ax.scatter(bx, by, s=150, facecolors="none", edgecolors=bars[0].get_color(), linewidths=1.2, zorder=5)
+            best_x, best_y = zip(*best, strict=True)
+            ax.scatter(best_x, best_y, s=150, facecolors="none", edgecolors=bars[0].get_color(), linewidths=1.2, zorder=5)
     runs = dict(fine_tuned or {})
     for k, (label, points) in enumerate(runs.items()):
-        pts = sorted(points, key=lambda p: p["params"])
+        pts = sorted((p for p in points if p.get(by) is not None), key=lambda p: p[by])
+        if not pts:
+            continue
         # several runs draw one legend entry: the lines are context, the arms are the comparison
         name = (f"pruned + fine-tuned, {label} (val error)" if len(runs) <= 2
                 else "pruned + fine-tuned during pruning, each run (val error)" if k == 0 else None)
-        ax.plot([p["params"] for p in pts], [100 * p["val_error"] for p in pts], ls=":", lw=1.0 if len(runs) > 2 else 1.2,
+        ax.plot([p[by] for p in pts], [100 * p["val_error"] for p in pts], ls=":", lw=1.0 if len(runs) > 2 else 1.2,
                 color="0.35", alpha=0.6 if len(runs) > 2 else 1.0, label=name)
+    unpruned = [u for u in unpruned or () if u.get(by) is not None]
     if unpruned:  # one-shot runs: the big network each was pruned from
         split = unpruned[0].get("split", "test")
-        ax.scatter([u["params"] for u in unpruned], [100 * u["error"] for u in unpruned], marker="*", s=90,
+        ax.scatter([u[by] for u in unpruned], [100 * u["error"] for u in unpruned], marker="*", s=90,
                    color="0.25", zorder=6, label=f"unpruned network, each pruning run ({split} error)")
     ax.set_xscale("log")
-    ax.set_xlabel("parameters (log scale)")
+    words = "parameters" if by == "params" else "MACs (multiply-accumulates per image)"
+    ax.set_xlabel(f"{words} (log scale)")
     ax.set_ylabel("test error (%), mean ± std over seeds")
-    ax.set_title(title or "Test error vs parameters")
+    ax.set_title(title or f"Test error vs {words.split(' (')[0]}")
     ax.grid(True, which="both", alpha=0.25)
     handles, labels = ax.get_legend_handles_labels()
     order = sorted(range(len(labels)), key=lambda i: labels[i].startswith("pruned + fine-tuned"))

@@ -68,7 +68,7 @@ def test_prune_cli_resume_after_finish_is_a_no_op_and_rerun_is_refused(tmp_path,
     ("", ["--target-params", "abc"], "'abc' is not a budget"),
     ("", ["--criterion", "psychic"], "--criterion: unknown criterion 'psychic'"),  # a flag's value names the flag
     ("", ["--resume"], "no pruning checkpoint to resume"),
-    ("", ["--one-shot"], "a one-shot run needs fraction, target_params or target_macs"),  # the space's max_prunes is dropped
+    ("", ["--one-shot"], "a one-shot run needs fraction, target_params, target_macs or target_latency"),  # the space's max_prunes is dropped
     ("", ["--one-shot", "--fraction", "0.4", "--max-prunes", "2"], "--max-prunes: 2 is invalid; expected no value "
                                                                    "with one_shot"),
     ("one_shot = true\nfraction = 0.4\n", [], "[prune]: prune.max_prunes: 3 is invalid"),

@@ -6,6 +6,8 @@ definition torchvision's published GFLOPS use.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +18,8 @@ import archsearch
 from archsearch.cli import main
 from archsearch.landing import land
 from strategies import read_table
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def hooked_macs(genotype: archsearch.Genotype) -> int:
@@ -115,3 +119,21 @@ def test_a_study_compares_arms_at_equal_macs(tmp_path, capsys):
     for c in settings_.grid_candidates():
         assert abs(c.genotype.macs / budget - 1) < 5e-3
     assert settings_.fingerprint()["by"] == "macs"
+
+
+def test_an_input_size_override_counts_macs_at_that_resolution(tmp_path, capsys):
+    """``--input`` (issue 21 item 1): the same network fed larger images: the same parameters, MACs
+    of that resolution, counted by the forward hooks as at any other size."""
+    genotype = archsearch.load_genotype(ROOT / "search_spaces" / "digits-wrn-16-2" / "genotype.json")
+    big = genotype.at_input_size(32)
+    assert big.params == genotype.params == sum(p.numel() for p in big.build().parameters())
+    assert big.macs == hooked_macs(big) and big.macs > 15 * genotype.macs
+    with pytest.raises(archsearch.GenotypeError, match="input size: 0 is invalid"):
+        genotype.at_input_size(0)
+    out = tmp_path / "d.json"
+    assert main(["derive", "--from", str(ROOT / "search_spaces" / "digits-wrn-16-2" / "pruned.json"), "--budgets",
+                 "20M", "--by", "macs", "--input", "32", "--out", str(out)]) == 0
+    member = archsearch.load_family(out)[0]
+    assert abs(member.macs - 20_000_000) <= 100_000 and member.genotype.hparams["input_size"] == 32
+    assert main(["derive", "--from", str(out), "--budgets", "1M", "--input", "3x"]) == 2
+    assert "--input: '3x' is invalid" in capsys.readouterr().err

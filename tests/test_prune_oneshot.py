@@ -212,7 +212,7 @@ def test_one_shot_checks_before_any_compute():
 
 @pytest.mark.parametrize("settings, needle", [
     ({"one_shot": True, "fraction": 0.5, "max_prunes": 3}, "prune.max_prunes: 3 is invalid; expected no value with one_shot"),
-    ({"one_shot": True}, "a one-shot run needs fraction, target_params or target_macs"),
+    ({"one_shot": True}, "a one-shot run needs fraction, target_params, target_macs or target_latency"),
     ({"criterion": "sss", "max_prunes": 3}, "prune.criterion: 'sss' is invalid; expected one of fisher"),
     ({"threshold": "layer", "max_prunes": 3}, "prune.threshold: 'layer' is invalid"),
     ({"one_shot": True, "fraction": 0.5, "threshold": "row"}, "prune.threshold: 'row' is invalid; expected one of global, layer"),

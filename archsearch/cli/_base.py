@@ -188,9 +188,12 @@ def note_narrow(genotypes) -> None:  # noqa: ANN001
         print(f"! a layer narrower than {NARROW} channels: a degenerate network at that budget")
 
 
-def add_by_argument(parser: argparse.ArgumentParser) -> None:
+def add_by_argument(parser: argparse.ArgumentParser, *, latency: bool = False) -> None:
     """``--by params|macs``: what the budgets count (MACs: multiply-accumulates of one forward pass at
-    the input size the genotype records)."""
-    parser.add_argument("--by", choices=("params", "macs"), default="params",
+    the input size the genotype records); ``latency`` where the verb lands on a latency table."""
+    parser.add_argument("--by", choices=("params", "macs", "latency") if latency else ("params", "macs"),
+                        default="params",
                         help="what the budgets count: params (default) or macs (multiply-accumulates of one "
-                             "forward pass at the genotype's input size), e.g. --budgets 50M --by macs")
+                             "forward pass at the genotype's input size), e.g. --budgets 50M --by macs"
+                             + ("; latency: milliseconds, e.g. --budgets 0.8ms --by latency --latency-table T"
+                                if latency else ""))

@@ -44,10 +44,14 @@ class PruneCommand(Command):
         add_threads_argument(parser)
         g = parser.add_argument_group("pruning settings (override the space's [prune] table)")
         g.add_argument("--criterion", help="fisher (default), taylor, l1, bn-scale, random; sss (one-shot only)")
-        g.add_argument("--normalise", help="none (default), params, macs: divide scores by what a channel frees")
+        g.add_argument("--normalise", help="none (default), params, macs, latency (with --latency-table): divide "
+                                           "scores by what a channel frees")
         g.add_argument("--max-prunes", type=int, help="stop after this many prunes (default: the space's)")
         g.add_argument("--target-params", help="stop at this many parameters, e.g. 20k")
         g.add_argument("--target-macs", help="stop at this many multiply-accumulates, e.g. 50M (prune toward compute)")
+        g.add_argument("--target-latency", help="stop at this latency, e.g. 0.8ms, as --latency-table predicts it")
+        g.add_argument("--latency-table", help="a latency table (archsearch latency NET --make-table OUT) for "
+                                               "--target-latency and --normalise latency")
         g.add_argument("--fraction", type=float, help="stop after removing this fraction of the prunable channels")
         g.add_argument("--steps-per-prune", type=int,
                        help="fine-tuning steps between prunes (default: the space's, else 100)")
@@ -81,11 +85,16 @@ class PruneCommand(Command):
         overrides = {k: getattr(args, k) for k in (
             "criterion", "normalise", "max_prunes", "fraction", "steps_per_prune", "channels_per_prune",
             "record_every", "lr", "batch_size", "seed", "prune_residual", "save_weights", "one_shot", "threshold",
-            "finetune_epochs", "sss_l1") if getattr(args, k) is not None}
+            "finetune_epochs", "sss_l1", "latency_table") if getattr(args, k) is not None}
         if args.target_params is not None:
             overrides["target_params"] = parse_budget(args.target_params, field="--target-params")
         if args.target_macs is not None:
             overrides["target_macs"] = parse_budget(args.target_macs, field="--target-macs")
+        if args.target_latency is not None:
+            from ..budgets import parse_latencies
+
+            (overrides["target_latency"],) = parse_latencies(args.target_latency.replace(",", " "),
+                                                             field="--target-latency")
         pretrain = {"bn_l1": args.bn_l1} if args.bn_l1 is not None else {}
         with _flags(r"\[train\]: (\w+): (.*)$", pretrain):
             pretrain_recipe(space, pretrain)

@@ -420,7 +420,7 @@ def _markdown(experiment: Experiment, record: Mapping[str, Any], kinds: Sequence
               "into the part between pruning runs and the part between training seeds (one-way random "
               f"effects); `best`: the lowest validation error of the budget; `p (Holm)`: Welch's t-test against it, Holm-corrected over "
               f"every comparison of the table (alpha {record['alpha']}).", "", _md_table(headers, rows), "",
-              "![test error vs parameters](error_vs_params.png)", ""]
+              "![test error vs parameters](error_vs_params.png) ![test error vs MACs](error_vs_macs.png)", ""]
     if rematch_kinds:
         by = record["rematch"]["by"]
         headers, rows = kind_table(rematch_kinds)
@@ -439,10 +439,14 @@ def _markdown(experiment: Experiment, record: Mapping[str, Any], kinds: Sequence
                   f"budget (an arm that takes a run's own member reaches only sizes within "
                   f"{experiment.raw_tolerance:.0%} of one): {shown}"
                   + (f" and {more} more (all in experiment.json)." if more > 0 else "."), ""]
-    if narrow:
+    if narrow:  # per arm kind and budget: a pruning run's arms repeat it ten times over
+        groups: dict[tuple[str, int], list[int]] = {}
+        for n in narrow:
+            groups.setdefault((n["arm"].split("[")[0], n["budget"]), []).append(n["narrowest"])
         lines += ["Degenerate candidates (a layer narrower than "
-                  f"{NARROW} channels; read these cells with care): "
-                  + "; ".join(f"{n['arm']} at {format_count(n['budget'])} ({n['widths']})" for n in narrow) + ".", ""]
+                  f"{NARROW} channels; read these cells with care; each in experiment.json): "
+                  + "; ".join(f"{arm} at {format_count(budget)} ({len(w)} candidate{'s' if len(w) > 1 else ''}, "
+                              f"narrowest {min(w)})" for (arm, budget), w in groups.items()) + ".", ""]
     lines += ["## The paper's claims, checked", "",
               "Units: `run` is a pruning run (its mean over training seeds), `seed` a training. `A - B`: the "
               "difference of the units' mean test errors with its 95 % interval, in points; `test`: one-sided, "

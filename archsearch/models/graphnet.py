@@ -103,7 +103,7 @@ class GraphNet(nn.Module):
         # an addition left with one input (its other branches pruned away) passes that tensor through
         passed = {node for node, kind, _, _, args in program if kind == "add" and len(args) == 1}
         for i, (node, kind, module, cfg, args) in enumerate(program):
-            done = [a for a in args if last_use[a] == i]
+            done = list(dict.fromkeys(a for a in args if last_use[a] == i))  # an input read twice dies once
             # only a tensor read by this node alone: no other layer saved it for its backward
             reusable = readers[args[0]] == 1 and args.count(args[0]) == 1 and kinds[args[0]] in _OVERWRITABLE \
                 and args[0] not in passed

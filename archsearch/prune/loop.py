@@ -116,6 +116,19 @@ def check_targets(genotype: Genotype, settings: PruneSettings) -> None:
                 f"prune.{key}: {target:,} is below {floor:,}, the {unit} with every "
                 f"{'prunable' if settings.prune_residual else 'inner'} channel pruned"
             )
+    if settings.latency_table is not None:
+        table = latency_table(settings)
+        table.layer_ms(genotype)  # a network the table does not cover is refused before any training
+        if settings.target_latency is not None:
+            start = table.predict(genotype)
+            if settings.target_latency >= start:
+                raise PruneSettingsError(f"prune.target_latency: {settings.target_latency:g} ms is not below the "
+                                         f"start ({start:.3f} ms predicted by {settings.latency_table})")
+            floor = table.predict(genotype.with_genes({g: genotype.genes[g] - n for g, n in removable.items()}))
+            if settings.target_latency < floor:
+                raise PruneSettingsError(f"prune.target_latency: {settings.target_latency:g} ms is below {floor:.3f} ms, "
+                                         f"the predicted latency with every "
+                                         f"{'prunable' if settings.prune_residual else 'inner'} channel pruned")
 
 
 def finished_iterative(path: Path, settings: PruneSettings) -> "Family":
@@ -253,14 +266,20 @@ def _resume(folder: RunFolder, settings: PruneSettings, device: torch.device, da
 Cut = tuple[str, list[int]]
 
 
-def _cut_costs(genotype: Genotype, steps: Mapping[str, int], normalise: str) -> dict[str, float]:
-    """What one cut of each gene frees: its channels (``normalise = "none"``), parameters or MACs.
+def _cut_costs(genotype: Genotype, steps: Mapping[str, int], normalise: str,
+               table: Any = None) -> dict[str, float]:
+    """What one cut of each gene frees: its channels (``normalise = "none"``), parameters, MACs, or
+    milliseconds as the latency ``table`` predicts them.
 
     For a residual gene ``sS.width`` that is the whole coupled group: every layer writing or
     reading the stream loses a filter or an input channel, which the cost model counts exactly.
     """
     if normalise == "none":
         return {g: float(step) for g, step in steps.items()}
+    if normalise == "latency":  # the table's prediction before and after one cut of each gene
+        now = table.predict(genotype)
+        return {g: max(now - table.predict(genotype.with_genes({g: genotype.genes[g] - step})), 1e-9)
+                for g, step in steps.items()}
     model = genotype.cost_model
     base = model.base
     rows = np.repeat(base[None, :], len(steps), axis=0)
@@ -269,6 +288,15 @@ def _cut_costs(genotype: Genotype, steps: Mapping[str, int], normalise: str) -> 
     count = model.params if normalise == "params" else model.macs
     freed = count(base) - count(rows)
     return {g: max(float(f), 1e-12) for g, f in zip(steps, freed)}
+
+
+def latency_table(settings: PruneSettings) -> Any:
+    """The settings' latency table (read once per file), or ``None``."""
+    if settings.latency_table is None:
+        return None
+    from ..latency_table import table_for
+
+    return table_for(settings.latency_table)
 
 
 def gene_cuts(scores: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -287,7 +315,7 @@ def gene_cuts(scores: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tens
 
 
 def ranked_cuts(scores: Mapping[str, torch.Tensor], removable: Mapping[str, int], genotype: Genotype,
-                normalise: str) -> Iterator[Cut]:
+                normalise: str, table: Any = None) -> Iterator[Cut]:
     """Every cut that may go (:func:`gene_cuts`), the globally lowest score first, divided by what it
     frees (its channels, or with ``normalise`` its parameters or MACs: a grouped gene's cut of several
     channels competes per channel with single channels); ties: first in gene order, then channel order.
@@ -299,7 +327,7 @@ def ranked_cuts(scores: Mapping[str, torch.Tensor], removable: Mapping[str, int]
     if not genes:
         return
     steps = {g: genotype.quantum[g] for g in genes}
-    costs = _cut_costs(genotype, steps, normalise)
+    costs = _cut_costs(genotype, steps, normalise, table)
     cuts = {g: gene_cuts(scores[g], steps[g]) for g in genes}
     flat = torch.cat([cuts[g][0] / costs[g] for g in genes])
     owners = [(g, j) for g in genes for j in range(len(cuts[g][0]))]
@@ -334,7 +362,7 @@ def by_gene(cuts: Iterable[Cut]) -> dict[str, list[int]]:
 def _choose(run: _Run) -> dict[str, list[int]]:
     """The globally lowest-scoring cuts, ``channels_per_prune`` channels or a few more (see :func:`ranked_cuts`)."""
     ranked = ranked_cuts(run.criterion.scores(), _removable(run.genotype, run.settings), run.genotype,
-                         run.settings.normalise)
+                         run.settings.normalise, latency_table(run.settings))
     return by_gene(first_cuts(ranked, run.settings.channels_per_prune))
 
 
@@ -365,6 +393,8 @@ def _done(run: _Run) -> bool:
     if s.target_params is not None and run.genotype.params <= s.target_params:
         return True
     if s.target_macs is not None and run.genotype.macs <= s.target_macs:
+        return True
+    if s.target_latency is not None and latency_table(s).predict(run.genotype) <= s.target_latency:
         return True
     return s.fraction is not None and run.removed >= s.fraction * run.start_channels
 

@@ -52,8 +52,8 @@ from ..train import resolve_device
 from .criteria import SSS, Criterion
 from .groups import residual_branches
 from .loop import (CHECKPOINT_NAME, PRUNED_NAME, _cut, _groups, _removable, _Run, by_gene, check_fine_tuning,
-                   check_same_settings, check_targets, first_cuts, gene_cuts, load_trained, prune_folder, ranked_cuts,
-                   state_copy)
+                   check_same_settings, check_targets, first_cuts, gene_cuts, latency_table, load_trained, prune_folder,
+                   ranked_cuts, state_copy)
 from .settings import PruneSettings, PruneSettingsError
 from .weights import WEIGHTS_NAME, save_member_weights
 
@@ -63,11 +63,15 @@ Drop = dict[str, list[int]]
 
 
 def _params(genotype: Genotype, drop: Mapping[str, list[int]]) -> int:
-    return genotype.with_genes({g: genotype.genes[g] - len(cs) for g, cs in drop.items()}).params
+    return _cut_genotype(genotype, drop).params
+
+
+def _cut_genotype(genotype: Genotype, drop: Mapping[str, list[int]]) -> Genotype:
+    return genotype.with_genes({g: genotype.genes[g] - len(cs) for g, cs in drop.items()})
 
 
 def _macs(genotype: Genotype, drop: Mapping[str, list[int]]) -> int:
-    return genotype.with_genes({g: genotype.genes[g] - len(cs) for g, cs in drop.items()}).macs
+    return _cut_genotype(genotype, drop).macs
 
 
 def _layer_breaks(genotype: Genotype, removable: Mapping[str, int]) -> dict[str, list[float]]:
@@ -144,7 +148,8 @@ def one_shot_drop(genotype: Genotype, settings: PruneSettings, criterion: Criter
         def at(k: int) -> Drop:
             return _all_branches(genotype, ranked[:k])
     elif settings.threshold == "global":
-        order = list(ranked_cuts(criterion.scores(), removable, genotype, settings.normalise))
+        order = list(ranked_cuts(criterion.scores(), removable, genotype, settings.normalise,
+                                 latency_table(settings)))
         n = len(order)  # as the loop stops: removed >= fraction x the removable channels
         k = n if fraction is None else len(first_cuts(order, fraction * sum(len(cs) for _, cs in order)))
 
@@ -165,6 +170,9 @@ def one_shot_drop(genotype: Genotype, settings: PruneSettings, criterion: Criter
         k = min(k, _fewest(n, lambda i: _params(genotype, at(i)) <= settings.target_params))
     if settings.target_macs is not None:
         k = min(k, _fewest(n, lambda i: _macs(genotype, at(i)) <= settings.target_macs))
+    if settings.target_latency is not None:
+        table = latency_table(settings)
+        k = min(k, _fewest(n, lambda i: table.predict(_cut_genotype(genotype, at(i))) <= settings.target_latency))
     return at(k)
 
 

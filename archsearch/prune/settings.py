@@ -36,7 +36,7 @@ from ..registry import Registry
 
 __all__ = ["PruneSettings", "NORMALISERS", "CRITERION_REGISTRY", "CRITERION_NAMES", "THRESHOLDS"]
 
-NORMALISERS = ("none", "params", "macs")
+NORMALISERS = ("none", "params", "macs", "latency")
 #: a cap on counts far above any real run, so that a tiny file cannot ask for years of compute
 _CAP = 10_000_000
 
@@ -83,6 +83,11 @@ class PruneSettings:
     target_params: int | None = None
     #: stop at this many multiply-accumulates (pruning toward compute, not size; issue 21)
     target_macs: int | None = None
+    #: stop at this latency in ms, as ``latency_table`` predicts it (pruning toward a device; issue 21)
+    target_latency: float | None = None
+    #: a latency table file (``archsearch latency NET --make-table OUT``): what ``target_latency`` and
+    #: ``normalise = "latency"`` read
+    latency_table: str | None = None
     fraction: float | None = None
     #: append the current genotype to pruned.json every this many prunes
     record_every: int = 1
@@ -131,6 +136,15 @@ class PruneSettings:
         if self.target_macs is not None and (not isinstance(self.target_macs, int)
                                              or isinstance(self.target_macs, bool) or self.target_macs < 1):
             raise bad("target_macs", "a positive number of MACs such as 50M")
+        if self.target_latency is not None and (isinstance(self.target_latency, bool)
+                                                or not isinstance(self.target_latency, (int, float))
+                                                or not math.isfinite(self.target_latency) or self.target_latency <= 0):
+            raise bad("target_latency", "a positive latency in ms such as 0.8")
+        if self.latency_table is not None and (not isinstance(self.latency_table, str) or not self.latency_table):
+            raise bad("latency_table", "the path of a latency table (archsearch latency NET --make-table OUT)")
+        if (self.target_latency is not None or self.normalise == "latency") and self.latency_table is None:
+            key = "target_latency" if self.target_latency is not None else "normalise"
+            raise bad(key, "a latency_table too (archsearch latency NET --make-table OUT writes one)")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2 ** 63:
             raise bad("seed", "an integer >= 0")
         if self.fraction is not None and not (isinstance(self.fraction, (int, float))
@@ -159,17 +173,20 @@ class PruneSettings:
                                         "target_params)")
             if self.criterion == "sss" and self.threshold == "layer":
                 raise bad("threshold", "global with criterion sss (it removes whole residual branches)")
-            if self.target_params is None and self.target_macs is None and self.fraction is None:
-                raise PruneSettingsError("prune: a one-shot run needs fraction, target_params or target_macs")
+            if self.target_params is None and self.target_macs is None and self.target_latency is None \
+                    and self.fraction is None:
+                raise PruneSettingsError("prune: a one-shot run needs fraction, target_params, target_macs or "
+                                         "target_latency")
         else:
             if self.criterion in ONE_SHOT_CRITERIA:
                 iterative = ", ".join(c for c in CRITERION_NAMES if c not in ONE_SHOT_CRITERIA)
                 raise bad("criterion", f"one of {iterative} ({self.criterion} is one-shot only: set one_shot)")
             if self.threshold != "global":
                 raise bad("threshold", "global unless one_shot (the iterative loop ranks channels globally)")
-        if self.max_prunes is None and self.target_params is None and self.target_macs is None and self.fraction is None:
-            raise PruneSettingsError("prune: set at least one stop condition: max_prunes, target_params, target_macs "
-                                     "or fraction")
+        if self.max_prunes is None and self.target_params is None and self.target_macs is None \
+                and self.target_latency is None and self.fraction is None:
+            raise PruneSettingsError("prune: set at least one stop condition: max_prunes, target_params, target_macs, "
+                                     "target_latency or fraction")
 
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any], *, source: object = "prune") -> "PruneSettings":
@@ -181,6 +198,11 @@ class PruneSettings:
         for key in ("target_params", "target_macs"):
             if isinstance(values.get(key), str):
                 values[key] = parse_budget(values[key], field=f"{source}.{key}")
+        if isinstance(values.get("target_latency"), str):
+            from ..budgets import parse_latencies
+
+            values["target_latency"] = parse_latencies(values["target_latency"].split(",")[0],
+                                                       field=f"{source}.target_latency")[0]
         try:
             return cls(**values)
         except PruneSettingsError as exc:

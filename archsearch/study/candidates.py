@@ -97,7 +97,7 @@ class Source:
             "label": self.label, "digest": self.digest, "members": len(self.family),
             "path": self.path,
             "criterion": self.criterion,
-            "trajectory": [{"params": m.params, "val_error": _number(m.metrics.get("val_error")),
+            "trajectory": [{"params": m.params, "macs": m.macs, "val_error": _number(m.metrics.get("val_error")),
                             "test_error": _number(m.metrics.get("test_error"))} for m in self.family],
         }
 

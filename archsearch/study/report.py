@@ -541,12 +541,14 @@ def write_report(results: StudyResults, out_dir: str | os.PathLike[str], *, alph
     if plot and rows and results.settings.get("mode", "grid") == "grid":
         from ..plots import plot_error_vs_params
 
-        for fmt in formats:
-            paths[fmt] = out / f"error_vs_params.{fmt}"
-            pooled = any(r.runs > 1 for r in kinds)
-            plot_error_vs_params(kinds if pooled else rows, paths[fmt], fine_tuned=_fine_tuned(results),
-                                 unpruned=_unpruned(results),
-                                 title=f"{results.study_name}: test error vs parameters")
+        pooled = any(r.runs > 1 for r in kinds)
+        for fmt in formats:  # the same rows against parameters and against compute, side by side
+            for by, words in (("params", "parameters"), ("macs", "MACs")):
+                key = fmt if by == "params" else f"macs_{fmt}"
+                paths[key] = out / f"error_vs_{by}.{fmt}"
+                plot_error_vs_params(kinds if pooled else rows, paths[key], fine_tuned=_fine_tuned(results),
+                                     unpruned=_unpruned(results), by=by,
+                                     title=f"{results.study_name}: test error vs {words}")
     return paths
 
 
@@ -571,7 +573,7 @@ def _unpruned(results: StudyResults) -> list[dict[str, Any]]:
         points = source.get("trajectory", [])
         if len(points) == 2 and (points[0].get("test_error") is not None or points[0].get("val_error") is not None):
             first = points[0]
-            out.append({"label": source.get("label"), "params": first["params"],
+            out.append({"label": source.get("label"), "params": first["params"], "macs": first.get("macs"),
                         "error": first["test_error"] if first.get("test_error") is not None else first["val_error"],
                         "split": "test" if first.get("test_error") is not None else "val"})
     return out
