@@ -210,6 +210,7 @@ def test_a_killed_experiment_resumes_to_the_end_without_redoing_finished_runs(tm
     assert [r["changes"] for r in parent["pretrained"]] == ["epochs = 1"] and parent["pretrained"][0]["n"] == 2
     assert result["machine"]["torch"] and result["timings"]["study_s"] > 0
     assert "## The paper's claims, checked" in report and (out / "report" / "error_vs_params.png").is_file()
+    assert (out / "report" / "error_vs_macs.png").is_file() and "error_vs_macs.png" in report
 
     # the report redraws from the folder alone, into another folder
     assert main(["experiment", "report", str(file), "--out", str(out), "--report-dir", str(tmp_path / "r")]) == 0
