@@ -135,7 +135,8 @@ def plot_error_vs_params(rows: Sequence[Any], path: str | os.PathLike[str], *,
         ax.scatter([u[by] for u in unpruned], [100 * u["error"] for u in unpruned], marker="*", s=90,
                    color="0.25", zorder=6, label=f"unpruned network, each pruning run ({split} error)")
     ax.set_xscale("log")
-    words = "parameters" if by == "params" else "MACs (multiply-accumulates per image)"
+    words = {"params": "parameters", "macs": "MACs (multiply-accumulates per image)",
+             "latency_ms": "predicted latency (ms, from the latency table)"}[by]
     ax.set_xlabel(f"{words} (log scale)")
     ax.set_ylabel("test error (%), mean ± std over seeds")
     ax.set_title(title or f"Test error vs {words.split(' (')[0]}")

@@ -298,7 +298,17 @@ def test_report_matches_a_hand_computation(pruned, digits, tmp_path, capsys):
     source = load_source(pruned)
     assert data["fine_tuned"][source.label][0]["params"] == source.family[0].params
     assert paths["png"].read_bytes()[:4] == b"\x89PNG" and b"<svg" in paths["svg"].read_bytes()[:2000]
-    assert len(list((tmp_path / "report").iterdir())) == 6  # no temporary files left behind
+    assert paths["macs_png"].read_bytes()[:4] == b"\x89PNG"  # error against MACs beside error against params
+    assert len(list((tmp_path / "report").iterdir())) == 8  # no temporary files left behind
+
+    class Table:  # a latency table as write_report asks it: any object that predicts ms from a genotype
+        def predict(self, genotype):  # noqa: ANN001, ANN202
+            return genotype.params / 1000
+
+    paths = write_report(load_results(url, "hand"), tmp_path / "with-latency", latency_table=Table())
+    assert paths["latency_png"].read_bytes()[:4] == b"\x89PNG"
+    data = json.loads(paths["json"].read_text())
+    assert all(r["latency_ms"] == pytest.approx(r["params"] / 1000) for r in data["leaderboard"])
 
     assert main(["study", "report", "--storage", url, "--study-name", "hand"]) == 0
     out = capsys.readouterr().out

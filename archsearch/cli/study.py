@@ -135,6 +135,9 @@ class StudyCommand(Command):
                             help="write leaderboard.csv/json, trials.csv and error_vs_params.png/svg here")
         report.add_argument("--alpha", type=float, default=0.05,
                             help="significance level of the gap-vs-noise test (default: %(default)s)")
+        report.add_argument("--latency-table", metavar="TABLE",
+                            help="with --out: also plot test error against each network's latency as TABLE "
+                                 "predicts it (archsearch latency NET --make-table TABLE)")
 
     def run(self, args: argparse.Namespace) -> int:
         return self._run(args) if args.study_command == "run" else self._report(args)
@@ -295,8 +298,15 @@ class StudyCommand(Command):
             print_table(headers, cells)
             print(f"test error over seeds; * best per budget (lowest validation error); gap > noise: Holm-corrected Welch p < "
                   f"{args.alpha:g} (? = fewer than 2 seeds)")
+        table = None
+        if args.latency_table:
+            from ..latency_table import load_latency_table
+
+            if not args.out:
+                raise ArchsearchError("--latency-table: only with --out (it adds the error-vs-latency plot)")
+            table = load_latency_table(args.latency_table)
         if args.out:
-            paths = write_report(results, args.out, alpha=args.alpha)
+            paths = write_report(results, args.out, alpha=args.alpha, latency_table=table)
             print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
         return 0
 

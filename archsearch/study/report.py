@@ -256,6 +256,8 @@ class LeaderboardRow:
     #: what identifies the trained architecture (family, hyper-parameters, graph): equal keys of two
     #: pruning runs' arms mean the same network, trained twice
     genotype_key: str | None = None
+    #: the network's latency as a latency table predicts it (``write_report(latency_table=...)``), ms
+    latency_ms: float | None = None
 
 
 @dataclass
@@ -294,6 +296,8 @@ class KindRow:
     #: pruning runs whose network here is another run's (``"pruned-linear[fisher-s1] = ...[fisher-s0]"``):
     #: counted once, since their trainings are copies
     duplicates: list[str] = field(default_factory=list)
+    #: the mean latency of the kind's networks as a latency table predicts it, ms (when one is given)
+    latency_ms: float | None = None
 
     @property
     def name(self) -> str:
@@ -507,8 +511,11 @@ def _csv(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def write_report(results: StudyResults, out_dir: str | os.PathLike[str], *, alpha: float = ALPHA,
-                 plot: bool = True, formats: Sequence[str] = ("png", "svg")) -> dict[str, Path]:
-    """Write ``leaderboard.csv``, ``kinds.csv``, ``leaderboard.json``, ``trials.csv`` and the plot.
+                 plot: bool = True, formats: Sequence[str] = ("png", "svg"),
+                 latency_table: Any = None) -> dict[str, Path]:
+    """Write ``leaderboard.csv``, ``kinds.csv``, ``leaderboard.json``, ``trials.csv`` and the plots
+    (test error against parameters, against MACs, and with a ``latency_table`` against its predicted
+    latency).
 
     The plot draws one line per arm kind, pooled over pruning runs, when several runs feed a kind;
     else one line per arm. Every file is written atomically. Returns the paths by kind.
@@ -516,6 +523,8 @@ def write_report(results: StudyResults, out_dir: str | os.PathLike[str], *, alph
     out = Path(out_dir)
     rows = leaderboard(results, alpha=alpha)
     kinds = kind_leaderboard(results, alpha=alpha)
+    if latency_table is not None:
+        _predict_latencies(results, rows, kinds, latency_table)
     fields = [f for f in LeaderboardRow.__dataclass_fields__ if f not in ("seeds", "test_errors")]
     paths: dict[str, Path] = {}
     paths["leaderboard_csv"] = out / "leaderboard.csv"
@@ -542,14 +551,36 @@ def write_report(results: StudyResults, out_dir: str | os.PathLike[str], *, alph
         from ..plots import plot_error_vs_params
 
         pooled = any(r.runs > 1 for r in kinds)
-        for fmt in formats:  # the same rows against parameters and against compute, side by side
-            for by, words in (("params", "parameters"), ("macs", "MACs")):
-                key = fmt if by == "params" else f"macs_{fmt}"
-                paths[key] = out / f"error_vs_{by}.{fmt}"
+        axes = [("params", "parameters"), ("macs", "MACs")] + ([("latency_ms", "predicted latency")]
+                                                                if latency_table is not None else [])
+        for fmt in formats:  # the same rows against parameters, compute and latency, side by side
+            for by, words in axes:
+                key = fmt if by == "params" else f"{by.split('_')[0]}_{fmt}"
+                paths[key] = out / f"error_vs_{by.split('_')[0]}.{fmt}"
                 plot_error_vs_params(kinds if pooled else rows, paths[key], fine_tuned=_fine_tuned(results),
                                      unpruned=_unpruned(results), by=by,
                                      title=f"{results.study_name}: test error vs {words}")
     return paths
+
+
+def _predict_latencies(results: StudyResults, rows: Sequence[LeaderboardRow], kinds: Sequence[KindRow],
+                       table: Any) -> None:
+    """Fill ``latency_ms`` of every row from the genotype its trials trained, as ``table`` predicts it."""
+    from ..genotype import Genotype
+
+    genotypes: dict[tuple[str, int], Any] = {}
+    for t in results.complete():
+        key = (t.get("arm"), t.get("budget"))
+        if key not in genotypes and isinstance(t.get("genotype"), dict):
+            genotypes[key] = t["genotype"]
+    for r in rows:
+        found = genotypes.get((r.arm, r.budget))
+        if found is not None:
+            r.latency_ms = table.predict(Genotype.from_dict(found, source=f"trial of {r.arm}"))
+    for k in kinds:
+        mine = [r.latency_ms for r in rows if r.kind == k.arm and r.budget == k.budget and r.latency_ms is not None
+                and (k.label is None or f"[{k.label}-s" in r.arm)]
+        k.latency_ms = sum(mine) / len(mine) if mine else None
 
 
 def _fine_tuned(results: StudyResults) -> dict[str, list[dict[str, Any]]]:
