@@ -71,8 +71,12 @@ def _make_table(args: argparse.Namespace) -> int:
     check_output_path(args.make_table)
     genotype = load_member(args.genotype, args.member if args.member is not None else 0)
 
-    def progress(done: int, total: int) -> None:
-        print(f"\rmeasured {done}/{total} layer shapes", end="" if done < total else "\n", file=sys.stderr, flush=True)
+    live = sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:  # one line redrawn on a terminal; in a log, the last only
+        if live or done == total:
+            print(f"\rmeasured {done}/{total} layer shapes", end="" if done < total else "\n", file=sys.stderr,
+                  flush=True)
 
     table = build_latency_table([genotype], device=args.device, threads=resolve_threads(args.threads), batch=args.batch,
                                 progress=progress)
