@@ -24,7 +24,7 @@ from ._jsonio import atomic_write_json, check_header, read_json
 from .errors import ArchsearchError, FileFormatError, GenotypeError, UnknownFamilyError
 from .families import get_family
 from .families._base import genes_of as _genes_of
-from .graph import CostModel, check_graph, compile_costs, graph_from_data, graph_to_data, uses_only_v1
+from .graph import CostModel, check_graph, compile_costs, graph_from_data, graph_to_data, lowest_version
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -35,7 +35,7 @@ __all__ = ["Genotype", "load_genotype", "create_genotype", "GENOTYPE_FORMAT", "G
 
 GENOTYPE_FORMAT = "archsearch.genotype"
 #: version 1: the WRN families' node kinds; version 2 adds the kinds of any CNN, concat ports and ``origin``
-GENOTYPE_VERSION = 2
+GENOTYPE_VERSION = 3
 
 
 class Genotype:
@@ -146,7 +146,8 @@ class Genotype:
     @property
     def format_version(self) -> int:
         """The lowest file version that holds this genotype, so older readers keep reading WRNs."""
-        return 1 if not self.origin and self.family != "graph" and uses_only_v1(self.graph) else GENOTYPE_VERSION
+        version = lowest_version(self.graph)
+        return 1 if version == 1 and not self.origin and self.family != "graph" else max(version, 2)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         atomic_write_json(path, self.to_dict())

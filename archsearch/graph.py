@@ -34,6 +34,7 @@ __all__ = [
     "KINDS", "V1_KINDS", "ACTIVATIONS", "check_graph", "live_nodes", "inputs_of", "shapes",
     "width_forms", "set_widths", "widths_with", "CostModel", "compile_costs", "graph_to_data", "graph_from_data",
     "uses_only_v1",
+    "lowest_version",
 ]
 
 _REQUIRED = object()
@@ -60,8 +61,14 @@ KINDS: dict[str, dict[str, Any]] = {
     "flatten": {},
     "linear": {"bias": True},
     "dropout": {"p": 0.0, "mode": "element"},  # "row": per-sample stochastic depth
+    "scale": {"factor": _REQUIRED},  # multiplied by a constant (x * 0.5, x / 4): a residual branch's weight
+    "upsample": {"scale": _REQUIRED, "interp": "nearest", "align_corners": False},  # F.interpolate by a factor
 }
+#: how an ``upsample`` interpolates (torch's ``mode`` of ``F.interpolate``)
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "nearest-exact")
 V1_KINDS = ("input", "conv", "bn_relu", "add", "pool", "linear")
+#: kinds version 3 of the genotype format added (a reader of version 2 does not know them)
+V3_KINDS = ("scale", "upsample")
 ACTIVATIONS = ("relu", "relu6", "silu", "gelu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "identity",
                "leaky_relu")  # leaky_relu: negative slope 0.01, torch's default
 #: kinds that set their own output width (the others follow their inputs)
@@ -97,7 +104,7 @@ def _check_attrs(node: str, data: Mapping[str, Any]) -> None:
         value = data.get(name, default)
         if value is _REQUIRED:
             raise GenotypeError(f"node {node!r}: a {kind} needs {name!r}")
-        if name in ("kernel", "stride", "dilation", "output"):
+        if name in ("kernel", "stride", "dilation", "output", "scale"):
             ok = value is None or _is_int(value, 1) or (
                 isinstance(value, list) and len(value) == 2 and all(_is_int(v, 1) for v in value))
         elif name == "padding":
@@ -107,13 +114,17 @@ def _check_attrs(node: str, data: Mapping[str, Any]) -> None:
             ok = value is None or (isinstance(value, list) and len(value) == 2 and all(_is_int(v, 1) for v in value))
         elif name == "groups":
             ok = _is_int(value, 1)
-        elif name in ("depthwise", "bias", "ceil_mode", "count_include_pad"):
+        elif name in ("depthwise", "bias", "ceil_mode", "count_include_pad", "align_corners"):
             ok = isinstance(value, bool)
         elif name in ("eps", "momentum", "p"):
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
                 and 0 <= value <= 1
         elif name == "fn":
             ok = value in ACTIVATIONS
+        elif name == "factor":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        elif name == "interp":
+            ok = value in INTERPOLATIONS
         elif name == "align":
             ok = value in ("end", "center")
         elif name == "mode":
@@ -213,6 +224,14 @@ def _check_widths(graph: nx.DiGraph, node: str, data: Mapping[str, Any], preds: 
             f"node {node!r}: width {width} differs from its input {preds[0]!r} "
             f"({widths[preds[0]]}); a {kind} keeps its input's width"
         )
+
+
+def lowest_version(graph: nx.DiGraph) -> int:
+    """The lowest genotype-format version that holds this graph: 1 (the WRN families' kinds), 2, or 3
+    (``scale`` and ``upsample``): files stay readable by every archsearch that can hold them."""
+    if uses_only_v1(graph):
+        return 1
+    return 3 if any(d["kind"] in V3_KINDS for _, d in graph.nodes(data=True)) else 2
 
 
 def uses_only_v1(graph: nx.DiGraph) -> bool:
@@ -330,6 +349,11 @@ def shapes(graph: nx.DiGraph, input_size: int | Sequence[int] | None = None) -> 
             shape = Shape(_window(first.h, kh, sh, ph, dh, ceil), _window(first.w, kw, sw, pw, dw, ceil))
         elif kind in ("adaptive_avgpool", "adaptive_maxpool"):
             shape = Shape(*_pair(attr(data, "output")))
+        elif kind == "upsample":
+            if first.flat:
+                raise GenotypeError(f"node {node!r}: an upsample needs a feature map, but its input is already flat")
+            sh, sw = _pair(attr(data, "scale"))
+            shape = Shape(first.h * sh, first.w * sw)
         elif kind == "pool":
             shape = Shape(1, 1, True)
         elif kind == "flatten":

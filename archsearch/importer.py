@@ -542,6 +542,9 @@ class _Converter:
             self.add(node, kind, [src], width, gene="follow", output=list(self.shape(node)[2:]))
         elif type(m) is nn.Flatten:
             self.flatten(node, src, node.args[0], what)
+        elif type(m) in (nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d):
+            corners = True if type(m) is nn.UpsamplingBilinear2d else bool(m.align_corners)
+            self.upsample(node, src, width, m.mode, corners, what)
         else:
             self.refuse(node, what, "this layer type is not supported (supported: Conv2d, BatchNorm, Linear, "
                                     "activations, pooling, Flatten, Dropout, Identity)")
@@ -627,6 +630,26 @@ class _Converter:
             attrs.update(_nondefault(count_include_pad=(bool(count_include_pad), True)))
         self.add(node, kind, [src], width, gene="follow", **attrs)
 
+    def upsample(self, node, src: str, width: int, interp: str, align_corners: bool, what: str) -> None:  # noqa: ANN001
+        """``F.interpolate`` / ``nn.Upsample`` by a whole factor: read off the traced shapes, whether the
+        call gave ``scale_factor`` or ``size`` (a size read from another tensor included)."""
+        from .graph import INTERPOLATIONS
+
+        tensor = node.args[0] if node.args else node.kwargs.get("input")
+        before, after = self.shape(tensor), self.shape(node)
+        if len(before) != 4 or len(after) != 4:
+            self.refuse(node, what, "only resizing feature maps (N, C, H, W) is supported")
+        factors = [a // b if b and a % b == 0 else 0 for a, b in zip(after[2:], before[2:])]
+        if not all(factors):
+            self.refuse(node, what, f"resizes {tuple(before[2:])} to {tuple(after[2:])}; only a whole upsampling "
+                                    "factor is supported")
+        if interp not in INTERPOLATIONS:
+            self.refuse(node, what, f"mode {interp!r}; supported: {', '.join(INTERPOLATIONS)}")
+        attrs = {"scale": factors[0] if factors[0] == factors[1] else factors}
+        attrs.update(_nondefault(interp=(interp, "nearest"),
+                                 align_corners=(bool(align_corners) and interp in ("bilinear", "bicubic"), False)))
+        self.add(node, "upsample", [src], width, gene="follow", **attrs)
+
     def flatten(self, node, src: str, tensor, what: str) -> None:  # noqa: ANN001
         before, after = self.shape(tensor), self.shape(node)
         if len(before) == 2 and after == before:
@@ -649,13 +672,26 @@ class _Converter:
         first = node.args[0] if node.args else None
         if self.parameters_read(node, what):
             self.functional_layer(node, inputs, width, what)
-        elif name in ("add", "iadd", "add_", "mul", "imul", "mul_") and target not in (torch.Tensor.add,):
+        elif name in ("add", "iadd", "add_", "mul", "imul", "mul_", "truediv", "itruediv", "div", "div_") \
+                and target not in (torch.Tensor.add,):
             tensors = [a for a in node.args[:2] if self.is_tensor(a)]
             scalars = [self.const(a) for a in node.args[:2] if not self.is_tensor(a)]
-            if len(tensors) == 1 and not node.kwargs and len(scalars) == 1 and isinstance(scalars[0], (int, float)) \
-                    and scalars[0] == (0 if name.startswith(("add", "iadd")) else 1):
+            scalar = len(tensors) == 1 and not node.kwargs and len(scalars) == 1 \
+                and isinstance(scalars[0], (int, float)) and not isinstance(scalars[0], bool)
+            if scalar and scalars[0] == (0 if name.startswith(("add", "iadd")) else 1):
                 self.ids[node] = inputs[0]  # x + 0 (a branch that a network leaves out), x * 1
                 return
+            if scalar and not name.startswith(("add", "iadd")):  # x * 0.5, 0.5 * x, x / 4: a constant weight
+                dividing = name.startswith(("truediv", "itruediv", "div"))
+                if dividing and (node.args[0] is not tensors[0] or scalars[0] == 0):
+                    self.refuse(node, what, "only a tensor divided by a non-zero constant is supported")
+                factor = 1.0 / scalars[0] if dividing else float(scalars[0])
+                if not math.isfinite(factor):
+                    self.refuse(node, what, f"the constant {scalars[0]!r} is not a finite number")
+                self.add(node, "scale", inputs, width, gene="follow", factor=factor)
+                return
+            if name.startswith(("truediv", "itruediv", "div")):
+                self.refuse(node, what, "only a tensor divided by a constant is supported")
             if len(tensors) != 2 or set(node.kwargs) - {"alpha"} or node.kwargs.get("alpha", 1) != 1:
                 self.refuse(node, what, "only the sum or product of two tensors is supported, not a constant")
             kind = "add" if name.startswith(("add", "iadd")) else "mul"
@@ -674,6 +710,10 @@ class _Converter:
             if dim not in (1, -3) or len(shape) != 4 or not all(self.is_tensor(p) for p in parts):
                 self.refuse(node, what, "only concatenating feature maps along the channel dimension is supported")
             self.add(node, "concat", [self.ids[p] for p in parts], width, gene=None)
+        elif name in ("interpolate", "upsample") and len(inputs) == 1:
+            interp = self.const(self.arg(node, 3, "mode", "nearest"))
+            corners = self.const(self.arg(node, 4, "align_corners", None))
+            self.upsample(node, inputs[0], width, interp, bool(corners), what)
         elif name in _FN_ACTS and len(inputs) == 1:
             if name == "gelu" and node.kwargs.get("approximate", "none") != "none":
                 self.refuse(node, what, "only the exact GELU is supported")

@@ -185,7 +185,7 @@ def test_json_of_another_format(tmp_path: Path, load: Callable, obj: Any, words:
 @pytest.mark.parametrize("which", ["genotype", "family"])
 def test_future_version(tmp_path: Path, which: str, wrn_dict: dict, family_dict: dict) -> None:
     obj = wrn_dict if which == "genotype" else family_dict
-    future = 3
+    future = 4 if which == "genotype" else 3  # genotype version 3 added scale and upsample
     obj["version"] = future
     path = tmp_path / "future.json"
     path.write_text(json.dumps(obj))
@@ -300,3 +300,29 @@ def test_hostile_genotype_files_are_one_line(tmp_path: Path, capsys, make, word:
     bad = tmp_path / "bad.json"
     make(bad)
     assert_cli_error(capsys, ["show", str(bad)], word)
+
+
+def test_a_genotype_is_written_at_the_lowest_version_that_holds_it() -> None:
+    """Version 3 only where a graph has a ``scale`` or ``upsample`` node: a reader of version 2 keeps
+    reading every other imported network, and a reader of version 1 every WRN."""
+    import networkx as nx
+
+    from archsearch.genotype import Genotype
+    from archsearch.graph import set_widths
+
+    def graph(*extra: tuple) -> nx.DiGraph:
+        g = nx.DiGraph()
+        chain = [("input", "input", 3, {}), ("c", "conv", 4, {"kernel": 3, "stride": 1}),
+                 ("a", "act", 4, {"fn": "relu"}), *extra, ("p", "pool", 4, {}), ("fc", "linear", 10, {})]
+        for (node, kind, width, attrs), prev in zip(chain, [None] + [c[0] for c in chain]):
+            g.add_node(node, kind=kind, width=width, gene=None, **attrs)
+            if prev:
+                g.add_edge(prev, node)
+        return set_widths(g, {})
+
+    hp = {"in_channels": 3, "num_classes": 10, "input_size": 8}
+    assert Genotype("graph", hp, graph()).format_version == 2
+    assert Genotype("graph", hp, graph(("s", "scale", 4, {"factor": 0.5}))).format_version == 3
+    assert Genotype("graph", hp, graph(("u", "upsample", 4, {"scale": 2}))).format_version == 3
+    root = Path(__file__).resolve().parents[1]
+    assert load_genotype(root / "search_spaces" / "wrn-40-2-cifar10" / "genotype.json").format_version == 1

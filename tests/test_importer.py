@@ -153,7 +153,12 @@ REFUSED = {
     "shared": ("def forward(self, x):\n        return self.fc(torch.flatten(self.c(self.c2(self.c(x))), 1))",
                ["module c ", "called twice"]),
     "layer": ("def forward(self, x):\n        return self.fc(torch.flatten(self.up(self.c(x)), 1))",
-              ["module up (Upsample)", "not supported"]),
+              ["module up (PixelShuffle)", "not supported"]),
+    "resize": ("def forward(self, x):\n        y = torch.nn.functional.interpolate(self.c(x), size=(12, 12))\n"
+               "        return self.fc(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(y, 8), 1))",
+               ["function 'interpolate'", "resizes (8, 8) to (12, 12)", "whole upsampling factor"]),
+    "divided": ("def forward(self, x):\n        return self.fc(torch.flatten(2 / self.c(x), 1))",
+                ["'truediv'", "divided by a non-zero constant"]),
     "tuple": ("def forward(self, x):\n        y = self.fc(torch.flatten(self.c(x), 1))\n        return y, y",
               ["one tensor"]),
     "unused": ("def forward(self, x):\n        return self.fc(torch.flatten(self.c(x), 1))\n"
@@ -171,7 +176,7 @@ def _refusal_net(body: str) -> str:
                 super().__init__()
                 self.c = nn.Conv2d(4, 4, 3, padding=1)
                 self.c2 = nn.Conv2d(4, 4, 3, padding=1)
-                self.up = nn.Upsample(scale_factor=1)
+                self.up = nn.PixelShuffle(1)
                 self.fc = nn.Linear(4 * 8 * 8, 3)
 
     ''') + "    " + body + "\n"
@@ -209,6 +214,63 @@ def test_refusals_name_the_operation_and_place(tmp_path: Path, capsys, case: str
 def test_bad_sources_and_arguments(tmp_path: Path, capsys, argv: list[str], words: list[str]) -> None:
     out = tmp_path / "out.json"
     _refused(capsys, ["import", *argv, "--out", str(out)], out, *words)
+
+
+HAND_WRITTEN = textwrap.dedent('''
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class Net(nn.Module):
+        """A weighted residual branch (x + 0.5 * y), a division by a constant, and upsampled paths
+        (nn.Upsample, F.interpolate by scale_factor and by a size read off another tensor)."""
+
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 16, 3, padding=1)
+            self.down = nn.Conv2d(16, 32, 3, stride=2, padding=1)
+            self.branch = nn.Conv2d(32, 32, 3, padding=1)
+            self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+            self.fuse = nn.Conv2d(32, 16, 1)
+            self.skip = nn.Conv2d(32, 16, 1)
+            self.side = nn.Conv2d(32, 16, 1)
+            self.head = nn.Linear(16, 10)
+
+        def forward(self, x):
+            x = F.relu(self.stem(x))
+            d = F.relu(self.down(x))
+            d = d + 0.5 * F.relu(self.branch(d))
+            u = self.fuse(self.up(d)) / 2
+            u = u + F.interpolate(self.skip(d), scale_factor=2, mode="nearest")
+            u = u + F.interpolate(self.side(d), size=x.shape[-2:])
+            y = F.relu(u + x)
+            return self.head(F.adaptive_avg_pool2d(y, 1).flatten(1))
+''')
+
+
+def test_scaled_branches_and_upsampling_import_exactly_and_prune(tmp_path: Path, capsys) -> None:
+    """Issue 19: ``x + 0.5 * y``, ``x / 2``, ``nn.Upsample`` and ``F.interpolate`` (by a factor, or to a
+    size read off another tensor) import as ``scale`` and ``upsample`` nodes, exactly, and prune."""
+    (tmp_path / "net.py").write_text(HAND_WRITTEN)
+    out = tmp_path / "net.json"
+    assert main(["import", f"{tmp_path / 'net.py'}:Net", "--input", "3x16x16", "--out", str(out)]) == 0
+    assert "outputs checked identical" in capsys.readouterr().err
+    g = load_genotype(out)
+    kinds = [d["kind"] for _, d in g.graph.nodes(data=True)]
+    assert kinds.count("scale") == 2 and kinds.count("upsample") == 3
+    factors = sorted(d["factor"] for _, d in g.graph.nodes(data=True) if d["kind"] == "scale")
+    assert factors == [0.5, 0.5]  # 0.5 * y and u / 2
+    assert sum(p.numel() for p in g.build().parameters()) == g.params
+    run = tmp_path / "run"
+    assert main(["prune", "--from", str(out), "--data", "digits?channels=3&size=16", "--one-shot", "--criterion",
+                 "l1", "--fraction", "0.3", "--prune-residual", "--finetune-epochs", "1", "--pretrain-epochs", "1",
+                 "--no-progress", "--out", str(run)]) == 0
+    family = archsearch.load_family(run / "pruned.json")
+    assert family[-1].params < family[0].params
+    pruned = family[-1].genotype
+    assert sum(p.numel() for p in pruned.build().parameters()) == pruned.params
+    assert pruned.build().eval()(torch.randn(2, 3, 16, 16)).shape == (2, 10)
 
 
 # -- the generic builder ---------------------------------------------------------------------------

@@ -165,6 +165,14 @@ class GraphNet(nn.Module):
             return None, spec["fn"], x, x_flat
         if kind == "dropout":
             return None, (spec.get("p", 0.0), spec.get("mode", "element")), x, x_flat
+        if kind == "scale":
+            return None, float(spec["factor"]), x, x_flat
+        if kind == "upsample":
+            sh, sw = _pair(spec["scale"])
+            interp = spec.get("interp", "nearest")
+            corners = spec.get("align_corners", False) if interp in ("bilinear", "bicubic") else None
+            return None, ((sh, sw), interp, corners), torch.empty(1, 1, x.shape[-2] * sh, x.shape[-1] * sw,
+                                                                 device="meta"), False
         if kind in ("add", "concat"):
             return None, None, x, x_flat
         if kind == "flatten":
@@ -229,6 +237,11 @@ class GraphNet(nn.Module):
             return F.adaptive_avg_pool2d(t[0], 1).flatten(1)
         if kind == "flatten":
             return torch.flatten(t[0], 1)
+        if kind == "scale":
+            return t[0] * cfg
+        if kind == "upsample":
+            factor, interp, corners = cfg
+            return F.interpolate(t[0], scale_factor=factor, mode=interp, align_corners=corners)
         if kind == "dropout":
             p, mode = cfg
             return _stochastic_depth(t[0], p, self.training) if mode == "row" else F.dropout(t[0], p, self.training)
