@@ -168,7 +168,8 @@ class Genotype:
 
     @cached_property
     def quantum(self) -> Mapping[str, int]:
-        """The step each gene moves in: a multiple of the groups of every grouped conv it touches."""
+        """The step each gene moves in: a multiple of the groups of every grouped conv it touches, and of
+        every group norm over it (one channel of each group goes at a time, so groups stay equal)."""
         from .graph import attr, width_forms
 
         forms = width_forms(self.graph)
@@ -180,6 +181,10 @@ class Genotype:
                     for gene in form:
                         if gene in step:
                             step[gene] = math.lcm(step[gene], attr(data, "groups"))
+            elif data["kind"] == "gn" and attr(data, "groups") > 1:
+                for gene in forms[node]:
+                    if gene in step:
+                        step[gene] = math.lcm(step[gene], attr(data, "groups"))
         return MappingProxyType(step)
 
     def roles(self) -> dict[str, str]:

@@ -61,6 +61,7 @@ KINDS: dict[str, dict[str, Any]] = {
     "flatten": {},
     "linear": {"bias": True},
     "dropout": {"p": 0.0, "mode": "element"},  # "row": per-sample stochastic depth
+    "gn": {"groups": _REQUIRED, "eps": 1e-5, "affine": True},  # GroupNorm: width a multiple of groups
     "scale": {"factor": _REQUIRED},  # multiplied by a constant (x * 0.5, x / 4): a residual branch's weight
     "upsample": {"scale": _REQUIRED, "interp": "nearest", "align_corners": False},  # F.interpolate by a factor
 }
@@ -68,7 +69,7 @@ KINDS: dict[str, dict[str, Any]] = {
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "nearest-exact")
 V1_KINDS = ("input", "conv", "bn_relu", "add", "pool", "linear")
 #: kinds version 3 of the genotype format added (a reader of version 2 does not know them)
-V3_KINDS = ("scale", "upsample")
+V3_KINDS = ("scale", "upsample", "gn")
 ACTIVATIONS = ("relu", "relu6", "silu", "gelu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "identity",
                "leaky_relu")  # leaky_relu: negative slope 0.01, torch's default
 #: kinds that set their own output width (the others follow their inputs)
@@ -114,7 +115,7 @@ def _check_attrs(node: str, data: Mapping[str, Any]) -> None:
             ok = value is None or (isinstance(value, list) and len(value) == 2 and all(_is_int(v, 1) for v in value))
         elif name == "groups":
             ok = _is_int(value, 1)
-        elif name in ("depthwise", "bias", "ceil_mode", "count_include_pad", "align_corners"):
+        elif name in ("depthwise", "bias", "ceil_mode", "count_include_pad", "align_corners", "affine"):
             ok = isinstance(value, bool)
         elif name in ("eps", "momentum", "p"):
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
@@ -349,6 +350,13 @@ def shapes(graph: nx.DiGraph, input_size: int | Sequence[int] | None = None) -> 
             shape = Shape(_window(first.h, kh, sh, ph, dh, ceil), _window(first.w, kw, sw, pw, dw, ceil))
         elif kind in ("adaptive_avgpool", "adaptive_maxpool"):
             shape = Shape(*_pair(attr(data, "output")))
+        elif kind == "gn":
+            if first.flat:
+                raise GenotypeError(f"node {node!r}: a group norm needs a feature map, but its input is already flat")
+            if data["width"] % attr(data, "groups"):
+                raise GenotypeError(f"node {node!r}: width {data['width']} is not a multiple of its "
+                                    f"{attr(data, 'groups')} groups")
+            shape = first
         elif kind == "upsample":
             if first.flat:
                 raise GenotypeError(f"node {node!r}: an upsample needs a feature map, but its input is already flat")
@@ -472,7 +480,7 @@ def compile_costs(graph: nx.DiGraph, genes: Iterable[str], input_size: int | Seq
                 product(forms[pred], out, kh * kw / groups, kh * kw * hw / groups)
             if attr(data, "bias"):
                 product(out, one, 1.0, 0.0)
-        elif kind in ("bn", "bn_relu"):
+        elif kind in ("bn", "bn_relu") or (kind == "gn" and attr(data, "affine")):
             product(out, one, 2.0, 0.0)
         elif kind == "linear":
             (pred,) = graph.predecessors(node)

@@ -542,6 +542,13 @@ class _Converter:
             self.add(node, kind, [src], width, gene="follow", output=list(self.shape(node)[2:]))
         elif type(m) is nn.Flatten:
             self.flatten(node, src, node.args[0], what)
+        elif type(m) is nn.GroupNorm:
+            if len(self.shape(node)) != 4:
+                self.refuse(node, what, "only a group norm over feature maps (N, C, H, W) is supported")
+            self.once(node, node.target, what)
+            self.single_gene(node, src, what)  # its groups must stay equal: one gene loses channels evenly
+            self.add(node, "gn", [src], width, gene="follow", node_id=node.target, groups=int(m.num_groups),
+                     **_nondefault(eps=(float(m.eps), 1e-5), affine=(bool(m.affine), True)))
         elif type(m) in (nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d):
             corners = True if type(m) is nn.UpsamplingBilinear2d else bool(m.align_corners)
             self.upsample(node, src, width, m.mode, corners, what)

@@ -273,6 +273,59 @@ def test_scaled_branches_and_upsampling_import_exactly_and_prune(tmp_path: Path,
     assert pruned.build().eval()(torch.randn(2, 3, 16, 16)).shape == (2, 10)
 
 
+GROUP_NORM = textwrap.dedent('''
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class Net(nn.Module):
+        """A GroupNorm network (as detection and small-batch nets use), one residual block."""
+
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 16, 3, padding=1, bias=False)
+            self.gn0 = nn.GroupNorm(4, 16)
+            self.conv1 = nn.Conv2d(16, 24, 3, padding=1, bias=False)
+            self.gn1 = nn.GroupNorm(8, 24, eps=1e-6)
+            self.conv2 = nn.Conv2d(24, 16, 3, padding=1, bias=False)
+            self.gn2 = nn.GroupNorm(2, 16, affine=False)
+            self.head = nn.Linear(16, 10)
+
+        def forward(self, x):
+            x = F.relu(self.gn0(self.stem(x)))
+            y = F.relu(self.gn1(self.conv1(x)))
+            x = F.relu(x + self.gn2(self.conv2(y)))
+            return self.head(F.adaptive_avg_pool2d(x, 1).flatten(1))
+''')
+
+
+@pytest.mark.parametrize("one_shot", [True, False])
+def test_group_norm_imports_exactly_and_prunes_one_channel_of_each_group_at_a_time(tmp_path: Path, capsys,
+                                                                                    one_shot: bool) -> None:
+    """Issue 19: ``nn.GroupNorm`` imports as a ``gn`` node; a gene under it moves in multiples of its
+    groups, so every group loses the same number of channels and the pruned network still builds."""
+    (tmp_path / "net.py").write_text(GROUP_NORM)
+    out = tmp_path / "net.json"
+    assert main(["import", f"{tmp_path / 'net.py'}:Net", "--input", "3x8x8", "--out", str(out)]) == 0
+    g = load_genotype(out)
+    gns = {n: d for n, d in g.graph.nodes(data=True) if d["kind"] == "gn"}
+    assert {n: d["groups"] for n, d in gns.items()} == {"gn0": 4, "gn1": 8, "gn2": 2}
+    assert g.quantum["conv1"] == 8 and g.format_version == 3
+    assert sum(p.numel() for p in g.build().parameters()) == g.params
+    run = tmp_path / "run"
+    how = (["--one-shot", "--fraction", "0.5", "--finetune-epochs", "1"] if one_shot
+           else ["--max-prunes", "2", "--steps-per-prune", "2", "--channels-per-prune", "8"])
+    assert main(["prune", "--from", str(out), "--data", "digits?channels=3", "--criterion", "l1", "--prune-residual",
+                 "--pretrain-epochs", "1", "--no-progress", "--out", str(run), *how]) == 0
+    family = archsearch.load_family(run / "pruned.json")
+    pruned = family[-1].genotype
+    assert pruned.genes["conv1"] < 24 and pruned.genes["conv1"] % 8 == 0
+    model = pruned.build()
+    assert sum(p.numel() for p in model.parameters()) == pruned.params
+    assert model.eval()(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+
+
 # -- the generic builder ---------------------------------------------------------------------------
 
 @settings(max_examples=25, deadline=None)

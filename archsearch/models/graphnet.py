@@ -141,6 +141,9 @@ class GraphNet(nn.Module):
             cls = nn.BatchNorm1d if x_flat else nn.BatchNorm2d
             m = cls(width, eps=spec.get("eps", 1e-5), momentum=spec.get("momentum", 0.1))
             return self._register(node, m), None, x, x_flat
+        if kind == "gn":
+            m = nn.GroupNorm(spec["groups"], width, eps=spec.get("eps", 1e-5), affine=spec.get("affine", True))
+            return self._register(node, m), None, x, x_flat
         if kind == "linear":
             features = in_width * x.shape[-2] * x.shape[-1]  # a flatten before scales by its map size
             m = nn.Linear(features, width, bias=spec.get("bias", True))

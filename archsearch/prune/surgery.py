@@ -99,7 +99,7 @@ def _filters(node: str, out_idx: torch.Tensor, in_idx: torch.Tensor, layer: nn.M
     return lambda w: w.index_select(0, out_idx)[rows, inputs]
 
 
-_LAYERS = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)
+_LAYERS = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)
 
 
 def _slicers(model: GraphNet, genotype: "Genotype", keep: Mapping[str, torch.Tensor], device: torch.device,
@@ -121,6 +121,10 @@ def _slicers(model: GraphNet, genotype: "Genotype", keep: Mapping[str, torch.Ten
             if not touched_only or touched([name]):
                 rows = _rows(_indices(layout[name], keep, device))
                 plan[name] = dict.fromkeys(("weight", "bias", "running_mean", "running_var"), rows)
+            continue
+        if isinstance(layer, nn.GroupNorm):  # its groups stay: the gene loses one channel of each at a time
+            if layer.affine and (not touched_only or touched([name])):
+                plan[name] = dict.fromkeys(("weight", "bias"), _rows(_indices(layout[name], keep, device)))
             continue
         depthwise = isinstance(layer, nn.Conv2d) and data.get("depthwise", False)
         preds = [] if depthwise else list(graph.predecessors(name))  # a depthwise filter reads only its channel
@@ -169,7 +173,7 @@ def prune_channels(model: GraphNet, genotype: "Genotype", drop: Mapping[str, lis
             if not isinstance(module, _LAYERS):
                 continue
             old = model.get_submodule(name)
-            for key, take in plan[name].items():
+            for key, take in plan.get(name, {}).items():
                 getattr(module, key).copy_(take(getattr(old, key)))
                 if key in ("weight", "bias"):
                     moved.append((getattr(old, key), getattr(module, key), take))
@@ -211,6 +215,8 @@ def _slice_in_place(model: GraphNet, plan: Mapping[str, Mapping[str, Slicer]]
                 layer.out_channels, layer.in_channels = weight.shape[0], weight.shape[1] * layer.groups
             elif isinstance(layer, nn.Linear):
                 layer.out_features, layer.in_features = weight.shape
+            elif isinstance(layer, nn.GroupNorm):
+                layer.num_channels = weight.shape[0]
             else:
                 layer.num_features = weight.shape[0]
     for p in model.parameters():
