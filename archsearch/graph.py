@@ -61,7 +61,8 @@ KINDS: dict[str, dict[str, Any]] = {
     "flatten": {},
     "linear": {"bias": True},
     "dropout": {"p": 0.0, "mode": "element"},  # "row": per-sample stochastic depth
-    "gn": {"groups": _REQUIRED, "eps": 1e-5, "affine": True},  # GroupNorm: width a multiple of groups
+    "gn": {"groups": _REQUIRED, "eps": 1e-5, "affine": True},
+    "slice": {"start": 0},  # channels [start, start + width) of a fixed-width input (torch.chunk, x[:, a:b])  # GroupNorm: width a multiple of groups
     "scale": {"factor": _REQUIRED},  # multiplied by a constant (x * 0.5, x / 4): a residual branch's weight
     "upsample": {"scale": _REQUIRED, "interp": "nearest", "align_corners": False},  # F.interpolate by a factor
 }
@@ -69,11 +70,11 @@ KINDS: dict[str, dict[str, Any]] = {
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "nearest-exact")
 V1_KINDS = ("input", "conv", "bn_relu", "add", "pool", "linear")
 #: kinds version 3 of the genotype format added (a reader of version 2 does not know them)
-V3_KINDS = ("scale", "upsample", "gn")
+V3_KINDS = ("scale", "upsample", "gn", "slice")
 ACTIVATIONS = ("relu", "relu6", "silu", "gelu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "identity",
                "leaky_relu")  # leaky_relu: negative slope 0.01, torch's default
 #: kinds that set their own output width (the others follow their inputs)
-PRODUCERS = ("conv", "linear", "pad")
+PRODUCERS = ("conv", "linear", "pad", "slice")
 #: caps far above any real network, so that a tiny hostile file cannot exhaust memory
 MAX_NODES = 100_000
 MAX_WIDTH = 1 << 20
@@ -115,6 +116,8 @@ def _check_attrs(node: str, data: Mapping[str, Any]) -> None:
             ok = value is None or (isinstance(value, list) and len(value) == 2 and all(_is_int(v, 1) for v in value))
         elif name == "groups":
             ok = _is_int(value, 1)
+        elif name == "start":
+            ok = _is_int(value)
         elif name in ("depthwise", "bias", "ceil_mode", "count_include_pad", "align_corners", "affine"):
             ok = isinstance(value, bool)
         elif name in ("eps", "momentum", "p"):
@@ -220,6 +223,10 @@ def _check_widths(graph: nx.DiGraph, node: str, data: Mapping[str, Any], preds: 
     elif kind == "pad":
         if width < widths[preds[0]]:
             raise GenotypeError(f"node {node!r}: pads {widths[preds[0]]} channels to {width}; a pad cannot remove channels")
+    elif kind == "slice":
+        if attr(data, "start") + width > widths[preds[0]]:
+            raise GenotypeError(f"node {node!r}: takes channels {attr(data, 'start')}..{attr(data, 'start') + width} "
+                                f"of an input of {widths[preds[0]]}")
     elif kind not in ("input", "linear") and width != widths[preds[0]]:
         raise GenotypeError(
             f"node {node!r}: width {width} differs from its input {preds[0]!r} "
@@ -403,7 +410,8 @@ def width_forms(graph: nx.DiGraph, live: set | None = None) -> dict[str, Form]:
         preds = [p for p in inputs_of(graph, node) if live is None or p in live]
         if gene is not None:
             forms[node] = {gene: 1}
-        elif kind in ("input", "linear", "pad") or (kind == "conv" and not attr(data, "depthwise")) or not preds:
+        elif kind in ("input", "linear", "pad", "slice") or (kind == "conv" and not attr(data, "depthwise")) \
+                or not preds:
             forms[node] = {"": data["width"]} if data["width"] else {}
         elif kind == "concat":
             total: Form = {}

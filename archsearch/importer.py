@@ -434,6 +434,15 @@ class _Converter:
                                     "norm or a linear layer may use its own weights through a function")
         return read
 
+    def gene_or_fixed(self, nid: str) -> str | None:
+        """``nid``'s gene; a concatenation's channels (several genes) are fixed instead, for a layer
+        that ties its channels to its input's one by one (a depthwise conv, a group norm): the
+        network imports, and those channels stay as they are."""
+        gene = self.g.nodes[nid]["_gene"]
+        if gene is None:
+            self.fix_channels(nid)
+        return gene
+
     def single_gene(self, node, nid: str, what: str) -> str:  # noqa: ANN001
         gene = self.g.nodes[nid]["_gene"]
         if gene is None:
@@ -546,7 +555,7 @@ class _Converter:
             if len(self.shape(node)) != 4:
                 self.refuse(node, what, "only a group norm over feature maps (N, C, H, W) is supported")
             self.once(node, node.target, what)
-            self.single_gene(node, src, what)  # its groups must stay equal: one gene loses channels evenly
+            self.gene_or_fixed(src)  # its groups must stay equal: one gene loses channels evenly
             self.add(node, "gn", [src], width, gene="follow", node_id=node.target, groups=int(m.num_groups),
                      **_nondefault(eps=(float(m.eps), 1e-5), affine=(bool(m.affine), True)))
         elif type(m) in (nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d):
@@ -608,7 +617,7 @@ class _Converter:
             attrs["padding"] = _compact(padding)
         attrs.update(_nondefault(dilation=(_compact(dilation), 1), groups=(groups, 1), bias=(bias, False)))
         if groups > 1 and groups == in_channels == width:
-            self.single_gene(node, src, what)
+            self.gene_or_fixed(src)
             self.add(node, "conv", [src], width, gene="follow", node_id=nid, depthwise=True, **attrs)
             return
         if groups > 1:
@@ -657,6 +666,37 @@ class _Converter:
                                  align_corners=(bool(align_corners) and interp in ("bilinear", "bicubic"), False)))
         self.add(node, "upsample", [src], width, gene="follow", **attrs)
 
+    def split_sizes(self, node, what: str) -> list[int]:  # noqa: ANN001
+        """The channel counts ``torch.chunk`` / ``torch.split`` (function or method) cut a tensor into."""
+        name = _target_name(node)
+        total = self.shape(node.args[0])[1]
+        dim = self.const(self.arg(node, 2, "dim", 0))
+        if dim not in (1, -3 if len(self.shape(node.args[0])) == 4 else -1):
+            self.refuse(node, f"function {name!r}", "only splitting the channel dimension (dim=1) is supported")
+        if name == "chunk":
+            chunks = self.const(self.arg(node, 1, "chunks"))
+            size = -(-total // chunks)
+            return [min(size, total - k) for k in range(0, total, size)]
+        size = self.const(self.arg(node, 1, "split_size_or_sections"))
+        if isinstance(size, int):
+            return [min(size, total - k) for k in range(0, total, size)]
+        return [int(v) for v in size]
+
+    def channel_slice(self, node, src: str, start: int, width: int, what: str) -> None:  # noqa: ANN001
+        """Channels ``[start, start + width)`` of ``src``: a ``slice`` node. The channels it cuts from are
+        fixed (no gene moves them), since a gene losing channels would move the cut."""
+        self.fix_channels(src)
+        nid = self.add(node, "slice", [src], width, gene=self.new_gene(node.name), **_nondefault(start=(start, 0)))
+        self.fixed.add(self.find(self.g.nodes[nid]["_gene"]))
+
+    def fix_channels(self, nid: str) -> None:
+        gene = self.g.nodes[nid]["_gene"]
+        if gene is not None:
+            self.fixed.add(self.find(gene))
+        else:  # a concatenation: every input's channels
+            for pred in self.g.predecessors(nid):
+                self.fix_channels(pred)
+
     def flatten(self, node, src: str, tensor, what: str) -> None:  # noqa: ANN001
         before, after = self.shape(tensor), self.shape(node)
         if len(before) == 2 and after == before:
@@ -702,6 +742,17 @@ class _Converter:
             if len(tensors) != 2 or set(node.kwargs) - {"alpha"} or node.kwargs.get("alpha", 1) != 1:
                 self.refuse(node, what, "only the sum or product of two tensors is supported, not a constant")
             kind = "add" if name.startswith(("add", "iadd")) else "mul"
+            shapes = [self.shape(t) for t in tensors]
+            joinable = shapes[0] == shapes[1] if kind == "add" else \
+                (len(shapes[0]) == len(shapes[1]) == 4 and shapes[0][:2] == shapes[1][:2])
+            if joinable and any(self.g.nodes[self.ids[t]]["_gene"] is None for t in tensors):
+                # a sum with (or a gate over) a concatenation (GhostNet, ReXNet, CSP): no one gene can move
+                # both sides' channels alike, so the channels it joins are fixed; everything else prunes
+                for t in tensors:
+                    self.fix_channels(self.ids[t])
+                nid = self.add(node, kind, [self.ids[t] for t in tensors], width, gene=self.new_gene(node.name))
+                self.fixed.add(self.find(self.g.nodes[nid]["_gene"]))
+                return
             genes = [self.single_gene(node, self.ids[t], what) for t in tensors]
             shapes = [self.shape(t) for t in tensors]
             if kind == "add" and shapes[0] != shapes[1]:
@@ -783,11 +834,43 @@ class _Converter:
         elif name == "getitem" and len(inputs) == 1:
             index = self.const(node.args[1])
             step = _subsample_step(index)
-            if step is None:
-                self.refuse(node, what, f"indexes a tensor with {index!r}; only x[:, :, ::s, ::s] is supported")
-            self.add(node, "avgpool", inputs, width, gene="follow", kernel=1, stride=step)
+            channels = _channel_range(index, self.shape(first)[1])
+            if step is None and channels is None:
+                self.refuse(node, what, f"indexes a tensor with {index!r}; only x[:, :, ::s, ::s] and channel "
+                                        "ranges x[:, a:b] are supported")
+            if step is not None:
+                self.add(node, "avgpool", inputs, width, gene="follow", kernel=1, stride=step)
+            elif channels == (0, self.shape(first)[1]):
+                self.ids[node] = inputs[0]  # x[:, :C] of C channels (GhostNet's cut when nothing is cut)
+            else:
+                self.channel_slice(node, inputs[0], channels[0], width, what)
+        elif name == "getitem" and not inputs and getattr(first, "op", None) in ("call_function", "call_method") \
+                and _target_name(first) in ("chunk", "split") and self.is_tensor(first.args[0]):
+            part = self.const(node.args[1])
+            sizes = self.split_sizes(first, what)
+            if not isinstance(part, int) or not -len(sizes) <= part < len(sizes):
+                self.refuse(node, what, f"takes part {part!r} of {len(sizes)}")
+            part %= len(sizes)
+            self.channel_slice(node, self.ids[first.args[0]], sum(sizes[:part]), width, what)
         else:
             self.refuse(node, what, "this operation is not supported")
+
+
+def _target_name(node: Any) -> str:
+    target = node.target
+    return target if isinstance(target, str) else getattr(target, "__name__", str(target))
+
+
+def _channel_range(index: Any, channels: int) -> tuple[int, int] | None:
+    """``x[:, a:b]`` (trailing full slices allowed): the channel range ``(start, stop)``, else ``None``."""
+    if not isinstance(index, tuple) or not 2 <= len(index) <= 4 or not all(isinstance(s, slice) for s in index):
+        return None
+    full = slice(None, None, None)
+    batch, chans, *rest = index
+    if batch != full or any(r != full for r in rest) or chans.step not in (None, 1):
+        return None
+    start, stop, _ = chans.indices(channels)
+    return (start, stop) if stop > start else None
 
 
 def _subsample_step(index: Any) -> int | None:

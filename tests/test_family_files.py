@@ -326,3 +326,29 @@ def test_a_genotype_is_written_at_the_lowest_version_that_holds_it() -> None:
     assert Genotype("graph", hp, graph(("u", "upsample", 4, {"scale": 2}))).format_version == 3
     root = Path(__file__).resolve().parents[1]
     assert load_genotype(root / "search_spaces" / "wrn-40-2-cifar10" / "genotype.json").format_version == 1
+
+
+def test_a_slice_must_read_fixed_channels_within_its_input() -> None:
+    """A ``slice`` cuts channels at fixed places: an input whose gene could move them, or channels past
+    its input's width, is refused by name when the file is read."""
+    from archsearch.errors import GenotypeError
+    from archsearch.genotype import Genotype
+
+    def genotype(start: int, gene: str | None) -> dict:
+        nodes = [{"id": "input", "kind": "input", "width": 3, "gene": None, "size": [8, 8]},
+                 {"id": "c", "kind": "conv", "width": 8, "gene": gene, "kernel": 3, "stride": 1},
+                 {"id": "s", "kind": "slice", "width": 4, "gene": None, "start": start},
+                 {"id": "p", "kind": "pool", "width": 4, "gene": None},
+                 {"id": "fc", "kind": "linear", "width": 10, "gene": None}]
+        edges = [{"source": a, "target": b} for a, b in (("input", "c"), ("c", "s"), ("s", "p"), ("p", "fc"))]
+        g = {"format": "archsearch.genotype", "version": 3, "family": "graph",
+             "hparams": {"in_channels": 3, "num_classes": 10, "input_size": 8},
+             "graph": {"directed": True, "nodes": nodes, "edges": edges}}
+        return g
+
+    ok = Genotype.from_dict(genotype(4, None))
+    assert ok.params == 3 * 8 * 9 + 4 * 10 + 10 == sum(p.numel() for p in ok.build().parameters())
+    with pytest.raises(GenotypeError, match="node 's': a slice takes channels of a fixed width"):
+        Genotype.from_dict(genotype(4, "c"))
+    with pytest.raises(GenotypeError, match="node 's': takes channels 6..10 of an input of 8"):
+        Genotype.from_dict(genotype(6, None))

@@ -157,6 +157,12 @@ REFUSED = {
     "resize": ("def forward(self, x):\n        y = torch.nn.functional.interpolate(self.c(x), size=(12, 12))\n"
                "        return self.fc(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(y, 8), 1))",
                ["function 'interpolate'", "resizes (8, 8) to (12, 12)", "whole upsampling factor"]),
+    "rows": ("def forward(self, x):\n        y = self.c(x)\n"
+             "        return self.fc(torch.flatten(torch.cat([y[:, :, :4], y[:, :, 4:]], 2), 1))",
+             ["'getitem'", "channel ranges x[:, a:b]"]),
+    "split": ("def forward(self, x):\n        a, b = torch.split(self.c(x), 4, dim=2)\n"
+              "        return self.fc(torch.flatten(torch.cat([a, b], 2), 1))",
+              ["'split'", "only splitting the channel dimension"]),
     "divided": ("def forward(self, x):\n        return self.fc(torch.flatten(2 / self.c(x), 1))",
                 ["'truediv'", "divided by a non-zero constant"]),
     "tuple": ("def forward(self, x):\n        y = self.fc(torch.flatten(self.c(x), 1))\n        return y, y",
@@ -324,6 +330,60 @@ def test_group_norm_imports_exactly_and_prunes_one_channel_of_each_group_at_a_ti
     model = pruned.build()
     assert sum(p.numel() for p in model.parameters()) == pruned.params
     assert model.eval()(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+
+
+SPLITS = textwrap.dedent('''
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class Net(nn.Module):
+        """Channel splits (torch.chunk, torch.split, x[:, a:b]) and sums and gates over concatenations,
+        as Res2Net, FasterNet, GhostNet and CSP nets write them."""
+
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 16, 3, padding=1)
+            self.a = nn.Conv2d(8, 8, 3, padding=1)
+            self.b = nn.Conv2d(4, 4, 3, padding=1)
+            self.cheap = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+            self.gate = nn.Conv2d(16, 16, 1)
+            self.mid = nn.Conv2d(16, 24, 1)
+            self.head = nn.Linear(24, 10)
+
+        def forward(self, x):
+            x = F.relu(self.stem(x))
+            left, right = torch.chunk(x, 2, dim=1)
+            p, q = torch.split(right, [4, 4], dim=1)
+            x = torch.cat([left, self.a(right)[:, :4], self.b(p)], 1)       # q unused: 8 + 4 + 4 channels
+            ghost = torch.cat([x[:, :8], self.cheap(x[:, 8:])], 1)          # GhostNet: a cheap op's channels
+            y = ghost + x                                                    # a sum with a concatenation
+            y = y * torch.sigmoid(self.gate(y.mean((2, 3), keepdim=True)))  # a gate over it
+            return self.head(F.relu(self.mid(y)).mean((2, 3)))
+''')
+
+
+def test_channel_splits_and_sums_with_concatenations_import_exactly_and_prune(tmp_path: Path, capsys) -> None:
+    """Issue 19: ``torch.chunk``/``torch.split``/``x[:, a:b]`` import as ``slice`` nodes over channels kept
+    fixed, and a sum or gate over a concatenation fixes the channels it joins; the rest prunes."""
+    (tmp_path / "net.py").write_text(SPLITS)
+    out = tmp_path / "net.json"
+    assert main(["import", f"{tmp_path / 'net.py'}:Net", "--input", "3x8x8", "--out", str(out)]) == 0
+    assert "outputs checked identical" in capsys.readouterr().err
+    g = load_genotype(out)
+    slices = {n: (d.get("start", 0), d["width"]) for n, d in g.graph.nodes(data=True) if d["kind"] == "slice"}
+    assert sorted(slices.values()) == [(0, 4), (0, 4), (0, 8), (0, 8), (8, 8), (8, 8)]
+    assert all(d.get("gene") is None for n, d in g.graph.nodes(data=True) if n in slices)
+    assert "stem" not in g.genes and "a" not in g.genes  # what is sliced keeps its channels
+    assert "mid" in g.genes and sum(p.numel() for p in g.build().parameters()) == g.params
+    run = tmp_path / "run"
+    assert main(["prune", "--from", str(out), "--data", "digits?channels=3", "--one-shot", "--criterion", "l1",
+                 "--fraction", "0.5", "--finetune-epochs", "1", "--pretrain-epochs", "1", "--no-progress",
+                 "--out", str(run)]) == 0
+    pruned = archsearch.load_family(run / "pruned.json")[-1].genotype
+    assert pruned.genes["mid"] < 24 and sum(p.numel() for p in pruned.build().parameters()) == pruned.params
+    assert pruned.build().eval()(torch.randn(2, 3, 8, 8)).shape == (2, 10)
 
 
 # -- the generic builder ---------------------------------------------------------------------------

@@ -108,6 +108,13 @@ class GraphFamily(ModelFamily):
                     if forms[p] != {gene: 1} and d["width"] > 0:
                         raise GenotypeError(f"node {node!r}: carries gene {gene!r} but its input {p!r} "
                                             f"does not; a {d['kind']} follows its input's width")
+            if d["kind"] == "slice":
+                if gene is not None or any(forms[preds[0]]):
+                    raise GenotypeError(f"node {node!r}: a slice takes channels of a fixed width; neither it nor "
+                                        "its input may carry a gene")
+                if attr(d, "start") + d["width"] > graph.nodes[preds[0]]["width"]:
+                    raise GenotypeError(f"node {node!r}: channels {attr(d, 'start')}..{attr(d, 'start') + d['width']} "
+                                        f"lie outside its input's {graph.nodes[preds[0]]['width']}")
             if d["kind"] == "concat" and gene is not None:
                 raise GenotypeError(f"node {node!r}: a concatenation's width is the sum of its inputs; it has no gene")
             if d["kind"] in ("add", "mul") and len({tuple(sorted(forms[p].items())) for p in preds}) > 1:

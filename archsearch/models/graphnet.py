@@ -170,6 +170,8 @@ class GraphNet(nn.Module):
             return None, (spec.get("p", 0.0), spec.get("mode", "element")), x, x_flat
         if kind == "scale":
             return None, float(spec["factor"]), x, x_flat
+        if kind == "slice":
+            return None, (spec.get("start", 0), width), x, x_flat
         if kind == "upsample":
             sh, sw = _pair(spec["scale"])
             interp = spec.get("interp", "nearest")
@@ -242,6 +244,9 @@ class GraphNet(nn.Module):
             return torch.flatten(t[0], 1)
         if kind == "scale":
             return t[0] * cfg
+        if kind == "slice":
+            start, count = cfg
+            return t[0][:, start:start + count]
         if kind == "upsample":
             factor, interp, corners = cfg
             return F.interpolate(t[0], scale_factor=factor, mode=interp, align_corners=corners)

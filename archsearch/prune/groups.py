@@ -90,7 +90,8 @@ def layouts(graph: nx.DiGraph, live: set | None = None, order: list[str] | None 
             out[node] = [(data["gene"], data["width"])] if data["width"] else []
         elif data["kind"] == "concat":
             out[node] = [seg for p in preds for seg in out[p]]
-        elif data["kind"] in ("input", "linear", "pad") or (data["kind"] == "conv" and not attr(data, "depthwise")) \
+        elif data["kind"] in ("input", "linear", "pad", "slice") \
+                or (data["kind"] == "conv" and not attr(data, "depthwise")) \
                 or not preds:
             out[node] = [(None, data["width"])] if data["width"] else []
         else:
