@@ -62,7 +62,8 @@ KINDS: dict[str, dict[str, Any]] = {
     "linear": {"bias": True},
     "dropout": {"p": 0.0, "mode": "element"},  # "row": per-sample stochastic depth
     "gn": {"groups": _REQUIRED, "eps": 1e-5, "affine": True},
-    "slice": {"start": 0},  # channels [start, start + width) of a fixed-width input (torch.chunk, x[:, a:b])  # GroupNorm: width a multiple of groups
+    "slice": {"start": 0},
+    "shuffle": {"groups": _REQUIRED},  # ShuffleNet's channel shuffle over fixed channels (width a multiple)  # channels [start, start + width) of a fixed-width input (torch.chunk, x[:, a:b])  # GroupNorm: width a multiple of groups
     "scale": {"factor": _REQUIRED},  # multiplied by a constant (x * 0.5, x / 4): a residual branch's weight
     "upsample": {"scale": _REQUIRED, "interp": "nearest", "align_corners": False},  # F.interpolate by a factor
 }
@@ -70,7 +71,7 @@ KINDS: dict[str, dict[str, Any]] = {
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "nearest-exact")
 V1_KINDS = ("input", "conv", "bn_relu", "add", "pool", "linear")
 #: kinds version 3 of the genotype format added (a reader of version 2 does not know them)
-V3_KINDS = ("scale", "upsample", "gn", "slice")
+V3_KINDS = ("scale", "upsample", "gn", "slice", "shuffle")
 ACTIVATIONS = ("relu", "relu6", "silu", "gelu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "identity",
                "leaky_relu")  # leaky_relu: negative slope 0.01, torch's default
 #: kinds that set their own output width (the others follow their inputs)
@@ -357,6 +358,11 @@ def shapes(graph: nx.DiGraph, input_size: int | Sequence[int] | None = None) -> 
             shape = Shape(_window(first.h, kh, sh, ph, dh, ceil), _window(first.w, kw, sw, pw, dw, ceil))
         elif kind in ("adaptive_avgpool", "adaptive_maxpool"):
             shape = Shape(*_pair(attr(data, "output")))
+        elif kind == "shuffle":
+            if first.flat or data["width"] % attr(data, "groups"):
+                raise GenotypeError(f"node {node!r}: a shuffle needs a feature map whose width is a multiple of its "
+                                    f"{attr(data, 'groups')} groups")
+            shape = first
         elif kind == "gn":
             if first.flat:
                 raise GenotypeError(f"node {node!r}: a group norm needs a feature map, but its input is already flat")

@@ -356,6 +356,8 @@ class _Converter:
         self.ids: dict = {}  # fx node -> archsearch node id (aliases map to their input's id)
         self.parent: dict[str, str] = {}  # union-find over producer ids
         self.fixed: set[str] = set()
+        #: 5-D steps of a channel shuffle met so far: fx node -> (its 4-D source, groups, transposed)
+        self.shuffles: dict[Any, tuple[Any, int, bool]] = {}
         self.called: set[str] = set()
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -423,6 +425,11 @@ class _Converter:
 
     def tensor_inputs(self, node) -> list:  # noqa: ANN001
         """The graph ids of the tensors ``node`` computes from (not the module tensors it reads)."""
+        for a in node.all_input_nodes:
+            if a in self.shuffles:  # a 5-D step that did not turn out to be a channel shuffle
+                self.refuse(a, f"method {_target_name(a)!r}", f"its output has shape {self.shape(a)}; only (N, C, H, W) "
+                            "maps, (N, F) vectors and a channel shuffle, view(N, g, C/g, H, W).transpose(1, 2)"
+                            ".view(N, C, H, W), are supported")
         return [self.ids[a] for a in node.all_input_nodes if self.is_tensor(a) and a.op != "get_attr"]
 
     def parameters_read(self, node, what: str) -> list:  # noqa: ANN001
@@ -466,6 +473,8 @@ class _Converter:
                     self.refuse(node, node.op, "it does not produce a tensor")
                 continue  # a size or index: used as a constant where an operation reads it
             shape = self.shape(node)
+            if len(shape) == 5 and self.shuffle_step(node):
+                continue  # a channel shuffle on its way back to (N, C, H, W)
             if len(shape) not in (2, 4):
                 op = {"call_method": "method", "call_function": "function", "call_module": "module"}.get(node.op, node.op)
                 target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", node.target)
@@ -666,6 +675,46 @@ class _Converter:
                                  align_corners=(bool(align_corners) and interp in ("bilinear", "bicubic"), False)))
         self.add(node, "upsample", [src], width, gene="follow", **attrs)
 
+    def shuffle_step(self, node) -> bool:  # noqa: ANN001
+        """ShuffleNet's channel shuffle, ``x.view(N, g, C // g, H, W).transpose(1, 2)`` (then
+        ``.contiguous()``): remembered here, and emitted as one ``shuffle`` node by the view back to
+        (N, C, H, W). ``False`` for any other 5-D tensor (refused as such)."""
+        if node.op not in ("call_method", "call_function") or not node.args:
+            return False
+        name, first = _target_name(node), node.args[0]
+        if name in ("view", "reshape") and self.is_tensor(first) and len(self.shape(first)) == 4:
+            n, c, h, w = self.shape(first)
+            shape = self.shape(node)
+            if shape[0] == n and shape[3:] == (h, w) and shape[1] * shape[2] == c:
+                self.shuffles[node] = (first, shape[1], False)
+                return True
+            return False
+        state = self.shuffles.get(first)
+        if state is None:
+            return False
+        if name == "transpose" and sorted(self.const(a) for a in node.args[1:3]) == [1, 2] and not state[2]:
+            self.shuffles[node] = (state[0], state[1], True)
+            return True
+        if name in ("contiguous", "clone"):
+            self.shuffles[node] = state
+            return True
+        return False
+
+    def shuffle(self, node, what: str) -> bool:  # noqa: ANN001
+        """The view back to (N, C, H, W) of a remembered shuffle: one ``shuffle`` node over fixed channels."""
+        state = self.shuffles.get(node.args[0]) if node.args else None
+        if state is None:
+            return False
+        source, groups, swapped = state
+        if not swapped or self.shape(node) != self.shape(source):
+            self.refuse(node, what, "only a channel shuffle, view(N, g, C/g, H, W).transpose(1, 2).view(N, C, H, W), "
+                                    "is supported among 5-D reshapes")
+        src = self.ids[source]
+        self.fix_channels(src)  # interleaving channels of different genes: no gene can move them
+        nid = self.add(node, "shuffle", [src], self.shape(node)[1], gene=self.new_gene(node.name), groups=groups)
+        self.fixed.add(self.find(self.g.nodes[nid]["_gene"]))
+        return True
+
     def split_sizes(self, node, what: str) -> list[int]:  # noqa: ANN001
         """The channel counts ``torch.chunk`` / ``torch.split`` (function or method) cut a tensor into."""
         name = _target_name(node)
@@ -713,6 +762,8 @@ class _Converter:
         target = node.target
         name = target if isinstance(target, str) else getattr(target, "__name__", str(target))
         what = f"{'method' if node.op == 'call_method' else 'function'} {name!r}"
+        if name in ("view", "reshape") and node.args and node.args[0] in self.shuffles and self.shuffle(node, what):
+            return
         inputs = self.tensor_inputs(node)
         shape = self.shape(node)
         width = shape[1]

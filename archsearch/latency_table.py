@@ -109,7 +109,7 @@ def _mini(spec: Mapping[str, Any], inputs: int, size: tuple[int, int], in_width:
         node["groups"] = width
         in_width = width
     if spec["kind"] in ("add", "mul", "bn", "bn_relu", "act", "dropout", "maxpool", "avgpool", "adaptive_avgpool",
-                        "adaptive_maxpool", "pool", "flatten", "scale", "upsample"):
+                        "adaptive_maxpool", "pool", "flatten", "scale", "upsample", "gn", "shuffle"):
         in_width = width
     if spec["kind"] == "concat":
         in_width = max(1, width // inputs)

@@ -145,9 +145,8 @@ def test_user_network_from_a_file_path(tmp_path: Path, capsys) -> None:
 REFUSED = {
     "branch": ("def forward(self, x):\n        return self.fc(torch.flatten(self.c(x), 1)) if x.sum() > 0 else x",
                ["torch.fx cannot trace"]),
-    "shuffle": ("def forward(self, x):\n        y = self.c(x).view(x.size(0), 2, 2, 8, 8).transpose(1, 2)"
-                ".reshape(x.size(0), 4, 8, 8)\n        return self.fc(torch.flatten(y, 1))",
-                ["method 'view'", "in forward, net.py"]),
+    "five-d": ("def forward(self, x):\n        return self.fc(self.c(x).view(x.size(0), 2, 2, 8, 8).flatten(1))",
+               ["method 'view'", "in forward, net.py", "shape (2, 2, 2, 8, 8)"]),
     "constant": ("def forward(self, x):\n        return self.fc(torch.flatten(self.c(x) + 1, 1))",
                  ["'add'", "not a constant"]),
     "shared": ("def forward(self, x):\n        return self.fc(torch.flatten(self.c(self.c2(self.c(x))), 1))",
@@ -384,6 +383,30 @@ def test_channel_splits_and_sums_with_concatenations_import_exactly_and_prune(tm
     pruned = archsearch.load_family(run / "pruned.json")[-1].genotype
     assert pruned.genes["mid"] < 24 and sum(p.numel() for p in pruned.build().parameters()) == pruned.params
     assert pruned.build().eval()(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+
+
+def test_shufflenet_imports_exactly_with_its_channel_shuffle_and_prunes_its_branches(tmp_path: Path) -> None:
+    """Issue 19: ShuffleNet-v2's ``view(N, g, C/g, H, W).transpose(1, 2).view(N, C, H, W)`` is one
+    ``shuffle`` node over fixed channels; the branches' inner widths are genes and prune."""
+    from archsearch.data import load_dataset
+    from archsearch.prune import PruneSettings
+    from archsearch.prune.oneshot import prune_once
+
+    model = torchvision.models.shufflenet_v2_x0_5(num_classes=10)
+    g = import_module(model, (3, 32, 32))
+    assert g.params == sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in g.build().parameters())
+    shuffles = [d for _, d in g.graph.nodes(data=True) if d["kind"] == "shuffle"]
+    assert len(shuffles) == 16 and all(d["groups"] == 2 and d.get("gene") is None for d in shuffles)
+    assert len(g.genes) == 18
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 32, 32)
+    built = g.build().eval()
+    built.load_state_dict(model.state_dict())
+    assert torch.allclose(built(x), model.eval()(x), atol=1e-5)
+    settings = PruneSettings(one_shot=True, criterion="l1", fraction=0.3, finetune_epochs=1, batch_size=32)
+    family = prune_once(g, None, load_dataset("digits?channels=3&size=32"), settings, tmp_path / "run")
+    pruned = family[-1].genotype
+    assert pruned.params < g.params and sum(p.numel() for p in pruned.build().parameters()) == pruned.params
 
 
 # -- the generic builder ---------------------------------------------------------------------------

@@ -108,6 +108,9 @@ class GraphFamily(ModelFamily):
                     if forms[p] != {gene: 1} and d["width"] > 0:
                         raise GenotypeError(f"node {node!r}: carries gene {gene!r} but its input {p!r} "
                                             f"does not; a {d['kind']} follows its input's width")
+            if d["kind"] == "shuffle" and (gene is not None or any(forms[preds[0]])):
+                raise GenotypeError(f"node {node!r}: a shuffle interleaves channels of a fixed width; neither it "
+                                    "nor its input may carry a gene")
             if d["kind"] == "slice":
                 if gene is not None or any(forms[preds[0]]):
                     raise GenotypeError(f"node {node!r}: a slice takes channels of a fixed width; neither it nor "

@@ -172,6 +172,8 @@ class GraphNet(nn.Module):
             return None, float(spec["factor"]), x, x_flat
         if kind == "slice":
             return None, (spec.get("start", 0), width), x, x_flat
+        if kind == "shuffle":
+            return None, int(spec["groups"]), x, x_flat
         if kind == "upsample":
             sh, sw = _pair(spec["scale"])
             interp = spec.get("interp", "nearest")
@@ -247,6 +249,9 @@ class GraphNet(nn.Module):
         if kind == "slice":
             start, count = cfg
             return t[0][:, start:start + count]
+        if kind == "shuffle":
+            n, c, h, w = t[0].shape
+            return t[0].view(n, cfg, c // cfg, h, w).transpose(1, 2).reshape(n, c, h, w)
         if kind == "upsample":
             factor, interp, corners = cfg
             return F.interpolate(t[0], scale_factor=factor, mode=interp, align_corners=corners)
