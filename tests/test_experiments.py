@@ -115,6 +115,9 @@ def test_the_shipped_experiment_files_load():
     (('arms = ["pruned-linear", "uniform"]', 'arms = ["bottleneck"]'), "study.macs.arms: expected some of"),
     (("[study.macs]", "[study.params]"), "study.params: expected [study.macs]"),
     (("[parent]\nseeds = 2", "[parent]\nseed = 2"), "[parent]: expected a table with seeds"),
+    (("[parent]\nseeds = 2", "[parent]\nseeds = 2\nwithout = \"bn_l1\""), "parent.without: expected a list"),
+    (("pretrain = { epochs = 1 }\n\n[study]", "pretrain = { epochs = 2 }\n\n[study]"),
+     "[parent]: expected runs that pre-train alike apart from parent.without"),
 ])
 def test_a_bad_experiment_file_is_one_line_naming_the_file_and_field(tmp_path, capsys, change, message):
     old, new = change
@@ -205,9 +208,12 @@ def test_a_killed_experiment_resumes_to_the_end_without_redoing_finished_runs(tm
     assert (out / "report" / "macs" / "error_vs_params.png").is_file()
     # the parent: 2 trainings without the runs' pretrain changes (epochs = 1), beside the runs' parents
     parent = result["parent"]
-    assert parent["n"] == 2 and parent["recipe"]["epochs"] == 15  # the space's recipe, not the runs' 1 epoch
+    # pre-trained as the runs are (1 epoch) but without bn_l1, which they do not use: the same recipe and
+    # seeds, so the same two networks, trained again: exactly no difference
+    assert parent["n"] == 2 and parent["recipe"]["epochs"] == 1 and parent["without"] == ["bn_l1"]
     assert len(list(out.glob("parent/s*/metrics.json"))) == 2
     assert [r["changes"] for r in parent["pretrained"]] == ["epochs = 1"] and parent["pretrained"][0]["n"] == 2
+    assert parent["pretrained"][0]["diff"] == 0
     assert result["machine"]["torch"] and result["timings"]["study_s"] > 0
     assert "## The paper's claims, checked" in report and (out / "report" / "error_vs_params.png").is_file()
     assert (out / "report" / "error_vs_macs.png").is_file() and "error_vs_macs.png" in report

@@ -34,8 +34,8 @@ answers each of the paper's claims. Format ``archsearch.experiment``, version 1:
     budgets = ["300k", "600k"]           # the other count (a second study; arms default to the above)
     arms = ["pruned-linear", "uniform"]
 
-    [parent]                             # optional: the unpruned network trained without the runs'
-    seeds = 10                           # pretrain changes (e.g. no sparsity term), against their parents
+    [parent]                             # optional: the unpruned network pre-trained as the runs are but
+    seeds = 10                           # without = ["bn_l1"] (the default): what the term costs the parent
 
     [train]                              # over the space's [train], for every candidate
     epochs = 20
@@ -85,7 +85,9 @@ _RUN_KEYS = {"label", "seeds", "pretrain"}
 _STUDY_KEYS = {"arms", "budgets", "seeds", "early_stopping", "raw_tolerance", "heartbeat", "by", "arm_seeds", "params",
                "macs"}
 _REMATCH_KEYS = {"arms", "budgets"}
-_PARENT_KEYS = {"seeds"}
+_PARENT_KEYS = {"seeds", "without"}
+#: what ``[parent]`` leaves out of the runs' pre-training by default: the pruning method's own term
+PARENT_WITHOUT = ("bn_l1",)
 _CLAIM_KEYS = {"text", "better", "worse", "relation", "consistent", "max_cv", "margin"}
 #: far above a real experiment, so that a tiny file cannot ask for years of compute
 _MAX_SEEDS = 1000
@@ -174,6 +176,8 @@ class Experiment:
     rematch: Rematch | None = None
     #: seeds of the unpruned network trained without the runs' ``pretrain`` changes (``[parent]``)
     parent_seeds: tuple[int, ...] = ()
+    #: the ``pretrain`` keys the parent is trained without (the rest of the runs' pre-training kept)
+    parent_without: tuple[str, ...] = PARENT_WITHOUT
 
     @property
     def study_names(self) -> list[str]:
@@ -232,9 +236,15 @@ class Experiment:
                 raise type(exc)(f"{self.path}: {where}{exc}") from None
             raise
 
+    def parent_changes(self) -> dict[str, Any]:
+        """The runs' ``pretrain`` changes the parent keeps: all but ``[parent] without``'s keys."""
+        kept = [{k: v for k, v in r.pretrain.items() if k not in self.parent_without} for r in self.runs]
+        return kept[0] if kept else {}
+
     def parent_recipe(self) -> "Recipe":
-        """The recipe the runs pre-train with, without their ``pretrain`` changes."""
-        return self.space.recipe({}, source=f"{self.path}: [parent]")
+        """The recipe the runs pre-train with, less the ``without`` keys (Network Slimming's sparsity term):
+        the same network, epochs and schedule, so the difference is the term's alone."""
+        return self.space.recipe(self.parent_changes(), source=f"{self.path}: [parent]")
 
 
 def pruned_budgets(experiment: Experiment, trajectories: Mapping[str, tuple[str, "Family"]], *,
@@ -341,10 +351,19 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
     parent_seeds: tuple[int, ...] = ()
     if parent is not None:
         if not isinstance(parent, dict) or set(parent) - _PARENT_KEYS or "seeds" not in parent:
-            raise bad("[parent]", "a table with seeds (a number, or a list): the unpruned network's trainings")
+            raise bad("[parent]", "a table with seeds (a number, or a list) and, optionally, without (the pretrain "
+                                  "keys to leave out, default [\"bn_l1\"])")
         if weights is not None or not runs:
             raise bad("[parent]", "pruning runs that pre-train their network (no weights = ...), to compare with")
         parent_seeds = _seeds(parent["seeds"], bad, key="parent.seeds")
+        without = parent.get("without", list(PARENT_WITHOUT))
+        if not isinstance(without, list) or not without or not all(isinstance(k, str) for k in without):
+            raise bad("parent.without", "a list of pretrain keys to leave out, e.g. [\"bn_l1\"]")
+        kept = {tuple(sorted((k, repr(v)) for k, v in r.pretrain.items() if k not in without)) for r in runs}
+        if len(kept) > 1:
+            raise bad("[parent]", "runs that pre-train alike apart from parent.without (one parent is compared "
+                                  "with all of them)")
+        parent_without = tuple(without)
     heartbeat = study.get("heartbeat", 10)
     if isinstance(heartbeat, bool) or not isinstance(heartbeat, int) or not 1 <= heartbeat <= 3600:
         raise bad("study.heartbeat", "seconds between 1 and 3600")
@@ -354,7 +373,8 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
             raise bad(key, "a string")
     experiment = Experiment(name.strip(), path, space, runs, tuple(arms), budgets, seeds, prune, train, claims,
                             early_stopping, float(tolerance), heartbeat, data.get("description", ""), data.get("paper", ""),
-                            weights, by, arm_seeds, rematch, parent_seeds)
+                            weights, by, arm_seeds, rematch, parent_seeds,
+                            parent_without if parent is not None else PARENT_WITHOUT)
     if "random-pruned" in arms and not any(experiment.prune_settings(r).criterion == "random" for r in runs):
         raise bad("study.arms", "a [[runs]] table with criterion = \"random\" for random-pruned (its control runs)")
     for run in runs:  # every run's settings and pre-training recipe parse, before anything trains

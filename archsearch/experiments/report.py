@@ -300,9 +300,9 @@ def write_experiment_report(experiment: Experiment, out: str | os.PathLike[str],
 
 def _parents(experiment: Experiment, out: Path, trajectories: Mapping[str, tuple[str, Any]], *,
              alpha: float = 0.05) -> dict[str, Any] | None:
-    """``[parent]``: the runs' pre-trained networks against the same network trained without their
-    ``pretrain`` changes (Network Slimming's sparsity term): whether the term costs the parent less
-    than one point (a non-inferiority test, the margin of :data:`~.file.DEFAULT_MARGIN`)."""
+    """``[parent]``: the runs' pre-trained networks against the same network pre-trained without the
+    ``without`` keys (Network Slimming's sparsity term): whether the term costs the parent less than
+    one point (a non-inferiority test, the margin of :data:`~.file.DEFAULT_MARGIN`)."""
     from .._jsonio import read_json
     from ..study.report import difference
     from ..train import METRICS
@@ -337,7 +337,8 @@ def _parents(experiment: Experiment, out: Path, trajectories: Mapping[str, tuple
                      "ci_low": None if d is None else d.low, "ci_high": None if d is None else d.high,
                      "p": None if d is None else d.p, "verdict": verdict})
     return {"n": len(plain), "test_mean": _mean(plain), "test_sd": _sd(plain), "margin": DEFAULT_MARGIN,
-            "recipe": experiment.parent_recipe().to_dict(), "pretrained": rows}
+            "without": list(experiment.parent_without), "recipe": experiment.parent_recipe().to_dict(),
+            "pretrained": rows}
 
 
 def _mean(xs: Sequence[float]) -> float | None:
@@ -403,12 +404,13 @@ def _markdown(experiment: Experiment, record: Mapping[str, Any], kinds: Sequence
     parent = record.get("parent")
     if parent:
         lines += ["## The parent network", "",
-                  f"The runs' pre-trained networks against the same network trained {parent['n']} times without the "
-                  f"runs' `pretrain` changes (same recipe otherwise): `with - without` is the difference of mean test "
+                  f"The runs' pre-trained networks against the same network pre-trained {parent['n']} times as they are "
+                  f"but without {', '.join(f'`{k}`' for k in parent.get('without', []))}: `with - without` is the "
+                  f"difference of mean test "
                   f"error with its 95 % interval; `within the margin`: a one-sided test that the changes cost less than "
                   f"{100 * parent['margin']:g} point(s) rejects (alpha {record['alpha']}).", "", _md_table(
                       ["parent", "runs", "n", "test err % (mean ± std)", "with - without pp [95 % CI]", "p", "verdict"],
-                      [["trained without them", "-", parent["n"], _pm(parent["test_mean"], parent["test_sd"]), "-", "-",
+                      [[f"without {', '.join(parent.get('without', []))}", "-", parent["n"], _pm(parent["test_mean"], parent["test_sd"]), "-", "-",
                         "-"]]
                       + [[f"pre-trained with {r['changes']}", ", ".join(r["runs"]), r["n"],
                           _pm(r["test_mean"], r["test_sd"]),
