@@ -116,6 +116,8 @@ def _mini(spec: Mapping[str, Any], inputs: int, size: tuple[int, int], in_width:
         node["width"] = in_width * inputs
     if spec["kind"] == "pad":
         in_width = max(1, width // 2)
+    if spec["kind"] == "slice":
+        in_width = spec.get("start", 0) + width
     nodes = [{"id": "input", "kind": "input", "width": in_width, "gene": None, "size": list(size)}, node]
     edges = [{"source": "input", "target": "layer", "port": i} for i in range(inputs)]
     return {"graph": {"directed": True, "nodes": nodes, "edges": edges}, "hparams": {"input_size": list(size)}}
@@ -289,8 +291,9 @@ def build_latency_table(genotypes: Iterable["Genotype"], *, device: str = "cpu",
 
         table = LatencyTable(str(dev), torch.get_num_threads(), batch, machine=machine())
         for n, (key, e) in enumerate(seen.items()):
-            step = int(e["spec"].get("groups", 1)) if e["spec"]["kind"] == "conv" and not e["spec"].get("depthwise") \
-                else 1
+            grouped = (e["spec"]["kind"] == "conv" and not e["spec"].get("depthwise")) \
+                or e["spec"]["kind"] in ("gn", "shuffle")  # widths must stay multiples of their groups
+            step = int(e["spec"].get("groups", 1)) if grouped else 1
 
             def axis(values: set, free: bool) -> tuple[int, ...]:
                 top = max(values)

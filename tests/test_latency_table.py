@@ -170,3 +170,24 @@ def test_the_latency_verbs_make_a_table_predict_and_land(smooth, tmp_path, capsy
     assert main(["derive", "--from", str(VGG), "--budgets", "fast", "--by", "latency", "--latency-table",
                  str(table)]) == 2
     assert "'fast' is not a latency" in capsys.readouterr().err
+
+
+def test_a_table_covers_every_node_kind():
+    """Every kind the format holds (grouped, sliced, shuffled, upsampled ...) is timed on widths it
+    accepts, and predicted."""
+    import networkx as nx
+
+    from archsearch.genotype import Genotype
+    from archsearch.graph import set_widths
+    from tests.test_models_graphnet import EVERY_KIND
+
+    graph = nx.DiGraph()
+    for node, kind, width, gene, attrs, inputs in EVERY_KIND:
+        graph.add_node(node, kind=kind, width=width, gene=gene, **attrs)
+        for port, src in enumerate(inputs):
+            graph.add_edge(src, node, **({"port": port} if kind == "concat" else {}))
+    g = Genotype("graph", {"in_channels": 3, "num_classes": 10, "input_size": 8}, set_widths(graph, {}), {})
+    table = build_latency_table([g], threads=1, warmup=1, runs=3)
+    kinds = {json.loads(key)["kind"] for key in table.slots}
+    assert {"gn", "slice", "shuffle", "upsample", "scale", "conv", "linear"} <= kinds
+    assert table.predict(g) == pytest.approx(table.reference["measured_ms"])
