@@ -63,7 +63,12 @@ KINDS: dict[str, dict[str, Any]] = {
     "dropout": {"p": 0.0, "mode": "element"},  # "row": per-sample stochastic depth
     "gn": {"groups": _REQUIRED, "eps": 1e-5, "affine": True},
     "slice": {"start": 0},
-    "shuffle": {"groups": _REQUIRED},  # ShuffleNet's channel shuffle over fixed channels (width a multiple)  # channels [start, start + width) of a fixed-width input (torch.chunk, x[:, a:b])  # GroupNorm: width a multiple of groups
+    "shuffle": {"groups": _REQUIRED},
+    # ConvNeXt's channels-last layers, run on (N, C, H, W): a LayerNorm over each position's channels, a
+    # Linear over them (a 1x1 conv with a Linear's weight), a learned per-channel scale (layer scale)
+    "ln": {"eps": 1e-5},
+    "pointwise": {"bias": True},
+    "cscale": {"dims": 3},  # the parameter's shape: (C, 1, 1) with dims 3, (C,) with dims 1  # ShuffleNet's channel shuffle over fixed channels (width a multiple)  # channels [start, start + width) of a fixed-width input (torch.chunk, x[:, a:b])  # GroupNorm: width a multiple of groups
     "scale": {"factor": _REQUIRED},  # multiplied by a constant (x * 0.5, x / 4): a residual branch's weight
     "upsample": {"scale": _REQUIRED, "interp": "nearest", "align_corners": False},  # F.interpolate by a factor
 }
@@ -71,11 +76,11 @@ KINDS: dict[str, dict[str, Any]] = {
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "nearest-exact")
 V1_KINDS = ("input", "conv", "bn_relu", "add", "pool", "linear")
 #: kinds version 3 of the genotype format added (a reader of version 2 does not know them)
-V3_KINDS = ("scale", "upsample", "gn", "slice", "shuffle")
+V3_KINDS = ("scale", "upsample", "gn", "slice", "shuffle", "ln", "pointwise", "cscale")
 ACTIVATIONS = ("relu", "relu6", "silu", "gelu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "identity",
                "leaky_relu")  # leaky_relu: negative slope 0.01, torch's default
 #: kinds that set their own output width (the others follow their inputs)
-PRODUCERS = ("conv", "linear", "pad", "slice")
+PRODUCERS = ("conv", "linear", "pad", "slice", "pointwise")
 #: caps far above any real network, so that a tiny hostile file cannot exhaust memory
 MAX_NODES = 100_000
 MAX_WIDTH = 1 << 20
@@ -119,6 +124,8 @@ def _check_attrs(node: str, data: Mapping[str, Any]) -> None:
             ok = _is_int(value, 1)
         elif name == "start":
             ok = _is_int(value)
+        elif name == "dims":
+            ok = value in (1, 3)
         elif name in ("depthwise", "bias", "ceil_mode", "count_include_pad", "align_corners", "affine"):
             ok = isinstance(value, bool)
         elif name in ("eps", "momentum", "p"):
@@ -228,7 +235,7 @@ def _check_widths(graph: nx.DiGraph, node: str, data: Mapping[str, Any], preds: 
         if attr(data, "start") + width > widths[preds[0]]:
             raise GenotypeError(f"node {node!r}: takes channels {attr(data, 'start')}..{attr(data, 'start') + width} "
                                 f"of an input of {widths[preds[0]]}")
-    elif kind not in ("input", "linear") and width != widths[preds[0]]:
+    elif kind not in ("input", "linear", "pointwise") and width != widths[preds[0]]:
         raise GenotypeError(
             f"node {node!r}: width {width} differs from its input {preds[0]!r} "
             f"({widths[preds[0]]}); a {kind} keeps its input's width"
@@ -416,8 +423,8 @@ def width_forms(graph: nx.DiGraph, live: set | None = None) -> dict[str, Form]:
         preds = [p for p in inputs_of(graph, node) if live is None or p in live]
         if gene is not None:
             forms[node] = {gene: 1}
-        elif kind in ("input", "linear", "pad", "slice") or (kind == "conv" and not attr(data, "depthwise")) \
-                or not preds:
+        elif kind in ("input", "linear", "pad", "slice", "pointwise") \
+                or (kind == "conv" and not attr(data, "depthwise")) or not preds:
             forms[node] = {"": data["width"]} if data["width"] else {}
         elif kind == "concat":
             total: Form = {}
@@ -494,8 +501,15 @@ def compile_costs(graph: nx.DiGraph, genes: Iterable[str], input_size: int | Seq
                 product(forms[pred], out, kh * kw / groups, kh * kw * hw / groups)
             if attr(data, "bias"):
                 product(out, one, 1.0, 0.0)
-        elif kind in ("bn", "bn_relu") or (kind == "gn" and attr(data, "affine")):
+        elif kind in ("bn", "bn_relu", "ln") or (kind == "gn" and attr(data, "affine")):
             product(out, one, 2.0, 0.0)
+        elif kind == "cscale":
+            product(out, one, 1.0, 0.0)
+        elif kind == "pointwise":
+            (pred,) = graph.predecessors(node)
+            product(forms[pred], out, 1.0, sizes[node].h * sizes[node].w)
+            if attr(data, "bias"):
+                product(out, one, 1.0, 0.0)
         elif kind == "linear":
             (pred,) = graph.predecessors(node)
             spatial = sizes[pred].h * sizes[pred].w

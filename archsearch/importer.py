@@ -356,6 +356,12 @@ class _Converter:
         self.ids: dict = {}  # fx node -> archsearch node id (aliases map to their input's id)
         self.parent: dict[str, str] = {}  # union-find over producer ids
         self.fixed: set[str] = set()
+        #: channels-last views, ``x.permute(0, 2, 3, 1)`` (ConvNeXt's blocks): fx nodes whose graph node
+        #: is the (N, C, H, W) tensor they permute, until ``permute(0, 3, 1, 2)`` turns them back
+        self.nhwc: set[Any] = set()
+        #: ``gamma.reshape(1, -1, 1, 1)`` of a block's own (C,) parameter (timm's layer scale): fx node ->
+        #: the parameter's name, for the product that reads it
+        self.param_views: dict[Any, str] = {}
         #: 5-D steps of a channel shuffle met so far: fx node -> (its 4-D source, groups, transposed)
         self.shuffles: dict[Any, tuple[Any, int, bool]] = {}
         self.called: set[str] = set()
@@ -430,6 +436,10 @@ class _Converter:
                 self.refuse(a, f"method {_target_name(a)!r}", f"its output has shape {self.shape(a)}; only (N, C, H, W) "
                             "maps, (N, F) vectors and a channel shuffle, view(N, g, C/g, H, W).transpose(1, 2)"
                             ".view(N, C, H, W), are supported")
+            if a in self.param_views:  # a reshaped parameter read by anything but a layer scale's product
+                self.refuse(node, f"{node.op.replace('call_', '')} {_target_name(node)!r}",
+                            f"it reads the tensor {self.param_views[a]!r} outside a layer; only a per-channel "
+                            "scale (x * gamma) may use a block's own parameter")
         return [self.ids[a] for a in node.all_input_nodes if self.is_tensor(a) and a.op != "get_attr"]
 
     def parameters_read(self, node, what: str) -> list:  # noqa: ANN001
@@ -525,6 +535,8 @@ class _Converter:
 
         m = self.modules[node.target]
         what = f"module {node.target} ({type(m).__name__})"
+        if self.channels_last(node, what):
+            return
         self.parameters_read(node, what)
         (src,) = self.tensor_inputs(node) or [None]
         if src is None:
@@ -582,6 +594,95 @@ class _Converter:
             self.refuse(node, what, "only affine batch norm with running statistics and a momentum is supported")
         self.add(node, "bn", [src], width, gene="follow", node_id=nid, **_nondefault(
             eps=(float(module.eps), 1e-5), momentum=(float(module.momentum), 0.1)))
+
+    def layer_norm(self, node, src: str, width: int, module: "nn.Module", nid: str, what: str) -> None:  # noqa: ANN001
+        """An ``ln`` node for ``module`` over a channels-last tensor's channels (ConvNeXt's norms)."""
+        self.once(node, nid, what)
+        first = node.args[0] if node.args else None
+        channels = self.shape(first)[-1] if first is not None else 0
+        if first not in self.nhwc or tuple(module.normalized_shape) != (channels,) or not module.elementwise_affine \
+                or (getattr(module, "bias", None) is None):
+            self.refuse(node, what, "only an affine LayerNorm over the channels of a channels-last tensor "
+                                    "(x.permute(0, 2, 3, 1)) is supported")
+        self.add(node, "ln", [src], channels, gene="follow", node_id=nid, **_nondefault(eps=(float(module.eps), 1e-5)))
+        self.nhwc.add(node)
+
+    def channels_last(self, node, what: str) -> bool:  # noqa: ANN001
+        """``permute`` to and from channels-last, and what a ConvNeXt block computes in between: a
+        LayerNorm, a Linear over the channels (a ``pointwise`` node), an activation, dropout. ``False``
+        where ``node`` is none of those and reads no channels-last tensor."""
+        from torch import nn
+
+        module = self.modules.get(node.target) if node.op == "call_module" else None
+        name = type(module).__name__ if module is not None else _target_name(node)
+        first = node.args[0] if node.args else None
+        if name == "permute" and self.is_tensor(first):
+            dims = node.args[1] if len(node.args) == 2 and isinstance(node.args[1], (list, tuple)) else node.args[1:]
+            dims = [self.const(d) for d in dims]
+            if dims == [0, 2, 3, 1] and first not in self.nhwc and len(self.shape(first)) == 4:
+                self.ids[node] = self.ids[first]
+                self.nhwc.add(node)
+                return True
+            if dims == [0, 3, 1, 2] and first in self.nhwc:
+                self.ids[node] = self.ids[first]
+                return True
+            self.refuse(node, what, f"permutes dimensions {dims}; only to channels-last and back, (0, 2, 3, 1) "
+                                    "then (0, 3, 1, 2), is supported")
+        if first not in self.nhwc:
+            return False
+        src = self.ids[first]
+        width = self.shape(node)[-1] if self.shape(node) else 0
+        if module is not None and type(module) is nn.Linear:
+            self.once(node, node.target, what)
+            self.add(node, "pointwise", [src], width, gene=self.new_gene(node.target), node_id=node.target,
+                     **_nondefault(bias=(module.bias is not None, True)))
+        elif module is not None and type(module) is nn.LayerNorm:
+            self.layer_norm(node, src, width, module, node.target, what)
+        elif module is not None and (type(module) in _module_acts() or (type(module) is nn.GELU
+                                                                          and module.approximate == "none")):
+            self.add(node, "act", [src], width, gene="follow", fn=_module_acts().get(type(module), "gelu"))
+        elif (module is not None and type(module) in (nn.Dropout, nn.Identity)) or name in ("contiguous", "clone"):
+            self.ids[node] = src
+        elif module is None and name in _FN_ACTS and len(node.args) == 1:
+            self.add(node, "act", [src], width, gene="follow", fn=_FN_ACTS[name])
+        elif module is None and node.target in _functional_layers():
+            return False  # F.layer_norm on its module's own tensors: the functional-layer path
+        else:
+            self.refuse(node, what, "on a channels-last tensor only a LayerNorm, a Linear, an activation and "
+                                    "permuting back are supported")
+        self.nhwc.add(node)
+        return True
+
+    def layer_scale(self, node, what: str) -> bool:  # noqa: ANN001
+        """``gamma * x`` with a block's own (C, 1, 1) or (C,) parameter (ConvNeXt's layer scale): a
+        ``cscale`` node registered under the parameter's name."""
+        import torch
+
+        name, first = _target_name(node), (node.args[0] if node.args else None)
+        if name in ("reshape", "view") and getattr(first, "op", None) == "get_attr" \
+                and first.target in dict(self.traced.named_parameters()):
+            param = self.traced.get_parameter(first.target)
+            if param.dim() == 1 and self.shape(node) == (1, param.shape[0], 1, 1):
+                self.param_views[node] = first.target  # read by the product that scales with it
+                return True
+            return False
+        read = [a.target for a in node.all_input_nodes if a.op == "get_attr"] \
+            + [self.param_views[a] for a in node.all_input_nodes if a in self.param_views]
+        tensors = [a for a in node.args[:2] if self.is_tensor(a) and a.op != "get_attr" and a not in self.param_views]
+        if name not in ("mul", "mul_") or len(read) != 1 or len(tensors) != 1 or node.kwargs:
+            return False
+        param = self.traced.get_parameter(read[0]) if read[0] in dict(self.traced.named_parameters()) else None
+        shape = self.shape(tensors[0])
+        last = tensors[0] in self.nhwc  # EdgeNeXt scales its channels-last tensor by a (C,) gamma
+        channels = shape[-1] if last else (shape[1] if len(shape) == 4 else 0)
+        if not isinstance(param, torch.nn.Parameter) or len(shape) != 4 \
+                or tuple(param.shape) not in (((channels,),) if last else ((channels, 1, 1), (channels,))):
+            return False
+        self.add(node, "cscale", [self.ids[tensors[0]]], channels, gene="follow", node_id=read[0],
+                 **_nondefault(dims=(param.dim(), 3)))
+        if last:
+            self.nhwc.add(node)
+        return True
 
     def linear(self, node, src: str, width: int, module: "nn.Module", nid: str, what: str) -> None:  # noqa: ANN001
         """A ``linear`` node for ``module`` (an ``nn.Linear`` or a subclass), registered under ``nid``."""
@@ -763,6 +864,8 @@ class _Converter:
         name = target if isinstance(target, str) else getattr(target, "__name__", str(target))
         what = f"{'method' if node.op == 'call_method' else 'function'} {name!r}"
         if name in ("view", "reshape") and node.args and node.args[0] in self.shuffles and self.shuffle(node, what):
+            return
+        if self.channels_last(node, what) or self.layer_scale(node, what):
             return
         inputs = self.tensor_inputs(node)
         shape = self.shape(node)
@@ -968,7 +1071,8 @@ def _functional_layers() -> dict:
 
     return {F.batch_norm: ("batch_norm", nn.modules.batchnorm._BatchNorm,
                            ((1, "running_mean"), (2, "running_var"), (3, "weight"), (4, "bias"))),
-            F.linear: ("linear", nn.Linear, ((1, "weight"), (2, "bias")))}
+            F.linear: ("linear", nn.Linear, ((1, "weight"), (2, "bias"))),
+            F.layer_norm: ("layer_norm", nn.LayerNorm, ((2, "weight"), (3, "bias")))}
 
 
 def _check_reproduces(model: "nn.Module", genotype: Genotype, x: "torch.Tensor",

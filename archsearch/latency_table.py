@@ -45,7 +45,7 @@ _NOT_SHAPE = {"id", "width", "gene"}
 #: kinds that join several inputs: left with one (the other branches pruned away), they cost nothing
 _JOINS = {"add", "concat", "mul"}
 #: kinds whose latency is a product of input and output width (a 2-D grid)
-_TWO_D = {"conv", "linear"}
+_TWO_D = {"conv", "linear", "pointwise"}
 
 
 class LatencyTableError(ArchsearchError):
@@ -109,7 +109,8 @@ def _mini(spec: Mapping[str, Any], inputs: int, size: tuple[int, int], in_width:
         node["groups"] = width
         in_width = width
     if spec["kind"] in ("add", "mul", "bn", "bn_relu", "act", "dropout", "maxpool", "avgpool", "adaptive_avgpool",
-                        "adaptive_maxpool", "pool", "flatten", "scale", "upsample", "gn", "shuffle"):
+                        "adaptive_maxpool", "pool", "flatten", "scale", "upsample", "gn", "shuffle", "ln",
+                        "cscale"):
         in_width = width
     if spec["kind"] == "concat":
         in_width = max(1, width // inputs)

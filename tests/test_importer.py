@@ -409,6 +409,81 @@ def test_shufflenet_imports_exactly_with_its_channel_shuffle_and_prunes_its_bran
     assert pruned.params < g.params and sum(p.numel() for p in pruned.build().parameters()) == pruned.params
 
 
+CONVNEXT = textwrap.dedent('''
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class LayerNorm2d(nn.LayerNorm):
+        def forward(self, x):
+            x = x.permute(0, 2, 3, 1)
+            x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+            return x.permute(0, 3, 1, 2)
+
+
+    class Block(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.dwconv = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+            self.norm = nn.LayerNorm(dim, eps=1e-6)
+            self.pwconv1 = nn.Linear(dim, 4 * dim)
+            self.act = nn.GELU()
+            self.pwconv2 = nn.Linear(4 * dim, dim)
+            self.layer_scale = nn.Parameter(torch.full((dim, 1, 1), 0.5))
+
+        def forward(self, x):
+            y = self.dwconv(x).permute(0, 2, 3, 1)
+            y = self.pwconv2(self.act(self.pwconv1(self.norm(y)))).permute(0, 3, 1, 2)
+            return x + self.layer_scale * y
+
+
+    class Net(nn.Module):
+        """ConvNeXt's pattern: channels-last LayerNorm and Linear between permutes, a layer scale."""
+
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 16, 2, stride=2)
+            self.stem_norm = LayerNorm2d(16, eps=1e-6)
+            self.blocks = nn.Sequential(Block(16), Block(16))
+            self.head_norm = LayerNorm2d(16, eps=1e-6)
+            self.head = nn.Linear(16, 10)
+
+        def forward(self, x):
+            x = self.blocks(self.stem_norm(self.stem(x)))
+            return self.head(self.head_norm(F.adaptive_avg_pool2d(x, 1)).flatten(1))
+''')
+
+
+@pytest.mark.parametrize("one_shot", [True, False])
+def test_convnext_blocks_import_exactly_and_prune(tmp_path: Path, one_shot: bool) -> None:
+    """Issue 19: ``permute`` to channels-last and back around a LayerNorm (a module, or ``F.layer_norm``
+    on its own tensors), pointwise ``Linear`` layers and an activation, and a (C, 1, 1) layer scale:
+    ``ln``, ``pointwise`` and ``cscale`` nodes, imported exactly; the inner widths prune."""
+    from archsearch.data import load_dataset
+    from archsearch.importer import import_source
+    from archsearch.prune import PruneSettings
+    from archsearch.prune.loop import prune_network
+    from archsearch.prune.oneshot import prune_once
+
+    (tmp_path / "net.py").write_text(CONVNEXT)
+    g = import_source(f"{tmp_path / 'net.py'}:Net", "3x8x8")
+    kinds = [d["kind"] for _, d in g.graph.nodes(data=True)]
+    assert kinds.count("ln") == 4 and kinds.count("pointwise") == 4 and kinds.count("cscale") == 2
+    assert g.format_version == 3 and sorted(g.genes) == ["blocks.0.pwconv1", "blocks.1.pwconv1", "stem"]
+    assert sum(p.numel() for p in g.build().parameters()) == g.params
+    settings = (PruneSettings(one_shot=True, criterion="l1", fraction=0.5, finetune_epochs=1, batch_size=32)
+                if one_shot else PruneSettings(criterion="fisher", max_prunes=2, channels_per_prune=8,
+                                               steps_per_prune=2, batch_size=32))
+    run = prune_once if one_shot else prune_network
+    family = run(g, None, load_dataset("digits?channels=3"), settings, tmp_path / "run")
+    pruned = family[-1].genotype
+    assert pruned.genes["blocks.0.pwconv1"] + pruned.genes["blocks.1.pwconv1"] < 128
+    model = pruned.build()
+    assert sum(p.numel() for p in model.parameters()) == pruned.params
+    assert model.eval()(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+
+
 # -- the generic builder ---------------------------------------------------------------------------
 
 @settings(max_examples=25, deadline=None)

@@ -132,6 +132,14 @@ def test_tensors_read_outside_their_layer_are_refused_in_one_line() -> None:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.fc((self.conv(x) * self.gamma).mean((2, 3)))
 
-    with pytest.raises(NetworkImportError, match=r"function 'mul' at mul .*test_importer_timm.py.*reads the tensor "
+    # a per-channel scale by a module's own parameter is a layer scale (issue 19): it imports
+    scaled = archsearch.import_module(Scaled(), (3, 4, 4))
+    assert [d["kind"] for _, d in scaled.graph.nodes(data=True)].count("cscale") == 1
+
+    class Shifted(Scaled):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc((self.conv(x) + self.gamma).mean((2, 3)))
+
+    with pytest.raises(NetworkImportError, match=r"function 'add' at add .*test_importer_timm.py.*reads the tensor "
                                                  r"'gamma' outside a layer"):
-        archsearch.import_module(Scaled(), (3, 4, 4))
+        archsearch.import_module(Shifted(), (3, 4, 4))

@@ -118,13 +118,18 @@ class GraphNet(nn.Module):
     def _register(self, path: str, module: nn.Module) -> nn.Module:
         """Register ``module`` at a dotted path, creating empty containers on the way (state_dict names)."""
         *parents, leaf = path.split(".")
+        self._container(parents).add_module(leaf, module)
+        return module
+
+    def _container(self, parts: list[str]) -> nn.Module:
+        """The module at ``parts`` (a dotted path split), empty containers made where there are none: a
+        layer's, or a parameter's (a layer scale is a parameter of its block, not a layer)."""
         owner: nn.Module = self
-        for part in parents:
+        for part in parts:
             if not hasattr(owner, part):
                 owner.add_module(part, nn.Module())
             owner = getattr(owner, part)
-        owner.add_module(leaf, module)
-        return module
+        return owner
 
     def _make(self, node: str, spec: dict, args: list, nodes: dict, probe: dict, flat: dict):
         """The module (or None) and settings of one node, and its output's spatial probe."""
@@ -141,6 +146,16 @@ class GraphNet(nn.Module):
             cls = nn.BatchNorm1d if x_flat else nn.BatchNorm2d
             m = cls(width, eps=spec.get("eps", 1e-5), momentum=spec.get("momentum", 0.1))
             return self._register(node, m), None, x, x_flat
+        if kind == "ln":
+            return self._register(node, nn.LayerNorm(width, eps=spec.get("eps", 1e-5))), None, x, x_flat
+        if kind == "pointwise":
+            m = nn.Linear(in_width, width, bias=spec.get("bias", True))
+            return self._register(node, m), None, x, x_flat
+        if kind == "cscale":
+            *owner, name = node.split(".")
+            shape = (width, 1, 1) if spec.get("dims", 3) == 3 else (width,)
+            self._container(owner).register_parameter(name, nn.Parameter(torch.ones(shape)))
+            return None, node, x, x_flat
         if kind == "gn":
             m = nn.GroupNorm(spec["groups"], width, eps=spec.get("eps", 1e-5), affine=spec.get("affine", True))
             return self._register(node, m), None, x, x_flat
@@ -218,6 +233,8 @@ class GraphNet(nn.Module):
 
     def _run_node(self, kind: str, module: nn.Module | None, cfg: Any, t: list) -> torch.Tensor:
         if module is not None:
+            if kind in ("ln", "pointwise"):  # a channels-last layer on (N, C, H, W)
+                return module(t[0].permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
             out = module(t[0])
             return F.relu(out) if kind == "bn_relu" else out
         cfg, inplace = cfg
@@ -246,6 +263,8 @@ class GraphNet(nn.Module):
             return torch.flatten(t[0], 1)
         if kind == "scale":
             return t[0] * cfg
+        if kind == "cscale":
+            return t[0] * self.get_parameter(cfg).reshape(1, -1, 1, 1)
         if kind == "slice":
             start, count = cfg
             return t[0][:, start:start + count]

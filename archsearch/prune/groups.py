@@ -90,7 +90,7 @@ def layouts(graph: nx.DiGraph, live: set | None = None, order: list[str] | None 
             out[node] = [(data["gene"], data["width"])] if data["width"] else []
         elif data["kind"] == "concat":
             out[node] = [seg for p in preds for seg in out[p]]
-        elif data["kind"] in ("input", "linear", "pad", "slice") \
+        elif data["kind"] in ("input", "linear", "pad", "slice", "pointwise") \
                 or (data["kind"] == "conv" and not attr(data, "depthwise")) \
                 or not preds:
             out[node] = [(None, data["width"])] if data["width"] else []
@@ -190,7 +190,7 @@ def _coupled_groups(genotype: "Genotype", tied: bool) -> dict[str, Group]:
         kind = data["kind"]
         preds = [p for p in inputs_of(graph, node) if p in live]
         gene = data.get("gene")
-        if kind in ("conv", "linear") and gene is not None:  # a depthwise conv's filters follow its channels
+        if kind in ("conv", "linear", "pointwise") and gene is not None:  # a depthwise conv's filters follow
             slots[gene].append(Slot(node, "out", 0, data["width"]))
         if kind == "pad":
             padded.update(g for g, _ in lay[node] + lay[preds[0]] if g is not None)
@@ -199,7 +199,7 @@ def _coupled_groups(genotype: "Genotype", tied: bool) -> dict[str, Group]:
                 for offset, count in _offsets(lay[node], g):
                     slots[g].append(Slot(node, "bn", offset, count))
                 bns[g].append(node)
-        if kind in ("conv", "linear") and not attr(data, "depthwise"):
+        if kind in ("conv", "linear", "pointwise") and not attr(data, "depthwise"):
             (pred,) = preds
             spatial = sizes[pred].h * sizes[pred].w if kind == "linear" else 1
             for g in {g for g, _ in lay[pred] if g is not None}:

@@ -99,7 +99,7 @@ def _filters(node: str, out_idx: torch.Tensor, in_idx: torch.Tensor, layer: nn.M
     return lambda w: w.index_select(0, out_idx)[rows, inputs]
 
 
-_LAYERS = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)
+_LAYERS = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
 
 
 def _slicers(model: GraphNet, genotype: "Genotype", keep: Mapping[str, torch.Tensor], device: torch.device,
@@ -126,6 +126,10 @@ def _slicers(model: GraphNet, genotype: "Genotype", keep: Mapping[str, torch.Ten
             if layer.affine and (not touched_only or touched([name])):
                 plan[name] = dict.fromkeys(("weight", "bias"), _rows(_indices(layout[name], keep, device)))
             continue
+        if isinstance(layer, nn.LayerNorm):
+            if not touched_only or touched([name]):
+                plan[name] = dict.fromkeys(("weight", "bias"), _rows(_indices(layout[name], keep, device)))
+            continue
         depthwise = isinstance(layer, nn.Conv2d) and data.get("depthwise", False)
         preds = [] if depthwise else list(graph.predecessors(name))  # a depthwise filter reads only its channel
         if touched_only and not touched([name, *preds]):
@@ -134,9 +138,13 @@ def _slicers(model: GraphNet, genotype: "Genotype", keep: Mapping[str, torch.Ten
         rows = take = _rows(out_idx)
         if preds:
             (pred,) = preds
-            spatial = sizes[pred].h * sizes[pred].w if isinstance(layer, nn.Linear) else 1
+            spatial = sizes[pred].h * sizes[pred].w if data["kind"] == "linear" else 1
             take = _filters(name, out_idx, _expand(_indices(layout[pred], keep, device), spatial), layer)
         plan[name] = {"weight": take, **({"bias": rows} if layer.bias is not None else {})}
+    for node, data in graph.nodes(data=True):  # a layer scale: a parameter of its block, not a layer
+        if data["kind"] == "cscale" and node in layout and (not touched_only or touched([node])):
+            owner, _, key = node.rpartition(".")
+            plan.setdefault(owner, {})[key] = _rows(_indices(layout[node], keep, device))
     return plan
 
 
@@ -179,6 +187,17 @@ def prune_channels(model: GraphNet, genotype: "Genotype", drop: Mapping[str, lis
                     moved.append((getattr(old, key), getattr(module, key), take))
             if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
                 module.num_batches_tracked.copy_(old.num_batches_tracked)
+        kept = dict(new.named_modules())
+        for name, slicers in plan.items():  # layer scales: parameters of blocks, not layers
+            module = kept.get(name)
+            if module is None or isinstance(module, _LAYERS):
+                continue  # a layer, copied above, or a block that vanished with its branch
+            old = model.get_submodule(name) if name else model
+            for key, take in slicers.items():
+                if getattr(module, key, None) is None:
+                    continue
+                getattr(module, key).copy_(take(getattr(old, key)))
+                moved.append((getattr(old, key), getattr(module, key), take))
     if channels_last:
         new = new.to(memory_format=torch.channels_last)
     new.train(model.training)
@@ -208,6 +227,8 @@ def _slice_in_place(model: GraphNet, plan: Mapping[str, Mapping[str, Slicer]]
                     new = nn.Parameter(new, requires_grad=old.requires_grad)
                     replaced[id(new)] = (old, new, take)
                 setattr(layer, key, new)
+            if not isinstance(layer, _LAYERS):  # a block holding a layer scale: nothing to resize
+                continue
             weight = layer.weight
             if isinstance(layer, nn.Conv2d):
                 if layer.groups == layer.in_channels == layer.out_channels and layer.groups > 1:  # depthwise
@@ -217,6 +238,8 @@ def _slice_in_place(model: GraphNet, plan: Mapping[str, Mapping[str, Slicer]]
                 layer.out_features, layer.in_features = weight.shape
             elif isinstance(layer, nn.GroupNorm):
                 layer.num_channels = weight.shape[0]
+            elif isinstance(layer, nn.LayerNorm):
+                layer.normalized_shape = (weight.shape[0],)
             else:
                 layer.num_features = weight.shape[0]
     for p in model.parameters():
