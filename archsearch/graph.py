@@ -365,14 +365,10 @@ def shapes(graph: nx.DiGraph, input_size: int | Sequence[int] | None = None) -> 
             shape = Shape(_window(first.h, kh, sh, ph, dh, ceil), _window(first.w, kw, sw, pw, dw, ceil))
         elif kind in ("adaptive_avgpool", "adaptive_maxpool"):
             shape = Shape(*_pair(attr(data, "output")))
-        elif kind == "shuffle":
-            if first.flat or data["width"] % attr(data, "groups"):
-                raise GenotypeError(f"node {node!r}: a shuffle needs a feature map whose width is a multiple of its "
-                                    f"{attr(data, 'groups')} groups")
-            shape = first
-        elif kind == "gn":
+        elif kind in ("shuffle", "gn"):  # channels in equal groups
             if first.flat:
-                raise GenotypeError(f"node {node!r}: a group norm needs a feature map, but its input is already flat")
+                raise GenotypeError(f"node {node!r}: a {'group norm' if kind == 'gn' else kind} needs a feature map, "
+                                    "but its input is already flat")
             if data["width"] % attr(data, "groups"):
                 raise GenotypeError(f"node {node!r}: width {data['width']} is not a multiple of its "
                                     f"{attr(data, 'groups')} groups")

@@ -352,3 +352,20 @@ def test_a_slice_must_read_fixed_channels_within_its_input() -> None:
         Genotype.from_dict(genotype(4, "c"))
     with pytest.raises(GenotypeError, match="node 's': takes channels 6..10 of an input of 8"):
         Genotype.from_dict(genotype(6, None))
+
+
+@pytest.mark.parametrize("kind", ["gn", "shuffle"])
+def test_grouped_channels_must_divide_into_their_groups(kind: str) -> None:
+    from archsearch.errors import GenotypeError
+    from archsearch.genotype import Genotype
+
+    nodes = [{"id": "input", "kind": "input", "width": 3, "gene": None, "size": [8, 8]},
+             {"id": "c", "kind": "conv", "width": 4, "gene": None, "kernel": 3, "stride": 1},
+             {"id": "g", "kind": kind, "width": 4, "gene": None, "groups": 3},
+             {"id": "p", "kind": "pool", "width": 4, "gene": None},
+             {"id": "fc", "kind": "linear", "width": 10, "gene": None}]
+    edges = [{"source": a, "target": b} for a, b in (("input", "c"), ("c", "g"), ("g", "p"), ("p", "fc"))]
+    with pytest.raises(GenotypeError, match="node 'g': width 4 is not a multiple of its 3 groups"):
+        Genotype.from_dict({"format": "archsearch.genotype", "version": 3, "family": "graph",
+                            "hparams": {"in_channels": 3, "num_classes": 10, "input_size": 8},
+                            "graph": {"directed": True, "nodes": nodes, "edges": edges}})
