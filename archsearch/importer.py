@@ -810,10 +810,8 @@ class _Converter:
         if not swapped or self.shape(node) != self.shape(source):
             self.refuse(node, what, "only a channel shuffle, view(N, g, C/g, H, W).transpose(1, 2).view(N, C, H, W), "
                                     "is supported among 5-D reshapes")
-        src = self.ids[source]
-        self.fix_channels(src)  # interleaving channels of different genes: no gene can move them
-        nid = self.add(node, "shuffle", [src], self.shape(node)[1], gene=self.new_gene(node.name), groups=groups)
-        self.fixed.add(self.find(self.g.nodes[nid]["_gene"]))
+        # interleaving channels of different genes: no gene can move them
+        self.add_fixed(node, "shuffle", [self.ids[source]], self.shape(node)[1], groups=groups)
         return True
 
     def split_sizes(self, node, what: str) -> list[int]:  # noqa: ANN001
@@ -835,9 +833,16 @@ class _Converter:
     def channel_slice(self, node, src: str, start: int, width: int, what: str) -> None:  # noqa: ANN001
         """Channels ``[start, start + width)`` of ``src``: a ``slice`` node. The channels it cuts from are
         fixed (no gene moves them), since a gene losing channels would move the cut."""
-        self.fix_channels(src)
-        nid = self.add(node, "slice", [src], width, gene=self.new_gene(node.name), **_nondefault(start=(start, 0)))
+        self.add_fixed(node, "slice", [src], width, **_nondefault(start=(start, 0)))
+
+    def add_fixed(self, node, kind: str, inputs: list, width: int, **attrs: Any) -> str:  # noqa: ANN001
+        """A node whose channels no gene may move (a slice's cut, a shuffle, a join over a concatenation),
+        over inputs whose channels are fixed with it."""
+        for src in inputs:
+            self.fix_channels(src)
+        nid = self.add(node, kind, inputs, width, gene=self.new_gene(node.name), **attrs)
         self.fixed.add(self.find(self.g.nodes[nid]["_gene"]))
+        return nid
 
     def fix_channels(self, nid: str) -> None:
         gene = self.g.nodes[nid]["_gene"]
@@ -902,10 +907,7 @@ class _Converter:
             if joinable and any(self.g.nodes[self.ids[t]]["_gene"] is None for t in tensors):
                 # a sum with (or a gate over) a concatenation (GhostNet, ReXNet, CSP): no one gene can move
                 # both sides' channels alike, so the channels it joins are fixed; everything else prunes
-                for t in tensors:
-                    self.fix_channels(self.ids[t])
-                nid = self.add(node, kind, [self.ids[t] for t in tensors], width, gene=self.new_gene(node.name))
-                self.fixed.add(self.find(self.g.nodes[nid]["_gene"]))
+                self.add_fixed(node, kind, [self.ids[t] for t in tensors], width)
                 return
             genes = [self.single_gene(node, self.ids[t], what) for t in tensors]
             shapes = [self.shape(t) for t in tensors]
