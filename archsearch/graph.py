@@ -44,10 +44,13 @@ _REQUIRED = object()
 KINDS: dict[str, dict[str, Any]] = {
     "input": {"size": None},  # [h, w]; version-1 files take it from hparams.input_size
     "conv": {"kernel": _REQUIRED, "stride": _REQUIRED, "padding": None, "dilation": 1, "groups": 1,
-             "depthwise": False, "bias": False},  # padding None = kernel // 2
+             "depthwise": False, "bias": False,  # padding None = kernel // 2
+             # weight standardisation (BiT, NFNet): each filter normalised to mean 0, variance 1 (ws_eps), then
+             # with ws_gamma times gamma / sqrt(fan-in) and a learned gain per filter
+             "ws": False, "ws_eps": 1e-6, "ws_gamma": None},
     "bn": {"eps": 1e-5, "momentum": 0.1},
     "bn_relu": {"eps": 1e-5, "momentum": 0.1},  # batch norm then ReLU (the WRN families' layer)
-    "act": {"fn": _REQUIRED},
+    "act": {"fn": _REQUIRED, "slope": 0.01},  # slope: leaky_relu's negative slope
     "add": {},
     "mul": {},  # elementwise product, broadcasting a 1x1 gate over a map (squeeze-and-excitation)
     "concat": {},
@@ -61,26 +64,43 @@ KINDS: dict[str, dict[str, Any]] = {
     "flatten": {},
     "linear": {"bias": True},
     "dropout": {"p": 0.0, "mode": "element"},  # "row": per-sample stochastic depth
-    "gn": {"groups": _REQUIRED, "eps": 1e-5, "affine": True},
+    "gn": {"groups": _REQUIRED, "eps": 1e-5, "affine": True, "bias": True},  # bias: False = a weight only
     "slice": {"start": 0},
     "shuffle": {"groups": _REQUIRED},
     # ConvNeXt's channels-last layers, run on (N, C, H, W): a LayerNorm over each position's channels, a
     # Linear over them (a 1x1 conv with a Linear's weight), a learned per-channel scale (layer scale)
-    "ln": {"eps": 1e-5},
+    "ln": {"eps": 1e-5, "bias": True},
     "pointwise": {"bias": True},
-    "cscale": {"dims": 3},  # the parameter's shape: (C, 1, 1) with dims 3, (C,) with dims 1  # ShuffleNet's channel shuffle over fixed channels (width a multiple)  # channels [start, start + width) of a fixed-width input (torch.chunk, x[:, a:b])  # GroupNorm: width a multiple of groups
+    # a learned scale (x * gamma) and a learned shift (x + beta): per channel, a (C, 1, 1) parameter with dims 3
+    # or a (C,) one with dims 1 (ConvNeXt's layer scale), or one number for every channel with dims 0 (HGNet's
+    # and MetaFormer's learnable affine)
+    "cscale": {"dims": 3},
+    "cshift": {"dims": 3},
     "scale": {"factor": _REQUIRED},  # multiplied by a constant (x * 0.5, x / 4): a residual branch's weight
     "upsample": {"scale": _REQUIRED, "interp": "nearest", "align_corners": False},  # F.interpolate by a factor
+    # F.pad over the map's borders, [left, right, top, bottom] (TensorFlow's "same" padding, blur pools);
+    # a negative side crops (NASNet's one-pixel shift)
+    "spatial_pad": {"sides": _REQUIRED, "padding_mode": "zeros"},
+    # a fixed binomial blur of each channel, subsampled (anti-aliased downsampling, TResNet's BlurPool2d)
+    "blur": {"kernel": 3, "stride": 2},
+    # each block x block patch of the map moved into channels, (i, j, c) -> channel (i * block + j) * C + c
+    # (TResNet's stem): its input's channels stay as they are
+    "space_to_depth": {"block": _REQUIRED},
 }
 #: how an ``upsample`` interpolates (torch's ``mode`` of ``F.interpolate``)
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "nearest-exact")
 V1_KINDS = ("input", "conv", "bn_relu", "add", "pool", "linear")
 #: kinds version 3 of the genotype format added (a reader of version 2 does not know them)
-V3_KINDS = ("scale", "upsample", "gn", "slice", "shuffle", "ln", "pointwise", "cscale")
+V3_KINDS = ("scale", "upsample", "gn", "slice", "shuffle", "ln", "pointwise", "cscale", "cshift", "spatial_pad",
+            "blur", "space_to_depth")
+#: how a ``spatial_pad`` fills the border: torch's modes, and ``min`` (-inf, which a max pool never picks)
+PADDING_MODES = ("zeros", "reflect", "replicate", "min")
 ACTIVATIONS = ("relu", "relu6", "silu", "gelu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "identity",
-               "leaky_relu")  # leaky_relu: negative slope 0.01, torch's default
+               "leaky_relu", "square")  # leaky_relu: negative slope 0.01, torch's default; square: x ** 2
+#: activations version 3 of the genotype format added
+V3_ACTIVATIONS = ("square",)
 #: kinds that set their own output width (the others follow their inputs)
-PRODUCERS = ("conv", "linear", "pad", "slice", "pointwise")
+PRODUCERS = ("conv", "linear", "pad", "slice", "pointwise", "space_to_depth")
 #: caps far above any real network, so that a tiny hostile file cannot exhaust memory
 MAX_NODES = 100_000
 MAX_WIDTH = 1 << 20
@@ -118,6 +138,13 @@ def _check_attrs(node: str, data: Mapping[str, Any]) -> None:
         elif name == "padding":
             ok = value is None or _is_int(value) or (
                 isinstance(value, list) and len(value) == 2 and all(_is_int(v) for v in value))
+        elif name == "sides":
+            ok = isinstance(value, list) and len(value) == 4 and all(
+                isinstance(v, int) and not isinstance(v, bool) and abs(v) <= MAX_SIZE for v in value)
+            if ok and data.get("padding_mode", "zeros") in ("reflect", "replicate") and min(value) < 0:
+                raise GenotypeError(f"node {node!r}: sides {value!r} crop; only zero padding may crop (negative sides)")
+        elif name == "padding_mode":
+            ok = value in PADDING_MODES
         elif name == "size":
             ok = value is None or (isinstance(value, list) and len(value) == 2 and all(_is_int(v, 1) for v in value))
         elif name == "groups":
@@ -125,14 +152,19 @@ def _check_attrs(node: str, data: Mapping[str, Any]) -> None:
         elif name == "start":
             ok = _is_int(value)
         elif name == "dims":
-            ok = value in (1, 3)
-        elif name in ("depthwise", "bias", "ceil_mode", "count_include_pad", "align_corners", "affine"):
+            ok = value in (0, 1, 3)
+        elif name in ("depthwise", "bias", "ceil_mode", "count_include_pad", "align_corners", "affine", "ws"):
             ok = isinstance(value, bool)
-        elif name in ("eps", "momentum", "p"):
+        elif name == "ws_gamma":
+            ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                   and math.isfinite(value) and value > 0)
+        elif name in ("eps", "momentum", "p", "ws_eps"):
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
                 and 0 <= value <= 1
         elif name == "fn":
             ok = value in ACTIVATIONS
+        elif name == "slope":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         elif name == "factor":
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         elif name == "interp":
@@ -235,6 +267,10 @@ def _check_widths(graph: nx.DiGraph, node: str, data: Mapping[str, Any], preds: 
         if attr(data, "start") + width > widths[preds[0]]:
             raise GenotypeError(f"node {node!r}: takes channels {attr(data, 'start')}..{attr(data, 'start') + width} "
                                 f"of an input of {widths[preds[0]]}")
+    elif kind == "space_to_depth":
+        if width != widths[preds[0]] * attr(data, "block") ** 2:
+            raise GenotypeError(f"node {node!r}: width {width} is not its input's {widths[preds[0]]} times "
+                                f"{attr(data, 'block')}**2")
     elif kind not in ("input", "linear", "pointwise") and width != widths[preds[0]]:
         raise GenotypeError(
             f"node {node!r}: width {width} differs from its input {preds[0]!r} "
@@ -244,10 +280,11 @@ def _check_widths(graph: nx.DiGraph, node: str, data: Mapping[str, Any], preds: 
 
 def lowest_version(graph: nx.DiGraph) -> int:
     """The lowest genotype-format version that holds this graph: 1 (the WRN families' kinds), 2, or 3
-    (``scale`` and ``upsample``): files stay readable by every archsearch that can hold them."""
+    (:data:`V3_KINDS`, :data:`V3_ACTIVATIONS`): files stay readable by every archsearch that can hold them."""
     if uses_only_v1(graph):
         return 1
-    return 3 if any(d["kind"] in V3_KINDS for _, d in graph.nodes(data=True)) else 2
+    return 3 if any(d["kind"] in V3_KINDS or d.get("fn") in V3_ACTIVATIONS or d.get("ws") or "slope" in d
+                    for _, d in graph.nodes(data=True)) else 2
 
 
 def uses_only_v1(graph: nx.DiGraph) -> bool:
@@ -378,6 +415,26 @@ def shapes(graph: nx.DiGraph, input_size: int | Sequence[int] | None = None) -> 
                 raise GenotypeError(f"node {node!r}: an upsample needs a feature map, but its input is already flat")
             sh, sw = _pair(attr(data, "scale"))
             shape = Shape(first.h * sh, first.w * sw)
+        elif kind in ("blur", "space_to_depth"):
+            if first.flat:
+                raise GenotypeError(f"node {node!r}: a {kind.replace('_', ' ')} needs a feature map, but its input is "
+                                    "already flat")
+            if kind == "blur":
+                k, st = attr(data, "kernel"), attr(data, "stride")
+                shape = Shape(_window(first.h, k, st, 0, 1, False), _window(first.w, k, st, 0, 1, False))
+            else:
+                b = attr(data, "block")
+                if first.h % b or first.w % b:
+                    raise GenotypeError(f"node {node!r}: a {first.h}x{first.w} map does not divide into {b}x{b} blocks")
+                shape = Shape(first.h // b, first.w // b)
+        elif kind == "spatial_pad":
+            if first.flat:
+                raise GenotypeError(f"node {node!r}: a spatial pad needs a feature map, but its input is already flat")
+            left, right, top, bottom = data["sides"]
+            if attr(data, "padding_mode") == "reflect" and (max(left, right) >= first.w or max(top, bottom) >= first.h):
+                raise GenotypeError(f"node {node!r}: reflect padding {data['sides']} needs a map wider than it "
+                                    f"(has {first.h}x{first.w})")
+            shape = Shape(first.h + top + bottom, first.w + left + right)
         elif kind == "pool":
             shape = Shape(1, 1, True)
         elif kind == "flatten":
@@ -419,7 +476,7 @@ def width_forms(graph: nx.DiGraph, live: set | None = None) -> dict[str, Form]:
         preds = [p for p in inputs_of(graph, node) if live is None or p in live]
         if gene is not None:
             forms[node] = {gene: 1}
-        elif kind in ("input", "linear", "pad", "slice", "pointwise") \
+        elif kind in ("input", *PRODUCERS) and kind != "conv" \
                 or (kind == "conv" and not attr(data, "depthwise")) or not preds:
             forms[node] = {"": data["width"]} if data["width"] else {}
         elif kind == "concat":
@@ -497,10 +554,17 @@ def compile_costs(graph: nx.DiGraph, genes: Iterable[str], input_size: int | Seq
                 product(forms[pred], out, kh * kw / groups, kh * kw * hw / groups)
             if attr(data, "bias"):
                 product(out, one, 1.0, 0.0)
-        elif kind in ("bn", "bn_relu", "ln") or (kind == "gn" and attr(data, "affine")):
+            if attr(data, "ws") and attr(data, "ws_gamma") is not None:  # the learned gain per filter
+                product(out, one, 1.0, 0.0)
+        elif kind == "blur":  # a fixed filter per channel: no parameters, its multiply-adds count
+            k = attr(data, "kernel")
+            product(out, one, 0.0, k * k * sizes[node].h * sizes[node].w)
+        elif kind in ("bn", "bn_relu"):
             product(out, one, 2.0, 0.0)
-        elif kind == "cscale":
-            product(out, one, 1.0, 0.0)
+        elif kind == "ln" or (kind == "gn" and attr(data, "affine")):
+            product(out, one, 2.0 if attr(data, "bias") else 1.0, 0.0)
+        elif kind in ("cscale", "cshift"):
+            product(out if attr(data, "dims") else one, one, 1.0, 0.0)
         elif kind == "pointwise":
             (pred,) = graph.predecessors(node)
             product(forms[pred], out, 1.0, sizes[node].h * sizes[node].w)

@@ -35,6 +35,7 @@ from ._jsonio import atomic_torch_save, check_output_path, read_torch
 from .errors import ArchsearchError, NetworkImportError
 from .genotype import Genotype
 from .graph import PRODUCERS, attr, check_graph, inputs_of, set_widths
+from .tracing import BLUR_POOLS, SPACE_TO_DEPTH, WEIGHT_STANDARDISED, qualified_name, trace
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -47,7 +48,7 @@ __all__ = ["import_module", "import_source", "load_callable", "parse_input_shape
 OUTPUT_TOLERANCE = 1e-4
 #: a batch-norm momentum below this leaves the running statistics almost unmoved by a fine-tuning run
 LOW_BN_MOMENTUM = 0.01
-#: the one LeakyReLU slope the graph's ``leaky_relu`` computes (torch's default; timm's CSP networks use it)
+#: the LeakyReLU slope the graph's ``leaky_relu`` computes unless its node says otherwise (torch's default)
 LEAKY_SLOPE = 0.01
 #: the seed of a replaced classifier's fresh weights, so that every fine-tuning run starts from one head
 HEAD_SEED = 0
@@ -236,7 +237,7 @@ def import_module(model: "nn.Module", example_input: "torch.Tensor | Sequence[in
     was_training = model.training
     model.eval()
     try:
-        traced = _trace(model)
+        traced, concrete = trace(model, x)
         values, output = _record(traced, x)
         graph, hparams = _Converter(traced, values, model).convert()
     finally:
@@ -244,6 +245,8 @@ def import_module(model: "nn.Module", example_input: "torch.Tensor | Sequence[in
     info = {"source": type(model).__module__ + "." + type(model).__qualname__, "args": {},
             **dict(origin or {}), "input": list(x.shape[1:]), "torch": torch.__version__,
             "archsearch": __version__}
+    if concrete:  # the forward branches on shapes: what it computes at other input sizes may differ
+        info["traced_at_input_size"] = True
     genotype = _valid(Genotype("graph", hparams, graph, info))
     if drop_unused:
         dropped = _unused_modules(model, genotype)
@@ -293,19 +296,6 @@ def _jsonable_args(args: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (v if isinstance(v, (int, float, str, bool, type(None), list)) else repr(v)) for k, v in args.items()}
 
 
-def _trace(model: "nn.Module"):
-    import torch.fx
-
-    tracer = torch.fx.Tracer()
-    tracer.record_stack_traces = True
-    try:
-        graph = tracer.trace(model)
-    except Exception as exc:  # noqa: BLE001 (fx reports data-dependent control flow this way)
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise NetworkImportError(f"torch.fx cannot trace {type(model).__name__}: {message}") from None
-    return torch.fx.GraphModule(model, graph)
-
-
 def _record(traced, x: "torch.Tensor") -> tuple[dict, "torch.Tensor"]:
     """Run the traced model once; keep each node's output shape (tensors) or value (sizes, ints),
     and the output (what the imported graph must reproduce)."""
@@ -332,7 +322,8 @@ def _record(traced, x: "torch.Tensor") -> tuple[dict, "torch.Tensor"]:
 def _where(node) -> str:  # noqa: ANN001
     trace = node.meta.get("stack_trace") or ""
     frames = [(f, line, fn) for f, line, fn in re.findall(r'File "([^"]+)", line (\d+), in (\S+)', trace)
-              if "/torch/fx/" not in f and "/torch/nn/modules/module.py" not in f]
+              if "/torch/fx/" not in f and "/torch/nn/modules/module.py" not in f
+              and not f.endswith(os.path.join("archsearch", "tracing.py"))]
     if not frames:
         return node.name
     file, line, function = frames[-1]
@@ -485,6 +476,8 @@ class _Converter:
             shape = self.shape(node)
             if len(shape) == 5 and self.shuffle_step(node):
                 continue  # a channel shuffle on its way back to (N, C, H, W)
+            if len(shape) == 3 and node.op != "call_module" and self.layer_scale(node, ""):
+                continue  # a (C,) parameter viewed as (C, 1, 1), read by the product that scales with it
             if len(shape) not in (2, 4):
                 op = {"call_method": "method", "call_function": "function", "call_module": "module"}.get(node.op, node.op)
                 target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", node.target)
@@ -544,18 +537,27 @@ class _Converter:
         width = self.shape(node)[1]
         if isinstance(m, nn.Conv2d):
             self.once(node, node.target, what)
-        if type(m) is nn.Conv2d:
+        if type(m) is nn.Conv2d or qualified_name(m) in WEIGHT_STANDARDISED:
             if m.padding_mode != "zeros":
                 self.refuse(node, what, f"padding_mode {m.padding_mode!r}; only zero padding is supported")
+            ws = {}
+            if qualified_name(m) in WEIGHT_STANDARDISED:  # its gamma: what its constant scale holds by fan-in
+                gamma = float(m.scale * m.weight[0].numel() ** 0.5) if hasattr(m, "gain") else None
+                ws = _nondefault(ws=(True, False), ws_eps=(float(m.eps), 1e-6), ws_gamma=(gamma, None))
             self.conv(node, src, width, node.target, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
-                      m.bias is not None, m.in_channels)
+                      m.bias is not None, m.in_channels, **ws)
         elif type(m) in (nn.BatchNorm2d, nn.BatchNorm1d):
             self.batch_norm(node, src, width, m, node.target, what)
         elif type(m) is nn.Linear:
             self.linear(node, src, width, m, node.target, what)
         elif type(m) is nn.LeakyReLU and m.negative_slope != LEAKY_SLOPE:
-            self.refuse(node, what, f"negative slope {m.negative_slope}; only LeakyReLU's default {LEAKY_SLOPE} "
-                                    "is supported")
+            self.add(node, "act", [src], width, gene="follow", fn="leaky_relu", slope=float(m.negative_slope))
+        elif qualified_name(m) in BLUR_POOLS:
+            self.blur_pool(node, src, width, m, what)
+        elif qualified_name(m) in SPACE_TO_DEPTH:
+            self.fix_channels(src)  # its channels interleave: no gene moves them
+            self.add(node, "space_to_depth", [src], width, gene=self.new_gene(node.name), block=int(m.bs))
+            self.fixed.add(self.find(self.g.nodes[self.ids[node]]["_gene"]))
         elif type(m) in _module_acts() or (type(m) is nn.GELU and m.approximate == "none"):
             self.add(node, "act", [src], width, gene="follow", fn=_module_acts().get(type(m), "gelu"))
         elif type(m) is nn.Identity:
@@ -573,18 +575,18 @@ class _Converter:
         elif type(m) is nn.Flatten:
             self.flatten(node, src, node.args[0], what)
         elif type(m) is nn.GroupNorm:
-            if len(self.shape(node)) != 4:
-                self.refuse(node, what, "only a group norm over feature maps (N, C, H, W) is supported")
-            self.once(node, node.target, what)
-            self.gene_or_fixed(src)  # its groups must stay equal: one gene loses channels evenly
-            self.add(node, "gn", [src], width, gene="follow", node_id=node.target, groups=int(m.num_groups),
-                     **_nondefault(eps=(float(m.eps), 1e-5), affine=(bool(m.affine), True)))
+            self.group_norm(node, src, width, m, node.target, what)
+        elif type(m) is nn.LayerNorm:
+            self.layer_norm(node, src, width, m, node.target, what)
+        elif type(m) in (nn.ZeroPad2d, nn.ConstantPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d):
+            mode = {nn.ReflectionPad2d: "reflect", nn.ReplicationPad2d: "replicate"}.get(type(m), "constant")
+            self.spatial_pad(node, src, width, list(m.padding), mode, getattr(m, "value", 0), what)
         elif type(m) in (nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d):
             corners = True if type(m) is nn.UpsamplingBilinear2d else bool(m.align_corners)
             self.upsample(node, src, width, m.mode, corners, what)
         else:
             self.refuse(node, what, "this layer type is not supported (supported: Conv2d, BatchNorm, Linear, "
-                                    "activations, pooling, Flatten, Dropout, Identity)")
+                                    "activations, pooling, padding, Flatten, Dropout, Identity)")
 
     def batch_norm(self, node, src: str, width: int, module: "nn.Module", nid: str, what: str) -> None:  # noqa: ANN001
         """A ``bn`` node for ``module`` (an ``nn.BatchNorm`` or a subclass), registered under ``nid``
@@ -595,17 +597,31 @@ class _Converter:
         self.add(node, "bn", [src], width, gene="follow", node_id=nid, **_nondefault(
             eps=(float(module.eps), 1e-5), momentum=(float(module.momentum), 0.1)))
 
+    def group_norm(self, node, src: str, width: int, module: "nn.Module", nid: str, what: str) -> None:  # noqa: ANN001
+        """A ``gn`` node for ``module`` (an ``nn.GroupNorm``, called or run as ``F.group_norm``)."""
+        if len(self.shape(node)) != 4:
+            self.refuse(node, what, "only a group norm over feature maps (N, C, H, W) is supported")
+        self.once(node, nid, what)
+        self.gene_or_fixed(src)  # its groups must stay equal: one gene loses channels evenly
+        self.add(node, "gn", [src], width, gene="follow", node_id=nid, groups=int(module.num_groups),
+                 **_nondefault(eps=(float(module.eps), 1e-5), affine=(bool(module.affine), True),
+                               bias=(not module.affine or getattr(module, "bias", None) is not None, True)))
+
     def layer_norm(self, node, src: str, width: int, module: "nn.Module", nid: str, what: str) -> None:  # noqa: ANN001
-        """An ``ln`` node for ``module`` over a channels-last tensor's channels (ConvNeXt's norms)."""
+        """An ``ln`` node for ``module`` over a channels-last tensor's channels (ConvNeXt's norms) or a
+        vector's features (a classifier head's norm)."""
         self.once(node, nid, what)
         first = node.args[0] if node.args else None
         channels = self.shape(first)[-1] if first is not None else 0
-        if first not in self.nhwc or tuple(module.normalized_shape) != (channels,) or not module.elementwise_affine \
-                or (getattr(module, "bias", None) is None):
+        vector = first is not None and len(self.shape(first)) == 2
+        if not (first in self.nhwc or vector) or tuple(module.normalized_shape) != (channels,) \
+                or not module.elementwise_affine:
             self.refuse(node, what, "only an affine LayerNorm over the channels of a channels-last tensor "
-                                    "(x.permute(0, 2, 3, 1)) is supported")
-        self.add(node, "ln", [src], channels, gene="follow", node_id=nid, **_nondefault(eps=(float(module.eps), 1e-5)))
-        self.nhwc.add(node)
+                                    "(x.permute(0, 2, 3, 1)) or over the features of a vector is supported")
+        self.add(node, "ln", [src], channels, gene="follow", node_id=nid, **_nondefault(
+            eps=(float(module.eps), 1e-5), bias=(getattr(module, "bias", None) is not None, True)))
+        if not vector:
+            self.nhwc.add(node)
 
     def channels_last(self, node, what: str) -> bool:  # noqa: ANN001
         """``permute`` to and from channels-last, and what a ConvNeXt block computes in between: a
@@ -654,32 +670,36 @@ class _Converter:
         return True
 
     def layer_scale(self, node, what: str) -> bool:  # noqa: ANN001
-        """``gamma * x`` with a block's own (C, 1, 1) or (C,) parameter (ConvNeXt's layer scale): a
-        ``cscale`` node registered under the parameter's name."""
+        """``x * gamma`` or ``x + beta`` with a block's own parameter: a (C, 1, 1) or (C,) one per
+        channel (ConvNeXt's layer scale), or a (1,) one for every channel (HGNet's and MetaFormer's
+        learnable affine); a ``cscale`` or ``cshift`` node registered under the parameter's name."""
         import torch
 
         name, first = _target_name(node), (node.args[0] if node.args else None)
         if name in ("reshape", "view") and getattr(first, "op", None) == "get_attr" \
                 and first.target in dict(self.traced.named_parameters()):
             param = self.traced.get_parameter(first.target)
-            if param.dim() == 1 and self.shape(node) == (1, param.shape[0], 1, 1):
+            if param.dim() == 1 and self.shape(node) in ((1, param.shape[0], 1, 1), (param.shape[0], 1, 1)):
                 self.param_views[node] = first.target  # read by the product that scales with it
                 return True
             return False
         read = [a.target for a in node.all_input_nodes if a.op == "get_attr"] \
             + [self.param_views[a] for a in node.all_input_nodes if a in self.param_views]
         tensors = [a for a in node.args[:2] if self.is_tensor(a) and a.op != "get_attr" and a not in self.param_views]
-        if name not in ("mul", "mul_") or len(read) != 1 or len(tensors) != 1 or node.kwargs:
+        kind = {"mul": "cscale", "mul_": "cscale", "imul": "cscale", "add": "cshift", "add_": "cshift",
+                "iadd": "cshift"}.get(name)
+        if kind is None or len(read) != 1 or len(tensors) != 1 or node.kwargs:
             return False
         param = self.traced.get_parameter(read[0]) if read[0] in dict(self.traced.named_parameters()) else None
         shape = self.shape(tensors[0])
         last = tensors[0] in self.nhwc  # EdgeNeXt scales its channels-last tensor by a (C,) gamma
-        channels = shape[-1] if last else (shape[1] if len(shape) == 4 else 0)
-        if not isinstance(param, torch.nn.Parameter) or len(shape) != 4 \
-                or tuple(param.shape) not in (((channels,),) if last else ((channels, 1, 1), (channels,))):
+        channels = shape[-1] if last else (shape[1] if len(shape) in (2, 4) else 0)
+        allowed = ((1,), (channels,)) if last or len(shape) == 2 else ((1,), (channels, 1, 1), (channels,))
+        if not isinstance(param, torch.nn.Parameter) or len(shape) not in (2, 4) or tuple(param.shape) not in allowed:
             return False
-        self.add(node, "cscale", [self.ids[tensors[0]]], channels, gene="follow", node_id=read[0],
-                 **_nondefault(dims=(param.dim(), 3)))
+        dims = 0 if tuple(param.shape) == (1,) and channels != 1 else param.dim()
+        self.add(node, kind, [self.ids[tensors[0]]], channels, gene="follow", node_id=read[0],
+                 **_nondefault(dims=(dims, 3)))
         if last:
             self.nhwc.add(node)
         return True
@@ -689,6 +709,14 @@ class _Converter:
         self.once(node, nid, what)
         self.add(node, "linear", [src], width, gene=self.new_gene(nid), node_id=nid,
                  **_nondefault(bias=(module.bias is not None, True)))
+
+    def conv_call(self, node, src: str, width: int, module: "nn.Module", nid: str, what: str) -> None:  # noqa: ANN001
+        """``F.conv2d`` over a ``Conv2d``'s own weight with the call's settings (timm's ``Conv2dSame``
+        pads the map itself, then convolves without padding)."""
+        self.once(node, nid, what)
+        setting = [self.const(self.arg(node, i, name, default)) for i, name, default in
+                   ((3, "stride", 1), (4, "padding", 0), (5, "dilation", 1), (6, "groups", 1))]
+        self.conv(node, src, width, nid, module.kernel_size, *setting, module.bias is not None, module.in_channels)
 
     def once(self, node, nid: str, what: str) -> None:  # noqa: ANN001
         """Each layer with weights is one node of the graph: a layer called twice shares its weights,
@@ -717,7 +745,7 @@ class _Converter:
         getattr(self, kind)(node, inputs[0], width, module, owner, f"{what} of {owner} ({type(module).__name__})")
 
     def conv(self, node, src: str, width: int, nid: str, kernel, stride, padding, dilation, groups: int,  # noqa: ANN001
-             bias: bool, in_channels: int) -> None:
+             bias: bool, in_channels: int, **ws: Any) -> None:
         what = f"convolution {nid}"
         if isinstance(padding, str):
             padding = self.padding_of(node, kernel, dilation, padding)
@@ -725,14 +753,12 @@ class _Converter:
         kh, kw = _pair(kernel)
         if list(_pair(padding)) != [kh // 2, kw // 2]:
             attrs["padding"] = _compact(padding)
-        attrs.update(_nondefault(dilation=(_compact(dilation), 1), groups=(groups, 1), bias=(bias, False)))
+        attrs.update(_nondefault(dilation=(_compact(dilation), 1), groups=(groups, 1), bias=(bias, False)), **ws)
         if groups > 1 and groups == in_channels == width:
             self.gene_or_fixed(src)
             self.add(node, "conv", [src], width, gene="follow", node_id=nid, depthwise=True, **attrs)
             return
-        if groups > 1:
-            if groups == in_channels:
-                self.refuse(node, what, f"a depthwise convolution with channel multiplier {width // groups}")
+        if groups > 1:  # grouped (a depthwise conv with a channel multiplier too): pruned in whole groups
             self.single_gene(node, src, what)
         self.add(node, "conv", [src], width, gene=self.new_gene(nid), node_id=nid, **attrs)
 
@@ -775,6 +801,33 @@ class _Converter:
         attrs.update(_nondefault(interp=(interp, "nearest"),
                                  align_corners=(bool(align_corners) and interp in ("bilinear", "bicubic"), False)))
         self.add(node, "upsample", [src], width, gene="follow", **attrs)
+
+    def blur_pool(self, node, src: str, width: int, module: "nn.Module", what: str) -> None:  # noqa: ANN001
+        """timm's ``BlurPool2d``: its padding, then a ``blur`` node (its filter is the binomial one,
+        which the module's buffer holds and its checkpoint does not)."""
+        import torch
+
+        k = int(module.filt_size)
+        row = torch.tensor([math.comb(k - 1, i) for i in range(k)], dtype=torch.float32) / 2 ** (k - 1)
+        if not torch.allclose(module.filt[0, 0].float().cpu(), row[:, None] * row[None, :]):
+            self.refuse(node, what, "its filter is not the binomial blur")
+        src = self.add(node, "spatial_pad", [src], width, gene="follow", node_id=f"{node.name}_pad",
+                       sides=[int(v) for v in module.padding],
+                       **_nondefault(padding_mode=({"constant": "zeros"}.get(module.pad_mode, module.pad_mode), "zeros")))
+        self.add(node, "blur", [src], width, gene="follow", **_nondefault(kernel=(k, 3), stride=(int(module.stride), 2)))
+
+    def spatial_pad(self, node, src: str, width: int, sides: list, mode: str, value: Any, what: str) -> None:  # noqa: ANN001
+        """``F.pad`` over the map's borders: zeros, -inf (a max pool's "same" padding), or reflected
+        or replicated edges; a negative side crops."""
+        fill = "zeros" if mode == "constant" and value == 0 else \
+            "min" if mode == "constant" and value == float("-inf") else mode if mode in ("reflect", "replicate") else None
+        if fill is None or len(self.shape(node)) != 4 or any(not isinstance(v, int) for v in sides) \
+                or (fill in ("reflect", "replicate") and min(sides) < 0):
+            self.refuse(node, what, f"pads {sides} with mode {mode!r} and value {value!r}; only padding a feature map "
+                                    "with zeros or -inf (a negative side crops), or its reflected or replicated "
+                                    "edges, is supported")
+        self.add(node, "spatial_pad", [src], width, gene="follow", sides=[int(v) for v in sides],
+                 **_nondefault(padding_mode=(fill, "zeros")))
 
     def shuffle_step(self, node) -> bool:  # noqa: ANN001
         """ShuffleNet's channel shuffle, ``x.view(N, g, C // g, H, W).transpose(1, 2)`` (then
@@ -862,6 +915,53 @@ class _Converter:
             self.refuse(node, what, f"reshapes {before} to {after}; only flattening each sample "
                                     "(N, C, H, W) -> (N, C*H*W) is supported")
 
+    def arithmetic(self, node, name: str, inputs: list, width: int, what: str) -> None:  # noqa: ANN001
+        """``x + y``, ``x - y`` (a sum with ``y`` negated: a ``scale`` by -1), ``x * gate``, and a tensor
+        times, over or plus a constant."""
+        tensors = [a for a in node.args[:2] if self.is_tensor(a)]
+        scalars = [self.const(a) for a in node.args[:2] if not self.is_tensor(a)]
+        scalar = len(tensors) == 1 and not node.kwargs and len(scalars) == 1 \
+            and isinstance(scalars[0], (int, float)) and not isinstance(scalars[0], bool)
+        summing = name.startswith(("add", "iadd", "sub", "isub"))
+        if scalar and scalars[0] == (0 if summing else 1):
+            self.ids[node] = inputs[0]  # x + 0 (a branch that a network leaves out), x - 0, x * 1
+            return
+        if scalar and not summing:  # x * 0.5, 0.5 * x, x / 4: a constant weight
+            dividing = name.startswith(("truediv", "itruediv", "div"))
+            if dividing and (node.args[0] is not tensors[0] or scalars[0] == 0):
+                self.refuse(node, what, "only a tensor divided by a non-zero constant is supported")
+            factor = 1.0 / scalars[0] if dividing else float(scalars[0])
+            if not math.isfinite(factor):
+                self.refuse(node, what, f"the constant {scalars[0]!r} is not a finite number")
+            self.add(node, "scale", inputs, width, gene="follow", factor=factor)
+            return
+        if name.startswith(("truediv", "itruediv", "div")):
+            self.refuse(node, what, "only a tensor divided by a constant is supported")
+        if len(tensors) != 2 or set(node.kwargs) - {"alpha"} or node.kwargs.get("alpha", 1) != 1:
+            self.refuse(node, what, "only the sum or product of two tensors is supported, not a constant")
+        kind = "add" if summing else "mul"
+        srcs = [self.ids[t] for t in tensors]
+        if name.startswith(("sub", "isub")):  # x - y = x + (-1) * y: y's channels are x's, negated
+            srcs[1] = self.add(node, "scale", [srcs[1]], self.shape(tensors[1])[1], gene="follow",
+                               node_id=f"{node.name}_negated", factor=-1.0)
+        shapes = [self.shape(t) for t in tensors]
+        joinable = shapes[0] == shapes[1] if kind == "add" else \
+            (len(shapes[0]) == len(shapes[1]) == 4 and shapes[0][:2] == shapes[1][:2])
+        if joinable and any(self.g.nodes[src]["_gene"] is None for src in srcs):
+            # a sum with (or a gate over) a concatenation (GhostNet, ReXNet, CSP): no one gene can move
+            # both sides' channels alike, so the channels it joins are fixed; everything else prunes
+            self.add_fixed(node, kind, srcs, width)
+            return
+        genes = [self.single_gene(node, src, what) for src in srcs]
+        shapes = [self.shape(t) for t in tensors]
+        if kind == "add" and shapes[0] != shapes[1]:
+            self.refuse(node, what, f"adds tensors of shapes {shapes[0]} and {shapes[1]} (broadcasting)")
+        if kind == "mul" and (shapes[0][:2] != shapes[1][:2] or len(shapes[0]) != 4):
+            self.refuse(node, what, f"multiplies tensors of shapes {shapes[0]} and {shapes[1]}; "
+                                    "only a (N, C, 1, 1) gate times a (N, C, H, W) map is supported")
+        self.union(genes[0], genes[1])
+        self.add(node, kind, srcs, width, gene=genes[0])
+
     def convert_function(self, node) -> None:  # noqa: ANN001
         import torch
 
@@ -878,46 +978,9 @@ class _Converter:
         first = node.args[0] if node.args else None
         if self.parameters_read(node, what):
             self.functional_layer(node, inputs, width, what)
-        elif name in ("add", "iadd", "add_", "mul", "imul", "mul_", "truediv", "itruediv", "div", "div_") \
-                and target not in (torch.Tensor.add,):
-            tensors = [a for a in node.args[:2] if self.is_tensor(a)]
-            scalars = [self.const(a) for a in node.args[:2] if not self.is_tensor(a)]
-            scalar = len(tensors) == 1 and not node.kwargs and len(scalars) == 1 \
-                and isinstance(scalars[0], (int, float)) and not isinstance(scalars[0], bool)
-            if scalar and scalars[0] == (0 if name.startswith(("add", "iadd")) else 1):
-                self.ids[node] = inputs[0]  # x + 0 (a branch that a network leaves out), x * 1
-                return
-            if scalar and not name.startswith(("add", "iadd")):  # x * 0.5, 0.5 * x, x / 4: a constant weight
-                dividing = name.startswith(("truediv", "itruediv", "div"))
-                if dividing and (node.args[0] is not tensors[0] or scalars[0] == 0):
-                    self.refuse(node, what, "only a tensor divided by a non-zero constant is supported")
-                factor = 1.0 / scalars[0] if dividing else float(scalars[0])
-                if not math.isfinite(factor):
-                    self.refuse(node, what, f"the constant {scalars[0]!r} is not a finite number")
-                self.add(node, "scale", inputs, width, gene="follow", factor=factor)
-                return
-            if name.startswith(("truediv", "itruediv", "div")):
-                self.refuse(node, what, "only a tensor divided by a constant is supported")
-            if len(tensors) != 2 or set(node.kwargs) - {"alpha"} or node.kwargs.get("alpha", 1) != 1:
-                self.refuse(node, what, "only the sum or product of two tensors is supported, not a constant")
-            kind = "add" if name.startswith(("add", "iadd")) else "mul"
-            shapes = [self.shape(t) for t in tensors]
-            joinable = shapes[0] == shapes[1] if kind == "add" else \
-                (len(shapes[0]) == len(shapes[1]) == 4 and shapes[0][:2] == shapes[1][:2])
-            if joinable and any(self.g.nodes[self.ids[t]]["_gene"] is None for t in tensors):
-                # a sum with (or a gate over) a concatenation (GhostNet, ReXNet, CSP): no one gene can move
-                # both sides' channels alike, so the channels it joins are fixed; everything else prunes
-                self.add_fixed(node, kind, [self.ids[t] for t in tensors], width)
-                return
-            genes = [self.single_gene(node, self.ids[t], what) for t in tensors]
-            shapes = [self.shape(t) for t in tensors]
-            if kind == "add" and shapes[0] != shapes[1]:
-                self.refuse(node, what, f"adds tensors of shapes {shapes[0]} and {shapes[1]} (broadcasting)")
-            if kind == "mul" and (shapes[0][:2] != shapes[1][:2] or len(shapes[0]) != 4):
-                self.refuse(node, what, f"multiplies tensors of shapes {shapes[0]} and {shapes[1]}; "
-                                        "only a (N, C, 1, 1) gate times a (N, C, H, W) map is supported")
-            self.union(genes[0], genes[1])
-            self.add(node, kind, [self.ids[t] for t in tensors], width, gene=genes[0])
+        elif name in ("add", "iadd", "add_", "sub", "isub", "sub_", "mul", "imul", "mul_", "truediv", "itruediv",
+                      "div", "div_") and target not in (torch.Tensor.add,):
+            self.arithmetic(node, name, inputs, width, what)
         elif name in ("cat", "concat", "concatenate"):
             parts = self.arg(node, 0, "tensors")
             dim = self.const(self.arg(node, 1, "dim", 0))
@@ -928,6 +991,13 @@ class _Converter:
             interp = self.const(self.arg(node, 3, "mode", "nearest"))
             corners = self.const(self.arg(node, 4, "align_corners", None))
             self.upsample(node, inputs[0], width, interp, bool(corners), what)
+        elif name in ("pow", "pow_") and len(inputs) == 1 and node.args[0] is first \
+                and self.const(self.arg(node, 1, "exponent")) == 2:
+            self.add(node, "act", inputs, width, gene="follow", fn="square")
+        elif name in ("leaky_relu", "leaky_relu_") and len(inputs) == 1:
+            slope = float(self.const(self.arg(node, 1, "negative_slope", LEAKY_SLOPE)))
+            self.add(node, "act", inputs, width, gene="follow", fn="leaky_relu",
+                     **_nondefault(slope=(slope, LEAKY_SLOPE)))
         elif name in _FN_ACTS and len(inputs) == 1:
             if name == "gelu" and node.kwargs.get("approximate", "none") != "none":
                 self.refuse(node, what, "only the exact GELU is supported")
@@ -980,6 +1050,9 @@ class _Converter:
             pad = list(self.const(self.arg(node, 1, "pad")))
             value = self.const(self.arg(node, 3, "value", None)) or 0
             mode = self.const(self.arg(node, 2, "mode", "constant"))
+            if len(pad) in (2, 4) or (len(pad) == 6 and not any(pad[4:])):
+                self.spatial_pad(node, inputs[0], width, (pad + [0, 0])[:4], mode, value, what)
+                return
             if mode != "constant" or value != 0 or len(pad) != 6 or any(pad[:4]) or min(pad[4:]) < 0:
                 self.refuse(node, what, "only zero-padding of the channel dimension, F.pad(x, (0, 0, 0, 0, a, b)), "
                                         "is supported")
@@ -1074,6 +1147,8 @@ def _functional_layers() -> dict:
     return {F.batch_norm: ("batch_norm", nn.modules.batchnorm._BatchNorm,
                            ((1, "running_mean"), (2, "running_var"), (3, "weight"), (4, "bias"))),
             F.linear: ("linear", nn.Linear, ((1, "weight"), (2, "bias"))),
+            F.conv2d: ("conv_call", nn.Conv2d, ((1, "weight"), (2, "bias"))),
+            F.group_norm: ("group_norm", nn.GroupNorm, ((2, "weight"), (3, "bias"))),
             F.layer_norm: ("layer_norm", nn.LayerNorm, ((2, "weight"), (3, "bias")))}
 
 

@@ -110,7 +110,7 @@ def _mini(spec: Mapping[str, Any], inputs: int, size: tuple[int, int], in_width:
         in_width = width
     if spec["kind"] in ("add", "mul", "bn", "bn_relu", "act", "dropout", "maxpool", "avgpool", "adaptive_avgpool",
                         "adaptive_maxpool", "pool", "flatten", "scale", "upsample", "gn", "shuffle", "ln",
-                        "cscale"):
+                        "cscale", "cshift", "spatial_pad", "blur"):
         in_width = width
     if spec["kind"] == "concat":
         in_width = max(1, width // inputs)
@@ -119,6 +119,9 @@ def _mini(spec: Mapping[str, Any], inputs: int, size: tuple[int, int], in_width:
         in_width = max(1, width // 2)
     if spec["kind"] == "slice":
         in_width = spec.get("start", 0) + width
+    if spec["kind"] == "space_to_depth":
+        in_width = max(1, width // spec["block"] ** 2)
+        node["width"] = in_width * spec["block"] ** 2
     nodes = [{"id": "input", "kind": "input", "width": in_width, "gene": None, "size": list(size)}, node]
     edges = [{"source": "input", "target": "layer", "port": i} for i in range(inputs)]
     return {"graph": {"directed": True, "nodes": nodes, "edges": edges}, "hparams": {"input_size": list(size)}}

@@ -9,8 +9,14 @@ one slow or crashing model costs only its own row. A refusal is kept as its one 
 counts refusals by reason (node names and sizes removed).
 
 timm's families are its model modules (``efficientnet``, ``byobnet``, ...); each is represented by its
-registered model with the fewest parameters (counted on the meta device). Families of vision
-transformers (by name) are skipped: the importer takes only (N, C, H, W) maps.
+registered model with the fewest parameters (counted on the meta device). Which rows are CNNs is
+decided by what each model computes, not by its name: every model runs once on its input while every
+torch function it calls is watched (:func:`token_mixing`), and a model that multiplies two
+activations (attention: ``q @ k``, ``bmm``, ``einsum``, ``scaled_dot_product_attention``), applies a
+linear layer to a sequence of tokens (N, L, C) (ViT, MLP-Mixer) or runs a recurrent layer over
+one (Sequencer) is a token model: its row is kept with that reason, outside the CNN totals. A pure
+convolutional net named after transformers (ConvMixer, RepViT) counts; an attention hybrid named
+like a CNN (PVT, HaloNet, EdgeNeXt) does not.
 
 Run: ``python benchmarks/bench_prunability.py [--limit N] [--models torchvision:resnet18,timm:lcnet_050]
 [--timeout 300]`` (writes benchmarks/results/prunability.json, or ``--out``).
@@ -31,9 +37,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import write_result  # noqa: E402
 
-#: timm model modules of vision transformers and other token models, skipped by name
-TRANSFORMER = re.compile(r"vit|former|transformer|deit|beit|cait|xcit|^eva$|mixer|^pit$|^tnt$|twins|volo|swin|"
-                         r"^coat$|^nest$|hiera|^davit$|sequencer|^levit$|^convit$|crossvit")
+#: functions that multiply two activations where a network mixes tokens by attention
+ATTENTION = {"matmul", "__matmul__", "__rmatmul__", "bmm", "baddbmm", "mm", "einsum", "scaled_dot_product_attention"}
+RECURRENT = {"lstm", "gru", "rnn_tanh", "rnn_relu"}
 SIZES = ((3, 64, 64), (3, 224, 224))
 #: a failure at the small input that a larger one may cure (a window larger than the map)
 TOO_SMALL = re.compile(r"too small|impossible|smaller than|can't be greater|larger than|exceeds", re.I)
@@ -65,19 +71,15 @@ def family_of(source: str) -> str:
     return _model_to_module.get(source.split(":", 1)[1], "timm")
 
 
-def timm_families() -> tuple[list[tuple[str, str]], list[str]]:
-    """``(timm:MODEL, family)`` for the smallest model of every non-transformer family, and the
-    families skipped as transformers."""
+def timm_families() -> list[tuple[str, str]]:
+    """``(timm:MODEL, family)`` for the smallest model of every family."""
     import timm
 
     families: dict[str, list[str]] = collections.defaultdict(list)
     for name in timm.list_models():
         families[family_of(f"timm:{name}")].append(name)
-    chosen, skipped = [], []
+    chosen = []
     for family in sorted(families):
-        if TRANSFORMER.search(family):
-            skipped.append(family)
-            continue
         sizes = {}
         for name in families[family]:
             try:
@@ -86,7 +88,44 @@ def timm_families() -> tuple[list[tuple[str, str]], list[str]]:
                 continue
         if sizes:
             chosen.append((f"timm:{min(sizes, key=lambda n: (sizes[n], n))}", family))
-    return chosen, skipped
+    return chosen
+
+
+def token_mixing(model, shape: tuple[int, int, int]) -> str | None:  # noqa: ANN001
+    """How ``model`` mixes tokens, seen while it runs once on a (2, *shape) input: a product of two
+    activations (attention), a linear layer over (N, L, C) tokens, or a recurrent layer; ``None``
+    for a CNN. Tensors computed from the model's own parameters alone (``w.t()``, a position table)
+    are not activations."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    class Watch(TorchFunctionMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.constant = {id(t): t for t in [*model.parameters(), *model.buffers()]}
+            self.found: str | None = None
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN202
+            kwargs = kwargs or {}
+            flat = [a for arg in (*args, *kwargs.values()) for a in (arg if isinstance(arg, (list, tuple)) else [arg])]
+            tensors = [t for t in flat if isinstance(t, torch.Tensor)]
+            name = getattr(func, "__name__", "")
+            active = [t for t in tensors if id(t) not in self.constant]
+            if self.found is None and name in ATTENTION and len(active) >= 2:
+                self.found = f"attention ({name} of two activations)"
+            elif self.found is None and name == "linear" and active and active[0].dim() == 3:
+                self.found = "tokens (a linear layer over (N, L, C))"
+            elif self.found is None and name in RECURRENT:
+                self.found = f"tokens (a recurrent layer, {name})"
+            result = func(*args, **kwargs)
+            if not active and isinstance(result, torch.Tensor):
+                self.constant[id(result)] = result
+            return result
+
+    watch, x = Watch(), torch.randn(2, *shape)  # made outside the watch: the input is not a constant
+    with torch.no_grad(), watch:
+        model.eval()(x)
+    return watch.found
 
 
 def _build(source: str):  # noqa: ANN202
@@ -130,6 +169,10 @@ def _import(model, row: dict[str, Any]):  # noqa: ANN001, ANN202
     import archsearch
 
     params = sum(p.numel() for p in model.parameters())
+    row["token_mixing"] = _classify(model)
+    if row["token_mixing"]:
+        row["reason"] = f"a token model: {row['token_mixing']}"
+        return None
     for shape in SIZES:
         try:
             genotype = archsearch.import_module(model, shape)
@@ -140,6 +183,21 @@ def _import(model, row: dict[str, Any]):  # noqa: ANN001, ANN202
             continue
         row.update(imports=True, input="x".join(map(str, shape)), params=genotype.params, reason=None)
         return genotype
+    return None
+
+
+def _classify(model) -> str | None:  # noqa: ANN001
+    """:func:`token_mixing` at the first input size the model runs at: the table's, or the one its
+    timm configuration names (HaloNet's 256, a Swin-V2's 256)."""
+    sizes = list(SIZES)
+    wanted = getattr(model, "pretrained_cfg", {}).get("input_size")
+    if wanted and tuple(wanted) not in sizes:
+        sizes.append(tuple(wanted))
+    for shape in sizes:
+        try:
+            return token_mixing(model, shape)
+        except Exception:  # noqa: BLE001 (a size the model cannot take: the next one)
+            continue
     return None
 
 
@@ -176,7 +234,7 @@ def run_one(source: str, family: str, folder: Path) -> dict[str, Any]:
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
     row: dict[str, Any] = {"model": source, "family": family, "imports": False, "prunes": False, "input": None,
-                           "params": None, "reason": None}
+                           "params": None, "reason": None, "token_mixing": None}
     start = time.perf_counter()
     try:
         with contextlib.redirect_stderr(io.StringIO()):
@@ -211,7 +269,7 @@ def run_limited(source: str, family: str, folder: Path, timeout: float) -> dict[
     if row is None:
         why = f"timed out after {timeout:g} s" if process.exitcode in (None, -9) else f"exit code {process.exitcode}"
         row = {"model": source, "family": family, "imports": False, "prunes": False, "input": None, "params": None,
-               "reason": why, "seconds": round(time.perf_counter() - start, 2)}
+               "reason": why, "token_mixing": None, "seconds": round(time.perf_counter() - start, 2)}
     return row
 
 
@@ -227,11 +285,13 @@ def reason_key(reason: str) -> str:
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Totals over the CNN rows (the token models are counted apart), and the CNNs' refusals by cause."""
     def count(subset: list[dict]) -> dict[str, int]:
-        return {"models": len(subset), "import": sum(r["imports"] for r in subset),
-                "prune": sum(r["prunes"] for r in subset)}
+        cnns = [r for r in subset if not r.get("token_mixing")]
+        return {"models": len(subset), "token_models": len(subset) - len(cnns), "cnns": len(cnns),
+                "import": sum(r["imports"] for r in cnns), "prune": sum(r["prunes"] for r in cnns)}
 
-    reasons = collections.Counter(reason_key(r["reason"]) for r in rows if r["reason"])
+    reasons = collections.Counter(reason_key(r["reason"]) for r in rows if r["reason"] and not r.get("token_mixing"))
     return {"torchvision": count([r for r in rows if r["family"] == "torchvision"]),
             "timm_families": count([r for r in rows if r["family"] != "torchvision"]),
             "reasons": [{"reason": k, "models": n} for k, n in reasons.most_common()]}
@@ -245,7 +305,8 @@ def print_table(rows: list[dict[str, Any]], totals: dict[str, Any]) -> None:
               f"{'yes' if r['prunes'] else 'no':>7}{params:>13}{r['seconds']:>7.1f}  {r['reason'] or ''}")
     for what in ("torchvision", "timm_families"):
         t = totals[what]
-        print(f"{what}: {t['import']}/{t['models']} import, {t['prune']}/{t['models']} prune")
+        print(f"{what}: {t['import']}/{t['cnns']} CNNs import, {t['prune']}/{t['cnns']} prune "
+              f"({t['token_models']} token models apart)")
     for entry in totals["reasons"][:10]:
         print(f"{entry['models']:>4}  {entry['reason']}")
 
@@ -257,14 +318,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per model")
     parser.add_argument("--out", type=Path, help="where to write (default benchmarks/results/prunability.json)")
     args = parser.parse_args(argv)
-    skipped: list[str] = []
     if args.models:
         todo = [(m, family_of(m)) for m in args.models.split(",")]
     else:
         todo = torchvision_models()
         if args.limit is None or args.limit > len(todo):
-            families, skipped = timm_families()
-            todo += families
+            todo += timm_families()
     todo = todo[:args.limit] if args.limit is not None else todo
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -277,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     totals = summary(rows)
     print_table(rows, totals)
     write_result("prunability", {"benchmark": "prunability", "timeout_s": args.timeout,
-                                 "skipped_transformer_families": skipped, "totals": totals, "rows": rows}, args.out)
+                                 "totals": totals, "rows": rows}, args.out)
     return 0
 
 

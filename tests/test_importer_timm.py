@@ -140,6 +140,45 @@ def test_tensors_read_outside_their_layer_are_refused_in_one_line() -> None:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.fc((self.conv(x) + self.gamma).mean((2, 3)))
 
-    with pytest.raises(NetworkImportError, match=r"function 'add' at add .*test_importer_timm.py.*reads the tensor "
+    # and a per-channel shift a learned shift
+    shifted = archsearch.import_module(Shifted(), (3, 4, 4))
+    assert [d["kind"] for _, d in shifted.graph.nodes(data=True)].count("cshift") == 1
+
+    class Subtracted(Scaled):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc((self.conv(x) - self.gamma).mean((2, 3)))
+
+    with pytest.raises(NetworkImportError, match=r"function 'sub' at sub .*test_importer_timm.py.*reads the tensor "
                                                  r"'gamma' outside a layer"):
-        archsearch.import_module(Shifted(), (3, 4, 4))
+        archsearch.import_module(Subtracted(), (3, 4, 4))
+
+
+#: a family each that the rules of this round unblock, and a node it needs (smallest widths where timm
+#: takes them, for speed)
+NEWER = {
+    "tf_mobilenetv3_small_minimal_100": ("spatial_pad", {}),  # TensorFlow "same" padding: traced at its input size
+    "hgnetv2_b0": ("cshift", {}),  # a learnable scalar affine, scale * x + bias
+    "test_nfnet": ("conv", {}),  # weight-standardised convolutions with a learned gain
+    "tresnet_m": ("space_to_depth", {"width_factor": 0.25}),  # and a blur pool, a leaky ReLU of slope 1e-3
+    "poolformerv2_s12": ("gn", {}),  # StarReLU (a square), a group norm without bias, a learned (C,) scale view
+    "fastvit_t8": ("scale", {}),  # x - y, a depthwise conv with a channel multiplier
+    "inception_next_atto": ("ln", {}),  # a LayerNorm over the head's features
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(NEWER))
+def test_newer_timm_families_import_exactly_and_prune(tmp_path: Path, data, name: str) -> None:
+    from archsearch.prune.oneshot import prune_once
+
+    kind, args = NEWER[name]
+    torch.manual_seed(0)
+    model = timm.create_model(name, pretrained=False, num_classes=10, **args)
+    g = archsearch.import_module(model, SHAPE)  # checked: strict state_dict, identical outputs
+    assert g.params == numel(model) and kind in {d["kind"] for _, d in g.graph.nodes(data=True)}
+    if name.startswith("tf_"):
+        assert g.origin["traced_at_input_size"] is True
+    settings = PruneSettings(criterion="l1", one_shot=True, threshold="layer", fraction=0.3, finetune_epochs=0,
+                             steps_per_prune=1, batch_size=8, prune_residual=True, normalise="params", seed=0)
+    once = prune_once(g, model.state_dict(), data, settings, tmp_path / "once", device="cpu", progress=False)
+    _pruned_holds_its_count(once[-1].genotype, g)

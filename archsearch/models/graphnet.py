@@ -17,6 +17,8 @@ just its shortcut): the same rule archsearch counts parameters with, so
 """
 from __future__ import annotations
 
+import functools
+import math
 from collections import defaultdict
 from typing import Any, Callable
 
@@ -29,7 +31,7 @@ __all__ = ["GraphNet", "skeleton"]
 _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": F.relu, "relu6": F.relu6, "silu": F.silu, "gelu": F.gelu, "hardswish": F.hardswish,
     "hardsigmoid": F.hardsigmoid, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "identity": lambda x: x,
-    "leaky_relu": F.leaky_relu,
+    "leaky_relu": F.leaky_relu, "square": torch.square,
 }
 
 
@@ -41,6 +43,34 @@ _INPLACE_ACTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 #: layers whose output their own backward does not read, so it may be overwritten in place
 _OVERWRITABLE = {"conv", "bn", "linear", "add", "concat", "pad", "maxpool", "avgpool", "adaptive_avgpool",
                  "adaptive_maxpool", "pool", "mul"}
+
+
+class StdConv2d(nn.Conv2d):
+    """A convolution over its standardised weight (each filter mean 0, variance 1), as BiT and NFNet
+    train without batch norms; with ``gamma``, the filters are then scaled by a learned ``gain`` and
+    ``gamma / sqrt(fan-in)`` (NFNet's ``ScaledStdConv2d``), the fan-in read from the weight so that a
+    pruned layer keeps the rule."""
+
+    def __init__(self, *args: Any, eps: float = 1e-6, gamma: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.eps, self.gamma = eps, gamma
+        if gamma is not None:
+            self.gain = nn.Parameter(torch.ones(self.out_channels, 1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = None if self.gamma is None else (self.gain * (self.gamma * self.weight[0].numel() ** -0.5)).view(-1)
+        weight = F.batch_norm(self.weight.reshape(1, self.weight.shape[0], -1), None, None, weight=scale,
+                              training=True, momentum=0.0, eps=self.eps).reshape_as(self.weight)
+        return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+@functools.lru_cache(maxsize=None)
+def _binomial(k: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The (1, 1, k, k) binomial blur filter (rows of Pascal's triangle, summing to 1): a constant,
+    not a weight, so it is made where it is used rather than stored."""
+    with torch.inference_mode(False):  # a normal tensor, whichever mode first asks: every mode may reuse it
+        row = torch.tensor([math.comb(k - 1, i) for i in range(k)], dtype=torch.float64) / 2 ** (k - 1)
+        return (row[:, None] * row[None, :]).to(device=device, dtype=dtype)[None, None]
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -138,8 +168,10 @@ class GraphNet(nn.Module):
         in_width = nodes[args[0]]["width"]
         if kind == "conv":
             kernel, stride, dilation = _pair(spec["kernel"]), _pair(spec["stride"]), _pair(spec.get("dilation", 1))
-            m = nn.Conv2d(in_width, width, kernel, stride, _padding(spec), dilation, spec.get("groups", 1),
-                          bias=spec.get("bias", False))
+            cls, ws = (StdConv2d, {"eps": spec.get("ws_eps", 1e-6), "gamma": spec.get("ws_gamma")}) \
+                if spec.get("ws") else (nn.Conv2d, {})
+            m = cls(in_width, width, kernel, stride, _padding(spec), dilation, spec.get("groups", 1),
+                    bias=spec.get("bias", False), **ws)
             shape = F.conv2d(x, torch.empty(1, 1, *kernel, device="meta"), None, stride, _padding(spec), dilation)
             return self._register(node, m), None, shape, False
         if kind in ("bn", "bn_relu"):
@@ -147,17 +179,21 @@ class GraphNet(nn.Module):
             m = cls(width, eps=spec.get("eps", 1e-5), momentum=spec.get("momentum", 0.1))
             return self._register(node, m), None, x, x_flat
         if kind == "ln":
-            return self._register(node, nn.LayerNorm(width, eps=spec.get("eps", 1e-5))), None, x, x_flat
+            m = nn.LayerNorm(width, eps=spec.get("eps", 1e-5), bias=spec.get("bias", True))
+            return self._register(node, m), None, x, x_flat
         if kind == "pointwise":
             m = nn.Linear(in_width, width, bias=spec.get("bias", True))
             return self._register(node, m), None, x, x_flat
-        if kind == "cscale":
+        if kind in ("cscale", "cshift"):
             *owner, name = node.split(".")
-            shape = (width, 1, 1) if spec.get("dims", 3) == 3 else (width,)
-            self._container(owner).register_parameter(name, nn.Parameter(torch.ones(shape)))
-            return None, node, x, x_flat
+            shape = {3: (width, 1, 1), 1: (width,), 0: (1,)}[spec.get("dims", 3)]
+            start = torch.ones(shape) if kind == "cscale" else torch.zeros(shape)
+            self._container(owner).register_parameter(name, nn.Parameter(start))
+            return None, (node, spec.get("dims", 3) == 1 and not x_flat), x, x_flat
         if kind == "gn":
             m = nn.GroupNorm(spec["groups"], width, eps=spec.get("eps", 1e-5), affine=spec.get("affine", True))
+            if not spec.get("bias", True):
+                m.register_parameter("bias", None)
             return self._register(node, m), None, x, x_flat
         if kind == "linear":
             features = in_width * x.shape[-2] * x.shape[-1]  # a flatten before scales by its map size
@@ -180,7 +216,15 @@ class GraphNet(nn.Module):
         if kind == "pool":
             return None, None, torch.empty(1, 1, 1, 1, device="meta"), True
         if kind == "act":
+            if spec.get("slope", 0.01) != 0.01:  # a leaky ReLU of its own slope (never in place)
+                return None, functools.partial(F.leaky_relu, negative_slope=float(spec["slope"])), x, x_flat
             return None, spec["fn"], x, x_flat
+        if kind == "blur":
+            k, stride = spec.get("kernel", 3), spec.get("stride", 2)
+            return None, (k, stride), F.avg_pool2d(x, k, stride), False
+        if kind == "space_to_depth":
+            b = spec["block"]
+            return None, b, torch.empty(1, 1, x.shape[-2] // b, x.shape[-1] // b, device="meta"), False
         if kind == "dropout":
             return None, (spec.get("p", 0.0), spec.get("mode", "element")), x, x_flat
         if kind == "scale":
@@ -195,6 +239,10 @@ class GraphNet(nn.Module):
             corners = spec.get("align_corners", False) if interp in ("bilinear", "bicubic") else None
             return None, ((sh, sw), interp, corners), torch.empty(1, 1, x.shape[-2] * sh, x.shape[-1] * sw,
                                                                  device="meta"), False
+        if kind == "spatial_pad":
+            left, right, top, bottom = spec["sides"]
+            return None, (spec["sides"], spec.get("padding_mode", "zeros")), \
+                torch.empty(1, 1, x.shape[-2] + top + bottom, x.shape[-1] + left + right, device="meta"), False
         if kind in ("add", "concat"):
             return None, None, x, x_flat
         if kind == "flatten":
@@ -233,7 +281,7 @@ class GraphNet(nn.Module):
 
     def _run_node(self, kind: str, module: nn.Module | None, cfg: Any, t: list) -> torch.Tensor:
         if module is not None:
-            if kind in ("ln", "pointwise"):  # a channels-last layer on (N, C, H, W)
+            if kind in ("ln", "pointwise") and t[0].dim() == 4:  # a channels-last layer on (N, C, H, W)
                 return module(t[0].permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
             out = module(t[0])
             return F.relu(out) if kind == "bn_relu" else out
@@ -244,7 +292,18 @@ class GraphNet(nn.Module):
                 out = out.add_(other) if inplace or j else out + other
             return out
         if kind == "act":
+            if callable(cfg):
+                return cfg(t[0])
             return _INPLACE_ACTS[cfg](t[0]) if inplace else _ACTIVATIONS[cfg](t[0])
+        if kind == "blur":
+            k, stride = cfg
+            channels = t[0].shape[1]
+            filt = _binomial(k, t[0].device, t[0].dtype).expand(channels, 1, k, k)
+            return F.conv2d(t[0], filt, stride=stride, groups=channels)
+        if kind == "space_to_depth":
+            n, c, h, w = t[0].shape
+            x = t[0].view(n, c, h // cfg, cfg, w // cfg, cfg).permute(0, 3, 5, 1, 2, 4)
+            return x.reshape(n, c * cfg * cfg, h // cfg, w // cfg)
         if kind == "mul":
             return t[0] * t[1]
         if kind == "concat":
@@ -263,8 +322,11 @@ class GraphNet(nn.Module):
             return torch.flatten(t[0], 1)
         if kind == "scale":
             return t[0] * cfg
-        if kind == "cscale":
-            return t[0] * self.get_parameter(cfg).reshape(1, -1, 1, 1)
+        if kind in ("cscale", "cshift"):
+            name, per_channel_of_a_map = cfg
+            param = self.get_parameter(name)
+            param = param.reshape(1, -1, 1, 1) if per_channel_of_a_map else param
+            return t[0] * param if kind == "cscale" else t[0] + param
         if kind == "slice":
             start, count = cfg
             return t[0][:, start:start + count]
@@ -274,6 +336,11 @@ class GraphNet(nn.Module):
         if kind == "upsample":
             factor, interp, corners = cfg
             return F.interpolate(t[0], scale_factor=factor, mode=interp, align_corners=corners)
+        if kind == "spatial_pad":
+            sides, mode = cfg
+            if mode in ("zeros", "min"):
+                return F.pad(t[0], sides, value=float("-inf") if mode == "min" else 0.0)
+            return F.pad(t[0], sides, mode=mode)
         if kind == "dropout":
             p, mode = cfg
             return _stochastic_depth(t[0], p, self.training) if mode == "row" else F.dropout(t[0], p, self.training)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Mapping
 
 import networkx as nx
 
-from ..graph import attr, inputs_of, live_nodes, shapes, widths_with
+from ..graph import PRODUCERS, attr, inputs_of, live_nodes, shapes, widths_with
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..genotype import Genotype
@@ -90,9 +90,7 @@ def layouts(graph: nx.DiGraph, live: set | None = None, order: list[str] | None 
             out[node] = [(data["gene"], data["width"])] if data["width"] else []
         elif data["kind"] == "concat":
             out[node] = [seg for p in preds for seg in out[p]]
-        elif data["kind"] in ("input", "linear", "pad", "slice", "pointwise") \
-                or (data["kind"] == "conv" and not attr(data, "depthwise")) \
-                or not preds:
+        elif (data["kind"] in ("input", *PRODUCERS) and not attr(data, "depthwise")) or not preds:
             out[node] = [(None, data["width"])] if data["width"] else []
         else:
             out[node] = out[preds[0]]

@@ -124,11 +124,13 @@ def _slicers(model: GraphNet, genotype: "Genotype", keep: Mapping[str, torch.Ten
             continue
         if isinstance(layer, nn.GroupNorm):  # its groups stay: the gene loses one channel of each at a time
             if layer.affine and (not touched_only or touched([name])):
-                plan[name] = dict.fromkeys(("weight", "bias"), _rows(_indices(layout[name], keep, device)))
+                keys = ("weight", "bias") if layer.bias is not None else ("weight",)
+                plan[name] = dict.fromkeys(keys, _rows(_indices(layout[name], keep, device)))
             continue
         if isinstance(layer, nn.LayerNorm):
             if not touched_only or touched([name]):
-                plan[name] = dict.fromkeys(("weight", "bias"), _rows(_indices(layout[name], keep, device)))
+                keys = ("weight", "bias") if layer.bias is not None else ("weight",)
+                plan[name] = dict.fromkeys(keys, _rows(_indices(layout[name], keep, device)))
             continue
         depthwise = isinstance(layer, nn.Conv2d) and data.get("depthwise", False)
         preds = [] if depthwise else list(graph.predecessors(name))  # a depthwise filter reads only its channel
@@ -140,9 +142,11 @@ def _slicers(model: GraphNet, genotype: "Genotype", keep: Mapping[str, torch.Ten
             (pred,) = preds
             spatial = sizes[pred].h * sizes[pred].w if data["kind"] == "linear" else 1
             take = _filters(name, out_idx, _expand(_indices(layout[pred], keep, device), spatial), layer)
-        plan[name] = {"weight": take, **({"bias": rows} if layer.bias is not None else {})}
-    for node, data in graph.nodes(data=True):  # a layer scale: a parameter of its block, not a layer
-        if data["kind"] == "cscale" and node in layout and (not touched_only or touched([node])):
+        plan[name] = {"weight": take, **({"bias": rows} if layer.bias is not None else {}),
+                      **({"gain": rows} if isinstance(getattr(layer, "gain", None), nn.Parameter) else {})}
+    for node, data in graph.nodes(data=True):  # a layer scale or shift: a parameter of its block, not a layer
+        if data["kind"] in ("cscale", "cshift") and data.get("dims", 3) and node in layout \
+                and (not touched_only or touched([node])):
             owner, _, key = node.rpartition(".")
             plan.setdefault(owner, {})[key] = _rows(_indices(layout[node], keep, device))
     return plan
