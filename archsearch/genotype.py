@@ -171,20 +171,17 @@ class Genotype:
         """The step each gene moves in: a multiple of the groups of every grouped conv it touches, and of
         every group norm over it (one channel of each group goes at a time, so groups stay equal)."""
         from .graph import attr, width_forms
+        from .kinds import KINDS
 
         forms = width_forms(self.graph)
         step = dict.fromkeys(self.genes, 1)
         for node, data in self.graph.nodes(data=True):
-            if data["kind"] == "conv" and not attr(data, "depthwise") and attr(data, "groups") > 1:
+            if KINDS[data["kind"]].grouped and not data.get("depthwise") and attr(data, "groups") > 1:
                 (pred,) = self.graph.predecessors(node)
                 for form in (forms[node], forms[pred]):
                     for gene in form:
                         if gene in step:
                             step[gene] = math.lcm(step[gene], attr(data, "groups"))
-            elif data["kind"] == "gn" and attr(data, "groups") > 1:
-                for gene in forms[node]:
-                    if gene in step:
-                        step[gene] = math.lcm(step[gene], attr(data, "groups"))
         return MappingProxyType(step)
 
     def roles(self) -> dict[str, str]:
@@ -194,11 +191,12 @@ class Genotype:
         inner width) are what the ``bottleneck`` baseline scales.
         """
         from .graph import width_forms
+        from .kinds import KINDS
 
         forms = width_forms(self.graph)
         roles = dict.fromkeys(self.genes, "inner")
         for node, data in self.graph.nodes(data=True):
-            if data["kind"] in ("add", "mul", "concat"):
+            if KINDS[data["kind"]].joins or KINDS[data["kind"]].width == "sums":
                 for pred in self.graph.predecessors(node):
                     for gene in forms[pred]:
                         if gene in roles:

@@ -34,7 +34,7 @@ import networkx as nx
 from ._jsonio import atomic_torch_save, check_output_path, read_torch
 from .errors import ArchsearchError, NetworkImportError
 from .genotype import Genotype
-from .graph import PRODUCERS, attr, check_graph, inputs_of, set_widths
+from .graph import attr, check_graph, inputs_of, set_widths, sets_width
 from .tracing import BLUR_POOLS, SPACE_TO_DEPTH, WEIGHT_STANDARDISED, qualified_name, trace
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -1242,7 +1242,7 @@ def _head(graph: nx.DiGraph) -> list[str]:
     flatten), in order: what ``num_classes`` replaces."""
     (out,) = [n for n in graph if graph.out_degree(n) == 0]
     chain = [out]
-    while (data := graph.nodes[chain[-1]])["kind"] not in PRODUCERS or attr(data, "depthwise"):
+    while not sets_width(data := graph.nodes[chain[-1]]) or data["kind"] == "input":
         preds = inputs_of(graph, chain[-1])
         if data["kind"] in ("add", "mul", "concat") or len(preds) != 1:
             raise NetworkImportError(f"num_classes: the output comes from a {data['kind']} ({chain[-1]}), "

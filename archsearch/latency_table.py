@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from .errors import ArchsearchError
+from .kinds import KINDS
 
 if TYPE_CHECKING:  # pragma: no cover
     from .genotype import Genotype
@@ -43,9 +44,9 @@ GRID_REACH = 2.0
 #: settings that are not part of a slot's key (they are the widths, or names)
 _NOT_SHAPE = {"id", "width", "gene"}
 #: kinds that join several inputs: left with one (the other branches pruned away), they cost nothing
-_JOINS = {"add", "concat", "mul"}
+_JOINS = {name for name, k in KINDS.items() if k.joins or k.width == "sums"}
 #: kinds whose latency is a product of input and output width (a 2-D grid)
-_TWO_D = {"conv", "linear", "pointwise"}
+_TWO_D = {name for name, k in KINDS.items() if k.weights}
 
 
 class LatencyTableError(ArchsearchError):
@@ -103,25 +104,13 @@ def _grid(low: int, high: int, step: int = 1) -> tuple[int, ...]:
 
 
 def _mini(spec: Mapping[str, Any], inputs: int, size: tuple[int, int], in_width: int, width: int) -> dict:
-    """A genotype dict of one layer fed by the input: the slot at these widths, as GraphNet runs it."""
+    """A genotype dict of one layer fed by the input: the slot at these widths, as GraphNet runs it (each
+    kind's :attr:`Kind.timing` says what input and attributes a slot of it takes at ``width``)."""
     node = {**spec, "id": "layer", "width": width, "gene": None}
-    if spec["kind"] == "conv" and spec.get("depthwise"):
-        node["groups"] = width
-        in_width = width
-    if spec["kind"] in ("add", "mul", "bn", "bn_relu", "act", "dropout", "maxpool", "avgpool", "adaptive_avgpool",
-                        "adaptive_maxpool", "pool", "flatten", "scale", "upsample", "gn", "shuffle", "ln",
-                        "cscale", "cshift", "spatial_pad", "blur"):
-        in_width = width
-    if spec["kind"] == "concat":
-        in_width = max(1, width // inputs)
-        node["width"] = in_width * inputs
-    if spec["kind"] == "pad":
-        in_width = max(1, width // 2)
-    if spec["kind"] == "slice":
-        in_width = spec.get("start", 0) + width
-    if spec["kind"] == "space_to_depth":
-        in_width = max(1, width // spec["block"] ** 2)
-        node["width"] = in_width * spec["block"] ** 2
+    timing = KINDS[spec["kind"]].timing
+    if timing is not None:
+        in_width, changed = timing(spec, in_width, width, inputs)
+        node.update(changed)
     nodes = [{"id": "input", "kind": "input", "width": in_width, "gene": None, "size": list(size)}, node]
     edges = [{"source": "input", "target": "layer", "port": i} for i in range(inputs)]
     return {"graph": {"directed": True, "nodes": nodes, "edges": edges}, "hparams": {"input_size": list(size)}}
@@ -295,8 +284,7 @@ def build_latency_table(genotypes: Iterable["Genotype"], *, device: str = "cpu",
 
         table = LatencyTable(str(dev), torch.get_num_threads(), batch, machine=machine())
         for n, (key, e) in enumerate(seen.items()):
-            grouped = (e["spec"]["kind"] == "conv" and not e["spec"].get("depthwise")) \
-                or e["spec"]["kind"] in ("gn", "shuffle")  # widths must stay multiples of their groups
+            grouped = KINDS[e["spec"]["kind"]].grouped and not e["spec"].get("depthwise")
             step = int(e["spec"].get("groups", 1)) if grouped else 1
 
             def axis(values: set, free: bool) -> tuple[int, ...]:

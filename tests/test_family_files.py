@@ -348,7 +348,7 @@ def test_a_slice_must_read_fixed_channels_within_its_input() -> None:
 
     ok = Genotype.from_dict(genotype(4, None))
     assert ok.params == 3 * 8 * 9 + 4 * 10 + 10 == sum(p.numel() for p in ok.build().parameters())
-    with pytest.raises(GenotypeError, match="node 's': a slice takes channels of a fixed width"):
+    with pytest.raises(GenotypeError, match="node 's': a slice cuts or interleaves channels of a fixed width"):
         Genotype.from_dict(genotype(4, "c"))
     with pytest.raises(GenotypeError, match="node 's': takes channels 6..10 of an input of 8"):
         Genotype.from_dict(genotype(6, None))

@@ -89,10 +89,12 @@ class ShowCommand(Command):
 
 def _print_genes(g) -> None:  # noqa: ANN001
     """One row per gene: the stage (resolution) it writes at, its width, its role and its layers."""
+    from ..graph import sets_width
+
     roles = g.roles()
     members: dict[str, list[str]] = {}
     for node, data in g.graph.nodes(data=True):
-        if data.get("gene") is not None and data["kind"] in ("conv", "linear", "pad"):
+        if data.get("gene") is not None and sets_width(data):
             members.setdefault(data["gene"], []).append(node)
     rows = []
     for stage, genes in g.family_spec.gene_stages(g):

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 import networkx as nx
 
 from ..errors import GenotypeError
-from ..graph import PRODUCERS, attr, inputs_of, set_widths, shapes, width_forms
+from ..graph import attr, inputs_of, set_widths, sets_width, shapes, width_forms
+from ..kinds import KINDS
 from ._base import ModelFamily, register_family
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -102,25 +103,18 @@ class GraphFamily(ModelFamily):
         for node, d in graph.nodes(data=True):
             gene = d.get("gene")
             preds = inputs_of(graph, node)
-            follows = d["kind"] not in ("input", *PRODUCERS) or attr(d, "depthwise")
-            if gene is not None and follows and d["kind"] != "concat":
+            kind = KINDS[d["kind"]]
+            if gene is not None and not sets_width(d) and kind.width != "sums":
                 for p in preds:
                     if forms[p] != {gene: 1} and d["width"] > 0:
                         raise GenotypeError(f"node {node!r}: carries gene {gene!r} but its input {p!r} "
                                             f"does not; a {d['kind']} follows its input's width")
-            if d["kind"] == "shuffle" and (gene is not None or any(forms[preds[0]])):
-                raise GenotypeError(f"node {node!r}: a shuffle interleaves channels of a fixed width; neither it "
-                                    "nor its input may carry a gene")
-            if d["kind"] == "slice":
-                if gene is not None or any(forms[preds[0]]):
-                    raise GenotypeError(f"node {node!r}: a slice takes channels of a fixed width; neither it nor "
-                                        "its input may carry a gene")
-                if attr(d, "start") + d["width"] > graph.nodes[preds[0]]["width"]:
-                    raise GenotypeError(f"node {node!r}: channels {attr(d, 'start')}..{attr(d, 'start') + d['width']} "
-                                        f"lie outside its input's {graph.nodes[preds[0]]['width']}")
-            if d["kind"] == "concat" and gene is not None:
+            if kind.fixed_channels and (gene is not None or any(forms[preds[0]])):
+                raise GenotypeError(f"node {node!r}: a {d['kind']} cuts or interleaves channels of a fixed width; "
+                                    "neither it nor its input may carry a gene")
+            if kind.width == "sums" and gene is not None:
                 raise GenotypeError(f"node {node!r}: a concatenation's width is the sum of its inputs; it has no gene")
-            if d["kind"] in ("add", "mul") and len({tuple(sorted(forms[p].items())) for p in preds}) > 1:
+            if kind.joins and len({tuple(sorted(forms[p].items())) for p in preds}) > 1:
                 raise GenotypeError(f"node {node!r}: joins inputs with different genes "
                                     f"({', '.join(f'{p}: {forms[p]}' for p in preds)}); "
                                     "inputs of an addition or product must share one gene")

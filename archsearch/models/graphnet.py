@@ -40,6 +40,8 @@ _INPLACE_ACTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": torch.relu_, "relu6": lambda x: F.relu6(x, inplace=True), "silu": lambda x: F.silu(x, inplace=True),
     "hardswish": lambda x: F.hardswish(x, inplace=True),
 }
+#: kinds that live only when every input does (a product): archsearch's kinds.py says the same (alive_if)
+_NEEDS_EVERY_INPUT = {"mul"}
 #: layers whose output their own backward does not read, so it may be overwritten in place
 _OVERWRITABLE = {"conv", "bn", "linear", "add", "concat", "pad", "maxpool", "avgpool", "adaptive_avgpool",
                  "adaptive_maxpool", "pool", "mul"}
@@ -163,91 +165,10 @@ class GraphNet(nn.Module):
 
     def _make(self, node: str, spec: dict, args: list, nodes: dict, probe: dict, flat: dict):
         """The module (or None) and settings of one node, and its output's spatial probe."""
-        kind, width = spec["kind"], spec["width"]
-        x, x_flat = probe[args[0]], flat[args[0]]
-        in_width = nodes[args[0]]["width"]
-        if kind == "conv":
-            kernel, stride, dilation = _pair(spec["kernel"]), _pair(spec["stride"]), _pair(spec.get("dilation", 1))
-            cls, ws = (StdConv2d, {"eps": spec.get("ws_eps", 1e-6), "gamma": spec.get("ws_gamma")}) \
-                if spec.get("ws") else (nn.Conv2d, {})
-            m = cls(in_width, width, kernel, stride, _padding(spec), dilation, spec.get("groups", 1),
-                    bias=spec.get("bias", False), **ws)
-            shape = F.conv2d(x, torch.empty(1, 1, *kernel, device="meta"), None, stride, _padding(spec), dilation)
-            return self._register(node, m), None, shape, False
-        if kind in ("bn", "bn_relu"):
-            cls = nn.BatchNorm1d if x_flat else nn.BatchNorm2d
-            m = cls(width, eps=spec.get("eps", 1e-5), momentum=spec.get("momentum", 0.1))
-            return self._register(node, m), None, x, x_flat
-        if kind == "ln":
-            m = nn.LayerNorm(width, eps=spec.get("eps", 1e-5), bias=spec.get("bias", True))
-            return self._register(node, m), None, x, x_flat
-        if kind == "pointwise":
-            m = nn.Linear(in_width, width, bias=spec.get("bias", True))
-            return self._register(node, m), None, x, x_flat
-        if kind in ("cscale", "cshift"):
-            *owner, name = node.split(".")
-            shape = {3: (width, 1, 1), 1: (width,), 0: (1,)}[spec.get("dims", 3)]
-            start = torch.ones(shape) if kind == "cscale" else torch.zeros(shape)
-            self._container(owner).register_parameter(name, nn.Parameter(start))
-            return None, (node, spec.get("dims", 3) == 1 and not x_flat), x, x_flat
-        if kind == "gn":
-            m = nn.GroupNorm(spec["groups"], width, eps=spec.get("eps", 1e-5), affine=spec.get("affine", True))
-            if not spec.get("bias", True):
-                m.register_parameter("bias", None)
-            return self._register(node, m), None, x, x_flat
-        if kind == "linear":
-            features = in_width * x.shape[-2] * x.shape[-1]  # a flatten before scales by its map size
-            m = nn.Linear(features, width, bias=spec.get("bias", True))
-            return self._register(node, m), None, torch.empty(1, 1, 1, 1, device="meta"), True
-        if kind == "mul":
-            return None, None, max((probe[a] for a in args), key=lambda p: p.shape[-1] * p.shape[-2]), x_flat
-        if kind == "pad":
-            extra = width - in_width
-            before = extra // 2 if spec.get("align", "end") == "center" else 0
-            return None, (0, 0, 0, 0, before, extra - before), x, x_flat
-        if kind in ("maxpool", "avgpool"):
-            cfg = (_pair(spec["kernel"]), _pair(spec.get("stride") or spec["kernel"]), _pair(spec.get("padding", 0)),
-                   _pair(spec.get("dilation", 1)) if kind == "maxpool" else spec.get("count_include_pad", True),
-                   spec.get("ceil_mode", False))
-            return None, cfg, _pool(kind, cfg, x), False
-        if kind in ("adaptive_avgpool", "adaptive_maxpool"):
-            size = _pair(spec["output"])
-            return None, size, torch.empty(1, 1, *size, device="meta"), False
-        if kind == "pool":
-            return None, None, torch.empty(1, 1, 1, 1, device="meta"), True
-        if kind == "act":
-            if spec.get("slope", 0.01) != 0.01:  # a leaky ReLU of its own slope (never in place)
-                return None, functools.partial(F.leaky_relu, negative_slope=float(spec["slope"])), x, x_flat
-            return None, spec["fn"], x, x_flat
-        if kind == "blur":
-            k, stride = spec.get("kernel", 3), spec.get("stride", 2)
-            return None, (k, stride), F.avg_pool2d(x, k, stride), False
-        if kind == "space_to_depth":
-            b = spec["block"]
-            return None, b, torch.empty(1, 1, x.shape[-2] // b, x.shape[-1] // b, device="meta"), False
-        if kind == "dropout":
-            return None, (spec.get("p", 0.0), spec.get("mode", "element")), x, x_flat
-        if kind == "scale":
-            return None, float(spec["factor"]), x, x_flat
-        if kind == "slice":
-            return None, (spec.get("start", 0), width), x, x_flat
-        if kind == "shuffle":
-            return None, int(spec["groups"]), x, x_flat
-        if kind == "upsample":
-            sh, sw = _pair(spec["scale"])
-            interp = spec.get("interp", "nearest")
-            corners = spec.get("align_corners", False) if interp in ("bilinear", "bicubic") else None
-            return None, ((sh, sw), interp, corners), torch.empty(1, 1, x.shape[-2] * sh, x.shape[-1] * sw,
-                                                                 device="meta"), False
-        if kind == "spatial_pad":
-            left, right, top, bottom = spec["sides"]
-            return None, (spec["sides"], spec.get("padding_mode", "zeros")), \
-                torch.empty(1, 1, x.shape[-2] + top + bottom, x.shape[-1] + left + right, device="meta"), False
-        if kind in ("add", "concat"):
-            return None, None, x, x_flat
-        if kind == "flatten":
-            return None, None, x, True
-        raise ValueError(f"node {node!r}: kind {kind!r} is not known to this GraphNet")
+        make = _MAKE.get(spec["kind"])
+        if make is None:
+            raise ValueError(f"node {node!r}: kind {spec['kind']!r} is not known to this GraphNet")
+        return make(self, node, spec, nodes[args[0]]["width"], probe[args[0]], flat[args[0]], [probe[a] for a in args])
 
     def _init_weights(self) -> None:
         """He initialisation for training from scratch (as the WRN reference code does); none on the
@@ -280,71 +201,10 @@ class GraphNet(nn.Module):
         return values[self.output_id]
 
     def _run_node(self, kind: str, module: nn.Module | None, cfg: Any, t: list) -> torch.Tensor:
-        if module is not None:
-            if kind in ("ln", "pointwise") and t[0].dim() == 4:  # a channels-last layer on (N, C, H, W)
-                return module(t[0].permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-            out = module(t[0])
-            return F.relu(out) if kind == "bn_relu" else out
-        cfg, inplace = cfg
-        if kind == "add":
-            out = t[0]
-            for j, other in enumerate(t[1:]):
-                out = out.add_(other) if inplace or j else out + other
-            return out
-        if kind == "act":
-            if callable(cfg):
-                return cfg(t[0])
-            return _INPLACE_ACTS[cfg](t[0]) if inplace else _ACTIVATIONS[cfg](t[0])
-        if kind == "blur":
-            k, stride = cfg
-            channels = t[0].shape[1]
-            filt = _binomial(k, t[0].device, t[0].dtype).expand(channels, 1, k, k)
-            return F.conv2d(t[0], filt, stride=stride, groups=channels)
-        if kind == "space_to_depth":
-            n, c, h, w = t[0].shape
-            x = t[0].view(n, c, h // cfg, cfg, w // cfg, cfg).permute(0, 3, 5, 1, 2, 4)
-            return x.reshape(n, c * cfg * cfg, h // cfg, w // cfg)
-        if kind == "mul":
-            return t[0] * t[1]
-        if kind == "concat":
-            return torch.cat(t, 1)
-        if kind == "pad":
-            return F.pad(t[0], cfg)
-        if kind in ("maxpool", "avgpool"):
-            return _pool(kind, cfg, t[0])
-        if kind == "adaptive_avgpool":
-            return F.adaptive_avg_pool2d(t[0], cfg)
-        if kind == "adaptive_maxpool":
-            return F.adaptive_max_pool2d(t[0], cfg)
-        if kind == "pool":
-            return F.adaptive_avg_pool2d(t[0], 1).flatten(1)
-        if kind == "flatten":
-            return torch.flatten(t[0], 1)
-        if kind == "scale":
-            return t[0] * cfg
-        if kind in ("cscale", "cshift"):
-            name, per_channel_of_a_map = cfg
-            param = self.get_parameter(name)
-            param = param.reshape(1, -1, 1, 1) if per_channel_of_a_map else param
-            return t[0] * param if kind == "cscale" else t[0] + param
-        if kind == "slice":
-            start, count = cfg
-            return t[0][:, start:start + count]
-        if kind == "shuffle":
-            n, c, h, w = t[0].shape
-            return t[0].view(n, cfg, c // cfg, h, w).transpose(1, 2).reshape(n, c, h, w)
-        if kind == "upsample":
-            factor, interp, corners = cfg
-            return F.interpolate(t[0], scale_factor=factor, mode=interp, align_corners=corners)
-        if kind == "spatial_pad":
-            sides, mode = cfg
-            if mode in ("zeros", "min"):
-                return F.pad(t[0], sides, value=float("-inf") if mode == "min" else 0.0)
-            return F.pad(t[0], sides, mode=mode)
-        if kind == "dropout":
-            p, mode = cfg
-            return _stochastic_depth(t[0], p, self.training) if mode == "row" else F.dropout(t[0], p, self.training)
-        raise ValueError(f"kind {kind!r} is not known to this GraphNet")
+        run = _RUN.get(kind)
+        if run is None:
+            raise ValueError(f"kind {kind!r} is not known to this GraphNet")
+        return run(self, module, cfg, t)
 
 
 def skeleton(genotype: dict) -> GraphNet:
@@ -389,7 +249,8 @@ def _live(nodes: dict, preds: dict, order: list) -> set:
     for n in order:
         spec = nodes[n]
         alive = [p in forward for p in preds[n]]
-        if spec["width"] > 0 and (spec["kind"] == "input" or (all(alive) if spec["kind"] == "mul" else any(alive))):
+        if spec["width"] > 0 and (spec["kind"] == "input" or (all(alive) if spec["kind"] in _NEEDS_EVERY_INPUT
+                                                               else any(alive))):
             forward.add(n)
     readers: dict[str, list] = defaultdict(list)
     for n, ps in preds.items():
@@ -400,3 +261,218 @@ def _live(nodes: dict, preds: dict, order: list) -> set:
         if n in forward and (n == order[-1] or any(r in live for r in readers[n])):
             live.add(n)
     return live
+
+
+# -- what each kind builds and computes --------------------------------------------------------------------
+# One entry per node kind, in the order of archsearch's kinds.py (whose records say how a kind's width, shape
+# and cost follow from its attributes; this file is copied alone into other projects, so it keeps its own
+# table, and archsearch's tests check the two hold the same kinds). A maker takes (net, node id, spec, input
+# width, input probe, input flat, every input's probe) and returns (module or None, settings, output probe,
+# output flat); a runner takes (net, module, (settings, in place), input tensors).
+def _meta(h: int, w: int) -> torch.Tensor:
+    return torch.empty(1, 1, h, w, device="meta")
+
+
+def _make_conv(net: GraphNet, node: str, spec: dict, in_width: int, x: torch.Tensor, x_flat: bool, probes: list):
+    kernel, stride, dilation = _pair(spec["kernel"]), _pair(spec["stride"]), _pair(spec.get("dilation", 1))
+    cls, ws = (StdConv2d, {"eps": spec.get("ws_eps", 1e-6), "gamma": spec.get("ws_gamma")}) \
+        if spec.get("ws") else (nn.Conv2d, {})
+    m = cls(in_width, spec["width"], kernel, stride, _padding(spec), dilation, spec.get("groups", 1),
+            bias=spec.get("bias", False), **ws)
+    shape = F.conv2d(x, torch.empty(1, 1, *kernel, device="meta"), None, stride, _padding(spec), dilation)
+    return net._register(node, m), None, shape, False
+
+
+def _make_bn(net: GraphNet, node: str, spec: dict, in_width: int, x: torch.Tensor, x_flat: bool, probes: list):
+    cls = nn.BatchNorm1d if x_flat else nn.BatchNorm2d
+    m = cls(spec["width"], eps=spec.get("eps", 1e-5), momentum=spec.get("momentum", 0.1))
+    return net._register(node, m), None, x, x_flat
+
+
+def _make_ln(net: GraphNet, node: str, spec: dict, in_width: int, x: torch.Tensor, x_flat: bool, probes: list):
+    m = nn.LayerNorm(spec["width"], eps=spec.get("eps", 1e-5), bias=spec.get("bias", True))
+    return net._register(node, m), None, x, x_flat
+
+
+def _make_pointwise(net: GraphNet, node: str, spec: dict, in_width: int, x: torch.Tensor, x_flat: bool,
+                    probes: list):
+    return net._register(node, nn.Linear(in_width, spec["width"], bias=spec.get("bias", True))), None, x, x_flat
+
+
+def _make_learned(net: GraphNet, node: str, spec: dict, in_width: int, x: torch.Tensor, x_flat: bool, probes: list):
+    """A layer scale or shift: a parameter of its block (registered under the node's dotted id)."""
+    *owner, name = node.split(".")
+    dims = spec.get("dims", 3)
+    shape = {3: (spec["width"], 1, 1), 1: (spec["width"],), 0: (1,)}[dims]
+    start = torch.ones(shape) if spec["kind"] == "cscale" else torch.zeros(shape)
+    net._container(owner).register_parameter(name, nn.Parameter(start))
+    return None, (node, dims == 1 and not x_flat, spec["kind"] == "cscale"), x, x_flat
+
+
+def _make_gn(net: GraphNet, node: str, spec: dict, in_width: int, x: torch.Tensor, x_flat: bool, probes: list):
+    m = nn.GroupNorm(spec["groups"], spec["width"], eps=spec.get("eps", 1e-5), affine=spec.get("affine", True))
+    if not spec.get("bias", True):
+        m.register_parameter("bias", None)
+    return net._register(node, m), None, x, x_flat
+
+
+def _make_linear(net: GraphNet, node: str, spec: dict, in_width: int, x: torch.Tensor, x_flat: bool, probes: list):
+    features = in_width * x.shape[-2] * x.shape[-1]  # a flatten before scales by its map size
+    m = nn.Linear(features, spec["width"], bias=spec.get("bias", True))
+    return net._register(node, m), None, _meta(1, 1), True
+
+
+def _make_pad(net: GraphNet, node: str, spec: dict, in_width: int, x: torch.Tensor, x_flat: bool, probes: list):
+    extra = spec["width"] - in_width
+    before = extra // 2 if spec.get("align", "end") == "center" else 0
+    return None, (0, 0, 0, 0, before, extra - before), x, x_flat
+
+
+def _make_pool(net: GraphNet, node: str, spec: dict, in_width: int, x: torch.Tensor, x_flat: bool, probes: list):
+    kind = spec["kind"]
+    cfg = (_pair(spec["kernel"]), _pair(spec.get("stride") or spec["kernel"]), _pair(spec.get("padding", 0)),
+           _pair(spec.get("dilation", 1)) if kind == "maxpool" else spec.get("count_include_pad", True),
+           spec.get("ceil_mode", False))
+    return None, cfg, _pool(kind, cfg, x), False
+
+
+def _make_act(net: GraphNet, node: str, spec: dict, in_width: int, x: torch.Tensor, x_flat: bool, probes: list):
+    if spec.get("slope", 0.01) != 0.01:  # a leaky ReLU of its own slope (never in place)
+        return None, functools.partial(F.leaky_relu, negative_slope=float(spec["slope"])), x, x_flat
+    return None, spec["fn"], x, x_flat
+
+
+def _make_upsample(net: GraphNet, node: str, spec: dict, in_width: int, x: torch.Tensor, x_flat: bool,
+                   probes: list):
+    sh, sw = _pair(spec["scale"])
+    interp = spec.get("interp", "nearest")
+    corners = spec.get("align_corners", False) if interp in ("bilinear", "bicubic") else None
+    return None, ((sh, sw), interp, corners), _meta(x.shape[-2] * sh, x.shape[-1] * sw), False
+
+
+def _make_spatial_pad(net: GraphNet, node: str, spec: dict, in_width: int, x: torch.Tensor, x_flat: bool,
+                      probes: list):
+    left, right, top, bottom = spec["sides"]
+    return None, (spec["sides"], spec.get("padding_mode", "zeros")), \
+        _meta(x.shape[-2] + top + bottom, x.shape[-1] + left + right), False
+
+
+def _make_space_to_depth(net: GraphNet, node: str, spec: dict, in_width: int, x: torch.Tensor, x_flat: bool,
+                         probes: list):
+    b = spec["block"]
+    return None, b, _meta(x.shape[-2] // b, x.shape[-1] // b), False
+
+
+def _settings(read: Callable[[dict], Any], flat: bool | None = None) -> Callable:
+    """A maker for a kind without a module: its settings read off the spec, its probe its input's."""
+    return lambda net, node, spec, in_width, x, x_flat, probes: (None, read(spec), x, x_flat if flat is None else flat)
+
+
+def _run_module(net: GraphNet, module: nn.Module, cfg: Any, t: list) -> torch.Tensor:
+    return module(t[0])
+
+
+def _run_channels_last(net: GraphNet, module: nn.Module, cfg: Any, t: list) -> torch.Tensor:
+    if t[0].dim() == 4:  # a channels-last layer on (N, C, H, W)
+        return module(t[0].permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+    return module(t[0])
+
+
+def _run_add(net: GraphNet, module: None, cfg: Any, t: list) -> torch.Tensor:
+    out, inplace = t[0], cfg[1]
+    for j, other in enumerate(t[1:]):
+        out = out.add_(other) if inplace or j else out + other
+    return out
+
+
+def _run_act(net: GraphNet, module: None, cfg: Any, t: list) -> torch.Tensor:
+    fn, inplace = cfg
+    if callable(fn):
+        return fn(t[0])
+    return _INPLACE_ACTS[fn](t[0]) if inplace else _ACTIVATIONS[fn](t[0])
+
+
+def _run_learned(net: GraphNet, module: None, cfg: Any, t: list) -> torch.Tensor:
+    (name, per_channel_of_a_map, scales), _ = cfg
+    param = net.get_parameter(name)
+    param = param.reshape(1, -1, 1, 1) if per_channel_of_a_map else param
+    return t[0] * param if scales else t[0] + param
+
+
+def _run_slice(net: GraphNet, module: None, cfg: Any, t: list) -> torch.Tensor:
+    start, count = cfg[0]
+    return t[0][:, start:start + count]
+
+
+def _run_shuffle(net: GraphNet, module: None, cfg: Any, t: list) -> torch.Tensor:
+    n, c, h, w = t[0].shape
+    groups = cfg[0]
+    return t[0].view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+def _run_upsample(net: GraphNet, module: None, cfg: Any, t: list) -> torch.Tensor:
+    factor, interp, corners = cfg[0]
+    return F.interpolate(t[0], scale_factor=factor, mode=interp, align_corners=corners)
+
+
+def _run_spatial_pad(net: GraphNet, module: None, cfg: Any, t: list) -> torch.Tensor:
+    sides, mode = cfg[0]
+    if mode in ("zeros", "min"):
+        return F.pad(t[0], sides, value=float("-inf") if mode == "min" else 0.0)
+    return F.pad(t[0], sides, mode=mode)
+
+
+def _run_blur(net: GraphNet, module: None, cfg: Any, t: list) -> torch.Tensor:
+    k, stride = cfg[0]
+    channels = t[0].shape[1]
+    return F.conv2d(t[0], _binomial(k, t[0].device, t[0].dtype).expand(channels, 1, k, k), stride=stride,
+                    groups=channels)
+
+
+def _run_space_to_depth(net: GraphNet, module: None, cfg: Any, t: list) -> torch.Tensor:
+    n, c, h, w = t[0].shape
+    b = cfg[0]
+    x = t[0].view(n, c, h // b, b, w // b, b).permute(0, 3, 5, 1, 2, 4)
+    return x.reshape(n, c * b * b, h // b, w // b)
+
+
+def _run_dropout(net: GraphNet, module: None, cfg: Any, t: list) -> torch.Tensor:
+    p, mode = cfg[0]
+    return _stochastic_depth(t[0], p, net.training) if mode == "row" else F.dropout(t[0], p, net.training)
+
+
+_MAKE: dict[str, Callable] = {
+    "conv": _make_conv, "bn": _make_bn, "bn_relu": _make_bn, "act": _make_act,
+    "add": _settings(lambda spec: None), "mul": lambda net, node, spec, in_width, x, x_flat, probes: (
+        None, None, max(probes, key=lambda p: p.shape[-1] * p.shape[-2]), x_flat),
+    "concat": _settings(lambda spec: None), "pad": _make_pad, "maxpool": _make_pool, "avgpool": _make_pool,
+    "adaptive_avgpool": lambda net, node, spec, in_width, x, x_flat, probes: (
+        None, _pair(spec["output"]), _meta(*_pair(spec["output"])), False),
+    "adaptive_maxpool": lambda net, node, spec, in_width, x, x_flat, probes: (
+        None, _pair(spec["output"]), _meta(*_pair(spec["output"])), False),
+    "pool": lambda net, node, spec, in_width, x, x_flat, probes: (None, None, _meta(1, 1), True),
+    "flatten": _settings(lambda spec: None, flat=True), "linear": _make_linear,
+    "dropout": _settings(lambda spec: (spec.get("p", 0.0), spec.get("mode", "element"))),
+    "gn": _make_gn, "slice": _settings(lambda spec: (spec.get("start", 0), spec["width"])),
+    "shuffle": _settings(lambda spec: int(spec["groups"])), "ln": _make_ln, "pointwise": _make_pointwise,
+    "cscale": _make_learned, "cshift": _make_learned, "scale": _settings(lambda spec: float(spec["factor"])),
+    "upsample": _make_upsample, "spatial_pad": _make_spatial_pad,
+    "blur": lambda net, node, spec, in_width, x, x_flat, probes: (
+        None, (spec.get("kernel", 3), spec.get("stride", 2)), F.avg_pool2d(x, spec.get("kernel", 3),
+                                                                         spec.get("stride", 2)), False),
+    "space_to_depth": _make_space_to_depth,
+}
+_RUN: dict[str, Callable] = {
+    "conv": _run_module, "bn": _run_module, "bn_relu": lambda net, m, cfg, t: F.relu(m(t[0])), "act": _run_act,
+    "add": _run_add, "mul": lambda net, m, cfg, t: t[0] * t[1], "concat": lambda net, m, cfg, t: torch.cat(t, 1),
+    "pad": lambda net, m, cfg, t: F.pad(t[0], cfg[0]), "maxpool": lambda net, m, cfg, t: _pool("maxpool", cfg[0], t[0]),
+    "avgpool": lambda net, m, cfg, t: _pool("avgpool", cfg[0], t[0]),
+    "adaptive_avgpool": lambda net, m, cfg, t: F.adaptive_avg_pool2d(t[0], cfg[0]),
+    "adaptive_maxpool": lambda net, m, cfg, t: F.adaptive_max_pool2d(t[0], cfg[0]),
+    "pool": lambda net, m, cfg, t: F.adaptive_avg_pool2d(t[0], 1).flatten(1),
+    "flatten": lambda net, m, cfg, t: torch.flatten(t[0], 1), "linear": _run_module, "dropout": _run_dropout,
+    "gn": _run_module, "slice": _run_slice, "shuffle": _run_shuffle, "ln": _run_channels_last,
+    "pointwise": _run_channels_last, "cscale": _run_learned, "cshift": _run_learned,
+    "scale": lambda net, m, cfg, t: t[0] * cfg[0], "upsample": _run_upsample, "spatial_pad": _run_spatial_pad,
+    "blur": _run_blur, "space_to_depth": _run_space_to_depth,
+}

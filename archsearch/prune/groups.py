@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Mapping
 
 import networkx as nx
 
-from ..graph import PRODUCERS, attr, inputs_of, live_nodes, shapes, widths_with
+from ..graph import inputs_of, live_nodes, sets_width, shapes, widths_with
+from ..kinds import KINDS
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..genotype import Genotype
@@ -88,9 +89,9 @@ def layouts(graph: nx.DiGraph, live: set | None = None, order: list[str] | None 
         preds = [p for p in inputs_of(graph, node) if p in live]
         if data.get("gene") is not None:
             out[node] = [(data["gene"], data["width"])] if data["width"] else []
-        elif data["kind"] == "concat":
+        elif KINDS[data["kind"]].width == "sums":
             out[node] = [seg for p in preds for seg in out[p]]
-        elif (data["kind"] in ("input", *PRODUCERS) and not attr(data, "depthwise")) or not preds:
+        elif sets_width(data) or not preds:
             out[node] = [(None, data["width"])] if data["width"] else []
         else:
             out[node] = out[preds[0]]
@@ -185,33 +186,33 @@ def _coupled_groups(genotype: "Genotype", tied: bool) -> dict[str, Group]:
         if node not in live:
             continue
         data = graph.nodes[node]
-        kind = data["kind"]
+        kind = KINDS[data["kind"]]
         preds = [p for p in inputs_of(graph, node) if p in live]
         gene = data.get("gene")
-        if kind in ("conv", "linear", "pointwise") and gene is not None:  # a depthwise conv's filters follow
+        if kind.weights and gene is not None:  # a depthwise conv's filters follow
             slots[gene].append(Slot(node, "out", 0, data["width"]))
-        if kind == "pad":
+        if kind.ties_genes:
             padded.update(g for g, _ in lay[node] + lay[preds[0]] if g is not None)
-        if kind in ("bn", "bn_relu"):
+        if kind.batch_norm:
             for g in {g for g, _ in lay[node] if g is not None}:
                 for offset, count in _offsets(lay[node], g):
                     slots[g].append(Slot(node, "bn", offset, count))
                 bns[g].append(node)
-        if kind in ("conv", "linear", "pointwise") and not attr(data, "depthwise"):
+        if kind.weights and not data.get("depthwise", False):
             (pred,) = preds
-            spatial = sizes[pred].h * sizes[pred].w if kind == "linear" else 1
+            spatial = sizes[pred].h * sizes[pred].w if kind.name == "linear" else 1  # a flatten before
             for g in {g for g, _ in lay[pred] if g is not None}:
                 for offset, count in _offsets(lay[pred], g):
                     slots[g].append(Slot(node, "in", offset, count, spatial))
                     if (pred, offset) not in watch[g]:
                         watch[g].append((pred, offset))
-        if kind in ("add", "mul"):
+        if kind.joins:
             for g in {g for g, _ in lay[node] if g is not None}:
                 joined[g] = True
     groups = {}
     for g, width in genotype.genes.items():
         if joined[g]:  # a residual stream: watch each sum that makes a new tensor, where branches meet
-            watch[g] = [(n, 0) for n in graph.nodes if n in live and graph.nodes[n]["kind"] in ("add", "mul")
+            watch[g] = [(n, 0) for n in graph.nodes if n in live and KINDS[graph.nodes[n]["kind"]].joins
                         and graph.nodes[n].get("gene") == g
                         and sum(p in live for p in graph.predecessors(n)) > 1]
         reason = None

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import GenotypeError
+from ..kinds import KINDS
 from ..models.graphnet import GraphNet, skeleton
 from .groups import wiring
 
@@ -145,7 +146,7 @@ def _slicers(model: GraphNet, genotype: "Genotype", keep: Mapping[str, torch.Ten
         plan[name] = {"weight": take, **({"bias": rows} if layer.bias is not None else {}),
                       **({"gain": rows} if isinstance(getattr(layer, "gain", None), nn.Parameter) else {})}
     for node, data in graph.nodes(data=True):  # a layer scale or shift: a parameter of its block, not a layer
-        if data["kind"] in ("cscale", "cshift") and data.get("dims", 3) and node in layout \
+        if KINDS[data["kind"]].block_parameter and data.get("dims", 3) and node in layout \
                 and (not touched_only or touched([node])):
             owner, _, key = node.rpartition(".")
             plan.setdefault(owner, {})[key] = _rows(_indices(layout[node], keep, device))
