@@ -330,6 +330,9 @@ def _where(node) -> str:  # noqa: ANN001
     return f"{node.name} (in {function}, {Path(file).name}:{line})"
 
 
+#: sums, differences, products and quotients (with a tensor or a constant): :meth:`_Converter.arithmetic`
+_ARITHMETIC = ("add", "iadd", "add_", "sub", "isub", "sub_", "mul", "imul", "mul_", "truediv", "itruediv", "div",
+               "div_")
 _FN_ACTS = {"relu": "relu", "relu_": "relu", "relu6": "relu6", "silu": "silu", "gelu": "gelu",
             "hardswish": "hardswish", "hardsigmoid": "hardsigmoid", "sigmoid": "sigmoid", "tanh": "tanh"}
 
@@ -644,8 +647,11 @@ class _Converter:
                 return True
             self.refuse(node, what, f"permutes dimensions {dims}; only to channels-last and back, (0, 2, 3, 1) "
                                     "then (0, 3, 1, 2), is supported")
-        if first not in self.nhwc:
-            return False
+        if self.channels_last_join(node, name, what):
+            return True
+        if first not in self.nhwc or (name in _ARITHMETIC and any(
+                a.op == "get_attr" or a in self.param_views for a in node.all_input_nodes)):
+            return False  # not channels-last, or a layer scale's product (see layer_scale)
         src = self.ids[first]
         width = self.shape(node)[-1] if self.shape(node) else 0
         if module is not None and type(module) is nn.Linear:
@@ -666,6 +672,42 @@ class _Converter:
         else:
             self.refuse(node, what, "on a channels-last tensor only a LayerNorm, a Linear, an activation and "
                                     "permuting back are supported")
+        self.nhwc.add(node)
+        return True
+
+    def channels_last_join(self, node, name: str, what: str) -> bool:  # noqa: ANN001
+        """A sum, product, concatenation or split of channels-last tensors, or their spatial mean
+        (MambaOut's gated blocks stay channels-last between their convolutions): the nodes the same
+        operations make over (N, C, H, W), their channels the last dimension. ``False`` for anything
+        else."""
+        first = node.args[0] if node.args else None
+        tensors = [a for a in node.all_input_nodes if self.is_tensor(a)]
+        if name in ("cat", "concat", "concatenate") and isinstance(first, (list, tuple)) and first \
+                and all(p in self.nhwc for p in first):
+            if self.const(self.arg(node, 1, "dim", 0)) not in (3, -1):
+                self.refuse(node, what, "only concatenating channels-last tensors along their channels (dim=-1) "
+                                        "is supported")
+            self.add(node, "concat", [self.ids[p] for p in first], self.shape(node)[-1], gene=None)
+        elif name == "getitem" and getattr(first, "op", None) in ("call_function", "call_method") \
+                and _target_name(first) in ("chunk", "split") and first.args and first.args[0] in self.nhwc:
+            sizes, part = self.split_sizes(first, what), self.const(node.args[1])
+            if not isinstance(part, int) or not -len(sizes) <= part < len(sizes):
+                self.refuse(node, what, f"takes part {part!r} of {len(sizes)}")
+            part %= len(sizes)
+            self.channel_slice(node, self.ids[first.args[0]], sum(sizes[:part]), sizes[part], what)
+        elif name in _ARITHMETIC and tensors and all(t in self.nhwc for t in tensors) \
+                and not any(a.op == "get_attr" or a in self.param_views for a in node.all_input_nodes):
+            self.arithmetic(node, name, [self.ids[t] for t in tensors], self.shape(node)[-1], what)
+        elif name == "mean" and first in self.nhwc and len(tensors) == 1:
+            dims = self.const(self.arg(node, 1, "dim"))
+            dims = sorted(d % 4 for d in ([dims] if isinstance(dims, int) else dims or []))
+            if dims != [1, 2] or self.const(self.arg(node, 2, "keepdim", False)):
+                self.refuse(node, what, "of a channels-last tensor only the mean over its spatial dimensions, "
+                                        "x.mean((1, 2)), is supported")
+            self.add(node, "pool", [self.ids[first]], self.shape(node)[-1], gene="follow")
+            return True  # a vector: no longer channels-last
+        else:
+            return False
         self.nhwc.add(node)
         return True
 
@@ -867,13 +909,19 @@ class _Converter:
         self.add_fixed(node, "shuffle", [self.ids[source]], self.shape(node)[1], groups=groups)
         return True
 
+    def channels(self, node) -> int:  # noqa: ANN001
+        """How many channels a tensor has: its last dimension when channels-last, else its second."""
+        return self.shape(node)[-1] if node in self.nhwc else self.shape(node)[1]
+
     def split_sizes(self, node, what: str) -> list[int]:  # noqa: ANN001
         """The channel counts ``torch.chunk`` / ``torch.split`` (function or method) cut a tensor into."""
-        name = _target_name(node)
-        total = self.shape(node.args[0])[1]
+        name, source = _target_name(node), node.args[0]
+        total = self.channels(source)
         dim = self.const(self.arg(node, 2, "dim", 0))
-        if dim not in (1, -3 if len(self.shape(node.args[0])) == 4 else -1):
-            self.refuse(node, f"function {name!r}", "only splitting the channel dimension (dim=1) is supported")
+        rank = len(self.shape(source))
+        if dim not in ((3, -1) if source in self.nhwc else (1, -3 if rank == 4 else -1)):
+            where = "(dim=-1 of a channels-last tensor)" if source in self.nhwc else "(dim=1)"
+            self.refuse(node, f"function {name!r}", f"only splitting the channel dimension {where} is supported")
         if name == "chunk":
             chunks = self.const(self.arg(node, 1, "chunks"))
             size = -(-total // chunks)
@@ -942,7 +990,7 @@ class _Converter:
         kind = "add" if summing else "mul"
         srcs = [self.ids[t] for t in tensors]
         if name.startswith(("sub", "isub")):  # x - y = x + (-1) * y: y's channels are x's, negated
-            srcs[1] = self.add(node, "scale", [srcs[1]], self.shape(tensors[1])[1], gene="follow",
+            srcs[1] = self.add(node, "scale", [srcs[1]], self.channels(tensors[1]), gene="follow",
                                node_id=f"{node.name}_negated", factor=-1.0)
         shapes = [self.shape(t) for t in tensors]
         joinable = shapes[0] == shapes[1] if kind == "add" else \
@@ -978,8 +1026,7 @@ class _Converter:
         first = node.args[0] if node.args else None
         if self.parameters_read(node, what):
             self.functional_layer(node, inputs, width, what)
-        elif name in ("add", "iadd", "add_", "sub", "isub", "sub_", "mul", "imul", "mul_", "truediv", "itruediv",
-                      "div", "div_") and target not in (torch.Tensor.add,):
+        elif name in _ARITHMETIC and target not in (torch.Tensor.add,):
             self.arithmetic(node, name, inputs, width, what)
         elif name in ("cat", "concat", "concatenate"):
             parts = self.arg(node, 0, "tensors")

@@ -170,18 +170,27 @@ def _import(model, row: dict[str, Any]):  # noqa: ANN001, ANN202
 
     params = sum(p.numel() for p in model.parameters())
     row["token_mixing"] = _classify(model)
+    start = time.perf_counter()
     if row["token_mixing"]:
         row["reason"] = f"a token model: {row['token_mixing']}"
         return None
     for shape in SIZES:
         try:
-            genotype = archsearch.import_module(model, shape)
+            try:
+                genotype = archsearch.import_module(model, shape)
+            except archsearch.NetworkImportError as exc:
+                if "drop_unused" not in str(exc):
+                    raise
+                # auxiliary classifiers the eval forward never runs: left out, as `import --drop-unused` does
+                genotype = archsearch.import_module(model, shape, drop_unused=True)
+                row["drop_unused"] = genotype.origin["dropped"]
         except Exception as exc:  # noqa: BLE001 (a refusal or a crash: both are rows of the table)
             row["reason"] = _one_line(exc)
             if not TOO_SMALL.search(row["reason"]) or params > RETRY_PARAMS:
                 return None
             continue
-        row.update(imports=True, input="x".join(map(str, shape)), params=genotype.params, reason=None)
+        row.update(imports=True, input="x".join(map(str, shape)), params=genotype.params, reason=None,
+                   import_seconds=round(time.perf_counter() - start, 2))
         return genotype
     return None
 
@@ -292,8 +301,12 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "import": sum(r["imports"] for r in cnns), "prune": sum(r["prunes"] for r in cnns)}
 
     reasons = collections.Counter(reason_key(r["reason"]) for r in rows if r["reason"] and not r.get("token_mixing"))
+    timed = [r for r in rows if r.get("import_seconds") is not None]
+    slowest = max(timed, key=lambda r: r["import_seconds"], default=None)
     return {"torchvision": count([r for r in rows if r["family"] == "torchvision"]),
             "timm_families": count([r for r in rows if r["family"] != "torchvision"]),
+            "slowest_import": {"model": slowest["model"], "seconds": slowest["import_seconds"],
+                               "input": slowest["input"]} if slowest else None,
             "reasons": [{"reason": k, "models": n} for k, n in reasons.most_common()]}
 
 
@@ -307,6 +320,9 @@ def print_table(rows: list[dict[str, Any]], totals: dict[str, Any]) -> None:
         t = totals[what]
         print(f"{what}: {t['import']}/{t['cnns']} CNNs import, {t['prune']}/{t['cnns']} prune "
               f"({t['token_models']} token models apart)")
+    if totals["slowest_import"]:
+        slow = totals["slowest_import"]
+        print(f"slowest import: {slow['model']} at {slow['input']}, {slow['seconds']} s (trace, convert, check)")
     for entry in totals["reasons"][:10]:
         print(f"{entry['models']:>4}  {entry['reason']}")
 

@@ -65,12 +65,12 @@ def test_data_path_benchmark_runs_tiny(tmp_path: Path) -> None:
 
 def test_prunability_table_runs_a_subset(tmp_path: Path) -> None:
     """Four models: one each that imports and prunes (torchvision's and timm's, the latter through
-    its BatchNormAct2d), a CNN refused in one line, and a transformer, which its attention marks as a
-    token model, counted apart from the CNNs."""
+    its BatchNormAct2d), a CNN refused in one line (SKNet's stacked branches), and a transformer, which
+    its attention marks as a token model, counted apart from the CNNs."""
     pytest.importorskip("timm")
     out = tmp_path / "prunability.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_prunability.py"), "--models",
-                           "torchvision:resnet18,timm:lcnet_050,torchvision:googlenet,torchvision:swin_t",
+                           "torchvision:resnet18,timm:lcnet_050,timm:skresnet18,torchvision:swin_t",
                            "--timeout", "60", "--out", str(out)],
                           capture_output=True, text=True, timeout=180,
                           env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
@@ -80,9 +80,10 @@ def test_prunability_table_runs_a_subset(tmp_path: Path) -> None:
     assert rows["torchvision:resnet18"]["prunes"] and rows["torchvision:resnet18"]["params"] == 11_181_642
     assert rows["timm:lcnet_050"]["prunes"] and rows["timm:lcnet_050"]["family"] == "mobilenetv3"
     assert rows["torchvision:resnet18"]["token_mixing"] is None
-    refused = rows["torchvision:googlenet"]  # its auxiliary heads: imported only with --drop-unused
-    assert not refused["imports"] and "does not match the model's weights" in refused["reason"]
+    refused = rows["timm:skresnet18"]
+    assert not refused["imports"] and "cannot import function 'stack'" in refused["reason"]
     assert rows["torchvision:swin_t"]["token_mixing"].startswith(("attention", "tokens"))
-    assert report["totals"]["torchvision"] == {"models": 3, "token_models": 1, "cnns": 2, "import": 1, "prune": 1}
+    assert report["totals"]["torchvision"] == {"models": 2, "token_models": 1, "cnns": 1, "import": 1, "prune": 1}
+    assert report["totals"]["timm_families"] == {"models": 2, "token_models": 0, "cnns": 2, "import": 1, "prune": 1}
     assert report["totals"]["reasons"][0]["models"] == 1 and report["machine"]["torch"]
     assert "timm:lcnet_050" in proc.stdout and "1/2 prune" in proc.stdout and "1 token models apart" in proc.stdout

@@ -163,6 +163,7 @@ NEWER = {
     "poolformerv2_s12": ("gn", {}),  # StarReLU (a square), a group norm without bias, a learned (C,) scale view
     "fastvit_t8": ("scale", {}),  # x - y, a depthwise conv with a channel multiplier
     "inception_next_atto": ("ln", {}),  # a LayerNorm over the head's features
+    "test_mambaout": ("concat", {}),  # gated blocks channels-last: split, product, concat and sum along the last dim
 }
 
 
