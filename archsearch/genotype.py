@@ -34,8 +34,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Genotype", "load_genotype", "create_genotype", "GENOTYPE_FORMAT", "GENOTYPE_VERSION"]
 
 GENOTYPE_FORMAT = "archsearch.genotype"
-#: version 1: the WRN families' node kinds; version 2 adds the kinds of any CNN, concat ports and ``origin``
-GENOTYPE_VERSION = 3
+#: version 1: the WRN families' node kinds; version 2 adds the kinds of any CNN, concat ports and ``origin``;
+#: version 3 the kinds of :data:`archsearch.graph.KINDS` marked so; version 4 sparse layers (``density``)
+GENOTYPE_VERSION = 4
 
 
 class Genotype:
@@ -209,13 +210,21 @@ class Genotype:
 
     @cached_property
     def params(self) -> int:
-        """Trainable parameters, counted analytically (equals ``sum(p.numel())`` of :meth:`build`)."""
-        return int(round(self.cost_model.params(self.cost_model.base)))
+        """Trainable parameters, counted analytically (equals ``sum(p.numel())`` of :meth:`build`); of a
+        sparse layer (``density`` below 1), only the weights its mask keeps."""
+        return int(round(self.cost_model.params(self.cost_model.base) + self._sparse[0]))
 
     @cached_property
     def macs(self) -> int:
-        """Multiply-accumulates of one forward pass on one ``input_size`` image (convs and linear)."""
-        return int(round(self.cost_model.macs(self.cost_model.base)))
+        """Multiply-accumulates of one forward pass on one ``input_size`` image (convs and linear); of a
+        sparse layer, those of the weights it keeps."""
+        return int(round(self.cost_model.macs(self.cost_model.base) + self._sparse[1]))
+
+    @cached_property
+    def _sparse(self) -> tuple[float, float]:
+        from .graph import sparse_correction
+
+        return sparse_correction(self.graph, self.hparams.get("input_size"))
 
     def stages(self) -> list[tuple[str, int, list[int]]]:
         return self.family_spec.stages(self)

@@ -37,6 +37,7 @@ __all__ = [
     "KINDS", "V1_KINDS", "ACTIVATIONS", "check_graph", "live_nodes", "inputs_of", "shapes",
     "width_forms", "set_widths", "widths_with", "CostModel", "compile_costs", "graph_to_data", "graph_from_data",
     "uses_only_v1", "lowest_version", "sets_width", "attr", "Shape", "INTERPOLATIONS", "PADDING_MODES",
+    "kept_weights", "sparse_correction",
 ]
 
 _REQUIRED = REQUIRED
@@ -152,7 +153,7 @@ def _check_widths(graph: nx.DiGraph, node: str, data: Mapping[str, Any], preds: 
 
 
 def lowest_version(graph: nx.DiGraph) -> int:
-    """The lowest genotype-format version that holds this graph: 1 (the WRN families' kinds), 2, or 3
+    """The lowest genotype-format version that holds this graph: 1 (the WRN families' kinds), 2, 3 or 4
     (each kind's, or its attributes', :meth:`Kind.node_version`): files stay readable by every
     archsearch that can hold them."""
     if uses_only_v1(graph):
@@ -344,6 +345,33 @@ def compile_costs(graph: nx.DiGraph, genes: Iterable[str], input_size: int | Seq
         a=np.array([t[0] for t in terms], dtype=np.intp),
         b=np.array([t[1] for t in terms], dtype=np.intp),
     )
+
+
+def kept_weights(data: Mapping[str, Any], numel: int) -> int:
+    """How many of a layer's ``numel`` weights its ``density`` keeps: the nearest whole number, at
+    least one (what the builder's mask holds, and what counting counts)."""
+    return max(1, round(attr(data, "density") * numel))
+
+
+def sparse_correction(graph: nx.DiGraph, input_size: int | Sequence[int] | None) -> tuple[float, float]:
+    """What the cost model's ``density x weights`` misses of the whole weights sparse layers keep
+    (:func:`kept_weights`), in parameters and MACs: added to its counts, they are exact. (0, 0) for a
+    dense graph."""
+    sparse = [n for n, d in graph.nodes(data=True) if d.get("density", 1.0) < 1]
+    if not sparse:
+        return 0.0, 0.0
+    live, sizes = live_nodes(graph), shapes(graph, input_size)
+    params = macs = 0.0
+    for node in sparse:
+        if node not in live:
+            continue
+        data = graph.nodes[node]
+        (pred,) = inputs_of(graph, node)
+        numel, per_weight = KIND_RECORDS[data["kind"]].weight_numel(data, graph.nodes[pred]["width"], data["width"],
+                                                                   sizes[pred], sizes[node])
+        missing = kept_weights(data, numel) - attr(data, "density") * numel
+        params, macs = params + missing, macs + missing * per_weight
+    return params, macs
 
 
 def graph_to_data(graph: nx.DiGraph) -> dict:

@@ -78,6 +78,7 @@ VALID: dict[str, Callable[[Any], bool]] = {
                     lambda v: isinstance(v, bool)),
     **dict.fromkeys(("eps", "momentum", "p", "ws_eps"), lambda v: _number(v) and 0 <= v <= 1),
     "ws_gamma": lambda v: v is None or (_number(v) and v > 0),
+    "density": lambda v: _number(v) and 0 < v <= 1,
     "fn": lambda v: v in ACTIVATIONS,
     "slope": _number,
     "factor": _number,
@@ -139,6 +140,9 @@ class Kind:
     cost: Callable[[Mapping, Form, list[Form], Shape, list[Shape]], list[Term]] | None = None
     #: the genotype-format version a node needs, when some of its attributes came later than the kind
     version_of: Callable[[Mapping], int] | None = None
+    #: (weights, multiply-adds per weight) of a layer with filters at these widths and sizes: what a ``density``
+    #: below 1 keeps a fraction of
+    weight_numel: Callable[[Mapping, int, int, Shape, Shape], tuple[int, int]] | None = None
     #: (input width, node attributes) a latency slot of this node is timed with at ``width``, given the slot's
     #: input width and inputs (None: the slot's input width, as a layer that sets its own width has)
     timing: Callable[[Mapping, int, int, int], tuple[int, dict]] | None = None
@@ -214,14 +218,17 @@ def _conv_check(node: str, data: Mapping, widths: Mapping[str, int]) -> None:
     elif groups > 1 and width and in_width and (width % groups or in_width % groups):
         raise GenotypeError(f"node {node!r}: input width {in_width} and width {width} must be multiples "
                             f"of its {groups} groups")
+    if attr(data, "ws") and attr(data, "density") < 1:
+        raise GenotypeError(f"node {node!r}: a weight-standardised conv cannot be sparse (density "
+                            f"{attr(data, 'density')}); standardisation would count the masked weights")
 
 
 def _conv_cost(data: Mapping, out: Form, ins: list[Form], size: Shape, in_sizes: list[Shape]) -> list[Term]:
     kh, kw = pair(data["kernel"])
-    hw = size.h * size.w
+    hw, d = size.h * size.w, attr(data, "density")  # a sparse layer's kept weights, as a fraction
     groups = attr(data, "groups")
-    terms = [(out, ONE, kh * kw, kh * kw * hw)] if attr(data, "depthwise") else \
-        [(ins[0], out, kh * kw / groups, kh * kw * hw / groups)]
+    terms = [(out, ONE, kh * kw * d, kh * kw * hw * d)] if attr(data, "depthwise") else \
+        [(ins[0], out, kh * kw / groups * d, kh * kw * hw / groups * d)]
     if attr(data, "ws") and attr(data, "ws_gamma") is not None:  # a learned gain per filter
         terms.append((out, ONE, 1.0, 0.0))
     return terms + _bias(data, out)
@@ -232,7 +239,7 @@ def _conv_timing(data: Mapping, in_width: int, width: int, inputs: int) -> tuple
 
 
 def _linear_cost(data: Mapping, out: Form, ins: list[Form], size: Shape, in_sizes: list[Shape]) -> list[Term]:
-    spatial = in_sizes[0].h * in_sizes[0].w  # a flatten before scales by its map size
+    spatial = in_sizes[0].h * in_sizes[0].w * attr(data, "density")  # a flatten before scales by its map size
     return [(ins[0], out, spatial, spatial)] + _bias(data, out)
 
 
@@ -243,7 +250,18 @@ def _linear_shape(node: str, data: Mapping, src: list[Shape]) -> Shape:
 
 
 def _pointwise_cost(data: Mapping, out: Form, ins: list[Form], size: Shape, in_sizes: list[Shape]) -> list[Term]:
-    return [(ins[0], out, 1.0, size.h * size.w)] + _bias(data, out)
+    d = attr(data, "density")
+    return [(ins[0], out, d, size.h * size.w * d)] + _bias(data, out)
+
+
+def _conv_weights(data: Mapping, in_width: int, width: int, in_size: Shape, size: Shape) -> tuple[int, int]:
+    kh, kw = pair(data["kernel"])
+    fan_in = kh * kw * (1 if attr(data, "depthwise") else in_width // attr(data, "groups"))
+    return fan_in * width, size.h * size.w
+
+
+def _dense_version(data: Mapping, base: int) -> int:
+    return 4 if data.get("density", 1.0) < 1 else base
 
 
 def _norm_cost(data: Mapping, out: Form, ins: list[Form], size: Shape, in_sizes: list[Shape]) -> list[Term]:
@@ -354,9 +372,12 @@ _KINDS = [
                   "depthwise": False, "bias": False,  # padding None = kernel // 2
                   # weight standardisation (BiT, NFNet): each filter normalised to mean 0, variance 1 (ws_eps),
                   # then with ws_gamma times gamma / sqrt(fan-in) and a learned gain per filter
-                  "ws": False, "ws_eps": 1e-6, "ws_gamma": None},
+                  "ws": False, "ws_eps": 1e-6, "ws_gamma": None,
+                  # the fraction of its weights a sparse layer keeps (format version 4; its mask is a weight)
+                  "density": 1.0},
          version=1, width="sets", needs_map=True, weights=True, grouped=True, check=_conv_check, shape=_sliding, cost=_conv_cost,
-         version_of=lambda d: 3 if d.get("ws") else 1, timing=_conv_timing),
+         version_of=lambda d: _dense_version(d, 3 if d.get("ws") else 1), timing=_conv_timing,
+         weight_numel=_conv_weights),
     Kind("bn", {"eps": 1e-5, "momentum": 0.1}, batch_norm=True, cost=_per_channel(2.0), timing=_same_timing),
     Kind("bn_relu", {"eps": 1e-5, "momentum": 0.1}, version=1, batch_norm=True,  # the WRN families' layer
          cost=_per_channel(2.0), timing=_same_timing),
@@ -381,7 +402,9 @@ _KINDS = [
     # a global average pool to a vector (the WRN families' head)
     Kind("pool", {}, version=1, needs_map=True, shape=lambda n, d, s: Shape(1, 1, True), timing=_same_timing),
     Kind("flatten", {}, needs_map=True, shape=lambda n, d, s: Shape(s[0].h, s[0].w, True), timing=_same_timing),
-    Kind("linear", {"bias": True}, version=1, width="sets", weights=True, shape=_linear_shape, cost=_linear_cost),
+    Kind("linear", {"bias": True, "density": 1.0}, version=1, width="sets", weights=True, shape=_linear_shape,
+         cost=_linear_cost, version_of=lambda d: _dense_version(d, 1),
+         weight_numel=lambda d, i, w, s_in, s: (i * s_in.h * s_in.w * w, 1)),
     Kind("dropout", {"p": 0.0, "mode": "element"}, timing=_same_timing),  # "row": per-sample stochastic depth
     # GroupNorm: width a multiple of groups; bias False = a weight only
     Kind("gn", {"groups": REQUIRED, "eps": 1e-5, "affine": True, "bias": True}, version=3, needs_map=True, grouped=True,
@@ -396,7 +419,8 @@ _KINDS = [
     # ConvNeXt's channels-last layers, run on (N, C, H, W): a LayerNorm over each position's channels (or a
     # vector's features), a Linear over them (a 1x1 conv with a Linear's weight)
     Kind("ln", {"eps": 1e-5, "bias": True}, version=3, cost=_norm_cost, timing=_same_timing),
-    Kind("pointwise", {"bias": True}, version=3, width="sets", weights=True, cost=_pointwise_cost),
+    Kind("pointwise", {"bias": True, "density": 1.0}, version=3, width="sets", weights=True, cost=_pointwise_cost,
+         version_of=lambda d: _dense_version(d, 3), weight_numel=lambda d, i, w, s_in, s: (i * w, s.h * s.w)),
     # a learned scale (x * gamma) and a learned shift (x + beta): per channel, a (C, 1, 1) parameter with dims 3
     # or a (C,) one with dims 1 (ConvNeXt's layer scale), or one number for every channel with dims 0 (HGNet's
     # and MetaFormer's learnable affine)

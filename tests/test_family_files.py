@@ -185,7 +185,7 @@ def test_json_of_another_format(tmp_path: Path, load: Callable, obj: Any, words:
 @pytest.mark.parametrize("which", ["genotype", "family"])
 def test_future_version(tmp_path: Path, which: str, wrn_dict: dict, family_dict: dict) -> None:
     obj = wrn_dict if which == "genotype" else family_dict
-    future = 4 if which == "genotype" else 3  # genotype version 3 added scale and upsample
+    future = 5 if which == "genotype" else 3  # genotype version 4 added sparse layers (density)
     obj["version"] = future
     path = tmp_path / "future.json"
     path.write_text(json.dumps(obj))

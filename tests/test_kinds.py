@@ -26,6 +26,8 @@ def test_every_kind_has_a_complete_record_and_a_builder() -> None:
         assert kind.name == name and set(kind.attrs) <= set(VALID), name
         assert kind.width in ("input", "sets", "follows", "sums") and kind.alive_if in ("any", "all")
         assert kind.version in (1, 2, 3)
+        if kind.weights:  # a sparse layer counts the weights it keeps
+            assert "density" in kind.attrs and kind.weight_numel is not None
         if kind.weights:  # a layer with filters costs parameters and multiply-adds
             assert kind.cost is not None and kind.width == "sets"
         if kind.grouped:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
+import zlib
 from collections import defaultdict
 from typing import Any, Callable
 
@@ -64,6 +65,37 @@ class StdConv2d(nn.Conv2d):
         weight = F.batch_norm(self.weight.reshape(1, self.weight.shape[0], -1), None, None, weight=scale,
                               training=True, momentum=0.0, eps=self.eps).reshape_as(self.weight)
         return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class MaskedConv2d(nn.Conv2d):
+    """A sparse convolution: only the weights its ``weight_mask`` keeps compute (the mask is saved with
+    the weights; the others stay in ``weight`` and do nothing)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.weight * self.weight_mask, self.bias)
+
+
+class MaskedLinear(nn.Linear):
+    """A sparse linear layer: only the weights its ``weight_mask`` keeps compute."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight * self.weight_mask, self.bias)
+
+
+def _sparse(module: nn.Module, node: str, density: float) -> nn.Module:
+    """``module`` as its masked twin keeping ``max(1, round(density * weights))`` weights, at places drawn
+    from the node's id (a fresh mask: the same for every build of one genotype; a pruned one is loaded
+    with the weights)."""
+    if density >= 1:
+        return module
+    module.__class__ = MaskedConv2d if isinstance(module, nn.Conv2d) else MaskedLinear
+    numel = module.weight.numel()
+    kept = max(1, round(density * numel))
+    generator = torch.Generator().manual_seed(zlib.crc32(node.encode()))
+    flat = torch.zeros(numel, dtype=torch.bool, device="cpu")
+    flat[torch.randperm(numel, generator=generator, device="cpu")[:kept]] = True
+    module.register_buffer("weight_mask", flat.view(module.weight.shape).to(module.weight.device))
+    return module
 
 
 @functools.lru_cache(maxsize=None)
@@ -277,8 +309,8 @@ def _make_conv(net: GraphNet, node: str, spec: dict, in_width: int, x: torch.Ten
     kernel, stride, dilation = _pair(spec["kernel"]), _pair(spec["stride"]), _pair(spec.get("dilation", 1))
     cls, ws = (StdConv2d, {"eps": spec.get("ws_eps", 1e-6), "gamma": spec.get("ws_gamma")}) \
         if spec.get("ws") else (nn.Conv2d, {})
-    m = cls(in_width, spec["width"], kernel, stride, _padding(spec), dilation, spec.get("groups", 1),
-            bias=spec.get("bias", False), **ws)
+    m = _sparse(cls(in_width, spec["width"], kernel, stride, _padding(spec), dilation, spec.get("groups", 1),
+                    bias=spec.get("bias", False), **ws), node, spec.get("density", 1.0))
     shape = F.conv2d(x, torch.empty(1, 1, *kernel, device="meta"), None, stride, _padding(spec), dilation)
     return net._register(node, m), None, shape, False
 
@@ -296,7 +328,8 @@ def _make_ln(net: GraphNet, node: str, spec: dict, in_width: int, x: torch.Tenso
 
 def _make_pointwise(net: GraphNet, node: str, spec: dict, in_width: int, x: torch.Tensor, x_flat: bool,
                     probes: list):
-    return net._register(node, nn.Linear(in_width, spec["width"], bias=spec.get("bias", True))), None, x, x_flat
+    m = _sparse(nn.Linear(in_width, spec["width"], bias=spec.get("bias", True)), node, spec.get("density", 1.0))
+    return net._register(node, m), None, x, x_flat
 
 
 def _make_learned(net: GraphNet, node: str, spec: dict, in_width: int, x: torch.Tensor, x_flat: bool, probes: list):
@@ -318,7 +351,7 @@ def _make_gn(net: GraphNet, node: str, spec: dict, in_width: int, x: torch.Tenso
 
 def _make_linear(net: GraphNet, node: str, spec: dict, in_width: int, x: torch.Tensor, x_flat: bool, probes: list):
     features = in_width * x.shape[-2] * x.shape[-1]  # a flatten before scales by its map size
-    m = nn.Linear(features, spec["width"], bias=spec.get("bias", True))
+    m = _sparse(nn.Linear(features, spec["width"], bias=spec.get("bias", True)), node, spec.get("density", 1.0))
     return net._register(node, m), None, _meta(1, 1), True
 
 
