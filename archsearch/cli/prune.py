@@ -43,7 +43,8 @@ class PruneCommand(Command):
         parser.add_argument("--no-progress", action="store_true", help="no progress bars")
         add_threads_argument(parser)
         g = parser.add_argument_group("pruning settings (override the space's [prune] table)")
-        g.add_argument("--criterion", help="fisher (default), taylor, l1, bn-scale, random; sss (one-shot only)")
+        g.add_argument("--criterion", help="fisher (default), taylor, l1, bn-scale, random; sss and magnitude "
+                                           "(one-shot only; magnitude removes weights, not channels)")
         g.add_argument("--normalise", help="none (default), params, macs, latency (with --latency-table): divide "
                                            "scores by what a channel frees")
         g.add_argument("--max-prunes", type=int, help="stop after this many prunes (default: the space's)")
@@ -52,7 +53,8 @@ class PruneCommand(Command):
         g.add_argument("--target-latency", help="stop at this latency, e.g. 0.8ms, as --latency-table predicts it")
         g.add_argument("--latency-table", help="a latency table (archsearch latency NET --make-table OUT) for "
                                                "--target-latency and --normalise latency")
-        g.add_argument("--fraction", type=float, help="stop after removing this fraction of the prunable channels")
+        g.add_argument("--fraction", type=float, help="stop after removing this fraction of the prunable channels "
+                                                      "(criterion magnitude: of the prunable weights)")
         g.add_argument("--steps-per-prune", type=int,
                        help="fine-tuning steps between prunes (default: the space's, else 100)")
         g.add_argument("--channels-per-prune", type=int,
@@ -169,7 +171,8 @@ def _one_shot_table(family: Family) -> None:
     rows = []
     for i, m in enumerate(family):
         before = m.metrics.get("val_error_before_finetune")
-        rows.append([i, m.metrics.get("channels_removed", 0), f"{m.params:,}", format_count(m.macs),
+        removed = m.metrics.get("channels_removed", m.metrics.get("weights_removed", 0))
+        rows.append([i, removed, f"{m.params:,}", format_count(m.macs),
                      "" if before is None else f"{before:.2%}", f"{m.metrics['val_error']:.2%}",
                      f"{m.metrics['test_error']:.2%}", _stages(m)])
     print_table(["#", "removed", "params", "MACs", "val error pruned", "val error", "test error",

@@ -238,6 +238,16 @@ class BNScale(Criterion):
         return out
 
 
+class Magnitude(Criterion):
+    """Unstructured: each weight by its magnitude (:mod:`archsearch.prune.sparse` removes the smallest);
+    it scores no channel."""
+
+    name = "magnitude"
+
+    def scores(self) -> dict[str, torch.Tensor]:
+        return {}
+
+
 class Random(Criterion):
     name = "random"
 

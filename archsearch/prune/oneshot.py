@@ -106,6 +106,14 @@ def check_one_shot(genotype: Genotype, settings: PruneSettings) -> None:
         if settings.target_params is not None and settings.target_params < floor:
             raise PruneSettingsError(f"prune.target_params: {settings.target_params:,} is below {floor:,}, the size "
                                      f"with all {len(branches)} residual branches removed")
+    elif settings.criterion == "magnitude":
+        for key in ("target_params", "target_macs", "target_latency"):
+            if getattr(settings, key) is not None:
+                raise PruneSettingsError(f"prune.{key}: no value with criterion magnitude (it removes `fraction` "
+                                         "of the prunable weights)")
+        if settings.fraction is None or settings.fraction >= 1:
+            raise PruneSettingsError(f"prune.fraction: {settings.fraction!r} is invalid with criterion magnitude; "
+                                     "expected the fraction of the prunable weights to remove, in (0, 1)")
     elif settings.threshold == "layer" and settings.fraction is not None:
         breaks = _layer_breaks(genotype, _removable(genotype, settings))
         if not any(b and b[0] <= settings.fraction for b in breaks.values()):
@@ -217,6 +225,19 @@ def prune_once(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | None
         return _prune_once(genotype, model, data, settings, out_dir, device, metadata, progress)
 
 
+def _thin(run: _Run) -> int:
+    """Magnitude pruning's cut: the smallest weights masked (:mod:`~archsearch.prune.sparse`), the run
+    continuing on the sparse network with a fresh optimiser; returns how many weights went."""
+    from .sparse import magnitude_masks, sparse_genotype, sparse_model
+
+    masks = magnitude_masks(run.model, run.genotype, run.settings.fraction, run.settings.threshold)
+    before = run.genotype.params
+    run.genotype = sparse_genotype(run.genotype, masks)
+    run.trainer.swap_model(sparse_model(run.genotype, run.model, masks))
+    run.attach()
+    return before - run.genotype.params
+
+
 def _prune_once(genotype: Genotype, model: nn.Module, data: DataSplits, settings: PruneSettings, out_dir: Path,
                 device: torch.device, metadata: Mapping[str, Any] | None, progress: bool | None) -> Family:
     clock = time.perf_counter()
@@ -228,13 +249,16 @@ def _prune_once(genotype: Genotype, model: nn.Module, data: DataSplits, settings
     if run.criterion.trained:
         check_fine_tuning(run, trainer.train_steps(settings.steps_per_prune, after_backward=run.criterion.after_backward),
                           f"in the {settings.steps_per_prune} steps that score the channels", "nothing was written")
-    drop = one_shot_drop(genotype, settings, run.criterion)
-    if isinstance(run.criterion, SSS):
-        run.criterion.fold()
-    _cut(run, drop)
+    if settings.criterion == "magnitude":
+        removed, what = _thin(run), "weights"
+    else:
+        drop = one_shot_drop(genotype, settings, run.criterion)
+        if isinstance(run.criterion, SSS):
+            run.criterion.fold()
+        _cut(run, drop)
+        removed, what = sum(len(cs) for cs in drop.values()), "channels"
     val_error = before = trainer.evaluate("val")["error"]
-    removed = sum(len(cs) for cs in drop.values())
-    print(f"one-shot {settings.criterion} ({settings.threshold}): removed {removed} channels, "
+    print(f"one-shot {settings.criterion} ({settings.threshold}): removed {removed:,} {what}, "
           f"{genotype.params:,} -> {run.genotype.params:,} params, val error {trained['val_error']:.2%} -> "
           f"{before:.2%}; fine-tuning {settings.finetune_epochs} epochs", file=sys.stderr, flush=True)
     show = sys.stderr.isatty() if progress is None else progress
@@ -251,7 +275,7 @@ def _prune_once(genotype: Genotype, model: nn.Module, data: DataSplits, settings
             print(f"fine-tune epoch {epoch}: val error {val_error:.2%}", file=sys.stderr, flush=True)
     bar.close()
     metrics = {"val_error": val_error, "test_error": trainer.evaluate("test")["error"],
-               "val_error_before_finetune": before, "channels_removed": removed, "criterion": settings.criterion,
+               "val_error_before_finetune": before, f"{what}_removed": removed, "criterion": settings.criterion,
                "threshold": settings.threshold, "finetune_epochs": settings.finetune_epochs, "weights": True}
     if isinstance(run.criterion, SSS):
         metrics["branches_removed"] = sum(all(g in drop for g in b.genes) for b in run.criterion.branches)

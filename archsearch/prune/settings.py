@@ -53,12 +53,12 @@ class UnknownCriterionError(UnknownNameError, PruneSettingsError):
 #: parse without torch; ``make_criterion`` resolves one (a class taking its seed or no argument)
 CRITERION_REGISTRY: Registry[type] = Registry("criterion", error=UnknownCriterionError, sort=False)
 for _name, _cls in (("fisher", "Fisher"), ("taylor", "Taylor"), ("l1", "L1"), ("bn-scale", "BNScale"),
-                    ("random", "Random"), ("sss", "SSS")):
+                    ("random", "Random"), ("sss", "SSS"), ("magnitude", "Magnitude")):
     CRITERION_REGISTRY.register_lazy(_name, f"archsearch.prune.criteria:{_cls}")
 del _name, _cls
 CRITERION_NAMES = CRITERION_REGISTRY.names()
 #: criteria that only a one-shot run uses
-ONE_SHOT_CRITERIA = ("sss",)
+ONE_SHOT_CRITERIA = ("sss", "magnitude")
 THRESHOLDS = ("global", "layer")
 _SAVE_WEIGHTS = '"none", "all" or a list of parameter budgets such as ["2k", "4k"]'
 

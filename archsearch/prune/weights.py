@@ -64,7 +64,8 @@ def load_member_weights(family_path: str | os.PathLike[str], family: "Family", i
         kept = ", ".join(str(i) for i in sorted(weights)) or "none"
         raise ArchsearchError(f"{family_path.parent / name}: no weights for member {index} (kept: {kept})")
     state = weights[index]
-    count = sum(int(v.numel()) for k, v in state.items() if not _is_buffer(k))
+    count = sum(int(v.numel()) for k, v in state.items() if not _is_buffer(k)) \
+        - sum(int((~v).sum()) for k, v in state.items() if k.endswith(".weight_mask"))  # a sparse layer's kept only
     if count != family[index].params:
         raise ArchsearchError(f"{family_path.parent / name}: member {index} has {count:,} weights, its genotype "
                               f"{family[index].params:,} parameters")
@@ -72,4 +73,4 @@ def load_member_weights(family_path: str | os.PathLike[str], family: "Family", i
 
 
 def _is_buffer(key: str) -> bool:
-    return key.endswith(("running_mean", "running_var", "num_batches_tracked"))
+    return key.endswith(("running_mean", "running_var", "num_batches_tracked", "weight_mask"))

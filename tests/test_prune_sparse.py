@@ -1,0 +1,96 @@
+"""Unstructured magnitude pruning (issue 22, item 2 in part): the smallest weights go, globally or per
+layer, in exact counts; the pruned network is the same graph with per-layer densities, built with its
+masks, and its kept weights are what the family file and member weights hold; pruning again only
+removes more; bad settings are one line, nothing written."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import archsearch
+from archsearch.cli import main
+from archsearch.prune.settings import PruneSettings
+from archsearch.prune.sparse import magnitude_masks, prunable_layers, sparse_genotype, sparse_model
+from archsearch.prune.weights import load_member_weights
+from tests.test_genotype_sparse import _net, nonzero
+
+
+@pytest.fixture(scope="module")
+def digits8():
+    from archsearch.data import load_dataset
+
+    return load_dataset("digits?channels=3")
+
+
+def _weights(model: torch.nn.Module, genotype: archsearch.Genotype) -> dict[str, torch.Tensor]:
+    return {n: model.get_submodule(n).weight.detach() for n in prunable_layers(genotype)}
+
+
+@pytest.mark.parametrize("threshold", ["global", "layer"])
+def test_the_smallest_weights_go_in_exact_counts(threshold: str) -> None:
+    torch.manual_seed(0)
+    g = _net({})
+    model = g.build()
+    masks = magnitude_masks(model, g, 0.7, threshold)
+    weights = _weights(model, g)
+    total = sum(w.numel() for w in weights.values())
+    if threshold == "global":
+        assert sum(int((~m).sum()) for m in masks.values()) == round(0.7 * total)
+        gone = torch.cat([w[~masks[n]].abs() for n, w in weights.items()])
+        kept = torch.cat([w[masks[n]].abs() for n, w in weights.items()])
+        assert gone.max() <= kept.min()  # one threshold for the whole network
+    else:
+        for n, w in weights.items():
+            assert int((~masks[n]).sum()) == round(0.7 * w.numel())
+            assert w[~masks[n]].abs().max() <= w[masks[n]].abs().min()
+    sparse = sparse_genotype(g, masks)
+    built = sparse_model(sparse, model, masks)
+    assert sparse.params == nonzero(built) == g.params - sum(int((~m).sum()) for m in masks.values())
+    again = magnitude_masks(built, sparse, 0.9, threshold)  # pruning again keeps what went gone
+    assert all(not (again[n] & ~masks[n]).any() for n in masks)
+
+
+def test_a_layer_keeps_at_least_one_weight() -> None:
+    g = _net({})
+    masks = magnitude_masks(g.build(), g, 0.999, "layer")
+    assert all(int(m.sum()) >= 1 for m in masks.values())
+
+
+def test_one_shot_magnitude_pruning_writes_a_sparse_family_with_its_masks(tmp_path: Path, digits8) -> None:
+    from archsearch.prune.oneshot import prune_once
+
+    g = _net({})
+    settings = PruneSettings(criterion="magnitude", one_shot=True, fraction=0.6, finetune_epochs=1, batch_size=64,
+                             seed=0)
+    torch.manual_seed(0)
+    family = prune_once(g, g.build().state_dict(), digits8, settings, tmp_path, device="cpu", progress=False)
+    pruned = family[1].genotype
+    densities = {n: d["density"] for n, d in pruned.graph.nodes(data=True) if "density" in d}
+    assert set(densities) == {"c1", "c2", "fc"} and pruned.genes == g.genes  # the same widths, thinner
+    assert family[1].metrics["weights_removed"] == g.params - pruned.params > 0
+    loaded = archsearch.load_family(tmp_path / "pruned.json")
+    assert {n: d.get("density") for n, d in loaded[1].genotype.graph.nodes(data=True) if "density" in d} == densities
+    model = pruned.build()
+    model.load_state_dict(load_member_weights(tmp_path / "pruned.json", loaded, 1), strict=True)
+    assert nonzero(model) == pruned.params == loaded[1].params
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        before = model.eval()(x)
+        model.c1.weight[~model.c1.weight_mask] += 1.0  # fine-tuned or not, a masked weight computes nothing
+        assert torch.allclose(model(x), before)
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--fraction", "0.5"], ["magnitude is one-shot only"]),
+    (["--one-shot", "--fraction", "1"], ["--fraction", "in (0, 1)"]),
+    (["--one-shot", "--fraction", "0.5", "--target-params", "1000"], ["--target-params", "criterion magnitude"]),
+])
+def test_bad_magnitude_settings_are_one_line(tmp_path: Path, capsys, extra: list[str], words: list[str]) -> None:
+    out = tmp_path / "run"
+    assert main(["prune", "--space", "digits-vgg", "--criterion", "magnitude", "--pretrain-epochs", "1",
+                 "--no-progress", "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("archsearch: error: ") and all(w in err for w in words), err
+    assert not out.exists()  # refused before pre-training
