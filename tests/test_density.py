@@ -1,0 +1,69 @@
+"""Densities as an architecture (issue 22, item 3 in part): a pruned density profile scaled to new
+nonzero budgets (one factor, ratios kept), and the uniform and ERK baselines at the same budgets,
+each landing within 0.5 % and counting exactly what its built masks keep."""
+from __future__ import annotations
+
+import pytest
+
+from archsearch.density import erk_density, layer_weights, scale_densities, uniform_density
+from archsearch.errors import BudgetError
+from archsearch.genotype import load_genotype
+from archsearch.graph import attr
+from tests.test_genotype_sparse import _net, nonzero
+
+ROOT_SPACE = "search_spaces/digits-vgg/genotype.json"
+
+
+def _densities(g) -> dict[str, float]:  # noqa: ANN001
+    return {n: attr(g.graph.nodes[n], "density") for n in layer_weights(g)}
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    from pathlib import Path
+
+    return load_genotype(Path(__file__).resolve().parents[1] / ROOT_SPACE)
+
+
+@pytest.mark.parametrize("ratio", [0.05, 0.2, 0.5])
+@pytest.mark.parametrize("how", [scale_densities, uniform_density, erk_density])
+def test_each_lands_within_half_a_percent_and_counts_its_masks(vgg, how, ratio: float) -> None:
+    source = _sparse_vgg(vgg)
+    budget = round(ratio * vgg.params)
+    g = how(source, budget)
+    assert abs(g.params - budget) <= 0.005 * budget
+    assert g.params == nonzero(g.build())
+    assert g.genes == vgg.genes  # the same widths: only densities change
+
+
+def _sparse_vgg(vgg):  # noqa: ANN001, ANN202
+    """A profile like magnitude pruning leaves: thinner deeper."""
+    from archsearch.density import with_densities
+
+    layers = list(layer_weights(vgg))
+    return with_densities(vgg, {n: 0.6 / (1 + i) for i, n in enumerate(layers)})
+
+
+def test_scaling_keeps_the_profile_ratios_where_no_layer_is_capped(vgg) -> None:
+    source = _sparse_vgg(vgg)
+    smaller = scale_densities(source, round(0.6 * source.params))
+    a, b = _densities(source), _densities(smaller)
+    ratios = [b[n] / a[n] for n in a]
+    assert max(ratios) / min(ratios) < 1.02  # one factor (whole weights round each layer a little)
+
+
+def test_uniform_is_uniform_and_erk_keeps_small_layers_denser(vgg) -> None:
+    budget = round(0.2 * vgg.params)
+    uniform = _densities(uniform_density(vgg, budget))
+    assert max(uniform.values()) - min(uniform.values()) < 0.01
+    erk, weights = _densities(erk_density(vgg, budget)), layer_weights(vgg)
+    smallest, largest = min(weights, key=weights.get), max(weights, key=weights.get)
+    assert erk[smallest] > erk[largest]
+
+
+def test_a_budget_out_of_reach_is_one_line() -> None:
+    g = _net({"c1": 0.5})
+    with pytest.raises(BudgetError, match="outside what scaling the densities reaches"):
+        scale_densities(g, 10 * g.params)
+    with pytest.raises(BudgetError, match="outside what a uniform density reaches"):
+        uniform_density(g, 1)
