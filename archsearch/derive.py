@@ -152,6 +152,28 @@ class Derived:
         return out
 
 
+def _derive_densities(family: Family, budgets: Sequence[float], pick: str | int, by: str) -> list[Derived]:
+    """Method ``density``: the picked member's density profile scaled to each nonzero budget
+    (:func:`archsearch.density.scale_densities`); ``scale`` is the factor on its sparsest layer."""
+    from .density import layer_weights, scale_densities
+    from .graph import attr
+
+    if by != "params":
+        raise ArchsearchError(f"method density lands on nonzero parameters; --by {by} is not supported with it")
+    rows = []
+    for budget in budgets:
+        i = pick_member(family, pick, budget, by=by)
+        source = family[i].genotype
+        old = [attr(source.graph.nodes[n], "density") for n in layer_weights(source)]
+        if min(old) >= 1:
+            raise ArchsearchError(f"members[{i}] is dense (every density 1): method density scales a sparse "
+                                  "genotype's densities (prune with --criterion magnitude first)")
+        g = scale_densities(source, int(budget))
+        new = [attr(g.graph.nodes[n], "density") for n in layer_weights(g)]
+        rows.append(Derived(Landing(g, int(budget), min(new) / min(old)), "density", i))
+    return rows
+
+
 def _derive_latency(family: Family, budgets: Sequence[float], *, pick: str | int, metadata: dict | None,
                     table: "LatencyTable | None", method: str) -> "Derivation":
     """``derive(..., by="latency")``: linear scaling landed on the table's predicted latency."""
@@ -220,6 +242,8 @@ def derive(source: Family | Genotype, budgets: Sequence[float], *, method: str =
                              "linear scaling widens it beyond anything the pruning run reached")
             direction = np.array(genes, dtype=float)
             rows.append(Derived(land(src, direction, budget, what=f"scaling members[{i}]", by=by), "linear", i))
+    elif method == "density":
+        rows.extend(_derive_densities(family, budgets, pick, by))
     else:  # fit
         if len(family) < 2:
             raise ArchsearchError("method fit fits widths across a trajectory of at least 2 genotypes; the source "

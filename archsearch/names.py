@@ -27,6 +27,7 @@ def _closed(kind: str, entries: dict[str, str]) -> Registry[str]:
 DERIVE_METHOD_REGISTRY = _closed("derive method", {
     "linear": "scale one genotype's widths by one factor to each budget",
     "fit": "a power-law fit of every gene's width over a pruning trajectory, read at each budget",
+    "density": "scale a sparse genotype's per-layer densities by one factor to each nonzero-parameter budget",
 })
 DERIVE_METHODS = DERIVE_METHOD_REGISTRY.names()
 #: ``derive --pick``: which member of a family linear scaling starts from

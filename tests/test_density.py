@@ -67,3 +67,22 @@ def test_a_budget_out_of_reach_is_one_line() -> None:
         scale_densities(g, 10 * g.params)
     with pytest.raises(BudgetError, match="outside what a uniform density reaches"):
         uniform_density(g, 1)
+
+
+def test_derive_method_density_scales_a_pruned_profile_from_the_cli(tmp_path, capsys, vgg) -> None:  # noqa: ANN001
+    from archsearch.cli import main
+    from archsearch.family import Family, Member, load_family
+
+    source = tmp_path / "sparse.json"
+    Family((Member(vgg, {}), Member(_sparse_vgg(vgg), {}))).save(source)
+    out = tmp_path / "derived.json"
+    assert main(["derive", "--from", str(source), "--budgets", "10k,30k", "--method", "density", "--pick", "last",
+                 "--out", str(out)]) == 0
+    derived = load_family(out)
+    assert [abs(m.params - b) <= 0.005 * b for m, b in zip(derived, (10_000, 30_000))] == [True, True]
+    assert all(m.genotype.genes == vgg.genes and m.params == nonzero(m.genotype.build()) for m in derived)
+    capsys.readouterr()
+    assert main(["derive", "--from", str(source), "--budgets", "10k", "--method", "density", "--pick", "first"]) == 2
+    assert "members[0] is dense" in capsys.readouterr().err
+    assert main(["derive", "--from", str(source), "--budgets", "1M", "--method", "density", "--by", "macs"]) == 2
+    assert "method density lands on nonzero parameters" in capsys.readouterr().err

@@ -24,7 +24,8 @@ class DeriveCommand(Command):
                                  "FILE --make-table OUT); each landed network is then measured once to confirm")
         parser.add_argument("--method", choices=METHODS, default="linear",
                             help="linear: scale one genotype (Crowley et al.); fit: power-law fit of the "
-                                 "trajectory (NeuralScale). Default: linear")
+                                 "trajectory (NeuralScale); density: scale a sparse genotype's per-layer densities "
+                                 "(after --criterion magnitude). Default: linear")
         parser.add_argument("--pick", default="nearest",
                             help="linear only: which member to scale: nearest (default; the member whose "
                                  "params are nearest each budget), best (lowest val_error), first, last, or an index")
@@ -71,7 +72,7 @@ class DeriveCommand(Command):
             table.append([i, format_count(l.budget), f"{l.genotype.params:,}", f"{l.rel_error:+.3%}", quality,
                           format_count(l.genotype.macs), r.source_index,
                           l.genotype.summary(), f"{l.max_deviation:.1%}", narrow_cell(l.genotype)])
-        print_table(["#", "budget", "params", "error", "scale" if args.method == "linear" else "fit",
+        print_table(["#", "budget", "params", "error", "scale" if args.method in ("linear", "density") else "fit",
                      "MACs", "from", "stage widths", "max dev", "narrowest"], table)
         note_narrow([r.landing.genotype for r in rows])
         if args.out:
