@@ -4,6 +4,7 @@ masks, and its kept weights are what the family file and member weights hold; pr
 removes more; bad settings are one line, nothing written."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -83,7 +84,7 @@ def test_one_shot_magnitude_pruning_writes_a_sparse_family_with_its_masks(tmp_pa
 
 
 @pytest.mark.parametrize("extra, words", [
-    (["--fraction", "0.5"], ["magnitude is one-shot only"]),
+    (["--fraction", "0.5"], ["iterative magnitude run needs", "max_prunes"]),
     (["--one-shot", "--fraction", "1"], ["--fraction", "in (0, 1)"]),
     (["--one-shot", "--fraction", "0.5", "--target-params", "1000"], ["--target-params", "criterion magnitude"]),
 ])
@@ -94,3 +95,61 @@ def test_bad_magnitude_settings_are_one_line(tmp_path: Path, capsys, extra: list
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("archsearch: error: ") and all(w in err for w in words), err
     assert not out.exists()  # refused before pre-training
+
+
+KILLED = textwrap.dedent("""
+    import os, signal, sys
+    import torch
+    import archsearch
+    from archsearch.data import load_dataset
+    from archsearch.prune.loop import prune_network
+    from archsearch.prune.settings import PruneSettings
+    sys.path.insert(0, sys.argv[4])
+    from tests.test_genotype_sparse import _net
+
+    out, kill_at, resume = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    g = _net({})
+    s = PruneSettings(criterion="magnitude", fraction=0.8, max_prunes=4, steps_per_prune=3, batch_size=32, lr=0.01,
+                      seed=7, save_weights="all")
+
+    def maybe_kill(family):
+        if len(family) == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    prune_network(g, g.build().state_dict(), load_dataset("digits?channels=3"), s, out, resume=resume, device="cpu",
+                  progress=False, on_record=maybe_kill)
+""")
+
+
+@pytest.mark.slow
+def test_iterative_magnitude_pruning_resumes_with_its_masks_after_a_kill(tmp_path: Path) -> None:
+    """Han et al.'s schedule through the iterative loop: round k leaves 0.8 x k / 4 of the weights removed,
+    fine-tuning between rounds. A run killed after its second record resumes to the same members, masks
+    and weights as a run never killed."""
+    import signal
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    script = tmp_path / "run.py"
+    script.write_text(KILLED)
+
+    def run(out: Path, kill_at: int, resume: bool) -> int:
+        return subprocess.run([sys.executable, str(script), str(out), str(kill_at), "1" if resume else "0",
+                               str(root)], capture_output=True, text=True, timeout=300, cwd=root).returncode
+
+    assert run(tmp_path / "whole", -1, False) == 0
+    assert run(tmp_path / "killed", 3, False) == -signal.SIGKILL
+    assert len(archsearch.load_family(tmp_path / "killed" / "pruned.json")) == 3
+    assert run(tmp_path / "killed", -1, True) == 0
+    whole, resumed = (archsearch.load_family(tmp_path / d / "pruned.json") for d in ("whole", "killed"))
+    assert [m.params for m in whole] == [m.params for m in resumed] and len(whole) == 5
+    total = sum(w for w in (3 * 9 * 8, 8 * 9 * 16, 16 * 10))
+    assert [whole[0].params - m.params for m in whole] == [round(0.8 * k / 4 * total) for k in range(5)]
+    for i in range(5):
+        a = load_member_weights(tmp_path / "whole" / "pruned.json", whole, i)
+        b = load_member_weights(tmp_path / "killed" / "pruned.json", resumed, i)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(k.endswith("weight_mask") for k in a)

@@ -43,8 +43,9 @@ class PruneCommand(Command):
         parser.add_argument("--no-progress", action="store_true", help="no progress bars")
         add_threads_argument(parser)
         g = parser.add_argument_group("pruning settings (override the space's [prune] table)")
-        g.add_argument("--criterion", help="fisher (default), taylor, l1, bn-scale, random; sss and magnitude "
-                                           "(one-shot only; magnitude removes weights, not channels)")
+        g.add_argument("--criterion", help="fisher (default), taylor, l1, bn-scale, random; sss (one-shot only); "
+                                           "magnitude removes weights, not channels (one-shot, or --max-prunes "
+                                           "rounds)")
         g.add_argument("--normalise", help="none (default), params, macs, latency (with --latency-table): divide "
                                            "scores by what a channel frees")
         g.add_argument("--max-prunes", type=int, help="stop after this many prunes (default: the space's)")
@@ -162,7 +163,7 @@ def _trajectory_table(family: Family) -> None:
     rows = []
     for i in picks:
         m = family[i]
-        rows.append([i, m.metrics["prunes"], m.metrics["channels_removed"], f"{m.params:,}",
+        rows.append([i, m.metrics["prunes"], m.metrics.get("weights_removed", m.metrics["channels_removed"]), f"{m.params:,}",
                      format_count(m.macs), f"{m.metrics['val_error']:.2%}", _stages(m)])
     print_table(["#", "prunes", "removed", "params", "MACs", "val error", "inner per stage"], rows)
 

@@ -44,6 +44,7 @@ from ..train import Trainer, divergence, is_diverged, resolve_device
 from .criteria import SSS, Criterion, _ActivationCriterion, make_criterion
 from .groups import Group, coupled_groups, residual_branches, wiring
 from .settings import PruneSettings, PruneSettingsError
+from .sparse import thin
 from .surgery import graph_state_dict, prune_channels
 from .weights import WEIGHTS_NAME, save_member_weights
 
@@ -429,6 +430,8 @@ def _record(run: _Run, data: DataSplits, folder: RunFolder) -> float:
     val_error = run.trainer.evaluate("val")["error"]
     metrics = {"prunes": run.prunes, "step": run.steps, "channels_removed": run.removed,
                "val_error": val_error, "criterion": run.settings.criterion}
+    if run.family.members and any(d.get("density", 1) < 1 for _, d in run.genotype.graph.nodes(data=True)):
+        metrics["weights_removed"] = run.family[0].params - run.genotype.params
     if run.settings.save_weights != "none":  # a kept member is measured on the test split too
         metrics["test_error"] = run.trainer.evaluate("test")["error"]
     members = run.family.members + (Member(run.genotype, metrics),)
@@ -518,7 +521,11 @@ def _prune(genotype: Genotype, model: nn.Module | None, data: DataSplits, settin
             bar.close()
             raise
         run.steps += settings.steps_per_prune
-        _apply(run, _choose(run))
+        if settings.criterion == "magnitude":  # Han et al.: round k leaves fraction x k / rounds removed
+            thin(run, settings.fraction * (run.prunes + 1) / settings.max_prunes)
+            run.criterion.reset()
+        else:
+            _apply(run, _choose(run))
         run.prunes += 1
         if run.prunes % settings.record_every == 0 or _done(run):
             now = time.perf_counter()
@@ -527,8 +534,10 @@ def _prune(genotype: Genotype, model: nn.Module | None, data: DataSplits, settin
             err = _record(run, data, folder)
             bar.set_postfix(params=f"{run.genotype.params:,}", val_err=f"{err:.2%}")
             if not show:  # no bar (no terminal, or --no-progress): one plain line per record
-                print(f"prune {run.prunes}: {run.genotype.params:,} params, val error {err:.2%}, "
-                      f"{run.removed} channels removed", file=sys.stderr, flush=True)
+                weights = run.family[-1].metrics.get("weights_removed")
+                removed = f"{run.removed} channels" if weights is None else f"{weights:,} weights"
+                print(f"prune {run.prunes}: {run.genotype.params:,} params, val error {err:.2%}, {removed} removed",
+                      file=sys.stderr, flush=True)
             if on_record is not None:
                 on_record(run.family)
         bar.update(1)

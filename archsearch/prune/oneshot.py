@@ -55,6 +55,7 @@ from .loop import (CHECKPOINT_NAME, PRUNED_NAME, _cut, _groups, _removable, _Run
                    check_same_settings, check_targets, first_cuts, gene_cuts, latency_table, load_trained, prune_folder,
                    ranked_cuts, state_copy)
 from .settings import PruneSettings, PruneSettingsError
+from .sparse import thin
 from .weights import WEIGHTS_NAME, save_member_weights
 
 __all__ = ["prune_once", "check_one_shot", "finished_run", "one_shot_drop"]
@@ -225,19 +226,6 @@ def prune_once(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | None
         return _prune_once(genotype, model, data, settings, out_dir, device, metadata, progress)
 
 
-def _thin(run: _Run) -> int:
-    """Magnitude pruning's cut: the smallest weights masked (:mod:`~archsearch.prune.sparse`), the run
-    continuing on the sparse network with a fresh optimiser; returns how many weights went."""
-    from .sparse import magnitude_masks, sparse_genotype, sparse_model
-
-    masks = magnitude_masks(run.model, run.genotype, run.settings.fraction, run.settings.threshold)
-    before = run.genotype.params
-    run.genotype = sparse_genotype(run.genotype, masks)
-    run.trainer.swap_model(sparse_model(run.genotype, run.model, masks))
-    run.attach()
-    return before - run.genotype.params
-
-
 def _prune_once(genotype: Genotype, model: nn.Module, data: DataSplits, settings: PruneSettings, out_dir: Path,
                 device: torch.device, metadata: Mapping[str, Any] | None, progress: bool | None) -> Family:
     clock = time.perf_counter()
@@ -250,7 +238,7 @@ def _prune_once(genotype: Genotype, model: nn.Module, data: DataSplits, settings
         check_fine_tuning(run, trainer.train_steps(settings.steps_per_prune, after_backward=run.criterion.after_backward),
                           f"in the {settings.steps_per_prune} steps that score the channels", "nothing was written")
     if settings.criterion == "magnitude":
-        removed, what = _thin(run), "weights"
+        removed, what = thin(run, settings.fraction), "weights"
     else:
         drop = one_shot_drop(genotype, settings, run.criterion)
         if isinstance(run.criterion, SSS):

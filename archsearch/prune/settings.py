@@ -58,7 +58,9 @@ for _name, _cls in (("fisher", "Fisher"), ("taylor", "Taylor"), ("l1", "L1"), ("
 del _name, _cls
 CRITERION_NAMES = CRITERION_REGISTRY.names()
 #: criteria that only a one-shot run uses
-ONE_SHOT_CRITERIA = ("sss", "magnitude")
+ONE_SHOT_CRITERIA = ("sss",)
+#: criteria that remove weights, not channels (an iterative run needs fraction and max_prunes: the rounds)
+WEIGHT_CRITERIA = ("magnitude",)
 THRESHOLDS = ("global", "layer")
 _SAVE_WEIGHTS = '"none", "all" or a list of parameter budgets such as ["2k", "4k"]'
 
@@ -181,8 +183,17 @@ class PruneSettings:
             if self.criterion in ONE_SHOT_CRITERIA:
                 iterative = ", ".join(c for c in CRITERION_NAMES if c not in ONE_SHOT_CRITERIA)
                 raise bad("criterion", f"one of {iterative} ({self.criterion} is one-shot only: set one_shot)")
-            if self.threshold != "global":
+            if self.threshold != "global" and self.criterion not in WEIGHT_CRITERIA:
                 raise bad("threshold", "global unless one_shot (the iterative loop ranks channels globally)")
+            if self.criterion in WEIGHT_CRITERIA:
+                if self.fraction is None or not self.fraction < 1 or self.max_prunes is None:
+                    raise PruneSettingsError(f"prune: an iterative {self.criterion} run needs fraction (of the "
+                                             "prunable weights to remove in all, below 1) and max_prunes (the rounds "
+                                             "that remove it, fine-tuning steps_per_prune steps after each)")
+                for key in ("target_params", "target_macs", "target_latency"):
+                    if getattr(self, key) is not None:
+                        raise bad(key, f"no value with criterion {self.criterion} (it removes `fraction` of the "
+                                       "prunable weights)")
         if self.max_prunes is None and self.target_params is None and self.target_macs is None \
                 and self.target_latency is None and self.fraction is None:
             raise PruneSettingsError("prune: set at least one stop condition: max_prunes, target_params, target_macs, "

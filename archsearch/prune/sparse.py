@@ -22,8 +22,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
     from ..genotype import Genotype
+    from .loop import _Run
 
-__all__ = ["prunable_layers", "magnitude_masks", "sparse_genotype", "sparse_model"]
+__all__ = ["prunable_layers", "magnitude_masks", "sparse_genotype", "sparse_model", "thin"]
 
 
 def prunable_layers(genotype: "Genotype") -> list[str]:
@@ -91,3 +92,15 @@ def sparse_model(genotype: "Genotype", model: "nn.Module", masks: Mapping[str, t
             state[f"{node}.weight_mask"] = mask
     built.load_state_dict(state, strict=True)
     return built.to(device).train(model.training)
+
+
+def thin(run: "_Run", fraction: float) -> int:
+    """A pruning run's magnitude cut: the smallest weights masked until ``fraction`` of the prunable
+    weights are gone, the run going on with the sparse network (a fresh optimiser); returns how many
+    weights went (one-shot: once; the iterative loop: once a round)."""
+    masks = magnitude_masks(run.model, run.genotype, fraction, run.settings.threshold)
+    before = run.genotype.params
+    run.genotype = sparse_genotype(run.genotype, masks)
+    run.trainer.swap_model(sparse_model(run.genotype, run.model, masks))
+    run.attach()
+    return before - run.genotype.params
