@@ -84,7 +84,7 @@ def test_one_shot_magnitude_pruning_writes_a_sparse_family_with_its_masks(tmp_pa
 
 
 @pytest.mark.parametrize("extra, words", [
-    (["--fraction", "0.5"], ["iterative magnitude run needs", "max_prunes"]),
+    (["--fraction", "0.5"], ["prune.max_prunes", "rounds of an iterative magnitude run"]),
     (["--one-shot", "--fraction", "1"], ["--fraction", "in (0, 1)"]),
     (["--one-shot", "--fraction", "0.5", "--target-params", "1000"], ["--target-params", "criterion magnitude"]),
 ])

@@ -186,10 +186,12 @@ class PruneSettings:
             if self.threshold != "global" and self.criterion not in WEIGHT_CRITERIA:
                 raise bad("threshold", "global unless one_shot (the iterative loop ranks channels globally)")
             if self.criterion in WEIGHT_CRITERIA:
-                if self.fraction is None or not self.fraction < 1 or self.max_prunes is None:
-                    raise PruneSettingsError(f"prune: an iterative {self.criterion} run needs fraction (of the "
-                                             "prunable weights to remove in all, below 1) and max_prunes (the rounds "
-                                             "that remove it, fine-tuning steps_per_prune steps after each)")
+                if self.fraction is None or not self.fraction < 1:
+                    raise bad("fraction", f"the fraction of the prunable weights an iterative {self.criterion} run "
+                                          "removes in all, below 1")
+                if self.max_prunes is None:
+                    raise bad("max_prunes", f"the rounds of an iterative {self.criterion} run (each removes its "
+                                            "share, then fine-tunes steps_per_prune steps), or set one_shot")
                 for key in ("target_params", "target_macs", "target_latency"):
                     if getattr(self, key) is not None:
                         raise bad(key, f"no value with criterion {self.criterion} (it removes `fraction` of the "
