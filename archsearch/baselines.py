@@ -26,12 +26,12 @@ from .families import get_family
 from .family import Family, Member
 from .genotype import Genotype
 from .landing import Landing, land
-from .names import BASELINE_REGISTRY, BASELINES, GENERIC_BASELINES
+from .names import BASELINE_REGISTRY, BASELINES, DENSITY_BASELINES, GENERIC_BASELINES
 
 if TYPE_CHECKING:  # pragma: no cover
     from .space import SearchSpace
 
-__all__ = ["BASELINES", "GENERIC_BASELINES", "baseline", "baselines", "scaled_baseline"]
+__all__ = ["BASELINES", "GENERIC_BASELINES", "DENSITY_BASELINES", "baseline", "baselines", "scaled_baseline"]
 
 _WRN = ("wrn", "wrn-bottleneck")
 
@@ -39,6 +39,8 @@ _WRN = ("wrn", "wrn-bottleneck")
 def scaled_baseline(kind: str, template: Genotype, budget: int, *, by: str = "params") -> tuple[Landing, str]:
     """``uniform`` or ``bottleneck`` from an unpruned ``template``; returns the landing and its knob.
     ``by``: the budget counts ``params`` or ``macs``."""
+    if kind in DENSITY_BASELINES:
+        return _density_baseline(kind, template, budget, by)
     direction = np.array(list(template.genes.values()), dtype=float)
     if kind == "uniform":
         return land(template, direction, budget, what="the uniform baseline", by=by), "width_scale"
@@ -52,7 +54,20 @@ def scaled_baseline(kind: str, template: Genotype, budget: int, *, by: str = "pa
                     what="the bottleneck baseline (inner widths only)", by=by), "inner_scale"
     BASELINE_REGISTRY.check(kind, where="kinds")
     raise ArchsearchError(f"kinds: {kind!r} is not a baseline of this network; expected some of "
-                          f"{', '.join(GENERIC_BASELINES)}")
+                          f"{', '.join(GENERIC_BASELINES + DENSITY_BASELINES)}")
+
+
+def _density_baseline(kind: str, template: Genotype, budget: int, by: str) -> tuple[Landing, str]:
+    """``uniform-density`` or ``erk`` (:mod:`archsearch.density`): ``template``'s widths, its weights
+    thinned to ``budget`` nonzero parameters; the knob is the overall density of its prunable weights."""
+    from .density import erk_density, layer_weights, uniform_density
+
+    if by != "params":
+        raise ArchsearchError(f"kinds: {kind!r} lands on nonzero parameters; by {by!r} is not supported with it")
+    genotype = (uniform_density if kind == "uniform-density" else erk_density)(template, int(budget))
+    total = layer_weights(genotype)
+    kept = sum(max(1, round(genotype.graph.nodes[n].get("density", 1.0) * w)) for n, w in total.items())
+    return Landing(genotype, int(budget), kept / sum(total.values())), "density"
 
 
 def baseline(kind: str, hparams: Mapping[str, Any], budget: int, *, widen: float = 1.0,
@@ -62,6 +77,10 @@ def baseline(kind: str, hparams: Mapping[str, Any], budget: int, *, widen: float
     ``hparams`` are the ``wrn`` hyper-parameters (depth, classes, input); ``widen`` is the widen
     factor whose residual widths the ``bottleneck`` baseline keeps.
     """
+    if kind in DENSITY_BASELINES:  # the space's own WRN, thinned
+        fam = get_family("wrn")
+        hp = fam.check_hparams(hparams)
+        return _density_baseline(kind, Genotype.from_genes(fam.name, hp, fam.uniform_genes(hp, widen)), budget, by)
     if kind == "uniform" or kind == "bottleneck-block":
         fam = get_family("wrn" if kind == "uniform" else "wrn-bottleneck")
         hp = fam.check_hparams(hparams)
@@ -102,7 +121,8 @@ def baselines(source: "Mapping[str, Any] | Genotype | SearchSpace", budgets: Seq
         source = dict(source.hparams)
     widen = 1.0 if widen is None else widen
     generic = isinstance(source, Genotype)
-    kinds = tuple(kinds or (GENERIC_BASELINES if generic else BASELINES))
+    kinds = tuple(kinds or (GENERIC_BASELINES if generic else tuple(k for k in BASELINES
+                                                                       if k not in DENSITY_BASELINES)))
     members, skipped = [], []
     for kind in kinds:
         for budget in budgets:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .registry import Registry
 
-__all__ = ["DERIVE_METHODS", "PICKS", "BASELINES", "GENERIC_BASELINES", "MEMBER_FORMS", "PRUNED_KINDS",
+__all__ = ["DERIVE_METHODS", "PICKS", "BASELINES", "GENERIC_BASELINES", "DENSITY_BASELINES", "MEMBER_FORMS", "PRUNED_KINDS",
            "CANDIDATE_KINDS", "EVALUATED_KINDS", "STUDY_MODES", "STUDY_SEARCHES", "EARLY_STOPPING", "DEFAULT_STORAGE",
            "DEFAULT_HEARTBEAT", "DERIVE_METHOD_REGISTRY", "BASELINE_REGISTRY", "ARM_REGISTRY", "STUDY_MODE_REGISTRY",
            "STUDY_SEARCH_REGISTRY", "EARLY_STOPPING_REGISTRY"]
@@ -37,10 +37,14 @@ BASELINE_REGISTRY = _closed("baseline", {
     "uniform": "every width scaled by one factor",
     "bottleneck": "the residual widths kept, every inner width scaled by one factor",
     "bottleneck-block": "a WRN of bottleneck blocks (its own model family), scaled uniformly",
+    "uniform-density": "the unpruned widths, every prunable layer keeping one fraction of its weights",
+    "erk": "the unpruned widths, per-layer densities by Erdős–Rényi-Kernel (Evci et al. 2020)",
 })
 BASELINES = BASELINE_REGISTRY.names()
 #: the baselines every network has (``bottleneck-block`` is a WRN family of its own)
 GENERIC_BASELINES = ("uniform", "bottleneck")
+#: baselines that thin weights, not channels: any network has them, at nonzero-parameter budgets
+DENSITY_BASELINES = ("uniform-density", "erk")
 #: how one member of a family file is named (``--member``)
 MEMBER_FORMS = "an index such as 0 or -1, first, last, best (lowest val_error), or a budget such as 20k"
 

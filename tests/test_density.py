@@ -86,3 +86,30 @@ def test_derive_method_density_scales_a_pruned_profile_from_the_cli(tmp_path, ca
     assert "members[0] is dense" in capsys.readouterr().err
     assert main(["derive", "--from", str(source), "--budgets", "1M", "--method", "density", "--by", "macs"]) == 2
     assert "method density lands on nonzero parameters" in capsys.readouterr().err
+
+
+def test_the_density_baselines_are_baselines_of_every_network(tmp_path, capsys, vgg) -> None:  # noqa: ANN001
+    """``baselines --kinds uniform-density,erk`` on an imported network and on a WRN space, and the
+    library's ``baseline`` / ``scaled_baseline`` (what a study's arms call): each lands within 0.5 % on
+    nonzero parameters with the unpruned widths; MACs budgets are refused in one line."""
+    from archsearch.baselines import baseline, scaled_baseline
+    from archsearch.cli import main
+    from archsearch.family import load_family
+
+    source = tmp_path / "vgg.json"
+    vgg.save(source)
+    out = tmp_path / "b.json"
+    assert main(["baselines", "--from", str(source), "--budgets", "10k,20k", "--kinds", "uniform-density,erk",
+                 "--out", str(out)]) == 0
+    assert "density" in capsys.readouterr().out
+    family = load_family(out)
+    assert [m.metrics["baseline"] for m in family] == ["uniform-density", "uniform-density", "erk", "erk"]
+    for m in family:
+        assert abs(m.params - m.metrics["budget"]) <= 0.005 * m.metrics["budget"] and m.genotype.genes == vgg.genes
+        assert 0 < m.metrics["density"] < 1
+    landing, knob = baseline("erk", {"depth": 16, "num_classes": 10}, 100_000, widen=2)
+    assert knob == "density" and abs(landing.rel_error) <= 0.005 and landing.genotype.family == "wrn"
+    landing, _ = scaled_baseline("uniform-density", vgg, 15_000)
+    assert abs(landing.genotype.params - 15_000) <= 75
+    assert main(["baselines", "--from", str(source), "--budgets", "100k", "--kinds", "erk", "--by", "macs"]) == 2
+    assert "lands on nonzero parameters" in capsys.readouterr().err

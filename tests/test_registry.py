@@ -137,7 +137,7 @@ def test_old_names_still_work():
     assert dataset_names() == ["cifar10", "cifar100", "digits", "mnist5k"]
     assert recipe_names() == ["digits", "wrn"] and RECIPES is RECIPE_REGISTRY and RECIPES["wrn"] == get_recipe("wrn")
     assert names.CANDIDATE_KINDS == names.PRUNED_KINDS + names.BASELINES
-    assert names.PRUNED_KINDS[0] == "pruned-linear" and names.BASELINES == ("uniform", "bottleneck", "bottleneck-block")
+    assert names.PRUNED_KINDS[0] == "pruned-linear" and names.BASELINES == ("uniform", "bottleneck", "bottleneck-block", "uniform-density", "erk")
     assert names.DERIVE_METHODS == ("linear", "fit", "density") and names.EARLY_STOPPING == ("none", "median", "halving")
     assert names.STUDY_MODES == ("grid", "search") and names.STUDY_SEARCHES == ("candidate", "recipe")
     assert archsearch.families.create_genotype is archsearch.create_genotype

@@ -5,7 +5,7 @@ import sys
 
 from ..budgets import format_count, parse_budgets
 from ..errors import ArchsearchError
-from ..names import BASELINE_REGISTRY, BASELINES, GENERIC_BASELINES
+from ..names import BASELINE_REGISTRY, BASELINES, DENSITY_BASELINES, GENERIC_BASELINES
 from ..tables import print_table
 from ._base import Command, add_by_argument, add_member_argument, load_member, narrow_cell, note_narrow
 
@@ -24,8 +24,10 @@ class BaselinesCommand(Command):
         parser.add_argument("--budgets", required=True, help="comma-separated: 0.1M,500k,1.2e6,250000")
         add_by_argument(parser)
         add_member_argument(parser)
-        parser.add_argument("--kinds", help=f"comma-separated, default all that apply: {', '.join(BASELINES)} for a "
-                                            f"wrn space, {', '.join(GENERIC_BASELINES)} for any other network")
+        parser.add_argument("--kinds", help=f"comma-separated, default the width baselines that apply: "
+                                            f"{', '.join(k for k in BASELINES if k not in DENSITY_BASELINES)} for a "
+                                            f"wrn space, {', '.join(GENERIC_BASELINES)} for any other network; "
+                                            f"{', '.join(DENSITY_BASELINES)} thin weights instead (nonzero budgets)")
         parser.add_argument("--out", metavar="FILE", help="write the baseline genotypes as a family file")
 
     def run(self, args: argparse.Namespace) -> int:
@@ -44,8 +46,9 @@ class BaselinesCommand(Command):
             source, label = load_space(args.space), args.space
             network = source.base_genotype()
         generic = network.family not in ("wrn", "wrn-bottleneck")
-        allowed = GENERIC_BASELINES if generic else BASELINES
-        kinds = [k.strip() for k in args.kinds.split(",")] if args.kinds else list(allowed)
+        allowed = GENERIC_BASELINES + DENSITY_BASELINES if generic else BASELINES
+        default = GENERIC_BASELINES if generic else tuple(k for k in BASELINES if k not in DENSITY_BASELINES)
+        kinds = [k.strip() for k in args.kinds.split(",")] if args.kinds else list(default)
         for k in kinds:
             BASELINE_REGISTRY.check(k, where="--kinds")
             if k not in allowed:
@@ -55,7 +58,7 @@ class BaselinesCommand(Command):
                            metadata={"space" if args.space else "source": str(label)})
         rows = []
         for m in family:
-            knob = next(k for k in ("widen", "inner_ratio", "width_scale", "inner_scale") if k in m.metrics)
+            knob = next(k for k in ("widen", "inner_ratio", "width_scale", "inner_scale", "density") if k in m.metrics)
             rows.append([m.metrics["baseline"], format_count(m.metrics["budget"]), f"{m.params:,}",
                          f"{m.metrics['rel_error']:+.3%}", f"{knob} {m.metrics[knob]:.3f}", format_count(m.macs),
                          m.genotype.family, m.genotype.summary(), narrow_cell(m.genotype)])
