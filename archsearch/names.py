@@ -52,6 +52,8 @@ MEMBER_FORMS = "an index such as 0 or -1, first, last, best (lowest val_error), 
 ARM_REGISTRY = _closed("arm", {
     "pruned-linear": "the pruning run's member nearest the budget, scaled linearly, trained from scratch",
     "pruned-fit": "the trajectory fit read at the budget, trained from scratch",
+    "pruned-density": "a magnitude-pruning run's member nearest the budget, its per-layer densities scaled to it, "
+                      "trained from scratch (a fresh mask at those densities)",
     "pruned-raw": "the pruning run's member at the budget as it is, trained from scratch",
     "pruned-up": "the pruning run's member at a quarter of the budget, scaled up (widths about x2), trained "
                  "from scratch: linear scaling tested far from the trajectory, against pruned-raw",

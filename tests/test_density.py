@@ -113,3 +113,26 @@ def test_the_density_baselines_are_baselines_of_every_network(tmp_path, capsys, 
     assert abs(landing.genotype.params - 15_000) <= 75
     assert main(["baselines", "--from", str(source), "--budgets", "100k", "--kinds", "erk", "--by", "macs"]) == 2
     assert "lands on nonzero parameters" in capsys.readouterr().err
+
+
+def test_a_study_arm_scales_a_pruned_density_profile(tmp_path, vgg) -> None:  # noqa: ANN001
+    """``pruned-density``: the magnitude-pruned member nearest the budget, its densities scaled to it (a
+    fresh mask at those densities when trained); a dense trajectory is refused in one line."""
+    from archsearch.errors import ArchsearchError
+    from archsearch.family import Family, Member
+    from archsearch.study import load_source
+    from archsearch.study.candidates import make_arms, make_candidate
+
+    path = tmp_path / "sparse.json"
+    sparse = _sparse_vgg(vgg)
+    Family((Member(vgg, {}), Member(sparse, {}))).save(path)
+    source = load_source(path)
+    (arm,) = make_arms(["pruned-density"], [source])
+    c = make_candidate(arm, 8_000, [source])
+    assert c.detail["source_index"] == 1 and abs(c.genotype.params - 8_000) <= 40
+    assert c.genotype.genes == vgg.genes and c.genotype.params == nonzero(c.genotype.build())
+    dense = tmp_path / "dense.json"
+    Family((Member(vgg, {}),)).save(dense)
+    (arm,) = make_arms(["pruned-density"], [load_source(dense)])
+    with pytest.raises(ArchsearchError, match="is dense"):
+        make_candidate(arm, 60_000, [load_source(dense)])

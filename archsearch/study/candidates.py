@@ -286,7 +286,7 @@ def _pruned(arm: Arm, budget: int, source: Source, member: int | None, raw_toler
         if arm.kind == "scratch-b":
             detail["reference_macs"] = family[0].macs
         return Candidate(arm, budget, genotype, detail)
-    method = "fit" if arm.kind == "pruned-fit" else "linear"
+    method = {"pruned-fit": "fit", "pruned-density": "density"}.get(arm.kind, "linear")
     pick = "nearest" if member is None else member
     if arm.kind in FAR_BUDGET_RATIO:
         pick = pick_member(family, "nearest", max(1, round(budget * FAR_BUDGET_RATIO[arm.kind])), by=by)
