@@ -61,6 +61,8 @@ ARM_REGISTRY = _closed("arm", {
                    "from scratch: linear scaling tested far from the trajectory, against pruned-raw",
     "random-pruned": "pruned-linear over runs of the random criterion (the control)",
     "pruned-tuned": "the pruning run's own fine-tuned network, evaluated, not retrained",
+    "scratch-mask": "a magnitude-pruning run's own sparse member near the budget with its kept masks, the weights "
+                    "re-initialised and trained from scratch (Liu et al.'s Scratch-E for unstructured pruning)",
     "tuned-e": "the pruning run's own fine-tuned network, fine-tuned again for the recipe's epochs with its "
                "learning-rate schedule rewound (Renda et al. 2020): the fine-tuned arm given scratch-e's compute",
     "scratch-e": "the member trained from scratch for the big network's epochs (Liu et al. 2018)",
@@ -75,7 +77,9 @@ EVALUATED_KINDS = ("pruned-tuned",)
 WARM_KINDS = ("tuned-e",)
 #: arms whose result depends on a pruning run's own weights: two runs that reached the same network
 #: still give two different results (never merged as copies)
-OWN_WEIGHTS_KINDS = EVALUATED_KINDS + WARM_KINDS
+#: arms that train from scratch with the pruning run's own kept masks (its weights re-initialised)
+MASK_KINDS = ("scratch-mask",)
+OWN_WEIGHTS_KINDS = EVALUATED_KINDS + WARM_KINDS + MASK_KINDS
 #: ``study run --mode``, ``--search`` and ``--early-stopping``
 STUDY_MODE_REGISTRY = _closed("study mode", {
     "grid": "every arm x budget x seed once",

@@ -153,3 +153,41 @@ def test_iterative_magnitude_pruning_resumes_with_its_masks_after_a_kill(tmp_pat
         b = load_member_weights(tmp_path / "killed" / "pruned.json", resumed, i)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert any(k.endswith("weight_mask") for k in a)
+
+
+def test_scratch_mask_trains_the_runs_own_masks_from_fresh_weights(tmp_path: Path, digits8) -> None:
+    """Liu et al.'s Scratch-E for unstructured pruning: ``scratch-mask`` starts the member near the budget
+    from what a scratch training draws at its seed, with the run's kept masks in place of fresh ones;
+    ``pruned-raw`` trains the same densities with a fresh mask."""
+    from archsearch.prune.loop import prune_network
+    from archsearch.study import StudySettings, load_source, run_study
+    from tests.study_fixtures import short_recipe
+    from tests.test_study import fake_train
+
+    g = _net({})
+    settings = PruneSettings(criterion="magnitude", fraction=0.6, max_prunes=2, steps_per_prune=2, batch_size=32,
+                             seed=0, save_weights="all")
+    torch.manual_seed(0)
+    family = prune_network(g, g.build().state_dict(), digits8, settings, tmp_path / "run", device="cpu",
+                           progress=False)
+    source = load_source(tmp_path / "run" / "pruned.json")
+    budget = family[-1].params
+    study = StudySettings.build(arms=["scratch-mask", "pruned-raw"], budgets=[budget], seeds=[0], data="digits?channels=3",
+                                recipe=short_recipe(1), sources=[source])
+    started: dict = {}
+    inner = fake_train(lambda genotype, seed: (0.1, 0.1))
+
+    def train(genotype, data, recipe, *, init_state=None, seed=0, **kwargs):  # noqa: ANN001, ANN003
+        started[len(started)] = init_state
+        return inner(genotype, data, recipe, seed=seed, **kwargs)
+
+    run_study(study, study_name="t", storage=f"sqlite:///{tmp_path / 's.db'}", data=digits8, train=train)
+    states = [s for s in started.values() if s is not None]
+    assert len(started) == 2 and len(states) == 1  # pruned-raw: a fresh build, its own mask
+    kept = load_member_weights(tmp_path / "run" / "pruned.json", family, len(family) - 1)
+    (state,) = states
+    masks = [k for k in kept if k.endswith("weight_mask")]
+    assert masks and all(state[k].equal(kept[k]) for k in masks)  # the run's masks
+    assert not state["c1.weight"].equal(kept["c1.weight"])  # fresh weights
+    torch.manual_seed(0)
+    assert state["c1.weight"].equal(family[-1].genotype.build(generic=True).state_dict()["c1.weight"])

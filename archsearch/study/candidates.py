@@ -69,7 +69,7 @@ BASELINE_KINDS = BASELINES
 #: ``pruned-raw`` reaches a budget when the nearest member is within this relative distance of it
 RAW_TOLERANCE = 0.10
 #: the arms that take the trajectory's own member (no scaling): they share ``RAW_TOLERANCE``
-MEMBER_KINDS = ("pruned-raw", "pruned-tuned", "tuned-e", "scratch-e", "scratch-b")
+MEMBER_KINDS = ("pruned-raw", "pruned-tuned", "tuned-e", "scratch-e", "scratch-b", "scratch-mask")
 #: Liu et al. give Scratch-B the big network's compute but at most twice the epochs
 SCRATCH_B_MAX_SCALE = 2.0
 #: ``pruned-up``/``pruned-down``: the member they scale sits this many times below/above the budget,

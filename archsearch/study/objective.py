@@ -17,8 +17,8 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import BudgetError
-from ..names import EVALUATED_KINDS, WARM_KINDS
+from ..errors import ArchsearchError, BudgetError
+from ..names import EVALUATED_KINDS, MASK_KINDS, WARM_KINDS
 from .settings import StudySettings
 from .storage import CELL_ATTR
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
     from ..data import DataSplits
+    from ..genotype import Genotype
     from ..train import TrainResult
     from .candidates import Candidate
 
@@ -201,6 +202,21 @@ class Objective:
         source = next(s for s in self.settings.sources if s.label == candidate.arm.source)
         return load_member_weights(source.path, source.family, int(candidate.detail["source_index"]))
 
+    def _masked_init(self, candidate: "Candidate", genotype: "Genotype", seed: int) -> dict[str, Any]:
+        """The weights a scratch training of ``genotype`` starts from at ``seed``, with the pruning run's
+        kept masks in place of the fresh ones (Liu et al.: is it the mask, or only its densities?)."""
+        import torch
+
+        kept = self._kept(candidate)
+        masks = {k: v for k, v in kept.items() if k.endswith(".weight_mask")}
+        if not masks:
+            raise ArchsearchError(f"{candidate.arm.name}: member {candidate.detail['source_index']} of "
+                                  f"{candidate.arm.source} is dense; scratch-mask trains a magnitude-pruned member")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # what train_genotype draws at this seed before loading this state
+            fresh = genotype.build(generic=True).state_dict()
+        return {**fresh, **masks}
+
     def _measure(self, trial: "optuna.Trial", candidate: "Candidate") -> float:
         """``pruned-tuned``: the pruning run's own fine-tuned weights, on the same splits as training."""
         from ..data import make_feed
@@ -245,8 +261,8 @@ class Objective:
 
         if candidate.arm.kind in EVALUATED_KINDS:
             return self._measure(trial, candidate)
-        warm = candidate.arm.kind in WARM_KINDS
-        if s.mode == "grid" and not warm:
+        warm, masked = candidate.arm.kind in WARM_KINDS, candidate.arm.kind in MASK_KINDS
+        if s.mode == "grid" and not warm and not masked:
             twin = self._trained_twin(trial, recipe.to_dict())
             if twin is not None:
                 return twin
@@ -268,6 +284,8 @@ class Objective:
         if train is None:
             from ..train import train_genotype as train
         start_from = {"init_state": self._kept(candidate)} if warm else {}  # tuned-e: the run's own weights
+        if masked:  # scratch-mask: the run's own masks, every weight as a scratch training draws it
+            start_from = {"init_state": self._masked_init(candidate, g, seed)}
         result = train(g, self.data, recipe, device=self.device, seed=seed, progress=False, on_epoch=on_epoch,
                        **start_from)
         final, best = result.final, result.best
