@@ -236,13 +236,14 @@ class Genotype:
     def build(self, *, generic: bool = False) -> "nn.Module":
         """A plain ``torch.nn.Module`` (imports torch on first use, nothing else from archsearch).
 
-        Hand-written families build their own readable module; ``generic=True`` (and every imported
-        genotype) walks the graph with :class:`archsearch.models.GraphNet` instead.
+        Hand-written families build their own readable module; ``generic=True`` (and every imported or
+        sparse genotype: only the graph's layers hold masks) walks the graph with
+        :class:`archsearch.models.GraphNet` instead.
         """
         from .resources import check_memory
 
         check_memory(4 * self.params, f"building this network ({self.params:,} parameters)", error=GenotypeError)
-        if generic:
+        if generic or any(d.get("density", 1.0) < 1 for _, d in self.graph.nodes(data=True)):
             from .models.graphnet import GraphNet
 
             return GraphNet(self.to_dict())

@@ -12,7 +12,7 @@ from archsearch.errors import ArchsearchError
 from archsearch.prune.criteria import CRITERIA, make_criterion
 from archsearch.prune.groups import coupled_groups
 from archsearch.prune.loop import _removable, _spatial, check_targets
-from archsearch.prune.settings import ONE_SHOT_CRITERIA, PruneSettings
+from archsearch.prune.settings import ONE_SHOT_CRITERIA, WEIGHT_CRITERIA, PruneSettings
 from archsearch.prune.surgery import graph_state_dict, prune_channels
 
 
@@ -360,7 +360,7 @@ def digits():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("space", SHIPPED)
-@pytest.mark.parametrize("criterion", sorted(set(CRITERIA) - set(ONE_SHOT_CRITERIA)))
+@pytest.mark.parametrize("criterion", sorted(set(CRITERIA) - set(ONE_SHOT_CRITERIA) - set(WEIGHT_CRITERIA)))
 def test_every_shipped_network_prunes_with_every_criterion(tmp_path, digits, space: str, criterion: str) -> None:
     from archsearch.prune.loop import prune_network
 
@@ -383,6 +383,26 @@ def test_every_shipped_network_prunes_with_every_criterion(tmp_path, digits, spa
                            on_record=check)
     assert len(checked) == 2 and checked[0] > checked[1]
     assert [m.metrics["channels_removed"] for m in family] == [0, 3, 6]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("space", SHIPPED)
+def test_every_shipped_network_loses_weights_by_magnitude(tmp_path, digits, space: str) -> None:
+    """Two rounds of iterative magnitude pruning on every shipped network: each record counts the weights
+    its masks keep, and its genotype file rebuilds the same count."""
+    from archsearch.prune.loop import prune_network
+
+    g = archsearch.load_space(f"search_spaces/{space}").base_genotype()
+    settings = PruneSettings(criterion="magnitude", fraction=0.5, max_prunes=2, steps_per_prune=2, batch_size=32,
+                             record_every=1)
+    torch.manual_seed(0)
+    family = prune_network(g, None, digits, settings, tmp_path / "run", device="cpu", progress=False)
+    for member in family:
+        model = archsearch.Genotype.from_dict(member.genotype.to_dict()).build(generic=True)
+        masked = sum(int((~m.weight_mask).sum()) for m in model.modules() if hasattr(m, "weight_mask"))
+        assert numel(model) - masked == member.params
+    assert [m.metrics.get("weights_removed", 0) for m in family][1:] == sorted(
+        m.metrics["weights_removed"] for m in family[1:]) and family[-1].params < family[1].params < g.params
 
 
 @pytest.mark.slow
@@ -461,7 +481,7 @@ def test_fine_tuning_between_prunes_reads_from_the_device_once(digits, criterion
     from archsearch.prune.loop import _Run
 
     space = archsearch.load_space("digits-wrn-16-1")
-    one_shot = {"one_shot": True, "fraction": 0.5} if criterion in ONE_SHOT_CRITERIA else {}
+    one_shot = {"one_shot": True, "fraction": 0.5} if criterion in ONE_SHOT_CRITERIA + WEIGHT_CRITERIA else {}
     settings = space.prune_settings({"criterion": criterion, **one_shot})
     genotype = space.base_genotype()
     run = _Run(genotype, genotype.build(generic=True), settings, torch.device("cpu"), digits)

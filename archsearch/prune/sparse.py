@@ -86,7 +86,7 @@ def sparse_model(genotype: "Genotype", model: "nn.Module", masks: Mapping[str, t
     ``model``'s device and in its train/eval mode."""
     device = next(model.parameters()).device
     state = {k: v for k, v in model.state_dict().items() if not k.endswith(".weight_mask")}
-    built = genotype.build()
+    built = genotype.build(generic=True)
     for node, mask in masks.items():
         if hasattr(built.get_submodule(node), "weight_mask"):
             state[f"{node}.weight_mask"] = mask
