@@ -56,8 +56,12 @@ def test_counts_are_the_weights_kept_by_the_built_masks(densities: dict[str, flo
 
 def test_a_masked_weight_does_not_compute_and_the_mask_travels_with_the_weights() -> None:
     g = _net({"c1": 0.25, "fc": 0.5})
+    torch.manual_seed(0)
     model = g.build()
-    assert g.build().c1.weight_mask.equal(model.c1.weight_mask)  # a fresh mask is the genotype's, every build
+    torch.manual_seed(0)
+    assert g.build().c1.weight_mask.equal(model.c1.weight_mask)  # a fresh mask: the same at one seed
+    torch.manual_seed(1)
+    assert not g.build().c1.weight_mask.equal(model.c1.weight_mask)  # another at another, as other weights
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
         before = model.eval()(x)

@@ -84,14 +84,15 @@ class MaskedLinear(nn.Linear):
 
 def _sparse(module: nn.Module, node: str, density: float) -> nn.Module:
     """``module`` as its masked twin keeping ``max(1, round(density * weights))`` weights, at places drawn
-    from the node's id (a fresh mask: the same for every build of one genotype; a pruned one is loaded
-    with the weights)."""
+    from the node's id and torch's seed (a fresh mask: every build after one ``torch.manual_seed`` draws
+    the same, another seed another, as it draws other weights; a pruned mask is loaded with the
+    weights)."""
     if density >= 1:
         return module
     module.__class__ = MaskedConv2d if isinstance(module, nn.Conv2d) else MaskedLinear
     numel = module.weight.numel()
     kept = max(1, round(density * numel))
-    generator = torch.Generator().manual_seed(zlib.crc32(node.encode()))
+    generator = torch.Generator().manual_seed((zlib.crc32(node.encode()) + torch.initial_seed()) % (1 << 63))
     flat = torch.zeros(numel, dtype=torch.bool, device="cpu")
     flat[torch.randperm(numel, generator=generator, device="cpu")[:kept]] = True
     module.register_buffer("weight_mask", flat.view(module.weight.shape).to(module.weight.device))
