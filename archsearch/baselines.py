@@ -61,12 +61,13 @@ def _density_baseline(kind: str, template: Genotype, budget: int, by: str) -> tu
     """``uniform-density`` or ``erk`` (:mod:`archsearch.density`): ``template``'s widths, its weights
     thinned to ``budget`` nonzero parameters; the knob is the overall density of its prunable weights."""
     from .density import erk_density, layer_weights, uniform_density
+    from .graph import kept_weights
 
     if by != "params":
         raise ArchsearchError(f"kinds: {kind!r} lands on nonzero parameters; by {by!r} is not supported with it")
     genotype = (uniform_density if kind == "uniform-density" else erk_density)(template, int(budget))
     total = layer_weights(genotype)
-    kept = sum(max(1, round(genotype.graph.nodes[n].get("density", 1.0) * w)) for n, w in total.items())
+    kept = sum(kept_weights(genotype.graph.nodes[n], w) for n, w in total.items())
     return Landing(genotype, int(budget), kept / sum(total.values())), "density"
 
 
