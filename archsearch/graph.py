@@ -30,7 +30,7 @@ import numpy as np
 
 from .errors import GenotypeError
 from .kinds import (ACTIVATIONS, INTERPOLATIONS, MAX_SIZE, MAX_WIDTH, PADDING_MODES, REQUIRED, VALID, Shape,
-                    attr, follows_input)
+                    attr, follows_input, is_int, pair)
 from .kinds import KINDS as KIND_RECORDS
 
 __all__ = [
@@ -71,14 +71,6 @@ def sets_width(data: Mapping[str, Any]) -> bool:
     return KIND_RECORDS[data["kind"]].sets_width(data)
 
 
-def _is_int(value: object, minimum: int = 0) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= MAX_WIDTH
-
-
-def _pair(value: Any) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else (value[0], value[1])
-
-
 def _check_attrs(node: str, data: Mapping[str, Any]) -> None:
     kind = data["kind"]
     for name, default in KINDS[kind].items():
@@ -115,7 +107,7 @@ def check_graph(graph: nx.DiGraph) -> None:
         kind = data.get("kind")
         if kind not in KINDS:
             raise GenotypeError(f"node {node!r}: kind {kind!r} is unknown; expected one of {', '.join(KINDS)}")
-        if not _is_int(data.get("width")):
+        if not is_int(data.get("width")):
             raise GenotypeError(
                 f"node {node!r}: width {data.get('width')!r} is invalid; widths must be non-negative integers (at most {MAX_WIDTH:,})"
             )
@@ -239,7 +231,7 @@ def shapes(graph: nx.DiGraph, input_size: int | Sequence[int] | None = None) -> 
             size = data.get("size") or input_size
             if size is None:
                 raise GenotypeError(f"node {node!r}: the input's size is unknown")
-            out[node] = Shape(*_pair(size))
+            out[node] = Shape(*pair(size))
             continue
         src = [out[p] for p in inputs_of(graph, node)]
         if kind.needs_map and src[0].flat:
@@ -424,7 +416,7 @@ def graph_from_data(data: object) -> nx.DiGraph:
         if extra:
             raise GenotypeError(f"graph.edges[{i}]: unknown fields {sorted(extra)}")
         if "port" in entry:
-            if not _is_int(entry["port"]):
+            if not is_int(entry["port"]):
                 raise GenotypeError(f"graph.edges[{i}]: port {entry['port']!r} must be a non-negative integer")
             graph.add_edge(s, t, port=entry["port"])
         else:

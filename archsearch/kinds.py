@@ -54,7 +54,8 @@ def pair(value: Any) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (value[0], value[1])
 
 
-def _is_int(value: object, minimum: int = 0) -> bool:
+def is_int(value: object, minimum: int = 0) -> bool:
+    """A whole number (not a bool) from ``minimum`` to :data:`MAX_WIDTH`: a width, a count, an index."""
     return isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= MAX_WIDTH
 
 
@@ -63,16 +64,16 @@ def _number(value: object) -> bool:
 
 
 def _pair_of(minimum: int) -> Callable[[Any], bool]:
-    return lambda v: _is_int(v, minimum) or (isinstance(v, list) and len(v) == 2 and all(_is_int(x, minimum) for x in v))
+    return lambda v: is_int(v, minimum) or (isinstance(v, list) and len(v) == 2 and all(is_int(x, minimum) for x in v))
 
 
 #: what a valid value of each attribute is (by name: an attribute means one thing in every kind)
 VALID: dict[str, Callable[[Any], bool]] = {
     **dict.fromkeys(("kernel", "stride", "dilation", "output", "scale", "block"), lambda v: v is None or _pair_of(1)(v)),
     "padding": lambda v: v is None or _pair_of(0)(v),
-    "size": lambda v: v is None or (isinstance(v, list) and len(v) == 2 and all(_is_int(x, 1) for x in v)),
-    "groups": lambda v: _is_int(v, 1),
-    "start": _is_int,
+    "size": lambda v: v is None or (isinstance(v, list) and len(v) == 2 and all(is_int(x, 1) for x in v)),
+    "groups": lambda v: is_int(v, 1),
+    "start": is_int,
     "dims": lambda v: v in (0, 1, 3),
     **dict.fromkeys(("depthwise", "bias", "ceil_mode", "count_include_pad", "align_corners", "affine", "ws"),
                     lambda v: isinstance(v, bool)),
