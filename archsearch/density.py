@@ -36,13 +36,14 @@ _STEPS = 60
 
 
 def layer_weights(genotype: "Genotype") -> dict[str, int]:
-    """Each live layer with filters and its weight count at the genotype's widths: what densities thin."""
+    """Each live layer with filters and its weight count at the genotype's widths: what densities thin.
+    A weight-standardised conv stays dense (its standardisation would count the masked weights)."""
     graph = genotype.graph
     live, sizes = live_nodes(graph), shapes(graph, genotype.hparams.get("input_size"))
     out = {}
     for node, data in graph.nodes(data=True):
         kind = KINDS[data["kind"]]
-        if kind.weights and node in live and data["width"]:
+        if kind.weights and node in live and data["width"] and not data.get("ws"):
             (pred,) = inputs_of(graph, node)
             out[node] = kind.weight_numel(data, graph.nodes[pred]["width"], data["width"], sizes[pred], sizes[node])[0]
     return out

@@ -191,3 +191,22 @@ def test_scratch_mask_trains_the_runs_own_masks_from_fresh_weights(tmp_path: Pat
     assert not state["c1.weight"].equal(kept["c1.weight"])  # fresh weights
     torch.manual_seed(0)
     assert state["c1.weight"].equal(family[-1].genotype.build(generic=True).state_dict()["c1.weight"])
+
+
+def test_a_weight_standardised_conv_stays_dense() -> None:
+    """NFNet's and BiT's convs standardise each filter over all its weights: magnitude pruning leaves them
+    dense, so the sparse genotype it writes loads (a sparse one is refused)."""
+    g = _net({})
+    data = g.to_dict()
+    for node in data["graph"]["nodes"]:
+        if node["id"] == "c1":
+            node.update(ws=True, ws_gamma=1.7)
+    data["version"] = 3
+    g = archsearch.Genotype.from_dict({k: v for k, v in data.items() if k not in ("params", "macs")})
+    assert "c1" not in prunable_layers(g)
+    model = g.build()
+    masks = magnitude_masks(model, g, 0.5, "global")
+    sparse = sparse_genotype(g, masks)
+    assert "density" not in sparse.graph.nodes["c1"] and sparse.graph.nodes["c2"]["density"] < 1
+    assert archsearch.Genotype.from_dict(sparse.to_dict()).params == sparse.params == nonzero(
+        sparse_model(sparse, model, masks))

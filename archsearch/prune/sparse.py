@@ -15,9 +15,6 @@ from typing import TYPE_CHECKING, Mapping
 
 import torch
 
-from ..graph import live_nodes
-from ..kinds import KINDS
-
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
@@ -28,9 +25,11 @@ __all__ = ["prunable_layers", "magnitude_masks", "sparse_genotype", "sparse_mode
 
 
 def prunable_layers(genotype: "Genotype") -> list[str]:
-    """The live layers with filters, in graph order: what magnitude pruning thins."""
-    live = live_nodes(genotype.graph)
-    return [n for n, d in genotype.graph.nodes(data=True) if KINDS[d["kind"]].weights and n in live and d["width"]]
+    """The layers magnitude pruning thins, in graph order: those densities describe
+    (:func:`archsearch.density.layer_weights`)."""
+    from ..density import layer_weights
+
+    return list(layer_weights(genotype))
 
 
 def _current_mask(layer: "nn.Module") -> torch.Tensor:
