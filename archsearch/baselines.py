@@ -59,13 +59,11 @@ def scaled_baseline(kind: str, template: Genotype, budget: int, *, by: str = "pa
 
 def _density_baseline(kind: str, template: Genotype, budget: int, by: str) -> tuple[Landing, str]:
     """``uniform-density`` or ``erk`` (:mod:`archsearch.density`): ``template``'s widths, its weights
-    thinned to ``budget`` nonzero parameters; the knob is the overall density of its prunable weights."""
+    thinned to ``budget`` nonzero parameters (or MACs); the knob is the overall density of its prunable weights."""
     from .density import erk_density, layer_weights, uniform_density
     from .graph import kept_weights
 
-    if by != "params":
-        raise ArchsearchError(f"kinds: {kind!r} lands on nonzero parameters; by {by!r} is not supported with it")
-    genotype = (uniform_density if kind == "uniform-density" else erk_density)(template, int(budget))
+    genotype = (uniform_density if kind == "uniform-density" else erk_density)(template, int(budget), by=by)
     total = layer_weights(genotype)
     kept = sum(kept_weights(genotype.graph.nodes[n], w) for n, w in total.items())
     return Landing(genotype, int(budget), kept / sum(total.values())), "density"

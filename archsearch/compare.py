@@ -31,12 +31,14 @@ from .errors import ArchsearchError
 from .family import Family
 
 __all__ = ["GeneSpread", "SizeComparison", "RunComparison", "compare_runs", "comparison_table",
-           "plot_width_profiles", "against_chance", "CHANCE_DRAWS", "COMPARISON_FORMAT", "COMPARISON_VERSION", "DEFAULT_SIZES"]
+           "plot_width_profiles", "against_chance", "DensityComparison", "compare_densities", "plot_density_profiles", "CHANCE_DRAWS", "COMPARISON_FORMAT", "COMPARISON_VERSION", "DEFAULT_SIZES"]
 
 COMPARISON_FORMAT = "archsearch.run-comparison"
 COMPARISON_VERSION = 1
 #: how many sizes are compared when none are given: enough to see the trend along the trajectory
 DEFAULT_SIZES = 4
+#: random profiles drawn per compared size
+CHANCE_DRAWS = 1000
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,111 @@ def plot_width_profiles(c: RunComparison, path: str | os.PathLike[str]) -> None:
     _save(fig, path)
 
 
+@dataclass(frozen=True)
+class DensityComparison:
+    """Magnitude-pruning runs compared at one nonzero size: for unstructured pruning the architecture is
+    each layer's density, and every run keeps the unpruned widths, so widths would agree by construction.
+
+    Two questions: do the runs agree on the profile (``mean_cv`` over the layers some run thinned,
+    ``cosine``), and is the profile they agree on further from uniform than random pruning of the same
+    count would leave it (``spread``, the coefficient of variation over layers of the runs' mean
+    profile, against ``chance_spread``, the median of that figure when each run instead removes its
+    weights uniformly at random; ``chance_percentile`` the share of random draws at least as spread,
+    small: a non-uniform profile beyond chance)."""
+
+    size: int
+    members: tuple[int, ...]
+    params: tuple[int, ...]
+    layers: tuple[str, ...]
+    #: runs x layers
+    densities: tuple[tuple[float, ...], ...]
+    thinned: int
+    mean_cv: float
+    cosine: float
+    spread: float
+    chance_spread: float
+    chance_percentile: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": self.size, "members": list(self.members), "params": list(self.params),
+                "layers": list(self.layers), "densities": [list(d) for d in self.densities], "thinned": self.thinned,
+                "mean_cv": self.mean_cv, "cosine": self.cosine, "spread": self.spread,
+                "chance_spread": self.chance_spread, "chance_percentile": self.chance_percentile}
+
+
+def compare_densities(families: Sequence[Family], labels: Sequence[str], sizes: Sequence[int], *,
+                      draws: int = CHANCE_DRAWS, seed: int = 0) -> tuple[DensityComparison, ...]:
+    """The per-layer density profiles of magnitude-pruning runs of one network at ``sizes`` (nonzero
+    parameters; each run's member nearest a size, as :func:`compare_runs` picks)."""
+    from .density import layer_weights
+    from .graph import attr
+
+    if len(families) < 2:
+        raise ArchsearchError(f"compare needs at least 2 pruning runs; got {len(families)}")
+    _check_same_network(families, labels)
+    weights = layer_weights(families[0][0].genotype)
+    layers, n = tuple(weights), np.array(list(weights.values()), dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    out = []
+    for size in map(_check_size, sizes):
+        picked = [min(range(len(f)), key=lambda i: (abs(f[i].params - size), i)) for f in families]
+        members = [f[i].genotype for f, i in zip(families, picked, strict=True)]
+        d = np.array([[attr(g.graph.nodes[node], "density") for node in layers] for g in members])
+        thinned = (d < 1).any(axis=0)
+        mean_cv = _cv(d[:, thinned]) if thinned.any() else 0.0
+        kept = [int(round(float(row @ n))) for row in d]  # each run's kept weights over the prunable layers
+        null = np.empty(draws)
+        for k in range(draws):
+            profile = np.mean([rng.multivariate_hypergeometric(n, min(c, int(n.sum()))) / n for c in kept], axis=0)
+            null[k] = _layer_spread(profile)
+        spread = _layer_spread(d.mean(axis=0))
+        out.append(DensityComparison(size, tuple(picked), tuple(g.params for g in members), layers,
+                                     tuple(tuple(float(x) for x in row) for row in d), int(thinned.sum()), mean_cv,
+                                     _mean_cosine(d), spread, float(np.median(null)), float((null >= spread).mean())))
+    return tuple(out)
+
+
+def _layer_spread(profile: np.ndarray) -> float:
+    """Coefficient of variation of one density profile over its layers (0: every layer alike)."""
+    mean = float(profile.mean())
+    return float(profile.std(ddof=1) / mean) if mean > 0 and len(profile) > 1 else 0.0
+
+
+def plot_density_profiles(compared: Sequence[DensityComparison], labels: Sequence[str],
+                          path: str | os.PathLike[str]) -> None:
+    """One panel per size: every run's density per layer (network order) and the one density a
+    uniform profile of the same count would give."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator
+
+    from .plots import _save
+
+    fig, axes = plt.subplots(len(compared), 1, figsize=(9, 1.2 + 2.4 * len(compared)), dpi=120, sharex=True,
+                             squeeze=False)
+    for ax, c in zip(axes[:, 0], compared, strict=True):
+        xs = list(range(len(c.layers)))
+        for r, label in enumerate(labels):
+            ax.plot(xs, c.densities[r], marker="o", ms=3, lw=1.2, alpha=0.85, label=f"{label} ({c.params[r]:,} nonzero)")
+        ax.set_title(f"{format_count(c.size)} nonzero params: mean CV {c.mean_cv:.3f}, spread over layers "
+                     f"{c.spread:.2f} (random pruning {c.chance_spread:.2f})", fontsize=9)
+        ax.set_ylabel("density")
+        ax.set_ylim(0, 1.05)
+        ax.grid(True, axis="y", alpha=0.25)
+        ax.legend(fontsize=7, frameon=False)
+    layers = compared[0].layers
+    step = max(1, math.ceil(len(layers) / 16))
+    last = axes[-1, 0]
+    last.xaxis.set_major_locator(FixedLocator(list(range(len(layers)))[::step]))
+    last.set_xticklabels(layers[::step], rotation=45, ha="right", fontsize=7)
+    last.set_xlabel("layer (network order)")
+    fig.suptitle(f"Density profiles of {len(labels)} pruning runs", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
 def _check_same_network(families: Sequence[Family], names: Sequence[str]) -> tuple[str, tuple[str, ...]]:
     """Every member of every run must be the first run's network: same model family, same genes."""
     for family, name in zip(families, names, strict=True):
@@ -243,10 +350,6 @@ def _compare_at(families: Sequence[Family], names: Sequence[str], size: int, gen
     start = np.array([families[0][0].genotype.genes[n] for n in gene_names], dtype=float)
     chance = against_chance(start, widths)
     return SizeComparison(size, tuple(picked), params, genes, mean_cv, _mean_cosine(widths), param_error, *chance)
-
-
-#: random profiles drawn per compared size
-CHANCE_DRAWS = 1000
 
 
 def _cv(widths: np.ndarray) -> float:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Mapping
 
-from .errors import BudgetError
+from .errors import BudgetError, GenotypeError
 from .graph import attr, inputs_of, live_nodes, shapes
 from .kinds import KINDS
 
@@ -50,30 +50,41 @@ def layer_weights(genotype: "Genotype") -> dict[str, int]:
 
 
 def with_densities(genotype: "Genotype", densities: Mapping[str, float]) -> "Genotype":
-    """``genotype`` with these layers' densities (1 written as dense: no attribute)."""
+    """``genotype`` with these layers' densities (1 written as dense: no attribute), checked as
+    :meth:`Genotype.with_genes` checks widths: a node without weights, or a density outside (0, 1],
+    is one line naming the node."""
     from .genotype import Genotype
+    from .graph import check_graph
 
     graph = genotype.graph.copy()
     for node, density in densities.items():
-        if density >= 1:
+        if node not in graph or not KINDS[graph.nodes[node]["kind"]].weights:
+            raise GenotypeError(f"density of {node!r}: not a layer with weights of this genotype; expected one of "
+                                f"its conv, linear or pointwise nodes")
+        if density == 1 and not isinstance(density, bool):
             graph.nodes[node].pop("density", None)
-        else:
-            graph.nodes[node]["density"] = float(density)
+        else:  # anything else is written as given, and check_graph names what is wrong with it
+            graph.nodes[node]["density"] = density
+    check_graph(graph)
     return Genotype(genotype.family, dict(genotype.hparams), graph, dict(genotype.origin))
 
 
-def _land(genotype: "Genotype", budget: int, profile: Callable[[float], Mapping[str, float]], what: str
-          ) -> "Genotype":
-    """The genotype whose nonzero count is nearest ``budget`` along ``profile(factor)`` (densities
-    growing with the factor, 0 < factor <= 1 reaching every layer dense)."""
+def _land(genotype: "Genotype", budget: int, profile: Callable[[float], Mapping[str, float]], what: str,
+          by: str) -> "Genotype":
+    """The genotype whose nonzero count (``by``: ``params`` or ``macs``) is nearest ``budget`` along
+    ``profile(factor)`` (densities growing with the factor, 0 < factor <= 1 reaching every layer
+    dense): both counts grow with every density, so one bisection serves either."""
+    if by not in ("params", "macs"):
+        raise BudgetError(f"by {by!r}: densities land on nonzero params or macs")
+
     def count(factor: float) -> int:
-        return with_densities(genotype, profile(factor)).params
+        return getattr(with_densities(genotype, profile(factor)), by)
 
     lo, hi = 1e-12, 1.0
     dense, sparsest = count(hi), count(lo)
     if not sparsest <= budget <= dense:
         raise BudgetError(f"budget {budget:,} is outside what {what} reaches on this network "
-                          f"({sparsest:,} with one weight per layer to {dense:,} dense)")
+                          f"({sparsest:,} {by} with one weight per layer to {dense:,} dense)")
     for _ in range(_STEPS):
         mid = (lo + hi) / 2
         if count(mid) < budget:
@@ -84,23 +95,23 @@ def _land(genotype: "Genotype", budget: int, profile: Callable[[float], Mapping[
     return with_densities(genotype, profile(best))
 
 
-def scale_densities(genotype: "Genotype", budget: int) -> "Genotype":
+def scale_densities(genotype: "Genotype", budget: int, *, by: str = "params") -> "Genotype":
     """``genotype``'s density profile times one factor (capped at 1), landed on ``budget`` nonzero
-    parameters."""
+    parameters (``by="macs"``: nonzero multiply-adds)."""
     current = {n: attr(genotype.graph.nodes[n], "density") for n in layer_weights(genotype)}
     least = min(current.values())
     return _land(genotype, budget, lambda f: {n: min(1.0, d / least * f) for n, d in current.items()},
-                 "scaling the densities")
+                 "scaling the densities", by)
 
 
-def uniform_density(genotype: "Genotype", budget: int) -> "Genotype":
-    """Every prunable layer at one density, landed on ``budget`` nonzero parameters."""
+def uniform_density(genotype: "Genotype", budget: int, *, by: str = "params") -> "Genotype":
+    """Every prunable layer at one density, landed on ``budget`` nonzero parameters (or MACs)."""
     layers = layer_weights(genotype)
-    return _land(genotype, budget, lambda f: dict.fromkeys(layers, f), "a uniform density")
+    return _land(genotype, budget, lambda f: dict.fromkeys(layers, f), "a uniform density", by)
 
 
-def erk_density(genotype: "Genotype", budget: int) -> "Genotype":
-    """Erdős–Rényi-Kernel densities (capped at 1), landed on ``budget`` nonzero parameters."""
+def erk_density(genotype: "Genotype", budget: int, *, by: str = "params") -> "Genotype":
+    """Erdős–Rényi-Kernel densities (capped at 1), landed on ``budget`` nonzero parameters (or MACs)."""
     graph = genotype.graph
     shape = {}
     for node, numel in layer_weights(genotype).items():
@@ -111,4 +122,4 @@ def erk_density(genotype: "Genotype", budget: int) -> "Genotype":
         c_in = numel / (c_out * kh * kw)  # a grouped conv's fan-in, a linear layer's flattened features
         shape[node] = (c_in + c_out + kh + kw) / numel
     least = min(shape.values())
-    return _land(genotype, budget, lambda f: {n: min(1.0, v / least * f) for n, v in shape.items()}, "ERK densities")
+    return _land(genotype, budget, lambda f: {n: min(1.0, v / least * f) for n, v in shape.items()}, "ERK densities", by)

@@ -153,13 +153,11 @@ class Derived:
 
 
 def _derive_densities(family: Family, budgets: Sequence[float], pick: str | int, by: str) -> list[Derived]:
-    """Method ``density``: the picked member's density profile scaled to each nonzero budget
-    (:func:`archsearch.density.scale_densities`); ``scale`` is the factor on its sparsest layer."""
+    """Method ``density``: the picked member's density profile scaled to each nonzero budget (``by``:
+    parameters or MACs, :func:`archsearch.density.scale_densities`); ``scale`` is the factor on its sparsest layer."""
     from .density import layer_weights, scale_densities
     from .graph import attr
 
-    if by != "params":
-        raise ArchsearchError(f"method density lands on nonzero parameters; --by {by} is not supported with it")
     rows = []
     for budget in budgets:
         i = pick_member(family, pick, budget, by=by)
@@ -168,7 +166,7 @@ def _derive_densities(family: Family, budgets: Sequence[float], pick: str | int,
         if min(old) >= 1:
             raise ArchsearchError(f"members[{i}] is dense (every density 1): method density scales a sparse "
                                   "genotype's densities (prune with --criterion magnitude first)")
-        g = scale_densities(source, int(budget))
+        g = scale_densities(source, int(budget), by=by)
         new = [attr(g.graph.nodes[n], "density") for n in layer_weights(g)]
         rows.append(Derived(Landing(g, int(budget), min(new) / min(old)), "density", i))
     return rows

@@ -24,7 +24,7 @@ from ._jsonio import atomic_write_json, check_header, read_json
 from .errors import ArchsearchError, FileFormatError, GenotypeError, UnknownFamilyError
 from .families import get_family
 from .families._base import genes_of as _genes_of
-from .graph import CostModel, check_graph, compile_costs, graph_from_data, graph_to_data, lowest_version
+from .graph import CostModel, check_graph, compile_costs, graph_from_data, graph_to_data, lowest_version, sparse_layers
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -243,7 +243,7 @@ class Genotype:
         from .resources import check_memory
 
         check_memory(4 * self.params, f"building this network ({self.params:,} parameters)", error=GenotypeError)
-        if generic or any(d.get("density", 1.0) < 1 for _, d in self.graph.nodes(data=True)):
+        if generic or sparse_layers(self.graph):
             from .models.graphnet import GraphNet
 
             return GraphNet(self.to_dict())

@@ -37,7 +37,7 @@ __all__ = [
     "KINDS", "V1_KINDS", "ACTIVATIONS", "check_graph", "live_nodes", "inputs_of", "shapes",
     "width_forms", "set_widths", "widths_with", "CostModel", "compile_costs", "graph_to_data", "graph_from_data",
     "uses_only_v1", "lowest_version", "sets_width", "attr", "Shape", "INTERPOLATIONS", "PADDING_MODES",
-    "kept_weights", "sparse_correction",
+    "kept_weights", "sparse_correction", "sparse_layers",
 ]
 
 _REQUIRED = REQUIRED
@@ -345,11 +345,16 @@ def kept_weights(data: Mapping[str, Any], numel: int) -> int:
     return max(1, round(attr(data, "density") * numel))
 
 
+def sparse_layers(graph: nx.DiGraph) -> list[str]:
+    """The layers a mask thins (``density`` below 1): none in a dense genotype."""
+    return [n for n, d in graph.nodes(data=True) if d.get("density", 1.0) < 1]
+
+
 def sparse_correction(graph: nx.DiGraph, input_size: int | Sequence[int] | None) -> tuple[float, float]:
     """What the cost model's ``density x weights`` misses of the whole weights sparse layers keep
     (:func:`kept_weights`), in parameters and MACs: added to its counts, they are exact. (0, 0) for a
     dense graph."""
-    sparse = [n for n, d in graph.nodes(data=True) if d.get("density", 1.0) < 1]
+    sparse = sparse_layers(graph)
     if not sparse:
         return 0.0, 0.0
     live, sizes = live_nodes(graph), shapes(graph, input_size)

@@ -63,6 +63,8 @@ ARM_REGISTRY = _closed("arm", {
     "pruned-tuned": "the pruning run's own fine-tuned network, evaluated, not retrained",
     "scratch-mask": "a magnitude-pruning run's own sparse member near the budget with its kept masks, the weights "
                     "re-initialised and trained from scratch (Liu et al.'s Scratch-E for unstructured pruning)",
+    "scratch-mask-b": "scratch-mask trained for the unpruned network's compute: epochs scaled by its MACs over the "
+                      "sparse member's nonzero MACs, at most doubled (Liu et al.'s Scratch-B for unstructured pruning)",
     "tuned-e": "the pruning run's own fine-tuned network, fine-tuned again for the recipe's epochs with its "
                "learning-rate schedule rewound (Renda et al. 2020): the fine-tuned arm given scratch-e's compute",
     "scratch-e": "the member trained from scratch for the big network's epochs (Liu et al. 2018)",
@@ -78,7 +80,9 @@ WARM_KINDS = ("tuned-e",)
 #: arms whose result depends on a pruning run's own weights: two runs that reached the same network
 #: still give two different results (never merged as copies)
 #: arms that train from scratch with the pruning run's own kept masks (its weights re-initialised)
-MASK_KINDS = ("scratch-mask",)
+MASK_KINDS = ("scratch-mask", "scratch-mask-b")
+#: arms trained for the unpruned network's compute (Scratch-B): epochs scaled by its MACs over theirs
+COMPUTE_KINDS = ("scratch-b", "scratch-mask-b")
 OWN_WEIGHTS_KINDS = EVALUATED_KINDS + WARM_KINDS + MASK_KINDS
 #: ``study run --mode``, ``--search`` and ``--early-stopping``
 STUDY_MODE_REGISTRY = _closed("study mode", {

@@ -161,3 +161,31 @@ def test_agreement_is_measured_against_random_pruning_by_hand():
     genes, cv, chance_cv, share = against_chance(start, np.array([[2.0, 8.0, 10.0, 10.0], [8.0, 2.0, 10.0, 10.0]]))
     assert cv > chance_cv and share > 0.9
     assert against_chance(start, np.array([start, start]))[1:] == (None, None, None)  # nothing pruned
+
+
+def _density_runs(profiles: list[list[float]]) -> list[Family]:
+    """One two-member run per profile of the digits VGG: the unpruned network, then those densities."""
+    from archsearch.density import layer_weights, with_densities
+    from archsearch.genotype import load_genotype
+
+    vgg = load_genotype(SPACES / "digits-vgg" / "genotype.json")
+    layers = list(layer_weights(vgg))
+    return [Family.of([vgg, with_densities(vgg, dict(zip(layers, p, strict=True)))]) for p in profiles]
+
+
+def test_density_profiles_are_compared_by_hand_arithmetic_and_against_random_pruning() -> None:
+    """Magnitude runs keep every width, so their consistency is of densities: across runs the CV of
+    each thinned layer (hand: layer 0 at 0.2/0.3, mean 0.25, sample std 0.0707), and how far the mean
+    profile is from the near-uniform one random pruning of the same counts leaves."""
+    from archsearch.compare import compare_densities
+
+    steep = [0.9, 0.6, 0.4, 0.2, 0.1, 0.05, 0.5]
+    a, b = [0.2, *steep[1:]], [0.3, *steep[1:]]
+    runs = _density_runs([a, b])
+    (c,) = compare_densities(runs, ["a", "b"], [runs[0][1].params], draws=200)
+    assert c.thinned == 7 and c.members == (1, 1) and c.densities[0][0] == pytest.approx(0.2, abs=1e-3)
+    assert c.mean_cv == pytest.approx((0.1 / math.sqrt(2) / 0.25) / 7, rel=0.02)
+    assert c.cosine > 0.99 and c.spread > 0.5 and c.chance_spread < 0.1 and c.chance_percentile == 0.0
+    uniform = _density_runs([[0.3] * 7, [0.3] * 7])
+    (u,) = compare_densities(uniform, ["a", "b"], [uniform[0][1].params], draws=200)
+    assert u.mean_cv == pytest.approx(0, abs=1e-3) and u.spread < 0.05 and u.chance_percentile > 0.05

@@ -61,6 +61,23 @@ def test_uniform_is_uniform_and_erk_keeps_small_layers_denser(vgg) -> None:
     assert erk[smallest] > erk[largest]
 
 
+@pytest.mark.parametrize("node, density, message", [
+    ("input", 0.5, "not a layer with weights"),
+    ("no-such-node", 0.5, "not a layer with weights"),
+    (None, 0.0, "density"),
+    (None, 1.5, "density"),
+    (None, True, "density"),
+])
+def test_a_bad_density_is_one_line_naming_the_node(vgg, node, density, message: str) -> None:
+    from archsearch.density import with_densities
+    from archsearch.errors import GenotypeError
+
+    node = node or next(iter(layer_weights(vgg)))
+    with pytest.raises(GenotypeError, match=message) as caught:
+        with_densities(vgg, {node: density})
+    assert "\n" not in str(caught.value) and node in str(caught.value)
+
+
 def test_a_budget_out_of_reach_is_one_line() -> None:
     g = _net({"c1": 0.5})
     with pytest.raises(BudgetError, match="outside what scaling the densities reaches"):
@@ -84,14 +101,37 @@ def test_derive_method_density_scales_a_pruned_profile_from_the_cli(tmp_path, ca
     capsys.readouterr()
     assert main(["derive", "--from", str(source), "--budgets", "10k", "--method", "density", "--pick", "first"]) == 2
     assert "members[0] is dense" in capsys.readouterr().err
-    assert main(["derive", "--from", str(source), "--budgets", "1M", "--method", "density", "--by", "macs"]) == 2
-    assert "method density lands on nonzero parameters" in capsys.readouterr().err
+    # on nonzero MACs: counted independently, each conv's kept weights times its output positions
+    # (digits-vgg: 8x8 before the first pool, 4x4, 2x2, 1x1 after) and the classifier's once
+    assert main(["derive", "--from", str(source), "--budgets", "0.3M", "--method", "density", "--pick", "last",
+                 "--by", "macs", "--out", str(out)]) == 0
+    (m,) = load_family(out)
+    assert abs(m.genotype.macs - 300_000) <= 0.005 * 300_000 and m.genotype.macs == _nonzero_macs(m.genotype.build())
+
+
+def _nonzero_macs(model) -> int:  # noqa: ANN001
+    """Multiply-adds of the kept weights, from forward hooks: a conv's nonzero weights per output position."""
+    import torch
+
+    total = 0
+
+    def hook(module, _inputs, output) -> None:  # noqa: ANN001
+        nonlocal total
+        kept = int((module.weight * getattr(module, "weight_mask", 1)).ne(0).sum())
+        total += kept * (output.shape[-1] * output.shape[-2] if output.dim() == 4 else 1)
+
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            module.register_forward_hook(hook)
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 1, 8, 8))
+    return total
 
 
 def test_the_density_baselines_are_baselines_of_every_network(tmp_path, capsys, vgg) -> None:  # noqa: ANN001
     """``baselines --kinds uniform-density,erk`` on an imported network and on a WRN space, and the
     library's ``baseline`` / ``scaled_baseline`` (what a study's arms call): each lands within 0.5 % on
-    nonzero parameters with the unpruned widths; MACs budgets are refused in one line."""
+    nonzero parameters with the unpruned widths, and on nonzero MACs."""
     from archsearch.baselines import baseline, scaled_baseline
     from archsearch.cli import main
     from archsearch.family import load_family
@@ -111,8 +151,11 @@ def test_the_density_baselines_are_baselines_of_every_network(tmp_path, capsys, 
     assert knob == "density" and abs(landing.rel_error) <= 0.005 and landing.genotype.family == "wrn"
     landing, _ = scaled_baseline("uniform-density", vgg, 15_000)
     assert abs(landing.genotype.params - 15_000) <= 75
-    assert main(["baselines", "--from", str(source), "--budgets", "100k", "--kinds", "erk", "--by", "macs"]) == 2
-    assert "lands on nonzero parameters" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["baselines", "--from", str(source), "--budgets", "0.2M", "--kinds", "erk,uniform-density", "--by",
+                 "macs", "--out", str(out)]) == 0
+    assert all(abs(m.genotype.macs - 200_000) <= 1_000 and m.genotype.macs == _nonzero_macs(m.genotype.build())
+               for m in load_family(out))
 
 
 def test_a_study_arm_scales_a_pruned_density_profile(tmp_path, vgg) -> None:  # noqa: ANN001

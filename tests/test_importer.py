@@ -646,6 +646,7 @@ def test_derive_fit_over_a_trajectory_of_imported_genotypes() -> None:
 
 PUBLISHED = {  # parameters in millions, as the papers print them (sources in each space.toml)
     "vgg19-cifar10": (20.04, 2), "resnet56-cifar10": (0.85, 2), "preresnet164-cifar10": (1.70, 2),
+    "preresnet110-cifar10": (None, 0),
     "densenet40-cifar10": (1.02, 2), "densenet-bc-100-cifar10": (0.8, 1), "mobilenetv2-cifar10": (None, 0),
     "digits-vgg": (None, 0), "digits-resnet20": (None, 0), "digits-densenet-bc": (None, 0),
 }

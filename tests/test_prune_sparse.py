@@ -172,20 +172,25 @@ def test_scratch_mask_trains_the_runs_own_masks_from_fresh_weights(tmp_path: Pat
                            progress=False)
     source = load_source(tmp_path / "run" / "pruned.json")
     budget = family[-1].params
-    study = StudySettings.build(arms=["scratch-mask", "pruned-raw"], budgets=[budget], seeds=[0], data="digits?channels=3",
-                                recipe=short_recipe(1), sources=[source])
+    study = StudySettings.build(arms=["scratch-mask", "pruned-raw", "scratch-mask-b"], budgets=[budget], seeds=[0],
+                                data="digits?channels=3", recipe=short_recipe(2), sources=[source])
     started: dict = {}
+    epochs: list[int] = []
     inner = fake_train(lambda genotype, seed: (0.1, 0.1))
 
     def train(genotype, data, recipe, *, init_state=None, seed=0, **kwargs):  # noqa: ANN001, ANN003
         started[len(started)] = init_state
+        epochs.append(recipe.epochs)
         return inner(genotype, data, recipe, seed=seed, **kwargs)
 
     run_study(study, study_name="t", storage=f"sqlite:///{tmp_path / 's.db'}", data=digits8, train=train)
     states = [s for s in started.values() if s is not None]
-    assert len(started) == 2 and len(states) == 1  # pruned-raw: a fresh build, its own mask
+    assert len(started) == 3 and len(states) == 2  # pruned-raw: a fresh build, its own mask
+    # Scratch-B: the unpruned network's MACs over the sparse member's nonzero MACs (here above 2: capped)
+    assert family[0].macs / family[-1].macs > 2 and epochs == [2, 2, 4]
+    assert all(states[0][k].equal(states[1][k]) for k in states[0])  # E and B start alike at one seed
     kept = load_member_weights(tmp_path / "run" / "pruned.json", family, len(family) - 1)
-    (state,) = states
+    state = states[0]
     masks = [k for k in kept if k.endswith("weight_mask")]
     assert masks and all(state[k].equal(kept[k]) for k in masks)  # the run's masks
     assert not state["c1.weight"].equal(kept["c1.weight"])  # fresh weights

@@ -109,6 +109,12 @@ def test_closed_forms_give_the_expected_integers():
     assert vgg_count(VGG19) == EXPECTED["vgg19_bn"]
     assert resnet_cifar_count(9) == EXPECTED["resnet56"] == 97216 * 9 - 21926
     assert preresnet_count(18) == EXPECTED["preresnet164"]
+    from pathlib import Path
+
+    from archsearch.genotype import load_genotype
+
+    shipped = Path(__file__).resolve().parents[1] / "search_spaces" / "preresnet110-cifar10" / "genotype.json"
+    assert preresnet_count(12) == load_genotype(shipped).params == 1_146_842  # PreResNet-110 (Liu et al. 4.3)
     assert densenet_count(12, 12, False, 1.0, 24) == EXPECTED["densenet40"]
     assert densenet_count(16, 12, True, 0.5, 24) == EXPECTED["densenet_bc_100"]
     assert mobilenet_v2_count() == EXPECTED["mobilenet_v2_cifar"]

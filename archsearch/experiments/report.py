@@ -153,7 +153,8 @@ def _consistency(experiment: Experiment, trajectories: Mapping[str, tuple[str, A
     """Per run label with several runs: the width-profile agreement at the budgets they reach."""
     import warnings
 
-    from ..compare import compare_runs
+    from ..compare import compare_densities, compare_runs
+    from ..graph import sparse_layers
 
     out: dict[str, Any] = {}
     for label in experiment.labels:
@@ -166,10 +167,15 @@ def _consistency(experiment: Experiment, trajectories: Mapping[str, tuple[str, A
         sizes = [b for b in budgets if all(any(abs(m.params - b) <= tol * b for m in f) for f in of_runs)]
         if not sizes:
             continue
+        if sparse_layers(of_runs[0][-1].genotype.graph):  # magnitude runs: the densities are the architecture
+            compared = compare_densities(of_runs, [r.name for r in runs], sizes)
+            out[label] = {"runs": [r.name for r in runs], "unit": "density",
+                          "sizes": [c.to_dict() for c in compared], "comparison": compared}
+            continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             comparison = compare_runs(of_runs, [r.name for r in runs], sizes)
-        out[label] = {"runs": [r.name for r in runs],
+        out[label] = {"unit": "width", "runs": [r.name for r in runs],
                       "sizes": [{"size": s.size, "mean_cv": s.mean_cv, "cosine": s.cosine,
                                  "params": list(s.params), "pruned_genes": s.pruned_genes, "pruned_cv": s.pruned_cv,
                                  "chance_cv": s.chance_cv, "chance_percentile": s.chance_percentile}
@@ -228,7 +234,7 @@ def write_experiment_report(experiment: Experiment, out: str | os.PathLike[str],
                             report_dir: str | os.PathLike[str] | None = None, alpha: float = 0.05,
                             timings: Mapping[str, float] | None = None) -> dict[str, Path]:
     """Write the report of the experiment in ``out`` (default into ``out/report``); returns the paths."""
-    from ..compare import plot_width_profiles
+    from ..compare import plot_density_profiles, plot_width_profiles
     from ..study.report import kind_leaderboard, load_results, write_report
     from .run import finished_runs, storage_url
 
@@ -252,8 +258,12 @@ def write_experiment_report(experiment: Experiment, out: str | os.PathLike[str],
         rematched = (by, rematch_kinds)
     consistency = _consistency(experiment, trajectories, settings.budgets)
     for label, entry in consistency.items():
-        paths[f"widths_{label}"] = target / f"widths_{label}.png"
-        plot_width_profiles(entry["comparison"], paths[f"widths_{label}"])
+        if entry["unit"] == "density":
+            paths[f"densities_{label}"] = target / f"densities_{label}.png"
+            plot_density_profiles(entry["comparison"], entry["runs"], paths[f"densities_{label}"])
+        else:
+            paths[f"widths_{label}"] = target / f"widths_{label}.png"
+            plot_width_profiles(entry["comparison"], paths[f"widths_{label}"])
     claims = evaluate_claims(experiment.claims, kinds, consistency, alpha=alpha, by=experiment.by,
                              rematched=rematched)
     narrow = _narrow(settings)
@@ -466,7 +476,25 @@ def _markdown(experiment: Experiment, record: Mapping[str, Any], kinds: Sequence
           "-" if c.p_holm is None else f"{c.p_holm:.3g}", c.verdict,
           "-" if c.units_needed is None or c.verdict == "held" else str(c.units_needed),
           "-" if c.p_pooled is None else f"{c.p_pooled:.3g}"] for c in claims]), ""]
-    if consistency:
+    widths = {k: v for k, v in consistency.items() if v["unit"] == "width"}
+    densities = {k: v for k, v in consistency.items() if v["unit"] == "density"}
+    if densities:
+        lines += ["## Consistency of pruning runs: density profiles", "",
+                  "Magnitude pruning keeps every width, so its architecture is each layer's density. `mean per-layer "
+                  "CV`: how much the runs' densities differ, over the layers some run thinned; `spread over layers`: "
+                  "the coefficient of variation over layers of the runs' mean profile (0: every layer alike), against "
+                  f"random pruning of the same counts ({CHANCE_DRAWS} draws, each run's weights removed uniformly at "
+                  "random): `chance pct` is the share of random draws at least as spread (small: the runs found a "
+                  "non-uniform profile beyond chance).", "", _md_table(
+            ["runs", "size", "mean per-layer CV", "mean cosine", "thinned layers", "spread over layers",
+             "chance spread (median)", "chance pct", "nonzero params of the members compared"],
+            [[label, format_count(s["size"]), f"{s['mean_cv']:.3f}", f"{s['cosine']:.4f}",
+              f"{s['thinned']} of {len(s['layers'])}", f"{s['spread']:.3f}", f"{s['chance_spread']:.3f}",
+              f"{s['chance_percentile']:.1%}", ", ".join(f"{p:,}" for p in s["params"])]
+             for label, v in densities.items() for s in v["sizes"]]), ""]
+        lines += [f"![densities of {label}](densities_{label}.png)" for label in densities] + [""]
+    if widths:
+        consistency = widths
         lines += ["## Consistency of pruning runs", "",
                   "Widths no run pruned agree by construction, so agreement is also measured on the genes some run "
                   "pruned, against random pruning of the same sizes (the same channels removed from those genes "

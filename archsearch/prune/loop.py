@@ -38,6 +38,7 @@ from ..data import DataSplits
 from ..errors import ArchsearchError
 from ..family import Family, Member, load_family
 from ..genotype import Genotype
+from ..graph import sparse_layers
 from ..recipe import Recipe
 from ..runfolder import RunFolder, refuse_changed
 from ..train import Trainer, divergence, is_diverged, resolve_device
@@ -430,7 +431,7 @@ def _record(run: _Run, data: DataSplits, folder: RunFolder) -> float:
     val_error = run.trainer.evaluate("val")["error"]
     metrics = {"prunes": run.prunes, "step": run.steps, "channels_removed": run.removed,
                "val_error": val_error, "criterion": run.settings.criterion}
-    if run.family.members and any(d.get("density", 1) < 1 for _, d in run.genotype.graph.nodes(data=True)):
+    if run.family.members and sparse_layers(run.genotype.graph):
         metrics["weights_removed"] = run.family[0].params - run.genotype.params
     if run.settings.save_weights != "none":  # a kept member is measured on the test split too
         metrics["test_error"] = run.trainer.evaluate("test")["error"]

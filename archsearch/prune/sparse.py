@@ -68,16 +68,9 @@ def magnitude_masks(model: "nn.Module", genotype: "Genotype", fraction: float, t
 def sparse_genotype(genotype: "Genotype", masks: Mapping[str, torch.Tensor]) -> "Genotype":
     """``genotype`` with each masked layer's ``density`` (kept / weights: a layer keeps exactly as many
     as its mask holds, see :func:`archsearch.graph.kept_weights`)."""
-    from ..genotype import Genotype
+    from ..density import with_densities
 
-    graph = genotype.graph.copy()
-    for node, mask in masks.items():
-        density = int(mask.sum()) / mask.numel()
-        if density < 1:
-            graph.nodes[node]["density"] = density
-        else:
-            graph.nodes[node].pop("density", None)
-    return Genotype(genotype.family, dict(genotype.hparams), graph, dict(genotype.origin))
+    return with_densities(genotype, {node: int(mask.sum()) / mask.numel() for node, mask in masks.items()})
 
 
 def sparse_model(genotype: "Genotype", model: "nn.Module", masks: Mapping[str, torch.Tensor]) -> "nn.Module":

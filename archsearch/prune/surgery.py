@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import GenotypeError
+from ..graph import sparse_layers
 from ..kinds import KINDS
 from ..models.graphnet import GraphNet, skeleton
 from .groups import wiring
@@ -166,7 +167,7 @@ def prune_channels(model: GraphNet, genotype: "Genotype", drop: Mapping[str, lis
     copy of untouched weights. A gene that reaches width 0 changes which layers exist, so the network
     is rebuilt (on the meta device, filled with the surviving weights) either way.
     """
-    sparse = [n for n, d in genotype.graph.nodes(data=True) if d.get("density", 1.0) < 1]
+    sparse = sparse_layers(genotype.graph)
     if sparse:  # a mask's kept weights would no longer be its density's share of the rest
         raise GenotypeError(f"node {sparse[0]!r}: channels of a sparse genotype (density below 1) cannot be pruned; "
                             "prune channels first, then weights")

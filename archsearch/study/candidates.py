@@ -17,6 +17,9 @@ rule ``budget -> genotype``:
                       Scratch-E: as many epochs as the big network had)
 ``scratch-b``         the same member trained for the big network's compute: epochs scaled by the
                       unpruned member's MACs over the member's, at most doubled (Liu et al.'s Scratch-B)
+``scratch-mask``      a magnitude-pruning run's sparse member with the run's own masks, every weight
+                      re-initialised (Scratch-E for unstructured pruning); ``scratch-mask-b`` the same
+                      for the big network's compute, counted in nonzero MACs (Scratch-B)
 ``pruned-tuned``      the same member's own pruned-and-fine-tuned weights, kept by the pruning run,
                       measured on the test split (not trained: one cell per budget)
 ``tuned-e``           those weights fine-tuned again for the recipe's epochs, its learning-rate
@@ -56,7 +59,7 @@ from ..families import get_family
 from ..family import Family, load_family
 from ..genotype import Genotype
 from ..landing import MEASURES
-from ..names import ARM_REGISTRY, BASELINES, CANDIDATE_KINDS, OWN_WEIGHTS_KINDS, PRUNED_KINDS
+from ..names import ARM_REGISTRY, BASELINES, CANDIDATE_KINDS, COMPUTE_KINDS, OWN_WEIGHTS_KINDS, PRUNED_KINDS
 
 __all__ = [
     "CANDIDATE_KINDS", "PRUNED_KINDS", "BASELINE_KINDS", "RAW_TOLERANCE",
@@ -69,7 +72,7 @@ BASELINE_KINDS = BASELINES
 #: ``pruned-raw`` reaches a budget when the nearest member is within this relative distance of it
 RAW_TOLERANCE = 0.10
 #: the arms that take the trajectory's own member (no scaling): they share ``RAW_TOLERANCE``
-MEMBER_KINDS = ("pruned-raw", "pruned-tuned", "tuned-e", "scratch-e", "scratch-b", "scratch-mask")
+MEMBER_KINDS = ("pruned-raw", "pruned-tuned", "tuned-e", "scratch-e", "scratch-b", "scratch-mask", "scratch-mask-b")
 #: Liu et al. give Scratch-B the big network's compute but at most twice the epochs
 SCRATCH_B_MAX_SCALE = 2.0
 #: ``pruned-up``/``pruned-down``: the member they scale sits this many times below/above the budget,
@@ -283,7 +286,7 @@ def _pruned(arm: Arm, budget: int, source: Source, member: int | None, raw_toler
                 raise BudgetError(f"{where}: {source.label} kept no fine-tuned weights for member {i} "
                                   f"({genotype.params:,} parameters); prune with save_weights listing this budget")
             detail["source_test_error"] = _number(family[i].metrics.get("test_error"))
-        if arm.kind == "scratch-b":
+        if arm.kind in COMPUTE_KINDS:
             detail["reference_macs"] = family[0].macs
         return Candidate(arm, budget, genotype, detail)
     method = {"pruned-fit": "fit", "pruned-density": "density"}.get(arm.kind, "linear")

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 from ..budgets import format_count
 from ..errors import ArchsearchError, BudgetError
 from ..genotype import Genotype
-from ..names import (EARLY_STOPPING, EARLY_STOPPING_REGISTRY, EVALUATED_KINDS, STUDY_MODE_REGISTRY, STUDY_MODES,
+from ..names import (COMPUTE_KINDS, EARLY_STOPPING, EARLY_STOPPING_REGISTRY, EVALUATED_KINDS, STUDY_MODE_REGISTRY, STUDY_MODES,
                      STUDY_SEARCH_REGISTRY, STUDY_SEARCHES)
 from ..recipe import Recipe, budget_epochs
 from .candidates import RAW_TOLERANCE, SCRATCH_B_MAX_SCALE, Arm, Candidate, Source, make_arms, make_candidate
@@ -220,9 +220,10 @@ class StudySettings:
     def recipe_for(self, candidate: Candidate) -> Recipe:
         """The shared recipe; under ``scratch-b`` with epochs scaled by the candidate's MACs.
 
-        The ``scratch-b`` arm always is: its reference is its own pruning run's unpruned member.
+        The ``scratch-b`` and ``scratch-mask-b`` arms always are: their reference is their own pruning
+        run's unpruned member.
         """
-        if candidate.arm.kind == "scratch-b":
+        if candidate.arm.kind in COMPUTE_KINDS:
             epochs = budget_epochs("scratch-b", self.recipe.epochs, candidate.genotype.macs,
                                    int(candidate.detail["reference_macs"]), max_scale=SCRATCH_B_MAX_SCALE)
             return replace(self.recipe, epochs=epochs)
