@@ -83,6 +83,28 @@ def test_one_shot_magnitude_pruning_writes_a_sparse_family_with_its_masks(tmp_pa
         assert torch.allclose(model(x), before)
 
 
+@pytest.mark.parametrize("bad", ["shape", "dtype"])
+def test_a_mask_that_does_not_fit_its_layer_is_one_line(tmp_path: Path, digits8, bad: str) -> None:
+    """A kept mask of another shape (or not boolean) is refused naming the file, member and tensor,
+    before any model is built from it."""
+    from archsearch.errors import ArchsearchError
+    from archsearch.prune.oneshot import prune_once
+    from archsearch.prune.weights import WEIGHTS_NAME, read_member_weights, save_member_weights
+
+    g = _net({})
+    settings = PruneSettings(criterion="magnitude", one_shot=True, fraction=0.6, finetune_epochs=1, batch_size=64,
+                             seed=0, save_weights="all")
+    prune_once(g, g.build().state_dict(), digits8, settings, tmp_path, device="cpu", progress=False)
+    loaded = archsearch.load_family(tmp_path / "pruned.json")
+    weights = read_member_weights(tmp_path / WEIGHTS_NAME)
+    mask = weights[1]["c1.weight_mask"]
+    weights[1]["c1.weight_mask"] = mask.flatten() if bad == "shape" else mask.float()
+    save_member_weights(tmp_path / WEIGHTS_NAME, weights)
+    with pytest.raises(ArchsearchError, match=r"member 1: c1\.weight_mask is .*expected a boolean mask of shape") as e:
+        load_member_weights(tmp_path / "pruned.json", loaded, 1)
+    assert "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize("extra, words", [
     (["--fraction", "0.5"], ["prune.max_prunes", "rounds of an iterative magnitude run"]),
     (["--one-shot", "--fraction", "1"], ["--fraction", "in (0, 1)"]),

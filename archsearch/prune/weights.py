@@ -63,7 +63,16 @@ def load_member_weights(family_path: str | os.PathLike[str], family: "Family", i
     if index not in weights:
         kept = ", ".join(str(i) for i in sorted(weights)) or "none"
         raise ArchsearchError(f"{family_path.parent / name}: no weights for member {index} (kept: {kept})")
+    import torch
+
     state = weights[index]
+    for key, mask in state.items():
+        if key.endswith(".weight_mask"):
+            weight = state.get(key[:-len("_mask")])
+            if weight is None or mask.dtype != torch.bool or mask.shape != weight.shape:
+                expected = "a boolean mask" + ("" if weight is None else f" of shape {tuple(weight.shape)}")
+                raise ArchsearchError(f"{family_path.parent / name}: member {index}: {key} is "
+                                      f"{mask.dtype} {tuple(mask.shape)}; expected {expected}, its layer's weight's")
     count = sum(int(v.numel()) for k, v in state.items() if not _is_buffer(k)) \
         - sum(int((~v).sum()) for k, v in state.items() if k.endswith(".weight_mask"))  # a sparse layer's kept only
     if count != family[index].params:
