@@ -34,6 +34,9 @@ BUDGET_POLICY_REGISTRY.register("scratch-b", "the full network's compute: epochs
 BUDGET_POLICIES = BUDGET_POLICY_REGISTRY.names()
 #: ``auto``: bf16 autocast on CUDA, fp32 elsewhere
 PRECISIONS = ("auto", "bf16", "fp32")
+#: the learning-rate schedule: ``step`` (``gamma`` at each milestone) or ``cosine`` (to zero, Loshchilov &
+#: Hutter 2017; milestones and gamma unused)
+SCHEDULES = ("step", "cosine")
 OPTIMIZERS = ("sgd",)
 
 
@@ -62,6 +65,8 @@ class Recipe:
     compile: bool = False
     #: how ``epochs`` transfers to a candidate, see :meth:`for_candidate`
     budget: str = "scratch-e"
+    #: ``step`` or ``cosine`` (:data:`SCHEDULES`)
+    schedule: str = "step"
 
     def __post_init__(self) -> None:
         if isinstance(self.milestones, (list, tuple)):  # a list would make the recipe unhashable
@@ -93,6 +98,8 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["milestones"] = list(self.milestones)
+        if self.schedule == "step":  # the default is left out: runs and studies made before keep their identity
+            del out["schedule"]
         return out
 
     # -- derived -------------------------------------------------------------------------------
@@ -102,6 +109,8 @@ class Recipe:
 
     def lr_factor(self, step: int, total_steps: int) -> float:
         """The multiplier of ``lr`` for optimiser step ``step`` (0-based) of ``total_steps``."""
+        if self.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
         return self.gamma ** sum(step >= m for m in self.milestone_steps(total_steps))
 
     def for_candidate(self, macs: int, reference_macs: int, *, max_scale: float | None = 2.0) -> "Recipe":
@@ -176,6 +185,8 @@ def _check(r: Recipe) -> None:
         raise bad("weight_decay", "a number >= 0")
     if not 0 < r.gamma <= 1:
         raise bad("gamma", "a number in (0, 1]")
+    if r.schedule not in SCHEDULES:
+        raise bad("schedule", " or ".join(SCHEDULES))
     if not 0 <= r.label_smoothing < 1:
         raise bad("label_smoothing", "a number in [0, 1)")
     if not r.bn_l1 >= 0:

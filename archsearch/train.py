@@ -265,9 +265,11 @@ def evaluate(forward: "Callable[[torch.Tensor], torch.Tensor]", x: "torch.Tensor
 def evaluate_batches(forward: "Callable[[torch.Tensor], torch.Tensor]",
                      batches: "Iterable[tuple[torch.Tensor, torch.Tensor]]", *,
                      autocast_dtype: "torch.dtype | None" = None, memory_format: "torch.memory_format | None" = None,
-                     model: "nn.Module | None" = None) -> dict[str, float]:
+                     model: "nn.Module | None" = None,
+                     total: "Callable[[torch.Tensor], torch.Tensor] | None" = None) -> dict[str, float]:
     """:func:`evaluate` over batches from either data path (a feed's ``eval_batches``); the counts stay
-    on the device until the one read at the end."""
+    on the device until the one read at the end. ``total`` maps this process's (wrong, loss sum,
+    examples) to the group's, when each process evaluated its share of the split."""
     import torch
     from torch.nn import functional as F
 
@@ -288,6 +290,8 @@ def evaluate_batches(forward: "Callable[[torch.Tensor], torch.Tensor]",
             loss_sum = loss_sum + F.cross_entropy(logits, yb, reduction="sum")
             n += len(yb)
     module.train(was_training)
+    if total is not None:
+        wrong, loss_sum, n = total(torch.tensor([float(wrong), float(loss_sum), float(n)], dtype=torch.float64)).tolist()
     n = max(n, 1)
     return {"error": float(wrong) / n, "loss": float(loss_sum) / n}
 
@@ -304,6 +308,10 @@ class Trainer:
 
     Usable on its own (benchmarks, pruning fine-tunes); :func:`train_genotype` adds checkpoints,
     metrics and files. It does not seed the global RNG: seed before building ``model``.
+
+    In a group of processes (:mod:`archsearch.distributed`) the model trains wrapped in DDP on this
+    process's device, each step on this process's slice of the recipe's (global) batch; losses and
+    evaluation counts are summed over the group, so every process reports the same numbers.
     """
 
     def __init__(self, model: "nn.Module", data: "DataSplits | StreamingData", recipe: Recipe, *,
@@ -311,7 +319,10 @@ class Trainer:
         import torch
         from torch.optim.lr_scheduler import LambdaLR
 
-        self.device = resolve_device(device)
+        from .distributed import device_for, shard, world
+
+        self.world = world()
+        self.device = device_for(resolve_device(device), self.world)
         self.recipe = recipe
         self.seed = seed
         self.eval_batch_size = eval_batch_size
@@ -324,12 +335,13 @@ class Trainer:
         self.autocast_dtype = torch.bfloat16 if bf16 else None
         # channels_last: the layout cuDNN's fast convolutions and oneDNN's want (measured faster on CPU too)
         self.memory_format = torch.channels_last
-        self.model = model.to(self.device, memory_format=self.memory_format)
-        self.forward = torch.compile(self.model) if recipe.compile else self.model
+        self._wrap(model)
         #: where batches come from: the resident or the streaming path (the trainer never asks which)
-        self.feed = make_feed(data, self.device, augment=recipe.augment)
+        self.feed = make_feed(data, self.device, augment=recipe.augment, part=(self.world.rank, self.world.size))
         n = self.feed.n_train
+        #: the global batch: each process of a group steps on its equal slice
         self.batch_size = min(recipe.batch_size, n)
+        shard(self.batch_size, self.world)
         # the last partial batch is dropped (it is a different one every epoch): every step has
         # the same shape, which torch.compile and cuDNN's autotuner like
         self.steps_per_epoch = n // self.batch_size
@@ -344,6 +356,41 @@ class Trainer:
         self.epoch = 0
         #: the step stream of :meth:`train_steps`: (epoch, order, next position, generator)
         self._stream: tuple | None = None
+
+    def _wrap(self, model: "nn.Module") -> None:
+        """``model`` on the device; ``forward`` what a step calls (DDP in a group, compiled if asked) and
+        ``_eval_forward`` what evaluation calls (never DDP: evaluation needs no gradient averaging)."""
+        import torch
+
+        old = getattr(self, "_ddp", None)
+        if old is not None:  # a pruned model keeps some of the old one's parameters: their hooks must go now
+            old._remove_autograd_hooks()
+        self._ddp = None
+        self.model = model.to(self.device, memory_format=self.memory_format)
+        step = self.model
+        if self.world.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            step = self._ddp = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.forward = torch.compile(step) if self.recipe.compile else step
+        self._eval_forward = self.forward if not self.world.active else \
+            (torch.compile(self.model) if self.recipe.compile else self.model)
+
+    def _total(self, t: "torch.Tensor") -> "torch.Tensor":
+        """``t`` summed over the group (on this process's device, as NCCL needs), back on the CPU."""
+        from .distributed import all_reduce
+
+        return all_reduce(t.to(self.device)).cpu() if self.world.active else t
+
+    def _sync_buffers(self) -> None:
+        """Every process takes the main one's buffers (batch-norm statistics), which DDP only sends
+        at the start of a training forward: evaluation and checkpoints then agree everywhere."""
+        if self.world.active:
+            import torch.distributed as dist
+
+            for buffer in self.model.buffers():
+                dist.broadcast(buffer, 0)
 
     def _make_optimizer(self) -> "torch.optim.Optimizer":
         import torch
@@ -379,7 +426,7 @@ class Trainer:
             loss_sum += self._step(x, y)
             if progress is not None:
                 progress.update(1)
-        mean_loss = loss_sum.item() / max(steps, 1)  # the epoch's one host sync
+        mean_loss = self._mean_loss(loss_sum) / max(steps, 1)  # the epoch's one host sync
         seconds = time.perf_counter() - start
         if max_steps is None:
             self.epoch += 1
@@ -429,7 +476,15 @@ class Trainer:
             x, y = next(batches)
             loss_sum += self._step(x, y, after_backward)
             self._stream = (epoch, order, pos + 1, gen, batches)
-        return loss_sum.item() / max(steps, 1)
+        return self._mean_loss(loss_sum) / max(steps, 1)
+
+    def _mean_loss(self, loss_sum: "torch.Tensor") -> float:
+        """The group's mean of each process's summed slice losses (equal slices: the whole batch's)."""
+        if self.world.active:
+            from .distributed import all_reduce
+
+            return float(all_reduce(loss_sum.detach().clone(), mean=True))
+        return loss_sum.item()
 
     def _open_stream(self, epoch: int, position: int = 0, generator: "torch.Tensor | None" = None) -> None:
         order, gen = self.feed.open_epoch(_epoch_seed(self.seed, epoch))
@@ -458,8 +513,7 @@ class Trainer:
         from torch.optim.lr_scheduler import LambdaLR
 
         step = self.scheduler.last_epoch
-        self.model = model.to(self.device, memory_format=self.memory_format)
-        self.forward = torch.compile(self.model) if self.recipe.compile else self.model
+        self._wrap(model)
         self.optimizer = optimizer if optimizer is not None else self._make_optimizer()
         for group in self.optimizer.param_groups:
             group.setdefault("initial_lr", self.recipe.lr)
@@ -469,9 +523,12 @@ class Trainer:
         self.scheduler = LambdaLR(self.optimizer, lambda i: recipe.lr_factor(i, total), last_epoch=step - 1)
 
     def evaluate(self, split: str = "val") -> dict[str, float]:
-        """Error rate and mean loss on ``split`` (``val`` or ``test``), in eval mode."""
-        return evaluate_batches(self.forward, self.feed.eval_batches(split, self.eval_batch_size),
-                                autocast_dtype=self.autocast_dtype, memory_format=self.memory_format, model=self.model)
+        """Error rate and mean loss on ``split`` (``val`` or ``test``), in eval mode (in a group: each
+        process its share, the counts summed)."""
+        self._sync_buffers()
+        return evaluate_batches(self._eval_forward, self.feed.eval_batches(split, self.eval_batch_size),
+                                autocast_dtype=self.autocast_dtype, memory_format=self.memory_format, model=self.model,
+                                total=self._total if self.world.active else None)
 
     @property
     def lr(self) -> float:
@@ -479,7 +536,9 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything a resumed run needs; plain tensors and numbers (loads with weights_only=True)."""
+        """Everything a resumed run needs; plain tensors and numbers (loads with weights_only=True).
+        In a group every process holds the same weights, and after an :meth:`evaluate` the same buffers:
+        the main process's state is everyone's (no collective here: only the main process calls it)."""
         import torch
 
         return {
@@ -534,6 +593,11 @@ def train_genotype(
     schedule (learning-rate rewinding); it is part of the run's identity.
     Returns a :class:`TrainResult` holding the trained model too; ``result.to_dict()`` is what
     ``metrics.json`` holds.
+
+    Started in a group of processes (``torchrun``, ``--nproc-per-node``; :mod:`archsearch.distributed`),
+    every process trains its slice of each batch; only the main one locks the folder, writes
+    checkpoints, weights and metrics, shows progress and calls ``on_epoch``, and every one resumes
+    from the same checkpoint.
     """
     loaded = isinstance(data, (DataSplits, StreamingData))
     name = data.spec.name if loaded else data
@@ -546,7 +610,10 @@ def train_genotype(
         recipe = replace(recipe, epochs=epochs)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise TrainingError(f"seed: {seed!r} is invalid; expected an integer from 0 to 2**63-1")
-    dev = resolve_device(device)
+    from .distributed import device_for, world
+
+    dev = device_for(resolve_device(device))
+    main = world().is_main
     from .resources import TRAINING_BYTES_PER_PARAM, check_memory
 
     check_memory(TRAINING_BYTES_PER_PARAM * genotype.params, f"training this network ({genotype.params:,} "
@@ -575,15 +642,18 @@ def train_genotype(
             refuse_changed(folder.checkpoint, {k: v for k, v in saved.items() if k != _DATA_KEY}, identity,
                            error=TrainingError)
 
+    from .distributed import barrier
+
+    barrier()  # in a group, every process has looked at the folder before the main one writes to it
     splits = data if loaded else load_dataset(name, data_dir=data_dir)
     # the images themselves: a folder whose files changed since the run started is another data set
     identity[_DATA_KEY] = data_identity(splits)
     if state is not None:
         refuse_changed(folder.checkpoint, saved, identity, error=TrainingError)
-    with folder or nullcontext():  # the folder locked, interrupted writes cleaned up
-        result = _train(genotype, splits, recipe, folder, dev, seed, identity, state, name, progress, on_epoch,
-                        init_state)
-        if folder is not None and not keep_checkpoint:
+    with (folder if folder is not None and main else nullcontext()):  # the folder locked, interrupted writes cleaned up
+        result = _train(genotype, splits, recipe, folder if main else None, dev, seed, identity, state, name,
+                        progress if main else False, on_epoch if main else None, init_state)
+        if folder is not None and main and not keep_checkpoint:
             folder.drop_checkpoint()
         return result
 

@@ -647,6 +647,8 @@ def test_derive_fit_over_a_trajectory_of_imported_genotypes() -> None:
 PUBLISHED = {  # parameters in millions, as the papers print them (sources in each space.toml)
     "vgg19-cifar10": (20.04, 2), "resnet56-cifar10": (0.85, 2), "preresnet164-cifar10": (1.70, 2),
     "preresnet110-cifar10": (None, 0),
+    # torchvision's published counts (its model docs): 25,557,032, 21,797,672 and 132,868,840
+    "resnet50-imagenet": (25.56, 2), "resnet34-imagenet": (21.80, 2), "vgg11_bn-imagenet": (132.87, 2),
     "densenet40-cifar10": (1.02, 2), "densenet-bc-100-cifar10": (0.8, 1), "mobilenetv2-cifar10": (None, 0),
     "digits-vgg": (None, 0), "digits-resnet20": (None, 0), "digits-densenet-bc": (None, 0),
 }
@@ -664,8 +666,11 @@ def test_shipped_spaces_are_their_model_files(name: str) -> None:
     value, digits = PUBLISHED[name]
     if value is not None:
         assert round(shipped.params / 1e6, digits) == value
-    assert space.hparams["num_classes"] == 10
-    assert space.data["name"] == ("digits" if name.startswith("digits-") else "cifar10")
+    imagenet = name.endswith("-imagenet")
+    assert space.hparams["num_classes"] == (1000 if imagenet else 10)
+    assert space.data["name"] == ("digits" if name.startswith("digits-") else
+                                  "imagefolder:~/data/imagenet?size=224&val=10000&path=stream&workers=8" if imagenet
+                                  else "cifar10")
 
 
 def space_source(name: str) -> str:

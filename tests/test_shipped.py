@@ -60,8 +60,8 @@ def _readme_samples():
     """(command, sample output) pairs of the README's arithmetic verbs: a ```bash block of one
     ``archsearch derive|baselines`` command directly followed by a plain block of its output."""
     readme = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
-    pattern = re.compile(r"```bash\n(?:\.venv/bin/)?(?:.*&& )?(?:\.venv/bin/)?archsearch ((?:derive|baselines) [^\n]+)\n```\n```\n(.*?)```",
-                         re.S)
+    pattern = re.compile(r"```bash\n(?:\.venv/bin/)?(?:.*&& )?(?:\.venv/bin/)?archsearch ((?:derive|baselines|experiment run "
+                         r"[^\n]*--dry-run) [^\n]+)\n```\n```\n(.*?)```", re.S)
     return [(m.group(1), m.group(2)) for m in pattern.finditer(readme)]
 
 
@@ -74,7 +74,7 @@ def test_readme_sample_outputs_are_what_the_tool_prints(tmp_path, capsys, monkey
         if "--out" in argv:
             argv[argv.index("--out") + 1] = str(tmp_path / "out.json")
         assert main(argv) == 0, command
-        printed = capsys.readouterr().out.splitlines()
+        printed = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
         expected = [line for line in sample.splitlines() if line.strip() and line.strip() != "..."]
         assert printed[:len(expected)] == expected, command
 

@@ -89,22 +89,70 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_command", None):
         parser.print_help()
         return 2
+    group, code = None, 1
     try:
+        group = _group(args)
+        if group is not None and group < 0:  # this is the launcher: the same command in -group processes
+            from ..distributed import launch
+
+            return launch(-group, main, argv)
         with warnings.catch_warnings():
             warnings.simplefilter("always")
             warnings.showwarning = _show_warning
-            return int(args._command.run(args) or 0)
+            code = int(args._command.run(args) or 0)
+            return code
     except ArchsearchError as exc:
-        print(f"archsearch: error: {_as_flags(str(exc), parser, verb)}", file=sys.stderr)
+        if group is None or group == 0:  # in a group, one process says it (each hit the same error)
+            print(f"archsearch: error: {_as_flags(str(exc), parser, verb)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("archsearch: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - only the group breaking is ours to word; the rest re-raise
+        from ..distributed import LAUNCHED_ENV, LOST_GROUP, lost_group
+
+        if group is None or group < 0 or not lost_group(exc):
+            raise
+        import os
+
+        if not os.environ.get(LAUNCHED_ENV):  # torchrun's processes each say it; the launcher says it once
+            print(f"archsearch: error: process {group} lost its group (another process stopped: "
+                  f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__}); the run "
+                  "folder resumes from its last checkpoint: rerun the same command", file=sys.stderr)
+        return LOST_GROUP
     except BrokenPipeError:  # the reader went away (archsearch show ... | head): not an error of ours
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        if group is not None and group >= 0:
+            from ..distributed import shutdown
+
+            shutdown(clean=code == 0)
+
+
+def _group(args: argparse.Namespace) -> int | None:
+    """``None``: a single process; ``-N``: launch the command in N processes (``--nproc-per-node N``);
+    ``R >= 0``: this is rank R of a group (torchrun's or the launcher's environment), now joined."""
+    from ..distributed import requested
+
+    wanted = getattr(args, "nproc_per_node", None)
+    if wanted is None and not hasattr(args, "nproc_per_node"):
+        return None
+    env = requested()
+    if env.active:
+        if wanted is not None and wanted != env.size:
+            raise ArchsearchError(f"--nproc-per-node {wanted}: this process is one of {env.size} that torchrun "
+                                  "started; drop the flag or match it")
+        from ..distributed import init
+
+        return init(getattr(args, "device", None)).rank
+    if wanted is None or wanted == 1:
+        return None
+    if wanted < 1:
+        raise ArchsearchError(f"--nproc-per-node {wanted}: expected a positive number of processes")
+    return -wanted
 
 
 #: library parameters whose flag has another name (used only by a verb that has that flag)

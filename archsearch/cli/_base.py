@@ -85,6 +85,15 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
                              "seed *and* thread count")
 
 
+def add_processes_argument(parser: argparse.ArgumentParser) -> None:
+    """``--nproc-per-node N``: train one network data-parallel over N processes of this machine (one
+    per GPU); ``torchrun --nproc-per-node N -m archsearch ...`` is the same without this flag."""
+    parser.add_argument("--nproc-per-node", type=int, metavar="N",
+                        help="train data-parallel over N processes on this machine, one per GPU (DDP; gloo on "
+                             "CPUs); the recipe's batch is the global batch, split evenly. Or start the command "
+                             "with torchrun")
+
+
 def resolve_threads(value: int | None) -> int:
     """``--threads``, else ``$ARCHSEARCH_THREADS``, else 1; a bad value is one line naming its source."""
     import os

@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._base import Command, add_threads_argument, resolve_threads
+from ._base import Command, add_threads_argument, apply_threads, resolve_threads
 
 _RUN_EXAMPLE = "archsearch experiment run experiments/crowley2018-digits.toml --workers 2"
 _REPORT_EXAMPLE = "archsearch experiment report experiments/crowley2018-digits.toml"
@@ -35,6 +35,16 @@ class ExperimentCommand(Command):
         run.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
         run.add_argument("--data-dir", metavar="DIR", help="where CIFAR lives (or set ARCHSEARCH_DATA)")
         add_threads_argument(run)
+        run.add_argument("--gpus-per-trial", type=int, default=1, metavar="K",
+                         help="train every network (pruning runs, parents, study cells) data-parallel over K "
+                              "processes: K GPUs from --device on, or K gloo processes on a CPU (default: 1)")
+        run.add_argument("--dry-run", action="store_true",
+                         help="print the plan (networks, epochs, images per step), the compute it needs from this "
+                              "machine's measured training speed, and the disk; write nothing")
+        run.add_argument("--images-per-s", type=float, metavar="X",
+                         help="with --dry-run: one process's training speed, instead of measuring it here")
+        run.add_argument("--train-images", type=int, metavar="N",
+                         help="with --dry-run: the training split's size, where the data is not on this machine")
         run.add_argument("--task", help=argparse.SUPPRESS)  # prune:RUN, parent:SEED or study:K, for workers
         report.add_argument("--report-dir", metavar="DIR", help="write the report here (default: DIR/report)")
         report.add_argument("--alpha", type=float, default=0.05, help="significance level (default: %(default)s)")
@@ -58,12 +68,26 @@ class ExperimentCommand(Command):
             print(f"wrote {paths['report_md'].parent}", file=sys.stderr)
             return 0
         threads = resolve_threads(args.threads)
+        if args.dry_run:
+            from ..experiments.plan import format_plan, plan_experiment
+
+            if args.images_per_s is not None and not args.images_per_s > 0:
+                raise ArchsearchError(f"--images-per-s {args.images_per_s}: expected a positive speed")
+            if args.train_images is not None and args.train_images < 1:
+                raise ArchsearchError(f"--train-images {args.train_images}: expected a positive number of images")
+            apply_threads(threads)
+            print(format_plan(plan_experiment(experiment, processes=args.gpus_per_trial, device=args.device,
+                                              images_per_s=args.images_per_s, train_images=args.train_images,
+                                              data_dir=args.data_dir)))
+            return 0
+        if args.images_per_s is not None or args.train_images is not None:
+            raise ArchsearchError("--images-per-s and --train-images plan a run: give them with --dry-run")
         if args.task:
             return _task(experiment, out, args.task, args.device, args.data_dir, threads)
         from ..experiments.run import run_experiment
 
         paths = run_experiment(experiment, out, workers=args.workers, device=args.device, data_dir=args.data_dir,
-                               threads=threads)
+                               threads=threads, gpus_per_trial=args.gpus_per_trial)
         print(paths["report_md"].read_text(encoding="utf-8"))
         print(f"wrote {paths['report_md'].parent}", file=sys.stderr)
         return 0

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Iterator
 from ..budgets import format_count, parse_budget
 from ..errors import ArchsearchError
 from ..tables import print_table
-from ._base import Command, add_data_arguments, add_threads_argument, apply_threads, data_source
+from ._base import Command, add_data_arguments, add_processes_argument, add_threads_argument, apply_threads, data_source
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..family import Family, Member
@@ -42,6 +42,7 @@ class PruneCommand(Command):
         parser.add_argument("--pretrain-epochs", type=int, help="override the [train] recipe's epochs for pre-training")
         parser.add_argument("--no-progress", action="store_true", help="no progress bars")
         add_threads_argument(parser)
+        add_processes_argument(parser)
         g = parser.add_argument_group("pruning settings (override the space's [prune] table)")
         g.add_argument("--criterion", help="fisher (default), taylor, l1, bn-scale, random; sss (one-shot only); "
                                            "magnitude removes weights, not channels (one-shot, or --max-prunes "
@@ -110,9 +111,12 @@ class PruneCommand(Command):
                                  device=args.device, data_dir=args.data_dir, pretrain_epochs=args.pretrain_epochs,
                                  pretrain_overrides=pretrain, progress=False if args.no_progress else None,
                                  metadata={"command": command}, keep_checkpoint=args.keep_checkpoints)
+        from ..distributed import world
         from ..prune.loop import PRUNED_NAME
         from ..prune.weights import WEIGHTS_NAME
 
+        if not world().is_main:  # the main process reports for the group
+            return 0
         kept = [i for i, m in enumerate(family) if m.metrics.get("weights") is True]
         if settings.one_shot:
             _one_shot_table(family)

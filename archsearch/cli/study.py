@@ -112,6 +112,10 @@ class StudyCommand(Command):
         run.add_argument("--workers", type=int, metavar="N",
                          help="start N CPU worker processes on this machine, each with max(1, cores // N) "
                               "threads unless --threads is given")
+        run.add_argument("--gpus-per-trial", type=int, default=1, metavar="K",
+                         help="train each cell data-parallel over K processes: K GPUs from this worker's --device "
+                              "on (--devices all starts a worker on every K-th GPU), or K gloo processes on a CPU "
+                              "(default: 1)")
         run.add_argument("--launched", action="store_true", help=argparse.SUPPRESS)  # a child of --devices
         add_threads_argument(run)
         run.add_argument("--heartbeat", type=int, default=DEFAULT_HEARTBEAT, metavar="SECONDS",
@@ -230,7 +234,7 @@ class StudyCommand(Command):
             summary = run_study(settings, study_name=name, storage=args.storage, n_trials=args.n_trials,
                                 device=args.device, data_dir=args.data_dir, heartbeat=args.heartbeat,
                                 threads=resolve_threads(args.threads), wait=not args.no_wait, on_open=show_candidates,
-                                on_trial=progress, log=log)
+                                on_trial=progress, log=log, gpus_per_trial=args.gpus_per_trial)
         finally:
             signal.signal(signal.SIGTERM, previous)
             if previous_int is not None:
@@ -254,7 +258,15 @@ class StudyCommand(Command):
                                   "starts N CPU workers; give one")
         if args.workers is not None and not 1 <= args.workers <= 256:
             raise ArchsearchError(f"--workers {args.workers}: expected 1 to 256 worker processes")
-        return parse_devices(args.devices) if args.devices is not None else ["cpu"] * args.workers
+        devices = parse_devices(args.devices) if args.devices is not None else ["cpu"] * args.workers
+        k = args.gpus_per_trial
+        gpus = [d for d in devices if d.startswith("cuda")]
+        if k > 1 and gpus:  # a worker owns K consecutive GPUs and is pinned to the first
+            if len(gpus) != len(devices) or len(gpus) % k:
+                raise ArchsearchError(f"--gpus-per-trial {k} with --devices {args.devices}: expected a multiple of "
+                                      f"{k} GPUs (got {len(gpus)}), and no other devices")
+            devices = gpus[::k]
+        return devices
 
     def _launch(self, args: argparse.Namespace, devices: list[str], name: str, log: Any) -> int:
         """``--devices``/``--workers``: this command once per device, as child processes."""

@@ -7,7 +7,8 @@ from typing import Any
 
 from ..errors import TrainingError
 from ..recipe import recipe_names
-from ._base import Command, add_data_arguments, add_member_argument, add_threads_argument, apply_threads, data_source, load_member
+from ._base import (Command, add_data_arguments, add_member_argument, add_processes_argument, add_threads_argument,
+                    apply_threads, data_source, load_member)
 
 #: the per-epoch rows, printed as they come (so widths are fixed rather than fitted)
 _COLUMNS = (("epoch", 5, "{:d}"), ("lr", 8, "{:.2e}"), ("train loss", 10, "{:.4f}"), ("val err", 8, "{:.2%}"),
@@ -45,6 +46,7 @@ class TrainCommand(Command):
         parser.add_argument("--compile", action="store_true", help="torch.compile the model (for long GPU runs)")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar (it only shows on a terminal)")
         add_threads_argument(parser)
+        add_processes_argument(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         from dataclasses import replace
@@ -83,6 +85,10 @@ class TrainCommand(Command):
                                 resume=args.resume, epochs=args.epochs, data_dir=args.data_dir,
                                 progress=False if args.no_progress else None, on_epoch=report,
                                 keep_checkpoint=args.keep_checkpoints)
+        from ..distributed import world
+
+        if not world().is_main:  # the main process reports for the group
+            return 0
         final, best = result.final, result.best
         print(f"{genotype!r}: val error {final.val_error:.2%}, test error {final.test_error:.2%} after "
               f"{final.epoch} epochs (best val {best.val_error:.2%} at epoch {best.epoch}), "

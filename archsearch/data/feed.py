@@ -14,6 +14,11 @@ augmentation off they give the network the same tensors.
   uninterrupted one, whatever the number of workers. Image files get the ImageNet recipe
   (random-resized crop and flip); arrays get the resident path's pad-crop and flip. The time the
   trainer waits for a batch is counted in :attr:`StreamFeed.wait_s`.
+
+Data-parallel training (:mod:`archsearch.distributed`) gives each process a ``part`` ``(rank,
+size)``: of every training batch it gets the rank's equal slice, drawn exactly as one process would
+draw the whole batch (the same order, the same crops and flips), and of every evaluation split a
+contiguous share, whose counts the trainer sums over the group.
 """
 from __future__ import annotations
 
@@ -40,6 +45,8 @@ class Feed:
 
     spec: Any
     n_train: int
+    #: ``(rank, size)``: this process's slice of every batch (``(0, 1)``: the whole batch)
+    part: tuple[int, int] = (0, 1)
     #: seconds the trainer waited for training batches (the streaming path's loader wait)
     wait_s: float = 0.0
 
@@ -58,11 +65,26 @@ class Feed:
         raise NotImplementedError
 
 
-def make_feed(data: "DataSplits | StreamingData", device: "torch.device", *, augment: bool) -> Feed:
-    """The feed for ``data``'s path on ``device`` (``augment``: the recipe's)."""
-    if data.path == "stream":
-        return StreamFeed(data, device, augment=augment)
-    return ResidentFeed(data, device, augment=augment)
+def make_feed(data: "DataSplits | StreamingData", device: "torch.device", *, augment: bool,
+              part: tuple[int, int] = (0, 1)) -> Feed:
+    """The feed for ``data``'s path on ``device`` (``augment``: the recipe's; ``part``: this process's
+    ``(rank, size)`` in data-parallel training)."""
+    feed = StreamFeed(data, device, augment=augment) if data.path == "stream" else ResidentFeed(data, device,
+                                                                                                augment=augment)
+    feed.part = part
+    return feed
+
+
+def _slice(n: int, part: tuple[int, int]) -> tuple[int, int]:
+    """``[lo, hi)`` of a batch of ``n`` (equal slices; the trainer checks that ``n`` divides)."""
+    rank, size = part
+    return rank * n // size, (rank + 1) * n // size
+
+
+def _share(n: int, part: tuple[int, int]) -> range:
+    """A process's contiguous share of an evaluation split of ``n`` examples (shares differ by at most one)."""
+    rank, size = part
+    return range(rank * n // size, (rank + 1) * n // size)
 
 
 # -- resident ----------------------------------------------------------------------------------------
@@ -91,16 +113,19 @@ class ResidentFeed(Feed):
     def batches(self, order: "torch.Tensor", gen: "torch.Generator", start: int, stop: int,
                 batch_size: int) -> Iterator[Batch]:
         b = batch_size
+        lo, hi = _slice(b, self.part)
         for i in range(start, stop):
             index = order[i * b:(i + 1) * b]
             if self._padded is not None:
-                x = crop_flip(self._padded, index, self.pad, self.flip, gen)
+                x = crop_flip(self._padded, index, self.pad, self.flip, gen, part=(lo, hi))
             else:
-                x = self.data.train_x[index]
-            yield x, self.data.train_y[index]
+                x = self.data.train_x[index[lo:hi]]
+            yield x, self.data.train_y[index[lo:hi]]
 
     def eval_batches(self, split: str, batch_size: int) -> Iterator[Batch]:
         x, y = getattr(self.data, f"{split}_x"), getattr(self.data, f"{split}_y")
+        share = _share(len(y), self.part)
+        x, y = x[share.start:share.stop], y[share.start:share.stop]
         for i in range(0, len(y), batch_size):
             yield x[i:i + batch_size], y[i:i + batch_size]
 
@@ -109,12 +134,13 @@ class ResidentFeed(Feed):
 
 
 def crop_flip(padded: "torch.Tensor", index: "torch.Tensor", pad: int, flip: bool,
-              generator: "torch.Generator") -> "torch.Tensor":
+              generator: "torch.Generator", part: tuple[int, int] | None = None) -> "torch.Tensor":
     """Random ``pad``-crop and horizontal flip of ``padded[index]``, as one gather on its device.
 
     ``padded`` is the whole training set zero-padded by ``pad`` once per run. Each image gets its
     own offset and flip, drawn from ``generator``; the flip is folded into the column index, so a
-    batch costs one indexing kernel, no per-sample Python.
+    batch costs one indexing kernel, no per-sample Python. ``part``: only images ``[lo, hi)`` of the
+    batch are gathered, with the offsets drawn for the whole batch (a data-parallel slice).
     """
     import torch
 
@@ -129,6 +155,8 @@ def crop_flip(padded: "torch.Tensor", index: "torch.Tensor", pad: int, flip: boo
     if flip:
         mirror = torch.randint(0, 2, (n, 1), device=dev, generator=generator).bool()
         cols = torch.where(mirror, cols.flip(1), cols)
+    if part is not None:
+        index, rows, cols = index[part[0]:part[1]], rows[part[0]:part[1]], cols[part[0]:part[1]]
     chans = torch.arange(c, device=dev)
     return padded[index[:, None, None, None], chans[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
 
@@ -249,9 +277,12 @@ class StreamFeed(Feed):
     def batches(self, order: "torch.Tensor", gen: "torch.Generator", start: int, stop: int,
                 batch_size: int) -> Iterator[Batch]:
         b, base = batch_size, gen.initial_seed()
+        lo, hi = _slice(b, self.part)
         picks = order.tolist()
-        # each example's crop is drawn from (epoch seed, position): independent of workers and of resumes
-        self._plan.batches = [[(picks[p], _mix(base, p)) for p in range(i * b, (i + 1) * b)] for i in range(start, stop)]
+        # each example's crop is drawn from (epoch seed, position): independent of workers, of resumes
+        # and of how a batch is sliced over processes
+        self._plan.batches = [[(picks[p], _mix(base, p)) for p in range(i * b + lo, i * b + hi)]
+                              for i in range(start, stop)]
         return self._deliver(iter(self._train), stop - start)
 
     def _deliver(self, it: Iterator[Any], n: int) -> Iterator[Batch]:
@@ -271,7 +302,7 @@ class StreamFeed(Feed):
             samples = getattr(self.data, split)
             examples = _Examples(samples, self.mean, self.std, augment="none", pad=0, flip=False,
                                  size=self.spec.input_size)
-            self._eval[key] = self._loader(examples, batch_size=batch_size, shuffle=False)
+            self._eval[key] = self._loader(examples, batch_size=batch_size, sampler=_share(len(samples), self.part))
         loader = self._eval[key]
         return self._deliver(iter(loader), len(loader))
 

@@ -512,7 +512,9 @@ def _markdown(experiment: Experiment, record: Mapping[str, Any], kinds: Sequence
               + (f" ({info['cpu_capability']})" if info.get("cpu_capability") else "")
               + f", {info.get('cpu_count')} cores; Python "
               f"{info.get('python')}, torch {info.get('torch')} (build {str(info.get('torch_build'))[:12]}), "
-              f"GPU: {info.get('cuda') or 'none'}; {t.get('workers', 1)} worker process(es), one torch thread each. "
+              f"GPU: {info.get('cuda') or 'none'}; {t.get('workers', 1)} worker process(es), one torch thread each"
+              + (f", every network trained data-parallel by {t['gpus_per_trial']} processes"
+                 if t.get("gpus_per_trial", 1) > 1 else "") + ". "
               f"Wall time: pruning "
               f"{t.get('prune_s', 0) / 60:.1f} min, study {t.get('study_s', 0) / 60:.1f} min.", "",
               "CPU training is deterministic for a seed only on one machine and software stack: the same "

@@ -115,8 +115,46 @@ def prune_run(experiment: Experiment, run: PruneRun, out: Path, *, device: str |
     return family
 
 
+def _group_task(argv: list[str]) -> int:
+    """One process of a group that runs one task of an experiment data-parallel (``gpus_per_trial``):
+    ``[file, out, task, device, data_dir]``; the main process writes and logs."""
+    from .. import distributed
+    from .file import load_experiment
+
+    path, out, task, device, data_dir = argv
+    experiment = load_experiment(path)
+    distributed.init(device)
+    log = _stderr if distributed.world().is_main else (lambda message: None)
+    done = False
+    try:
+        kind, _, name = task.partition(":")
+        if kind == "prune":
+            prune_run(experiment, experiment.run(name), Path(out), device=device, data_dir=data_dir or None, log=log)
+        else:
+            train_parent(experiment, int(name), Path(out), device=device, data_dir=data_dir or None, log=log)
+        done = True
+    finally:
+        distributed.shutdown(clean=done)
+    return 0
+
+
+def _in_group(experiment: Experiment, out: Path, task: str, k: int, device: str | None, data_dir: str | None) -> None:
+    """``task`` (``prune:RUN`` or ``parent:SEED``) trained by ``k`` processes on the GPUs from ``device`` on."""
+    from ..distributed import launch
+    from ..study.group import visible_devices
+    from ..train import resolve_device
+
+    dev = resolve_device(device)
+    code = launch(k, _group_task, [str(experiment.path), str(out), task, dev.type, data_dir or ""],
+                  visible_devices=visible_devices(str(dev), k))
+    if code != 0:
+        raise ExperimentError(f"{task}: its group of {k} processes stopped (status {code}); rerun the same command "
+                              "to resume it")
+
+
 def run_study_worker(experiment: Experiment, out: Path, *, device: str | None = None, data_dir: str | None = None,
-                     threads: int | None = 1, log: Log = _stderr, quiet: bool = False) -> "RunSummary":
+                     threads: int | None = 1, log: Log = _stderr, quiet: bool = False,
+                     gpus_per_trial: int = 1) -> "RunSummary":
     """One worker of the experiment's studies, the main one then ``[study.macs]``'s (every pruning run
     must have finished); returns the main study's summary."""
     from ..budgets import format_count
@@ -144,7 +182,7 @@ def run_study_worker(experiment: Experiment, out: Path, *, device: str | None = 
         settings = experiment.study_settings(trajectories, rematch=bool(rematch))
         summaries.append(run_study(settings, study_name=name, storage=storage_url(out), device=device,
                                    data_dir=data_dir, heartbeat=experiment.heartbeat, threads=threads,
-                                   on_trial=progress, log=log))
+                                   on_trial=progress, log=log, gpus_per_trial=gpus_per_trial))
     return summaries[0]
 
 
@@ -188,14 +226,22 @@ def _spawn(experiment: Experiment, out: Path, tasks: list[str], workers: int, ex
 
 def run_experiment(experiment: Experiment, out: str | os.PathLike[str], *, workers: int = 1,
                    device: str | None = None, data_dir: str | None = None, threads: int | None = 1,
-                   log: Log = _stderr) -> dict[str, Path]:
-    """Prune, study and report; returns the report's files. Rerunning resumes every step."""
+                   log: Log = _stderr, gpus_per_trial: int = 1) -> dict[str, Path]:
+    """Prune, study and report; returns the report's files. Rerunning resumes every step.
+
+    ``gpus_per_trial`` K: every pruning run, parent and study cell trains data-parallel over K
+    processes (K GPUs from ``device`` on, or K gloo processes on a CPU), one after another."""
     from ..runfolder import RunFolder
     from .report import write_experiment_report
 
     out = Path(out)
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
         raise ArchsearchError(f"workers: {workers!r} is invalid; expected 1 to 64 worker processes")
+    if isinstance(gpus_per_trial, bool) or not isinstance(gpus_per_trial, int) or gpus_per_trial < 1:
+        raise ArchsearchError(f"gpus_per_trial: {gpus_per_trial!r} is invalid; expected a positive number of processes")
+    if gpus_per_trial > 1 and workers > 1:
+        raise ArchsearchError(f"workers {workers} with gpus_per_trial {gpus_per_trial}: one worker trains each "
+                              "network over the K GPUs; give one of them")
     extra = [a for flag, value in (("--device", device), ("--data-dir", data_dir)) if value for a in (flag, value)]
     from ..train import resolve_device
 
@@ -215,7 +261,10 @@ def run_experiment(experiment: Experiment, out: str | os.PathLike[str], *, worke
         pending = [r for r in experiment.runs if not (run_folder(out, r) / DONE_NAME).is_file()]
         if pending:
             log(f"{len(pending)} of {len(experiment.runs)} pruning runs to do ({workers} worker(s))")
-        if workers == 1 or len(pending) <= 1:
+        if gpus_per_trial > 1:
+            for run in pending:
+                _in_group(experiment, out, f"prune:{run.name}", gpus_per_trial, device, data_dir)
+        elif workers == 1 or len(pending) <= 1:
             for run in pending:
                 prune_run(experiment, run, out, device=device, data_dir=data_dir, log=log)
         else:
@@ -225,17 +274,23 @@ def run_experiment(experiment: Experiment, out: str | os.PathLike[str], *, worke
                 log(f"pruned {run.name}: {done.get('start_params', 0):,} -> {done.get('end_params', 0):,} parameters "
                     f"({done.get('wall_s', 0):.0f} s)")
         parents = [s for s in experiment.parent_seeds if not (parent_folder(out, s) / "metrics.json").is_file()]
-        if workers == 1 or len(parents) <= 1:
+        if gpus_per_trial > 1:
+            for seed in parents:
+                _in_group(experiment, out, f"parent:{seed}", gpus_per_trial, device, data_dir)
+        elif workers == 1 or len(parents) <= 1:
             for seed in parents:
                 train_parent(experiment, seed, out, device=device, data_dir=data_dir, log=log)
         else:
             _spawn(experiment, out, [f"parent:{s}" for s in parents], workers, extra, log)
         timings["prune_s"] += time.perf_counter() - clock
         timings["workers"] = workers
+        if gpus_per_trial > 1:
+            timings["gpus_per_trial"] = gpus_per_trial
         atomic_write_json(out / "timings.json", timings)
         clock = time.perf_counter()
         if workers == 1:
-            run_study_worker(experiment, out, device=device, data_dir=data_dir, threads=threads, log=log)
+            run_study_worker(experiment, out, device=device, data_dir=data_dir, threads=threads, log=log,
+                             gpus_per_trial=gpus_per_trial)
         else:
             _spawn(experiment, out, [f"study:{k}" for k in range(workers)], workers, extra, log)
         timings["study_s"] += time.perf_counter() - clock

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, ClassVar, Mapping
 import torch
 from torch import nn
 
+from ..distributed import all_reduce, world
 from ..errors import ArchsearchError
 from .groups import Branch, Group
 from .settings import CRITERION_REGISTRY
@@ -72,7 +73,13 @@ class Criterion(ABC):
 
 
 class _ActivationCriterion(Criterion):
-    """Accumulates a per-channel signal from (activation, gradient) pairs at the watched tensors."""
+    """Accumulates a per-channel signal from (activation, gradient) pairs at the watched tensors.
+
+    Data-parallel (:mod:`archsearch.distributed`): each process sees its slice of the batch, and the
+    gradient of its own slice's mean loss, ``size`` times the whole batch's; scaled back and
+    averaged over the group every step, the signal is the one a single process computes from the
+    whole batch, so every process prunes the same channel and a checkpoint holds the whole score.
+    """
 
     trained = True
 
@@ -105,6 +112,8 @@ class _ActivationCriterion(Criterion):
                 a, g = act, grad
                 if a.dtype != torch.float32:  # bf16 on a GPU: accumulate in fp32
                     a, g = a.float(), g.float()
+                if world().active:  # the gradient of the whole batch's mean loss (see the class text)
+                    g = g / world().size
                 if a.dim() == 2 and spatial > 1:  # a flattened map: one channel is `spatial` features
                     a, g = a.unflatten(1, (-1, spatial)), g.unflatten(1, (-1, spatial))
                 signal = self.per_sample(a, g)
@@ -128,8 +137,11 @@ class _ActivationCriterion(Criterion):
         """C: one step's score per channel from the N x C per-sample signal."""
 
     def after_backward(self) -> None:
-        for gene, g in self._step.items():
-            signal = self.reduce(g)
+        signals = {gene: self.reduce(self._step[gene]) for gene in sorted(self._step)}  # one order in every process
+        if world().active and signals:  # one collective a step: the group's mean of the slices' means
+            flat = all_reduce(torch.cat([s.reshape(-1) for s in signals.values()]), mean=True)
+            signals = dict(zip(signals, flat.split([s.numel() for s in signals.values()]), strict=True))
+        for gene, signal in signals.items():
             prev = self._acc.get(gene)
             self._acc[gene] = signal if prev is None else prev + signal
         self._step = {}
@@ -310,6 +322,7 @@ class SSS(Criterion):
     def after_backward(self) -> None:
         if self.gates.grad is None:
             return
+        all_reduce(self.gates.grad, mean=True)  # data-parallel: the whole batch's gradient of the scales
         with torch.no_grad():  # d/ds of l1 * |s|
             self.gates.grad.add_(torch.sign(self.gates), alpha=self.l1)
         self._optimizer.step()

@@ -9,6 +9,11 @@ same seed). With ``save_weights`` the weights of the members kept so far travel 
 too, and ``member_weights.pt`` is rewritten from it (:mod:`archsearch.prune.weights`), between the
 checkpoint and ``pruned.json``.
 
+Data-parallel (``--nproc-per-node``, torchrun; :mod:`archsearch.distributed`), every process
+fine-tunes its slice of each batch and the criterion's scores are averaged over the group every
+step, so every process cuts the same channels; the main process alone writes the folder, and every
+process resumes from its checkpoint.
+
 Any genotype prunes: the live model is the graph's own ``GraphNet`` (a hand-written family's
 weights cross over by one bridge, :func:`archsearch.prune.surgery.graph_state_dict`), the genes it
 may cut are the coupled groups of :mod:`archsearch.prune.groups`, and fine-tuning runs through the
@@ -26,6 +31,7 @@ import os
 import sys
 import time
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -35,6 +41,7 @@ from torch import nn
 
 from .._jsonio import parse_json
 from ..data import DataSplits
+from ..distributed import barrier, device_for, world
 from ..errors import ArchsearchError
 from ..family import Family, Member, load_family
 from ..genotype import Genotype
@@ -446,10 +453,11 @@ def _record(run: _Run, data: DataSplits, folder: RunFolder) -> float:
                         for i, m in enumerate(members))
         meta["weights"] = WEIGHTS_NAME
     run.family = Family(members, meta)
-    folder.save_checkpoint(run.state())
-    if changed:
-        save_member_weights(folder.path / WEIGHTS_NAME, run.kept)
-    run.family.save(folder.path / PRUNED_NAME)
+    if world().is_main:  # in a group, every process holds the same run; one writes it
+        folder.save_checkpoint(run.state())
+        if changed:
+            save_member_weights(folder.path / WEIGHTS_NAME, run.kept)
+        run.family.save(folder.path / PRUNED_NAME)
     return val_error
 
 
@@ -473,7 +481,7 @@ def prune_network(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | N
     if settings.one_shot:
         raise PruneSettingsError("prune.one_shot: True is invalid; expected false for the iterative loop "
                                  "(prune_once runs a one-shot prune)")
-    device = resolve_device(device)
+    device = device_for(resolve_device(device))
     torch.manual_seed(settings.seed)
     folder = prune_folder(out_dir)
     folder.check_start(resume)
@@ -483,9 +491,12 @@ def prune_network(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | N
     if not resume:  # every refusal before the folder is touched: nothing is written
         check_targets(genotype, settings)
         model = load_trained(genotype, state_dict, device)
-    with folder:  # one process per folder; interrupted writes cleaned up
-        family = _prune(genotype, model, data, settings, folder, device, metadata, progress, on_record)
-        if not keep_checkpoint:
+    barrier()  # in a group, every process has looked at the folder before the main one writes to it
+    main = world().is_main
+    with folder if main else nullcontext():  # one process per folder; interrupted writes cleaned up
+        family = _prune(genotype, model, data, settings, folder, device, metadata, progress if main else False,
+                        on_record if main else None)
+        if main and not keep_checkpoint:
             folder.drop_checkpoint()
         return family
 
@@ -495,9 +506,10 @@ def _prune(genotype: Genotype, model: nn.Module | None, data: DataSplits, settin
            on_record: Callable[[Family], None] | None) -> Family:
     if model is None:  # resuming
         run = _resume(folder, settings, device, data)
-        if run.kept:  # undo weights and a pruned.json written after the checkpoint
-            save_member_weights(folder.path / WEIGHTS_NAME, run.kept)
-        run.family.save(folder.path / PRUNED_NAME)
+        if world().is_main:
+            if run.kept:  # undo weights and a pruned.json written after the checkpoint
+                save_member_weights(folder.path / WEIGHTS_NAME, run.kept)
+            run.family.save(folder.path / PRUNED_NAME)
     else:
         run = _Run(genotype, model, settings, device, data)
         meta = {"created_by": "archsearch prune", "settings": settings.to_dict(), "seed": settings.seed,
@@ -534,7 +546,7 @@ def _prune(genotype: Genotype, model: nn.Module | None, data: DataSplits, settin
             clock = now
             err = _record(run, data, folder)
             bar.set_postfix(params=f"{run.genotype.params:,}", val_err=f"{err:.2%}")
-            if not show:  # no bar (no terminal, or --no-progress): one plain line per record
+            if not show and world().is_main:  # no bar (no terminal, or --no-progress): one plain line per record
                 weights = run.family[-1].metrics.get("weights_removed")
                 removed = f"{run.removed} channels" if weights is None else f"{weights:,} weights"
                 print(f"prune {run.prunes}: {run.genotype.params:,} params, val error {err:.2%}, {removed} removed",

@@ -33,6 +33,7 @@ pruned, fine-tuned one (also ``val_error_before_finetune``, ``channels_removed``
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -45,6 +46,7 @@ import torch
 from torch import nn
 
 from ..data import DataSplits
+from ..distributed import barrier, device_for, world
 from ..errors import ArchsearchError
 from ..family import Family, Member, load_family
 from ..genotype import Genotype
@@ -215,15 +217,17 @@ def prune_once(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | None
     is (re)done from the start; a finished one is refused, or with ``resume`` returned unchanged.
     """
     out_dir = Path(out_dir)
-    device = resolve_device(device)
+    device = device_for(resolve_device(device))
     done = finished_run(out_dir, settings, resume)
     if done is not None:
         return done
     check_one_shot(genotype, settings)
     torch.manual_seed(settings.seed)
     model = load_trained(genotype, state_dict, device)
-    with prune_folder(out_dir):
-        return _prune_once(genotype, model, data, settings, out_dir, device, metadata, progress)
+    barrier()  # in a group, every process has looked at the folder before the main one claims it
+    main = world().is_main
+    with prune_folder(out_dir) if main else contextlib.nullcontext():
+        return _prune_once(genotype, model, data, settings, out_dir, device, metadata, progress if main else False)
 
 
 def _prune_once(genotype: Genotype, model: nn.Module, data: DataSplits, settings: PruneSettings, out_dir: Path,
@@ -246,9 +250,11 @@ def _prune_once(genotype: Genotype, model: nn.Module, data: DataSplits, settings
         _cut(run, drop)
         removed, what = sum(len(cs) for cs in drop.values()), "channels"
     val_error = before = trainer.evaluate("val")["error"]
-    print(f"one-shot {settings.criterion} ({settings.threshold}): removed {removed:,} {what}, "
+    main = world().is_main
+    if main:
+        print(f"one-shot {settings.criterion} ({settings.threshold}): removed {removed:,} {what}, "
           f"{genotype.params:,} -> {run.genotype.params:,} params, val error {trained['val_error']:.2%} -> "
-          f"{before:.2%}; fine-tuning {settings.finetune_epochs} epochs", file=sys.stderr, flush=True)
+              f"{before:.2%}; fine-tuning {settings.finetune_epochs} epochs", file=sys.stderr, flush=True)
     show = sys.stderr.isatty() if progress is None else progress
     from tqdm import tqdm
 
@@ -259,7 +265,7 @@ def _prune_once(genotype: Genotype, model: nn.Module, data: DataSplits, settings
         val_error = trainer.evaluate("val")["error"]
         bar.set_postfix(val_err=f"{val_error:.2%}")
         bar.update(1)
-        if not show:
+        if not show and main:
             print(f"fine-tune epoch {epoch}: val error {val_error:.2%}", file=sys.stderr, flush=True)
     bar.close()
     metrics = {"val_error": val_error, "test_error": trainer.evaluate("test")["error"],
@@ -272,6 +278,7 @@ def _prune_once(genotype: Genotype, model: nn.Module, data: DataSplits, settings
             "seed": settings.seed, "data": data.spec.name, **(metadata or {}), "weights": WEIGHTS_NAME,
             "wall_s": round(time.perf_counter() - clock, 2)}
     family = Family((Member(genotype, trained), Member(run.genotype, metrics)), meta)
-    save_member_weights(out_dir / WEIGHTS_NAME, weights)
-    family.save(out_dir / PRUNED_NAME)  # last: a pruned.json means a finished run
+    if main:  # in a group, one process writes
+        save_member_weights(out_dir / WEIGHTS_NAME, weights)
+        family.save(out_dir / PRUNED_NAME)  # last: a pruned.json means a finished run
     return family

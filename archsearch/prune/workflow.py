@@ -129,11 +129,13 @@ def _pretrain(space: "SearchSpace", genotype: Any, data: Any, recipe: "Recipe", 
               device: Any, epochs: int | None, progress: bool | None,
               keep_checkpoint: bool = False) -> tuple[dict, dict[str, Any]]:
     """Train the big net in ``pre`` (continuing a run killed there); its weights and a summary."""
+    from ..distributed import world
     from ..train import CHECKPOINT, METRICS, WEIGHTS, train_genotype
     from .loop import state_copy
 
-    print(f"pre-training {space.name} ({genotype.params:,} params) for {epochs or recipe.epochs} epochs in {pre}",
-          file=sys.stderr)
+    if world().is_main:
+        print(f"pre-training {space.name} ({genotype.params:,} params) for {epochs or recipe.epochs} epochs in {pre}",
+              file=sys.stderr)
     total = epochs or recipe.epochs
 
     def said(record: dict[str, Any]) -> None:  # without a progress bar (a log file, a pipe), a line an epoch

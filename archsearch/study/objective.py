@@ -87,12 +87,14 @@ class Objective:
     """
 
     def __init__(self, settings: StudySettings, data: "DataSplits", *, device: Any = None,
-                 cap: int | None = None, train: "Callable[..., TrainResult] | None" = None) -> None:
+                 cap: int | None = None, train: "Callable[..., TrainResult] | None" = None, processes: int = 1) -> None:
         self.settings = settings
         self.data = data
         self.device = device
         self.cap = cap
         self._train = train
+        #: processes that train each cell (``--gpus-per-trial``), recorded on every trial they train
+        self.processes = processes
         #: number of the trial this worker runs now (for re-queueing it after an interruption)
         self.current: int | None = None
 
@@ -256,6 +258,7 @@ class Objective:
             "budget": candidate.budget, "seed": seed, "params": g.params, "macs": g.macs,
             "genotype": g.to_dict(), "recipe": recipe.to_dict(), "candidate": dict(candidate.detail),
             "device": str(self.device), "worker": _worker(), **_stack(),
+            **({"processes": self.processes} if self.processes > 1 else {}),
         }.items():
             trial.set_user_attr(key, value)
 

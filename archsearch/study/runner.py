@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..data import check_fits, get_dataset_spec, load_dataset
+from .group import GroupFailed
 from .objective import IdleTrial, Objective, make_early_stopping
 from .settings import StudySettings
 from .storage import DEFAULT_HEARTBEAT, DEFAULT_STORAGE, MAX_RETRY, open_storage, open_study, retry_callback, safe_url
@@ -107,7 +108,7 @@ def run_study(settings: StudySettings, *, study_name: str, storage: "str | optun
               threads: int | None = None, on_open: Callable[[bool], None] | None = None,
               on_trial: Callable[[TrialResult], None] | None = None,
               log: Callable[[str], None] | None = None,
-              train: Callable[..., dict[str, Any]] | None = None) -> RunSummary:
+              train: Callable[..., dict[str, Any]] | None = None, gpus_per_trial: int = 1) -> RunSummary:
     """Run trials of the study ``study_name`` until no work is left for this worker.
 
     ``n_trials`` caps the study's total number of trials across every worker (grid mode: at most
@@ -118,7 +119,9 @@ def run_study(settings: StudySettings, *, study_name: str, storage: "str | optun
     each its share of the cores: oversubscribed threads slow small networks down by 10-100x).
     ``on_open(created)`` is called once the study is created or joined, before any training;
     ``on_trial`` with each trial this worker finishes. ``train`` replaces
-    :func:`archsearch.train.train_genotype` (tests).
+    :func:`archsearch.train.train_genotype` (tests). ``gpus_per_trial``: each cell trains data-parallel
+    in that many processes, on the GPUs from ``device`` on (a CPU worker: gloo processes; see
+    :mod:`archsearch.study.group`); a group that fails puts its cell back in the queue.
     """
     import optuna
     from optuna.trial import TrialState
@@ -130,6 +133,15 @@ def run_study(settings: StudySettings, *, study_name: str, storage: "str | optun
     if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
         raise StudyError(f"n_trials: {n_trials!r} is invalid; expected a positive number of trials")
     dev = resolve_device(device)
+    if isinstance(gpus_per_trial, bool) or not isinstance(gpus_per_trial, int) or gpus_per_trial < 1:
+        raise StudyError(f"gpus_per_trial: {gpus_per_trial!r} is invalid; expected a positive number of processes")
+    if gpus_per_trial > 1 and settings.early_stopping != "none":
+        raise StudyError(f"gpus_per_trial {gpus_per_trial} with early_stopping {settings.early_stopping}: a cell "
+                         "trained by a group reports its epochs when it ends; use early_stopping none")
+    if gpus_per_trial > 1 and train is None:
+        from .group import group_trainer
+
+        train = group_trainer(gpus_per_trial, str(dev), settings.data, data_dir)
     if dev.type == "cuda" and dev.index is not None:
         import torch
 
@@ -174,7 +186,7 @@ def run_study(settings: StudySettings, *, study_name: str, storage: "str | optun
         splits = data if data is not None else load_dataset(settings.data, data_dir=data_dir)
         splits = splits.to(dev)
         objective = Objective(settings, splits, device=str(dev), cap=cap if settings.mode == "search" else None,
-                              train=train)
+                              train=train, processes=gpus_per_trial)
         beat = getattr(store, "heartbeat_interval", None)  # the study's, once joined
         poll = max(0.5, min((beat or DEFAULT_HEARTBEAT) / 2, 10.0))
         # without heartbeats a dead worker's trial never turns stale: waiting for it could be forever
@@ -209,6 +221,11 @@ def run_study(settings: StudySettings, *, study_name: str, storage: "str | optun
                 log(f"trial {objective.current} was handed to another worker while this one was stopped; "
                     "its result here is dropped and the cell runs once, there")
                 continue
+            except GroupFailed as exc:  # a process of the cell's group died: the cell goes back in the queue
+                if _requeue(study, objective.current, MAX_RETRY):
+                    log(f"trial {objective.current} failed ({exc}); its cell is queued again")
+                    continue
+                raise
             except BaseException as exc:
                 interrupted = isinstance(exc, KeyboardInterrupt)
                 if _requeue(study, objective.current, None if interrupted else MAX_RETRY):
