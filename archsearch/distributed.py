@@ -34,6 +34,11 @@ __all__ = ["World", "world", "init", "shutdown", "launch", "device_for", "shard"
 #: what torchrun (and :func:`launch`) put in each process's environment
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
+#: set in the processes :func:`launch` starts: a process that lost its group leaves the telling to it
+LAUNCHED_ENV = "ARCHSEARCH_LAUNCHED"
+#: the status of a process whose group broke under it (another process died): not the cause
+LOST_GROUP = 3
+
 
 @dataclass(frozen=True)
 class World:
@@ -112,7 +117,8 @@ def shutdown(*, clean: bool = True) -> None:
     if dist.is_initialized():
         if clean:
             dist.barrier()
-        dist.destroy_process_group()
+        if not os.environ.get(LAUNCHED_ENV):  # a launched process ends at once with os._exit (see _entry)
+            dist.destroy_process_group()
     _WORLD = World()
 
 
@@ -177,12 +183,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-#: set in the processes :func:`launch` starts: a process that lost its group leaves the telling to it
-LAUNCHED_ENV = "ARCHSEARCH_LAUNCHED"
-#: the status of a process whose group broke under it (another process died): not the cause
-LOST_GROUP = 3
-
-
 def _entry(local_rank: int, size: int, port: int, target: Callable[[Sequence[str]], int], argv: list[str],
            visible_devices: str | None = None) -> None:
     import threading
@@ -196,9 +196,20 @@ def _entry(local_rank: int, size: int, port: int, target: Callable[[Sequence[str
     # tqdm's default lock is a multiprocessing semaphore; a killed process would leave it to the
     # resource tracker, which warns about it when the launcher exits
     tqdm.set_lock(threading.RLock())
-    code = target(argv)
-    if code:
-        sys.exit(code)
+    code = 1
+    try:
+        code = int(target(argv) or 0)
+    except BaseException:  # noqa: BLE001 - said here, as the process would have said it
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        # ended without the interpreter's teardown: gloo's threads, torn down at exit while a peer
+        # still closes its side, abort the process now and then ("terminate called without an active
+        # exception"), which would read as a failed run after its work was written
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def launch(nproc: int, target: Callable[[Sequence[str]], int], argv: Sequence[str], *,
