@@ -42,8 +42,7 @@ _expose(".data", "DataSplits", "dataset_names", "load_dataset")
 _expose(".errors", "ArchsearchError", "BudgetError", "DataError", "FileFormatError", "GenotypeError",
         "NetworkImportError", "RecipeError", "SpaceError", "StudyError", "TrainingError", "UnknownFamilyError",
         "UnknownNameError")
-_expose(".families", "ModelFamily", "family_names", "get_family", "register_family",
-        rename={"SearchFamily": "ModelFamily"})  # SearchFamily: the old name, for one version
+_expose(".families", "ModelFamily", "family_names", "get_family", "register_family")
 _expose(".family", "Family", "Member", "load_family")
 _expose(".genotype", "Genotype", "create_genotype", "load_genotype")
 _expose(".importer", "import_module", "import_source", "pretrained_state_dict", "BatchNormMomentumWarning")
@@ -92,25 +91,17 @@ class _Package(_types.ModuleType):
 _sys.modules[__name__].__class__ = _Package
 
 
+#: the front door: what a researcher needs to go from a network to a comparison. Every other public
+#: name lives in its module (``archsearch.study.leaderboard``, ``archsearch.prune.criteria``, ...), and
+#: the names above stay reachable here for the code that already uses them.
 __all__ = [
     "__version__",
-    "Genotype", "load_genotype", "create_genotype", "count_params", "count_macs", "build_model",
-    "import_module", "import_source", "pretrained_state_dict", "BatchNormMomentumWarning", "NetworkImportError",
-    "Family", "Member", "load_family",
-    "derive", "Derivation", "fit_trajectory", "pick_member", "ExtrapolationWarning",
-    "baseline", "baselines", "scaled_baseline", "BASELINES", "GENERIC_BASELINES", "land", "Landing",
-    "parse_budget", "parse_budgets", "format_count",
-    "train_genotype", "TrainResult", "EpochRecord", "Trainer", "Recipe", "get_recipe", "budget_epochs", "prune",
-    "prune_space", "prune_once",
-    "load_dataset", "dataset_names", "DataSplits", "load_space", "SearchSpace",
-    "ModelFamily", "SearchFamily", "register_family", "get_family", "family_names",
-    "ArchsearchError", "BudgetError", "FileFormatError", "GenotypeError", "SpaceError", "UnknownFamilyError",
-    "UnknownNameError", "Registry",
-    "DataError", "TrainingError", "RecipeError", "StudyError",
-    "run_study", "StudySettings", "study_settings", "load_source", "make_candidate", "CANDIDATE_KINDS",
-    "load_results", "leaderboard", "write_report", "plot_error_vs_params", "plot_width_profile",
-    "compare_runs", "RunComparison", "kind_leaderboard",
-    "Experiment", "load_experiment", "run_experiment", "write_experiment_report",
+    "Genotype", "load_genotype", "create_genotype", "import_module", "import_source",
+    "Family", "load_family", "derive", "baselines",
+    "load_dataset", "load_space", "prune_space",
+    "Recipe", "train_genotype", "TrainResult",
+    "study_settings", "run_study", "load_experiment", "run_experiment",
+    "ArchsearchError",
 ]
 
 

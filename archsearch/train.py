@@ -85,17 +85,6 @@ class EpochRecord:
 
 _FINAL_KEYS = ("epoch", "train_loss", "val_error", "val_loss", "test_error", "test_loss")
 _BEST_KEYS = ("epoch", "val_error", "test_error")
-#: the old dict's keys -> what to use instead (for the deprecated ``result[key]``)
-_DICT_KEYS = {
-    "format": "archsearch.train.METRICS_FORMAT", "version": "archsearch.train.METRICS_VERSION",
-    "data": ".data and .data_sizes", "seed": ".seed", "recipe": ".recipe (a Recipe)", "params": ".params",
-    "macs": ".macs", "final": ".final (an EpochRecord)", "best": ".best (an EpochRecord)", "wall_s": ".wall_s",
-    "images_per_s": ".images_per_s", "device": ".device", "torch": ".torch_version",
-    "weights": ".weights (a Path)", "epochs": ".history (EpochRecords)", "diverged": ".diverged",
-    "genotype": ".genotype (a Genotype)",
-}
-
-
 @dataclass(frozen=True, kw_only=True)
 class TrainResult:
     """What :func:`train_genotype` measured; :meth:`to_dict` is exactly ``metrics.json``.
@@ -197,22 +186,6 @@ class TrainResult:
         """The result of the finished training run in ``folder`` (its ``metrics.json``)."""
         path = Path(folder) / METRICS
         return cls.from_dict(read_json(path), folder=folder, source=path)
-
-    # -- the old dict, for one version ------------------------------------------------------------
-    def _old(self, key: str) -> Any:
-        warnings.warn(f"TrainResult[{key!r}] (the old metrics dict) is deprecated and will be removed; "
-                      f"use {_DICT_KEYS[key]}", DeprecationWarning, stacklevel=3)
-        return self.to_dict()[key]
-
-    def __getitem__(self, key: str) -> Any:
-        """Deprecated: the value the old metrics dict held under ``key``."""
-        if key not in _DICT_KEYS:
-            raise KeyError(key)
-        return self._old(key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """Deprecated: as ``dict.get`` on the old metrics dict."""
-        return self._old(key) if key in _DICT_KEYS else default
 
 
 def _float(value: Any) -> float:

@@ -53,8 +53,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PRUNED = ROOT / "search_spaces" / "digits-wrn-16-2" / "pruned.json"
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "small_experiment"
 FULL = {"budgets": "1k,2k,4k", "seeds": "0,1,2,3,4", "epochs": 30,
-        "families": "pruned-linear,pruned-fit,pruned-raw,uniform,bottleneck,bottleneck-block"}
-SMOKE = {"budgets": "1k,2k", "seeds": "0,1", "epochs": 2, "families": "pruned-linear,pruned-fit,uniform"}
+        "arms": "pruned-linear,pruned-fit,pruned-raw,uniform,bottleneck,bottleneck-block"}
+SMOKE = {"budgets": "1k,2k", "seeds": "0,1", "epochs": 2, "arms": "pruned-linear,pruned-fit,uniform"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,11 +63,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pruned", type=Path, default=DEFAULT_PRUNED, help="pruned family file (default: %(default)s)")
     p.add_argument("--space", type=Path, default=ROOT / "search_spaces" / "digits-wrn-16-2",
                    help="search space of the pruning run (baseline hyper-parameters)")
-    p.add_argument("--smoke", action="store_true", help="tiny version: 2 budgets x 2 seeds x 3 families, 2 epochs")
+    p.add_argument("--smoke", action="store_true", help="tiny version: 2 budgets x 2 seeds x 3 arms, 2 epochs")
     p.add_argument("--budgets", help=f"default {FULL['budgets']} (smoke: {SMOKE['budgets']})")
     p.add_argument("--seeds", help=f"default {FULL['seeds']} (smoke: {SMOKE['seeds']})")
     p.add_argument("--epochs", type=int, help=f"default {FULL['epochs']} (smoke: {SMOKE['epochs']})")
-    p.add_argument("--families", help=f"default {FULL['families']}")
+    p.add_argument("--arms", help=f"default {FULL['arms']}")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                    help="worker processes sharing the study, one CPU thread each (default: %(default)s)")
     p.add_argument("--out", type=Path, help=f"output folder (default: {DEFAULT_OUT}; smoke: a temporary folder)")
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     budgets = args.budgets or preset["budgets"]
     seeds = args.seeds or preset["seeds"]
     epochs = args.epochs or preset["epochs"]
-    families = args.families or preset["families"]
+    arms = args.arms or preset["arms"]
     if not args.pruned.exists():
         print(f"small_experiment: {args.pruned} does not exist; make it with\n"
               f"  archsearch prune --space search_spaces/digits-wrn-16-2 --out runs/digits-wrn-16-2\n"
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     storage, name = f"sqlite:///{db}", "small-experiment-smoke" if args.smoke else "small-experiment"
 
     cmd = [sys.executable, "-m", "archsearch", "study", "run", "--pruned", str(args.pruned), "--space", str(args.space),
-           "--budgets", budgets, "--arms", families, "--seeds", seeds, "--epochs", str(epochs),
+           "--budgets", budgets, "--arms", arms, "--seeds", seeds, "--epochs", str(epochs),
            "--data", "digits", "--device", "cpu", "--storage", storage, "--study-name", name, "--threads", "1",
            "--heartbeat", "10", "--skip-unreachable"]
     print("each worker runs:", shlex.join(cmd), flush=True)

@@ -24,7 +24,6 @@ PACKAGE = TESTS.parent / "archsearch"
 NOT_A_MODULE = {
     "test_shipped.py": "what ships in search_spaces/ (the spaces, their trajectories, the README's samples)",
     "test_benchmarks.py": "the scripts in benchmarks/",
-    "test_deprecations.py": "old names kept as deprecated aliases for one version, across the package",
     "test_packaging.py": "the wheel and the dependency floors in pyproject.toml",
     "test_layout.py": "the layout of tests/ itself",
 }

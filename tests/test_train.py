@@ -161,21 +161,13 @@ def test_the_result_is_typed_and_is_exactly_metrics_json(digits, tmp_path):
         TrainResult.from_dict({**saved, "format": "archsearch.family"})
 
 
-def test_the_old_dict_access_still_works_and_says_what_to_use(digits):
+def test_the_old_dict_access_is_gone_and_the_fields_remain(digits):
+    """0.1's ``result[key]`` was removed as announced; ``to_dict()`` is what metrics.json holds."""
     result = train_genotype(small_net(), digits, "digits", epochs=1, progress=False)
-    old = result.to_dict()
-    with pytest.warns(DeprecationWarning, match=r"TrainResult\['final'\].* use \.final \(an EpochRecord\)") as caught:
-        assert result["final"]["val_error"] == result.final.val_error
-    assert caught[0].filename == __file__  # points at the caller's line
-    with pytest.warns(DeprecationWarning, match=r"use \.history"):
-        assert result["epochs"] == old["epochs"]
-    with pytest.warns(DeprecationWarning, match=r"use \.weights"):
-        assert result["weights"] == WEIGHTS and result.weights is None  # nothing was saved
-    with pytest.warns(DeprecationWarning, match=r"use \.diverged"):
-        assert result.get("diverged") is False
-    assert result.get("nope", 3) == 3
-    with pytest.raises(KeyError):
-        result["nope"]
+    assert result.to_dict()["final"]["val_error"] == result.final.val_error
+    with pytest.raises(TypeError):
+        result["final"]  # noqa: B018
+    assert not hasattr(result, "get")
 
 
 def test_training_is_deterministic_for_a_seed_and_varies_with_it(digits):

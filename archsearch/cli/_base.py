@@ -121,33 +121,10 @@ def apply_threads(value: int | None) -> int:
     return threads
 
 
-class _Renamed(argparse.Action):
-    """An option under its new name and, for one version, its old one, which still works but says so."""
-
-    def __init__(self, option_strings: list[str], dest: str, old: str = "", **kwargs: object) -> None:
-        self.old = old
-        super().__init__(option_strings, dest, **kwargs)
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
-                 option_string: str | None = None) -> None:
-        if option_string == self.old:
-            import sys
-
-            new = next(o for o in self.option_strings if o != self.old)
-            print(f"archsearch: {self.old} is deprecated and will be removed; use {new}", file=sys.stderr)
-        setattr(namespace, self.dest, values)
-
-
 def flag_of(action: argparse.Action) -> str:
-    """The flag an option is known by: its first long form (a renamed option's new name, not its alias)."""
+    """The flag an option is known by: its first long form."""
     long = [o for o in action.option_strings if o.startswith("--")]
     return long[0] if long else action.option_strings[0]
-
-
-def add_renamed_argument(parser: argparse.ArgumentParser, new: str, old: str, **kwargs: object) -> None:
-    """``new`` with ``old`` as a deprecated alias (hidden from ``--help`` but named in the help text)."""
-    help_text = kwargs.pop("help", "")
-    parser.add_argument(new, old, action=_Renamed, old=old, help=f"{help_text} ({old} is its old name)", **kwargs)
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, *, default: str | None = None, what: str = "") -> None:

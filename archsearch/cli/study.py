@@ -8,7 +8,7 @@ from typing import Any
 from ..budgets import format_count, parse_budgets
 from ..errors import ArchsearchError
 from ..tables import print_table
-from ._base import (Command, add_by_argument, add_data_arguments, add_renamed_argument, add_threads_argument, data_source, flag_of,
+from ._base import (Command, add_by_argument, add_data_arguments, add_threads_argument, data_source, flag_of,
                     narrow_cell, note_narrow, resolve_threads)
 
 _RUN_EXAMPLE = (
@@ -85,9 +85,9 @@ class StudyCommand(Command):
         run.add_argument("--budgets", required=True, help="comma-separated budgets: 1k,2k,4k (parameters, or MACs "
                                                           "with --by macs)")
         add_by_argument(run)
-        add_renamed_argument(run, "--arms", "--families", dest="arms", default="pruned-linear,uniform,bottleneck",
-                             help=f"the compared arms, comma-separated, some of {', '.join(CANDIDATE_KINDS)} "
-                                  "(default: %(default)s)")
+        run.add_argument("--arms", default="pruned-linear,uniform,bottleneck",
+                         help=f"the compared arms, comma-separated, some of {', '.join(CANDIDATE_KINDS)} "
+                              "(default: %(default)s)")
         run.add_argument("--seeds", help="comma-separated training seeds (default: 0,1,2 for grid, 0 for search)")
         add_data_arguments(run, what="(default: the space's, else digits)")
         run.add_argument("--recipe", help="named training recipe (default: the space's [train] table, else the data set's)")
@@ -102,9 +102,8 @@ class StudyCommand(Command):
         run.add_argument("--search", choices=SEARCHES, default="candidate",
                          help="search mode: candidate (arm, and which pruned member to scale) or recipe "
                               "(lr, weight decay, label smoothing of one arm) (default: candidate)")
-        add_renamed_argument(run, "--early-stopping", "--pruner", dest="early_stopping", choices=EARLY_STOPPING,
-                             default="none", help="stop hopeless trials early on their per-epoch validation error "
-                                                  "(default: none)")
+        run.add_argument("--early-stopping", choices=EARLY_STOPPING, default="none",
+                         help="stop hopeless trials early on their per-epoch validation error (default: none)")
         run.add_argument("--device", help="this worker's device: cpu, cuda or cuda:N (default: cuda when available)")
         run.add_argument("--devices", metavar="LIST",
                          help="start one worker process per device on this machine, all in this study, their "

@@ -7,16 +7,8 @@ never import :mod:`archsearch.genotype` (a genotype imports its family, not the 
 """
 from __future__ import annotations
 
-from ._base import FAMILY_REGISTRY, Family, ModelFamily, family_names, get_family, register_family
+from ._base import FAMILY_REGISTRY, ModelFamily, family_names, get_family, register_family
 from . import wrn as _wrn  # noqa: F401  (registers wrn, wrn-bottleneck)
 from . import graph as _graph  # noqa: F401  (registers graph: imported networks)
 
-__all__ = ["ModelFamily", "Family", "FAMILY_REGISTRY", "register_family", "get_family", "family_names", "create_genotype"]
-
-
-def __getattr__(name: str):  # noqa: ANN202  (PEP 562: the factory's old home, without an import circle)
-    if name == "create_genotype":
-        from ..genotype import create_genotype
-
-        return create_genotype
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["ModelFamily", "FAMILY_REGISTRY", "register_family", "get_family", "family_names"]

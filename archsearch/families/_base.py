@@ -146,7 +146,3 @@ def same_structure(found: nx.DiGraph, expected: nx.DiGraph) -> None:
         if not expected.has_edge(s, t):
             raise GenotypeError(f"edge {s!r} -> {t!r} is not part of this family's graph")
 
-
-#: the old name of :class:`ModelFamily` ("family" also names the family file and, in studies, the
-#: compared arms); kept for one version
-Family = ModelFamily

@@ -43,13 +43,13 @@ from .report import (
 )
 from .launch import LaunchResult, launch_workers, parse_devices
 from .runner import RunSummary, TrialResult, run_study
-from .settings import MODES, PRUNERS, SEARCHES, Cell, StudySettings, study_settings
+from .settings import MODES, SEARCHES, Cell, StudySettings, study_settings
 from .storage import DEFAULT_STORAGE, open_storage, open_study
 
 __all__ = [
     "CANDIDATE_KINDS", "PRUNED_KINDS", "BASELINE_KINDS", "Arm", "Candidate", "Source", "load_source",
     "make_candidate", "baseline_template",
-    "StudySettings", "study_settings", "Cell", "MODES", "PRUNERS", "SEARCHES",
+    "StudySettings", "study_settings", "Cell", "MODES", "SEARCHES",
     "DEFAULT_STORAGE", "open_storage", "open_study",
     "run_study", "RunSummary", "TrialResult", "launch_workers", "parse_devices", "LaunchResult",
     "load_results", "leaderboard", "kind_leaderboard", "welch", "holm", "write_report", "StudyResults",

@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..train import TrainResult
     from .candidates import Candidate
 
-__all__ = ["Objective", "IdleTrial", "make_early_stopping", "make_pruner"]
+__all__ = ["Objective", "IdleTrial", "make_early_stopping"]
 
 
 class IdleTrial(Exception):
@@ -53,9 +53,6 @@ def make_early_stopping(name: str, epochs: int) -> "optuna.pruners.BasePruner":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, epochs // 8), reduction_factor=3)
     raise ValueError(name)
 
-
-#: deprecated name of :func:`make_early_stopping`, kept for one version
-make_pruner = make_early_stopping
 
 
 def _worker() -> str:

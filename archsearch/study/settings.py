@@ -19,14 +19,11 @@ from ..names import (COMPUTE_KINDS, EARLY_STOPPING, EARLY_STOPPING_REGISTRY, EVA
 from ..recipe import Recipe, budget_epochs
 from .candidates import RAW_TOLERANCE, SCRATCH_B_MAX_SCALE, Arm, Candidate, Source, make_arms, make_candidate
 
-__all__ = ["StudySettings", "study_settings", "Cell", "MODES", "EARLY_STOPPING_RULES", "PRUNERS", "SEARCHES",
+__all__ = ["StudySettings", "study_settings", "Cell", "MODES", "EARLY_STOPPING_RULES", "SEARCHES",
            "SETTINGS_FORMAT", "SETTINGS_VERSION", "settings_diff"]
 
 MODES = STUDY_MODES
 EARLY_STOPPING_RULES = EARLY_STOPPING
-#: deprecated name of :data:`EARLY_STOPPING_RULES` (Optuna calls early stopping "pruning"; here
-#: "pruned" means channel-pruned), kept for one version
-PRUNERS = EARLY_STOPPING
 #: what ``--mode search`` searches: the candidate (arm, and which pruned member to scale), or the recipe
 SEARCHES = STUDY_SEARCHES
 SETTINGS_FORMAT = "archsearch.study"
@@ -84,27 +81,16 @@ class StudySettings:
               widen: float = 1.0, mode: str = "grid", search: str = "candidate", early_stopping: str = "none",
               raw_tolerance: float = RAW_TOLERANCE, skip_unreachable: bool = False,
               reference_macs: int | None = None, reference: Genotype | None = None,
-              pruner: str | None = None, kinds: Sequence[str] | None = None, by: str = "params",
+              by: str = "params",
               arm_seeds: Mapping[str, Sequence[int]] | None = None) -> "StudySettings":
         """Check the request and every candidate it implies (pure arithmetic, before any training).
 
         ``arms``: arm names (``pruned-linear``, ``uniform``, ``pruned-linear[LABEL]``, ...). A budget
         an arm cannot reach is a :class:`BudgetError`, unless ``skip_unreachable``, which drops that
         (arm, budget) pair and records it in :attr:`skipped`. ``arm_seeds``: training seeds for some
-        arm kinds instead of ``seeds`` (e.g. ``{"uniform": range(10)}``). ``pruner`` and ``kinds`` are the old
-        names of ``early_stopping`` and ``arms``, accepted with a warning for one version.
+        arm kinds instead of ``seeds`` (e.g. ``{"uniform": range(10)}``).
         """
-        import warnings
-
         STUDY_MODE_REGISTRY.check(mode, where="mode")
-        if pruner is not None:  # the deprecated keyword
-            warnings.warn("StudySettings.build(pruner=...) is deprecated; use early_stopping=...", DeprecationWarning,
-                          stacklevel=2)
-            early_stopping = pruner
-        if kinds is not None:  # the deprecated keyword
-            warnings.warn("StudySettings.build(kinds=...) is deprecated; use arms=...", DeprecationWarning,
-                          stacklevel=2)
-            arms = kinds
         kinds = list(arms)
         EARLY_STOPPING_REGISTRY.check(early_stopping, where="early_stopping")
         STUDY_SEARCH_REGISTRY.check(search, where="search")
