@@ -23,3 +23,8 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], file: TextIO | None = None) -> None:
     print(format_table(headers, rows), file=file or sys.stdout)
+
+
+def percent(x: float | None, digits: int = 2) -> str:
+    """A rate as a table cell in percent (``-`` where there is none)."""
+    return "-" if x is None else f"{100 * x:.{digits}f}"

@@ -9,7 +9,7 @@ import pytest
 from archsearch.cli import main
 from archsearch.experiments import load_experiment
 from archsearch.experiments.plan import measure_images_per_s, plan_experiment
-from archsearch.experiments.run import finished_runs
+from archsearch.experiments.folder import finished_runs
 from archsearch.names import EVALUATED_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]

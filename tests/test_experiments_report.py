@@ -11,7 +11,8 @@ import pytest
 
 from archsearch.experiments.file import Claim
 from archsearch.experiments.report import evaluate_claims
-from archsearch.study.report import KindRow, welch
+from archsearch.study.report import KindRow
+from archsearch.study.statistics import welch
 
 
 def kind(arm: str, runs: list[list[float]], *, from_runs: bool = True) -> KindRow:

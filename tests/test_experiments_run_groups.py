@@ -10,7 +10,8 @@ import pytest
 import archsearch
 from archsearch.errors import ArchsearchError
 from archsearch.experiments import load_experiment
-from archsearch.experiments.run import _in_group, prune_run, run_experiment, run_folder
+from archsearch.experiments.folder import run_folder
+from archsearch.experiments.run import _in_group, prune_run, run_experiment
 from tests.plain_net import plain_genotype
 
 FILE = textwrap.dedent("""\

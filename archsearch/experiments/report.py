@@ -29,7 +29,9 @@ from typing import Any, Mapping, Sequence
 from .._jsonio import atomic_write_json, atomic_write_text, json_safe
 from ..budgets import format_count
 from ..errors import ArchsearchError
+from ..tables import percent
 from .file import Claim, Experiment
+from .folder import MACHINE_NAME, finished_runs, parent_folder, storage_url
 
 __all__ = ["ClaimResult", "evaluate_claims", "write_experiment_report", "NARROW"]
 
@@ -88,7 +90,7 @@ def evaluate_claims(claims: Sequence[Claim], kinds: Sequence[Any], consistency: 
     the interval and the units a test would need. ``rematched``: ``(by, kind rows)`` of the study
     that matches the arms on the other count; its tests join the same family.
     """
-    from ..study.report import difference, holm, units_needed, welch
+    from ..study.statistics import difference, holm, units_needed, welch
 
     results: list[ClaimResult] = []
     tests: list[int] = []
@@ -236,7 +238,6 @@ def write_experiment_report(experiment: Experiment, out: str | os.PathLike[str],
     """Write the report of the experiment in ``out`` (default into ``out/report``); returns the paths."""
     from ..compare import plot_density_profiles, plot_width_profiles
     from ..study.report import kind_leaderboard, load_results, write_report
-    from .run import finished_runs, storage_url
 
     out = Path(out)
     target = Path(report_dir) if report_dir is not None else out / "report"
@@ -314,10 +315,9 @@ def _parents(experiment: Experiment, out: Path, trajectories: Mapping[str, tuple
     ``without`` keys (Network Slimming's sparsity term): whether the term costs the parent less than
     one point (a non-inferiority test, the margin of :data:`~.file.DEFAULT_MARGIN`)."""
     from .._jsonio import read_json
-    from ..study.report import difference
+    from ..study.statistics import difference
     from ..train import METRICS
     from .file import DEFAULT_MARGIN
-    from .run import parent_folder
 
     if not experiment.parent_seeds:
         return None
@@ -363,7 +363,6 @@ def _sd(xs: Sequence[float]) -> float | None:
 
 
 #: the machine an experiment's runs and trials ran on, written by ``experiment run`` beside timings.json
-MACHINE_NAME = "machine.json"
 
 
 def run_machine(out: Path) -> dict[str, Any]:
@@ -389,7 +388,7 @@ def _markdown(experiment: Experiment, record: Mapping[str, Any], kinds: Sequence
               consistency: Mapping[str, Any], narrow: Sequence[Mapping[str, Any]],
               rematch_kinds: Sequence[Any] = ()) -> str:
     from ..compare import CHANCE_DRAWS
-    from ..study.report import _pct, kind_table  # the study report's cells (importing it loads the study package)
+    from ..study.report import kind_table  # the study report's cells (importing it loads the study package)
 
     info = record["machine"]
     t = record["timings"]
@@ -408,7 +407,7 @@ def _markdown(experiment: Experiment, record: Mapping[str, Any], kinds: Sequence
     lines += ["## Pruning runs", "", _md_table(
         ["run", "criterion", "one-shot", "genotypes", "params (start -> end)", "end val err %", "end test err %"],
         [[r["run"], r["criterion"], "yes" if r["one_shot"] else "no", r["members"],
-          f"{r['start_params']:,} -> {r['end_params']:,}", _pct(r["end_val_error"]), _pct(r["end_test_error"])]
+          f"{r['start_params']:,} -> {r['end_params']:,}", percent(r["end_val_error"]), percent(r["end_test_error"])]
          for r in record["runs"]]), ""]
     headers, rows = kind_table(kinds)
     parent = record.get("parent")
@@ -470,8 +469,8 @@ def _markdown(experiment: Experiment, record: Mapping[str, Any], kinds: Sequence
         ["claim", "budget", "matched on", "A", "B", "units A/B", "A err %", "B err %", "A - B pp [95 % CI]", "test", "p (Holm)",
          "verdict", "units needed", "pooled p"],
         [[c.claim, format_count(c.budget), "-" if c.mean_cv is not None else MEASURE_WORDS[c.by], c.better or "-", c.worse or "-", _units(c),
-          _pct(c.better_mean) if c.mean_cv is None else f"CV {c.mean_cv:.3f}",
-          _pct(c.worse_mean) if c.mean_cv is None else f"max {c.max_cv}", _interval(c),
+          percent(c.better_mean) if c.mean_cv is None else f"CV {c.mean_cv:.3f}",
+          percent(c.worse_mean) if c.mean_cv is None else f"max {c.max_cv}", _interval(c),
           "-" if c.mean_cv is not None else f"< {100 * (c.margin or 0):g}",
           "-" if c.p_holm is None else f"{c.p_holm:.3g}", c.verdict,
           "-" if c.units_needed is None or c.verdict == "held" else str(c.units_needed),

@@ -28,30 +28,19 @@ from typing import TYPE_CHECKING, Callable
 from .._jsonio import atomic_write_json, make_dirs, read_json
 from ..errors import ArchsearchError
 from .file import Experiment, ExperimentError, PruneRun
+from .folder import DONE_NAME, MACHINE_NAME, PRUNED_NAME, finished_runs, parent_folder, run_folder, storage_url
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..family import Family
     from ..study.runner import RunSummary
 
-__all__ = ["run_experiment", "prune_run", "train_parent", "run_study_worker", "parent_folder", "finished_runs", "storage_url", "run_folder",
-           "DONE_NAME"]
-
-DONE_NAME = "done.json"
-PRUNED_NAME = "pruned.json"
+__all__ = ["run_experiment", "prune_run", "train_parent", "run_study_worker"]
 
 Log = Callable[[str], None]
 
 
 def _stderr(message: str) -> None:
     print(f"archsearch experiment: {message}", file=sys.stderr, flush=True)
-
-
-def run_folder(out: Path, run: PruneRun) -> Path:
-    return Path(out) / "prune" / run.name
-
-
-def parent_folder(out: Path, seed: int) -> Path:
-    return Path(out) / "parent" / f"s{seed}"
 
 
 def train_parent(experiment: Experiment, seed: int, out: Path, *, device: str | None = None,
@@ -70,23 +59,6 @@ def train_parent(experiment: Experiment, seed: int, out: Path, *, device: str | 
     log(f"trained the parent, seed {seed}: test error {result.final.test_error:.2%} "
         f"({time.perf_counter() - start:.0f} s)")
     return result.to_dict()
-
-
-def storage_url(out: Path) -> str:
-    """The study's SQLite URL, as the folder was named (a committed folder's report names no machine's path)."""
-    return f"sqlite:///{Path(out) / 'study.db'}"
-
-
-def finished_runs(experiment: Experiment, out: Path) -> dict[str, tuple[str, "Family"]]:
-    """``{run name: (pruned.json path, family)}`` of every run that finished."""
-    from ..family import load_family
-
-    done = {}
-    for run in experiment.runs:
-        folder = run_folder(out, run)
-        if (folder / DONE_NAME).is_file():
-            done[run.name] = (str(folder / PRUNED_NAME), load_family(folder / PRUNED_NAME))
-    return done
 
 
 def prune_run(experiment: Experiment, run: PruneRun, out: Path, *, device: str | None = None,
@@ -248,7 +220,6 @@ def run_experiment(experiment: Experiment, out: str | os.PathLike[str], *, worke
     resolve_device(device)  # a device this machine lacks is refused before the folder is made
     with RunFolder(out, "experiment"):
         from ..machine import machine
-        from .report import MACHINE_NAME
 
         if not (out / MACHINE_NAME).is_file() or any(not (run_folder(out, r) / DONE_NAME).is_file()
                                                      for r in experiment.runs):

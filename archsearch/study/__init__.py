@@ -30,17 +30,8 @@ from .candidates import (
     make_candidate,
 )
 from ..plots import plot_error_vs_params
-from .report import (
-    KindRow,
-    LeaderboardRow,
-    StudyResults,
-    holm,
-    kind_leaderboard,
-    leaderboard,
-    load_results,
-    welch,
-    write_report,
-)
+from .report import KindRow, LeaderboardRow, StudyResults, kind_leaderboard, leaderboard, load_results, write_report
+from .statistics import holm, welch
 from .launch import LaunchResult, launch_workers, parse_devices
 from .runner import RunSummary, TrialResult, run_study
 from .settings import MODES, SEARCHES, Cell, StudySettings, study_settings

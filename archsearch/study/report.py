@@ -39,10 +39,12 @@ from .._jsonio import atomic_write_json, atomic_write_text, json_safe
 from ..budgets import format_count
 from ..errors import StudyError
 from ..names import OWN_WEIGHTS_KINDS
+from ..tables import percent
+from .statistics import holm, mean_std, variance_components, welch
 from .storage import SETTINGS_ATTR, load_study, safe_url
 
-__all__ = ["Difference", "difference", "units_needed", "genotype_key", "StudyResults", "LeaderboardRow", "KindRow", "load_results",
-           "leaderboard", "kind_leaderboard", "welch", "holm", "variance_components", "write_report",
+__all__ = ["genotype_key", "StudyResults", "LeaderboardRow", "KindRow", "load_results",
+           "leaderboard", "kind_leaderboard", "write_report",
            "leaderboard_table", "kind_table", "top_trials", "top_table", "REPORT_FORMAT", "ALPHA"]
 
 REPORT_FORMAT = "archsearch.study-report"
@@ -84,144 +86,6 @@ def load_results(storage: str, study_name: str) -> StudyResults:
         record.setdefault("params", None)
         trials.append(record)
     return StudyResults(study_name, safe_url(storage), settings, trials)
-
-
-def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float | None, float | None]:
-    """Welch's t statistic and two-sided p-value of ``mean(a) - mean(b)``; ``(None, None)`` below 2 samples.
-
-    Two samples without any spread are certainly different when their means differ (p = 0) and
-    indistinguishable when they do not (p = 1).
-    """
-    from scipy import stats
-
-    na, nb = len(a), len(b)
-    if na < 2 or nb < 2:
-        return None, None
-    ma, mb = sum(a) / na, sum(b) / nb
-    va = sum((x - ma) ** 2 for x in a) / (na - 1)
-    vb = sum((x - mb) ** 2 for x in b) / (nb - 1)
-    se2 = va / na + vb / nb
-    if se2 == 0:
-        return (math.inf if ma > mb else -math.inf if ma < mb else 0.0), (0.0 if ma != mb else 1.0)
-    t = (ma - mb) / math.sqrt(se2)
-    df = se2 ** 2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
-    return t, float(2 * stats.t.sf(abs(t), df))
-
-
-@dataclass(frozen=True)
-class Difference:
-    """``mean(a) - mean(b)`` of two sets of independent units, with Welch's interval and a one-sided test.
-
-    ``p`` tests H0 ``mean(a) - mean(b) >= margin`` against ``< margin``: with ``margin`` 0 that ``a``
-    is lower (better, for an error), with a positive margin that ``a`` is no worse than ``b`` by
-    more than the margin (non-inferiority). ``low``/``high``: the two-sided ``level`` interval.
-    """
-
-    diff: float
-    low: float
-    high: float
-    p: float
-    margin: float
-    n_a: int
-    n_b: int
-    #: units per side that a one-sided test at ``alpha`` would need for 80 % power at the observed
-    #: difference and spread; ``None`` where the difference goes the other way
-    units_needed: int | None
-    #: the two sides' unit variances summed (what :func:`units_needed` scales)
-    spread: float = 0.0
-
-
-def difference(a: Sequence[float], b: Sequence[float], *, margin: float = 0.0, level: float = 0.95,
-               alpha: float = 0.05) -> Difference | None:
-    """The :class:`Difference` of ``a`` and ``b``; ``None`` below 2 units on a side.
-
-    A claim about arms is a claim about the process that makes them: where an arm comes from pruning
-    runs its units are the runs (each run's mean over training seeds), since seeds of one run share
-    its architecture and are not independent draws of it. Two sets without spread are certainly
-    apart when their means differ.
-    """
-    from scipy import stats
-
-    na, nb = len(a), len(b)
-    if na < 2 or nb < 2:
-        return None
-    ma, mb = sum(a) / na, sum(b) / nb
-    va = sum((x - ma) ** 2 for x in a) / (na - 1)
-    vb = sum((x - mb) ** 2 for x in b) / (nb - 1)
-    d, se2 = ma - mb, va / na + vb / nb
-    if se2 == 0:
-        return Difference(d, d, d, 0.0 if d < margin else 1.0, margin, na, nb, 2 if d < margin else None, 0.0)
-    se = math.sqrt(se2)
-    df = se2 ** 2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
-    half = float(stats.t.ppf(0.5 + level / 2, df)) * se
-    p = float(stats.t.cdf((d - margin) / se, df))
-    return Difference(d, d - half, d + half, p, margin, na, nb, units_needed(margin - d, va + vb, alpha=alpha),
-                      va + vb)
-
-
-def units_needed(gap: float, variance: float, *, alpha: float = 0.05, power: float = 0.80,
-                  most: int = 10_000) -> int | None:
-    """The fewest units per side for a one-sided t-test at ``alpha`` to reject with ``power`` when the
-    difference lies ``gap`` on the claim's side of its boundary and each side's unit variance sums to
-    ``variance`` (the noncentral t, so that small samples are not flattered); ``None`` where the gap
-    is on the wrong side, or more than ``most`` units would be needed."""
-    from scipy import stats
-
-    if gap <= 0:
-        return None
-    if variance <= 0:
-        return 2  # no spread: two units each tell
-    z = float(stats.norm.ppf(1 - alpha) + stats.norm.ppf(power))
-    start = max(2, min(most, math.floor(z * z * variance / (gap * gap))))  # the t needs at least the normal's n
-    for n in range(start, most + 1):
-        df = 2 * n - 2
-        if float(stats.nct.sf(stats.t.ppf(1 - alpha, df), df, gap / math.sqrt(variance / n))) >= power:
-            return n
-    return None
-
-
-def holm(p_values: Sequence[float | None]) -> list[float | None]:
-    """Holm's step-down adjustment of ``p_values`` (``None`` passes through, and is not counted).
-
-    Controls the chance of any false "significant" among the comparisons without assuming them
-    independent; adjusted values are monotone in the raw ones and capped at 1.
-    """
-    order = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
-    m = len(order)
-    out: list[float | None] = [None] * len(p_values)
-    running = 0.0
-    for rank, (p, i) in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p))
-        out[i] = running
-    return out
-
-
-def variance_components(groups: Sequence[Sequence[float]]) -> tuple[float | None, float | None]:
-    """Between-group and within-group standard deviations (one-way random effects, ANOVA estimator).
-
-    ``groups`` are the test errors of each pruning run over its training seeds. The within part is
-    the pooled seed variance; the between part is what the spread of the run means adds beyond
-    it, ``(MS_between - MS_within) / n0`` floored at 0; with one result per run it is their plain
-    standard deviation. ``None`` where it cannot be estimated (fewer than two runs; no run with two
-    seeds, for the within part).
-    """
-    groups = [list(g) for g in groups if g]
-    n = sum(len(g) for g in groups)
-    k = len(groups)
-    within_df = n - k
-    within = None
-    if within_df > 0:
-        ss_w = sum(sum((x - sum(g) / len(g)) ** 2 for x in g) for g in groups)
-        within = ss_w / within_df
-    if k < 2:
-        return None, (math.sqrt(within) if within is not None else None)
-    grand = sum(sum(g) for g in groups) / n
-    if within is None:  # one result per run (an evaluated arm): all the spread is between runs
-        return math.sqrt(sum((x - grand) ** 2 for g in groups for x in g) / (n - 1)), None
-    ms_b = sum(len(g) * (sum(g) / len(g) - grand) ** 2 for g in groups) / (k - 1)
-    n0 = (n - sum(len(g) ** 2 for g in groups) / n) / (k - 1)
-    between = max(0.0, (ms_b - within) / n0)
-    return math.sqrt(between), math.sqrt(within)
 
 
 @dataclass
@@ -319,15 +183,6 @@ def genotype_key(genotype: Mapping[str, Any] | None) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, None
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-
-
 def leaderboard(results: StudyResults, *, alpha: float = ALPHA) -> list[LeaderboardRow]:
     """Mean ± std of test error per arm x budget, best per budget marked, gaps tested."""
     arms = list(results.settings.get("arms", []))
@@ -348,8 +203,8 @@ def leaderboard(results: StudyResults, *, alpha: float = ALPHA) -> list[Leaderbo
                 continue
             tests = [float(t["test_error"]) for t in done]
             vals = [float(t["val_error"]) for t in done]
-            test_mean, test_std = _mean_std(tests)
-            val_mean, val_std = _mean_std(vals)
+            test_mean, test_std = mean_std(tests)
+            val_mean, val_std = mean_std(vals)
             walls = [float(t["wall_s"]) for t in done if t.get("wall_s") is not None]
             ref = done[0] if done else mine[0]
             group.append(LeaderboardRow(
@@ -425,7 +280,7 @@ def kind_leaderboard(results: StudyResults, *, alpha: float = ALPHA) -> list[Kin
         if not mine:
             continue
         tests = [e for r in mine for e in r.test_errors]
-        mean, std = _mean_std(tests)
+        mean, std = mean_std(tests)
         between, within = variance_components([r.test_errors for r in mine])
         sizes = [r.params for r in mine if r.params is not None]
         from_runs = any(source_of.get(r.arm) is not None for r in mine)
@@ -435,7 +290,7 @@ def kind_leaderboard(results: StudyResults, *, alpha: float = ALPHA) -> list[Kin
                             params_min=min(sizes) if sizes else None, params_max=max(sizes) if sizes else None,
                             test_errors=tests, label=label if len(labels_of[kind]) > 1 else None,
                             unit="run" if from_runs else "seed", units=units,
-                            val_mean=_mean_std([e for r in mine for e in r.val_errors])[0],
+                            val_mean=mean_std([e for r in mine for e in r.val_errors])[0],
                             macs=round(sum(m) / len(m)) if (m := [r.macs for r in mine if r.macs is not None]) else None,
                             duplicates=duplicates))
     _rank(rows, alpha)
@@ -456,12 +311,8 @@ def top_table(trials: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list
         searched = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                             for k, v in t.get("params_optuna", {}).items() if k != "arm") or "-"
         rows.append([str(i), str(t["number"]), str(t.get("arm")), format_count(t.get("budget") or 0),
-                     f"{t.get('params') or 0:,}", searched, _pct(t.get("val_error")), _pct(t.get("test_error"))])
+                     f"{t.get('params') or 0:,}", searched, percent(t.get("val_error")), percent(t.get("test_error"))])
     return headers, rows
-
-
-def _pct(x: float | None, digits: int = 2) -> str:
-    return "-" if x is None else f"{100 * x:.{digits}f}"
 
 
 def leaderboard_table(rows: Sequence[LeaderboardRow]) -> tuple[list[str], list[list[str]]]:
@@ -471,13 +322,13 @@ def leaderboard_table(rows: Sequence[LeaderboardRow]) -> tuple[list[str], list[l
     out = []
     for r in rows:
         test = "-" if r.test_mean is None else (
-            f"{_pct(r.test_mean)} ± {_pct(r.test_std)}" if r.test_std is not None else f"{_pct(r.test_mean)}")
+            f"{percent(r.test_mean)} ± {percent(r.test_std)}" if r.test_std is not None else f"{percent(r.test_mean)}")
         verdict = "" if r.best else ("?" if r.significant is None else "yes" if r.significant else "no")
         seeds = f"{r.n}" + (f" (+{r.pruned} stopped early)" if r.pruned else "") + (f" ({r.failed} failed)" if r.failed else "")
         # MACs beside parameters: at equal parameters the arms can differ several-fold in compute (issue 20)
         out.append([format_count(r.budget), r.arm, "-" if r.params is None else f"{r.params:,}",
                     "-" if r.macs is None else format_count(r.macs), seeds, test,
-                    _pct(r.val_mean), "" if r.best or r.gap is None else f"{100 * r.gap:+.2f}",
+                    percent(r.val_mean), "" if r.best or r.gap is None else f"{100 * r.gap:+.2f}",
                     "" if r.p_value is None else f"{r.p_value:.3f}", "" if r.p_holm is None else f"{r.p_holm:.3f}",
                     verdict, "*" if r.best else ""])
     return headers, out
@@ -492,11 +343,11 @@ def kind_table(rows: Sequence[KindRow]) -> tuple[list[str], list[list[str]]]:
         size = "-" if r.params is None else (f"{r.params:,}" if r.params_min == r.params_max
                                               else f"{r.params_min:,}-{r.params_max:,}")
         test = "-" if r.test_mean is None else (
-            f"{_pct(r.test_mean)} ± {_pct(r.test_std)}" if r.test_std is not None else _pct(r.test_mean))
+            f"{percent(r.test_mean)} ± {percent(r.test_std)}" if r.test_std is not None else percent(r.test_mean))
         verdict = "" if r.best else ("?" if r.significant is None else "yes" if r.significant else "no")
         out.append([format_count(r.budget), r.name, str(r.runs), str(r.n), size,
-                    "-" if r.macs is None else format_count(r.macs), test, _pct(r.between_runs_std),
-                    _pct(r.within_run_std), "" if r.best or r.gap is None else f"{100 * r.gap:+.2f}",
+                    "-" if r.macs is None else format_count(r.macs), test, percent(r.between_runs_std),
+                    percent(r.within_run_std), "" if r.best or r.gap is None else f"{100 * r.gap:+.2f}",
                     "" if r.p_holm is None else f"{r.p_holm:.3f}", verdict, "*" if r.best else ""])
     return headers, out
 
