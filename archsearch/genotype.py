@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .families import ModelFamily
 
-__all__ = ["Genotype", "load_genotype", "create_genotype", "GENOTYPE_FORMAT", "GENOTYPE_VERSION"]
+__all__ = ["Genotype", "load_genotype", "create_genotype", "state_misfit", "GENOTYPE_FORMAT", "GENOTYPE_VERSION"]
 
 GENOTYPE_FORMAT = "archsearch.genotype"
 #: version 1: the WRN families' node kinds; version 2 adds the kinds of any CNN, concat ports and ``origin``;
@@ -364,3 +364,16 @@ def _as_int(name: str, value: Any) -> int:
             return int(value)
         raise GenotypeError(f"gene {name!r}: {value!r} is not a whole number of channels")
     return value
+
+
+def state_misfit(state: Mapping[str, Any], target: Mapping[str, Any]) -> str | None:
+    """Why ``state`` would not load strictly into a module whose state_dict is ``target`` (names and
+    shapes), or ``None``: the one test behind every weight hand-over (the importer's, a warm start's)."""
+    spare, lacking = sorted(set(state) - set(target)), sorted(set(target) - set(state))
+    if spare or lacking:
+        return "; ".join(f"{label}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}"
+                         for label, keys in (("not used", spare), ("missing", lacking)) if keys)
+    for key, value in state.items():
+        if tuple(value.shape) != tuple(target[key].shape):
+            return f"weight {key} has shape {tuple(value.shape)}, expected {tuple(target[key].shape)}"
+    return None

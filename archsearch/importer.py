@@ -33,7 +33,7 @@ import networkx as nx
 
 from ._jsonio import atomic_torch_save, check_output_path, read_torch
 from .errors import ArchsearchError, NetworkImportError
-from .genotype import Genotype
+from .genotype import Genotype, state_misfit
 from .graph import attr, check_graph, inputs_of, set_widths, sets_width
 from .tracing import BLUR_POOLS, SPACE_TO_DEPTH, WEIGHT_STANDARDISED, qualified_name, trace
 
@@ -201,7 +201,7 @@ def _load_weights(model: "nn.Module", path: str | os.PathLike[str], source: str)
                                                  for k, v in state.items()):
         raise NetworkImportError(f"{path}: not a state_dict (a mapping of parameter names to tensors), "
                                  f"found {type(state).__name__}")
-    why = _misfit(state, model.state_dict())
+    why = state_misfit(state, model.state_dict())
     if why:
         raise NetworkImportError(f"{path}: the weights do not fit {source} ({why})")
     model.load_state_dict(state, strict=True)
@@ -1215,7 +1215,7 @@ def _check_reproduces(model: "nn.Module", genotype: Genotype, x: "torch.Tensor",
     built = skeleton(genotype.to_dict())
     dropped = list(genotype.origin.get("dropped", []))
     source_state = _without(model.state_dict(), dropped)
-    why = _misfit(source_state, built.state_dict())
+    why = state_misfit(source_state, built.state_dict())
     if why:
         hint = "" if dropped else ("; layers the forward never runs (auxiliary classifiers) can be dropped with "
                                    "`drop_unused`")
@@ -1239,19 +1239,6 @@ def _check_reproduces(model: "nn.Module", genotype: Genotype, x: "torch.Tensor",
     params = sum(p.numel() for name, p in model.named_parameters() if _without({name: p}, dropped))
     if params != genotype.params:
         raise NetworkImportError(f"the imported graph counts {genotype.params:,} parameters, the model has {params:,}")
-
-
-def _misfit(state: Mapping[str, Any], target: Mapping[str, Any]) -> str | None:
-    """Why ``state`` would not load strictly into a module whose state_dict is ``target`` (names and
-    shapes), or ``None``: the one test behind every weight hand-over of the importer."""
-    spare, lacking = sorted(set(state) - set(target)), sorted(set(target) - set(state))
-    if spare or lacking:
-        return "; ".join(f"{label}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}"
-                         for label, keys in (("not used", spare), ("missing", lacking)) if keys)
-    for key, value in state.items():
-        if tuple(value.shape) != tuple(target[key].shape):
-            return f"weight {key} has shape {tuple(value.shape)}, expected {tuple(target[key].shape)}"
-    return None
 
 
 # -- transfer: a new classifier, batch-norm momentum, the weights to fine-tune from ------------------
@@ -1356,7 +1343,7 @@ def pretrained_state_dict(model: "nn.Module", genotype: Genotype, *,
     for key, value in fresh.items():
         if key.rpartition(".")[0] in head and (key not in state or state[key].shape != value.shape):
             state[key] = value
-    why = _misfit(state, fresh)
+    why = state_misfit(state, fresh)
     if why:
         raise NetworkImportError(f"the model's weights do not fit the genotype ({why}); "
                                  "was it imported from this model?")

@@ -673,9 +673,9 @@ def _train(genotype: "Genotype", splits: "DataSplits | StreamingData", recipe: R
     torch.manual_seed(seed)  # the initial weights, and any randomness inside the model
     model = genotype.build(generic=init_state is not None)  # kept weights are named by the graph's nodes
     if init_state is not None:
-        from .importer import _misfit
+        from .genotype import state_misfit
 
-        why = _misfit(init_state, model.state_dict())
+        why = state_misfit(init_state, model.state_dict())
         if why:
             raise TrainingError(f"init_state: the weights do not fit this genotype ({why})")
         model.load_state_dict(init_state)

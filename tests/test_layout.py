@@ -26,6 +26,7 @@ NOT_A_MODULE = {
     "test_benchmarks.py": "the scripts in benchmarks/",
     "test_packaging.py": "the wheel and the dependency floors in pyproject.toml",
     "test_layout.py": "the layout of tests/ itself",
+    "test_layers.py": "the package's layer rules (who may import whom)",
 }
 
 
