@@ -52,8 +52,8 @@ def scaled_baseline(kind: str, template: Genotype, budget: int, *, by: str = "pa
                                   "to an addition or concatenation")
         return land(template, direction, budget, fixed=fixed,
                     what="the bottleneck baseline (inner widths only)", by=by), "inner_scale"
-    BASELINE_REGISTRY.check(kind, where="kinds")
-    raise ArchsearchError(f"kinds: {kind!r} is not a baseline of this network; expected some of "
+    BASELINE_REGISTRY.check(kind, where="arms")
+    raise ArchsearchError(f"arms: {kind!r} is not a baseline of this network; expected some of "
                           f"{', '.join(GENERIC_BASELINES + DENSITY_BASELINES)}")
 
 
@@ -95,11 +95,11 @@ def baseline(kind: str, hparams: Mapping[str, Any], budget: int, *, widen: float
         fixed = [n for n in template.genes if n.endswith(".width")]
         return land(template, direction, budget, fixed=fixed, what=f"the bottleneck baseline at widen {widen:g}",
                     by=by), "inner_ratio"
-    raise BASELINE_REGISTRY.unknown(kind, where="kinds")
+    raise BASELINE_REGISTRY.unknown(kind, where="arms")
 
 
 def baselines(source: "Mapping[str, Any] | Genotype | SearchSpace", budgets: Sequence[int],
-              kinds: Sequence[str] | None = None, *, widen: float | None = None, metadata: dict | None = None,
+              arms: Sequence[str] | None = None, *, widen: float | None = None, metadata: dict | None = None,
               skip_unreachable: bool = False, by: str = "params") -> Family:
     """All requested baselines at all budgets, as one family file (kind-major order).
 
@@ -120,7 +120,7 @@ def baselines(source: "Mapping[str, Any] | Genotype | SearchSpace", budgets: Seq
         source = dict(source.hparams)
     widen = 1.0 if widen is None else widen
     generic = isinstance(source, Genotype)
-    kinds = tuple(kinds or (GENERIC_BASELINES if generic else tuple(k for k in BASELINES
+    kinds = tuple(arms or (GENERIC_BASELINES if generic else tuple(k for k in BASELINES
                                                                        if k not in DENSITY_BASELINES)))
     members, skipped = [], []
     for kind in kinds:
@@ -143,6 +143,7 @@ def baselines(source: "Mapping[str, Any] | Genotype | SearchSpace", budgets: Seq
         raise skipped[0][1]
     for cell, exc in skipped:
         warnings.warn(f"{cell['baseline']} at {cell['budget']:,} skipped: {exc}", stacklevel=2)
+    # "kinds": the file's key since 0.1 (a family file is a format: its readers keep reading it)
     meta = {"created_by": "archsearch baselines", "kinds": list(kinds), "by": by, **(metadata or {})}
     if skipped:
         meta["skipped"] = [cell for cell, _ in skipped]

@@ -57,9 +57,9 @@ def test_baselines_land_on_budgets_and_write_family(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["--budgets", "5k", "--kinds", "bottleneck"], "smallest feasible budget is"),  # nothing reachable
+    (["--budgets", "5k", "--arms", "bottleneck"], "smallest feasible budget is"),  # nothing reachable
     (["--budgets", "abc"], "'abc' is not a budget"),
-    (["--budgets", "1M", "--kinds", "uniform,tiny"], "--kinds: unknown baseline 'tiny'"),
+    (["--budgets", "1M", "--arms", "uniform,tiny"], "--arms: unknown baseline 'tiny'"),
 ])
 def test_baselines_bad_input(tmp_path, capsys, argv, needle):
     out = tmp_path / "b.json"
@@ -114,7 +114,7 @@ def test_bad_members_are_one_line(tmp_path: Path, capsys, member: str, words: li
 def test_baselines_skip_what_they_cannot_reach(tmp_path: Path, capsys) -> None:
     out = tmp_path / "b.json"
     assert main(["baselines", "--space", str(ROOT / "search_spaces" / "digits-wrn-16-2"), "--budgets", "2k,30k",
-                 "--kinds", "uniform,bottleneck", "--out", str(out)]) == 0
+                 "--arms", "uniform,bottleneck", "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert "warning: bottleneck at 2,000 skipped" in err and "smallest feasible budget" in err
     family = archsearch.load_family(out)

@@ -129,7 +129,7 @@ def _nonzero_macs(model) -> int:  # noqa: ANN001
 
 
 def test_the_density_baselines_are_baselines_of_every_network(tmp_path, capsys, vgg) -> None:  # noqa: ANN001
-    """``baselines --kinds uniform-density,erk`` on an imported network and on a WRN space, and the
+    """``baselines --arms uniform-density,erk`` on an imported network and on a WRN space, and the
     library's ``baseline`` / ``scaled_baseline`` (what a study's arms call): each lands within 0.5 % on
     nonzero parameters with the unpruned widths, and on nonzero MACs."""
     from archsearch.baselines import baseline, scaled_baseline
@@ -139,7 +139,7 @@ def test_the_density_baselines_are_baselines_of_every_network(tmp_path, capsys, 
     source = tmp_path / "vgg.json"
     vgg.save(source)
     out = tmp_path / "b.json"
-    assert main(["baselines", "--from", str(source), "--budgets", "10k,20k", "--kinds", "uniform-density,erk",
+    assert main(["baselines", "--from", str(source), "--budgets", "10k,20k", "--arms", "uniform-density,erk",
                  "--out", str(out)]) == 0
     assert "density" in capsys.readouterr().out
     family = load_family(out)
@@ -152,7 +152,7 @@ def test_the_density_baselines_are_baselines_of_every_network(tmp_path, capsys, 
     landing, _ = scaled_baseline("uniform-density", vgg, 15_000)
     assert abs(landing.genotype.params - 15_000) <= 75
     capsys.readouterr()
-    assert main(["baselines", "--from", str(source), "--budgets", "0.2M", "--kinds", "erk,uniform-density", "--by",
+    assert main(["baselines", "--from", str(source), "--budgets", "0.2M", "--arms", "erk,uniform-density", "--by",
                  "macs", "--out", str(out)]) == 0
     assert all(abs(m.genotype.macs - 200_000) <= 1_000 and m.genotype.macs == _nonzero_macs(m.genotype.build())
                for m in load_family(out))

@@ -344,7 +344,7 @@ def test_uniform_baseline_at_wrn_40_2_count_is_wrn_40_2() -> None:
 
 
 def test_baselines_family() -> None:
-    family = baselines({"depth": 16}, [100_000, 400_000], kinds=("uniform", "bottleneck"), widen=2)
+    family = baselines({"depth": 16}, [100_000, 400_000], arms=("uniform", "bottleneck"), widen=2)
     assert [(m.metrics["baseline"], m.metrics["budget"]) for m in family] == [
         ("uniform", 100_000), ("uniform", 400_000), ("bottleneck", 100_000), ("bottleneck", 400_000)]
     assert "widen" in family[0].metrics and "inner_ratio" in family[2].metrics

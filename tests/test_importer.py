@@ -603,7 +603,7 @@ def test_show_derive_baselines_on_an_imported_genotype(tmp_path: Path, capsys) -
     roles = bottleneck.roles()
     source = _small_imports()["mbv2"]
     assert all(bottleneck.genes[n] == source.genes[n] for n, r in roles.items() if r == "tied")
-    assert main(["baselines", "--from", str(net), "--budgets", "1k", "--kinds", "bottleneck-block"]) == 2
+    assert main(["baselines", "--from", str(net), "--budgets", "1k", "--arms", "bottleneck-block"]) == 2
     assert "expected some of uniform, bottleneck" in capsys.readouterr().err
 
 

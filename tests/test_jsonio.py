@@ -14,7 +14,7 @@ GENOTYPE = ROOT / "search_spaces" / "digits-wrn-16-2" / "genotype.json"
 FILE_WRITERS = {
     "derive": lambda out: ["derive", "--from", str(GENOTYPE), "--budgets", "20k", "--out", out],
     "baselines": lambda out: ["baselines", "--space", str(ROOT / "search_spaces" / "digits-wrn-16-2"),
-                              "--budgets", "30k", "--kinds", "uniform", "--out", out],
+                              "--budgets", "30k", "--arms", "uniform", "--out", out],
     "show-export": lambda out: ["show", str(PRUNED), "--member", "0", "--export", out],
     "show-plot": lambda out: ["show", str(GENOTYPE), "--plot", out + ".png" if not out.endswith("/") else out],
     "import": lambda out: ["import", "archsearch.zoo:vgg", "--arg", "cfg=[4]", "--arg", "in_channels=1",

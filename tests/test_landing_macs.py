@@ -90,7 +90,7 @@ def test_half_the_macs_from_the_command_line(capsys):
     space = archsearch.load_space("digits-wrn-16-2")
     half = space.base_genotype().macs // 2  # the space's 1x8x8 input decides its MACs
     assert main(["baselines", "--space", "digits-wrn-16-2", "--budgets", str(half), "--by", "macs",
-                 "--kinds", "uniform"]) == 0
+                 "--arms", "uniform"]) == 0
     row = read_table(capsys.readouterr().out)[0]
     assert row["baseline"] == "uniform" and abs(float(row["error"].rstrip("%"))) < 0.5
     landed = archsearch.baselines(space, [half], ["uniform"], by="macs")[0]

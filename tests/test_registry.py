@@ -154,7 +154,7 @@ def test_library_errors_name_the_parameter_and_the_cli_names_the_flag(tmp_path, 
         derive(g, [10_000], method="quadratic")
     with pytest.raises(UnknownNameError, match="^arms: unknown arm 'wide'; expected one of pruned-linear"):
         make_arms(["wide"], [])
-    with pytest.raises(UnknownNameError, match="^kinds: unknown baseline 'tiny'"):
+    with pytest.raises(UnknownNameError, match="^arms: unknown baseline 'tiny'"):
         archsearch.baseline("tiny", dict(g.hparams), 10_000)
     # the same errors from the command line name the flag the value came from
     g.save(tmp_path / "g.json")

@@ -45,7 +45,7 @@ def test_spaces_are_named_from_any_folder(tmp_path: Path, capsys, monkeypatch) -
     listed = capsys.readouterr().out
     for name in ("digits-wrn-16-2", "digits-vgg", "resnet56-cifar10", "vgg19-cifar10"):
         assert name in listed
-    assert main(["baselines", "--space", "digits-wrn-16-2", "--budgets", "30k", "--kinds", "uniform"]) == 0
+    assert main(["baselines", "--space", "digits-wrn-16-2", "--budgets", "30k", "--arms", "uniform"]) == 0
     capsys.readouterr()
     assert_cli_error(capsys, ["baselines", "--space", "no-such-space", "--budgets", "30k"],
                      "no such space file or shipped space", "archsearch spaces")

@@ -24,7 +24,8 @@ class BaselinesCommand(Command):
         parser.add_argument("--budgets", required=True, help="comma-separated: 0.1M,500k,1.2e6,250000")
         add_by_argument(parser)
         add_member_argument(parser)
-        parser.add_argument("--kinds", help=f"comma-separated, default the width baselines that apply: "
+        parser.add_argument("--arms", help=f"the baselines (study arms), comma-separated; default the width "
+                                           f"baselines that apply: "
                                             f"{', '.join(k for k in BASELINES if k not in DENSITY_BASELINES)} for a "
                                             f"wrn space, {', '.join(GENERIC_BASELINES)} for any other network; "
                                             f"{', '.join(DENSITY_BASELINES)} thin weights instead (nonzero budgets)")
@@ -48,13 +49,13 @@ class BaselinesCommand(Command):
         generic = network.family not in ("wrn", "wrn-bottleneck")
         allowed = GENERIC_BASELINES + DENSITY_BASELINES if generic else BASELINES
         default = GENERIC_BASELINES if generic else tuple(k for k in BASELINES if k not in DENSITY_BASELINES)
-        kinds = [k.strip() for k in args.kinds.split(",")] if args.kinds else list(default)
-        for k in kinds:
-            BASELINE_REGISTRY.check(k, where="--kinds")
+        arms = [k.strip() for k in args.arms.split(",")] if args.arms else list(default)
+        for k in arms:
+            BASELINE_REGISTRY.check(k, where="--arms")
             if k not in allowed:
-                raise ArchsearchError(f"--kinds: {k!r} is not a baseline of {label}; expected some of "
+                raise ArchsearchError(f"--arms: {k!r} is not a baseline of {label}; expected some of "
                                       f"{', '.join(allowed)}")
-        family = baselines(source, budgets, kinds, skip_unreachable=True, by=args.by,
+        family = baselines(source, budgets, arms, skip_unreachable=True, by=args.by,
                            metadata={"space" if args.space else "source": str(label)})
         rows = []
         for m in family:
