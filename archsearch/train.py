@@ -589,6 +589,9 @@ def train_genotype(
     main = world().is_main
     from .resources import TRAINING_BYTES_PER_PARAM, check_memory
 
+    from .distributed import shard
+
+    shard(recipe.batch_size)  # in a group, a batch that does not split is refused before the folder is made
     check_memory(TRAINING_BYTES_PER_PARAM * genotype.params, f"training this network ({genotype.params:,} "
                  "parameters)", error=TrainingError)
     identity = {"genotype": genotype.to_dict(), "data": spec.name, "recipe": recipe.to_dict(), "seed": seed}

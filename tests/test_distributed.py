@@ -77,11 +77,16 @@ def test_the_slices_of_a_batch_are_the_whole_batch(augment: bool) -> None:
         assert torch.equal(torch.cat(ys), torch.cat([y for _, y in whole.eval_batches(split, 100)]))
 
 
-def test_a_batch_that_does_not_split_evenly_is_one_line() -> None:
+def test_a_batch_that_does_not_split_evenly_is_one_line(tmp_path: Path, tiny: Path) -> None:
     assert shard(128, World(1, 2, 1)) == (64, 128)
     with pytest.raises(TrainingError, match=r"batch_size: 100 does not split evenly over 3 processes; expected a "
                                              r"multiple of 3"):
         shard(100, World(0, 3, 0))
+    done = _cli("train", str(tiny), "--data", "digits", "--out", str(tmp_path / "run"), "--nproc-per-node", "3",
+                check=False)
+    assert done.returncode == 2 and not (tmp_path / "run").exists()  # refused before the folder is made
+    assert done.stderr.strip().splitlines() == ["archsearch: error: batch_size: 64 does not split evenly over 3 "
+                                                "processes; expected a multiple of 3"]
 
 
 # -- scores and pruning: one process against two ----------------------------------------------------

@@ -104,6 +104,11 @@ def prune_space(space: "SearchSpace | str | os.PathLike[str]",
     from ..train import resolve_device
 
     resolve_device(device)  # a bad device fails before any work
+    from ..distributed import shard
+
+    shard(settings.batch_size, what="prune.batch_size")  # in a group, batches that do not split: before any work
+    if recipe is not None:
+        shard(recipe.batch_size, what="[train] batch_size")
     data = load_dataset(space.data_name, data_dir=data_dir)
     check_fits(genotype, data.spec)
     meta = {"space": space.name, **(metadata or {}), "data_info": data.describe(), "start_params": genotype.params,
