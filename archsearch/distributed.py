@@ -28,11 +28,8 @@ from .errors import TrainingError
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["World", "world", "init", "shutdown", "launch", "device_for", "shard", "all_reduce", "barrier",
-           "ENV_KEYS"]
-
-#: what torchrun (and :func:`launch`) put in each process's environment
-ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+__all__ = ["World", "world", "requested", "init", "shutdown", "launch", "device_for", "shard", "all_reduce",
+           "barrier", "lost_group", "LAUNCHED_ENV", "LOST_GROUP"]
 
 #: set in the processes :func:`launch` starts: a process that lost its group leaves the telling to it
 LAUNCHED_ENV = "ARCHSEARCH_LAUNCHED"
@@ -268,9 +265,3 @@ def _stop(processes: Sequence[Any]) -> None:
         if p.is_alive():
             p.kill()
             p.join()
-
-
-def describe() -> dict[str, Any]:
-    """What a result records about the group it was trained in."""
-    w = world()
-    return {"processes": w.size} if w.active else {}

@@ -97,19 +97,10 @@ def _task(experiment, out: Path, task: str, device: str | None, data_dir: str | 
     """One worker process of ``run --workers N``: a pruning run, or a study worker."""
     import torch
 
-    from ..errors import ArchsearchError
-    from ..experiments.run import prune_run, run_study_worker, train_parent
+    from ..experiments.run import run_task
 
     torch.set_num_threads(threads)
-    kind, _, name = task.partition(":")
-    if kind == "prune":
-        prune_run(experiment, experiment.run(name), out, device=device, data_dir=data_dir)
-    elif kind == "parent" and name.isdigit():
-        train_parent(experiment, int(name), out, device=device, data_dir=data_dir)
-    elif kind == "study":
-        run_study_worker(experiment, out, device=device, data_dir=data_dir, threads=threads)
-    else:
-        raise ArchsearchError(f"--task {task!r}: expected prune:RUN, parent:SEED or study:K")
+    run_task(experiment, out, task, device=device, data_dir=data_dir, threads=threads)
     return 0
 
 

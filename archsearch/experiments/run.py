@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..family import Family
     from ..study.runner import RunSummary
 
-__all__ = ["run_experiment", "prune_run", "train_parent", "run_study_worker"]
+__all__ = ["run_experiment", "run_task", "prune_run", "train_parent", "run_study_worker"]
 
 Log = Callable[[str], None]
 
@@ -87,6 +87,21 @@ def prune_run(experiment: Experiment, run: PruneRun, out: Path, *, device: str |
     return family
 
 
+def run_task(experiment: Experiment, out: Path, task: str, *, device: str | None = None,
+             data_dir: str | None = None, threads: int | None = 1, log: Log = _stderr) -> None:
+    """One task of an experiment, as a worker process runs it: ``prune:RUN``, ``parent:SEED`` or
+    ``study:K`` (a study worker)."""
+    kind, _, name = task.partition(":")
+    if kind == "prune":
+        prune_run(experiment, experiment.run(name), out, device=device, data_dir=data_dir, log=log)
+    elif kind == "parent" and name.isdigit():
+        train_parent(experiment, int(name), out, device=device, data_dir=data_dir, log=log)
+    elif kind == "study":
+        run_study_worker(experiment, out, device=device, data_dir=data_dir, threads=threads, log=log)
+    else:
+        raise ArchsearchError(f"task {task!r}: expected prune:RUN, parent:SEED or study:K")
+
+
 def _group_task(argv: list[str]) -> int:
     """One process of a group that runs one task of an experiment data-parallel (``gpus_per_trial``):
     ``[file, out, task, device, data_dir]``; the main process writes and logs."""
@@ -99,11 +114,7 @@ def _group_task(argv: list[str]) -> int:
     log = _stderr if distributed.world().is_main else (lambda message: None)
     done = False
     try:
-        kind, _, name = task.partition(":")
-        if kind == "prune":
-            prune_run(experiment, experiment.run(name), Path(out), device=device, data_dir=data_dir or None, log=log)
-        else:
-            train_parent(experiment, int(name), Path(out), device=device, data_dir=data_dir or None, log=log)
+        run_task(experiment, Path(out), task, device=device, data_dir=data_dir or None, log=log)
         done = True
     finally:
         distributed.shutdown(clean=done)
