@@ -250,3 +250,21 @@ def test_a_redrawn_report_keeps_the_machine_the_experiment_ran_on(tmp_path):
     (out / "machine.json").write_text(json.dumps({"processor": "newer"}))
     assert run_machine(out) == {"processor": "newer"}
     assert run_machine(tmp_path / "none")["cpu_count"]  # nothing recorded: this machine
+
+
+def test_the_thinet_file_builds_thinets_resnet50_architectures():
+    """ThiNet-70/50/30 keep 70/50/30 % of every bottleneck's first two convs: by width, within 1 % of
+    the parameter counts ThiNet published (16.94M, 12.38M, 8.66M; Luo et al. 2017, as Liu et al. list
+    them)."""
+    from archsearch.prune.loop import _groups
+
+    experiment = load_experiment(ROOT / "experiments" / "liu2018-resnet50-thinet-imagenet.toml")
+    genotype = experiment.space.base_genotype()
+    published = {"thinet70": 16.94e6, "thinet50": 12.38e6, "thinet30": 8.66e6}
+    for run in experiment.runs:
+        settings = experiment.prune_settings(run)
+        groups = _groups(genotype, settings)
+        assert len(groups) == 32 and "conv1" not in groups  # the 16 bottlenecks' two inner convs, not the stem
+        pruned = genotype.with_genes({g: genotype.genes[g] - round(settings.fraction * group.width)
+                                      for g, group in groups.items()})
+        assert abs(pruned.params - published[run.label]) <= 0.01 * published[run.label], run.label  # 0.52 % at worst
