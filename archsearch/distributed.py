@@ -20,15 +20,16 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from .errors import TrainingError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["World", "world", "requested", "init", "shutdown", "launch", "device_for", "shard", "all_reduce",
+__all__ = ["World", "world", "requested", "init", "shutdown", "joined", "launch", "device_for", "shard", "all_reduce",
            "barrier", "lost_group", "LAUNCHED_ENV", "LOST_GROUP"]
 
 #: set in the processes :func:`launch` starts: a process that lost its group leaves the telling to it
@@ -117,6 +118,19 @@ def shutdown(*, clean: bool = True) -> None:
         if not os.environ.get(LAUNCHED_ENV):  # a launched process ends at once with os._exit (see _entry)
             dist.destroy_process_group()
     _WORLD = World()
+
+
+@contextmanager
+def joined(device: "str | torch.device | None" = None) -> Iterator[World]:
+    """The group the environment describes, for the length of a ``with`` block: left cleanly (every
+    process waits for the others) when the block ends, at once when it raises."""
+    w = init(device)
+    done = False
+    try:
+        yield w
+        done = True
+    finally:
+        shutdown(clean=done)
 
 
 def device_for(device: "torch.device", w: World | None = None) -> "torch.device":

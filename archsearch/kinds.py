@@ -15,8 +15,8 @@ the network's parameter and MAC count (see :func:`archsearch.graph.compile_costs
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 from .errors import GenotypeError
 

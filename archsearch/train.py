@@ -22,7 +22,6 @@ import math
 import os
 import sys
 import time
-import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -441,7 +440,6 @@ class Trainer:
 
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
-        b = self.batch_size
         for _ in range(steps):
             if self._stream is None or self._stream[2] >= self.steps_per_epoch:
                 self._open_stream(0 if self._stream is None else self._stream[0] + 1)

@@ -104,17 +104,16 @@ def _fisher_scores(argv: list[str]) -> int:
     from archsearch.train import Trainer
 
     torch.set_num_threads(1)
-    distributed.init("cpu")
-    genotype = archsearch.load_genotype(argv[0])
-    torch.manual_seed(0)
-    trainer = Trainer(genotype.build(generic=True), load_data("digits"), Recipe(epochs=1, batch_size=64, lr=0.05),
-                      device="cpu", seed=0)
-    fisher = make_criterion("fisher")
-    fisher.attach(trainer.model, _groups(genotype, PruneSettings(max_prunes=1)), _spatial(genotype))
-    trainer.train_steps(4, after_backward=fisher.after_backward)
-    if distributed.world().is_main:
-        torch.save({k: v.cpu() for k, v in fisher.scores().items()}, argv[1])
-    distributed.shutdown()
+    with distributed.joined("cpu") as group:
+        genotype = archsearch.load_genotype(argv[0])
+        torch.manual_seed(0)
+        trainer = Trainer(genotype.build(generic=True), load_data("digits"), Recipe(epochs=1, batch_size=64, lr=0.05),
+                          device="cpu", seed=0)
+        fisher = make_criterion("fisher")
+        fisher.attach(trainer.model, _groups(genotype, PruneSettings(max_prunes=1)), _spatial(genotype))
+        trainer.train_steps(4, after_backward=fisher.after_backward)
+        if group.is_main:
+            torch.save({k: v.cpu() for k, v in fisher.scores().items()}, argv[1])
     return 0
 
 

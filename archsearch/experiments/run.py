@@ -110,14 +110,9 @@ def _group_task(argv: list[str]) -> int:
 
     path, out, task, device, data_dir = argv
     experiment = load_experiment(path)
-    distributed.init(device)
-    log = _stderr if distributed.world().is_main else (lambda message: None)
-    done = False
-    try:
-        run_task(experiment, Path(out), task, device=device, data_dir=data_dir or None, log=log)
-        done = True
-    finally:
-        distributed.shutdown(clean=done)
+    with distributed.joined(device) as group:
+        run_task(experiment, Path(out), task, device=device, data_dir=data_dir or None,
+                 log=_stderr if group.is_main else (lambda message: None))
     return 0
 
 

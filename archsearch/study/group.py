@@ -106,14 +106,9 @@ def _cell(argv: Sequence[str]) -> int:
     task = Path(argv[0])
     spec = json.loads((task / _TASK).read_text())
     torch.set_num_threads(1)
-    distributed.init(spec["device"])
-    done = False
-    try:
+    with distributed.joined(spec["device"]):
         init = torch.load(task / _INIT, map_location="cpu", weights_only=True) if spec["init"] else None
         train_genotype(Genotype.from_dict(spec["genotype"], source=str(task / _TASK)), spec["data"],
                        Recipe.from_dict(spec["recipe"]), task / _RUN, device=spec["device"], seed=spec["seed"],
                        data_dir=spec["data_dir"], progress=False, init_state=init)
-        done = True
-    finally:
-        distributed.shutdown(clean=done)
     return 0
