@@ -80,8 +80,10 @@ class Plan:
 
     @property
     def run_bytes(self) -> int:
-        pruning = sum(s.networks for s in self.steps if s.name == "pre-train")
-        return RUN_BYTES_PER_PARAM * self.params * pruning + CELL_BYTES_PER_PARAM * self.params * self.processes
+        """The runs' files: every pruning run's (pre-trained or given weights alike), and the checkpoint of
+        the one cell training at a time (its main process writes it)."""
+        pruning = sum(s.networks for s in self.steps if s.name == "prune + fine-tune")
+        return RUN_BYTES_PER_PARAM * self.params * pruning + CELL_BYTES_PER_PARAM * self.params
 
 
 def plan_experiment(experiment: Experiment, *, processes: int = 1, device: str | None = None,
