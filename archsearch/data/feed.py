@@ -83,8 +83,7 @@ def _slice(n: int, part: tuple[int, int]) -> tuple[int, int]:
 
 def _share(n: int, part: tuple[int, int]) -> range:
     """A process's contiguous share of an evaluation split of ``n`` examples (shares differ by at most one)."""
-    rank, size = part
-    return range(rank * n // size, (rank + 1) * n // size)
+    return range(*_slice(n, part))
 
 
 # -- resident ----------------------------------------------------------------------------------------
