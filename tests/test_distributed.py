@@ -127,16 +127,16 @@ def test_fisher_scores_averaged_over_two_processes_are_the_single_process_scores
 
 
 def test_pruning_over_two_processes_cuts_the_channels_one_cuts(tmp_path: Path, tiny: Path) -> None:
-    args = ["prune", "--from", str(tiny), "--data", "digits", "--pretrain-epochs", "2", "--max-prunes", "5",
+    args = ["prune", "--from", str(tiny), "--data", "digits", "--pretrain-epochs", "1", "--max-prunes", "3",
             "--steps-per-prune", "5", "--save-weights", "all", "--no-progress"]
     _cli(*args, "--out", str(tmp_path / "one"))
     _cli(*args, "--out", str(tmp_path / "two"), "--nproc-per-node", "2")
     from archsearch import load_family
 
     a, b = (load_family(tmp_path / d / "pruned.json") for d in ("one", "two"))
-    assert len(a) == 6 and [m.genotype.to_dict() for m in a] == [m.genotype.to_dict() for m in b]
+    assert len(a) == 4 and [m.genotype.to_dict() for m in a] == [m.genotype.to_dict() for m in b]
     wa, wb = (torch.load(tmp_path / d / "member_weights.pt", weights_only=True)["members"] for d in ("one", "two"))
-    assert max(_max_gap(wa[i], wb[i]) for i in wa) < 1e-4  # 5 prunes of fine-tuning, compounded
+    assert max(_max_gap(wa[i], wb[i]) for i in wa) < 1e-4  # 3 prunes of fine-tuning, compounded
 
 
 # -- training, and a failure --------------------------------------------------------------------------
@@ -158,8 +158,8 @@ def _spawned_children(pid: int) -> list[int]:
 
 def test_two_processes_train_as_one_and_a_killed_one_ends_the_group_in_one_line(tmp_path: Path, tiny: Path) -> None:
     """A run over two processes whose second process is killed stops in one line; resumed, it ends on
-    the weights and per-epoch numbers one process trains with the whole batch (12 epochs)."""
-    args = ["train", str(tiny), "--data", "digits", "--epochs", "12", "--no-progress"]
+    the weights and per-epoch numbers one process trains with the whole batch (8 epochs)."""
+    args = ["train", str(tiny), "--data", "digits", "--epochs", "8", "--no-progress"]
     _cli(*args, "--out", str(tmp_path / "one"))
     args += ["--nproc-per-node", "2"]
 
