@@ -17,99 +17,199 @@ Each solves its one free number with the same :func:`archsearch.landing.land` as
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
-
-import numpy as np
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .errors import ArchsearchError, BudgetError
-from .families import get_family
-from .family import Family, Member
-from .genotype import Genotype
-from .landing import Landing, land
-from .names import BASELINE_REGISTRY, BASELINES, DENSITY_BASELINES, GENERIC_BASELINES
+from .registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .family import Family
+    from .genotype import Genotype
+    from .landing import Landing
     from .space import SearchSpace
 
-__all__ = ["BASELINES", "GENERIC_BASELINES", "DENSITY_BASELINES", "baseline", "baselines", "scaled_baseline"]
+    #: what a baseline maker returns: the landing and the name of its one free number
+    Made = tuple[Landing, str]
 
+__all__ = ["Baseline", "BASELINE_REGISTRY", "register_baseline", "BASELINES", "GENERIC_BASELINES", "DENSITY_BASELINES",
+           "baselines_of", "baseline", "baselines", "scaled_baseline"]
+
+@dataclass(frozen=True)
+class Baseline:
+    """One simple shrunken network, and how it is made at a budget.
+
+    ``shrink(template, budget, by)`` makes it from any unpruned genotype (``None``: it is a WRN
+    network of its own and has no form for other networks); ``wrn(hparams, budget, widen, by)``
+    makes the WRN spaces' own form from their hyper-parameters (``None``: the WRN form is
+    ``shrink`` of the space's WRN at its widen factor). ``thins``: it removes weights, not
+    channels, so its budgets count nonzero parameters. Which baselines a network gets unless told
+    is its model family's ``baselines``.
+    """
+
+    name: str
+    description: str
+    shrink: "Callable[[Genotype, int, str], Made] | None"
+    wrn: "Callable[[Mapping[str, Any], int, float, str], Made] | None" = None
+    thins: bool = False
+
+
+#: every baseline by name, in the order tables list them
+BASELINE_REGISTRY: Registry[Baseline] = Registry("baseline", sort=False)
+
+
+def register_baseline(entry: Baseline) -> Baseline:
+    """Add (or replace) a baseline: ``archsearch baselines --arms`` and every study can then use it."""
+    return BASELINE_REGISTRY.register(entry.name, entry)
+
+
+def _direction(template: "Genotype") -> Any:
+    import numpy as np
+
+    return np.array(list(template.genes.values()), dtype=float)
+
+
+def _uniform(template: "Genotype", budget: int, by: str) -> Made:
+    from .landing import land
+
+    return land(template, _direction(template), budget, what="the uniform baseline", by=by), "width_scale"
+
+
+def _inner(template: "Genotype", budget: int, by: str) -> Made:
+    from .landing import land
+
+    roles = template.roles()
+    fixed = [g for g, r in roles.items() if r == "tied"]
+    if len(fixed) == len(roles):
+        raise ArchsearchError("the bottleneck baseline needs inner genes; every gene of this network is tied "
+                              "to an addition or concatenation")
+    return land(template, _direction(template), budget, fixed=fixed,
+                what="the bottleneck baseline (inner widths only)", by=by), "inner_scale"
+
+
+def _thinned(name: str) -> "Callable[[Genotype, int, str], Made]":
+    """``template``'s widths, its weights thinned to ``budget`` nonzero parameters (or MACs) by a
+    density rule of :mod:`archsearch.density`; the knob is the overall density of its prunable weights."""
+    def make(template: "Genotype", budget: int, by: str) -> Made:
+        from . import density
+        from .graph import kept_weights
+        from .landing import Landing
+
+        genotype = getattr(density, f"{name}_density")(template, int(budget), by=by)
+        total = density.layer_weights(genotype)
+        kept = sum(kept_weights(genotype.graph.nodes[n], w) for n, w in total.items())
+        return Landing(genotype, int(budget), kept / sum(total.values())), "density"
+    return make
+
+
+def _wrn_template(family: str, hparams: Mapping[str, Any], widen: float, inner: float | None = None) -> "Genotype":
+    from .families import get_family
+    from .genotype import Genotype
+
+    fam = get_family(family)
+    hp = fam.check_hparams(hparams)
+    genes = fam.uniform_genes(hp, widen) if inner is None else fam.uniform_genes(hp, widen, inner)
+    return Genotype.from_genes(fam.name, hp, genes)
+
+
+def _wrn_scaled(family: str) -> "Callable[[Mapping[str, Any], int, float, str], Made]":
+    """A WRN family with a continuous widen factor (the ``widen`` given is not used: it is solved)."""
+    def make(hparams: Mapping[str, Any], budget: int, widen: float, by: str) -> Made:
+        from .landing import land
+
+        template = _wrn_template(family, hparams, 1.0)
+        name = "uniform" if family == "wrn" else "bottleneck-block"
+        return land(template, _direction(template), budget, what=f"the {name} baseline", by=by), "widen"
+    return make
+
+
+def _wrn_bottleneck(hparams: Mapping[str, Any], budget: int, widen: float, by: str) -> Made:
+    import numpy as np
+
+    from .landing import land
+
+    template = _wrn_template("wrn", hparams, widen, 1.0)
+    stage = {n.split(".")[0]: w for n, w in template.genes.items() if n.endswith(".width")}
+    direction = np.array([stage[n.split(".")[0]] if n.endswith(".inner") else 0.0 for n in template.genes])
+    fixed = [n for n in template.genes if n.endswith(".width")]
+    return land(template, direction, budget, fixed=fixed, what=f"the bottleneck baseline at widen {widen:g}",
+                by=by), "inner_ratio"
+
+
+#: the model families whose baselines are built from their hyper-parameters
 _WRN = ("wrn", "wrn-bottleneck")
 
 
-def scaled_baseline(kind: str, template: Genotype, budget: int, *, by: str = "params") -> tuple[Landing, str]:
-    """``uniform`` or ``bottleneck`` from an unpruned ``template``; returns the landing and its knob.
+for _entry in (
+    Baseline("uniform", "every width scaled by one factor", _uniform, _wrn_scaled("wrn")),
+    Baseline("bottleneck", "the residual widths kept, every inner width scaled by one factor", _inner,
+             _wrn_bottleneck),
+    Baseline("bottleneck-block", "a WRN of bottleneck blocks (its own model family), scaled uniformly", None,
+             _wrn_scaled("wrn-bottleneck")),
+    Baseline("uniform-density", "the unpruned widths, every prunable layer keeping one fraction of its weights",
+             _thinned("uniform"), thins=True),
+    Baseline("erk", "the unpruned widths, per-layer densities by Erdős–Rényi-Kernel (Evci et al. 2020)",
+             _thinned("erk"), thins=True),
+):
+    register_baseline(_entry)
+del _entry
+
+BASELINES = BASELINE_REGISTRY.names()
+#: the baselines every network has (``bottleneck-block`` is a WRN family of its own)
+GENERIC_BASELINES = tuple(n for n in BASELINES if BASELINE_REGISTRY.get(n).shrink is not None
+                          and not BASELINE_REGISTRY.get(n).thins)
+#: baselines that thin weights, not channels: any network has them, at nonzero-parameter budgets
+DENSITY_BASELINES = tuple(n for n in BASELINES if BASELINE_REGISTRY.get(n).thins)
+
+
+def baselines_of(family: str) -> tuple[str, ...]:
+    """Every baseline a network of model ``family`` can have: all of them for the WRN families
+    (built from their hyper-parameters), those that shrink any genotype for the others."""
+    return tuple(n for n in BASELINE_REGISTRY.names()
+                 if family in _WRN or BASELINE_REGISTRY.get(n).shrink is not None)
+
+
+def scaled_baseline(kind: str, template: "Genotype", budget: int, *, by: str = "params") -> "tuple[Landing, str]":
+    """Baseline ``kind`` shrunk from an unpruned ``template``; returns the landing and its knob.
     ``by``: the budget counts ``params`` or ``macs``."""
-    if kind in DENSITY_BASELINES:
-        return _density_baseline(kind, template, budget, by)
-    direction = np.array(list(template.genes.values()), dtype=float)
-    if kind == "uniform":
-        return land(template, direction, budget, what="the uniform baseline", by=by), "width_scale"
-    if kind == "bottleneck":
-        roles = template.roles()
-        fixed = [g for g, r in roles.items() if r == "tied"]
-        if len(fixed) == len(roles):
-            raise ArchsearchError("the bottleneck baseline needs inner genes; every gene of this network is tied "
-                                  "to an addition or concatenation")
-        return land(template, direction, budget, fixed=fixed,
-                    what="the bottleneck baseline (inner widths only)", by=by), "inner_scale"
-    BASELINE_REGISTRY.check(kind, where="arms")
-    raise ArchsearchError(f"arms: {kind!r} is not a baseline of this network; expected some of "
-                          f"{', '.join(GENERIC_BASELINES + DENSITY_BASELINES)}")
-
-
-def _density_baseline(kind: str, template: Genotype, budget: int, by: str) -> tuple[Landing, str]:
-    """``uniform-density`` or ``erk`` (:mod:`archsearch.density`): ``template``'s widths, its weights
-    thinned to ``budget`` nonzero parameters (or MACs); the knob is the overall density of its prunable weights."""
-    from .density import erk_density, layer_weights, uniform_density
-    from .graph import kept_weights
-
-    genotype = (uniform_density if kind == "uniform-density" else erk_density)(template, int(budget), by=by)
-    total = layer_weights(genotype)
-    kept = sum(kept_weights(genotype.graph.nodes[n], w) for n, w in total.items())
-    return Landing(genotype, int(budget), kept / sum(total.values())), "density"
+    entry = BASELINE_REGISTRY.get(kind, where="arms")
+    if entry.shrink is None:
+        generic = [n for n in BASELINE_REGISTRY.names() if BASELINE_REGISTRY.get(n).shrink is not None]
+        raise ArchsearchError(f"arms: {kind!r} is not a baseline of this network; expected some of "
+                              f"{', '.join(generic)}")
+    return entry.shrink(template, budget, by)
 
 
 def baseline(kind: str, hparams: Mapping[str, Any], budget: int, *, widen: float = 1.0,
-             by: str = "params") -> tuple[Landing, str]:
-    """One baseline genotype at ``budget``; returns the landing and the name of its free number.
+             by: str = "params") -> "tuple[Landing, str]":
+    """One baseline of the WRN spaces at ``budget``; returns the landing and the name of its free number.
 
     ``hparams`` are the ``wrn`` hyper-parameters (depth, classes, input); ``widen`` is the widen
-    factor whose residual widths the ``bottleneck`` baseline keeps.
+    factor of the space's network (whose residual widths the ``bottleneck`` baseline keeps, and
+    which a weight-thinning baseline thins).
     """
-    if kind in DENSITY_BASELINES:  # the space's own WRN, thinned
-        fam = get_family("wrn")
-        hp = fam.check_hparams(hparams)
-        return _density_baseline(kind, Genotype.from_genes(fam.name, hp, fam.uniform_genes(hp, widen)), budget, by)
-    if kind == "uniform" or kind == "bottleneck-block":
-        fam = get_family("wrn" if kind == "uniform" else "wrn-bottleneck")
-        hp = fam.check_hparams(hparams)
-        template = Genotype.from_genes(fam.name, hp, fam.uniform_genes(hp, 1.0))
-        direction = np.array(list(template.genes.values()), dtype=float)
-        return land(template, direction, budget, what=f"the {kind} baseline", by=by), "widen"
-    if kind == "bottleneck":
-        fam = get_family("wrn")
-        hp = fam.check_hparams(hparams)
-        template = Genotype.from_genes(fam.name, hp, fam.uniform_genes(hp, widen, 1.0))
-        stage = {n.split(".")[0]: w for n, w in template.genes.items() if n.endswith(".width")}
-        direction = np.array([stage[n.split(".")[0]] if n.endswith(".inner") else 0.0 for n in template.genes])
-        fixed = [n for n in template.genes if n.endswith(".width")]
-        return land(template, direction, budget, fixed=fixed, what=f"the bottleneck baseline at widen {widen:g}",
-                    by=by), "inner_ratio"
-    raise BASELINE_REGISTRY.unknown(kind, where="arms")
+    entry = BASELINE_REGISTRY.get(kind, where="arms")
+    if entry.wrn is not None:
+        return entry.wrn(hparams, budget, widen, by)
+    return entry.shrink(_wrn_template("wrn", hparams, widen), budget, by)
 
 
 def baselines(source: "Mapping[str, Any] | Genotype | SearchSpace", budgets: Sequence[int],
               arms: Sequence[str] | None = None, *, widen: float | None = None, metadata: dict | None = None,
-              skip_unreachable: bool = False, by: str = "params") -> Family:
+              skip_unreachable: bool = False, by: str = "params") -> "Family":
     """All requested baselines at all budgets, as one family file (kind-major order).
 
     ``source`` is a search space (what ``archsearch baselines --space`` reads), an unpruned genotype
-    (``--from``), or the ``wrn`` hyper-parameters. A WRN space or genotype gets all of
-    :data:`BASELINES`, with the ``bottleneck`` baseline at its own widen factor (unless ``widen`` is
-    given); any other network gets :data:`GENERIC_BASELINES`. With ``skip_unreachable`` a budget a
-    kind cannot reach is left out with a warning (and listed in the metadata) instead of failing.
-    ``by``: the budgets count ``params`` (default) or ``macs``.
+    (``--from``), or the ``wrn`` hyper-parameters. Unless ``arms`` says, a network gets its model
+    family's ``baselines`` (a WRN space ``uniform``, ``bottleneck`` and ``bottleneck-block``, with the
+    ``bottleneck`` baseline at its own widen factor unless ``widen`` is given; any other network
+    :data:`GENERIC_BASELINES`). With ``skip_unreachable`` a budget a kind cannot reach is left out
+    with a warning (and listed in the metadata) instead of failing. ``by``: the budgets count
+    ``params`` (default) or ``macs``.
     """
+    from .families import get_family
+    from .family import Family, Member
+    from .genotype import Genotype
     from .space import SearchSpace
 
     if isinstance(source, SearchSpace):
@@ -120,8 +220,7 @@ def baselines(source: "Mapping[str, Any] | Genotype | SearchSpace", budgets: Seq
         source = dict(source.hparams)
     widen = 1.0 if widen is None else widen
     generic = isinstance(source, Genotype)
-    kinds = tuple(arms or (GENERIC_BASELINES if generic else tuple(k for k in BASELINES
-                                                                       if k not in DENSITY_BASELINES)))
+    kinds = tuple(arms or get_family(source.family if generic else "wrn").baselines)
     members, skipped = [], []
     for kind in kinds:
         for budget in budgets:

@@ -10,7 +10,7 @@ from archsearch.cli import main
 from archsearch.experiments import load_experiment
 from archsearch.experiments.plan import measure_images_per_s, plan_experiment
 from archsearch.experiments.folder import finished_runs
-from archsearch.names import EVALUATED_KINDS
+from archsearch.study.arms import arm_kind
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ def test_the_plan_counts_what_the_experiment_trained(name: str) -> None:
     assert plan.train_images == n and plan.measured_on == "given"
     assert (steps["pre-train"].networks, steps["pre-train"].epochs) == (len(experiment.runs), 15)
     settings = experiment.study_settings(finished_runs(experiment, ROOT / "experiments" / "results" / name))
-    trained = [c for c in settings.cells() if settings.arm(c.arm).kind not in EVALUATED_KINDS]
+    trained = [c for c in settings.cells() if not arm_kind(settings.arm(c.arm).kind).evaluated]
     assert steps["study cells"].networks >= len(trained)
     if name == "liu2018-unstructured-digits":
         assert steps["study cells"].networks == len(trained) == 80

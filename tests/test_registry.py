@@ -25,6 +25,9 @@ from archsearch.families.wrn import WRN
 from archsearch.prune.settings import CRITERION_NAMES, CRITERION_REGISTRY, PruneSettingsError
 from archsearch.recipe import BUDGET_POLICY_REGISTRY, RECIPE_REGISTRY, RECIPES, get_recipe, recipe_names
 from archsearch.registry import Registry
+from archsearch.baselines import BASELINE_REGISTRY, BASELINES
+from archsearch.study.arms import arm_kind, arm_names
+from archsearch.study.candidates import CANDIDATE_KINDS, PRUNED_KINDS
 
 #: every registry, with the kind its errors name and the error class it raises
 REGISTRIES = [
@@ -34,8 +37,7 @@ REGISTRIES = [
     (BUDGET_POLICY_REGISTRY, "budget policy", UnknownRecipeError),
     (CRITERION_REGISTRY, "criterion", PruneSettingsError),
     (names.DERIVE_METHOD_REGISTRY, "derive method", UnknownNameError),
-    (names.BASELINE_REGISTRY, "baseline", UnknownNameError),
-    (names.ARM_REGISTRY, "arm", UnknownNameError),
+    (BASELINE_REGISTRY, "baseline", UnknownNameError),
     (names.STUDY_MODE_REGISTRY, "study mode", UnknownNameError),
     (names.STUDY_SEARCH_REGISTRY, "search target", UnknownNameError),
     (names.EARLY_STOPPING_REGISTRY, "early-stopping rule", UnknownNameError),
@@ -57,6 +59,13 @@ def test_one_error_form_for_every_registry(registry, kind, error):
         with pytest.raises(error, match=f"unknown {kind} "):
             registry.get(odd)
     assert registry.names() and all(name in registry for name in registry)
+
+
+def test_an_arm_is_looked_up_in_the_one_error_form_baselines_included():
+    with pytest.raises(UnknownNameError) as info:
+        arm_kind("nope", where="--arms")
+    assert str(info.value) == f"--arms: unknown arm 'nope'; expected one of {', '.join(arm_names())}"
+    assert arm_kind("erk").runs is None and arm_kind("erk").description.startswith("the erk baseline: ")
 
 
 def test_kind_errors_keep_their_old_classes():
@@ -136,8 +145,8 @@ def test_old_names_still_work():
     assert get_family("wrn") is FAMILY_REGISTRY.get("wrn")
     assert dataset_names() == ["cifar10", "cifar100", "digits", "mnist5k"]
     assert recipe_names() == ["digits", "wrn"] and RECIPES is RECIPE_REGISTRY and RECIPES["wrn"] == get_recipe("wrn")
-    assert names.CANDIDATE_KINDS == names.PRUNED_KINDS + names.BASELINES
-    assert names.PRUNED_KINDS[0] == "pruned-linear" and names.BASELINES == ("uniform", "bottleneck", "bottleneck-block", "uniform-density", "erk")
+    assert CANDIDATE_KINDS == PRUNED_KINDS + BASELINES == arm_names()
+    assert PRUNED_KINDS[0] == "pruned-linear" and BASELINES == ("uniform", "bottleneck", "bottleneck-block", "uniform-density", "erk")
     assert names.DERIVE_METHODS == ("linear", "fit", "density") and names.EARLY_STOPPING == ("none", "median", "halving")
     assert names.STUDY_MODES == ("grid", "search") and names.STUDY_SEARCHES == ("candidate", "recipe")
     assert not hasattr(archsearch.families, "create_genotype")  # 0.1's alias is gone: archsearch.create_genotype

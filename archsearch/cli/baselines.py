@@ -5,7 +5,7 @@ import sys
 
 from ..budgets import format_count, parse_budgets
 from ..errors import ArchsearchError
-from ..names import BASELINE_REGISTRY, BASELINES, DENSITY_BASELINES, GENERIC_BASELINES
+from ..baselines import BASELINE_REGISTRY, BASELINES, DENSITY_BASELINES, GENERIC_BASELINES
 from ..tables import print_table
 from ._base import Command, add_by_argument, add_member_argument, load_member, narrow_cell, note_narrow
 
@@ -46,9 +46,10 @@ class BaselinesCommand(Command):
         else:
             source, label = load_space(args.space), args.space
             network = source.base_genotype()
-        generic = network.family not in ("wrn", "wrn-bottleneck")
-        allowed = GENERIC_BASELINES + DENSITY_BASELINES if generic else BASELINES
-        default = GENERIC_BASELINES if generic else tuple(k for k in BASELINES if k not in DENSITY_BASELINES)
+        from ..baselines import baselines_of
+        from ..families import get_family
+
+        allowed, default = baselines_of(network.family), get_family(network.family).baselines
         arms = [k.strip() for k in args.arms.split(",")] if args.arms else list(default)
         for k in arms:
             BASELINE_REGISTRY.check(k, where="--arms")

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from ._base import Command, add_member_argument, add_threads_argument, load_member

@@ -65,7 +65,8 @@ class StudyCommand(Command):
     example = f"{_RUN_EXAMPLE}\n  {_REPORT_EXAMPLE}"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from ..names import CANDIDATE_KINDS, DEFAULT_HEARTBEAT, DEFAULT_STORAGE
+        from ..names import DEFAULT_HEARTBEAT, DEFAULT_STORAGE
+        from ..study.arms import arm_names
         from ..names import EARLY_STOPPING
         from ..names import STUDY_MODES as MODES
         from ..names import STUDY_SEARCHES as SEARCHES
@@ -86,7 +87,7 @@ class StudyCommand(Command):
                                                           "with --by macs)")
         add_by_argument(run)
         run.add_argument("--arms", default="pruned-linear,uniform,bottleneck",
-                         help=f"the compared arms, comma-separated, some of {', '.join(CANDIDATE_KINDS)} "
+                         help=f"the compared arms, comma-separated, some of {', '.join(arm_names())} "
                               "(default: %(default)s)")
         run.add_argument("--seeds", help="comma-separated training seeds (default: 0,1,2 for grid, 0 for search)")
         add_data_arguments(run, what="(default: the space's, else digits)")

@@ -60,7 +60,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from .._jsonio import read_toml
 from ..budgets import parse_budget
 from ..errors import ArchsearchError
-from ..names import CANDIDATE_KINDS, EARLY_STOPPING, OWN_WEIGHTS_KINDS, PRUNED_KINDS
+from ..names import EARLY_STOPPING
+from ..study.arms import arm_kind, arm_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..family import Family
@@ -202,7 +203,7 @@ class Experiment:
         budgets: an iterative run keeps exactly those (``save_weights``) unless told otherwise.
         """
         values = {**self.prune, **run.overrides, "seed": run.seed}
-        if (any(a in OWN_WEIGHTS_KINDS for a in self.arms) and self.budgets is not None
+        if (any(arm_kind(a).own_weights for a in self.arms) and self.budgets is not None
                 and "save_weights" not in {**self.space.prune, **values}):
             values["save_weights"] = list(self.budgets)
         return self.space.prune_settings(values, source=f"{self.path}: runs[{run.name}]")
@@ -314,13 +315,13 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
         raise ExperimentError(f"{where}: study.{unknown[0]}: unknown key; expected some of {', '.join(sorted(_STUDY_KEYS))}")
     arms = study.get("arms")
     if not isinstance(arms, list) or not arms or not all(isinstance(a, str) for a in arms):
-        raise bad("study.arms", f"a list of arm kinds, some of {', '.join(CANDIDATE_KINDS)}")
+        raise bad("study.arms", f"a list of arm kinds, some of {', '.join(arm_names())}")
     for a in arms:
-        if a not in CANDIDATE_KINDS:
-            raise bad("study.arms", f"some of {', '.join(CANDIDATE_KINDS)} ({a!r} is unknown)")
+        if a not in arm_names():
+            raise bad("study.arms", f"some of {', '.join(arm_names())} ({a!r} is unknown)")
     if len(set(arms)) != len(arms):
         raise bad("study.arms", "each arm once")
-    if any(a in PRUNED_KINDS for a in arms) and not runs:
+    if any(arm_kind(a).pruned for a in arms) and not runs:
         raise bad("[[runs]]", "at least one pruning run for the pruned arms")
     budgets = _budgets(study.get("budgets"), where, bad)
     seeds = _seeds(study.get("seeds", 10), bad)
@@ -375,8 +376,9 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
                             early_stopping, float(tolerance), heartbeat, data.get("description", ""), data.get("paper", ""),
                             weights, by, arm_seeds, rematch, parent_seeds,
                             parent_without if parent is not None else PARENT_WITHOUT)
-    if "random-pruned" in arms and not any(experiment.prune_settings(r).criterion == "random" for r in runs):
-        raise bad("study.arms", "a [[runs]] table with criterion = \"random\" for random-pruned (its control runs)")
+    control = next((a for a in arms if arm_kind(a).runs == "random"), None)
+    if control and not any(experiment.prune_settings(r).criterion == "random" for r in runs):
+        raise bad("study.arms", f"a [[runs]] table with criterion = \"random\" for {control} (its control runs)")
     for run in runs:  # every run's settings and pre-training recipe parse, before anything trains
         experiment.prune_settings(run)
         space.recipe(run.pretrain, source=f"{where}: runs[{run.name}].pretrain")
@@ -430,7 +432,7 @@ def _rematch(study: Mapping[str, Any], by: str, arms: Sequence[str], where: str,
     if not isinstance(chosen, list) or not chosen or any(a not in arms for a in chosen) \
             or len(set(chosen)) != len(chosen):
         raise bad(f"{key}.arms", f"some of the study's arms, each once ({', '.join(arms)})")
-    weighted = [a for a in chosen if a in OWN_WEIGHTS_KINDS]
+    weighted = [a for a in chosen if arm_kind(a).own_weights]
     if weighted:
         raise bad(f"{key}.arms", f"arms that do not read a run's kept weights ({weighted[0]} does: runs keep them "
                   "at the main budgets only)")

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..budgets import format_count
 from ..errors import ArchsearchError, DataError
-from ..names import EVALUATED_KINDS
+from ..study.arms import arm_kind
 from .file import Experiment
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -132,17 +132,16 @@ def _iterative_epochs(settings: Any, n: int) -> int:
 def _cells(experiment: Experiment) -> int:
     """Trained study cells: arms that train x budgets x seeds x the pruning runs an arm reads (about:
     a budget an arm cannot reach is skipped when the study is built)."""
-    from ..names import BASELINES
-
     budgets = len(experiment.budgets) if experiment.budgets is not None else len(experiment.labels)
     seeds = len(experiment.seeds)
     per_label = max(1, len(experiment.runs) // max(1, len(experiment.labels)))
     total = 0
     for arm in experiment.arms:
-        if arm in EVALUATED_KINDS:
+        record = arm_kind(arm)
+        if record.evaluated:
             continue
         arm_seeds = len(experiment.arm_seeds.get(arm, ())) or seeds
-        total += budgets * arm_seeds * (1 if arm in BASELINES else per_label)
+        total += budgets * arm_seeds * (per_label if record.pruned else 1)
     return total
 
 

@@ -23,6 +23,8 @@ class ModelFamily(ABC):
     name: ClassVar[str]
     #: hyper-parameters and their defaults; a key not listed here is rejected
     defaults: ClassVar[dict[str, Any]]
+    #: the baselines (:mod:`archsearch.baselines`) its networks are compared against unless told
+    baselines: ClassVar[tuple[str, ...]] = ("uniform", "bottleneck")
 
     def check_hparams(self, hparams: Mapping[str, Any]) -> dict[str, Any]:
         """Fill defaults and reject unknown keys or values; returns a fresh dict."""

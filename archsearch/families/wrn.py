@@ -33,6 +33,7 @@ def _positive_int(hparams: Mapping[str, Any], key: str, minimum: int = 1) -> int
 @register_family
 class WRN(ModelFamily):
     name = "wrn"
+    baselines = ("uniform", "bottleneck", "bottleneck-block")
     block = "basic"
     #: stage widths at widen factor 1 (a stage's width is ``round(base * widen)``)
     base_widths = BASE_WIDTHS

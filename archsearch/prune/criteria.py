@@ -19,6 +19,13 @@ the pruning loop removes the globally lowest-scoring ones. A score gathers its w
 
 Activations are watched through ``GraphNet.taps`` (a callable per node output), so no model code
 changes; the signals are reduced once per step in :meth:`Criterion.after_backward`.
+
+A criterion is one class here and one registration (:func:`~archsearch.prune.settings.register_criterion`);
+what sets it apart from the others is in the class, never tested by name elsewhere: what it removes
+(``removes``: channels, whole residual branches or single weights), whether it gathers its score
+over training steps (``trained``), how it is made from the run's settings (:meth:`Criterion.from_settings`),
+how it binds to a network (:meth:`Criterion.bind`) and what it refuses before any compute
+(:meth:`Criterion.check`, :meth:`Criterion.check_one_shot`).
 """
 from __future__ import annotations
 
@@ -30,10 +37,11 @@ from torch import nn
 
 from ..distributed import all_reduce, world
 from ..errors import ArchsearchError
-from .groups import Branch, Group
-from .settings import CRITERION_REGISTRY
+from .groups import Branch, Group, residual_branches, spatial_sizes
+from .settings import CRITERION_REGISTRY, PruneSettingsError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..genotype import Genotype
     from .settings import PruneSettings
 
 __all__ = ["Criterion", "SSS", "CRITERIA", "make_criterion"]
@@ -43,11 +51,44 @@ class Criterion(ABC):
     name: ClassVar[str]
     #: whether the score is gathered over training steps (else it reads the weights as they are)
     trained: ClassVar[bool] = False
+    #: what a cut removes (:data:`~archsearch.prune.settings.REMOVES`): ``channels`` (ranked over the
+    #: groups), ``branches`` (whole residual branches: one-shot, global threshold) or ``weights``
+    #: (unstructured: :mod:`archsearch.prune.sparse` thins, the widths stay)
+    removes: ClassVar[str] = "channels"
+
+    @classmethod
+    def from_settings(cls, seed: int = 0, settings: "PruneSettings | None" = None) -> "Criterion":
+        """The criterion a run with ``settings`` uses (a criterion with knobs reads them here)."""
+        return cls()
+
+    @classmethod
+    def check(cls, genotype: "Genotype", settings: "PruneSettings", groups: Mapping[str, Group],
+              removable: Mapping[str, int]) -> None:
+        """Refuse, before any compute, a network this criterion cannot score (raise PruneSettingsError)."""
+
+    @classmethod
+    def check_one_shot(cls, genotype: "Genotype", settings: "PruneSettings") -> None:
+        """Refuse, before any compute, a one-shot cut it cannot make: by default a layer threshold
+        whose fraction removes no channel of any gene."""
+        from .oneshot import layer_threshold_removes
+
+        if settings.threshold == "layer" and settings.fraction is not None \
+                and not layer_threshold_removes(genotype, settings):
+            raise PruneSettingsError(f"prune.fraction: {settings.fraction!r} removes no channel with threshold "
+                                     "\"layer\" (round(fraction x width) is 0 for every gene); expected a larger "
+                                     "fraction")
+
+    def bind(self, model: nn.Module, groups: Mapping[str, Group], genotype: "Genotype") -> None:
+        """:meth:`attach` with what this criterion needs of ``genotype`` (a pruning run calls this)."""
+        self.attach(model, groups)
 
     def attach(self, model: nn.Module, groups: Mapping[str, Group]) -> None:
         """(Re)bind to the live model and the prunable groups; called after every prune."""
         self.model = model
         self.groups = dict(groups)
+
+    def fold(self) -> None:
+        """After a cut: put whatever the criterion added to the network back into its weights."""
 
     def detach(self) -> None:
         pass
@@ -88,6 +129,9 @@ class _ActivationCriterion(Criterion):
         self._step: dict[str, torch.Tensor] = {}
         self._count = 0
         self._spatial: dict[str, int] = {}
+
+    def bind(self, model: nn.Module, groups: Mapping[str, Group], genotype: "Genotype") -> None:
+        self.attach(model, groups, spatial_sizes(genotype))
 
     def attach(self, model: nn.Module, groups: Mapping[str, Group], spatial: Mapping[str, int] | None = None) -> None:
         self.detach()
@@ -231,6 +275,14 @@ class BNScale(Criterion):
 
     name = "bn-scale"
 
+    @classmethod
+    def check(cls, genotype: "Genotype", settings: "PruneSettings", groups: Mapping[str, Group],
+              removable: Mapping[str, int]) -> None:
+        missing = [g for g, n in removable.items() if n and not groups[g].batch_norms]
+        if missing:
+            raise PruneSettingsError(f"prune.criterion: bn-scale needs a batch norm on every pruned gene; gene "
+                                     f"{missing[0]!r} has none")
+
     def attach(self, model: nn.Module, groups: Mapping[str, Group]) -> None:
         super().attach(model, groups)
         missing = [g for g, group in self.groups.items() if group.width and not group.batch_norms]  # 0: pruned away
@@ -255,6 +307,17 @@ class Magnitude(Criterion):
     it scores no channel."""
 
     name = "magnitude"
+    removes = "weights"
+
+    @classmethod
+    def check_one_shot(cls, genotype: "Genotype", settings: "PruneSettings") -> None:
+        for key in ("target_params", "target_macs", "target_latency"):
+            if getattr(settings, key) is not None:
+                raise PruneSettingsError(f"prune.{key}: no value with criterion magnitude (it removes `fraction` "
+                                         "of the prunable weights)")
+        if settings.fraction is None or settings.fraction >= 1:
+            raise PruneSettingsError(f"prune.fraction: {settings.fraction!r} is invalid with criterion magnitude; "
+                                     "expected the fraction of the prunable weights to remove, in (0, 1)")
 
     def scores(self) -> dict[str, torch.Tensor]:
         return {}
@@ -265,6 +328,10 @@ class Random(Criterion):
 
     def __init__(self, seed: int = 0) -> None:
         self.generator = torch.Generator().manual_seed(seed)
+
+    @classmethod
+    def from_settings(cls, seed: int = 0, settings: "PruneSettings | None" = None) -> "Criterion":
+        return cls(seed)
 
     def scores(self) -> dict[str, torch.Tensor]:
         return {g: torch.rand(group.width, generator=self.generator) for g, group in self.groups.items()}
@@ -295,11 +362,35 @@ class SSS(Criterion):
 
     name = "sss"
     trained = True
+    removes = "branches"
 
     def __init__(self, l1: float = 1e-2, lr: float = 8e-4, momentum: float = 0.9) -> None:
         self.l1, self.lr, self.momentum = l1, lr, momentum
         self.branches: list[Branch] = []
         self._handles: list = []
+
+    @classmethod
+    def from_settings(cls, seed: int = 0, settings: "PruneSettings | None" = None) -> "Criterion":
+        return cls() if settings is None else cls(settings.sss_l1, settings.lr, settings.momentum)
+
+    @classmethod
+    def check_one_shot(cls, genotype: "Genotype", settings: "PruneSettings") -> None:
+        """A residual branch that can vanish, and targets the network reaches with every one removed."""
+        from .oneshot import branch_floor
+
+        branches, floor_params, floor_macs = branch_floor(genotype, settings)
+        if not branches:
+            raise PruneSettingsError("prune.criterion: sss needs a residual branch that can vanish (a block whose "
+                                     "inner widths may reach 0, leaving its shortcut); this network has none")
+        if settings.target_macs is not None and settings.target_macs < floor_macs:
+            raise PruneSettingsError(f"prune.target_macs: {settings.target_macs:,} is below the MACs with all "
+                                     f"{len(branches)} residual branches removed")
+        if settings.target_params is not None and settings.target_params < floor_params:
+            raise PruneSettingsError(f"prune.target_params: {settings.target_params:,} is below {floor_params:,}, "
+                                     f"the size with all {len(branches)} residual branches removed")
+
+    def bind(self, model: nn.Module, groups: Mapping[str, Group], genotype: "Genotype") -> None:
+        self.attach(model, groups, residual_branches(genotype, groups))
 
     def attach(self, model: nn.Module, groups: Mapping[str, Group], branches: list[Branch] | tuple = ()) -> None:
         self.detach()
@@ -353,9 +444,4 @@ CRITERIA = CRITERION_REGISTRY
 
 def make_criterion(name: str, seed: int = 0, settings: "PruneSettings | None" = None) -> Criterion:
     """A criterion by name; ``settings`` supplies what one needs beyond the seed (sss: its L1 and SGD)."""
-    cls = CRITERION_REGISTRY.get(name)
-    if name == "random":
-        return cls(seed)
-    if name == "sss" and settings is not None:
-        return cls(settings.sss_l1, settings.lr, settings.momentum)
-    return cls()
+    return CRITERION_REGISTRY.get(name).from_settings(seed, settings)

@@ -30,7 +30,8 @@ from ..kinds import KINDS
 if TYPE_CHECKING:  # pragma: no cover
     from ..genotype import Genotype
 
-__all__ = ["Slot", "Group", "Branch", "Wiring", "wiring", "layouts", "coupled_groups", "can_vanish", "residual_branches"]
+__all__ = ["Slot", "Group", "Branch", "Wiring", "wiring", "layouts", "coupled_groups", "can_vanish", "residual_branches",
+           "spatial_sizes"]
 
 Layout = list  # [(gene or None, count), ...]
 
@@ -232,6 +233,11 @@ def _coupled_groups(genotype: "Genotype", tied: bool) -> dict[str, Group]:
         floor = min(width, -(-floor // step) * step)  # one channel per block at least, unless it may vanish
         groups[g] = Group(g, width, roles[g], tuple(slots[g]), tuple(watch[g]), floor, reason, tuple(bns[g]))
     return groups
+
+
+def spatial_sizes(genotype: "Genotype") -> dict[str, int]:
+    """Features per channel of every flattened tensor (what a criterion folds back into channels)."""
+    return {n: s.h * s.w for n, s in wiring(genotype).sizes.items() if s.flat}
 
 
 def residual_branches(genotype: "Genotype", groups: Mapping[str, Group]) -> list[Branch]:

@@ -49,9 +49,9 @@ from ..graph import sparse_layers
 from ..recipe import Recipe
 from ..runfolder import RunFolder, refuse_changed
 from ..train import Trainer, divergence, is_diverged, resolve_device
-from .criteria import SSS, Criterion, _ActivationCriterion, make_criterion
-from .groups import Group, coupled_groups, residual_branches, wiring
-from .settings import PruneSettings, PruneSettingsError
+from .criteria import Criterion, make_criterion
+from .groups import Group, coupled_groups, spatial_sizes
+from .settings import CRITERION_REGISTRY, PruneSettings, PruneSettingsError
 from .sparse import thin
 from .surgery import graph_state_dict, prune_channels
 from .weights import WEIGHTS_NAME, save_member_weights
@@ -78,9 +78,8 @@ def _removable(genotype: Genotype, settings: PruneSettings) -> dict[str, int]:
     return {g: max(0, group.width - group.floor) for g, group in _groups(genotype, settings).items()}
 
 
-def _spatial(genotype: Genotype) -> dict[str, int]:
-    """Features per channel of every flattened tensor (what a criterion folds back into channels)."""
-    return {n: s.h * s.w for n, s in wiring(genotype).sizes.items() if s.flat}
+#: the name tests and benchmarks import
+_spatial = spatial_sizes
 
 
 def prune_folder(out_dir: str | os.PathLike[str]) -> RunFolder:
@@ -100,11 +99,7 @@ def check_targets(genotype: Genotype, settings: PruneSettings) -> None:
         first = f"{fixed[0][0]!r}: {fixed[0][1]}" if fixed else "every width is at its floor"
         raise PruneSettingsError(f"prune: no gene can be pruned: gene {first}"
                                  + (f" (and {len(fixed) - 1} more)" if len(fixed) > 1 else ""))
-    if settings.criterion == "bn-scale":
-        missing = [g for g, n in removable.items() if n and not groups[g].batch_norms]
-        if missing:
-            raise PruneSettingsError(f"prune.criterion: bn-scale needs a batch norm on every pruned gene; gene "
-                                     f"{missing[0]!r} has none")
+    CRITERION_REGISTRY.get(settings.criterion).check(genotype, settings, groups, removable)
     total = sum(removable.values())
     if settings.max_prunes is not None and settings.max_prunes * settings.channels_per_prune > total:
         what = "prunable channels (inner and residual)" if settings.prune_residual else "prunable inner channels"
@@ -214,13 +209,7 @@ class _Run:
         return self.trainer.model
 
     def attach(self) -> None:
-        groups = _groups(self.genotype, self.settings)
-        if isinstance(self.criterion, _ActivationCriterion):
-            self.criterion.attach(self.model, groups, _spatial(self.genotype))
-        elif isinstance(self.criterion, SSS):
-            self.criterion.attach(self.model, groups, residual_branches(self.genotype, groups))
-        else:
-            self.criterion.attach(self.model, groups)
+        self.criterion.bind(self.model, _groups(self.genotype, self.settings), self.genotype)
 
     def prunable_left(self) -> int:
         return sum(_removable(self.genotype, self.settings).values())
@@ -534,7 +523,7 @@ def _prune(genotype: Genotype, model: nn.Module | None, data: DataSplits, settin
             bar.close()
             raise
         run.steps += settings.steps_per_prune
-        if settings.criterion == "magnitude":  # Han et al.: round k leaves fraction x k / rounds removed
+        if run.criterion.removes == "weights":  # Han et al.: round k leaves fraction x k / rounds removed
             thin(run, settings.fraction * (run.prunes + 1) / settings.max_prunes)
             run.criterion.reset()
         else:

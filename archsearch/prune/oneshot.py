@@ -51,12 +51,12 @@ from ..errors import ArchsearchError
 from ..family import Family, Member, load_family
 from ..genotype import Genotype
 from ..train import resolve_device
-from .criteria import SSS, Criterion
+from .criteria import Criterion
 from .groups import residual_branches
 from .loop import (CHECKPOINT_NAME, PRUNED_NAME, _cut, _groups, _removable, _Run, by_gene, check_fine_tuning,
                    check_same_settings, check_targets, first_cuts, gene_cuts, latency_table, load_trained, prune_folder,
                    ranked_cuts, state_copy)
-from .settings import PruneSettings, PruneSettingsError
+from .settings import CRITERION_REGISTRY, PruneSettings, PruneSettingsError
 from .sparse import thin
 from .weights import WEIGHTS_NAME, save_member_weights
 
@@ -97,32 +97,20 @@ def check_one_shot(genotype: Genotype, settings: PruneSettings) -> None:
     if not settings.one_shot:
         raise PruneSettingsError("prune.one_shot: False is invalid; expected true for a one-shot prune")
     check_targets(genotype, settings)
-    if settings.criterion == "sss":
-        branches = residual_branches(genotype, _groups(genotype, settings))
-        if not branches:
-            raise PruneSettingsError("prune.criterion: sss needs a residual branch that can vanish (a block whose "
-                                     "inner widths may reach 0, leaving its shortcut); this network has none")
-        floor = _params(genotype, _all_branches(genotype, branches))
-        if settings.target_macs is not None and settings.target_macs < _macs(genotype, _all_branches(genotype, branches)):
-            raise PruneSettingsError(f"prune.target_macs: {settings.target_macs:,} is below the MACs with all "
-                                     f"{len(branches)} residual branches removed")
-        if settings.target_params is not None and settings.target_params < floor:
-            raise PruneSettingsError(f"prune.target_params: {settings.target_params:,} is below {floor:,}, the size "
-                                     f"with all {len(branches)} residual branches removed")
-    elif settings.criterion == "magnitude":
-        for key in ("target_params", "target_macs", "target_latency"):
-            if getattr(settings, key) is not None:
-                raise PruneSettingsError(f"prune.{key}: no value with criterion magnitude (it removes `fraction` "
-                                         "of the prunable weights)")
-        if settings.fraction is None or settings.fraction >= 1:
-            raise PruneSettingsError(f"prune.fraction: {settings.fraction!r} is invalid with criterion magnitude; "
-                                     "expected the fraction of the prunable weights to remove, in (0, 1)")
-    elif settings.threshold == "layer" and settings.fraction is not None:
-        breaks = _layer_breaks(genotype, _removable(genotype, settings))
-        if not any(b and b[0] <= settings.fraction for b in breaks.values()):
-            raise PruneSettingsError(f"prune.fraction: {settings.fraction!r} removes no channel with threshold "
-                                     "\"layer\" (round(fraction x width) is 0 for every gene); expected a larger "
-                                     "fraction")
+    CRITERION_REGISTRY.get(settings.criterion).check_one_shot(genotype, settings)
+
+
+def branch_floor(genotype: Genotype, settings: PruneSettings) -> tuple[list, int, int]:
+    """The residual branches that can vanish, and the parameters and MACs with all of them removed."""
+    branches = residual_branches(genotype, _groups(genotype, settings))
+    every = _all_branches(genotype, branches)
+    return branches, _params(genotype, every), _macs(genotype, every)
+
+
+def layer_threshold_removes(genotype: Genotype, settings: PruneSettings) -> bool:
+    """Whether a layer threshold at ``settings.fraction`` removes a channel of some gene."""
+    breaks = _layer_breaks(genotype, _removable(genotype, settings))
+    return any(b and b[0] <= settings.fraction for b in breaks.values())
 
 
 def _fewest(n: int, meets: Callable[[int], bool]) -> int:
@@ -150,7 +138,7 @@ def one_shot_drop(genotype: Genotype, settings: PruneSettings, criterion: Criter
     removable = _removable(genotype, settings)
     fraction = settings.fraction
     at: Callable[[int], Drop]
-    if isinstance(criterion, SSS):
+    if criterion.removes == "branches":
         scores = criterion.branch_scores()
         ranked = sorted(criterion.branches, key=lambda b: float(scores[b.output]))
         n = len(ranked)
@@ -241,12 +229,11 @@ def _prune_once(genotype: Genotype, model: nn.Module, data: DataSplits, settings
     if run.criterion.trained:
         check_fine_tuning(run, trainer.train_steps(settings.steps_per_prune, after_backward=run.criterion.after_backward),
                           f"in the {settings.steps_per_prune} steps that score the channels", "nothing was written")
-    if settings.criterion == "magnitude":
+    if run.criterion.removes == "weights":
         removed, what = thin(run, settings.fraction), "weights"
     else:
         drop = one_shot_drop(genotype, settings, run.criterion)
-        if isinstance(run.criterion, SSS):
-            run.criterion.fold()
+        run.criterion.fold()
         _cut(run, drop)
         removed, what = sum(len(cs) for cs in drop.values()), "channels"
     val_error = before = trainer.evaluate("val")["error"]
@@ -271,7 +258,7 @@ def _prune_once(genotype: Genotype, model: nn.Module, data: DataSplits, settings
     metrics = {"val_error": val_error, "test_error": trainer.evaluate("test")["error"],
                "val_error_before_finetune": before, f"{what}_removed": removed, "criterion": settings.criterion,
                "threshold": settings.threshold, "finetune_epochs": settings.finetune_epochs, "weights": True}
-    if isinstance(run.criterion, SSS):
+    if run.criterion.removes == "branches":
         metrics["branches_removed"] = sum(all(g in drop for g in b.genes) for b in run.criterion.branches)
     weights[1] = state_copy(run.model)
     meta = {"created_by": "archsearch prune", "one_shot": True, "settings": settings.to_dict(),

@@ -34,7 +34,8 @@ from ..budgets import parse_budget
 from ..errors import ArchsearchError, UnknownNameError
 from ..registry import Registry
 
-__all__ = ["PruneSettings", "NORMALISERS", "CRITERION_REGISTRY", "CRITERION_NAMES", "THRESHOLDS"]
+__all__ = ["PruneSettings", "NORMALISERS", "CRITERION_REGISTRY", "CRITERION_NAMES", "THRESHOLDS", "REMOVES",
+           "register_criterion", "removes"]
 
 NORMALISERS = ("none", "params", "macs", "latency")
 #: a cap on counts far above any real run, so that a tiny file cannot ask for years of compute
@@ -50,17 +51,44 @@ class UnknownCriterionError(UnknownNameError, PruneSettingsError):
 
 
 #: the importance criteria of :mod:`archsearch.prune.criteria`, as lazy references so that settings
-#: parse without torch; ``make_criterion`` resolves one (a class taking its seed or no argument)
+#: parse without torch; ``make_criterion`` resolves one (its ``from_settings`` makes it)
 CRITERION_REGISTRY: Registry[type] = Registry("criterion", error=UnknownCriterionError, sort=False)
-for _name, _cls in (("fisher", "Fisher"), ("taylor", "Taylor"), ("l1", "L1"), ("bn-scale", "BNScale"),
-                    ("random", "Random"), ("sss", "SSS"), ("magnitude", "Magnitude")):
-    CRITERION_REGISTRY.register_lazy(_name, f"archsearch.prune.criteria:{_cls}")
-del _name, _cls
+#: what a criterion's cut removes: channels, whole residual branches (one-shot, global threshold), or
+#: single weights (unstructured: an iterative run's rounds each remove a share of ``fraction``)
+REMOVES = ("channels", "branches", "weights")
+#: each criterion's ``removes``, known without importing it (its class says the same; a test checks)
+_REMOVES: dict[str, str] = {}
+
+
+def register_criterion(name: str, criterion: "type | str", *, removes: str | None = None) -> None:
+    """Add (or replace) a pruning criterion: a :class:`~archsearch.prune.criteria.Criterion` subclass,
+    or a lazy ``"package.module:Class"`` reference with its ``removes`` (the class's own otherwise)."""
+    if isinstance(criterion, str):
+        CRITERION_REGISTRY.register_lazy(name, criterion)
+    else:
+        CRITERION_REGISTRY.register(name, criterion)
+    removes = removes if removes is not None else getattr(criterion, "removes", "channels")
+    if removes not in REMOVES:
+        raise ValueError(f"criterion {name}: removes {removes!r}; expected one of {', '.join(REMOVES)}")
+    _REMOVES[name] = removes
+
+
+def removes(criterion: str) -> str:
+    """What criterion ``criterion``'s cut removes (:data:`REMOVES`)."""
+    return _REMOVES[CRITERION_REGISTRY.check(criterion, where="prune.criterion")]
+
+
+for _name, _cls, _removes in (("fisher", "Fisher", "channels"), ("taylor", "Taylor", "channels"),
+                              ("l1", "L1", "channels"), ("bn-scale", "BNScale", "channels"),
+                              ("random", "Random", "channels"), ("sss", "SSS", "branches"),
+                              ("magnitude", "Magnitude", "weights")):
+    register_criterion(_name, f"archsearch.prune.criteria:{_cls}", removes=_removes)
+del _name, _cls, _removes
 CRITERION_NAMES = CRITERION_REGISTRY.names()
-#: criteria that only a one-shot run uses
-ONE_SHOT_CRITERIA = ("sss",)
-#: criteria that remove weights, not channels (an iterative run needs fraction and max_prunes: the rounds)
-WEIGHT_CRITERIA = ("magnitude",)
+#: criteria that only a one-shot run uses (the shipped ones: sss)
+ONE_SHOT_CRITERIA = tuple(n for n in CRITERION_NAMES if _REMOVES[n] == "branches")
+#: criteria that remove weights, not channels (the shipped ones: magnitude)
+WEIGHT_CRITERIA = tuple(n for n in CRITERION_NAMES if _REMOVES[n] == "weights")
 THRESHOLDS = ("global", "layer")
 _SAVE_WEIGHTS = '"none", "all" or a list of parameter budgets such as ["2k", "4k"]'
 
@@ -173,19 +201,19 @@ class PruneSettings:
             if self.max_prunes is not None:
                 raise bad("max_prunes", "no value with one_shot (a one-shot run prunes once, by fraction or "
                                         "target_params)")
-            if self.criterion == "sss" and self.threshold == "layer":
-                raise bad("threshold", "global with criterion sss (it removes whole residual branches)")
+            if removes(self.criterion) == "branches" and self.threshold == "layer":
+                raise bad("threshold", f"global with criterion {self.criterion} (it removes whole residual branches)")
             if self.target_params is None and self.target_macs is None and self.target_latency is None \
                     and self.fraction is None:
                 raise PruneSettingsError("prune: a one-shot run needs fraction, target_params, target_macs or "
                                          "target_latency")
         else:
-            if self.criterion in ONE_SHOT_CRITERIA:
-                iterative = ", ".join(c for c in CRITERION_NAMES if c not in ONE_SHOT_CRITERIA)
+            if removes(self.criterion) == "branches":
+                iterative = ", ".join(c for c in CRITERION_REGISTRY.names() if removes(c) != "branches")
                 raise bad("criterion", f"one of {iterative} ({self.criterion} is one-shot only: set one_shot)")
-            if self.threshold != "global" and self.criterion not in WEIGHT_CRITERIA:
+            if self.threshold != "global" and removes(self.criterion) != "weights":
                 raise bad("threshold", "global unless one_shot (the iterative loop ranks channels globally)")
-            if self.criterion in WEIGHT_CRITERIA:
+            if removes(self.criterion) == "weights":
                 if self.fraction is None or not self.fraction < 1:
                     raise bad("fraction", f"the fraction of the prunable weights an iterative {self.criterion} run "
                                           "removes in all, below 1")

@@ -2,8 +2,9 @@
 
 The pieces, each usable alone from Python:
 
-* :mod:`.candidates` -- the genotype each arm (``pruned-linear``, ``pruned-fit``,
-  ``pruned-raw``, ``uniform``, ``bottleneck``, ``bottleneck-block``) proposes at a budget;
+* :mod:`.arms` -- every arm a study can compare (``pruned-linear``, ``scratch-b``, ``uniform``, ...),
+  each one record that holds its behaviour;
+* :mod:`.candidates` -- the genotype each arm proposes at a budget;
 * :mod:`.settings` -- the experiment as one value, checked before anything trains, and the
   fingerprint that keeps one study name to one experiment; :func:`study_settings` fills it in from
   a space and/or pruning trajectories, as ``archsearch study run`` and experiment files do;
@@ -11,40 +12,44 @@ The pieces, each usable alone from Python:
 * :mod:`.objective` -- one trial: train from scratch, report per-epoch errors, store everything;
 * :mod:`.runner` -- one worker's loop (many may share a study);
 * :mod:`.launch` -- one worker process per device of this machine, their lines in one display;
-* :mod:`.report` and :mod:`.plot` -- leaderboard, CSV/JSON export and the error-vs-parameters plot,
+* :mod:`.statistics` -- Welch's test, Holm's correction, seeds needed;
+* :mod:`.report` -- leaderboard, CSV/JSON export and the error-vs-parameters plot,
   read from the study database alone.
 
 Importing this package imports neither torch nor Optuna; running or reporting a study does.
 """
 from __future__ import annotations
 
-from .candidates import (
-    BASELINE_KINDS,
-    CANDIDATE_KINDS,
-    PRUNED_KINDS,
-    Arm,
-    Candidate,
-    Source,
-    baseline_template,
-    load_source,
-    make_candidate,
-)
-from ..plots import plot_error_vs_params
-from .report import KindRow, LeaderboardRow, StudyResults, kind_leaderboard, leaderboard, load_results, write_report
-from .statistics import holm, welch
-from .launch import LaunchResult, launch_workers, parse_devices
-from .runner import RunSummary, TrialResult, run_study
-from .settings import MODES, SEARCHES, Cell, StudySettings, study_settings
-from .storage import DEFAULT_STORAGE, open_storage, open_study
+import importlib
+from typing import Any
 
-__all__ = [
-    "CANDIDATE_KINDS", "PRUNED_KINDS", "BASELINE_KINDS", "Arm", "Candidate", "Source", "load_source",
-    "make_candidate", "baseline_template",
-    "StudySettings", "study_settings", "Cell", "MODES", "SEARCHES",
-    "DEFAULT_STORAGE", "open_storage", "open_study",
-    "run_study", "RunSummary", "TrialResult", "launch_workers", "parse_devices", "LaunchResult",
-    "load_results", "leaderboard", "kind_leaderboard", "welch", "holm", "write_report", "StudyResults",
-    "LeaderboardRow", "KindRow",
-    "plot_error_vs_params",
-]
+# Names load on first use (PEP 562): ``archsearch.study.arms`` is what ``--help`` reads, and it must
+# not pull in numpy and networkx through the candidates.
+_HOMES = {
+    ".candidates": ("CANDIDATE_KINDS", "PRUNED_KINDS", "BASELINE_KINDS", "Arm", "Candidate", "Source", "load_source",
+                    "make_candidate", "baseline_template"),
+    ".arms": ("ArmKind", "register_arm", "arm_kind", "arm_names"),
+    "..plots": ("plot_error_vs_params",),
+    ".report": ("KindRow", "LeaderboardRow", "StudyResults", "kind_leaderboard", "leaderboard", "load_results",
+                "write_report"),
+    ".statistics": ("holm", "welch"),
+    ".launch": ("LaunchResult", "launch_workers", "parse_devices"),
+    ".runner": ("RunSummary", "TrialResult", "run_study"),
+    ".settings": ("MODES", "SEARCHES", "Cell", "StudySettings", "study_settings"),
+    ".storage": ("DEFAULT_STORAGE", "open_storage", "open_study"),
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
+__all__ = [name for names in _HOMES.values() for name in names]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOME_OF[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME_OF))

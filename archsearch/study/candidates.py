@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ..baselines import baseline, scaled_baseline
+from ..baselines import BASELINES, baseline, scaled_baseline
 from ..budgets import format_count
 from ..derive import ExtrapolationWarning, derive, pick_member
 from ..errors import ArchsearchError, BudgetError
@@ -59,25 +59,22 @@ from ..families import get_family
 from ..family import Family, load_family
 from ..genotype import Genotype
 from ..landing import MEASURES
-from ..names import ARM_REGISTRY, BASELINES, CANDIDATE_KINDS, COMPUTE_KINDS, OWN_WEIGHTS_KINDS, PRUNED_KINDS
+from .arms import SCRATCH_B_MAX_SCALE, arm_kind, arm_names, pruned_arm_names
 
 __all__ = [
     "CANDIDATE_KINDS", "PRUNED_KINDS", "BASELINE_KINDS", "RAW_TOLERANCE",
-    "Source", "load_source", "Arm", "make_arms", "Candidate", "make_candidate", "baseline_template",
-    "baseline_reference",
+    "Source", "load_source", "Arm", "make_arms", "Candidate", "Request", "make_candidate", "baseline_template",
+    "baseline_reference", "member_candidate", "scaled_candidate", "baseline_candidate", "SCRATCH_B_MAX_SCALE",
 ]
 
+#: the shipped arms (:func:`.arms.arm_names` also lists those registered since)
+CANDIDATE_KINDS = arm_names()
+PRUNED_KINDS = pruned_arm_names()
 BASELINE_KINDS = BASELINES
 
-#: ``pruned-raw`` reaches a budget when the nearest member is within this relative distance of it
+#: a member arm reaches a budget when the nearest member is within this relative distance of it
 RAW_TOLERANCE = 0.10
-#: the arms that take the trajectory's own member (no scaling): they share ``RAW_TOLERANCE``
-MEMBER_KINDS = ("pruned-raw", "pruned-tuned", "tuned-e", "scratch-e", "scratch-b", "scratch-mask", "scratch-mask-b")
-#: Liu et al. give Scratch-B the big network's compute but at most twice the epochs
-SCRATCH_B_MAX_SCALE = 2.0
-#: ``pruned-up``/``pruned-down``: the member they scale sits this many times below/above the budget,
-#: and the width scale they land at must reach at least ``FAR_SCALE`` (or at most its inverse)
-FAR_BUDGET_RATIO = {"pruned-up": 0.25, "pruned-down": 4.0}
+#: ``pruned-up``/``pruned-down`` must land at a width scale of at least ``FAR_SCALE`` (or at most its inverse)
 FAR_SCALE = 1.5
 
 
@@ -151,19 +148,16 @@ class Arm:
 
 
 def sources_for(kind: str, sources: Sequence[Source]) -> list[Source]:
-    """The pruning runs a pruned arm reads: ``random-pruned`` the random ones, the others the rest."""
-    if kind == "random-pruned":
-        return [s for s in sources if s.is_random]
-    searched = [s for s in sources if not s.is_random]
-    return searched or list(sources)
+    """The pruning runs a pruned arm reads (:meth:`.arms.ArmKind.reads`)."""
+    record = arm_kind(kind)
+    return [s for s in sources if record.reads(s, list(sources))]
 
 
 def make_arms(kinds: Sequence[str], sources: Sequence[Source]) -> list[Arm]:
     """Arms for ``kinds``: each pruned kind once per source it reads, each baseline once."""
     arms: list[Arm] = []
     for kind in kinds:
-        ARM_REGISTRY.check(kind, where="arms")
-        if kind in PRUNED_KINDS:
+        if arm_kind(kind, where="arms").pruned:
             if not sources:
                 raise ArchsearchError(f"arms: {kind} needs a pruning trajectory (`sources` FILE)")
             mine = sources_for(kind, sources)
@@ -224,33 +218,62 @@ def baseline_reference(sources: Sequence[Source], space: Any = None) -> Genotype
     return None if genotype.family in ("wrn", "wrn-bottleneck") else genotype
 
 
+@dataclass(frozen=True)
+class Request:
+    """What an arm is asked for: its candidate at ``budget``, with what the study knows.
+
+    ``source``: the pruning run a pruned arm reads; ``member``: the member a searched
+    ``pruned-linear`` scales (``None``: the nearest); ``hparams``/``widen``: the WRN spaces'
+    baselines; ``reference``: the unpruned network any other network's baselines shrink.
+    """
+
+    arm: Arm
+    budget: int
+    source: Source | None = None
+    member: int | None = None
+    raw_tolerance: float = RAW_TOLERANCE
+    hparams: Mapping[str, Any] | None = None
+    widen: float = 1.0
+    reference: Genotype | None = None
+    by: str = "params"
+
+    @property
+    def where(self) -> str:
+        return f"{self.arm.name} at budget {format_count(self.budget)}"
+
+
 def make_candidate(arm: Arm, budget: int, sources: Mapping[str, Source] | Sequence[Source], *,
                    hparams: Mapping[str, Any] | None = None, widen: float = 1.0, member: int | None = None,
                    raw_tolerance: float = RAW_TOLERANCE, reference: Genotype | None = None,
                    by: str = "params") -> Candidate:
-    """The genotype ``arm`` proposes at ``budget``.
+    """The genotype ``arm`` proposes at ``budget`` (its :class:`.arms.ArmKind` makes it).
 
-    ``member`` (``pruned-linear`` only) scales that member instead of the one nearest the budget
-    (the candidate search of ``--mode search``). ``reference``: the unpruned network whose
-    ``uniform``/``bottleneck`` baselines a non-WRN network gets (:func:`baseline_reference`). An
-    unreachable budget raises :class:`BudgetError` whose message starts with the arm and names the
-    budget once: a landing's message starts with the budget it missed, and the arm puts its name in
-    front (:func:`_landed`); a member arm's own refusal says both. ``by``: the budget counts
-    ``params`` or ``macs``.
+    ``member`` (an arm that ``searches_member`` only) scales that member instead of the one nearest
+    the budget (the candidate search of ``--mode search``). ``reference``: the unpruned network whose
+    baselines a non-WRN network gets (:func:`baseline_reference`). An unreachable budget raises
+    :class:`BudgetError` whose message starts with the arm and names the budget once: a landing's
+    message starts with the budget it missed, and the arm puts its name in front (:func:`_landed`);
+    a member arm's own refusal says both. ``by``: the budget counts ``params`` or ``macs``.
     """
     if not isinstance(sources, Mapping):
         sources = {s.label: s for s in sources}
-    if arm.kind in PRUNED_KINDS:
-        return _pruned(arm, budget, sources[arm.source], member, raw_tolerance, by)
-    if reference is not None:
-        landing, knob = _landed(arm, scaled_baseline, arm.kind, reference, budget, by=by)
+    record = arm_kind(arm.kind)
+    source = sources[arm.source] if record.pruned else None
+    return record.make(Request(arm, budget, source, member, raw_tolerance, hparams, widen, reference, by))
+
+
+def baseline_candidate(request: Request) -> Candidate:
+    """A baseline at the budget: shrunk from ``reference`` (any network), else the WRN spaces' own."""
+    arm, budget, by = request.arm, request.budget, request.by
+    if request.reference is not None:
+        landing, knob = _landed(arm, scaled_baseline, arm.kind, request.reference, budget, by=by)
         return Candidate(arm, budget, landing.genotype, {"rel_error": landing.rel_error, knob: landing.scale})
-    if hparams is None:
+    if request.hparams is None:
         raise ArchsearchError("baselines need hparams (from `space` or the first file of `sources`)")
-    landing, knob = _landed(arm, baseline, arm.kind, hparams, budget, widen=widen, by=by)
+    landing, knob = _landed(arm, baseline, arm.kind, request.hparams, budget, widen=request.widen, by=by)
     detail = {"rel_error": landing.rel_error, knob: landing.scale}
-    if arm.kind == "bottleneck":
-        detail["widen"] = widen
+    if knob == "inner_ratio":  # the widen factor whose residual widths it kept
+        detail["widen"] = request.widen
     return Candidate(arm, budget, landing.genotype, detail)
 
 
@@ -262,46 +285,53 @@ def _landed(arm: Arm, land: Callable[..., Any], *args: Any, **kwargs: Any) -> An
         raise BudgetError(f"{arm.name}: {exc}") from None
 
 
-def _pruned(arm: Arm, budget: int, source: Source, member: int | None, raw_tolerance: float,
-            by: str = "params") -> Candidate:
-    family = source.family
-    where = f"{arm.name} at budget {format_count(budget)}"
-    unit = MEASURES[by]
-    if arm.kind in MEMBER_KINDS:
-        i = pick_member(family, "nearest", budget, by=by)
-        genotype = family[i].genotype
-        size = genotype.params if by == "params" else genotype.macs
-        rel = (size - budget) / budget
-        if abs(rel) > raw_tolerance:
-            sizes = [m.params if by == "params" else m.macs for m in family]
-            raise BudgetError(
-                f"{where}: the trajectory's member nearest it has {size:,} {unit} ({rel:+.0%}); "
-                f"{arm.kind} reaches budgets within {raw_tolerance:.0%} of a member of {source.label} "
-                f"({min(sizes):,} to {max(sizes):,} {unit})"
-            )
-        detail: dict[str, Any] = {"source": source.label, "source_index": i, "rel_error": rel,
-                                  "source_val_error": _number(family[i].metrics.get("val_error"))}
-        if arm.kind in OWN_WEIGHTS_KINDS:
-            if family[i].metrics.get("weights") is not True:
-                raise BudgetError(f"{where}: {source.label} kept no fine-tuned weights for member {i} "
-                                  f"({genotype.params:,} parameters); prune with save_weights listing this budget")
-            detail["source_test_error"] = _number(family[i].metrics.get("test_error"))
-        if arm.kind in COMPUTE_KINDS:
-            detail["reference_macs"] = family[0].macs
-        return Candidate(arm, budget, genotype, detail)
-    method = {"pruned-fit": "fit", "pruned-density": "density"}.get(arm.kind, "linear")
-    pick = "nearest" if member is None else member
-    if arm.kind in FAR_BUDGET_RATIO:
-        pick = pick_member(family, "nearest", max(1, round(budget * FAR_BUDGET_RATIO[arm.kind])), by=by)
+def member_candidate(request: Request) -> Candidate:
+    """The run's own member nearest the budget, unscaled, when it lies within ``raw_tolerance`` of it;
+    an arm that uses the run's own weights or masks needs the run to have kept that member's weights."""
+    arm, budget, by, source = request.arm, request.budget, request.by, request.source
+    record = arm_kind(arm.kind)
+    family, where, unit = source.family, request.where, MEASURES[by]
+    i = pick_member(family, "nearest", budget, by=by)
+    genotype = family[i].genotype
+    size = genotype.params if by == "params" else genotype.macs
+    rel = (size - budget) / budget
+    if abs(rel) > request.raw_tolerance:
+        sizes = [m.params if by == "params" else m.macs for m in family]
+        raise BudgetError(
+            f"{where}: the trajectory's member nearest it has {size:,} {unit} ({rel:+.0%}); "
+            f"{arm.kind} reaches budgets within {request.raw_tolerance:.0%} of a member of {source.label} "
+            f"({min(sizes):,} to {max(sizes):,} {unit})"
+        )
+    detail: dict[str, Any] = {"source": source.label, "source_index": i, "rel_error": rel,
+                              "source_val_error": _number(family[i].metrics.get("val_error"))}
+    if record.own_weights:
+        if family[i].metrics.get("weights") is not True:
+            raise BudgetError(f"{where}: {source.label} kept no fine-tuned weights for member {i} "
+                              f"({genotype.params:,} parameters); prune with save_weights listing this budget")
+        detail["source_test_error"] = _number(family[i].metrics.get("test_error"))
+    if record.compute_matched:
+        detail["reference_macs"] = family[0].macs
+    return Candidate(arm, budget, genotype, detail)
+
+
+def scaled_candidate(request: Request, method: str, *, far: float | None = None) -> Candidate:
+    """A member of the run scaled to the budget by derive ``method``. ``far``: the member scaled sits
+    at ``far`` x the budget (below 1: scaled up, at least x``FAR_SCALE``; above: scaled down, at most
+    its inverse), linear scaling tested far from the trajectory's members."""
+    arm, budget, by, source = request.arm, request.budget, request.by, request.source
+    family, where = source.family, request.where
+    pick: int | str = "nearest" if request.member is None else request.member
+    if far is not None:
+        pick = pick_member(family, "nearest", max(1, round(budget * far)), by=by)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ExtrapolationWarning)
         _, rows = _landed(arm, derive, family, [budget], method=method, pick=pick, by=by)
     row = rows[0]
-    if arm.kind in FAR_BUDGET_RATIO:
-        up = arm.kind == "pruned-up"
+    if far is not None:
+        up = far < 1
         if (row.landing.scale < FAR_SCALE) if up else (row.landing.scale > 1 / FAR_SCALE):
             raise BudgetError(
-                f"{where}: the member of {source.label} nearest {FAR_BUDGET_RATIO[arm.kind]:g} x the budget "
+                f"{where}: the member of {source.label} nearest {far:g} x the budget "
                 f"(member {row.source_index}) lands at width scale x{row.landing.scale:.2f}; {arm.kind} tests "
                 f"scaling by {'at least' if up else 'at most'} x{FAR_SCALE if up else 1 / FAR_SCALE:.2f}, so the "
                 f"trajectory must reach {'below a quarter of' if up else 'four times'} the budget")

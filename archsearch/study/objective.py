@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ArchsearchError, BudgetError
-from ..names import EVALUATED_KINDS, MASK_KINDS, WARM_KINDS
+from .arms import arm_kind
 from .settings import StudySettings
 from .storage import CELL_ATTR
 
@@ -125,7 +125,7 @@ class Objective:
         arm_name = trial.suggest_categorical("arm", s.arm_names)
         arm = s.arm(arm_name)
         member = None
-        if arm.kind == "pruned-linear":
+        if arm_kind(arm.kind).searches_member:
             size = len(next(src for src in s.sources if src.label == arm.source).family)
             member = trial.suggest_int(f"member[{arm.source}]", 0, size - 1)
         try:
@@ -259,9 +259,10 @@ class Objective:
         }.items():
             trial.set_user_attr(key, value)
 
-        if candidate.arm.kind in EVALUATED_KINDS:
+        record = arm_kind(candidate.arm.kind)
+        if record.evaluated:
             return self._measure(trial, candidate)
-        warm, masked = candidate.arm.kind in WARM_KINDS, candidate.arm.kind in MASK_KINDS
+        warm, masked = record.start == "kept-weights", record.start == "kept-masks"
         if s.mode == "grid" and not warm and not masked:
             twin = self._trained_twin(trial, recipe.to_dict())
             if twin is not None:

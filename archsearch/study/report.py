@@ -37,7 +37,7 @@ from typing import Any, Mapping, Sequence
 from .._jsonio import atomic_write_json, atomic_write_text, json_safe
 from ..budgets import format_count
 from ..errors import StudyError
-from ..names import OWN_WEIGHTS_KINDS
+from .arms import arm_kind
 from ..tables import percent
 from .statistics import holm, mean_std, variance_components, welch
 from .storage import SETTINGS_ATTR, load_study, safe_url
@@ -271,7 +271,7 @@ def kind_leaderboard(results: StudyResults, *, alpha: float = ALPHA) -> list[Kin
         for r in rows_of_runs:  # two runs that reached the same network are one architecture, not two
             # (trained from scratch: the same network, seeds and recipe give the same trainings; a kind
             # that measures or starts from a run's own weights gives each run its own result)
-            if r.genotype_key is not None and r.genotype_key in first and kind not in OWN_WEIGHTS_KINDS:
+            if r.genotype_key is not None and r.genotype_key in first and not arm_kind(kind).own_weights:
                 duplicates.append(f"{r.arm} = {first[r.genotype_key]}")
                 continue
             first.setdefault(r.genotype_key, r.arm)

@@ -93,11 +93,11 @@ def _check_kept_weights(settings: StudySettings) -> None:
     """The kept weights an arm measures or starts from (``pruned-tuned``, ``tuned-e``) are read and checked
     now, not in its trial: a crafted or truncated ``member_weights.pt`` was refused only mid-study, as an
     Optuna traceback."""
-    from ..names import OWN_WEIGHTS_KINDS
+    from .arms import arm_kind
     from ..prune.weights import load_member_weights
 
     for candidate in settings.grid_candidates():
-        if candidate.arm.kind in OWN_WEIGHTS_KINDS:
+        if arm_kind(candidate.arm.kind).own_weights:
             source = next(s for s in settings.sources if s.label == candidate.arm.source)
             load_member_weights(source.path, source.family, int(candidate.detail["source_index"]))
 

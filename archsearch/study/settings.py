@@ -14,10 +14,11 @@ from typing import Any, Mapping, Sequence
 from ..budgets import format_count
 from ..errors import ArchsearchError, BudgetError
 from ..genotype import Genotype
-from ..names import (COMPUTE_KINDS, EARLY_STOPPING, EARLY_STOPPING_REGISTRY, EVALUATED_KINDS, STUDY_MODE_REGISTRY, STUDY_MODES,
-                     STUDY_SEARCH_REGISTRY, STUDY_SEARCHES)
-from ..recipe import Recipe, budget_epochs
-from .candidates import RAW_TOLERANCE, SCRATCH_B_MAX_SCALE, Arm, Candidate, Source, make_arms, make_candidate
+from ..names import (EARLY_STOPPING, EARLY_STOPPING_REGISTRY, STUDY_MODE_REGISTRY, STUDY_MODES, STUDY_SEARCH_REGISTRY,
+                     STUDY_SEARCHES)
+from ..recipe import Recipe
+from .arms import arm_kind, arm_names
+from .candidates import RAW_TOLERANCE, Arm, Candidate, Source, make_arms, make_candidate
 
 __all__ = ["StudySettings", "study_settings", "Cell", "MODES", "EARLY_STOPPING_RULES", "SEARCHES",
            "SETTINGS_FORMAT", "SETTINGS_VERSION", "settings_diff"]
@@ -186,7 +187,7 @@ class StudySettings:
         seeds = {arm.name: self.seeds_of(arm) for arm in self.arms}
         return [Cell(seed, budget, arm.name) for seed in self.all_seeds for budget in self.budgets
                 for arm in self.arms if (arm.name, budget) not in skipped and seed in seeds[arm.name]
-                and (arm.kind not in EVALUATED_KINDS or seed == seeds[arm.name][0])]
+                and (not arm_kind(arm.kind).evaluated or seed == seeds[arm.name][0])]
 
     def candidate(self, arm_name: str, budget: int, *, member: int | None = None) -> Candidate:
         """The genotype an arm proposes at a budget (memoised: grid cells repeat it per seed)."""
@@ -204,15 +205,12 @@ class StudySettings:
                 if (arm.name, budget) not in skipped]
 
     def recipe_for(self, candidate: Candidate) -> Recipe:
-        """The shared recipe; under ``scratch-b`` with epochs scaled by the candidate's MACs.
-
-        The ``scratch-b`` and ``scratch-mask-b`` arms always are: their reference is their own pruning
-        run's unpruned member.
-        """
-        if candidate.arm.kind in COMPUTE_KINDS:
-            epochs = budget_epochs("scratch-b", self.recipe.epochs, candidate.genotype.macs,
-                                   int(candidate.detail["reference_macs"]), max_scale=SCRATCH_B_MAX_SCALE)
-            return replace(self.recipe, epochs=epochs)
+        """The shared recipe as the candidate's arm trains with it (:meth:`.arms.ArmKind.recipe`: a
+        compute-matched arm's epochs follow its own run's unpruned member); under a ``scratch-b``
+        recipe budget, every arm's epochs scaled by the candidate's MACs."""
+        record = arm_kind(candidate.arm.kind)
+        if record.compute_matched:
+            return record.recipe(self.recipe, candidate)
         if self.recipe.budget == "scratch-b" and self.reference_macs:
             return self.recipe.for_candidate(candidate.genotype.macs, self.reference_macs)
         return self.recipe
@@ -245,12 +243,10 @@ class StudySettings:
 
 def _arm_seeds(value: Mapping[str, Sequence[int]], kinds: Sequence[str]) -> tuple[tuple[str, tuple[int, ...]], ...]:
     """``arm_seeds`` checked: kinds the study has, each with distinct seeds >= 0."""
-    from ..names import CANDIDATE_KINDS
-
     present = {k.split("[")[0] for k in kinds}
     out = []
     for kind, seeds in value.items():
-        if kind not in CANDIDATE_KINDS or kind not in present:
+        if kind not in arm_names() or kind not in present:
             raise ArchsearchError(f"arm_seeds: {kind!r} is not one of this study's arm kinds "
                                   f"({', '.join(sorted(present))})")
         seeds = tuple(seeds)
@@ -317,7 +313,7 @@ def study_settings(*, arms: Sequence[str], budgets: Sequence[int], seeds: Sequen
     """
     from ..space import load_space
     from ..train import resolve_recipe
-    from .candidates import BASELINE_KINDS, baseline_reference, baseline_template, load_source
+    from .candidates import baseline_reference, baseline_template, load_source
 
     if space is not None:
         space = load_space(space)
@@ -337,7 +333,7 @@ def study_settings(*, arms: Sequence[str], budgets: Sequence[int], seeds: Sequen
     if space is not None or sources:
         unpruned = space.base_genotype() if space is not None else sources[0].family[0].genotype
         reference_macs = unpruned.macs
-        if any(k in BASELINE_KINDS for k in arms):  # only then: a study without baselines keeps its identity
+        if any(not arm_kind(k).pruned for k in arms):  # only then: a study without baselines keeps its identity
             reference = baseline_reference(sources, space)
             if reference is None:
                 hparams, widen = baseline_template(sources, space)
