@@ -175,8 +175,8 @@ def scaled_baseline(kind: str, template: "Genotype", budget: int, *, by: str = "
     entry = BASELINE_REGISTRY.get(kind, where="arms")
     if entry.shrink is None:
         generic = [n for n in BASELINE_REGISTRY.names() if BASELINE_REGISTRY.get(n).shrink is not None]
-        raise ArchsearchError(f"arms: {kind!r} is not a baseline of this network; expected some of "
-                              f"{', '.join(generic)}")
+        raise ArchsearchError(f"{kind!r} is not a baseline of this network; expected some of "
+                              f"{', '.join(generic)}", field="arms")
     return entry.shrink(template, budget, by)
 
 

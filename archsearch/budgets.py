@@ -19,13 +19,13 @@ def parse_budget(text: str, *, field: str = "budget") -> int:
     """Parse one budget into a whole number of parameters (rounded to the nearest integer)."""
     match = _PATTERN.match(text)
     if not match:
-        raise BudgetError(f"{field}: {text!r} is not a budget; {_EXPECTED}")
+        raise BudgetError(f"{text!r} is not a budget; {_EXPECTED}", field=field)
     value = float(match.group(1)) * _SUFFIX[match.group(2).lower()]
     if not math.isfinite(value) or round(value) < 1:
-        raise BudgetError(f"{field}: {text!r} is not a budget; {_EXPECTED}")
+        raise BudgetError(f"{text!r} is not a budget; {_EXPECTED}", field=field)
     if value > MAX_BUDGET:
-        raise BudgetError(f"{field}: {text!r} is {value:.3g} parameters, more than any network archsearch "
-                          "builds (at most 100 billion)")
+        raise BudgetError(f"{text!r} is {value:.3g} parameters, more than any network archsearch "
+                          "builds (at most 100 billion)", field=field)
     return int(round(value))
 
 
@@ -33,7 +33,8 @@ def parse_budgets(text: str, *, field: str = "budgets") -> list[int]:
     """Parse a comma-separated list of budgets; an empty item is an error, not skipped."""
     items = text.split(",")
     if any(not item.strip() for item in items):
-        raise BudgetError(f"{field}: {text!r} has an empty item; expected comma-separated budgets like 0.1M,500k")
+        raise BudgetError(f"{text!r} has an empty item; expected comma-separated budgets like 0.1M,500k",
+                          field=field)
     return [parse_budget(item, field=field) for item in items]
 
 
@@ -47,7 +48,8 @@ def parse_latencies(text: str, *, field: str = "budgets") -> list[float]:
         match = _LATENCY.match(item)
         value = float(match.group(1)) if match else math.nan
         if not math.isfinite(value) or not 0 < value < 1e7:
-            raise BudgetError(f"{field}: {item.strip()!r} is not a latency; expected milliseconds like 0.8ms,1.5ms")
+            raise BudgetError(f"{item.strip()!r} is not a latency; expected milliseconds like 0.8ms,1.5ms",
+                              field=field)
         out.append(value)
     return out
 

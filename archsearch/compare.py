@@ -128,7 +128,7 @@ def compare_runs(families: Sequence[Family], labels: Sequence[str], sizes: Seque
     model_family, gene_names = _check_same_network(families, names)
     sizes = default_sizes(families, names) if sizes is None else [_check_size(s) for s in sizes]
     if not sizes:
-        raise ArchsearchError("sizes: none given; expected at least one parameter count to compare at")
+        raise ArchsearchError("none given; expected at least one parameter count to compare at", field="sizes")
     roles = families[0][0].genotype.roles()
     compared = tuple(_compare_at(families, names, size, gene_names, roles) for size in sizes)
     return RunComparison(tuple(labels), tuple(map(str, names)), model_family, gene_names, compared)

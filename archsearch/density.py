@@ -75,7 +75,7 @@ def _land(genotype: "Genotype", budget: int, profile: Callable[[float], Mapping[
     ``profile(factor)`` (densities growing with the factor, 0 < factor <= 1 reaching every layer
     dense): both counts grow with every density, so one bisection serves either."""
     if by not in ("params", "macs"):
-        raise BudgetError(f"by {by!r}: densities land on nonzero params or macs")
+        raise BudgetError("densities land on nonzero params or macs", field="by", value=f"{by!r}")
 
     def count(factor: float) -> int:
         return getattr(with_densities(genotype, profile(factor)), by)

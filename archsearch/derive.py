@@ -51,7 +51,7 @@ def pick_member(family: Family, pick: str | int, budget: float, *, by: str = "pa
     if isinstance(pick, int) or (isinstance(pick, str) and pick.lstrip("-").isdigit()):
         i = int(pick)
         if not -len(family) <= i < len(family):
-            raise ArchsearchError(f"pick: index {i} is out of range; the family has {len(family)} members")
+            raise ArchsearchError(f"index {i} is out of range; the family has {len(family)} members", field="pick")
         return i % len(family)
     if pick == "first":
         return 0
@@ -65,9 +65,9 @@ def pick_member(family: Family, pick: str | int, budget: float, *, by: str = "pa
         errors = [m.metrics.get("val_error") for m in family]
         scored = [(e, i) for i, e in enumerate(errors) if isinstance(e, (int, float))]
         if not scored:
-            raise ArchsearchError("pick best: no member has a metrics.val_error to rank by")
+            raise ArchsearchError("no member has a metrics.val_error to rank by", field="pick", value="best")
         return min(scored)[1]
-    raise ArchsearchError(f"pick: {pick!r} is not understood; expected one of {', '.join(PICKS)}")
+    raise ArchsearchError(f"{pick!r} is not understood; expected one of {', '.join(PICKS)}", field="pick")
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,8 @@ def fit_trajectory(family: Family, *, by: str = "params") -> TrajectoryFit:
         g = m.genotype
         if g.family != first.family or dict(g.hparams) != dict(first.hparams):
             raise ArchsearchError(
-                f"members[{i}]: is {g.family} with other hparams than members[0]; "
-                "a trajectory fit needs one family and one set of hparams"
+                f"is {g.family} with other hparams than members[0]; "
+                "a trajectory fit needs one family and one set of hparams", field=f"members[{i}]"
             )
     names = tuple(first.genes)
     widths = np.array([list(m.genotype.genes.values()) for m in family], dtype=float)
@@ -176,10 +176,10 @@ def _derive_latency(family: Family, budgets: Sequence[float], *, pick: str | int
                     table: "LatencyTable | None", method: str) -> "Derivation":
     """``derive(..., by="latency")``: linear scaling landed on the table's predicted latency."""
     if table is None:
-        raise ArchsearchError("by latency: a latency table is needed (archsearch latency FILE --make-table OUT, "
-                              "then --latency-table OUT)")
+        raise ArchsearchError("a latency table is needed (archsearch latency FILE --make-table OUT, "
+                              "then --latency-table OUT)", field="by", value="latency")
     if method != "linear":
-        raise ArchsearchError("by latency: method linear only (the trajectory fit is in parameter counts)")
+        raise ArchsearchError("method linear only (the trajectory fit is in parameter counts)", field="by", value="latency")
     if not len(family):
         raise ArchsearchError("the source family is empty; expected at least one genotype")
     predicted: dict[int, float] = {}

@@ -239,7 +239,7 @@ def launch(nproc: int, target: Callable[[Sequence[str]], int], argv: Sequence[st
     import time
 
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
-        raise TrainingError(f"nproc_per_node: {nproc!r} is invalid; expected a positive number of processes")
+        raise TrainingError(f"{nproc!r} is invalid; expected a positive number of processes", field="nproc_per_node")
     context = multiprocessing.get_context("spawn")
     port = _free_port()
     processes = [context.Process(target=_entry, args=(rank, nproc, port, target, list(argv), visible_devices),

@@ -16,7 +16,29 @@ __all__ = [
 
 
 class ArchsearchError(Exception):
-    """Root of every error a user can cause with bad input."""
+    """Root of every error a user can cause with bad input.
+
+    ``field`` is the parameter or file field the error is about (``arms``, ``prune.max_prunes``)
+    (with ``value``, the value it refused, where the text names it: ``pick best: ...``) and ``source``
+    the file (or table) it was read from, kept as data: the text reads ``source: field: message``, and the command line, which knows which flag gave each parameter,
+    names that flag instead (``--max-prunes: ...``) from ``field`` alone, never by reading the text.
+    A parameter named mid-sentence is written in backticks (``choose another `study_name```): the
+    command line renders it as its flag too.
+    """
+
+    def __init__(self, message: str = "", *, field: str | None = None, value: object = None,
+                 source: object = None) -> None:
+        named = f"{field} {value}" if field and value is not None else field
+        super().__init__(": ".join([str(p) for p in (source, named) if p] + [str(message)]))
+        self.message = str(message)
+        self.field = field
+        self.value = value
+        self.source = source
+
+    def within(self, source: object) -> "ArchsearchError":
+        """The same error, read from ``source`` (a file, a table): its field and message kept."""
+        inner = f"{source}: {self.source}" if self.source else source
+        return type(self)(self.message, field=self.field, value=self.value, source=inner)
 
 
 class FileFormatError(ArchsearchError):

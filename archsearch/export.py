@@ -54,7 +54,7 @@ def export_genotype(genotype: "Genotype", state_dict: Mapping[str, "torch.Tensor
     import torch
 
     if fmt not in EXPORT_FORMATS:
-        raise ExportError(f"format: {fmt!r} is not an export format; expected {', '.join(EXPORT_FORMATS)}")
+        raise ExportError(f"{fmt!r} is not an export format; expected {', '.join(EXPORT_FORMATS)}", field="format")
     out = check_output_path(out)
     model = _loaded(genotype, state_dict).eval()
     hp = genotype.hparams
@@ -86,7 +86,7 @@ def _loaded(genotype: "Genotype", state_dict: Mapping[str, "torch.Tensor"]) -> "
             return model
         except RuntimeError as exc:
             errors.append(str(exc).splitlines()[0])
-    raise ExportError(f"weights: they do not fit this genotype ({errors[-1][:160]})")
+    raise ExportError(f"they do not fit this genotype ({errors[-1][:160]})", field="weights")
 
 
 @contextmanager

@@ -364,7 +364,7 @@ def select_member(family: Family, member: str | int | None) -> int:
         scored = [(m.metrics.get("val_error"), i) for i, m in enumerate(family)]
         scored = [(e, i) for e, i in scored if isinstance(e, (int, float)) and not isinstance(e, bool)]
         if not scored:
-            raise ArchsearchError("member best: no member has a metrics.val_error to rank by")
+            raise ArchsearchError("no member has a metrics.val_error to rank by", field="member", value="best")
         return min(scored)[1]
     try:
         budget = parse_budget(text, field="member")

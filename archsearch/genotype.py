@@ -112,14 +112,14 @@ class Genotype:
             fam = get_family(obj.get("family"))  # type: ignore[arg-type]
             hparams = obj.get("hparams")
             if not isinstance(hparams, dict):
-                raise GenotypeError("hparams: expected an object")
+                raise GenotypeError("expected an object", field="hparams")
             hp = fam.check_hparams(hparams)
             graph = graph_from_data(obj.get("graph"))
             check_graph(graph)
             fam.check_graph(hp, graph)
             origin = obj.get("origin", {})
             if not isinstance(origin, dict):
-                raise GenotypeError("origin: expected an object")
+                raise GenotypeError("expected an object", field="origin")
             genotype = cls(fam.name, hp, graph, origin)
             for key in ("params", "macs"):
                 if key in obj and obj[key] != getattr(genotype, key):

@@ -92,17 +92,17 @@ def inputs_of(graph: nx.DiGraph, node: str) -> list[str]:
 def check_graph(graph: nx.DiGraph) -> None:
     """Check the family-independent rules; a violation names the node and the rule."""
     if graph.number_of_nodes() == 0:
-        raise GenotypeError("graph: has no nodes")
+        raise GenotypeError("has no nodes", field="graph")
     if graph.number_of_nodes() > MAX_NODES:
-        raise GenotypeError(f"graph: has {graph.number_of_nodes():,} nodes; at most {MAX_NODES:,} are read")
+        raise GenotypeError(f"has {graph.number_of_nodes():,} nodes; at most {MAX_NODES:,} are read", field="graph")
     if not nx.is_directed_acyclic_graph(graph):
-        raise GenotypeError("graph: has a cycle; data flow must be acyclic")
+        raise GenotypeError("has a cycle; data flow must be acyclic", field="graph")
     inputs = [n for n, d in graph.nodes(data=True) if d.get("kind") == "input"]
     if len(inputs) != 1:
-        raise GenotypeError(f"graph: has {len(inputs)} input nodes, expected exactly 1")
+        raise GenotypeError(f"has {len(inputs)} input nodes, expected exactly 1", field="graph")
     sinks = [n for n in graph.nodes if graph.out_degree(n) == 0]
     if len(sinks) != 1:
-        raise GenotypeError(f"graph: has {len(sinks)} output nodes {sorted(sinks)[:4]}, expected exactly 1")
+        raise GenotypeError(f"has {len(sinks)} output nodes {sorted(sinks)[:4]}, expected exactly 1", field="graph")
     for node, data in graph.nodes(data=True):
         kind = data.get("kind")
         if kind not in KINDS:
@@ -392,37 +392,37 @@ def graph_to_data(graph: nx.DiGraph) -> dict:
 def graph_from_data(data: object) -> nx.DiGraph:
     """Inverse of :func:`graph_to_data`; field errors name the field, nothing is evaluated."""
     if not isinstance(data, Mapping):
-        raise GenotypeError("graph: expected an object with 'nodes' and 'edges'")
+        raise GenotypeError("expected an object with 'nodes' and 'edges'", field="graph")
     nodes, edges = data.get("nodes"), data.get("edges")
     if not isinstance(nodes, list) or not isinstance(edges, list):
-        raise GenotypeError("graph: expected 'nodes' and 'edges' lists (node-link form)")
+        raise GenotypeError("expected 'nodes' and 'edges' lists (node-link form)", field="graph")
     if len(nodes) > MAX_NODES or len(edges) > 8 * MAX_NODES:
-        raise GenotypeError(f"graph: {len(nodes):,} nodes and {len(edges):,} edges; at most {MAX_NODES:,} nodes are read")
+        raise GenotypeError(f"{len(nodes):,} nodes and {len(edges):,} edges; at most {MAX_NODES:,} nodes are read", field="graph")
     graph = nx.DiGraph()
     for i, entry in enumerate(nodes):
         if not isinstance(entry, Mapping) or not isinstance(entry.get("id"), str):
-            raise GenotypeError(f"graph.nodes[{i}]: expected an object with a string 'id'")
+            raise GenotypeError("expected an object with a string 'id'", field=f"graph.nodes[{i}]")
         kind = entry.get("kind")
         allowed = {"id", "kind", "width", "gene", *KINDS.get(kind, {})} if isinstance(kind, str) else set(entry)
         extra = set(entry) - allowed
         if extra:
             raise GenotypeError(f"graph.nodes[{i}] ({entry['id']!r}): unknown fields {sorted(extra)} for a {kind}")
         if entry["id"] in graph:
-            raise GenotypeError(f"graph.nodes[{i}]: duplicate id {entry['id']!r}")
+            raise GenotypeError(f"duplicate id {entry['id']!r}", field=f"graph.nodes[{i}]")
         graph.add_node(entry["id"], **{k: v for k, v in entry.items() if k != "id"})
     for i, entry in enumerate(edges):
         if not isinstance(entry, Mapping):
-            raise GenotypeError(f"graph.edges[{i}]: expected an object with 'source' and 'target'")
+            raise GenotypeError("expected an object with 'source' and 'target'", field=f"graph.edges[{i}]")
         s, t = entry.get("source"), entry.get("target")
         for end in (s, t):
             if not isinstance(end, str) or end not in graph:
-                raise GenotypeError(f"graph.edges[{i}]: {end!r} is not a node id")
+                raise GenotypeError(f"{end!r} is not a node id", field=f"graph.edges[{i}]")
         extra = set(entry) - {"source", "target", "port"}
         if extra:
-            raise GenotypeError(f"graph.edges[{i}]: unknown fields {sorted(extra)}")
+            raise GenotypeError(f"unknown fields {sorted(extra)}", field=f"graph.edges[{i}]")
         if "port" in entry:
             if not is_int(entry["port"]):
-                raise GenotypeError(f"graph.edges[{i}]: port {entry['port']!r} must be a non-negative integer")
+                raise GenotypeError(f"port {entry['port']!r} must be a non-negative integer", field=f"graph.edges[{i}]")
             graph.add_edge(s, t, port=entry["port"])
         else:
             graph.add_edge(s, t)

@@ -63,7 +63,7 @@ def parse_input_shape(text: str | Sequence[int]) -> tuple[int, int, int]:
     if isinstance(text, str):
         parts = text.lower().split("x")
         if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
-            raise NetworkImportError(f"input_shape: {text!r} is not CxHxW, e.g. 3x32x32")
+            raise NetworkImportError(f"{text!r} is not CxHxW, e.g. 3x32x32", field="input_shape")
         shape = tuple(int(p) for p in parts)
     else:
         shape = tuple(int(v) for v in text)
@@ -88,13 +88,13 @@ def parse_args(pairs: Sequence[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.isidentifier():
-            raise NetworkImportError(f"args: {pair!r} is not NAME=VALUE, e.g. num_classes=10")
+            raise NetworkImportError(f"{pair!r} is not NAME=VALUE, e.g. num_classes=10", field="args")
         try:
             out[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError, MemoryError, RecursionError):
             out[key] = value
         if not _finite(out[key]):
-            raise NetworkImportError(f"args: {pair!r}: {value} is not a finite number")
+            raise NetworkImportError(f"{pair!r}: {value} is not a finite number", field="args")
     return out
 
 
@@ -1247,10 +1247,10 @@ def _check_adaptations(num_classes: int | None, bn_momentum: float | None) -> No
     """Refuse bad values before the (long) trace, naming the parameter (the CLI names its flag)."""
     if num_classes is not None and (not isinstance(num_classes, int) or isinstance(num_classes, bool)
                                     or num_classes < 1):
-        raise NetworkImportError(f"num_classes: {num_classes!r} is invalid; expected an integer >= 1")
+        raise NetworkImportError(f"{num_classes!r} is invalid; expected an integer >= 1", field="num_classes")
     if bn_momentum is not None and (not isinstance(bn_momentum, (int, float)) or isinstance(bn_momentum, bool)
                                     or not 0 < bn_momentum <= 1):
-        raise NetworkImportError(f"bn_momentum: {bn_momentum!r} is invalid; expected a number in (0, 1], e.g. 0.1")
+        raise NetworkImportError(f"{bn_momentum!r} is invalid; expected a number in (0, 1], e.g. 0.1", field="bn_momentum")
 
 
 def _adapted(genotype: Genotype, num_classes: int | None, bn_momentum: float | None) -> Genotype:
@@ -1279,13 +1279,13 @@ def _head(graph: nx.DiGraph) -> list[str]:
     while not sets_width(data := graph.nodes[chain[-1]]) or data["kind"] == "input":
         preds = inputs_of(graph, chain[-1])
         if data["kind"] in ("add", "mul", "concat") or len(preds) != 1:
-            raise NetworkImportError(f"num_classes: the output comes from a {data['kind']} ({chain[-1]}), "
-                                     "not from one classifier layer that can be replaced")
+            raise NetworkImportError(f"the output comes from a {data['kind']} ({chain[-1]}), "
+                                     "not from one classifier layer that can be replaced", field="num_classes")
         chain.append(preds[0])
     if data["kind"] == "pad" or (data["kind"] == "conv" and attr(data, "groups") != 1):
         what = "channel padding" if data["kind"] == "pad" else "grouped convolution"
-        raise NetworkImportError(f"num_classes: the output comes from {chain[-1]}, a {what}; only a linear "
-                                 "layer or an ungrouped convolution can be replaced")
+        raise NetworkImportError(f"the output comes from {chain[-1]}, a {what}; only a linear "
+                                 "layer or an ungrouped convolution can be replaced", field="num_classes")
     return chain[::-1]
 
 

@@ -66,7 +66,7 @@ MEASURES = {"params": "parameters", "macs": "MACs"}
 
 def check_measure(by: str) -> str:
     if by not in MEASURES:
-        raise BudgetError(f"by: {by!r} is not a budget measure; expected {' or '.join(MEASURES)}")
+        raise BudgetError(f"{by!r} is not a budget measure; expected {' or '.join(MEASURES)}", field="by")
     return by
 
 

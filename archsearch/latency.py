@@ -60,7 +60,7 @@ def measure_latency(genotype: "Genotype", *, device: str = "cpu", batch: int = 1
 
     for name, value, low in (("batch", batch, 1), ("runs", runs, 3), ("warmup", warmup, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ArchsearchError(f"{name}: {value!r} is invalid; expected an integer >= {low}")
+            raise ArchsearchError(f"{value!r} is invalid; expected an integer >= {low}", field=name)
     dev = resolve_device(device)
     before = torch.get_num_threads()
     if threads is not None:

@@ -93,7 +93,7 @@ class Recipe:
                 values[key] = _coerce(key, value, getattr(base, key))
             return replace(base, **values)
         except RecipeError as exc:
-            raise type(exc)(f"{source}: {exc}") from None
+            raise exc.within(source) from None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -153,13 +153,13 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     if not ok:
         kind = {"bool": "true or false", "int": "an integer", "float": "a number",
                 "tuple": "a list of numbers", "str": "a string"}[type(default).__name__]
-        raise RecipeError(f"{key}: {value!r} is invalid; expected {kind}")
+        raise RecipeError(f"{value!r} is invalid; expected {kind}", field=key)
     return value
 
 
 def _check(r: Recipe) -> None:
     def bad(key: str, expected: str) -> RecipeError:
-        return RecipeError(f"{key}: {getattr(r, key)!r} is invalid; expected {expected}")
+        return RecipeError(f"{getattr(r, key)!r} is invalid; expected {expected}", field=key)
 
     for key, cap in (("epochs", 100_000), ("batch_size", 1 << 20)):
         v = getattr(r, key)

@@ -109,8 +109,7 @@ class Registry(Generic[T]):
 
     def unknown(self, name: Any, *, where: str | None = None) -> UnknownNameError:
         """The error for a name this registry does not hold, in the one form."""
-        message = f"unknown {self.kind} {name!r}; expected one of {', '.join(self.names())}"
-        return self.error(f"{where}: {message}" if where else message)
+        return self.error(f"unknown {self.kind} {name!r}; expected one of {', '.join(self.names())}", field=where)
 
     def names(self) -> tuple[str, ...]:
         return tuple(sorted(self._entries)) if self.sort else tuple(self._entries)

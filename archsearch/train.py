@@ -204,9 +204,9 @@ def resolve_device(device: "str | torch.device | None" = None) -> "torch.device"
         raise TrainingError(f"device {device!r} is not a device; expected cpu, cuda or cuda:N") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise TrainingError(f"device {device!r}: no CUDA GPU is available to this torch {torch.__version__}; use `device` cpu")
+            raise TrainingError(f"no CUDA GPU is available to this torch {torch.__version__}; use `device` cpu", field="device", value=f"{device!r}")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise TrainingError(f"device {device!r}: only {torch.cuda.device_count()} CUDA GPU(s) here")
+            raise TrainingError(f"only {torch.cuda.device_count()} CUDA GPU(s) here", field="device", value=f"{device!r}")
     elif dev.type not in ("cpu", "mps"):
         raise TrainingError(f"device {device!r} is not supported; expected cpu, cuda or cuda:N")
     return dev
@@ -577,10 +577,10 @@ def train_genotype(
     recipe = resolve_recipe(recipe, spec)
     if epochs is not None:
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise TrainingError(f"epochs: {epochs!r} is invalid; expected a positive integer")
+            raise TrainingError(f"{epochs!r} is invalid; expected a positive integer", field="epochs")
         recipe = replace(recipe, epochs=epochs)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise TrainingError(f"seed: {seed!r} is invalid; expected an integer from 0 to 2**63-1")
+        raise TrainingError(f"{seed!r} is invalid; expected an integer from 0 to 2**63-1", field="seed")
     from .distributed import device_for, world
 
     dev = device_for(resolve_device(device))
@@ -600,7 +600,7 @@ def train_genotype(
               if out_dir is not None else None)
     state = None
     if folder is None and resume:
-        raise TrainingError("resume: True needs `out_dir`, the folder of the run to continue")
+        raise TrainingError("True needs `out_dir`, the folder of the run to continue", field="resume")
     if folder is not None:
         folder.check_start(resume)
         if resume and folder.finished():  # a finished run: its result, as it was (its checkpoint is gone;
@@ -678,7 +678,7 @@ def _train(genotype: "Genotype", splits: "DataSplits | StreamingData", recipe: R
 
         why = state_misfit(init_state, model.state_dict())
         if why:
-            raise TrainingError(f"init_state: the weights do not fit this genotype ({why})")
+            raise TrainingError(f"the weights do not fit this genotype ({why})", field="init_state")
         model.load_state_dict(init_state)
     trainer = Trainer(model, splits, recipe, device=dev, seed=seed)
     history: list[dict[str, Any]] = []

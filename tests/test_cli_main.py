@@ -61,8 +61,10 @@ def _error_line(capsys, argv: list[str]) -> str:
 
 
 def test_library_parameters_reach_the_cli_user_as_flags(capsys, monkeypatch):
-    """The library names a parameter first (``threads: ...``) or in backticks mid-sentence; the CLI
-    user reads the flag instead, and a backticked word that is no parameter of the verb is left alone."""
+    """The library keeps the parameter an error is about as data (``field``: its text starts
+    ``threads: ...``) and names others in backticks mid-sentence; the CLI user reads the flag instead,
+    and a backticked word that is no parameter of the verb is left alone. Rewording the message
+    changes no flag: nothing reads the text back."""
     import archsearch.study.report
     from archsearch.errors import StudyError
     from archsearch.study.launch import plan_workers
@@ -72,8 +74,11 @@ def test_library_parameters_reach_the_cli_user_as_flags(capsys, monkeypatch):
     said = f"{info.value}; choose another `study_name`, or ask `optuna-dashboard` (`threads` again)"
     assert said.startswith("threads: 0 is invalid; ")
 
+    assert info.value.field == "threads"
+    more = f"{info.value.message}; choose another `study_name`, or ask `optuna-dashboard` (`threads` again)"
+
     def refuse(storage: str, study_name: str):  # noqa: ARG001
-        raise StudyError(said)
+        raise StudyError(more, field=info.value.field)
 
     monkeypatch.setattr(archsearch.study.report, "load_results", refuse)
     line = _error_line(capsys, ["study", "report", "--storage", "sqlite:///nowhere.db", "--study-name", "s"])

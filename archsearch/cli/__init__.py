@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return code
     except ArchsearchError as exc:
         if group is None or group == 0:  # in a group, one process says it (each hit the same error)
-            print(f"archsearch: error: {_as_flags(str(exc), parser, verb)}", file=sys.stderr)
+            print(f"archsearch: error: {_as_flags(exc, parser, verb)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("archsearch: interrupted", file=sys.stderr)
@@ -164,16 +164,16 @@ _FLAG_OF = {
 }
 
 
-def _as_flags(message: str, parser: argparse.ArgumentParser, verb: str | None) -> str:
-    """The message of a library error, naming flags where the library named its parameters.
+def _as_flags(exc: ArchsearchError, parser: argparse.ArgumentParser, verb: str | None) -> str:
+    """The line a library error prints, naming flags where the library named its parameters.
 
-    The library names what it was given by parameter, in one of two forms: a parameter that starts
-    the message or follows "(" (``arms: ...``, ``(skip_unreachable ...``), and a parameter in
-    backticks mid-sentence (``choose another `study_name```). On the command line the same value
-    came from a flag, so both name the flag (``--arms: ...``, ``choose another --study-name``): a
-    user of the CLI can act on a flag, not on a Python name. A parameter is known by the ``dest`` of
+    The library keeps the parameter an error is about as data (``exc.field``) and writes a parameter
+    named mid-sentence in backticks (``choose another `study_name```). On the command line the same
+    value came from a flag, so both name the flag (``--arms: ...``, ``choose another --study-name``):
+    a user of the CLI can act on a flag, not on a Python name. A parameter is known by the ``dest`` of
     this verb's options, or by :data:`_FLAG_OF` where its flag has another name and this verb has
-    that flag; a backticked word that is neither keeps its backticks (it is not ours to rename).
+    that flag; an error read from a file (``exc.source``) names the file's field, as it stands, and a
+    backticked word that is no parameter keeps its backticks (it is not ours to rename).
     """
     flags: dict[str, str] = {}
     stack = [parser]
@@ -186,15 +186,14 @@ def _as_flags(message: str, parser: argparse.ArgumentParser, verb: str | None) -
                 flags.setdefault(action.dest, flag_of(action))
     # a renamed parameter names its flag only where this verb has it (--out of another verb is no answer)
     flags.update({name: flag for name, flag in _FLAG_OF.items() if flag in flags.values()})
-
-    def flag(found: re.Match) -> str:
-        return found.group(1) + flags[found.group(2)] + found.group(3)
-
-    if not flags:
-        return message
-    names = "|".join(re.escape(n) for n in sorted(flags, key=len, reverse=True))
-    message = re.sub(rf"(^|\()({names})([: ])", flag, message)
-    return re.sub(rf"`({names})`", lambda found: flags[found.group(1)], message)
+    if exc.field in flags and not exc.source:
+        line = str(type(exc)(exc.message, field=flags[exc.field], value=exc.value))
+    else:
+        line = str(exc)
+    pieces = line.split("`")
+    if len(pieces) % 2 == 0:  # an odd backtick is text, not markup
+        return line
+    return "".join(flags.get(piece, f"`{piece}`") if i % 2 else piece for i, piece in enumerate(pieces))
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import shlex
 import sys
 from contextlib import contextmanager
@@ -100,11 +99,11 @@ class PruneCommand(Command):
             (overrides["target_latency"],) = parse_latencies(args.target_latency.replace(",", " "),
                                                              field="--target-latency")
         pretrain = {"bn_l1": args.bn_l1} if args.bn_l1 is not None else {}
-        with _flags(r"\[train\]: (\w+): (.*)$", pretrain):
+        with _flags("", pretrain):
             pretrain_recipe(space, pretrain)
         out = Path(args.out or Path("runs") / space.name)
         command = "archsearch " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        with _flags(r"prune\.(\w+): (.*)$", overrides):  # settings, and targets checked before any compute
+        with _flags("prune.", overrides):  # settings, and targets checked before any compute
             settings = space_settings(space, overrides)
             apply_threads(args.threads)
             family = prune_space(space, settings, out, weights=args.weights, resume=args.resume,
@@ -146,14 +145,15 @@ def _space(args: argparse.Namespace) -> "SearchSpace":
 
 
 @contextmanager
-def _flags(pattern: str, given: dict) -> Iterator[None]:
-    """A refused value given on the command line is named by its flag (``prune.max_prunes`` -> ``--max-prunes``)."""
+def _flags(prefix: str, given: dict) -> Iterator[None]:
+    """A refused value given on the command line is named by its flag: the error's field
+    ``prefix + key`` (``prune.max_prunes``) for a ``key`` in ``given`` is ``--max-prunes``."""
     try:
         yield
     except ArchsearchError as exc:
-        found = re.search(pattern, str(exc))
-        if found and found.group(1) in given:
-            raise ArchsearchError(f"--{found.group(1).replace('_', '-')}: {found.group(2)}") from None
+        key = (exc.field or "").removeprefix(prefix) if (exc.field or "").startswith(prefix) else None
+        if key in given:
+            raise ArchsearchError(exc.message, field=f"--{key.replace('_', '-')}", value=exc.value) from None
         raise
 
 

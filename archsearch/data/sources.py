@@ -96,8 +96,8 @@ def parse_source(text: str) -> tuple[str, str, DataOptions]:
     """``"imagefolder:pets?size=64"`` -> ``("imagefolder", "pets", DataOptions(size=64))``; a registered
     name has kind ``"name"``, a callable kind ``"callable"``."""
     if not isinstance(text, str) or not text.strip():
-        raise DataError(f"data: {text!r} is not a data source; expected a name such as digits, "
-                        "imagefolder:PATH, npz:FILE or module:callable")
+        raise DataError(f"{text!r} is not a data source; expected a name such as digits, "
+                        "imagefolder:PATH, npz:FILE or module:callable", field="data")
     body, _, query = text.partition("?")
     options = _parse_options(text, query)
     kind, sep, location = body.partition(":")
@@ -105,7 +105,7 @@ def parse_source(text: str) -> tuple[str, str, DataOptions]:
         return "name", body, options
     if kind in _KINDS:
         if not location:
-            raise DataError(f"data: {text!r}: {kind}: needs a path, e.g. {kind}:{'images' if kind == 'imagefolder' else 'data.npz'}")
+            raise DataError(f"{text!r}: {kind}: needs a path, e.g. {kind}:{'images' if kind == 'imagefolder' else 'data.npz'}", field="data")
         return kind, location, options
     return "callable", body, options
 
@@ -118,14 +118,14 @@ def _parse_options(text: str, query: str) -> DataOptions:
     for pair in query.split("&"):
         key, sep, value = pair.partition("=")
         if key not in names or not sep:
-            raise DataError(f"data: {text!r}: option {pair!r} is not KEY=VALUE with KEY one of {', '.join(sorted(names))}")
+            raise DataError(f"{text!r}: option {pair!r} is not KEY=VALUE with KEY one of {', '.join(sorted(names))}", field="data")
         values[key] = _option(text, key, value)
     return DataOptions(**values)
 
 
 def _option(text: str, key: str, value: str) -> Any:
     def bad(expected: str) -> DataError:
-        return DataError(f"data: {text!r}: {key}={value!r} is invalid; expected {expected}")
+        return DataError(f"{text!r}: {key}={value!r} is invalid; expected {expected}", field="data")
 
     try:
         if key in ("size", "workers", "stats", "crop", "split_seed"):
@@ -445,21 +445,21 @@ def _callable(text: str, location: str, options: DataOptions) -> Source:
     try:
         fn = load_callable(location)
     except NetworkImportError as exc:
-        raise DataError(f"data: {exc}") from None
+        raise DataError(f"{exc}", field="data") from None
     if not callable(fn):
-        raise DataError(f"data: {location} is a {type(fn).__name__}, not a callable")
+        raise DataError(f"{location} is a {type(fn).__name__}, not a callable", field="data")
     try:
         out = fn()
     except (Exception, SystemExit) as exc:  # noqa: BLE001 -- the user's code: report in one line, do not crash
         what = f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else \
             f"raised {type(exc).__name__}: {str(exc)[:200]}"
-        raise DataError(f"data: {location}() {what}") from None
+        raise DataError(f"{location}() {what}", field="data") from None
     if isinstance(out, Mapping):
         return _from_arrays(text, out, options, f"{location}()")
     sets = out if isinstance(out, (tuple, list)) else (out,)
     if not 1 <= len(sets) <= 3 or not all(s is None or _is_dataset(s) for s in sets) or sets[0] is None:
-        raise DataError(f"data: {location}() returned {type(out).__name__}; expected a dict of arrays (x_train, "
-                        "y_train, ...) or torch Datasets: train, (train, val) or (train, val, test)")
+        raise DataError(f"{location}() returned {type(out).__name__}; expected a dict of arrays (x_train, "
+                        "y_train, ...) or torch Datasets: train, (train, val) or (train, val, test)", field="data")
     return _from_datasets(text, location, list(sets) + [None] * (3 - len(sets)), options)
 
 
@@ -478,16 +478,16 @@ def _from_datasets(text: str, location: str, sets: list[Any], options: DataOptio
             continue
         where = f"{location}() {name}"
         if len(ds) == 0:
-            raise DataError(f"data: {where} is empty")
+            raise DataError(f"{where} is empty", field="data")
         targets = getattr(ds, "targets", None)
         y = targets if targets is not None and len(targets) == len(ds) else [_item(ds, i, where)[1] for i in range(len(ds))]
         labels[name] = _labels(np.asarray([int(v) if hasattr(v, "__int__") else v for v in y]), len(ds), f"data: {where} labels")
     classes = int(labels["train"].max()) + 1
     if len(np.unique(labels["train"])) < 2:
-        raise DataError(f"data: {location}() train has one class only; a classifier needs at least two")
+        raise DataError(f"{location}() train has one class only; a classifier needs at least two", field="data")
     for name, y in labels.items():
         if y.max() >= classes:
-            raise DataError(f"data: {location}() {name} has label {int(y.max())}, which train never has")
+            raise DataError(f"{location}() {name} has label {int(y.max())}, which train never has", field="data")
     n_train = len(labels["train"])
     spec = _spec(text, channels=channels, classes=classes, size=size, options=options, crop=max(size // 8, 1),
                  flip=False, val=_default_count(options.val, n_train, classes),
@@ -503,9 +503,9 @@ def _item(ds: Any, i: int, where: str) -> tuple[Any, Any]:
     try:
         item = ds[i]
     except Exception as exc:  # noqa: BLE001
-        raise DataError(f"data: {where}[{i}] raised {type(exc).__name__}: {str(exc)[:200]}") from None
+        raise DataError(f"{where}[{i}] raised {type(exc).__name__}: {str(exc)[:200]}", field="data") from None
     if not isinstance(item, (tuple, list)) or len(item) < 2:
-        raise DataError(f"data: {where}[{i}] is a {type(item).__name__}; expected an (image, label) pair")
+        raise DataError(f"{where}[{i}] is a {type(item).__name__}; expected an (image, label) pair", field="data")
     return item[0], item[1]
 
 

@@ -183,10 +183,10 @@ load_dataset = load_data
 
 def _given_stats(source: Source, opts: DataOptions, channels: int) -> tuple[np.ndarray, np.ndarray]:
     if opts.mean is None or opts.std is None:
-        raise DataError(f"data: {source.spec.name}: give both mean= and std= (or neither: they are measured)")
+        raise DataError(f"{source.spec.name}: give both mean= and std= (or neither: they are measured)", field="data")
     for key, values in (("mean", opts.mean), ("std", opts.std)):
         if len(values) != channels:
-            raise DataError(f"data: {source.spec.name}: {key} has {len(values)} values for {channels} channel(s)")
+            raise DataError(f"{source.spec.name}: {key} has {len(values)} values for {channels} channel(s)", field="data")
     return np.array(opts.mean, dtype=np.float64), np.array(opts.std, dtype=np.float64)
 
 

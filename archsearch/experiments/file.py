@@ -231,10 +231,9 @@ class Experiment:
                 sources=sources, recipe=self.recipe(), early_stopping=self.early_stopping,
                 raw_tolerance=self.raw_tolerance, skip_unreachable=True, by=by,
                 arm_seeds={k: v for k, v in self.arm_seeds.items() if k in arms})
-        except ArchsearchError as exc:  # the library names its parameter; here it is a field of this file
-            if str(exc).split(":", 1)[0].split(" ", 1)[0] in ("arms", "budgets", "seeds", "early_stopping",
-                                                                "arm_seeds"):
-                raise type(exc)(f"{self.path}: {where}{exc}") from None
+        except ArchsearchError as exc:  # the library's parameter is a field of this file
+            if exc.field in ("arms", "budgets", "seeds", "early_stopping", "arm_seeds") and not exc.source:
+                raise type(exc)(exc.message, field=f"{where}{exc.field}", value=exc.value, source=self.path) from None
             raise
 
     def parent_changes(self) -> dict[str, Any]:

@@ -99,7 +99,7 @@ def run_task(experiment: Experiment, out: Path, task: str, *, device: str | None
     elif kind == "study":
         run_study_worker(experiment, out, device=device, data_dir=data_dir, threads=threads, log=log)
     else:
-        raise ArchsearchError(f"task {task!r}: expected prune:RUN, parent:SEED or study:K")
+        raise ArchsearchError("expected prune:RUN, parent:SEED or study:K", field="task", value=f"{task!r}")
 
 
 def _group_task(argv: list[str]) -> int:
@@ -214,9 +214,9 @@ def run_experiment(experiment: Experiment, out: str | os.PathLike[str], *, worke
 
     out = Path(out)
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
-        raise ArchsearchError(f"workers: {workers!r} is invalid; expected 1 to 64 worker processes")
+        raise ArchsearchError(f"{workers!r} is invalid; expected 1 to 64 worker processes", field="workers")
     if isinstance(gpus_per_trial, bool) or not isinstance(gpus_per_trial, int) or gpus_per_trial < 1:
-        raise ArchsearchError(f"gpus_per_trial: {gpus_per_trial!r} is invalid; expected a positive number of processes")
+        raise ArchsearchError(f"{gpus_per_trial!r} is invalid; expected a positive number of processes", field="gpus_per_trial")
     if gpus_per_trial > 1 and workers > 1:
         raise ArchsearchError(f"workers {workers} with gpus_per_trial {gpus_per_trial}: one worker trains each "
                               "network over the K GPUs; give one of them")

@@ -31,13 +31,13 @@ class ModelFamily(ABC):
         unknown = set(hparams) - set(self.defaults)
         if unknown:
             raise GenotypeError(
-                f"hparams: unknown key(s) {sorted(unknown)} for family {self.name!r}; "
-                f"expected {sorted(self.defaults)}"
+                f"unknown key(s) {sorted(unknown)} for family {self.name!r}; "
+                f"expected {sorted(self.defaults)}", field="hparams"
             )
         out = {**self.defaults, **hparams}
         for key, value in out.items():
             if value is None:
-                raise GenotypeError(f"hparams.{key}: required for family {self.name!r}")
+                raise GenotypeError(f"required for family {self.name!r}", field=f"hparams.{key}")
         return out
 
     @abstractmethod

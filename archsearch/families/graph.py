@@ -48,9 +48,9 @@ class GraphFamily(ModelFamily):
         for key in ("in_channels", "num_classes"):
             value = hp[key]
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise GenotypeError(f"hparams.{key}: {value!r} is invalid; expected an integer >= 1")
+                raise GenotypeError(f"{value!r} is invalid; expected an integer >= 1", field=f"hparams.{key}")
         if _size(hp["input_size"]) is None:
-            raise GenotypeError(f"hparams.input_size: {hp['input_size']!r} is invalid; expected an integer or [h, w]")
+            raise GenotypeError(f"{hp['input_size']!r} is invalid; expected an integer or [h, w]", field="hparams.input_size")
         return hp
 
     # -- genes -------------------------------------------------------------------------------
@@ -87,15 +87,15 @@ class GraphFamily(ModelFamily):
         (out,) = [n for n in graph.nodes if graph.out_degree(n) == 0]
         data = graph.nodes[inp]
         if data["width"] != hparams["in_channels"]:
-            raise GenotypeError(f"hparams.in_channels: {hparams['in_channels']} but the input node has {data['width']}")
+            raise GenotypeError(f"{hparams['in_channels']} but the input node has {data['width']}", field="hparams.in_channels")
         if data.get("gene") is not None or graph.nodes[out].get("gene") is not None:
             raise GenotypeError("the network's input and output widths are fixed; they cannot carry a gene")
         if graph.nodes[out]["width"] != hparams["num_classes"]:
-            raise GenotypeError(f"hparams.num_classes: {hparams['num_classes']} but the output node has "
-                                f"{graph.nodes[out]['width']}")
+            raise GenotypeError(f"{hparams['num_classes']} but the output node has "
+                                f"{graph.nodes[out]['width']}", field="hparams.num_classes")
         size = data.get("size")
         if size is not None and size != _size(hparams["input_size"]):
-            raise GenotypeError(f"hparams.input_size: {hparams['input_size']} but the input node has size {size}")
+            raise GenotypeError(f"{hparams['input_size']} but the input node has size {size}", field="hparams.input_size")
         if size is None:
             raise GenotypeError(f"node {inp!r}: a graph genotype's input needs its size [h, w]")
         shapes(graph)

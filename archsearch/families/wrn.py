@@ -26,7 +26,7 @@ STRIDES = (1, 2, 2)
 def _positive_int(hparams: Mapping[str, Any], key: str, minimum: int = 1) -> int:
     value = hparams[key]
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise GenotypeError(f"hparams.{key}: {value!r} is invalid; expected an integer >= {minimum}")
+        raise GenotypeError(f"{value!r} is invalid; expected an integer >= {minimum}", field=f"hparams.{key}")
     return value
 
 
@@ -43,13 +43,13 @@ class WRN(ModelFamily):
         hp = super().check_hparams(hparams)
         depth = _positive_int(hp, "depth", 10)
         if depth > 1000:
-            raise GenotypeError(f"hparams.depth: {depth} is invalid; at most 1000 layers are built")
+            raise GenotypeError(f"{depth} is invalid; at most 1000 layers are built", field="hparams.depth")
         if (depth - 4) % 6:
-            raise GenotypeError(f"hparams.depth: {depth} is invalid; a WRN depth is 6n+4 (10, 16, 22, 28, 40, ...)")
+            raise GenotypeError(f"{depth} is invalid; a WRN depth is 6n+4 (10, 16, 22, 28, 40, ...)", field="hparams.depth")
         for key in ("num_classes", "in_channels", "input_size", "stem_width"):
             _positive_int(hp, key)
             if hp[key] > 1 << 16:
-                raise GenotypeError(f"hparams.{key}: {hp[key]} is invalid; at most {1 << 16:,}")
+                raise GenotypeError(f"{hp[key]} is invalid; at most {1 << 16:,}", field=f"hparams.{key}")
         return hp
 
     @staticmethod
@@ -105,7 +105,7 @@ class WRN(ModelFamily):
         missing = [n for n in names if n not in genes]
         extra = sorted(set(genes) - set(names))
         if missing or extra:
-            raise GenotypeError(f"genes: missing {missing[:3]} / unknown {extra[:3]} for {self.name}-{hparams['depth']}")
+            raise GenotypeError(f"missing {missing[:3]} / unknown {extra[:3]} for {self.name}-{hparams['depth']}", field="genes")
         for n in names:
             v = genes[n]
             if not isinstance(v, int) or isinstance(v, bool) or v < self.min_width(n):

@@ -74,9 +74,9 @@ class Criterion(ABC):
 
         if settings.threshold == "layer" and settings.fraction is not None \
                 and not layer_threshold_removes(genotype, settings):
-            raise PruneSettingsError(f"prune.fraction: {settings.fraction!r} removes no channel with threshold "
+            raise PruneSettingsError(f"{settings.fraction!r} removes no channel with threshold "
                                      "\"layer\" (round(fraction x width) is 0 for every gene); expected a larger "
-                                     "fraction")
+                                     "fraction", field="prune.fraction")
 
     def bind(self, model: nn.Module, groups: Mapping[str, Group], genotype: "Genotype") -> None:
         """:meth:`attach` with what this criterion needs of ``genotype`` (a pruning run calls this)."""
@@ -280,8 +280,8 @@ class BNScale(Criterion):
               removable: Mapping[str, int]) -> None:
         missing = [g for g, n in removable.items() if n and not groups[g].batch_norms]
         if missing:
-            raise PruneSettingsError(f"prune.criterion: bn-scale needs a batch norm on every pruned gene; gene "
-                                     f"{missing[0]!r} has none")
+            raise PruneSettingsError(f"bn-scale needs a batch norm on every pruned gene; gene "
+                                     f"{missing[0]!r} has none", field="prune.criterion")
 
     def attach(self, model: nn.Module, groups: Mapping[str, Group]) -> None:
         super().attach(model, groups)
@@ -313,11 +313,11 @@ class Magnitude(Criterion):
     def check_one_shot(cls, genotype: "Genotype", settings: "PruneSettings") -> None:
         for key in ("target_params", "target_macs", "target_latency"):
             if getattr(settings, key) is not None:
-                raise PruneSettingsError(f"prune.{key}: no value with criterion magnitude (it removes `fraction` "
-                                         "of the prunable weights)")
+                raise PruneSettingsError("no value with criterion magnitude (it removes `fraction` "
+                                         "of the prunable weights)", field=f"prune.{key}")
         if settings.fraction is None or settings.fraction >= 1:
-            raise PruneSettingsError(f"prune.fraction: {settings.fraction!r} is invalid with criterion magnitude; "
-                                     "expected the fraction of the prunable weights to remove, in (0, 1)")
+            raise PruneSettingsError(f"{settings.fraction!r} is invalid with criterion magnitude; "
+                                     "expected the fraction of the prunable weights to remove, in (0, 1)", field="prune.fraction")
 
     def scores(self) -> dict[str, torch.Tensor]:
         return {}
@@ -380,14 +380,14 @@ class SSS(Criterion):
 
         branches, floor_params, floor_macs = branch_floor(genotype, settings)
         if not branches:
-            raise PruneSettingsError("prune.criterion: sss needs a residual branch that can vanish (a block whose "
-                                     "inner widths may reach 0, leaving its shortcut); this network has none")
+            raise PruneSettingsError("sss needs a residual branch that can vanish (a block whose "
+                                     "inner widths may reach 0, leaving its shortcut); this network has none", field="prune.criterion")
         if settings.target_macs is not None and settings.target_macs < floor_macs:
-            raise PruneSettingsError(f"prune.target_macs: {settings.target_macs:,} is below the MACs with all "
-                                     f"{len(branches)} residual branches removed")
+            raise PruneSettingsError(f"{settings.target_macs:,} is below the MACs with all "
+                                     f"{len(branches)} residual branches removed", field="prune.target_macs")
         if settings.target_params is not None and settings.target_params < floor_params:
-            raise PruneSettingsError(f"prune.target_params: {settings.target_params:,} is below {floor_params:,}, "
-                                     f"the size with all {len(branches)} residual branches removed")
+            raise PruneSettingsError(f"{settings.target_params:,} is below {floor_params:,}, "
+                                     f"the size with all {len(branches)} residual branches removed", field="prune.target_params")
 
     def bind(self, model: nn.Module, groups: Mapping[str, Group], genotype: "Genotype") -> None:
         self.attach(model, groups, residual_branches(genotype, groups))

@@ -92,7 +92,7 @@ def check_targets(genotype: Genotype, settings: PruneSettings) -> None:
     groups = coupled_groups(genotype, tied=settings.prune_residual)
     for gene in settings.chosen_genes(list(groups)):
         if groups[gene].fixed is not None and settings.genes is not None:
-            raise PruneSettingsError(f"prune.genes: gene {gene!r} cannot be pruned: {groups[gene].fixed}")
+            raise PruneSettingsError(f"gene {gene!r} cannot be pruned: {groups[gene].fixed}", field="prune.genes")
     removable = _removable(genotype, settings)
     if not removable:
         fixed = [(g, group.fixed) for g, group in groups.items() if group.fixed]
@@ -104,8 +104,8 @@ def check_targets(genotype: Genotype, settings: PruneSettings) -> None:
     if settings.max_prunes is not None and settings.max_prunes * settings.channels_per_prune > total:
         what = "prunable channels (inner and residual)" if settings.prune_residual else "prunable inner channels"
         raise PruneSettingsError(
-            f"prune.max_prunes: {settings.max_prunes} prunes of {settings.channels_per_prune} channel(s) exceed "
-            f"the {total} {what}"
+            f"{settings.max_prunes} prunes of {settings.channels_per_prune} channel(s) exceed "
+            f"the {total} {what}", field="prune.max_prunes"
         )
     for key, measure, unit in (("target_params", "params", "parameters"), ("target_macs", "macs", "MACs")):
         target = getattr(settings, key)
@@ -113,12 +113,12 @@ def check_targets(genotype: Genotype, settings: PruneSettings) -> None:
             continue
         start = getattr(genotype, measure)
         if target >= start:
-            raise PruneSettingsError(f"prune.{key}: {target:,} is not below the start ({start:,} {unit})")
+            raise PruneSettingsError(f"{target:,} is not below the start ({start:,} {unit})", field=f"prune.{key}")
         floor = getattr(genotype.with_genes({g: genotype.genes[g] - n for g, n in removable.items()}), measure)
         if target < floor:
             raise PruneSettingsError(
-                f"prune.{key}: {target:,} is below {floor:,}, the {unit} with every "
-                f"{'prunable' if settings.prune_residual else 'inner'} channel pruned"
+                f"{target:,} is below {floor:,}, the {unit} with every "
+                f"{'prunable' if settings.prune_residual else 'inner'} channel pruned", field=f"prune.{key}"
             )
     if settings.latency_table is not None:
         table = latency_table(settings)
@@ -126,13 +126,13 @@ def check_targets(genotype: Genotype, settings: PruneSettings) -> None:
         if settings.target_latency is not None:
             start = table.predict(genotype)
             if settings.target_latency >= start:
-                raise PruneSettingsError(f"prune.target_latency: {settings.target_latency:g} ms is not below the "
-                                         f"start ({start:.3f} ms predicted by {settings.latency_table})")
+                raise PruneSettingsError(f"{settings.target_latency:g} ms is not below the "
+                                         f"start ({start:.3f} ms predicted by {settings.latency_table})", field="prune.target_latency")
             floor = table.predict(genotype.with_genes({g: genotype.genes[g] - n for g, n in removable.items()}))
             if settings.target_latency < floor:
-                raise PruneSettingsError(f"prune.target_latency: {settings.target_latency:g} ms is below {floor:.3f} ms, "
+                raise PruneSettingsError(f"{settings.target_latency:g} ms is below {floor:.3f} ms, "
                                          f"the predicted latency with every "
-                                         f"{'prunable' if settings.prune_residual else 'inner'} channel pruned")
+                                         f"{'prunable' if settings.prune_residual else 'inner'} channel pruned", field="prune.target_latency")
 
 
 def finished_iterative(path: Path, settings: PruneSettings) -> "Family":
@@ -468,8 +468,8 @@ def prune_network(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | N
                       "\"params\" or \"macs\" the far costlier residual channels are compared score for score",
                       stacklevel=2)
     if settings.one_shot:
-        raise PruneSettingsError("prune.one_shot: True is invalid; expected false for the iterative loop "
-                                 "(prune_once runs a one-shot prune)")
+        raise PruneSettingsError("True is invalid; expected false for the iterative loop "
+                                 "(prune_once runs a one-shot prune)", field="prune.one_shot")
     device = device_for(resolve_device(device))
     torch.manual_seed(settings.seed)
     folder = prune_folder(out_dir)

@@ -95,7 +95,7 @@ def check_one_shot(genotype: Genotype, settings: PruneSettings) -> None:
     a layer threshold whose fraction removes nothing, ``sss`` on a network without a residual branch
     that can vanish, a target below the network with every branch removed."""
     if not settings.one_shot:
-        raise PruneSettingsError("prune.one_shot: False is invalid; expected true for a one-shot prune")
+        raise PruneSettingsError("False is invalid; expected true for a one-shot prune", field="prune.one_shot")
     check_targets(genotype, settings)
     CRITERION_REGISTRY.get(settings.criterion).check_one_shot(genotype, settings)
 

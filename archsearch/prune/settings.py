@@ -143,7 +143,7 @@ class PruneSettings:
 
     def __post_init__(self) -> None:
         def bad(key: str, expected: str) -> PruneSettingsError:
-            return PruneSettingsError(f"prune.{key}: {getattr(self, key)!r} is invalid; expected {expected}")
+            return PruneSettingsError(f"{getattr(self, key)!r} is invalid; expected {expected}", field=f"prune.{key}")
 
         CRITERION_REGISTRY.check(self.criterion, where="prune.criterion")
         if self.normalise not in NORMALISERS:
@@ -205,8 +205,8 @@ class PruneSettings:
                 raise bad("threshold", f"global with criterion {self.criterion} (it removes whole residual branches)")
             if self.target_params is None and self.target_macs is None and self.target_latency is None \
                     and self.fraction is None:
-                raise PruneSettingsError("prune: a one-shot run needs fraction, target_params, target_macs or "
-                                         "target_latency")
+                raise PruneSettingsError("a one-shot run needs fraction, target_params, target_macs or "
+                                         "target_latency", field="prune")
         else:
             if removes(self.criterion) == "branches":
                 iterative = ", ".join(c for c in CRITERION_REGISTRY.names() if removes(c) != "branches")
@@ -226,8 +226,8 @@ class PruneSettings:
                                        "prunable weights)")
         if self.max_prunes is None and self.target_params is None and self.target_macs is None \
                 and self.target_latency is None and self.fraction is None:
-            raise PruneSettingsError("prune: set at least one stop condition: max_prunes, target_params, target_macs, "
-                                     "target_latency or fraction")
+            raise PruneSettingsError("set at least one stop condition: max_prunes, target_params, target_macs, "
+                                     "target_latency or fraction", field="prune")
 
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any], *, source: object = "prune") -> "PruneSettings":
@@ -247,7 +247,7 @@ class PruneSettings:
         try:
             return cls(**values)
         except PruneSettingsError as exc:
-            raise PruneSettingsError(f"{source}: {exc}") from None
+            raise exc.within(source) from None
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
@@ -271,8 +271,8 @@ class PruneSettings:
         for pattern in self.genes:
             hits = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
             if not hits:
-                raise PruneSettingsError(f"prune.genes: {pattern!r} names no gene of this network; genes are "
-                                         f"{', '.join(names[:6])}{' ...' if len(names) > 6 else ''}")
+                raise PruneSettingsError(f"{pattern!r} names no gene of this network; genes are "
+                                         f"{', '.join(names[:6])}{' ...' if len(names) > 6 else ''}", field="prune.genes")
             chosen.extend(h for h in hits if h not in chosen)
         return [n for n in names if n in chosen]
 

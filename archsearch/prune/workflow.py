@@ -71,7 +71,7 @@ def prune_space(space: "SearchSpace | str | os.PathLike[str]",
     space = load_space(space)
     if pretrain_epochs is not None and (isinstance(pretrain_epochs, bool) or not isinstance(pretrain_epochs, int)
                                         or pretrain_epochs < 1):
-        raise ArchsearchError(f"pretrain_epochs: {pretrain_epochs!r} is invalid; expected a positive number of epochs")
+        raise ArchsearchError(f"{pretrain_epochs!r} is invalid; expected a positive number of epochs", field="pretrain_epochs")
     if not isinstance(settings, PruneSettings):
         settings = space_settings(space, settings)
     recipe = pretrain_recipe(space, pretrain_overrides) if weights is None else None

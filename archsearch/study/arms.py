@@ -108,7 +108,7 @@ def arm_kind(name: str, *, where: str = "arms") -> ArmKind:
         return ARM_REGISTRY.get(name)
     if name in BASELINE_REGISTRY:
         return ArmKind(name, f"the {name} baseline: {BASELINE_REGISTRY.get(name).description}", _baseline, runs=None)
-    raise ARM_REGISTRY.error(f"{where}: unknown arm {name!r}; expected one of {', '.join(arm_names())}")
+    raise ARM_REGISTRY.error(f"unknown arm {name!r}; expected one of {', '.join(arm_names())}", field=where)
 
 
 def arm_names() -> tuple[str, ...]:

@@ -159,18 +159,18 @@ def make_arms(kinds: Sequence[str], sources: Sequence[Source]) -> list[Arm]:
     for kind in kinds:
         if arm_kind(kind, where="arms").pruned:
             if not sources:
-                raise ArchsearchError(f"arms: {kind} needs a pruning trajectory (`sources` FILE)")
+                raise ArchsearchError(f"{kind} needs a pruning trajectory (`sources` FILE)", field="arms")
             mine = sources_for(kind, sources)
             if not mine:
-                raise ArchsearchError(f"arms: {kind} needs a pruning run of the random criterion "
-                                      "(archsearch prune --criterion random); none of the sources is one")
+                raise ArchsearchError(f"{kind} needs a pruning run of the random criterion "
+                                      "(archsearch prune --criterion random); none of the sources is one", field="arms")
             arms.extend(Arm(kind, s.label, len(sources) > 1) for s in mine)
         else:
             arms.append(Arm(kind))
     names = [a.name for a in arms]
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
-        raise ArchsearchError(f"arms: {duplicate} is listed twice")
+        raise ArchsearchError(f"{duplicate} is listed twice", field="arms")
     return arms
 
 

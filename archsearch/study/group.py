@@ -49,8 +49,8 @@ def group_devices(device: str, k: int) -> list[str]:
     first = dev.index or 0
     last = first + k - 1
     if last >= torch.cuda.device_count():
-        raise ArchsearchError(f"gpus_per_trial {k} from {device}: only {torch.cuda.device_count()} CUDA GPU(s) here; "
-                              f"expected GPUs {first}..{last}")
+        raise ArchsearchError(f"only {torch.cuda.device_count()} CUDA GPU(s) here; "
+                              f"expected GPUs {first}..{last}", field="gpus_per_trial", value=f"{k} from {device}")
     return [f"cuda:{i}" for i in range(first, last + 1)]
 
 

@@ -49,27 +49,27 @@ def parse_devices(text: str) -> list[str]:
     """
     from ..train import resolve_device
 
-    flag = f"devices {text}"
+    named = {"field": "devices", "value": text}
     if text.strip() == "all":
         import torch
 
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise StudyError(f"{flag}: no CUDA GPU is visible to this torch {torch.__version__}; "
-                             "name the devices (cpu,cpu), or start CPU workers with `workers` N")
+            raise StudyError(f"no CUDA GPU is visible to this torch {torch.__version__}; "
+                             "name the devices (cpu,cpu), or start CPU workers with `workers` N", **named)
         return [f"cuda:{k}" for k in range(count)]
     devices: list[str] = []
     for entry in (e.strip() for e in text.split(",")):
         if not entry:
-            raise StudyError(f"{flag}: an empty entry; expected comma-separated devices like cuda:0,cuda:1, or all")
+            raise StudyError("an empty entry; expected comma-separated devices like cuda:0,cuda:1, or all", **named)
         try:
             dev = resolve_device(entry)
         except TrainingError as exc:  # one line naming the device
-            raise StudyError(f"{flag}: {exc}") from None
+            raise StudyError(str(exc), **named) from None
         name = f"{dev.type}:{dev.index if dev.index is not None else 0}" if dev.type == "cuda" else str(dev)
         if name in devices and dev.type not in SHAREABLE:
-            raise StudyError(f"{flag}: {name} is named twice; one worker per GPU "
-                             "(several CPU workers: cpu,cpu or `workers` N)")
+            raise StudyError(f"{name} is named twice; one worker per GPU "
+                             "(several CPU workers: cpu,cpu or `workers` N)", **named)
         devices.append(name)
     return devices
 
@@ -121,11 +121,11 @@ def plan_workers(argv: Sequence[str], devices: Sequence[str], *, threads: int | 
     its own label (``cuda:1``); a repeated one is numbered (``cpu#0``, ``cpu#1``).
     """
     if not devices:
-        raise StudyError("devices: no device to start a worker on")
+        raise StudyError("no device to start a worker on", field="devices")
     if threads is None:
         threads = max(1, (cores or cpu_cores()) // len(devices))
     elif isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise StudyError(f"threads: {threads!r} is invalid; expected a positive number of threads")
+        raise StudyError(f"{threads!r} is invalid; expected a positive number of threads", field="threads")
     seen: dict[str, int] = {}
     workers = []
     for device in devices:

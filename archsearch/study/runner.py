@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..data import check_fits, get_dataset_spec, load_dataset
 from .group import GroupFailed
 from .objective import IdleTrial, Objective, make_early_stopping
+from .foreign import taken_over
 from .settings import StudySettings
 from .storage import DEFAULT_HEARTBEAT, DEFAULT_STORAGE, MAX_RETRY, open_storage, open_study, retry_callback, safe_url
 
@@ -131,13 +132,13 @@ def run_study(settings: StudySettings, *, study_name: str, storage: "str | optun
 
     log = log or (lambda message: None)
     if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
-        raise StudyError(f"n_trials: {n_trials!r} is invalid; expected a positive number of trials")
+        raise StudyError(f"{n_trials!r} is invalid; expected a positive number of trials", field="n_trials")
     dev = resolve_device(device)
     if isinstance(gpus_per_trial, bool) or not isinstance(gpus_per_trial, int) or gpus_per_trial < 1:
-        raise StudyError(f"gpus_per_trial: {gpus_per_trial!r} is invalid; expected a positive number of processes")
+        raise StudyError(f"{gpus_per_trial!r} is invalid; expected a positive number of processes", field="gpus_per_trial")
     if gpus_per_trial > 1 and settings.early_stopping != "none":
-        raise StudyError(f"gpus_per_trial {gpus_per_trial} with early_stopping {settings.early_stopping}: a cell "
-                         "trained by a group reports its epochs when it ends; use early_stopping none")
+        raise StudyError("a cell "
+                         "trained by a group reports its epochs when it ends; use early_stopping none", field="gpus_per_trial", value=f"{gpus_per_trial} with early_stopping {settings.early_stopping}")
     if gpus_per_trial > 1 and train is None:
         from .group import group_trainer
 
@@ -150,7 +151,7 @@ def run_study(settings: StudySettings, *, study_name: str, storage: "str | optun
         torch.cuda.set_device(dev)
     if threads is not None:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise StudyError(f"threads: {threads!r} is invalid; expected a positive number of threads")
+            raise StudyError(f"{threads!r} is invalid; expected a positive number of threads", field="threads")
         import torch
 
         torch.set_num_threads(threads)
@@ -216,7 +217,7 @@ def run_study(settings: StudySettings, *, study_name: str, storage: "str | optun
             except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as exc:
                 # this worker was stopped (a laptop asleep, SIGSTOP) past twice its heartbeat: a live
                 # worker failed its trial and re-queued the cell, which runs there; drop this result
-                if not _taken_over(exc):
+                if not taken_over(exc):
                     raise
                 log(f"trial {objective.current} was handed to another worker while this one was stopped; "
                     "its result here is dropped and the cell runs once, there")
@@ -251,29 +252,13 @@ def run_study(settings: StudySettings, *, study_name: str, storage: "str | optun
     return summary
 
 
-def _taken_over(exc: BaseException) -> bool:
-    """Whether ``exc`` is Optuna refusing to write to a trial that another worker already failed."""
-    import optuna
-
-    return isinstance(exc, optuna.exceptions.UpdateFinishedTrialError) or (
-        isinstance(exc, ValueError) and str(exc).startswith("Cannot tell a FAIL trial"))
-
-
-class _TakeoverFilter:
-    """Drops Optuna's own report (with traceback) of a write to a trial another worker took over."""
-
-    def filter(self, record) -> bool:  # noqa: ANN001
-        exc = record.exc_info[1] if record.exc_info else None
-        message = record.getMessage()
-        return not (exc is not None and _taken_over(exc)) and "has already finished and can not be updated" \
-            not in message and not (message.startswith("Trial ") and message.endswith("failed with value None."))
-
-
 class _quiet_takeover:  # noqa: N801 (a context manager used like a function)
     def __enter__(self) -> None:
         import logging
 
-        self.filter = _TakeoverFilter()
+        from .foreign import TakeoverFilter
+
+        self.filter = TakeoverFilter()
         logging.getLogger("optuna").addFilter(self.filter)
         for handler in logging.getLogger("optuna").handlers:
             handler.addFilter(self.filter)

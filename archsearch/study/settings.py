@@ -96,26 +96,26 @@ class StudySettings:
         EARLY_STOPPING_REGISTRY.check(early_stopping, where="early_stopping")
         STUDY_SEARCH_REGISTRY.check(search, where="search")
         if not kinds:
-            raise ArchsearchError("arms: expected at least one arm")
+            raise ArchsearchError("expected at least one arm", field="arms")
         if not budgets:
-            raise BudgetError("budgets: expected at least one budget")
+            raise BudgetError("expected at least one budget", field="budgets")
         seeds = tuple(seeds)
         if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
-            raise ArchsearchError(f"seeds: {','.join(map(str, seeds)) or 'nothing'} is invalid; expected integers >= 0")
+            raise ArchsearchError(f"{','.join(map(str, seeds)) or 'nothing'} is invalid; expected integers >= 0", field="seeds")
         for what, values in (("seeds", seeds), ("budgets", budgets), ("arms", kinds)):
             if len(set(values)) != len(values):
-                raise ArchsearchError(f"{what}: a value is listed twice")
+                raise ArchsearchError("a value is listed twice", field=what)
         per_arm = _arm_seeds(arm_seeds or {}, kinds)
         if isinstance(raw_tolerance, bool) or not isinstance(raw_tolerance, (int, float)) \
                 or not 0 < raw_tolerance < 1:  # NaN and infinity fail this too: a NaN let a 19.5k member fill 2k
-            raise BudgetError(f"raw_tolerance: {raw_tolerance!r} is invalid; expected a fraction in (0, 1), e.g. 0.1")
+            raise BudgetError(f"{raw_tolerance!r} is invalid; expected a fraction in (0, 1), e.g. 0.1", field="raw_tolerance")
         from ..resources import MAX_STUDY_CELLS, TRAINING_BYTES_PER_PARAM, check_memory
 
         counts = dict(per_arm)
         cells = len(budgets) * sum(len(counts.get(k.split("[")[0], seeds)) for k in kinds)
         if cells > MAX_STUDY_CELLS:
-            raise ArchsearchError(f"arms: {len(kinds)} arms x {len(budgets)} budgets x their seeds is {cells:,} "
-                                  f"cells; one study holds at most {MAX_STUDY_CELLS:,}")
+            raise ArchsearchError(f"{len(kinds)} arms x {len(budgets)} budgets x their seeds is {cells:,} "
+                                  f"cells; one study holds at most {MAX_STUDY_CELLS:,}", field="arms")
         from ..landing import check_measure
 
         check_measure(by)
@@ -125,8 +125,8 @@ class StudySettings:
         labels = [s.label for s in sources]
         if len(set(labels)) != len(labels):
             twice = next(label for label in labels if labels.count(label) > 1)
-            raise ArchsearchError(f"sources: two files have the label {twice!r}; "
-                                  "give each its own label (`sources` LABEL=FILE)")
+            raise ArchsearchError(f"two files have the label {twice!r}; "
+                                  "give each its own label (`sources` LABEL=FILE)", field="sources")
         arms = make_arms(kinds, sources)
         if mode == "search":
             if len(budgets) != 1:
@@ -146,13 +146,13 @@ class StudySettings:
                     settings.candidate(arm.name, budget)
                 except BudgetError as exc:
                     if not skip_unreachable:
-                        raise BudgetError(f"{exc} (skip_unreachable "
+                        raise BudgetError(f"{exc} (`skip_unreachable` "
                                           "runs the reachable cells and lists the others)") from None
                     skipped.append((arm.name, budget))
         if skipped:
             settings = replace(settings, skipped=tuple(skipped))
             if not settings.cells():
-                raise BudgetError("skip_unreachable: no arm reaches any of the budgets; nothing to run")
+                raise BudgetError("no arm reaches any of the budgets; nothing to run", field="skip_unreachable")
         return settings
 
     # -- the grid ------------------------------------------------------------------------------
@@ -247,12 +247,12 @@ def _arm_seeds(value: Mapping[str, Sequence[int]], kinds: Sequence[str]) -> tupl
     out = []
     for kind, seeds in value.items():
         if kind not in arm_names() or kind not in present:
-            raise ArchsearchError(f"arm_seeds: {kind!r} is not one of this study's arm kinds "
-                                  f"({', '.join(sorted(present))})")
+            raise ArchsearchError(f"{kind!r} is not one of this study's arm kinds "
+                                  f"({', '.join(sorted(present))})", field="arm_seeds")
         seeds = tuple(seeds)
         if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) \
                 or len(set(seeds)) != len(seeds):
-            raise ArchsearchError(f"arm_seeds: {kind}: expected distinct integer seeds >= 0")
+            raise ArchsearchError(f"{kind}: expected distinct integer seeds >= 0", field="arm_seeds")
         out.append((kind, seeds))
     return tuple(sorted(out))
 
@@ -327,7 +327,7 @@ def study_settings(*, arms: Sequence[str], budgets: Sequence[int], seeds: Sequen
         recipe = space.recipe() if space is not None and space.train else resolve_recipe(None, data)
     if epochs is not None:
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ArchsearchError(f"epochs: {epochs!r} is invalid; expected a positive number of epochs")
+            raise ArchsearchError(f"{epochs!r} is invalid; expected a positive number of epochs", field="epochs")
         recipe = replace(recipe, epochs=epochs)
     hparams, widen, reference, reference_macs = None, 1.0, None, None
     if space is not None or sources:

@@ -80,9 +80,9 @@ def _first_line(exc: BaseException) -> str:
 def open_storage(url: str = DEFAULT_STORAGE, *, heartbeat: int | None = DEFAULT_HEARTBEAT) -> "optuna.storages.RDBStorage":
     """An RDB storage with heartbeats and the retry callback; any failure to reach it is one line."""
     if not isinstance(url, str) or "://" not in url:
-        raise StudyError(f"storage: {url!r} is not a storage URL; {_URL_HINT}")
+        raise StudyError(f"{url!r} is not a storage URL; {_URL_HINT}", field="storage")
     if heartbeat is not None and (isinstance(heartbeat, bool) or not isinstance(heartbeat, int) or heartbeat < 1):
-        raise StudyError(f"heartbeat: {heartbeat!r} is invalid; expected whole seconds >= 1")
+        raise StudyError(f"{heartbeat!r} is invalid; expected whole seconds >= 1", field="heartbeat")
     kwargs: dict[str, Any] = {}
     if heartbeat is not None:
         kwargs = {"heartbeat_interval": heartbeat, "grace_period": 2 * heartbeat}
@@ -103,9 +103,9 @@ def open_storage(url: str = DEFAULT_STORAGE, *, heartbeat: int | None = DEFAULT_
     except ImportError:
         hint = ("pip install psycopg2-binary" if scheme.startswith("postgresql")
                 else f"install the Python driver that {scheme} URLs need")
-        raise StudyError(f"storage {safe_url(url)}: its database driver is not installed; {hint}") from None
+        raise StudyError(f"its database driver is not installed; {hint}", field="storage", value=f"{safe_url(url)}") from None
     except Exception as exc:  # noqa: BLE001 (sqlalchemy's errors for a bad URL, host, file or schema)
-        raise StudyError(f"storage {safe_url(url)}: cannot open the storage ({_first_line(exc)})") from None
+        raise StudyError(f"cannot open the storage ({_first_line(exc)})", field="storage", value=f"{safe_url(url)}") from None
     if storage.engine.dialect.name == "sqlite":
         _serialise_sqlite(storage)
     return storage
@@ -123,15 +123,15 @@ def _connect(url: str, engine_kwargs: dict[str, Any], kwargs: dict[str, Any]) ->
     import optuna
     from sqlalchemy import exc as sa_exc
 
+    from .foreign import storage_race
+
     for attempt in range(6):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # heartbeat_interval is "experimental" in Optuna
                 return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
         except (sa_exc.IntegrityError, sa_exc.ProgrammingError, sa_exc.OperationalError) as exc:
-            text = str(exc).lower()
-            racing = isinstance(exc, sa_exc.IntegrityError) or "already exists" in text or "locked" in text
-            if not racing or attempt == 5:
+            if not storage_race(exc) or attempt == 5:
                 raise
             time.sleep(0.2 + random.random())
     raise AssertionError("unreachable")  # pragma: no cover
@@ -180,7 +180,7 @@ def open_study(settings: StudySettings, storage: "optuna.storages.BaseStorage | 
     import optuna
 
     if not study_name or not isinstance(study_name, str):
-        raise StudyError("study_name: expected a non-empty name")
+        raise StudyError("expected a non-empty name", field="study_name")
     if isinstance(storage, str):
         storage = open_storage(storage)
     url = safe_url(getattr(storage, "url", "the storage"))
@@ -206,12 +206,12 @@ def open_study(settings: StudySettings, storage: "optuna.storages.BaseStorage | 
 
     stored = _wait_for(study, SETTINGS_ATTR, 30.0)
     if not isinstance(stored, dict):
-        raise StudyError(f"study_name {study_name}: a study of that name in {url} was not made by "
-                         "archsearch study run; choose another `study_name`")
+        raise StudyError(f"a study of that name in {url} was not made by "
+                         "archsearch study run; choose another `study_name`", field="study_name", value=f"{study_name}")
     diff = settings_diff(stored, wanted)
     if diff:
-        raise StudyError(f"study_name {study_name}: the study in {url} was made with other settings "
-                         f"({'; '.join(diff)}); rerun with its settings to resume it, or choose another `study_name`")
+        raise StudyError(f"the study in {url} was made with other settings "
+                         f"({'; '.join(diff)}); rerun with its settings to resume it, or choose another `study_name`", field="study_name", value=f"{study_name}")
     stored_heartbeat = study.user_attrs.get(HEARTBEAT_ATTR)
     if heartbeat is not None and isinstance(stored_heartbeat, int) and stored_heartbeat != heartbeat:
         # staleness is judged against the others' heartbeats: every worker of a study uses its interval
@@ -223,9 +223,9 @@ def open_study(settings: StudySettings, storage: "optuna.storages.BaseStorage | 
             log(f"waiting for the worker that created {study_name} to enqueue its grid")
         timeout = init_timeout if init_timeout is not None else 30.0 + 0.5 * len(settings.cells())
         if not _wait_for(study, READY_ATTR, timeout):
-            raise StudyError(f"study_name {study_name}: the study in {url} was never finished being set up "
+            raise StudyError(f"the study in {url} was never finished being set up "
                              f"(its creator stopped while enqueuing the grid); delete it with "
-                             f"`optuna delete-study --storage URL --study-name {study_name}` and start again")
+                             f"`optuna delete-study --storage URL --study-name {study_name}` and start again", field="study_name", value=f"{study_name}")
     return study, False
 
 
@@ -236,12 +236,12 @@ def load_study(storage: str, study_name: str) -> "optuna.Study":
     if isinstance(storage, str) and storage.lower().startswith("sqlite:///"):
         path = Path(storage[len("sqlite:///"):])
         if str(path) != ":memory:" and not path.is_file():  # reading must never create a database
-            raise StudyError(f"storage {storage}: no such database file {path}; a study is made by "
-                             "archsearch study run")
+            raise StudyError(f"no such database file {path}; a study is made by "
+                             "archsearch study run", field="storage", value=f"{storage}")
     store = open_storage(storage, heartbeat=None)
     try:
         return optuna.load_study(study_name=study_name, storage=store)
     except KeyError:
         names = optuna.get_all_study_names(store)
         there = f"; studies there: {', '.join(names)}" if names else "; it holds no study"
-        raise StudyError(f"study_name {study_name}: no such study in {safe_url(storage)}{there}") from None
+        raise StudyError(f"no such study in {safe_url(storage)}{there}", field="study_name", value=f"{study_name}") from None
