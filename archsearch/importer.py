@@ -78,8 +78,8 @@ def _check_input_memory(shape: tuple[int, int, int]) -> None:
     from .resources import check_memory
 
     nbytes = 2 * shape[0] * shape[1] * shape[2] * 4
-    check_memory(16 * nbytes, f"input_shape: tracing on inputs of {'x'.join(map(str, shape))}",
-                 error=NetworkImportError)
+    check_memory(16 * nbytes, f"tracing on inputs of {'x'.join(map(str, shape))}",
+                 error=NetworkImportError, field="input_shape")
 
 
 def parse_args(pairs: Sequence[str]) -> dict[str, Any]:

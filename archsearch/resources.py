@@ -38,9 +38,11 @@ def format_bytes(n: float) -> str:
     return f"{n:.0f} bytes"
 
 
-def check_memory(nbytes: float, what: str, *, error: type[Exception] = ArchsearchError) -> None:
-    """Refuse ``what`` when it needs more than this machine's memory (``nbytes``, a floor)."""
+def check_memory(nbytes: float, what: str, *, error: type[ArchsearchError] = ArchsearchError,
+                 field: str | None = None) -> None:
+    """Refuse ``what`` when it needs more than this machine's memory (``nbytes``, a floor); ``field``:
+    the parameter whose value asked for it."""
     total = physical_memory()
     if nbytes > total:
         raise error(f"{what} needs at least {format_bytes(nbytes)} of memory; this machine has "
-                    f"{format_bytes(total)}")
+                    f"{format_bytes(total)}", field=field)

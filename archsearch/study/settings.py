@@ -120,8 +120,8 @@ class StudySettings:
 
         check_measure(by)
         if by == "params":  # a MACs budget says little of the memory; the candidates' own sizes are checked later
-            check_memory(TRAINING_BYTES_PER_PARAM * max(budgets), f"budgets: training a {max(budgets):,}-parameter "
-                         "candidate", error=BudgetError)
+            check_memory(TRAINING_BYTES_PER_PARAM * max(budgets), f"training a {max(budgets):,}-parameter "
+                         "candidate", error=BudgetError, field="budgets")
         labels = [s.label for s in sources]
         if len(set(labels)) != len(labels):
             twice = next(label for label in labels if labels.count(label) > 1)
