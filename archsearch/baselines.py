@@ -112,13 +112,13 @@ def _wrn_template(family: str, hparams: Mapping[str, Any], widen: float, inner: 
     return Genotype.from_genes(fam.name, hp, genes)
 
 
-def _wrn_scaled(family: str) -> "Callable[[Mapping[str, Any], int, float, str], Made]":
-    """A WRN family with a continuous widen factor (the ``widen`` given is not used: it is solved)."""
+def _wrn_scaled(family: str, name: str) -> "Callable[[Mapping[str, Any], int, float, str], Made]":
+    """Baseline ``name``: WRN family ``family`` with a continuous widen factor (the ``widen`` given is
+    not used: it is solved)."""
     def make(hparams: Mapping[str, Any], budget: int, widen: float, by: str) -> Made:
         from .landing import land
 
         template = _wrn_template(family, hparams, 1.0)
-        name = "uniform" if family == "wrn" else "bottleneck-block"
         return land(template, _direction(template), budget, what=f"the {name} baseline", by=by), "widen"
     return make
 
@@ -141,11 +141,11 @@ _WRN = ("wrn", "wrn-bottleneck")
 
 
 for _entry in (
-    Baseline("uniform", "every width scaled by one factor", _uniform, _wrn_scaled("wrn")),
+    Baseline("uniform", "every width scaled by one factor", _uniform, _wrn_scaled("wrn", "uniform")),
     Baseline("bottleneck", "the residual widths kept, every inner width scaled by one factor", _inner,
              _wrn_bottleneck),
     Baseline("bottleneck-block", "a WRN of bottleneck blocks (its own model family), scaled uniformly", None,
-             _wrn_scaled("wrn-bottleneck")),
+             _wrn_scaled("wrn-bottleneck", "bottleneck-block")),
     Baseline("uniform-density", "the unpruned widths, every prunable layer keeping one fraction of its weights",
              _thinned("uniform"), thins=True),
     Baseline("erk", "the unpruned widths, per-layer densities by Erdős–Rényi-Kernel (Evci et al. 2020)",
@@ -154,19 +154,22 @@ for _entry in (
     register_baseline(_entry)
 del _entry
 
-BASELINES = BASELINE_REGISTRY.names()
-#: the baselines every network has (``bottleneck-block`` is a WRN family of its own)
-GENERIC_BASELINES = tuple(n for n in BASELINES if BASELINE_REGISTRY.get(n).shrink is not None
-                          and not BASELINE_REGISTRY.get(n).thins)
-#: baselines that thin weights, not channels: any network has them, at nonzero-parameter budgets
-DENSITY_BASELINES = tuple(n for n in BASELINES if BASELINE_REGISTRY.get(n).thins)
+def _shrinking() -> tuple[str, ...]:
+    """The baselines that shrink any unpruned genotype (every network has them)."""
+    return tuple(n for n in BASELINE_REGISTRY.names() if BASELINE_REGISTRY.get(n).shrink is not None)
 
 
 def baselines_of(family: str) -> tuple[str, ...]:
     """Every baseline a network of model ``family`` can have: all of them for the WRN families
     (built from their hyper-parameters), those that shrink any genotype for the others."""
-    return tuple(n for n in BASELINE_REGISTRY.names()
-                 if family in _WRN or BASELINE_REGISTRY.get(n).shrink is not None)
+    return BASELINE_REGISTRY.names() if family in _WRN else _shrinking()
+
+
+BASELINES = BASELINE_REGISTRY.names()
+#: the channel baselines every network has (``bottleneck-block`` is a WRN family of its own)
+GENERIC_BASELINES = tuple(n for n in _shrinking() if not BASELINE_REGISTRY.get(n).thins)
+#: baselines that thin weights, not channels: any network has them, at nonzero-parameter budgets
+DENSITY_BASELINES = tuple(n for n in BASELINES if BASELINE_REGISTRY.get(n).thins)
 
 
 def scaled_baseline(kind: str, template: "Genotype", budget: int, *, by: str = "params") -> "tuple[Landing, str]":
@@ -174,9 +177,8 @@ def scaled_baseline(kind: str, template: "Genotype", budget: int, *, by: str = "
     ``by``: the budget counts ``params`` or ``macs``."""
     entry = BASELINE_REGISTRY.get(kind, where="arms")
     if entry.shrink is None:
-        generic = [n for n in BASELINE_REGISTRY.names() if BASELINE_REGISTRY.get(n).shrink is not None]
         raise ArchsearchError(f"{kind!r} is not a baseline of this network; expected some of "
-                              f"{', '.join(generic)}", field="arms")
+                              f"{', '.join(_shrinking())}", field="arms")
     return entry.shrink(template, budget, by)
 
 

@@ -37,8 +37,11 @@ class ArchsearchError(Exception):
 
     def within(self, source: object) -> "ArchsearchError":
         """The same error, read from ``source`` (a file, a table): its field and message kept."""
-        inner = f"{source}: {self.source}" if self.source else source
-        return type(self)(self.message, field=self.field, value=self.value, source=inner)
+        return self.renamed(self.field, source=f"{source}: {self.source}" if self.source else source)
+
+    def renamed(self, field: str | None, *, source: object = None) -> "ArchsearchError":
+        """The same error about ``field`` (a flag, a file's field for a library parameter), from ``source``."""
+        return type(self)(self.message, field=field, value=self.value, source=source)
 
 
 class FileFormatError(ArchsearchError):

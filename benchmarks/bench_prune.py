@@ -29,7 +29,8 @@ from _machine import machine  # noqa: E402
 import archsearch  # noqa: E402
 from archsearch.data import load_dataset  # noqa: E402
 from archsearch.prune.criteria import make_criterion  # noqa: E402
-from archsearch.prune.loop import _groups, _spatial, finetune_recipe  # noqa: E402
+from archsearch.prune.groups import spatial_sizes  # noqa: E402
+from archsearch.prune.loop import _groups, finetune_recipe  # noqa: E402
 from archsearch.prune.settings import PruneSettings  # noqa: E402
 from archsearch.train import Trainer  # noqa: E402
 
@@ -48,7 +49,7 @@ def fisher_overhead(g, data, device, batch: int, steps: int, rounds: int) -> dic
 
     def timed(with_fisher: bool) -> float:
         if with_fisher:
-            fisher.attach(trainer.model, groups, _spatial(g))
+            fisher.attach(trainer.model, groups, spatial_sizes(g))
         start = time.perf_counter()
         trainer.train_steps(steps, after_backward=fisher.after_backward if with_fisher else None)  # ends synced
         seconds = (time.perf_counter() - start) / steps

@@ -98,7 +98,8 @@ def _fisher_scores(argv: list[str]) -> int:
     import archsearch
     from archsearch import distributed
     from archsearch.prune.criteria import make_criterion
-    from archsearch.prune.loop import _groups, _spatial
+    from archsearch.prune.groups import spatial_sizes
+    from archsearch.prune.loop import _groups
     from archsearch.prune.settings import PruneSettings
     from archsearch.recipe import Recipe
     from archsearch.train import Trainer
@@ -110,7 +111,7 @@ def _fisher_scores(argv: list[str]) -> int:
         trainer = Trainer(genotype.build(generic=True), load_data("digits"), Recipe(epochs=1, batch_size=64, lr=0.05),
                           device="cpu", seed=0)
         fisher = make_criterion("fisher")
-        fisher.attach(trainer.model, _groups(genotype, PruneSettings(max_prunes=1)), _spatial(genotype))
+        fisher.attach(trainer.model, _groups(genotype, PruneSettings(max_prunes=1)), spatial_sizes(genotype))
         trainer.train_steps(4, after_backward=fisher.after_backward)
         if group.is_main:
             torch.save({k: v.cpu() for k, v in fisher.scores().items()}, argv[1])

@@ -11,7 +11,8 @@ import archsearch.zoo
 from archsearch.errors import ArchsearchError
 from archsearch.prune.criteria import CRITERIA, make_criterion
 from archsearch.prune.groups import coupled_groups
-from archsearch.prune.loop import _removable, _spatial, check_targets
+from archsearch.prune.groups import spatial_sizes
+from archsearch.prune.loop import _removable, check_targets
 from archsearch.prune.settings import ONE_SHOT_CRITERIA, WEIGHT_CRITERIA, PruneSettings
 from archsearch.prune.surgery import graph_state_dict, prune_channels
 
@@ -111,7 +112,7 @@ def test_fisher_matches_autograd_on_masks_at_the_readers(name: str) -> None:
     x = torch.randn(6, 1, 8, 8)
     y = torch.randint(0, 10, (6,))
     fisher = make_criterion("fisher")
-    fisher.attach(model, groups, _spatial(g))
+    fisher.attach(model, groups, spatial_sizes(g))
     nn.functional.cross_entropy(model(x), y).backward()
     fisher.after_backward()
     ours = fisher.scores()
@@ -448,7 +449,7 @@ def test_fisher_accumulates_in_fp32_when_training_runs_in_bf16():
     from torch.nn import functional as F
 
     from archsearch.prune.criteria import make_criterion
-    from archsearch.prune.loop import _groups, _spatial
+    from archsearch.prune.loop import _groups
     from archsearch.prune.settings import PruneSettings
 
     g = archsearch.create_genotype("wrn-10-1", in_channels=1, input_size=8, num_classes=10)
@@ -458,7 +459,7 @@ def test_fisher_accumulates_in_fp32_when_training_runs_in_bf16():
     scores = {}
     for dtype in (torch.float32, torch.bfloat16):
         crit = make_criterion("fisher", 0)
-        crit.attach(model, _groups(g, PruneSettings(max_prunes=1)), _spatial(g))
+        crit.attach(model, _groups(g, PruneSettings(max_prunes=1)), spatial_sizes(g))
         model.zero_grad()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
             loss = F.cross_entropy(model(x), y)

@@ -187,7 +187,7 @@ def _as_flags(exc: ArchsearchError, parser: argparse.ArgumentParser, verb: str |
     # a renamed parameter names its flag only where this verb has it (--out of another verb is no answer)
     flags.update({name: flag for name, flag in _FLAG_OF.items() if flag in flags.values()})
     if exc.field in flags and not exc.source:
-        line = str(type(exc)(exc.message, field=flags[exc.field], value=exc.value))
+        line = str(exc.renamed(flags[exc.field]))
     else:
         line = str(exc)
     pieces = line.split("`")

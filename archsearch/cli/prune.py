@@ -151,9 +151,10 @@ def _flags(prefix: str, given: dict) -> Iterator[None]:
     try:
         yield
     except ArchsearchError as exc:
-        key = (exc.field or "").removeprefix(prefix) if (exc.field or "").startswith(prefix) else None
+        field = exc.field or ""
+        key = field[len(prefix):] if field.startswith(prefix) else None
         if key in given:
-            raise ArchsearchError(exc.message, field=f"--{key.replace('_', '-')}", value=exc.value) from None
+            raise exc.renamed(f"--{key.replace('_', '-')}") from None
         raise
 
 

@@ -233,7 +233,7 @@ class Experiment:
                 arm_seeds={k: v for k, v in self.arm_seeds.items() if k in arms})
         except ArchsearchError as exc:  # the library's parameter is a field of this file
             if exc.field in ("arms", "budgets", "seeds", "early_stopping", "arm_seeds") and not exc.source:
-                raise type(exc)(exc.message, field=f"{where}{exc.field}", value=exc.value, source=self.path) from None
+                raise exc.renamed(f"{where}{exc.field}", source=self.path) from None
             raise
 
     def parent_changes(self) -> dict[str, Any]:

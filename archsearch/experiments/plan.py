@@ -98,7 +98,7 @@ def plan_experiment(experiment: Experiment, *, processes: int = 1, device: str |
     if n is None:
         raise ArchsearchError("not found on this machine; give --train-images N (the "
                               "training split's size, e.g. 1271167 for ImageNet less 10,000 for validation) to plan "
-                              "without it", field="data", value=f"{space.data_name}")
+                              "without it", field="data", value=space.data_name)
     recipe = experiment.recipe()
     runs = [r for r in experiment.runs]
     pretrain_epochs = [space.recipe(dict(r.pretrain)).epochs for r in runs]
@@ -113,7 +113,7 @@ def plan_experiment(experiment: Experiment, *, processes: int = 1, device: str |
     steps.append(Step("study cells", _cells(experiment), recipe.epochs, n))
     if processes > 1 and recipe.batch_size % processes:
         raise ArchsearchError(f"the recipe's batch {recipe.batch_size} does not split "
-                              f"evenly over {processes} processes", field="gpus_per_trial", value=f"{processes}")
+                              f"evenly over {processes} processes", field="gpus_per_trial", value=processes)
     batch = recipe.batch_size // processes
     if images_per_s is None:
         images_per_s, where = measure_images_per_s(genotype, batch, device)

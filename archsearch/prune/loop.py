@@ -50,7 +50,7 @@ from ..recipe import Recipe
 from ..runfolder import RunFolder, refuse_changed
 from ..train import Trainer, divergence, is_diverged, resolve_device
 from .criteria import Criterion, make_criterion
-from .groups import Group, coupled_groups, spatial_sizes
+from .groups import Group, coupled_groups
 from .settings import CRITERION_REGISTRY, PruneSettings, PruneSettingsError
 from .sparse import thin
 from .surgery import graph_state_dict, prune_channels
@@ -78,8 +78,6 @@ def _removable(genotype: Genotype, settings: PruneSettings) -> dict[str, int]:
     return {g: max(0, group.width - group.floor) for g, group in _groups(genotype, settings).items()}
 
 
-#: the name tests and benchmarks import
-_spatial = spatial_sizes
 
 
 def prune_folder(out_dir: str | os.PathLike[str]) -> RunFolder:

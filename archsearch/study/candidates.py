@@ -149,8 +149,8 @@ class Arm:
 
 def sources_for(kind: str, sources: Sequence[Source]) -> list[Source]:
     """The pruning runs a pruned arm reads (:meth:`.arms.ArmKind.reads`)."""
-    record = arm_kind(kind)
-    return [s for s in sources if record.reads(s, list(sources))]
+    record, pool = arm_kind(kind), list(sources)
+    return [s for s in pool if record.reads(s, pool)]
 
 
 def make_arms(kinds: Sequence[str], sources: Sequence[Source]) -> list[Arm]:

@@ -72,7 +72,7 @@ def load_results(storage: str, study_name: str) -> StudyResults:
     study = load_study(storage, study_name)
     settings = study.user_attrs.get(SETTINGS_ATTR)
     if not isinstance(settings, dict):
-        raise StudyError("this study was not made by archsearch study run", field="study_name", value=f"{study_name}")
+        raise StudyError("this study was not made by archsearch study run", field="study_name", value=study_name)
     trials = []
     for t in study.get_trials(deepcopy=False):
         attrs = t.user_attrs

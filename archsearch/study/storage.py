@@ -103,9 +103,9 @@ def open_storage(url: str = DEFAULT_STORAGE, *, heartbeat: int | None = DEFAULT_
     except ImportError:
         hint = ("pip install psycopg2-binary" if scheme.startswith("postgresql")
                 else f"install the Python driver that {scheme} URLs need")
-        raise StudyError(f"its database driver is not installed; {hint}", field="storage", value=f"{safe_url(url)}") from None
+        raise StudyError(f"its database driver is not installed; {hint}", field="storage", value=safe_url(url)) from None
     except Exception as exc:  # noqa: BLE001 (sqlalchemy's errors for a bad URL, host, file or schema)
-        raise StudyError(f"cannot open the storage ({_first_line(exc)})", field="storage", value=f"{safe_url(url)}") from None
+        raise StudyError(f"cannot open the storage ({_first_line(exc)})", field="storage", value=safe_url(url)) from None
     if storage.engine.dialect.name == "sqlite":
         _serialise_sqlite(storage)
     return storage
@@ -207,11 +207,11 @@ def open_study(settings: StudySettings, storage: "optuna.storages.BaseStorage | 
     stored = _wait_for(study, SETTINGS_ATTR, 30.0)
     if not isinstance(stored, dict):
         raise StudyError(f"a study of that name in {url} was not made by "
-                         "archsearch study run; choose another `study_name`", field="study_name", value=f"{study_name}")
+                         "archsearch study run; choose another `study_name`", field="study_name", value=study_name)
     diff = settings_diff(stored, wanted)
     if diff:
         raise StudyError(f"the study in {url} was made with other settings "
-                         f"({'; '.join(diff)}); rerun with its settings to resume it, or choose another `study_name`", field="study_name", value=f"{study_name}")
+                         f"({'; '.join(diff)}); rerun with its settings to resume it, or choose another `study_name`", field="study_name", value=study_name)
     stored_heartbeat = study.user_attrs.get(HEARTBEAT_ATTR)
     if heartbeat is not None and isinstance(stored_heartbeat, int) and stored_heartbeat != heartbeat:
         # staleness is judged against the others' heartbeats: every worker of a study uses its interval
@@ -225,7 +225,7 @@ def open_study(settings: StudySettings, storage: "optuna.storages.BaseStorage | 
         if not _wait_for(study, READY_ATTR, timeout):
             raise StudyError(f"the study in {url} was never finished being set up "
                              f"(its creator stopped while enqueuing the grid); delete it with "
-                             f"`optuna delete-study --storage URL --study-name {study_name}` and start again", field="study_name", value=f"{study_name}")
+                             f"`optuna delete-study --storage URL --study-name {study_name}` and start again", field="study_name", value=study_name)
     return study, False
 
 
@@ -237,11 +237,11 @@ def load_study(storage: str, study_name: str) -> "optuna.Study":
         path = Path(storage[len("sqlite:///"):])
         if str(path) != ":memory:" and not path.is_file():  # reading must never create a database
             raise StudyError(f"no such database file {path}; a study is made by "
-                             "archsearch study run", field="storage", value=f"{storage}")
+                             "archsearch study run", field="storage", value=storage)
     store = open_storage(storage, heartbeat=None)
     try:
         return optuna.load_study(study_name=study_name, storage=store)
     except KeyError:
         names = optuna.get_all_study_names(store)
         there = f"; studies there: {', '.join(names)}" if names else "; it holds no study"
-        raise StudyError(f"no such study in {safe_url(storage)}{there}", field="study_name", value=f"{study_name}") from None
+        raise StudyError(f"no such study in {safe_url(storage)}{there}", field="study_name", value=study_name) from None
