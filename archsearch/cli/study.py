@@ -219,11 +219,22 @@ class StudyCommand(Command):
             show_candidates(True)
             return self._launch(args, devices, name, log)
 
+        stop_asked: list[int] = []
+
         def terminate(signum: int, frame: Any) -> None:  # noqa: ARG001
             if args.launched:  # the launcher's SIGTERM and a terminal's Ctrl-C may both come: re-queue once
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
+            stop_asked.append(signum)
             raise KeyboardInterrupt
+
+        def after_trial(r: Any) -> None:
+            progress(r)
+            # a signal that lands in a weakref callback or a __del__ has its KeyboardInterrupt printed
+            # and dropped by Python ("Exception ignored in ..."), and a launched worker ignores the
+            # next one: the stop it asked for is taken here, at the end of the trial, instead
+            if stop_asked:
+                raise KeyboardInterrupt
 
         previous = signal.signal(signal.SIGTERM, terminate)
         previous_int = signal.signal(signal.SIGINT, terminate) if args.launched else None
@@ -234,7 +245,7 @@ class StudyCommand(Command):
             summary = run_study(settings, study_name=name, storage=args.storage, n_trials=args.n_trials,
                                 device=args.device, data_dir=args.data_dir, heartbeat=args.heartbeat,
                                 threads=resolve_threads(args.threads), wait=not args.no_wait, on_open=show_candidates,
-                                on_trial=progress, log=log, gpus_per_trial=args.gpus_per_trial)
+                                on_trial=after_trial, log=log, gpus_per_trial=args.gpus_per_trial)
         finally:
             signal.signal(signal.SIGTERM, previous)
             if previous_int is not None:
