@@ -70,7 +70,7 @@ def test_library_parameters_reach_the_cli_user_as_flags(capsys, monkeypatch):
     from archsearch.study.launch import plan_workers
 
     with pytest.raises(StudyError) as info:  # what the library says to a Python caller
-        plan_workers([], ["cpu"], threads=0)
+        plan_workers({}, ["cpu"], threads=0)
     said = f"{info.value}; choose another `study_name`, or ask `optuna-dashboard` (`threads` again)"
     assert said.startswith("threads: 0 is invalid; ")
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from archsearch.cli import main
+from archsearch.errors import ArchsearchError
 from archsearch.experiments import load_experiment
 from archsearch.experiments.file import ExperimentError
 
@@ -268,3 +269,19 @@ def test_the_thinet_file_builds_thinets_resnet50_architectures():
         pruned = genotype.with_genes({g: genotype.genes[g] - round(settings.fraction * group.width)
                                       for g, group in groups.items()})
         assert abs(pruned.params - published[run.label]) <= 0.01 * published[run.label], run.label  # 0.52 % at worst
+
+
+def test_a_failing_worker_task_stops_the_step_naming_its_error_and_log(tmp_path):
+    """``workers > 1``: each task is a function call in a worker process (no command line); one that
+    fails stops the step with its last error line and where its whole log is."""
+    from archsearch.experiments.run import _spawn
+
+    (tmp_path / "tiny.toml").write_text(TINY)
+    experiment = load_experiment(tmp_path / "tiny.toml")
+    out = tmp_path / "out"
+    with pytest.raises(ArchsearchError) as info:
+        _spawn(experiment, out, ["prune:no-such-run"], 2, "cpu", None)
+    text = str(info.value)
+    assert text.startswith("prune:no-such-run failed: archsearch: error: ") and "no-such-run" in text[40:]
+    assert f"(full log: {out / 'logs'}" in text and "\n" not in text
+    assert (out / "logs" / "prune-no-such-run.log").read_text().startswith("archsearch: error: ")

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "archsearch"
 
 #: the foundation: small modules every layer may use, which use nothing above themselves
 FOUNDATION = {"errors", "registry", "_jsonio", "budgets", "kinds", "graph", "tracing", "resources", "runfolder",
-              "distributed", "recipe", "names", "machine", "tables"}
+              "distributed", "recipe", "names", "machine", "tables", "supervisor"}
 #: orchestration, from the bottom up: each never imports the ones after it
 TOP = ["prune", "study", "experiments", "cli"]
 

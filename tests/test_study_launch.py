@@ -81,13 +81,13 @@ def test_conflicting_flags_are_refused(pruned, tmp_path, capsys, flags, words):
     assert words in capsys.readouterr().err
 
 
-# -- the plan: commands, labels, threads --------------------------------------------------------------
+# -- the plan: tasks, labels, threads ------------------------------------------------------------------
 def test_workers_split_the_cores(pruned, tmp_path, monkeypatch, capsys):
-    base = ["--budgets=1k"]
+    base = {"study_name": "x", "request": {"budgets": [1000]}}
     two = plan_workers(base, ["cpu", "cpu"], cores=8)
     assert [w.label for w in two] == ["cpu#0", "cpu#1"] and [w.threads for w in two] == [4, 4]
-    assert two[0].command[-5:] == ("--budgets=1k", "--device", "cpu", "--threads", "4")
-    assert two[0].env["OMP_NUM_THREADS"] == "4"
+    assert two[0].target == "archsearch.study.worker:work"
+    assert two[0].kwargs == {**base, "device": "cpu", "threads": 4, "launched": True}
     assert [w.threads for w in plan_workers(base, ["cpu"] * 3, cores=8)] == [2, 2, 2]
     assert [w.threads for w in plan_workers(base, ["cpu"] * 4, cores=2)] == [1] * 4  # never below one
     assert [w.threads for w in plan_workers(base, ["cpu"] * 2, threads=3, cores=2)] == [3, 3]  # --threads wins
@@ -98,8 +98,8 @@ def test_workers_split_the_cores(pruned, tmp_path, monkeypatch, capsys):
 
     calls = []
 
-    def fake_launch(argv, devices, *, threads=None, log=None):  # noqa: ANN001
-        calls.append((argv, devices, threads))
+    def fake_launch(call, devices, *, threads=None, log=None):  # noqa: ANN001
+        calls.append((call, devices, threads))
         return launch.LaunchResult([])
 
     monkeypatch.setattr(launch, "launch_workers", fake_launch)
@@ -107,12 +107,16 @@ def test_workers_split_the_cores(pruned, tmp_path, monkeypatch, capsys):
     url = f"sqlite:///{tmp_path / 'plan.db'}"
     assert main([*study_argv(pruned, url, "plan"), "--workers", "2"]) == 0
     assert main([*study_argv(pruned, url, "plan"), "--workers", "2", "--threads", "3"]) == 0
-    (argv, devices, threads), (_, _, given) = calls
+    (call, devices, threads), (_, _, given) = calls
     assert devices == ["cpu", "cpu"] and threads is None and given == 3
-    assert f"--pruned={pruned}" in argv and "--epochs=1" in argv and "--heartbeat=2" in argv
-    assert argv[-1] == "--launched" and not any(a.startswith(("--workers", "--device", "--threads")) for a in argv)
-    assert "--arms=pruned-linear,uniform" in argv and not any(a.startswith("--families") for a in argv), \
-        "a renamed option reaches the workers under its new name (else each worker warns about it)"
+    # every worker gets the study as data, the very request this command checked
+    request = call["request"]
+    assert request["sources"] == [[None, str(pruned)]] and request["epochs"] == 1 and call["heartbeat"] == 2
+    assert request["arms"] == ["pruned-linear", "uniform"] and request["budgets"] == [1000, 2000]
+    assert call["study_name"] == "plan" and call["storage"] == url and not {"device", "threads"} & set(call)
+    import json
+
+    assert json.loads(json.dumps(call)) == call, "the call travels to the worker as JSON"
     out = capsys.readouterr().out
     assert out.count("pruned-linear") == 4, "the launcher shows the candidate table once per command"
 
@@ -222,43 +226,3 @@ def test_sigterm_stops_every_worker_and_requeues(pruned, tmp_path):
     _, states = cell_counts(url, "stop")
     assert states["RUNNING"] == 0 and states["WAITING"] > 0, states
     assert "interrupted; rerun the same command" in lines[-1]
-
-
-def test_workers_die_with_their_parent_even_after_kill_9(tmp_path) -> None:
-    """Issue 25 item 5: after kill -9 of the supervisor its workers kept running, holding run folders."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    pidfile = tmp_path / "child.pid"
-    parent = (
-        "import subprocess, sys, time\n"
-        "from archsearch.study.launch import die_with_parent\n"
-        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], preexec_fn=die_with_parent())\n"
-        f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
-        "time.sleep(120)\n"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", parent])
-    deadline = time.time() + 30
-    while not pidfile.exists() or not pidfile.read_text():
-        assert time.time() < deadline, "the parent never started its child"
-        time.sleep(0.05)
-    child = int(pidfile.read_text())
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            os.kill(child, 0)
-        except ProcessLookupError:
-            break
-        try:  # reap it if it became ours (it is re-parented to init or a subreaper)
-            os.waitpid(child, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        time.sleep(0.05)
-    else:
-        os.kill(child, signal.SIGKILL)
-        raise AssertionError("the child outlived its parent's kill -9")

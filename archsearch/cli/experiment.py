@@ -45,7 +45,6 @@ class ExperimentCommand(Command):
                          help="with --dry-run: one process's training speed, instead of measuring it here")
         run.add_argument("--train-images", type=int, metavar="N",
                          help="with --dry-run: the training split's size, where the data is not on this machine")
-        run.add_argument("--task", help=argparse.SUPPRESS)  # prune:RUN, parent:SEED or study:K, for workers
         report.add_argument("--report-dir", metavar="DIR", help="write the report here (default: DIR/report)")
         report.add_argument("--alpha", type=float, default=0.05, help="significance level (default: %(default)s)")
 
@@ -82,8 +81,6 @@ class ExperimentCommand(Command):
             return 0
         if args.images_per_s is not None or args.train_images is not None:
             raise ArchsearchError("--images-per-s and --train-images plan a run: give them with --dry-run")
-        if args.task:
-            return _task(experiment, out, args.task, args.device, args.data_dir, threads)
         from ..experiments.run import run_experiment
 
         paths = run_experiment(experiment, out, workers=args.workers, device=args.device, data_dir=args.data_dir,
@@ -91,17 +88,6 @@ class ExperimentCommand(Command):
         print(paths["report_md"].read_text(encoding="utf-8"))
         print(f"wrote {paths['report_md'].parent}", file=sys.stderr)
         return 0
-
-
-def _task(experiment, out: Path, task: str, device: str | None, data_dir: str | None, threads: int) -> int:  # noqa: ANN001
-    """One worker process of ``run --workers N``: a pruning run, or a study worker."""
-    import torch
-
-    from ..experiments.run import run_task
-
-    torch.set_num_threads(threads)
-    run_task(experiment, out, task, device=device, data_dir=data_dir, threads=threads)
-    return 0
 
 
 COMMAND = ExperimentCommand()

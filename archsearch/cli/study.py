@@ -8,7 +8,7 @@ from typing import Any
 from ..budgets import format_count, parse_budgets
 from ..errors import ArchsearchError
 from ..tables import print_table
-from ._base import (Command, add_by_argument, add_data_arguments, add_threads_argument, data_source, flag_of,
+from ._base import (Command, add_by_argument, add_data_arguments, add_threads_argument, data_source,
                     narrow_cell, note_narrow, resolve_threads)
 
 _RUN_EXAMPLE = (
@@ -32,10 +32,6 @@ def _pruned_arg(text: str) -> tuple[str | None, str]:
     return (label, path) if sep and label and not Path(text).exists() else (None, text)
 
 
-#: options of study run that the launcher sets per worker, not copied to its children
-_PER_WORKER = {"device", "devices", "workers", "threads", "launched"}
-
-
 def _space_data(args: argparse.Namespace) -> str | None:
     """The space's data source, which --image-size and --data-path modify when --data is not given."""
     if args.data is not None or args.space is None or (args.image_size is None and args.data_path is None):
@@ -43,21 +39,6 @@ def _space_data(args: argparse.Namespace) -> str | None:
     from ..space import load_space
 
     return load_space(args.space).data_name
-
-
-def _worker_argv(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
-    """The options of this ``study run`` that every launched worker repeats (the same study)."""
-    argv = []
-    for action in parser._actions:
-        value = getattr(args, action.dest, None)
-        if not action.option_strings or action.dest in _PER_WORKER or value is None or value == action.default:
-            continue
-        flag = flag_of(action)  # a renamed option under its new name: a worker must not warn about ours
-        if action.nargs == 0:  # a switch
-            argv.append(flag)
-        else:
-            argv += [f"{flag}={v}" for v in (value if isinstance(value, list) else [value])]
-    return [*argv, "--launched"]
 
 
 class StudyCommand(Command):
@@ -72,7 +53,7 @@ class StudyCommand(Command):
         from ..names import STUDY_SEARCHES as SEARCHES
 
         sub = parser.add_subparsers(dest="study_command", metavar="{run,report}", required=True)
-        run = self._run_parser = sub.add_parser(
+        run = sub.add_parser(
             "run", help="run trials of a study (every worker runs the same command)",
             description=("Train every (arm, budget, seed) cell from scratch and record it in an Optuna study.\n"
                          "Several workers (one per GPU, on any number of machines) may run the same command\n"
@@ -116,7 +97,6 @@ class StudyCommand(Command):
                          help="train each cell data-parallel over K processes: K GPUs from this worker's --device "
                               "on (--devices all starts a worker on every K-th GPU), or K gloo processes on a CPU "
                               "(default: 1)")
-        run.add_argument("--launched", action="store_true", help=argparse.SUPPRESS)  # a child of --devices
         add_threads_argument(run)
         run.add_argument("--heartbeat", type=int, default=DEFAULT_HEARTBEAT, metavar="SECONDS",
                          help="heartbeat of running trials; one silent for twice this is retried (default: %(default)s)")
@@ -147,40 +127,35 @@ class StudyCommand(Command):
         return self._run(args) if args.study_command == "run" else self._report(args)
 
     # -- study run -------------------------------------------------------------------------------
-    def _settings(self, args: argparse.Namespace):  # noqa: ANN202
-        from ..study.candidates import load_source
-        from ..study.settings import study_settings
-
+    def _request(self, args: argparse.Namespace) -> dict[str, Any]:
+        """The study the flags ask for, as data: :func:`archsearch.study.worker.settings_of` builds it
+        here and in every launched worker."""
         seeds = _parse_seeds(args.seeds if args.seeds is not None else ("0,1,2" if args.mode == "grid" else "0"))
         if args.study_name is not None and not args.study_name.strip():
             raise ArchsearchError("--study-name: an empty name; give the study a name, or leave the flag out")
-        return study_settings(
+        return dict(
             arms=[k.strip() for k in args.arms.split(",") if k.strip()], budgets=parse_budgets(args.budgets),
-            seeds=seeds, space=args.space, sources=[load_source(path, label) for label, path in
-                                                    map(_pruned_arg, args.pruned)],
-            data=data_source(args, _space_data(args)), recipe=args.recipe, epochs=args.epochs, mode=args.mode, search=args.search,
-            early_stopping=args.early_stopping, raw_tolerance=args.raw_tolerance,
+            seeds=seeds, space=args.space, sources=[list(_pruned_arg(p)) for p in args.pruned],
+            data=data_source(args, _space_data(args)), recipe=args.recipe, epochs=args.epochs, mode=args.mode,
+            search=args.search, early_stopping=args.early_stopping, raw_tolerance=args.raw_tolerance,
             skip_unreachable=args.skip_unreachable, by=args.by)
 
     def _run(self, args: argparse.Namespace) -> int:
-        import signal
-
-        from ..study.runner import run_study
-
-        settings = self._settings(args)
         from ..data.sources import data_label
+        from ..study.worker import settings_of, work
 
+        request = self._request(args)
+        settings = settings_of(request)
         name = args.study_name or f"{data_label(settings.data)}-{settings.mode}"
 
         def log(message: str) -> None:
             print(f"archsearch study: {message}", file=sys.stderr, flush=True)
 
-        if not args.launched:  # a launched worker's launcher has said it
-            for arm, budget in settings.skipped:
-                log(f"skipping {arm} at {format_count(budget)}: the arm cannot reach it")
+        for arm, budget in settings.skipped:
+            log(f"skipping {arm} at {format_count(budget)}: the arm cannot reach it")
 
         def show_candidates(created: bool) -> None:  # noqa: ARG001
-            if settings.mode != "grid" or args.launched:
+            if settings.mode != "grid":
                 return
             candidates = settings.grid_candidates()
             rows = [[c.arm.name, format_count(c.budget), f"{c.params:,}", f"{c.detail.get('rel_error', 0):+.2%}",
@@ -193,67 +168,15 @@ class StudyCommand(Command):
                 if c.detail.get("note"):
                     log(f"{c.arm.name} at {format_count(c.budget)}: {c.detail['note']}")
 
-        def progress(r: Any) -> None:
-            a = r.attrs
-            if r.state == "COMPLETE":
-                what = f"val {100 * a['val_error']:.2f}%  test {100 * a['test_error']:.2f}%"
-            elif r.state == "PRUNED":
-                what = (f"stopped early after epoch {a['stopped_at_epoch']}" if "stopped_at_epoch" in a
-                        else f"pruned ({a.get('infeasible', 'infeasible')})")
-            else:
-                what = r.state.lower()
-            shown = [f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                     for k, v in r.params.items() if settings.mode == "search" and k != "arm"]
-            if "duplicate_of" in a:
-                shown.append(f"(as trial {a['duplicate_of']}, not retrained)")
-            if "same_network_as" in a:
-                shown.append(f"(trial {a['same_network_as']}'s network, not retrained)")
-            extra = "  " + " ".join(shown) if shown else ""
-            total = f"/{r.total}" if r.total else ""
-            print(f"[{r.done}{total}] trial {r.number}  {a.get('arm')}  {format_count(a.get('budget', 0))}  "
-                  f"seed {a.get('seed')}  {a.get('params', 0):,} params  {what}  "
-                  f"{a.get('trial_s', 0):.1f} s{extra}", flush=True)
-
+        call = dict(request=request, study_name=name, storage=args.storage, n_trials=args.n_trials,
+                    data_dir=args.data_dir, heartbeat=args.heartbeat, wait=not args.no_wait,
+                    gpus_per_trial=args.gpus_per_trial)
         if args.devices is not None or args.workers is not None:
             devices = self._devices(args)  # usage errors before anything is printed
             show_candidates(True)
-            return self._launch(args, devices, name, log)
-
-        stop_asked: list[int] = []
-
-        def terminate(signum: int, frame: Any) -> None:  # noqa: ARG001
-            if args.launched:  # the launcher's SIGTERM and a terminal's Ctrl-C may both come: re-queue once
-                signal.signal(signal.SIGTERM, signal.SIG_IGN)
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
-            stop_asked.append(signum)
-            raise KeyboardInterrupt
-
-        def after_trial(r: Any) -> None:
-            progress(r)
-            # a signal that lands in a weakref callback or a __del__ has its KeyboardInterrupt printed
-            # and dropped by Python ("Exception ignored in ..."), and a launched worker ignores the
-            # next one: the stop it asked for is taken here, at the end of the trial, instead
-            if stop_asked:
-                raise KeyboardInterrupt
-
-        previous = signal.signal(signal.SIGTERM, terminate)
-        previous_int = signal.signal(signal.SIGINT, terminate) if args.launched else None
-        try:
-            import optuna
-
-            optuna.logging.set_verbosity(optuna.logging.WARNING)
-            summary = run_study(settings, study_name=name, storage=args.storage, n_trials=args.n_trials,
-                                device=args.device, data_dir=args.data_dir, heartbeat=args.heartbeat,
-                                threads=resolve_threads(args.threads), wait=not args.no_wait, on_open=show_candidates,
-                                on_trial=after_trial, log=log, gpus_per_trial=args.gpus_per_trial)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-            if previous_int is not None:
-                signal.signal(signal.SIGINT, previous_int)
-        states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(summary.states.items()))
-        log(f"this worker ran {len(summary.ran)} trial(s); study {name}: {states or 'no trials'}. "
-            f"Report: archsearch study report --storage {summary.storage} --study-name {name}")
-        return 0
+            return self._launch(args, call, devices, log)
+        return work(**call, device=args.device, threads=resolve_threads(args.threads), settings=settings,
+                    on_open=show_candidates)
 
     @staticmethod
     def _devices(args: argparse.Namespace) -> list[str]:
@@ -279,8 +202,8 @@ class StudyCommand(Command):
             devices = gpus[::k]
         return devices
 
-    def _launch(self, args: argparse.Namespace, devices: list[str], name: str, log: Any) -> int:
-        """``--devices``/``--workers``: this command once per device, as child processes."""
+    def _launch(self, args: argparse.Namespace, call: dict[str, Any], devices: list[str], log: Any) -> int:
+        """``--devices``/``--workers``: the study's worker once per device, as child processes."""
         import os
 
         from ..study.launch import launch_workers
@@ -288,7 +211,8 @@ class StudyCommand(Command):
         from ._base import THREADS_ENV
 
         given = args.threads is not None or THREADS_ENV in os.environ
-        result = launch_workers(_worker_argv(self._run_parser, args), devices,
+        name = call["study_name"]
+        result = launch_workers(call, devices,
                                 threads=resolve_threads(args.threads) if given else None, log=log)
         report = f"archsearch study report --storage {safe_url(args.storage)} --study-name {name}"
         if result.interrupted:

@@ -19,7 +19,6 @@ finished cells and retries the ones whose worker died (after two heartbeats).
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..family import Family
     from ..study.runner import RunSummary
 
-__all__ = ["run_experiment", "run_task", "prune_run", "train_parent", "run_study_worker"]
+__all__ = ["run_experiment", "run_task", "task_worker", "prune_run", "train_parent", "run_study_worker"]
 
 Log = Callable[[str], None]
 
@@ -164,42 +163,32 @@ def run_study_worker(experiment: Experiment, out: Path, *, device: str | None = 
     return summaries[0]
 
 
-def _spawn(experiment: Experiment, out: Path, tasks: list[str], workers: int, extra: list[str], log: Log) -> None:
-    """Run ``--task`` subprocesses, at most ``workers`` at once; the first failure stops them all."""
-    from ..study.launch import die_with_parent
+def task_worker(file: str, out: str, task: str, device: str | None = None, data_dir: str | None = None,
+                threads: int | None = 1) -> int:
+    """A worker process of ``workers > 1`` (see :mod:`archsearch.supervisor`): one task of the experiment."""
+    from .file import load_experiment
+
+    run_task(load_experiment(file), Path(out), task, device=device, data_dir=data_dir, threads=threads)
+    return 0
+
+
+def _spawn(experiment: Experiment, out: Path, tasks: list[str], workers: int, device: str | None,
+           data_dir: str | None) -> None:
+    """Run ``tasks`` in worker processes, at most ``workers`` at once, each logging to ``logs/TASK.log``
+    (a study worker's lines are shown too); the first failure stops them all."""
+    from ..supervisor import Task, supervise
 
     logs = make_dirs(out / "logs")
-    pending, running = list(tasks), []
-    try:
-        while pending or running:
-            while pending and len(running) < workers:
-                task = pending.pop(0)
-                logfile = open(logs / f"{task.replace(':', '-')}.log", "ab")  # noqa: SIM115 - closed below
-                cmd = [sys.executable, "-m", "archsearch", "experiment", "run", str(experiment.path), "--out", str(out),
-                       "--task", task, "--threads", "1", *extra]
-                env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-                proc = subprocess.Popen(cmd, stdout=None if task.startswith("study") else logfile,
-                                        stderr=logfile, env=env, preexec_fn=die_with_parent())
-                running.append((task, proc, logfile))
-            time.sleep(0.2)
-            for item in list(running):
-                task, proc, logfile = item
-                if proc.poll() is None:
-                    continue
-                running.remove(item)
-                logfile.close()
-                if proc.returncode != 0:
-                    tail = (logs / f"{task.replace(':', '-')}.log").read_text(errors="replace").strip().splitlines()
-                    last = tail[-1] if tail else f"exit status {proc.returncode}"
-                    raise ArchsearchError(f"{task} failed: {last} (full log: {logs / task.replace(':', '-')}.log)")
-    finally:
-        for _, proc, logfile in running:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # pragma: no cover
-                proc.kill()
-            logfile.close()
+    plan = [Task(task, "archsearch.experiments.run:task_worker",
+                 {"file": str(experiment.path), "out": str(out), "task": task, "device": device, "data_dir": data_dir},
+                 log=logs / f"{task.replace(':', '-')}.log", stream=task.startswith("study"))
+            for task in tasks]
+    outcome = supervise(plan, at_once=workers, stop_on_failure=True)
+    if outcome.interrupted:
+        raise KeyboardInterrupt
+    for failed in outcome.failed[:1]:
+        path = logs / f"{failed.label.replace(':', '-')}.log"
+        raise ArchsearchError(f"{failed.label} failed: {failed.last_error or failed.describe()} (full log: {path})")
 
 
 def run_experiment(experiment: Experiment, out: str | os.PathLike[str], *, workers: int = 1,
@@ -220,7 +209,6 @@ def run_experiment(experiment: Experiment, out: str | os.PathLike[str], *, worke
     if gpus_per_trial > 1 and workers > 1:
         raise ArchsearchError(f"workers {workers} with gpus_per_trial {gpus_per_trial}: one worker trains each "
                               "network over the K GPUs; give one of them")
-    extra = [a for flag, value in (("--device", device), ("--data-dir", data_dir)) if value for a in (flag, value)]
     from ..train import resolve_device
 
     resolve_device(device)  # a device this machine lacks is refused before the folder is made
@@ -245,7 +233,7 @@ def run_experiment(experiment: Experiment, out: str | os.PathLike[str], *, worke
             for run in pending:
                 prune_run(experiment, run, out, device=device, data_dir=data_dir, log=log)
         else:
-            _spawn(experiment, out, [f"prune:{r.name}" for r in pending], workers, extra, log)
+            _spawn(experiment, out, [f"prune:{r.name}" for r in pending], workers, device, data_dir)
             for run in pending:
                 done = read_json(run_folder(out, run) / DONE_NAME)
                 log(f"pruned {run.name}: {done.get('start_params', 0):,} -> {done.get('end_params', 0):,} parameters "
@@ -258,7 +246,7 @@ def run_experiment(experiment: Experiment, out: str | os.PathLike[str], *, worke
             for seed in parents:
                 train_parent(experiment, seed, out, device=device, data_dir=data_dir, log=log)
         else:
-            _spawn(experiment, out, [f"parent:{s}" for s in parents], workers, extra, log)
+            _spawn(experiment, out, [f"parent:{s}" for s in parents], workers, device, data_dir)
         timings["prune_s"] += time.perf_counter() - clock
         timings["workers"] = workers
         if gpus_per_trial > 1:
@@ -269,7 +257,7 @@ def run_experiment(experiment: Experiment, out: str | os.PathLike[str], *, worke
             run_study_worker(experiment, out, device=device, data_dir=data_dir, threads=threads, log=log,
                              gpus_per_trial=gpus_per_trial)
         else:
-            _spawn(experiment, out, [f"study:{k}" for k in range(workers)], workers, extra, log)
+            _spawn(experiment, out, [f"study:{k}" for k in range(workers)], workers, device, data_dir)
         timings["study_s"] += time.perf_counter() - clock
         clock = time.perf_counter()
         atomic_write_json(out / "timings.json", timings)
