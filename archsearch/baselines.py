@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     Made = tuple[Landing, str]
 
 __all__ = ["Baseline", "BASELINE_REGISTRY", "register_baseline", "BASELINES", "GENERIC_BASELINES", "DENSITY_BASELINES",
-           "baselines_of", "baseline", "baselines", "scaled_baseline"]
+           "baselines_of", "from_hparams", "baseline", "baselines", "scaled_baseline"]
 
 @dataclass(frozen=True)
 class Baseline:
@@ -159,10 +159,16 @@ def _shrinking() -> tuple[str, ...]:
     return tuple(n for n in BASELINE_REGISTRY.names() if BASELINE_REGISTRY.get(n).shrink is not None)
 
 
+def from_hparams(family: str) -> bool:
+    """Whether the baselines of model ``family`` are built from its hyper-parameters (the WRN
+    families), not by shrinking one unpruned network."""
+    return family in _WRN
+
+
 def baselines_of(family: str) -> tuple[str, ...]:
     """Every baseline a network of model ``family`` can have: all of them for the WRN families
     (built from their hyper-parameters), those that shrink any genotype for the others."""
-    return BASELINE_REGISTRY.names() if family in _WRN else _shrinking()
+    return BASELINE_REGISTRY.names() if from_hparams(family) else _shrinking()
 
 
 BASELINES = BASELINE_REGISTRY.names()
@@ -216,8 +222,8 @@ def baselines(source: "Mapping[str, Any] | Genotype | SearchSpace", budgets: Seq
 
     if isinstance(source, SearchSpace):
         space_widen, source = source.widen, source.base_genotype()
-        widen = space_widen if widen is None and source.family in _WRN else widen
-    if isinstance(source, Genotype) and source.family in _WRN:
+        widen = space_widen if widen is None and from_hparams(source.family) else widen
+    if isinstance(source, Genotype) and from_hparams(source.family):
         widen = widen if widen is not None else source.genes["s1.width"] / source.family_spec.base_widths[0]
         source = dict(source.hparams)
     widen = 1.0 if widen is None else widen

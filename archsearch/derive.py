@@ -141,6 +141,9 @@ class Derived:
     method: str
     source_index: int
     fit_rms: float | None = None
+    #: why this row deserves a second look (a budget outside what the pruning run reached); also
+    #: warned as :class:`ExtrapolationWarning` unless the caller asks ``derive(..., warn=False)``
+    note: str | None = None
 
     def metrics(self) -> dict:
         out = {"budget": self.landing.budget, "rel_error": self.landing.rel_error, "method": self.method,
@@ -213,8 +216,11 @@ class Derivation(NamedTuple):
 
 def derive(source: Family | Genotype, budgets: Sequence[float], *, method: str = "linear",
            pick: str | int = "nearest", metadata: dict | None = None, by: str = "params",
-           latency_table: "LatencyTable | None" = None) -> Derivation:
+           latency_table: "LatencyTable | None" = None, warn: bool = True) -> Derivation:
     """Genotypes at ``budgets`` from a family (or one genotype); see :class:`Derivation`.
+
+    A row whose budget the pruning run did not reach carries a ``note``, also warned
+    (:class:`ExtrapolationWarning`) unless ``warn`` is false (a caller that shows its rows' notes).
 
     ``by``: what the budgets count, ``params`` (default) or ``macs`` (at the input size each genotype
     records), or ``latency`` (milliseconds as ``latency_table`` predicts them; method linear);
@@ -227,7 +233,6 @@ def derive(source: Family | Genotype, budgets: Sequence[float], *, method: str =
     if not len(family):
         raise ArchsearchError("the source family is empty; expected at least one genotype")
     rows: list[Derived] = []
-    notes: list[str] = []  # warned once every budget has landed: a failing call warns about nothing
     size = (lambda m: m.params) if by == "params" else (lambda m: m.macs)
     unit = MEASURES[by]
     largest = max(size(m) for m in family)
@@ -235,11 +240,13 @@ def derive(source: Family | Genotype, budgets: Sequence[float], *, method: str =
         for budget in budgets:
             i = pick_member(family, pick, budget, by=by)
             src, genes = widths_template(family[i])  # a stored member scales without being built
+            note = None
             if budget > largest * 1.001:
-                notes.append(f"budget {budget:,} is above the largest source genotype ({largest:,} {unit}): "
-                             "linear scaling widens it beyond anything the pruning run reached")
+                note = (f"budget {budget:,} is above the largest source genotype ({largest:,} {unit}): "
+                        "linear scaling widens it beyond anything the pruning run reached")
             direction = np.array(genes, dtype=float)
-            rows.append(Derived(land(src, direction, budget, what=f"scaling members[{i}]", by=by), "linear", i))
+            rows.append(Derived(land(src, direction, budget, what=f"scaling members[{i}]", by=by), "linear", i,
+                                note=note))
     elif method == "density":
         rows.extend(_derive_densities(family, budgets, pick, by))
     else:  # fit
@@ -249,14 +256,16 @@ def derive(source: Family | Genotype, budgets: Sequence[float], *, method: str =
         fit = fit_trajectory(family, by=by)
         lo, hi = fit.span
         for budget in budgets:
+            note = None
             if not lo <= budget <= hi:
-                notes.append(f"budget {budget:,} lies outside the trajectory's range [{lo:,}, {hi:,}]; "
-                             "the fit is read at the nearest end and scaled linearly")
+                note = (f"budget {budget:,} lies outside the trajectory's range [{lo:,}, {hi:,}]; "
+                        "the fit is read at the nearest end and scaled linearly")
             direction, i = fit.widths(budget)
             rows.append(Derived(land(family[i].genotype, direction, budget, what="the trajectory fit", by=by), "fit", i,
-                                fit.rms))
-    for note in notes:
-        warnings.warn(note, ExtrapolationWarning, stacklevel=2)
+                                fit.rms, note=note))
+    for row in rows if warn else ():  # warned once every budget has landed: a failing call warns about nothing
+        if row.note:
+            warnings.warn(row.note, ExtrapolationWarning, stacklevel=2)
     meta = {"created_by": "archsearch derive", "method": method, "pick": str(pick), "by": by, **(metadata or {})}
     out = Family(tuple(Member(r.landing.genotype, r.metrics()) for r in rows), meta)
     return Derivation(out, rows)

@@ -246,8 +246,15 @@ def test_fit_power_law_recovers_a_known_law() -> None:
 def test_fit_warns_outside_the_range_and_still_lands(trajectory: Family, factor: float) -> None:
     edge = trajectory[-1].params if factor < 1 else trajectory[0].params
     budget = int(edge * factor)
-    with pytest.warns(ExtrapolationWarning, match=f"{budget:,}"):
+    with pytest.warns(ExtrapolationWarning, match=f"{budget:,}") as said:
         _, (row,) = derive(trajectory, [budget], method="fit")
+    assert row.note == str(said[0].message), "the warning is a field of its row too"
+    with warnings.catch_warnings():  # a caller that shows its rows' notes asks for no warning
+        warnings.simplefilter("error", ExtrapolationWarning)
+        _, (quiet,) = derive(trajectory, [budget], method="fit", warn=False)
+    assert quiet.note == row.note and quiet.landing.genotype == row.landing.genotype
+    inside = derive(trajectory, [trajectory[len(trajectory) // 2].params], method="fit").rows[0]
+    assert inside.note is None
     assert abs(row.landing.rel_error) <= TOLERANCE
     # a sane net: the profile of the trajectory's end, scaled (not a power law run wild)
     end = trajectory[-1 if factor < 1 else 0].genotype

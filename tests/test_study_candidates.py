@@ -117,7 +117,7 @@ def test_scaling_arms_scale_a_member_far_from_the_budget():
     with pytest.raises(BudgetError, match=r"pruned-up at budget 2k: .* lands at width scale x1\.\d\d; .*at least x1\.50"):
         make_candidate(up, 2_000, [source])  # the trajectory ends at 1.06k, not below 500
     (down,) = make_arms(["pruned-down"], [source])
-    with pytest.raises(BudgetError, match="pruned-down at budget 40k: .*four times the budget"):
+    with pytest.raises(BudgetError, match="pruned-down at budget 40k: .*must reach 4 x the budget"):
         make_candidate(down, 40_000, [source])  # the unpruned network has 72.7k, not 160k
 
 

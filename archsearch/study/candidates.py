@@ -46,14 +46,13 @@ import hashlib
 import json
 import math
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ..baselines import BASELINES, baseline, scaled_baseline
+from ..baselines import BASELINES, baseline, from_hparams, scaled_baseline
 from ..budgets import format_count
-from ..derive import ExtrapolationWarning, derive, pick_member
+from ..derive import derive, pick_member
 from ..errors import ArchsearchError, BudgetError
 from ..families import get_family
 from ..family import Family, load_family
@@ -215,7 +214,7 @@ def baseline_reference(sources: Sequence[Source], space: Any = None) -> Genotype
         genotype = sources[0].family[0].genotype
     else:
         return None
-    return None if genotype.family in ("wrn", "wrn-bottleneck") else genotype
+    return None if from_hparams(genotype.family) else genotype
 
 
 @dataclass(frozen=True)
@@ -323,9 +322,7 @@ def scaled_candidate(request: Request, method: str, *, far: float | None = None)
     pick: int | str = "nearest" if request.member is None else request.member
     if far is not None:
         pick = pick_member(family, "nearest", max(1, round(budget * far)), by=by)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ExtrapolationWarning)
-        _, rows = _landed(arm, derive, family, [budget], method=method, pick=pick, by=by)
+    _, rows = _landed(arm, derive, family, [budget], method=method, pick=pick, by=by, warn=False)
     row = rows[0]
     if far is not None:
         up = far < 1
@@ -334,12 +331,11 @@ def scaled_candidate(request: Request, method: str, *, far: float | None = None)
                 f"{where}: the member of {source.label} nearest {far:g} x the budget "
                 f"(member {row.source_index}) lands at width scale x{row.landing.scale:.2f}; {arm.kind} tests "
                 f"scaling by {'at least' if up else 'at most'} x{FAR_SCALE if up else 1 / FAR_SCALE:.2f}, so the "
-                f"trajectory must reach {'below a quarter of' if up else 'four times'} the budget")
+                f"trajectory must reach {'below ' if up else ''}{far:g} x the budget")
     detail: dict[str, Any] = {"source": source.label, "source_index": row.source_index,
                               "rel_error": row.landing.rel_error, "scale": row.landing.scale}
     if row.fit_rms is not None:
         detail["fit_rms"] = row.fit_rms
-    notes = [str(w.message) for w in caught if issubclass(w.category, ExtrapolationWarning)]
-    if notes:
-        detail["note"] = notes[0]
+    if row.note:
+        detail["note"] = row.note
     return Candidate(arm, budget, row.landing.genotype, detail)
