@@ -43,7 +43,10 @@ _expose(".errors", "ArchsearchError", "BudgetError", "DataError", "FileFormatErr
         "NetworkImportError", "RecipeError", "SpaceError", "StudyError", "TrainingError", "UnknownFamilyError",
         "UnknownNameError")
 _expose(".families", "ModelFamily", "family_names", "get_family", "register_family")
-_expose(".family", "Family", "Member", "load_family")
+_expose(".trajectory", "Trajectory", "Member", "load_trajectory")
+#: names and modules renamed in 0.2, kept reachable under their old names (the one place that says so)
+_RENAMED = {"Family": "Trajectory", "load_family": "load_trajectory"}
+_MOVED_MODULES = {"family": "trajectory"}
 _expose(".genotype", "Genotype", "create_genotype", "load_genotype")
 _expose(".importer", "import_module", "import_source", "pretrained_state_dict", "BatchNormMomentumWarning")
 _expose(".landing", "Landing", "land")
@@ -63,7 +66,11 @@ _SUBPACKAGES = ("prune", "zoo", "models", "study", "families", "cli", "experimen
 def __getattr__(name: str):  # noqa: ANN202
     import importlib
 
-    if name in _LAZY:
+    if name in _RENAMED:
+        value = getattr(_sys.modules[__name__], _RENAMED[name])
+    elif name in _MOVED_MODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    elif name in _LAZY:
         module, attr = _LAZY[name]
         value = getattr(importlib.import_module(module, __name__), attr)
     elif name in _SUBPACKAGES:
@@ -91,13 +98,48 @@ class _Package(_types.ModuleType):
 _sys.modules[__name__].__class__ = _Package
 
 
+class _MovedFinder:
+    """``import archsearch.family`` (and ``from archsearch.family import Family``) after its move:
+    the old module name is the new module object, and a renamed name reads as its new one. The
+    import system stamps the alias's spec on the module it gets; the module's own is put back."""
+
+    _own_spec: dict[str, object] = {}
+
+    @staticmethod
+    def find_spec(fullname: str, path: object = None, target: object = None):  # noqa: ANN205
+        import importlib.util
+
+        old = fullname.rpartition(".")[2]
+        if fullname.startswith(f"{__name__}.") and old in _MOVED_MODULES:
+            return importlib.util.spec_from_loader(fullname, _MovedFinder)
+        return None
+
+    @staticmethod
+    def create_module(spec: object):  # noqa: ANN205
+        import importlib
+
+        module = importlib.import_module(f"{__name__}.{_MOVED_MODULES[spec.name.rpartition('.')[2]]}")
+        for old, new in _RENAMED.items():
+            if hasattr(module, new) and not hasattr(module, old):
+                setattr(module, old, getattr(module, new))
+        _MovedFinder._own_spec[module.__name__] = module.__spec__
+        return module
+
+    @staticmethod
+    def exec_module(module: object) -> None:
+        module.__spec__ = _MovedFinder._own_spec[module.__name__]
+
+
+_sys.meta_path.append(_MovedFinder)
+
+
 #: the front door: what a researcher needs to go from a network to a comparison. Every other public
-#: name lives in its module (``archsearch.study.leaderboard``, ``archsearch.prune.criteria``, ...), and
+#: name lives in its module (``archsearch.study.ranking``, ``archsearch.prune.criteria``, ...), and
 #: the names above stay reachable here for the code that already uses them.
 __all__ = [
     "__version__",
     "Genotype", "load_genotype", "create_genotype", "import_module", "import_source",
-    "Family", "load_family", "derive", "baselines",
+    "Trajectory", "load_trajectory", "derive", "baselines",
     "load_dataset", "load_space", "prune_space",
     "Recipe", "train_genotype", "TrainResult",
     "study_settings", "run_study", "load_experiment", "run_experiment",

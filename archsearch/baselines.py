@@ -24,7 +24,7 @@ from .errors import ArchsearchError, BudgetError
 from .registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .family import Family
+    from .trajectory import Trajectory
     from .genotype import Genotype
     from .landing import Landing
     from .space import SearchSpace
@@ -204,8 +204,8 @@ def baseline(kind: str, hparams: Mapping[str, Any], budget: int, *, widen: float
 
 def baselines(source: "Mapping[str, Any] | Genotype | SearchSpace", budgets: Sequence[int],
               arms: Sequence[str] | None = None, *, widen: float | None = None, metadata: dict | None = None,
-              skip_unreachable: bool = False, by: str = "params") -> "Family":
-    """All requested baselines at all budgets, as one family file (kind-major order).
+              skip_unreachable: bool = False, by: str = "params") -> "Trajectory":
+    """All requested baselines at all budgets, as one trajectory file (kind-major order).
 
     ``source`` is a search space (what ``archsearch baselines --space`` reads), an unpruned genotype
     (``--from``), or the ``wrn`` hyper-parameters. Unless ``arms`` says, a network gets its model
@@ -216,7 +216,7 @@ def baselines(source: "Mapping[str, Any] | Genotype | SearchSpace", budgets: Seq
     ``params`` (default) or ``macs``.
     """
     from .families import get_family
-    from .family import Family, Member
+    from .trajectory import Trajectory, Member
     from .genotype import Genotype
     from .space import SearchSpace
 
@@ -250,8 +250,8 @@ def baselines(source: "Mapping[str, Any] | Genotype | SearchSpace", budgets: Seq
         raise skipped[0][1]
     for cell, exc in skipped:
         warnings.warn(f"{cell['baseline']} at {cell['budget']:,} skipped: {exc}", stacklevel=2)
-    # "kinds": the file's key since 0.1 (a family file is a format: its readers keep reading it)
+    # "kinds": the file's key since 0.1 (a trajectory file is a format: its readers keep reading it)
     meta = {"created_by": "archsearch baselines", "kinds": list(kinds), "by": by, **(metadata or {})}
     if skipped:
         meta["skipped"] = [cell for cell, _ in skipped]
-    return Family(tuple(members), meta)
+    return Trajectory(tuple(members), meta)

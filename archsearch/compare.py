@@ -3,7 +3,7 @@
 Liu et al. 2018 (arXiv:1810.05270) observed that pruning the same network several times (other
 seeds) lands on very similar per-layer widths: the pruned *architecture* is a property of the
 network and data, not an accident of one run, which is what makes it worth training from scratch.
-This module measures that for any set of trajectories (family files) of one network.
+This module measures that for any set of trajectories (trajectory files) of one network.
 
 At each compared size (a parameter count), every run contributes the member whose count is nearest
 it (the first such member on a tie, as ``--member 20k`` picks). Per gene the widths across runs give a mean, a sample
@@ -28,7 +28,7 @@ import numpy as np
 
 from .budgets import format_count
 from .errors import ArchsearchError
-from .family import Family
+from .trajectory import Trajectory
 
 __all__ = ["GeneSpread", "SizeComparison", "RunComparison", "compare_runs", "comparison_table",
            "plot_width_profiles", "against_chance", "DensityComparison", "compare_densities", "plot_density_profiles", "CHANCE_DRAWS", "COMPARISON_FORMAT", "COMPARISON_VERSION", "DEFAULT_SIZES"]
@@ -107,7 +107,7 @@ class RunComparison:
                 "genes": list(self.gene_names), "sizes": [s.to_dict() for s in self.sizes]}
 
 
-def compare_runs(families: Sequence[Family], labels: Sequence[str], sizes: Sequence[int] | None = None, *,
+def compare_runs(families: Sequence[Trajectory], labels: Sequence[str], sizes: Sequence[int] | None = None, *,
                  source_names: Sequence[str] | None = None) -> RunComparison:
     """Compare the width profiles of ``families`` (trajectories of one network) at ``sizes``.
 
@@ -134,7 +134,7 @@ def compare_runs(families: Sequence[Family], labels: Sequence[str], sizes: Seque
     return RunComparison(tuple(labels), tuple(map(str, names)), model_family, gene_names, compared)
 
 
-def default_sizes(families: Sequence[Family], names: Sequence[str], count: int = DEFAULT_SIZES) -> list[int]:
+def default_sizes(families: Sequence[Trajectory], names: Sequence[str], count: int = DEFAULT_SIZES) -> list[int]:
     """``count`` sizes log-spaced between the largest smallest member and the smallest largest one
     (largest first), so that every run really passed through each size; error if no such range."""
     spans = [(min(m.params for m in f), max(m.params for m in f)) for f in families]
@@ -226,7 +226,7 @@ class DensityComparison:
                 "chance_spread": self.chance_spread, "chance_percentile": self.chance_percentile}
 
 
-def compare_densities(families: Sequence[Family], labels: Sequence[str], sizes: Sequence[int], *,
+def compare_densities(families: Sequence[Trajectory], labels: Sequence[str], sizes: Sequence[int], *,
                       draws: int = CHANCE_DRAWS, seed: int = 0) -> tuple[DensityComparison, ...]:
     """The per-layer density profiles of magnitude-pruning runs of one network at ``sizes`` (nonzero
     parameters; each run's member nearest a size, as :func:`compare_runs` picks)."""
@@ -299,7 +299,7 @@ def plot_density_profiles(compared: Sequence[DensityComparison], labels: Sequenc
     _save(fig, path)
 
 
-def _check_same_network(families: Sequence[Family], names: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+def _check_same_network(families: Sequence[Trajectory], names: Sequence[str]) -> tuple[str, tuple[str, ...]]:
     """Every member of every run must be the first run's network: same model family, same genes."""
     for family, name in zip(families, names, strict=True):
         if not len(family):
@@ -328,7 +328,7 @@ def _check_size(size: Any) -> int:
     return int(size)
 
 
-def _compare_at(families: Sequence[Family], names: Sequence[str], size: int, gene_names: tuple[str, ...],
+def _compare_at(families: Sequence[Trajectory], names: Sequence[str], size: int, gene_names: tuple[str, ...],
                 roles: Mapping[str, str]) -> SizeComparison:
     outside = [n for f, n in zip(families, names, strict=True)
                if not min(m.params for m in f) <= size <= max(m.params for m in f)]

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 import numpy as np
 
 from .errors import ArchsearchError
-from .family import Family, Member, widths_template
+from .trajectory import Trajectory, Member, widths_template
 from .genotype import Genotype
 from .landing import MEASURES, Landing, check_measure, land, land_latency, narrowest
 
@@ -39,7 +39,7 @@ class ExtrapolationWarning(UserWarning):
     """A budget lies outside the range of parameter counts a trajectory fit was made on."""
 
 
-def pick_member(family: Family, pick: str | int, budget: float, *, by: str = "params",
+def pick_member(family: Trajectory, pick: str | int, budget: float, *, by: str = "params",
                 size: "Callable[[Member], float] | None" = None) -> int:
     """Which member to scale for ``budget``.
 
@@ -101,7 +101,7 @@ class TrajectoryFit:
         return int(round(np.exp(self.log_params.min()))), int(round(np.exp(self.log_params.max())))
 
 
-def fit_trajectory(family: Family, *, by: str = "params") -> TrajectoryFit:
+def fit_trajectory(family: Trajectory, *, by: str = "params") -> TrajectoryFit:
     """Least-squares fit in log space, gene by gene, over the members where the gene is non-zero; each
     width as a power law of the members' parameters (``by="macs"``: of their MACs)."""
     first = family[0].genotype
@@ -155,7 +155,7 @@ class Derived:
         return out
 
 
-def _derive_densities(family: Family, budgets: Sequence[float], pick: str | int, by: str) -> list[Derived]:
+def _derive_densities(family: Trajectory, budgets: Sequence[float], pick: str | int, by: str) -> list[Derived]:
     """Method ``density``: the picked member's density profile scaled to each nonzero budget (``by``:
     parameters or MACs, :func:`archsearch.density.scale_densities`); ``scale`` is the factor on its sparsest layer."""
     from .density import layer_weights, scale_densities
@@ -175,7 +175,7 @@ def _derive_densities(family: Family, budgets: Sequence[float], pick: str | int,
     return rows
 
 
-def _derive_latency(family: Family, budgets: Sequence[float], *, pick: str | int, metadata: dict | None,
+def _derive_latency(family: Trajectory, budgets: Sequence[float], *, pick: str | int, metadata: dict | None,
                     table: "LatencyTable | None", method: str) -> "Derivation":
     """``derive(..., by="latency")``: linear scaling landed on the table's predicted latency."""
     if table is None:
@@ -201,20 +201,20 @@ def _derive_latency(family: Family, budgets: Sequence[float], *, pick: str | int
     meta = {"created_by": "archsearch derive", "method": method, "pick": str(pick), "by": "latency",
             "latency_table": {"path": table.path, "device": table.device, "threads": table.threads,
                               "batch": table.batch}, **(metadata or {})}
-    out = Family(tuple(Member(r.landing.genotype, {**r.metrics(), "predicted_ms": r.landing.value}) for r in rows),
+    out = Trajectory(tuple(Member(r.landing.genotype, {**r.metrics(), "predicted_ms": r.landing.value}) for r in rows),
                  meta)
     return Derivation(out, rows)
 
 
 class Derivation(NamedTuple):
-    """What :func:`derive` returns: the family file of derived genotypes (what ``--out`` writes) and
+    """What :func:`derive` returns: the trajectory file of derived genotypes (what ``--out`` writes) and
     one :class:`Derived` row per budget. A named tuple, so ``family, rows = derive(...)`` unpacks it."""
 
-    family: Family
+    family: Trajectory
     rows: list[Derived]
 
 
-def derive(source: Family | Genotype, budgets: Sequence[float], *, method: str = "linear",
+def derive(source: Trajectory | Genotype, budgets: Sequence[float], *, method: str = "linear",
            pick: str | int = "nearest", metadata: dict | None = None, by: str = "params",
            latency_table: "LatencyTable | None" = None, warn: bool = True) -> Derivation:
     """Genotypes at ``budgets`` from a family (or one genotype); see :class:`Derivation`.
@@ -226,7 +226,7 @@ def derive(source: Family | Genotype, budgets: Sequence[float], *, method: str =
     records), or ``latency`` (milliseconds as ``latency_table`` predicts them; method linear);
     ``nearest`` then picks the member nearest in that measure."""
     DERIVE_METHOD_REGISTRY.check(method, where="method")
-    family = Family.of([source]) if isinstance(source, Genotype) else source
+    family = Trajectory.of([source]) if isinstance(source, Genotype) else source
     if by == "latency":
         return _derive_latency(family, budgets, pick=pick, metadata=metadata, table=latency_table, method=method)
     check_measure(by)
@@ -267,5 +267,5 @@ def derive(source: Family | Genotype, budgets: Sequence[float], *, method: str =
         if row.note:
             warnings.warn(row.note, ExtrapolationWarning, stacklevel=2)
     meta = {"created_by": "archsearch derive", "method": method, "pick": str(pick), "by": by, **(metadata or {})}
-    out = Family(tuple(Member(r.landing.genotype, r.metrics()) for r in rows), meta)
+    out = Trajectory(tuple(Member(r.landing.genotype, r.metrics()) for r in rows), meta)
     return Derivation(out, rows)

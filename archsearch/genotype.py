@@ -46,7 +46,7 @@ class Genotype:
     :func:`load_genotype`; the constructor trusts its arguments and is private.
     """
 
-    # __weakref__: family files remember which reference reproduced a genotype (archsearch.family)
+    # __weakref__: trajectory files remember which reference reproduced a genotype (archsearch.family)
     __slots__ = ("family", "hparams", "graph", "origin", "__dict__", "__weakref__")
 
     def __init__(self, family: str, hparams: Mapping[str, Any], graph: nx.DiGraph,
@@ -310,11 +310,11 @@ def with_genes_counted(template: Genotype, genes: Mapping[str, int], model: Cost
 
 
 def load_genotype(path: str | os.PathLike[str]) -> Genotype:
-    """Load a genotype file; a family file member can be loaded as ``load_family(p)[i]``."""
+    """Load a genotype file; a trajectory file member can be loaded as ``load_trajectory(p)[i]``."""
     obj = read_json(path)
     if isinstance(obj, dict) and obj.get("format") == "archsearch.family":
         raise FileFormatError(
-            f"{path}: is a family file (archsearch.family); load it with load_family, or pick a member"
+            f"{path}: is a trajectory file (archsearch.family); load it with load_trajectory, or pick a member"
         )
     return Genotype.from_dict(obj, source=path)
 

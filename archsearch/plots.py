@@ -40,7 +40,7 @@ def plot_width_profile(genotypes: Sequence[Genotype], path: str | os.PathLike[st
 
     With many genotypes (a pruning trajectory) the lines are coloured from light (first) to dark
     (last) so the order of pruning reads off the picture; ``indices`` are the members' positions
-    in their family file, shown on the colour bar.
+    in their trajectory file, shown on the colour bar.
     """
     import matplotlib
 

@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine  # noqa: E402
 
 import archsearch  # noqa: E402
-from archsearch.family import Family, Member  # noqa: E402
+from archsearch.trajectory import Trajectory, Member  # noqa: E402
 
 
-def trajectory(n: int, seed: int = 0) -> Family:
+def trajectory(n: int, seed: int = 0) -> Trajectory:
     """A pruning-like trajectory: remove one random inner channel per step (blocks may reach 0)."""
     rng = np.random.default_rng(seed)
     g = archsearch.create_genotype("wrn-40-2")
@@ -36,7 +36,7 @@ def trajectory(n: int, seed: int = 0) -> Family:
         k = alive[int(rng.integers(len(alive)))]
         genes[k] -= 1
         members.append(Member(g.with_genes(genes), {"step": step}))
-    return Family(tuple(members), {"synthetic": True})
+    return Trajectory(tuple(members), {"synthetic": True})
 
 
 def accuracy() -> list[dict]:
@@ -63,7 +63,7 @@ def speed() -> dict:
         fam.save(path)
         size = path.stat().st_size
         t = time.perf_counter()
-        loaded = archsearch.load_family(path)
+        loaded = archsearch.load_trajectory(path)
         load_s = time.perf_counter() - t
     out = {"members": len(loaded), "file_bytes": size, "load_s": load_s}
     for by in ("params", "macs"):  # a MACs budget (issue 21) must land as fast as a parameter one

@@ -1,4 +1,4 @@
-"""Family files, version 1 (a whole genotype per member) against version 2 (one genotype per
+"""Trajectory files, version 1 (a whole genotype per member) against version 2 (one genotype per
 structure, a gene vector per member, members built on first use), in one process.
 
 The family is a synthetic 1,000-member WRN-40-2 trajectory (``bench_derive.trajectory``: one random
@@ -42,11 +42,11 @@ def best_of(repeat: int, fn: Callable[[], object]) -> float:
     return best
 
 
-def measure(family: archsearch.Family, version: int, folder: Path, budgets: list[int], repeat: int) -> dict:
+def measure(family: archsearch.Trajectory, version: int, folder: Path, budgets: list[int], repeat: int) -> dict:
     path = folder / f"v{version}.json"
     save_s = best_of(1, lambda: family.save(path, version=version))
     resave_s = best_of(1, lambda: family.save(path, version=version))  # what a pruning run does at each record
-    load = lambda: archsearch.load_family(path)  # noqa: E731
+    load = lambda: archsearch.load_trajectory(path)  # noqa: E731
     out = {"version": version, "file_bytes": path.stat().st_size, "save_s": save_s, "resave_s": resave_s,
            "load_s": best_of(repeat, load),
            "structures": len(json.loads(path.read_text()).get("structures", [])) or None}

@@ -35,7 +35,7 @@ PASSES = 3
 
 
 def case(name: str, path: Path, batch: int) -> dict:
-    family = archsearch.load_family(path)
+    family = archsearch.load_trajectory(path)
     picks = sorted({round(i * (len(family) - 1) / (MEMBERS - 1)) for i in range(MEMBERS)})
     start = time.perf_counter()
     table = build_latency_table([family[0].genotype], threads=THREADS, batch=batch)

@@ -60,7 +60,7 @@ SMOKE = {"budgets": "1k,2k", "seeds": "0,1", "epochs": 2, "arms": "pruned-linear
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pruned", type=Path, default=DEFAULT_PRUNED, help="pruned family file (default: %(default)s)")
+    p.add_argument("--pruned", type=Path, default=DEFAULT_PRUNED, help="pruned trajectory file (default: %(default)s)")
     p.add_argument("--space", type=Path, default=ROOT / "search_spaces" / "digits-wrn-16-2",
                    help="search space of the pruning run (baseline hyper-parameters)")
     p.add_argument("--smoke", action="store_true", help="tiny version: 2 budgets x 2 seeds x 3 arms, 2 epochs")

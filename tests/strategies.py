@@ -7,7 +7,7 @@ from typing import Sequence
 from hypothesis import strategies as st
 
 import archsearch
-from archsearch import Family, Genotype, Member
+from archsearch import Trajectory, Genotype, Member
 
 FAMILIES = ("wrn", "wrn-bottleneck")
 
@@ -58,7 +58,7 @@ def pruned_like(source: Genotype, rng: random.Random, zero_fraction: float = 0.2
     return source.with_genes(genes)
 
 
-def pruning_trajectory(name: str = "wrn-16-2", steps: int = 60, chunk: int = 4, seed: int = 0) -> Family:
+def pruning_trajectory(name: str = "wrn-16-2", steps: int = 60, chunk: int = 4, seed: int = 0) -> Trajectory:
     """A synthetic pruning run: inner widths shrink step by step, as Fisher pruning would do.
 
     Channels are taken ``chunk`` at a time from a block drawn with probability proportional to
@@ -78,7 +78,7 @@ def pruning_trajectory(name: str = "wrn-16-2", steps: int = 60, chunk: int = 4, 
             genes["s1.b2.inner"] = max(0, genes["s1.b2.inner"] - 2)
         genotype = genotype.with_genes(genes)
         members.append(Member(genotype, {"step": 100 * t, "val_error": 0.05 + 0.001 * t + 0.002 * rng.random()}))
-    return Family(tuple(members), {"created_by": "tests.strategies.pruning_trajectory"})
+    return Trajectory(tuple(members), {"created_by": "tests.strategies.pruning_trajectory"})
 
 
 def assert_one_line(message: str, path: object, *words: str) -> str:

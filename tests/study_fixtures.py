@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 import archsearch
-from archsearch import Family, Member
+from archsearch import Trajectory, Member
 from archsearch.prune.weights import WEIGHTS_NAME, save_member_weights
 from archsearch.recipe import Recipe, get_recipe
 from archsearch.study import load_source
@@ -21,7 +21,7 @@ def short_recipe(epochs: int = 4) -> Recipe:
 
 def relabel(path: Path, criterion: str, *, weights_for: tuple[int, ...] = ()) -> Path:
     """The test trajectory as a run of ``criterion``, keeping (random) fine-tuned weights of some members."""
-    family = archsearch.load_family(path)
+    family = archsearch.load_trajectory(path)
     members = []
     kept = {}
     for i, m in enumerate(family):
@@ -35,7 +35,7 @@ def relabel(path: Path, criterion: str, *, weights_for: tuple[int, ...] = ()) ->
     if kept:
         save_member_weights(path.parent / WEIGHTS_NAME, kept)
         meta["weights"] = WEIGHTS_NAME
-    Family(tuple(members), meta).save(path)
+    Trajectory(tuple(members), meta).save(path)
     return path
 
 

@@ -1,4 +1,4 @@
-"""``archsearch derive``: the table, the family file it writes, and one-line errors with exit status 2."""
+"""``archsearch derive``: the table, the trajectory file it writes, and one-line errors with exit status 2."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ from typing import Callable
 
 import pytest
 
-from archsearch import Family, create_genotype, load_family
+from archsearch import Trajectory, create_genotype, load_trajectory
 from archsearch.cli import main
 from strategies import assert_cli_error, pruning_trajectory
 
@@ -31,12 +31,12 @@ def genotype_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trajectory() -> Family:
+def trajectory() -> Trajectory:
     return pruning_trajectory("wrn-16-2", steps=30, chunk=6, seed=1)
 
 
 @pytest.fixture
-def family_file(tmp_path: Path, trajectory: Family) -> Path:
+def family_file(tmp_path: Path, trajectory: Trajectory) -> Path:
     path = tmp_path / "pruned.json"
     trajectory.save(path)
     return path
@@ -61,7 +61,7 @@ def test_derive_prints_a_table_and_writes_a_family(capsys: pytest.CaptureFixture
     for column in ("budget", "params", "error", "scale", "MACs"):
         assert column in header
     assert len(lines) == 2 + 3  # header, rule, one row per budget
-    family = load_family(out_path)
+    family = load_trajectory(out_path)
     assert [m.metrics["budget"] for m in family] == [100_000, 500_000, 1_200_000]
     for line, member, budget_text in zip(lines[2:], family, ("100k", "500k", "1.2M")):
         cells = line.split()
@@ -81,7 +81,7 @@ def test_derive_without_out_writes_nothing(capsys: pytest.CaptureFixture, genoty
     assert sorted(p.name for p in genotype_file.parent.iterdir()) == before
 
 
-def test_derive_fit_from_a_family(capsys: pytest.CaptureFixture, family_file: Path, trajectory: Family,
+def test_derive_fit_from_a_family(capsys: pytest.CaptureFixture, family_file: Path, trajectory: Trajectory,
                                   tmp_path: Path) -> None:
     lo, hi = trajectory[-1].params, trajectory[0].params
     budget = (lo + hi) // 2
@@ -90,12 +90,12 @@ def test_derive_fit_from_a_family(capsys: pytest.CaptureFixture, family_file: Pa
     assert rc == 0, err
     assert "fit" in out.splitlines()[0].split() and "rms" in out
     assert err.count("\n") == 1 and "warning" not in err  # only the "wrote ..." line
-    (member,) = load_family(tmp_path / "fit.json")
+    (member,) = load_trajectory(tmp_path / "fit.json")
     assert member.metrics["method"] == "fit" and abs(member.metrics["rel_error"]) <= 0.005
 
 
 def test_derive_fit_outside_the_range_warns_on_one_line(capsys: pytest.CaptureFixture, family_file: Path,
-                                                        trajectory: Family) -> None:
+                                                        trajectory: Trajectory) -> None:
     budget = trajectory[0].params * 3
     rc, out, err = run(capsys, "derive", "--from", str(family_file), "--budgets", str(budget), "--method", "fit")
     assert rc == 0
@@ -104,7 +104,7 @@ def test_derive_fit_outside_the_range_warns_on_one_line(capsys: pytest.CaptureFi
 
 
 @pytest.mark.parametrize("pick, expected", [("first", 0), ("last", 30), ("3", 3), ("-2", 29), ("best", None)])
-def test_derive_pick(capsys: pytest.CaptureFixture, family_file: Path, trajectory: Family, tmp_path: Path,
+def test_derive_pick(capsys: pytest.CaptureFixture, family_file: Path, trajectory: Trajectory, tmp_path: Path,
                      pick: str, expected: int | None) -> None:
     if expected is None:
         errors = [m.metrics["val_error"] for m in trajectory]
@@ -113,7 +113,7 @@ def test_derive_pick(capsys: pytest.CaptureFixture, family_file: Path, trajector
     rc, _, err = run(capsys, "derive", "--from", str(family_file), "--budgets", "300k", "--pick", pick,
                      "--out", str(out_path))
     assert rc == 0, err
-    (member,) = load_family(out_path)
+    (member,) = load_trajectory(out_path)
     assert member.metrics["source_index"] == expected
     zeros = [k for k, v in trajectory[expected].genotype.genes.items() if v == 0]
     assert all(member.genotype.genes[k] == 0 for k in zeros)
@@ -179,7 +179,7 @@ def _unknown_family(tmp: Path) -> Path:
 
 def _corrupted_member(tmp: Path) -> Path:
     g = create_genotype("wrn-16-2")
-    d = Family.of([g, g.with_genes({"s1.b1.inner": 8})]).to_dict()
+    d = Trajectory.of([g, g.with_genes({"s1.b1.inner": 8})]).to_dict()
     d["members"][1]["genotype"]["graph"]["nodes"][3]["kind"] = "attention"
     return write_json(tmp / "pruned.json", d)
 
@@ -316,7 +316,7 @@ def test_console_script_errors_without_traceback(tmp_path: Path, genotype_file: 
     proc = subprocess.run(_console_script() + ["derive", "--from", str(genotype_file), "--budgets", "0.1M",
                                                 "--out", str(out_path)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "100k" in proc.stdout and load_family(out_path)[0].metrics["budget"] == 100_000
+    assert "100k" in proc.stdout and load_trajectory(out_path)[0].metrics["budget"] == 100_000
 
 
 def test_cli_derive_does_not_import_torch(genotype_file: Path, tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ def test_prune_cli_writes_a_trajectory_and_a_table(tmp_path, capsys):
     assert main(["prune", "--space", str(small_space(tmp_path)), "--out", str(out), "--no-progress"]) == 0
     captured = capsys.readouterr()
     table = captured.out
-    family = archsearch.load_family(out / "pruned.json")
+    family = archsearch.load_trajectory(out / "pruned.json")
     assert len(family) == 4
     # without a bar (no terminal, or --no-progress): one plain line per record after the first
     lines = [line for line in captured.err.splitlines() if line.startswith("prune ")]
@@ -93,7 +93,7 @@ def test_prune_cli_one_shot_writes_two_members_and_their_weights(tmp_path, capsy
             "--criterion", "bn-scale", "--bn-l1", "1e-4", "--finetune-epochs", "1"]
     assert main(args) == 0
     captured = capsys.readouterr()
-    family = archsearch.load_family(out / "pruned.json")
+    family = archsearch.load_trajectory(out / "pruned.json")
     assert len(family) == 2 and family.metadata["one_shot"] is True
     assert family.metadata["pretrain"]["recipe"]["bn_l1"] == 1e-4  # Network Slimming's sparsity, pre-training only
     assert family.metadata["settings"]["max_prunes"] is None  # the space's iterative stop condition is dropped
@@ -111,7 +111,7 @@ def test_prune_cli_save_weights(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["prune", "--space", str(small_space(tmp_path)), "--out", str(out), "--no-progress",
                  "--save-weights", "60k"]) == 0
-    family = archsearch.load_family(out / "pruned.json")
+    family = archsearch.load_trajectory(out / "pruned.json")
     kept = [i for i, m in enumerate(family) if m.metrics.get("weights")]
     assert len(kept) == 1 and family.metadata["weights"] == "member_weights.pt"
     assert f"member_weights.pt (weights of member {kept[0]})" in capsys.readouterr().err
@@ -148,7 +148,7 @@ def test_prune_resumes_a_run_killed_while_pretraining(tmp_path: Path, capsys) ->
     train_genotype(g, "digits", "digits", out / "pretrain", epochs=1, progress=False)  # as if killed after it
     assert main(["prune", "--space", str(space), "--out", str(out), "--resume", "--pretrain-epochs", "1",
                  "--max-prunes", "1", "--steps-per-prune", "1", "--no-progress"]) == 0
-    assert len(archsearch.load_family(out / "pruned.json")) == 2
+    assert len(archsearch.load_trajectory(out / "pruned.json")) == 2
 
 
 def test_pretrain_epochs_zero_and_an_unwritable_out_are_refused_before_the_data_is_read(tmp_path, capsys, monkeypatch):

@@ -46,7 +46,7 @@ def test_show_bad_member_index_is_one_line(tmp_path, capsys):
 def test_baselines_land_on_budgets_and_write_family(tmp_path, capsys):
     out = tmp_path / "b.json"
     assert main(["baselines", "--space", str(SPACES / "wrn-16-2-cifar10"), "--budgets", "0.2M,400k", "--out", str(out)]) == 0
-    fam = archsearch.load_family(out)
+    fam = archsearch.load_trajectory(out)
     assert [m.metrics["baseline"] for m in fam] == ["uniform"] * 2 + ["bottleneck"] * 2 + ["bottleneck-block"] * 2
     for m in fam:
         assert abs(m.params - m.metrics["budget"]) / m.metrics["budget"] < 0.005
@@ -94,7 +94,7 @@ def test_shipped_spaces_load_and_match_their_genotypes():
 def test_show_exports_one_member(tmp_path: Path, capsys, member: str, index: int | None) -> None:
     out = tmp_path / "one.json"
     assert main(["show", str(PRUNED), "--member", member, "--export", str(out)]) == 0
-    family = archsearch.load_family(PRUNED)
+    family = archsearch.load_trajectory(PRUNED)
     got = archsearch.load_genotype(out)
     if index is not None:
         assert got == family[index].genotype
@@ -117,7 +117,7 @@ def test_baselines_skip_what_they_cannot_reach(tmp_path: Path, capsys) -> None:
                  "--arms", "uniform,bottleneck", "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert "warning: bottleneck at 2,000 skipped" in err and "smallest feasible budget" in err
-    family = archsearch.load_family(out)
+    family = archsearch.load_trajectory(out)
     assert [(m.metrics["baseline"], m.metrics["budget"]) for m in family] == [
         ("uniform", 2000), ("uniform", 30000), ("bottleneck", 30000)]
     assert family.metadata["skipped"] == [{"baseline": "bottleneck", "budget": 2000}]
@@ -129,7 +129,7 @@ def test_python_baselines_give_what_the_cli_gives(tmp_path: Path, capsys) -> Non
     out = tmp_path / "b.json"
     assert main(["baselines", "--space", str(ROOT / "search_spaces" / "digits-wrn-16-2"), "--budgets", "30k",
                  "--out", str(out)]) == 0
-    cli = archsearch.load_family(out)
+    cli = archsearch.load_trajectory(out)
     for source in (space, space.base_genotype()):
         python = archsearch.baselines(source, [30_000])
         assert [m.genotype for m in python] == [m.genotype for m in cli]
@@ -146,7 +146,7 @@ def test_show_member_shows_that_member(capsys):
     pruned = Path(__file__).resolve().parents[1] / "search_spaces" / "digits-vgg" / "pruned.json"
     assert main(["show", str(pruned), "--member", "3"]) == 0
     out = capsys.readouterr().out
-    family = archsearch.load_family(pruned)
+    family = archsearch.load_trajectory(pruned)
     assert out.startswith(f"{pruned}: member 3 of {len(family)}") and f"params {family[3].params:,}" in out
     assert main(["show", str(pruned), "--member", "999"]) == 2
     assert "--member" in capsys.readouterr().err

@@ -1,5 +1,5 @@
 """`archsearch train`: the per-epoch table, the files it writes, resume, one-line errors, and a genotype
-picked from a family file by ``--member``."""
+picked from a trajectory file by ``--member``."""
 from __future__ import annotations
 
 import json
@@ -133,7 +133,7 @@ def test_train_takes_a_family_file_with_a_member(tmp_path: Path, capsys) -> None
     assert main(["train", str(derived), "--member", "5k", "--data", "digits", "--epochs", "1", "--out", str(out),
                  "--no-progress"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["params"] == archsearch.load_family(derived)[1].params
+    assert metrics["params"] == archsearch.load_trajectory(derived)[1].params
 
 
 def test_a_seed_beyond_64_bits_is_one_line(tmp_path, capsys):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from archsearch import ArchsearchError, Family, RunComparison, compare_runs, create_genotype, load_family
+from archsearch import ArchsearchError, Trajectory, RunComparison, compare_runs, create_genotype, load_trajectory
 from archsearch.cli import main
 from archsearch.compare import comparison_table
 from strategies import pruning_trajectory
@@ -26,9 +26,9 @@ S1_INNER, S2_INNER = (4, 8, 12), (30, 32, 34)
 HAND_MEAN_CV = (0.5 + 1 / 16) / 5
 
 
-def hand_runs() -> list[Family]:
+def hand_runs() -> list[Trajectory]:
     base = create_genotype("wrn-10-1")
-    return [Family.of([base.with_genes({"s1.b1.inner": a, "s2.b1.inner": b, "s3.b1.inner": 0})])
+    return [Trajectory.of([base.with_genes({"s1.b1.inner": a, "s2.b1.inner": b, "s3.b1.inner": 0})])
             for a, b in zip(S1_INNER, S2_INNER, strict=True)]
 
 
@@ -92,10 +92,10 @@ def test_refuses_what_cannot_be_compared() -> None:
     with pytest.raises(ArchsearchError, match="at least 2"):
         compare_runs(runs[:1], ["a"])
     with pytest.raises(ArchsearchError, match=r"^b\.json: members\[0\] is a 'wrn-bottleneck' network"):
-        compare_runs([runs[0], Family.of([create_genotype("wrn-bottleneck-10-1")])], ["a", "b"],
+        compare_runs([runs[0], Trajectory.of([create_genotype("wrn-bottleneck-10-1")])], ["a", "b"],
                      source_names=["a.json", "b.json"])
     with pytest.raises(ArchsearchError, match=r"^b\.json: members\[0\] has extra genes"):
-        compare_runs([runs[0], Family.of([create_genotype("wrn-16-1")])], ["a", "b"], source_names=["a.json", "b.json"])
+        compare_runs([runs[0], Trajectory.of([create_genotype("wrn-16-1")])], ["a", "b"], source_names=["a.json", "b.json"])
     with pytest.raises(ArchsearchError, match="do not overlap"):
         compare_runs(runs, ["a", "b", "c"])  # three one-member runs of different sizes
     with pytest.raises(ArchsearchError, match="distinct labels"):
@@ -103,7 +103,7 @@ def test_refuses_what_cannot_be_compared() -> None:
 
 
 def test_the_shipped_trajectory_agrees_with_itself() -> None:
-    run = load_family(WRN)
+    run = load_trajectory(WRN)
     c = compare_runs([run, run], ["a", "b"])
     assert [s.size for s in c.sizes][::3] == [max(m.params for m in run), min(m.params for m in run)]
     assert all(s.mean_cv == 0 and s.cosine == pytest.approx(1) for s in c.sizes)
@@ -115,7 +115,7 @@ def test_cli_writes_json_and_plot(tmp_path, capsys) -> None:
         files.append(tmp_path / f"seed{seed}" / "pruned.json")
         files[-1].parent.mkdir()
         pruning_trajectory("wrn-16-2", steps=8, chunk=4, seed=seed).save(files[-1])
-    expected = compare_runs([load_family(f) for f in files], ["seed0", "seed1"], source_names=list(map(str, files)))
+    expected = compare_runs([load_trajectory(f) for f in files], ["seed0", "seed1"], source_names=list(map(str, files)))
     out = tmp_path / "cmp"
     assert main(["compare", *map(str, files), "--out", str(out)]) == 0  # labels: the folders
     table = capsys.readouterr().out.splitlines()
@@ -130,7 +130,7 @@ def test_cli_writes_json_and_plot(tmp_path, capsys) -> None:
 
 
 @pytest.mark.parametrize("argv, needle", [
-    ([str(WRN)], "at least 2 family files"),
+    ([str(WRN)], "at least 2 trajectory files"),
     ([str(WRN), str(VGG)], f"{VGG}: members[0] is a 'graph' network"),
     ([str(WRN), str(WRN), "--label", "a"], "--label: 1 labels for 2 files"),
     ([str(WRN), str(WRN), "--at", "0"], "--at: '0'"),
@@ -163,14 +163,14 @@ def test_agreement_is_measured_against_random_pruning_by_hand():
     assert against_chance(start, np.array([start, start]))[1:] == (None, None, None)  # nothing pruned
 
 
-def _density_runs(profiles: list[list[float]]) -> list[Family]:
+def _density_runs(profiles: list[list[float]]) -> list[Trajectory]:
     """One two-member run per profile of the digits VGG: the unpruned network, then those densities."""
     from archsearch.density import layer_weights, with_densities
     from archsearch.genotype import load_genotype
 
     vgg = load_genotype(SPACES / "digits-vgg" / "genotype.json")
     layers = list(layer_weights(vgg))
-    return [Family.of([vgg, with_densities(vgg, dict(zip(layers, p, strict=True)))]) for p in profiles]
+    return [Trajectory.of([vgg, with_densities(vgg, dict(zip(layers, p, strict=True)))]) for p in profiles]
 
 
 def test_density_profiles_are_compared_by_hand_arithmetic_and_against_random_pruning() -> None:

@@ -88,14 +88,14 @@ def test_a_budget_out_of_reach_is_one_line() -> None:
 
 def test_derive_method_density_scales_a_pruned_profile_from_the_cli(tmp_path, capsys, vgg) -> None:  # noqa: ANN001
     from archsearch.cli import main
-    from archsearch.family import Family, Member, load_family
+    from archsearch.trajectory import Trajectory, Member, load_trajectory
 
     source = tmp_path / "sparse.json"
-    Family((Member(vgg, {}), Member(_sparse_vgg(vgg), {}))).save(source)
+    Trajectory((Member(vgg, {}), Member(_sparse_vgg(vgg), {}))).save(source)
     out = tmp_path / "derived.json"
     assert main(["derive", "--from", str(source), "--budgets", "10k,30k", "--method", "density", "--pick", "last",
                  "--out", str(out)]) == 0
-    derived = load_family(out)
+    derived = load_trajectory(out)
     assert [abs(m.params - b) <= 0.005 * b for m, b in zip(derived, (10_000, 30_000))] == [True, True]
     assert all(m.genotype.genes == vgg.genes and m.params == nonzero(m.genotype.build()) for m in derived)
     capsys.readouterr()
@@ -105,7 +105,7 @@ def test_derive_method_density_scales_a_pruned_profile_from_the_cli(tmp_path, ca
     # (digits-vgg: 8x8 before the first pool, 4x4, 2x2, 1x1 after) and the classifier's once
     assert main(["derive", "--from", str(source), "--budgets", "0.3M", "--method", "density", "--pick", "last",
                  "--by", "macs", "--out", str(out)]) == 0
-    (m,) = load_family(out)
+    (m,) = load_trajectory(out)
     assert abs(m.genotype.macs - 300_000) <= 0.005 * 300_000 and m.genotype.macs == _nonzero_macs(m.genotype.build())
 
 
@@ -134,7 +134,7 @@ def test_the_density_baselines_are_baselines_of_every_network(tmp_path, capsys, 
     nonzero parameters with the unpruned widths, and on nonzero MACs."""
     from archsearch.baselines import baseline, scaled_baseline
     from archsearch.cli import main
-    from archsearch.family import load_family
+    from archsearch.trajectory import load_trajectory
 
     source = tmp_path / "vgg.json"
     vgg.save(source)
@@ -142,7 +142,7 @@ def test_the_density_baselines_are_baselines_of_every_network(tmp_path, capsys, 
     assert main(["baselines", "--from", str(source), "--budgets", "10k,20k", "--arms", "uniform-density,erk",
                  "--out", str(out)]) == 0
     assert "density" in capsys.readouterr().out
-    family = load_family(out)
+    family = load_trajectory(out)
     assert [m.metrics["baseline"] for m in family] == ["uniform-density", "uniform-density", "erk", "erk"]
     for m in family:
         assert abs(m.params - m.metrics["budget"]) <= 0.005 * m.metrics["budget"] and m.genotype.genes == vgg.genes
@@ -155,27 +155,27 @@ def test_the_density_baselines_are_baselines_of_every_network(tmp_path, capsys, 
     assert main(["baselines", "--from", str(source), "--budgets", "0.2M", "--arms", "erk,uniform-density", "--by",
                  "macs", "--out", str(out)]) == 0
     assert all(abs(m.genotype.macs - 200_000) <= 1_000 and m.genotype.macs == _nonzero_macs(m.genotype.build())
-               for m in load_family(out))
+               for m in load_trajectory(out))
 
 
 def test_a_study_arm_scales_a_pruned_density_profile(tmp_path, vgg) -> None:  # noqa: ANN001
     """``pruned-density``: the magnitude-pruned member nearest the budget, its densities scaled to it (a
     fresh mask at those densities when trained); a dense trajectory is refused in one line."""
     from archsearch.errors import ArchsearchError
-    from archsearch.family import Family, Member
+    from archsearch.trajectory import Trajectory, Member
     from archsearch.study import load_source
     from archsearch.study.candidates import make_arms, make_candidate
 
     path = tmp_path / "sparse.json"
     sparse = _sparse_vgg(vgg)
-    Family((Member(vgg, {}), Member(sparse, {}))).save(path)
+    Trajectory((Member(vgg, {}), Member(sparse, {}))).save(path)
     source = load_source(path)
     (arm,) = make_arms(["pruned-density"], [source])
     c = make_candidate(arm, 8_000, [source])
     assert c.detail["source_index"] == 1 and abs(c.genotype.params - 8_000) <= 40
     assert c.genotype.genes == vgg.genes and c.genotype.params == nonzero(c.genotype.build())
     dense = tmp_path / "dense.json"
-    Family((Member(vgg, {}),)).save(dense)
+    Trajectory((Member(vgg, {}),)).save(dense)
     (arm,) = make_arms(["pruned-density"], [load_source(dense)])
     with pytest.raises(ArchsearchError, match="is dense"):
         make_candidate(arm, 60_000, [load_source(dense)])

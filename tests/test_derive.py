@@ -15,7 +15,7 @@ from archsearch import (
     ArchsearchError,
     BudgetError,
     ExtrapolationWarning,
-    Family,
+    Trajectory,
     Member,
     baseline,
     baselines,
@@ -38,7 +38,7 @@ def genes_of(g: archsearch.Genotype) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def trajectory() -> Family:
+def trajectory() -> Trajectory:
     return pruning_trajectory("wrn-16-2", steps=60, chunk=4, seed=0)
 
 
@@ -190,19 +190,19 @@ def test_unknown_method() -> None:
 
 def test_derive_from_an_empty_family() -> None:
     with pytest.raises(ArchsearchError, match="empty"):
-        derive(Family(()), [100_000])
+        derive(Trajectory(()), [100_000])
 
 
 # -- fit -----------------------------------------------------------------------------------------
 
-def test_trajectory_is_a_pruning_run(trajectory: Family) -> None:
+def test_trajectory_is_a_pruning_run(trajectory: Trajectory) -> None:
     params = [m.params for m in trajectory]
     assert params == sorted(params, reverse=True) and len(set(params)) == len(params)
     assert trajectory[0].genotype == create_genotype("wrn-16-2")
     assert trajectory[-1].genotype.genes["s1.b2.inner"] == 0
 
 
-def test_fit_lands_within_tolerance_inside_the_range(trajectory: Family) -> None:
+def test_fit_lands_within_tolerance_inside_the_range(trajectory: Trajectory) -> None:
     lo, hi = trajectory[-1].params, trajectory[0].params
     budgets = [int(b) for b in np.geomspace(lo, hi, 9)]
     with warnings.catch_warnings():
@@ -217,7 +217,7 @@ def test_fit_lands_within_tolerance_inside_the_range(trajectory: Family) -> None
     assert all(m.metrics["method"] == "fit" and 0 < m.metrics["fit_rms"] < 0.2 for m in family)
 
 
-def test_fit_reproduces_the_trajectory_at_its_own_counts(trajectory: Family) -> None:
+def test_fit_reproduces_the_trajectory_at_its_own_counts(trajectory: Trajectory) -> None:
     picks = [5, 20, 40, 55]
     _, rows = derive(trajectory, [trajectory[i].params for i in picks], method="fit")
     for i, r in zip(picks, rows):
@@ -234,7 +234,7 @@ def test_fit_power_law_recovers_a_known_law() -> None:
     for f in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0):
         genes = {k: max(1, round(v * f)) if k.endswith(".inner") else v for k, v in base.genes.items()}
         members.append(Member(base.with_genes(genes)))
-    fit = fit_trajectory(Family(tuple(members)))
+    fit = fit_trajectory(Trajectory(tuple(members)))
     stage = [j for j, n in enumerate(fit.genes) if n.endswith(".width")]
     assert np.allclose(fit.slope[stage], 0.0, atol=1e-9)
     inner = [j for j, n in enumerate(fit.genes) if n.endswith(".inner")]
@@ -243,7 +243,7 @@ def test_fit_power_law_recovers_a_known_law() -> None:
 
 
 @pytest.mark.parametrize("factor", [0.3, 2.0])
-def test_fit_warns_outside_the_range_and_still_lands(trajectory: Family, factor: float) -> None:
+def test_fit_warns_outside_the_range_and_still_lands(trajectory: Trajectory, factor: float) -> None:
     edge = trajectory[-1].params if factor < 1 else trajectory[0].params
     budget = int(edge * factor)
     with pytest.warns(ExtrapolationWarning, match=f"{budget:,}") as said:
@@ -264,7 +264,7 @@ def test_fit_warns_outside_the_range_and_still_lands(trajectory: Family, factor:
     assert ratio.max() / ratio.min() < 1.6, (want, got)
 
 
-def test_fit_needs_one_set_of_hparams(trajectory: Family) -> None:
+def test_fit_needs_one_set_of_hparams(trajectory: Trajectory) -> None:
     mixed = trajectory.appended(Member(create_genotype("wrn-16-2", num_classes=100)))
     with pytest.raises(ArchsearchError, match=r"members\[61\]"):
         fit_trajectory(mixed)
@@ -272,7 +272,7 @@ def test_fit_needs_one_set_of_hparams(trajectory: Family) -> None:
 
 # -- pick_member ---------------------------------------------------------------------------------
 
-def test_pick_member(trajectory: Family) -> None:
+def test_pick_member(trajectory: Trajectory) -> None:
     n = len(trajectory)
     assert pick_member(trajectory, "first", 1) == 0
     assert pick_member(trajectory, "last", 1) == n - 1
@@ -290,19 +290,19 @@ def test_pick_member(trajectory: Family) -> None:
 
 
 @pytest.mark.parametrize("pick, words", [(61, "61"), ("99", "99"), (-62, "-62"), ("middle", "'middle'"), ("", "''")])
-def test_pick_member_errors(trajectory: Family, pick, words: str) -> None:  # noqa: ANN001
+def test_pick_member_errors(trajectory: Trajectory, pick, words: str) -> None:  # noqa: ANN001
     with pytest.raises(ArchsearchError) as info:
         pick_member(trajectory, pick, 100_000)
     assert str(info.value).startswith("pick") and words in str(info.value)  # the parameter (the CLI says --pick)
 
 
 def test_pick_best_needs_val_error() -> None:
-    family = Family.of([create_genotype("wrn-16-2"), create_genotype("wrn-16-1")])
+    family = Trajectory.of([create_genotype("wrn-16-2"), create_genotype("wrn-16-1")])
     with pytest.raises(ArchsearchError, match="val_error"):
         pick_member(family, "best", 100_000)
 
 
-def test_linear_derive_uses_the_pick(trajectory: Family) -> None:
+def test_linear_derive_uses_the_pick(trajectory: Trajectory) -> None:
     budgets = [trajectory[0].params, trajectory[30].params, trajectory[-1].params]
     _, rows = derive(trajectory, budgets)  # nearest by default
     assert [r.source_index for r in rows] == [0, 30, 60]
@@ -356,7 +356,7 @@ def test_baselines_family() -> None:
         ("uniform", 100_000), ("uniform", 400_000), ("bottleneck", 100_000), ("bottleneck", 400_000)]
     assert "widen" in family[0].metrics and "inner_ratio" in family[2].metrics
     assert all(abs(m.metrics["rel_error"]) <= TOLERANCE for m in family)
-    assert Family.from_dict(family.to_dict()) == family
+    assert Trajectory.from_dict(family.to_dict()) == family
 
 
 def test_baseline_errors() -> None:
@@ -383,7 +383,7 @@ def test_each_gene_reports_its_deviation_from_the_one_scale_factor():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    source = archsearch.load_family(root / "search_spaces" / "digits-wrn-16-2" / "pruned.json")
+    source = archsearch.load_trajectory(root / "search_spaces" / "digits-wrn-16-2" / "pruned.json")
     family, rows = archsearch.derive(source, [2000, 20000])
     for row, member in zip(rows, family):
         src = source[row.source_index].genotype.genes

@@ -132,9 +132,9 @@ def test_pruning_over_two_processes_cuts_the_channels_one_cuts(tmp_path: Path, t
             "--steps-per-prune", "5", "--save-weights", "all", "--no-progress"]
     _cli(*args, "--out", str(tmp_path / "one"))
     _cli(*args, "--out", str(tmp_path / "two"), "--nproc-per-node", "2")
-    from archsearch import load_family
+    from archsearch import load_trajectory
 
-    a, b = (load_family(tmp_path / d / "pruned.json") for d in ("one", "two"))
+    a, b = (load_trajectory(tmp_path / d / "pruned.json") for d in ("one", "two"))
     assert len(a) == 4 and [m.genotype.to_dict() for m in a] == [m.genotype.to_dict() for m in b]
     wa, wb = (torch.load(tmp_path / d / "member_weights.pt", weights_only=True)["members"] for d in ("one", "two"))
     assert max(_max_gap(wa[i], wb[i]) for i in wa) < 1e-4  # 3 prunes of fine-tuning, compounded

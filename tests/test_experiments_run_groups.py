@@ -58,7 +58,7 @@ def test_a_pruning_run_in_a_group_of_two_prunes_what_one_process_prunes(tmp_path
     (run,) = experiment.runs
     one = prune_run(experiment, run, tmp_path / "one", device="cpu", log=lambda message: None)
     _in_group(experiment, tmp_path / "two", f"prune:{run.name}", 2, "cpu", None)
-    two = archsearch.load_family(run_folder(tmp_path / "two", run) / "pruned.json")
+    two = archsearch.load_trajectory(run_folder(tmp_path / "two", run) / "pruned.json")
     assert len(one) == 3 and [m.genotype.to_dict() for m in one] == [m.genotype.to_dict() for m in two]
     assert [m.metrics["val_error"] for m in one] == pytest.approx([m.metrics["val_error"] for m in two], abs=1e-5)
 

@@ -60,7 +60,7 @@ def test_every_shipped_network_exports_and_reproduces_its_outputs(path, tmp_path
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
 def test_torchscript_and_onnx_reproduce_a_pruned_network(fmt, tmp_path):
-    family = archsearch.load_family(ROOT / "search_spaces" / "digits-vgg" / "pruned.json")
+    family = archsearch.load_trajectory(ROOT / "search_spaces" / "digits-vgg" / "pruned.json")
     genotype = family[-1].genotype
     state, model = _weights(genotype)
     out = export_genotype(genotype, state, tmp_path / f"net.{fmt}", fmt=fmt)
@@ -90,7 +90,7 @@ def test_the_cli_exports_a_pruning_runs_kept_weights(tmp_path, capsys):
     capsys.readouterr()
     assert main(["export", str(out / "pruned.json"), "--member", "-1", "--out", str(tmp_path / "m.pt2")]) == 0
     assert "outputs checked equal" in capsys.readouterr().err
-    family = archsearch.load_family(out / "pruned.json")
+    family = archsearch.load_trajectory(out / "pruned.json")
     extra = {PROVENANCE: ""}
     torch.export.load(tmp_path / "m.pt2", extra_files=extra)
     assert json.loads(extra[PROVENANCE])["params"] == family[-1].params

@@ -440,7 +440,7 @@ def test_import_and_derive_do_not_import_torch(tmp_path: Path) -> None:
         g = archsearch.load_genotype({str(tmp_path / "g.json")!r})
         fam, rows = archsearch.derive(g, [100_000, 1_000_000])
         fam.save({str(tmp_path / "f.json")!r})
-        archsearch.load_family({str(tmp_path / "f.json")!r})
+        archsearch.load_trajectory({str(tmp_path / "f.json")!r})
         archsearch.baselines({{"depth": 16}}, [200_000])
         assert g.params == 2243546
         leaked = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))

@@ -271,7 +271,7 @@ def test_scaled_branches_and_upsampling_import_exactly_and_prune(tmp_path: Path,
     assert main(["prune", "--from", str(out), "--data", "digits?channels=3&size=16", "--one-shot", "--criterion",
                  "l1", "--fraction", "0.3", "--prune-residual", "--finetune-epochs", "1", "--pretrain-epochs", "1",
                  "--no-progress", "--out", str(run)]) == 0
-    family = archsearch.load_family(run / "pruned.json")
+    family = archsearch.load_trajectory(run / "pruned.json")
     assert family[-1].params < family[0].params
     pruned = family[-1].genotype
     assert sum(p.numel() for p in pruned.build().parameters()) == pruned.params
@@ -323,7 +323,7 @@ def test_group_norm_imports_exactly_and_prunes_one_channel_of_each_group_at_a_ti
            else ["--max-prunes", "2", "--steps-per-prune", "2", "--channels-per-prune", "8"])
     assert main(["prune", "--from", str(out), "--data", "digits?channels=3", "--criterion", "l1", "--prune-residual",
                  "--pretrain-epochs", "1", "--no-progress", "--out", str(run), *how]) == 0
-    family = archsearch.load_family(run / "pruned.json")
+    family = archsearch.load_trajectory(run / "pruned.json")
     pruned = family[-1].genotype
     assert pruned.genes["conv1"] < 24 and pruned.genes["conv1"] % 8 == 0
     model = pruned.build()
@@ -380,7 +380,7 @@ def test_channel_splits_and_sums_with_concatenations_import_exactly_and_prune(tm
     assert main(["prune", "--from", str(out), "--data", "digits?channels=3", "--one-shot", "--criterion", "l1",
                  "--fraction", "0.5", "--finetune-epochs", "1", "--pretrain-epochs", "1", "--no-progress",
                  "--out", str(run)]) == 0
-    pruned = archsearch.load_family(run / "pruned.json")[-1].genotype
+    pruned = archsearch.load_trajectory(run / "pruned.json")[-1].genotype
     assert pruned.genes["mid"] < 24 and sum(p.numel() for p in pruned.build().parameters()) == pruned.params
     assert pruned.build().eval()(torch.randn(2, 3, 8, 8)).shape == (2, 10)
 
@@ -497,7 +497,7 @@ def test_graphnet_builds_every_wrn_genotype_exactly(g: archsearch.Genotype) -> N
 
 def test_graphnet_matches_the_hand_written_wrn() -> None:
     """Same weights, same outputs: the generic walk and WideResNet compute one network."""
-    g = archsearch.load_family(ROOT / "search_spaces" / "digits-wrn-16-2" / "pruned.json")[60].genotype
+    g = archsearch.load_trajectory(ROOT / "search_spaces" / "digits-wrn-16-2" / "pruned.json")[60].genotype
     wrn, generic = g.build().eval(), g.build(generic=True).eval()
     family = g.family_spec
     state = {}
@@ -568,7 +568,7 @@ def test_copyable_builder_runs_without_archsearch(tmp_path: Path) -> None:
     g = import_module(source, (1, 8, 8))
     g.save(tmp_path / "genotype.json")
     torch.save(source.state_dict(), tmp_path / "weights.pt")
-    member = archsearch.load_family(ROOT / "search_spaces" / "digits-wrn-16-2" / "pruned.json")[-1]
+    member = archsearch.load_trajectory(ROOT / "search_spaces" / "digits-wrn-16-2" / "pruned.json")[-1]
     (tmp_path / "pruned.json").write_text(json.dumps({"format": "archsearch.family", "version": 1,
                                                       "members": [member.to_dict()]}))
     check = ("import sys\nsys.modules['archsearch'] = None  # any import of archsearch now fails\n" + snippet + (
@@ -594,12 +594,12 @@ def test_show_derive_baselines_on_an_imported_genotype(tmp_path: Path, capsys) -
     assert main(["baselines", "--from", str(net), "--budgets", f"{budget}", "--out", str(tmp_path / "b.json")]) == 0
     capsys.readouterr()
     for path in ("d.json", "b.json"):
-        for m in archsearch.load_family(tmp_path / path):
+        for m in archsearch.load_trajectory(tmp_path / path):
             assert abs(m.params - budget) / budget < 5e-3
             assert numel(m.genotype.build()) == m.params
-    kinds = [m.metrics["baseline"] for m in archsearch.load_family(tmp_path / "b.json")]
+    kinds = [m.metrics["baseline"] for m in archsearch.load_trajectory(tmp_path / "b.json")]
     assert kinds == ["uniform", "bottleneck"]
-    bottleneck = archsearch.load_family(tmp_path / "b.json")[1].genotype
+    bottleneck = archsearch.load_trajectory(tmp_path / "b.json")[1].genotype
     roles = bottleneck.roles()
     source = _small_imports()["mbv2"]
     assert all(bottleneck.genes[n] == source.genes[n] for n, r in roles.items() if r == "tied")
@@ -637,7 +637,7 @@ def test_derive_fit_over_a_trajectory_of_imported_genotypes() -> None:
     for _ in range(6):
         g = members[-1]
         members.append(g.with_genes({n: max(1, w - rng.randint(0, 2)) for n, w in g.genes.items()}))
-    family = archsearch.Family.of(members)
+    family = archsearch.Trajectory.of(members)
     _, rows = archsearch.derive(family, [members[3].params], method="fit")
     assert abs(rows[0].landing.rel_error) < 5e-3
 

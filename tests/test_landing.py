@@ -128,7 +128,7 @@ def test_derive_from_a_version_2_file_matches_the_reference(tmp_path) -> None:  
     trajectory = pruning_trajectory("wrn-16-2", steps=60, seed=3)
     path = tmp_path / "trajectory.json"
     trajectory.save(path, version=2)
-    loaded = archsearch.load_family(path)
+    loaded = archsearch.load_trajectory(path)
     rng = random.Random(0)
     budgets = sorted(rng.randint(trajectory[-1].params // 2, trajectory[0].params * 5 // 4) for _ in range(25))
     out, rows = archsearch.derive(loaded, budgets, method="linear")

@@ -110,7 +110,7 @@ def test_a_study_compares_arms_at_equal_macs(tmp_path, capsys):
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    family = archsearch.load_family(root / "search_spaces" / "digits-wrn-16-2" / "pruned.json")
+    family = archsearch.load_trajectory(root / "search_spaces" / "digits-wrn-16-2" / "pruned.json")
     budget = family[len(family) // 2].macs
     settings_ = archsearch.study_settings(arms=["pruned-linear", "uniform"], budgets=[budget], seeds=[0],
                                           space="digits-wrn-16-2",
@@ -133,7 +133,7 @@ def test_an_input_size_override_counts_macs_at_that_resolution(tmp_path, capsys)
     out = tmp_path / "d.json"
     assert main(["derive", "--from", str(ROOT / "search_spaces" / "digits-wrn-16-2" / "pruned.json"), "--budgets",
                  "20M", "--by", "macs", "--input", "32", "--out", str(out)]) == 0
-    member = archsearch.load_family(out)[0]
+    member = archsearch.load_trajectory(out)[0]
     assert abs(member.macs - 20_000_000) <= 100_000 and member.genotype.hparams["input_size"] == 32
     assert main(["derive", "--from", str(out), "--budgets", "1M", "--input", "3x"]) == 2
     assert "--input: '3x' is invalid" in capsys.readouterr().err

@@ -19,7 +19,7 @@ RULES = [
     # (importing area(s), what they must never import, why)
     ({"models", "zoo"}, "*", "plain torch files, copied alone into other projects"),
     (FOUNDATION, "* but the foundation", "the foundation stands on nothing"),
-    ({"genotype", "families", "family", "landing", "derive", "baselines", "density", "compare", "importer",
+    ({"genotype", "families", "trajectory", "landing", "derive", "baselines", "density", "compare", "importer",
       "latency", "latency_table", "export", "plots", "space", "data", "train"},
      "study, experiments, cli; of prune only groups and settings",
      "the genotype model, data and training know nothing of pruning runs, studies or the command line"),

@@ -5,7 +5,7 @@ archsearch module or subpackage it tests with the dots written as underscores:
 ``archsearch/prune/oneshot.py`` -> ``test_prune_oneshot.py``, ``archsearch/study/launch.py`` ->
 ``test_study_launch.py``, ``archsearch/cli/derive.py`` -> ``test_cli_derive.py``, and the package
 ``archsearch/prune/`` as a whole -> ``test_prune.py``. An optional ``_<aspect>`` suffix names what
-part of it a suite tests (``test_family_v2.py``, ``test_cli_show_baselines.py``, ``test_cli_main.py``
+part of it a suite tests (``test_trajectory_v2.py``, ``test_cli_show_baselines.py``, ``test_cli_main.py``
 for the package ``cli``, whose ``main`` lives in its ``__init__.py``). A private module may be named
 without its leading underscore (``archsearch/_jsonio.py`` -> ``test_jsonio.py``), and one named with a
 trailing underscore to dodge a keyword without it (``cli/import_.py`` -> ``test_cli_import.py``).
@@ -88,8 +88,26 @@ def test_every_test_module_is_named_after_what_it_tests() -> None:
     assert module_of("test_prune.py") == PACKAGE / "prune"
     assert module_of("test_cli_main.py") == PACKAGE / "cli"
     assert module_of("test_cli_show_baselines.py") == PACKAGE / "cli" / "show.py"
-    assert module_of("test_family_v2.py") == PACKAGE / "family.py"
+    assert module_of("test_trajectory_v2.py") == PACKAGE / "trajectory.py"
     assert module_of("test_jsonio.py") == PACKAGE / "_jsonio.py"
     assert module_of("test_cli_import.py") == PACKAGE / "cli" / "import_.py"
     for bad in ("test_repairs.py", "test_arms.py", "test_launcher.py", "test_oneshot.py", "test_.py"):
         assert module_of(bad) is None, bad
+
+
+def test_no_lazily_exported_name_is_also_a_submodule():
+    """A package that exports names lazily (PEP 562) must not have a submodule of the same name:
+    importing the submodule rebinds the package attribute, and the exported function becomes a
+    module depending on import order (``archsearch.study.leaderboard`` did). The top package guards
+    its two documented cases (``derive``, ``baselines``) in ``_Package``."""
+    import archsearch
+    import archsearch.study
+
+    def submodules(folder: Path) -> set[str]:
+        return {p.stem for p in folder.glob("*.py")} | {p.name for p in folder.iterdir() if (p / "__init__.py").is_file()}
+
+    study = set(archsearch.study._HOME_OF) & submodules(PACKAGE / "study")
+    assert not study, f"archsearch.study exports these names and has modules of the same name: {study}"
+    top = set(archsearch._LAZY) & submodules(PACKAGE)
+    guarded = {name for name in top if archsearch._LAZY[name][0] == f".{name}"}
+    assert top == guarded == {"derive", "baselines"}, top

@@ -285,7 +285,7 @@ def test_an_imported_residual_branch_prunes_to_zero_and_trains() -> None:
 
 def test_wrn_weights_cross_the_bridge() -> None:
     """The hand-written WideResNet's state_dict, renamed by the bridge, runs the same in GraphNet."""
-    g = archsearch.load_family("search_spaces/digits-wrn-16-2/pruned.json")[50].genotype
+    g = archsearch.load_trajectory("search_spaces/digits-wrn-16-2/pruned.json")[50].genotype
     wrn = g.build().eval()
     graph = g.build(generic=True).eval()
     graph.load_state_dict(graph_state_dict(g, wrn.state_dict()), strict=True)

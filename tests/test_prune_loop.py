@@ -47,7 +47,7 @@ def _run(tmp_path: Path, out: Path, kill_at: int, resume: bool) -> subprocess.Co
 
 
 def _members(path: Path) -> list:
-    return [(m.params, dict(m.metrics), m.genotype.to_dict()["graph"]) for m in archsearch.load_family(path)]
+    return [(m.params, dict(m.metrics), m.genotype.to_dict()["graph"]) for m in archsearch.load_trajectory(path)]
 
 
 @pytest.mark.slow
@@ -87,7 +87,7 @@ def test_each_criterion_prunes_and_counts_match(tmp_path, criterion):
         assert m.params == sum(p.numel() for p in m.genotype.build().parameters())
         assert 0 <= m.metrics["val_error"] <= 1
     assert family[-1].metrics["channels_removed"] == 12
-    loaded = archsearch.load_family(tmp_path / "run" / "pruned.json")
+    loaded = archsearch.load_trajectory(tmp_path / "run" / "pruned.json")
     assert [m.genotype for m in loaded] == [m.genotype for m in family]
     assert loaded.metadata["settings"]["criterion"] == criterion
 
@@ -164,7 +164,7 @@ def test_a_diverging_fine_tune_stops_the_run(tmp_path: Path) -> None:
     settings = PruneSettings(steps_per_prune=3, max_prunes=3, batch_size=32, lr=1e12)
     with pytest.raises(archsearch.ArchsearchError, match="fine-tuning diverged .* keeps the 1 genotypes"):
         prune_network(g, None, load_dataset("digits"), settings, tmp_path / "run", device="cpu", progress=False)
-    assert len(archsearch.load_family(tmp_path / "run" / "pruned.json")) == 1
+    assert len(archsearch.load_trajectory(tmp_path / "run" / "pruned.json")) == 1
 
 
 @pytest.mark.parametrize("one_shot", [False, True])

@@ -63,7 +63,7 @@ def test_bn_scale_thresholds_keep_the_expected_channels(tmp_path, digits, thresh
     family = once(g, model.state_dict(), digits, tmp_path / "run", criterion="bn-scale", threshold=threshold,
                   fraction=fraction)
     assert [len(v) for v in kept.values()] == list(family[1].genotype.genes.values())
-    weights = load_member_weights(tmp_path / "run" / "pruned.json", archsearch.load_family(tmp_path / "run" / "pruned.json"), 1)
+    weights = load_member_weights(tmp_path / "run" / "pruned.json", archsearch.load_trajectory(tmp_path / "run" / "pruned.json"), 1)
     for node, gammas in kept.items():
         assert torch.allclose(weights[f"{node}.weight"], torch.tensor(gammas))
     assert family[1].metrics["channels_removed"] == 12 - sum(len(v) for v in kept.values())
@@ -95,7 +95,7 @@ def test_the_pruned_members_weights_reproduce_their_errors(tmp_path, digits):
 
     out = tmp_path / "run"
     family = once(wrn(), None, digits, out, criterion="fisher", fraction=0.5, finetune_epochs=1)
-    loaded = archsearch.load_family(out / "pruned.json")
+    loaded = archsearch.load_trajectory(out / "pruned.json")
     assert loaded.metadata["one_shot"] is True and loaded.metadata["weights"] == "member_weights.pt"
     assert [m.genotype for m in loaded] == [m.genotype for m in family]
     assert {"val_error", "test_error", "val_error_before_finetune", "channels_removed", "criterion",
@@ -267,7 +267,7 @@ def test_save_weights_keeps_the_member_nearest_each_budget(whole_run, digits):
     from archsearch.train import evaluate
 
     out, flags = whole_run
-    family = archsearch.load_family(out / "pruned.json")
+    family = archsearch.load_trajectory(out / "pruned.json")
     kept = {pick_member(family, "nearest", b) for b in (60_000, 45_000)}
     assert len(kept) == 2 and family.metadata["weights"] == "member_weights.pt"
     assert {i for i, m in enumerate(family) if m.metrics.get("weights") is True} == kept
@@ -282,7 +282,7 @@ def test_save_weights_keeps_the_member_nearest_each_budget(whole_run, digits):
 
 # the kept members change at every record 0 to 6 (last: {4, 6}): the 7th weights write is the last one,
 # and the 6th pruned.json write is that of record 5, whose kept member 5 goes at record 6
-@pytest.mark.parametrize("killed_in, at", [("save_member_weights", 7), ("Family.save", 6)])
+@pytest.mark.parametrize("killed_in, at", [("save_member_weights", 7), ("Trajectory.save", 6)])
 def test_save_weights_resume_after_a_kill_is_exact(tmp_path, digits, whole_run, monkeypatch, killed_in, at):
     """A run killed between its checkpoint and the weights file (or pruned.json) resumes to the same files."""
     import archsearch.prune.loop as loop
@@ -291,7 +291,7 @@ def test_save_weights_resume_after_a_kill_is_exact(tmp_path, digits, whole_run, 
         pass
 
     calls = []
-    real = loop.save_member_weights if killed_in == "save_member_weights" else loop.Family.save
+    real = loop.save_member_weights if killed_in == "save_member_weights" else loop.Trajectory.save
 
     def dying(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         calls.append(1)
@@ -302,7 +302,7 @@ def test_save_weights_resume_after_a_kill_is_exact(tmp_path, digits, whole_run, 
     if killed_in == "save_member_weights":
         monkeypatch.setattr(loop, "save_member_weights", dying)
     else:
-        monkeypatch.setattr(loop.Family, "save", dying)
+        monkeypatch.setattr(loop.Trajectory, "save", dying)
     out = tmp_path / "run"
     with pytest.raises(Killed):
         _iterate(out, digits)

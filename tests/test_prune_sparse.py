@@ -1,6 +1,6 @@
 """Unstructured magnitude pruning (issue 22, item 2 in part): the smallest weights go, globally or per
 layer, in exact counts; the pruned network is the same graph with per-layer densities, built with its
-masks, and its kept weights are what the family file and member weights hold; pruning again only
+masks, and its kept weights are what the trajectory file and member weights hold; pruning again only
 removes more; bad settings are one line, nothing written."""
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def test_one_shot_magnitude_pruning_writes_a_sparse_family_with_its_masks(tmp_pa
     densities = {n: d["density"] for n, d in pruned.graph.nodes(data=True) if "density" in d}
     assert set(densities) == {"c1", "c2", "fc"} and pruned.genes == g.genes  # the same widths, thinner
     assert family[1].metrics["weights_removed"] == g.params - pruned.params > 0
-    loaded = archsearch.load_family(tmp_path / "pruned.json")
+    loaded = archsearch.load_trajectory(tmp_path / "pruned.json")
     assert {n: d.get("density") for n, d in loaded[1].genotype.graph.nodes(data=True) if "density" in d} == densities
     model = pruned.build()
     model.load_state_dict(load_member_weights(tmp_path / "pruned.json", loaded, 1), strict=True)
@@ -95,7 +95,7 @@ def test_a_mask_that_does_not_fit_its_layer_is_one_line(tmp_path: Path, digits8,
     settings = PruneSettings(criterion="magnitude", one_shot=True, fraction=0.6, finetune_epochs=1, batch_size=64,
                              seed=0, save_weights="all")
     prune_once(g, g.build().state_dict(), digits8, settings, tmp_path, device="cpu", progress=False)
-    loaded = archsearch.load_family(tmp_path / "pruned.json")
+    loaded = archsearch.load_trajectory(tmp_path / "pruned.json")
     weights = read_member_weights(tmp_path / WEIGHTS_NAME)
     mask = weights[1]["c1.weight_mask"]
     weights[1]["c1.weight_mask"] = mask.flatten() if bad == "shape" else mask.float()
@@ -164,9 +164,9 @@ def test_iterative_magnitude_pruning_resumes_with_its_masks_after_a_kill(tmp_pat
 
     assert run(tmp_path / "whole", -1, False) == 0
     assert run(tmp_path / "killed", 3, False) == -signal.SIGKILL
-    assert len(archsearch.load_family(tmp_path / "killed" / "pruned.json")) == 3
+    assert len(archsearch.load_trajectory(tmp_path / "killed" / "pruned.json")) == 3
     assert run(tmp_path / "killed", -1, True) == 0
-    whole, resumed = (archsearch.load_family(tmp_path / d / "pruned.json") for d in ("whole", "killed"))
+    whole, resumed = (archsearch.load_trajectory(tmp_path / d / "pruned.json") for d in ("whole", "killed"))
     assert [m.params for m in whole] == [m.params for m in resumed] and len(whole) == 5
     total = sum(w for w in (3 * 9 * 8, 8 * 9 * 16, 16 * 10))
     assert [whole[0].params - m.params for m in whole] == [round(0.8 * k / 4 * total) for k in range(5)]

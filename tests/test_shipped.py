@@ -24,7 +24,7 @@ def test_every_network_family_ships_a_trajectory():
 
 @pytest.mark.parametrize("name", TRAJECTORIES)
 def test_shipped_trajectory_is_a_real_fisher_run(name):
-    family = archsearch.load_family(ROOT / "search_spaces" / name / "pruned.json")
+    family = archsearch.load_trajectory(ROOT / "search_spaces" / name / "pruned.json")
     meta = family.metadata
     assert meta["created_by"] == "archsearch prune" and meta["settings"]["criterion"] == "fisher"
     # made by one recorded command, with the thread count that makes it reproducible on a CPU

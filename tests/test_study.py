@@ -24,7 +24,7 @@ import pytest
 from strategies import assert_cli_error, read_table
 
 import archsearch
-from archsearch import BudgetError, Family, Member
+from archsearch import BudgetError, Trajectory, Member
 from archsearch.cli import main
 from archsearch.recipe import Recipe, get_recipe
 from archsearch.study import (
@@ -59,7 +59,7 @@ def make_pruned_family(path: Path, steps: int = 5) -> Path:
         for name in genes:
             if name.endswith(".inner"):
                 genes[name] = max(1, int(genes[name] * shrink[name[:2]]))
-    Family(tuple(members), {"created_by": "tests"}).save(path)
+    Trajectory(tuple(members), {"created_by": "tests"}).save(path)
     return path
 
 
@@ -426,7 +426,7 @@ def test_bad_input_is_one_line_and_exit_2(pruned, tmp_path, capsys):
     assert "below what the bottleneck baseline" in _one_line_error(
         capsys, base + ["--arms", "bottleneck", "--budgets", "2k", "--storage", db])
     empty = tmp_path / "empty.json"
-    Family((), {}).save(empty)
+    Trajectory((), {}).save(empty)
     assert "the family is empty" in _one_line_error(capsys, ["study", "run", "--pruned", str(empty), "--budgets", "2k"])
     assert "unknown" in _one_line_error(capsys, base + ["--arms", "pruned-linear,wide", "--budgets", "2k"])
     assert "one budget" in _one_line_error(capsys, base + ["--budgets", "1k,2k", "--mode", "search", "--storage", db])

@@ -20,12 +20,12 @@ from tests.test_study import fake_train
 def source(tmp_path_factory) -> Path:
     """A one-member "pruning run" of a network without batch norm (whose statistics are per process)."""
     folder = tmp_path_factory.mktemp("tiny")
-    archsearch.Family.of([plain_genotype()]).save(folder / "pruned.json")
+    archsearch.Trajectory.of([plain_genotype()]).save(folder / "pruned.json")
     return folder / "pruned.json"
 
 
 def _settings(source: Path, **kwargs) -> StudySettings:  # noqa: ANN003
-    budget = archsearch.load_family(source)[0].params
+    budget = archsearch.load_trajectory(source)[0].params
     return StudySettings.build(arms=["pruned-raw"], budgets=[budget], seeds=[0], data="digits",
                                recipe=short_recipe(2), sources=[load_source(source)], **kwargs)
 

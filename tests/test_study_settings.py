@@ -25,7 +25,9 @@ def test_study_settings_from_python_is_what_the_command_line_builds(tmp_path) ->
     command.add_arguments(parser)
     args = parser.parse_args(["run", "--space", "digits-vgg", "--pruned", pruned, "--arms",
                               "pruned-linear,uniform,bottleneck", "--budgets", "20k", "--seeds", "0", "--epochs", "1"])
-    cli = command._settings(args)  # noqa: SLF001 - the settings the verb would run
+    from archsearch.study.worker import settings_of
+
+    cli = settings_of(command._request(args))  # noqa: SLF001 - the settings the verb (and each worker) would run
     assert python.fingerprint() == cli.fingerprint()
     assert python.data == "digits" and python.recipe.epochs == 1
     assert python.reference is not None and python.hparams is None  # a VGG's baselines shrink the VGG itself

@@ -73,7 +73,7 @@ def test_a_forward_that_branches_on_shapes_imports_exactly_at_its_input_size_and
     assert main(["prune", "--from", str(out), "--data", "digits?channels=3&size=16", "--one-shot", "--criterion",
                  "l1", "--fraction", "0.3", "--finetune-epochs", "1", "--pretrain-epochs", "1", "--no-progress",
                  "--out", str(run)]) == 0
-    pruned = archsearch.load_family(run / "pruned.json")[-1].genotype
+    pruned = archsearch.load_trajectory(run / "pruned.json")[-1].genotype
     assert pruned.params < g.params and sum(p.numel() for p in pruned.build().parameters()) == pruned.params
     assert pruned.build().eval()(torch.randn(2, 3, 16, 16)).shape == (2, 10)
 

@@ -12,7 +12,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "spaces": ("spaces", "list the search spaces installed with archsearch (name them with --space from any folder)"),
     "import": ("import_", "trace a PyTorch network (torch.fx) into a genotype file, so that any CNN can be scaled "
                           "and pruned"),
-    "show": ("show", "print a genotype or family file readably; --plot draws the per-layer width profile"),
+    "show": ("show", "print a genotype or trajectory file readably; --plot draws the per-layer width profile"),
     "derive": ("derive", "scale a pruned genotype (or fit a trajectory) to new parameter budgets"),
     "baselines": ("baselines", "uniform-width and bottleneck networks at the same parameter budgets"),
     "train": ("train", "train a genotype from scratch; writes metrics.json, model.pt and a resumable checkpoint"),
@@ -54,17 +54,17 @@ def add_member_argument(parser: argparse.ArgumentParser) -> None:
     from ..names import MEMBER_FORMS
 
     parser.add_argument("--member", metavar="WHICH",
-                        help=f"for a family file (pruned.json, derive/baselines output): which genotype: {MEMBER_FORMS}")
+                        help=f"for a trajectory file (pruned.json, derive/baselines output): which genotype: {MEMBER_FORMS}")
 
 
 def load_member(path: str, member: str | None):  # noqa: ANN201
-    """One genotype from a genotype file or a family file member; errors name the file and --member."""
+    """One genotype from a genotype file or a trajectory file member; errors name the file and --member."""
     from ..errors import ArchsearchError
-    from ..family import load_family, select_member
+    from ..trajectory import load_trajectory, select_member
 
     from ..names import MEMBER_FORMS
 
-    family = load_family(path)
+    family = load_trajectory(path)
     if member is None and len(family) > 1:
         raise ArchsearchError(f"{path}: holds {len(family)} genotypes; choose one with --member ({MEMBER_FORMS})")
     try:

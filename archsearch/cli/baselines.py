@@ -29,7 +29,7 @@ class BaselinesCommand(Command):
                                             f"{', '.join(k for k in BASELINES if k not in DENSITY_BASELINES)} for a "
                                             f"wrn space, {', '.join(GENERIC_BASELINES)} for any other network; "
                                             f"{', '.join(DENSITY_BASELINES)} thin weights instead (nonzero budgets)")
-        parser.add_argument("--out", metavar="FILE", help="write the baseline genotypes as a family file")
+        parser.add_argument("--out", metavar="FILE", help="write the baseline genotypes as a trajectory file")
 
     def run(self, args: argparse.Namespace) -> int:
         from .._jsonio import check_output_path

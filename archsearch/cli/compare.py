@@ -18,7 +18,7 @@ class CompareCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("files", nargs="+", metavar="[LABEL=]FILE",
-                            help="family files (pruned.json) of pruning runs of one network, at least 2; the label "
+                            help="trajectory files (pruned.json) of pruning runs of one network, at least 2; the label "
                                  "defaults to the folder of a pruned.json, else the file's stem")
         parser.add_argument("--label", action="append", metavar="NAME",
                             help="the runs' labels, one per file in order (replaces LABEL= and the defaults)")
@@ -30,11 +30,11 @@ class CompareCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         from .._jsonio import atomic_write_json, check_output_path, make_dirs
         from ..compare import compare_runs, comparison_table, plot_width_profiles
-        from ..family import load_family
+        from ..trajectory import load_trajectory
         from .study import _pruned_arg
 
         if len(args.files) < 2:
-            raise ArchsearchError(f"compare needs at least 2 family files; got {len(args.files)} ({args.files[0]})")
+            raise ArchsearchError(f"compare needs at least 2 trajectory files; got {len(args.files)} ({args.files[0]})")
         if args.label and len(args.label) != len(args.files):
             raise ArchsearchError(f"--label: {len(args.label)} labels for {len(args.files)} files; "
                                   "expected one per file")
@@ -44,7 +44,7 @@ class CompareCommand(Command):
             folder = Path(args.out)
             outputs = {"json": check_output_path(folder / "compare.json"), "png": check_output_path(folder / "widths.png")}
         named = [_pruned_arg(text) for text in args.files]
-        families = [load_family(path) for _, path in named]
+        families = [load_trajectory(path) for _, path in named]
         labels = _distinct(list(args.label) if args.label else [label or _default_label(path) for label, path in named])
         comparison = compare_runs(families, labels, sizes, source_names=[path for _, path in named])
         print(f"{len(families)} runs of one {comparison.model_family!r} network ({len(comparison.gene_names)} genes); "

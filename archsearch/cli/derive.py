@@ -16,7 +16,7 @@ class DeriveCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--from", dest="source", required=True, metavar="FILE",
-                            help="family file (pruned.json) or genotype file")
+                            help="trajectory file (pruned.json) or genotype file")
         parser.add_argument("--budgets", required=True, help="comma-separated: 0.1M,500k,1.2e6,250000")
         add_by_argument(parser, latency=True)
         parser.add_argument("--latency-table", metavar="FILE",
@@ -32,12 +32,12 @@ class DeriveCommand(Command):
         parser.add_argument("--input", metavar="N|HxW",
                             help="count MACs (and land MACs budgets) at this input size instead of the one the "
                                  "genotypes record, e.g. 224 or 160x224; the derived genotypes record it")
-        parser.add_argument("--out", metavar="FILE", help="write the derived genotypes as a family file")
+        parser.add_argument("--out", metavar="FILE", help="write the derived genotypes as a trajectory file")
 
     def run(self, args: argparse.Namespace) -> int:
         from .._jsonio import check_output_path
         from ..derive import derive
-        from ..family import load_family
+        from ..trajectory import load_trajectory
 
         if args.out:
             check_output_path(args.out)
@@ -55,7 +55,7 @@ class DeriveCommand(Command):
             if args.latency_table:
                 raise BudgetError("--latency-table: only with --by latency")
             budgets = parse_budgets(args.budgets)
-        source = load_family(args.source)
+        source = load_trajectory(args.source)
         if args.input:
             source = _at_input(source, args.input, args.source)
         try:
@@ -84,14 +84,14 @@ class DeriveCommand(Command):
 def _at_input(family, text: str, where: str):  # noqa: ANN001, ANN202
     """Every member at another input size (``--input``), its metrics kept."""
     from ..errors import ArchsearchError
-    from ..family import Family, Member
+    from ..trajectory import Trajectory, Member
 
     parts = text.lower().split("x")
     if not 1 <= len(parts) <= 2 or not all(p.strip().isdigit() for p in parts):
         raise ArchsearchError(f"--input: {text!r} is invalid; expected N or HxW in pixels, e.g. 224 or 160x224")
     size = int(parts[0]) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
     try:
-        return Family(tuple(Member(m.genotype.at_input_size(size), m.metrics) for m in family),
+        return Trajectory(tuple(Member(m.genotype.at_input_size(size), m.metrics) for m in family),
                       {**family.metadata, "input_size": list(size) if isinstance(size, tuple) else size})
     except ArchsearchError as exc:
         raise ArchsearchError(f"{where}: --input {text}: {exc}") from None
@@ -101,7 +101,7 @@ def _latency_rows(family, rows, table, out) -> int:  # noqa: ANN001
     """The latency landing's table: each network's predicted latency, then one measurement of it."""
     from ..latency import measure_latency
 
-    from ..family import Family, Member
+    from ..trajectory import Trajectory, Member
 
     lines, members = [], []
     for i, r in enumerate(rows):
@@ -118,7 +118,7 @@ def _latency_rows(family, rows, table, out) -> int:  # noqa: ANN001
           f"({table.path}); measured: median of 50 runs", file=sys.stderr)
     note_narrow([r.landing.genotype for r in rows])
     if out:
-        Family(tuple(members), family.metadata).save(out)
+        Trajectory(tuple(members), family.metadata).save(out)
         print(f"wrote {len(members)} genotypes to {out}", file=sys.stderr)
     return 0
 

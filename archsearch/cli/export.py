@@ -14,7 +14,7 @@ class ExportCommand(Command):
                "# the member's kept fine-tuned weights")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("genotype", metavar="FILE", help="genotype file, or a family file with --member")
+        parser.add_argument("genotype", metavar="FILE", help="genotype file, or a trajectory file with --member")
         add_member_argument(parser)
         parser.add_argument("--weights", metavar="FILE",
                             help="the trained weights (a state_dict .pt, e.g. train's model.pt); default: the member's "
@@ -54,10 +54,10 @@ def _genotype(args: argparse.Namespace):  # noqa: ANN202
 def _kept_weights(args: argparse.Namespace) -> tuple[dict, str]:
     """The fine-tuned weights a pruning run kept for the chosen member; one line when there are none."""
     from ..errors import ArchsearchError
-    from ..family import load_family, select_member
+    from ..trajectory import load_trajectory, select_member
     from ..prune.weights import load_member_weights
 
-    family = load_family(args.genotype)
+    family = load_trajectory(args.genotype)
     if not family.metadata.get("weights"):
         raise ArchsearchError(f"{args.genotype}: no weights: give --weights (a trained state_dict, e.g. train's "
                               "model.pt), or export a member of a pruning run that kept its weights (--save-weights)")

@@ -14,7 +14,7 @@ class LatencyCommand(Command):
                "  archsearch latency search_spaces/digits-wrn-16-2/pruned.json --member 50 --table runs/table.json")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("genotype", metavar="FILE", help="genotype file, or a family file with --member")
+        parser.add_argument("genotype", metavar="FILE", help="genotype file, or a trajectory file with --member")
         add_member_argument(parser)
         parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
         parser.add_argument("--batch", type=int, default=1, help="images per forward pass (default 1)")

@@ -13,7 +13,7 @@ from ..tables import print_table
 from ._base import Command, add_data_arguments, add_processes_argument, add_threads_argument, apply_threads, data_source
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..family import Family, Member
+    from ..trajectory import Trajectory, Member
     from ..space import SearchSpace
 
 
@@ -162,7 +162,7 @@ def _stages(member: Member) -> str:
     return "/".join(str(sum(inner)) for _, _, inner in member.genotype.stages())
 
 
-def _trajectory_table(family: Family) -> None:
+def _trajectory_table(family: Trajectory) -> None:
     n = len(family)
     picks = sorted({round(k * (n - 1) / 9) for k in range(10)}) if n > 10 else range(n)
     rows = []
@@ -173,7 +173,7 @@ def _trajectory_table(family: Family) -> None:
     print_table(["#", "prunes", "removed", "params", "MACs", "val error", "inner per stage"], rows)
 
 
-def _one_shot_table(family: Family) -> None:
+def _one_shot_table(family: Trajectory) -> None:
     rows = []
     for i, m in enumerate(family):
         before = m.metrics.get("val_error_before_finetune")

@@ -31,17 +31,17 @@ class ShowCommand(Command):
 
             raise ArchsearchError(f"--plot {args.plot}: the file name must end in .png, .svg or .pdf "
                                   "(the ending picks the format)")
-        from ..family import load_family
+        from ..trajectory import load_trajectory
 
         if args.export:
             genotype = load_member(args.file, args.member)
             genotype.save(args.export)
             print(f"wrote {args.export} ({genotype.params:,} parameters)", file=sys.stderr)
             return 0
-        family = load_family(args.file)
+        family = load_trajectory(args.file)
         if args.member is not None:  # one member, shown as a genotype file is (it was ignored before)
             from ..errors import ArchsearchError
-            from ..family import select_member
+            from ..trajectory import select_member
 
             try:
                 index = select_member(family, args.member)

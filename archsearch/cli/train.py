@@ -29,7 +29,7 @@ class TrainCommand(Command):
                "  archsearch train net.json --data imagefolder:photos --image-size 64 --data-path stream --epochs 30")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("genotype", metavar="FILE", help="genotype file, or a family file with --member")
+        parser.add_argument("genotype", metavar="FILE", help="genotype file, or a trajectory file with --member")
         add_member_argument(parser)
         add_data_arguments(parser, default="digits")
         parser.add_argument("--recipe", help=f"named recipe: {', '.join(recipe_names())} "

@@ -64,7 +64,7 @@ from ..names import EARLY_STOPPING
 from ..study.arms import arm_kind, arm_names
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..family import Family
+    from ..trajectory import Trajectory
     from ..prune.settings import PruneSettings
     from ..recipe import Recipe
     from ..space import SearchSpace
@@ -211,7 +211,7 @@ class Experiment:
     def recipe(self) -> "Recipe":
         return self.space.recipe(self.train, source=f"{self.path}: [train]")
 
-    def study_settings(self, trajectories: Mapping[str, tuple[str, "Family"]], *,
+    def study_settings(self, trajectories: Mapping[str, tuple[str, "Trajectory"]], *,
                        rematch: bool = False) -> "StudySettings":
         """The study over finished pruning runs (``{run name: (pruned.json path, family)}``); with
         ``rematch``, the ``[study.macs]`` one."""
@@ -247,7 +247,7 @@ class Experiment:
         return self.space.recipe(self.parent_changes(), source=f"{self.path}: [parent]")
 
 
-def pruned_budgets(experiment: Experiment, trajectories: Mapping[str, tuple[str, "Family"]], *,
+def pruned_budgets(experiment: Experiment, trajectories: Mapping[str, tuple[str, "Trajectory"]], *,
                    by: str | None = None) -> tuple[int, ...]:
     """``budgets = "pruned"``: per run label, the mean size of its runs' smallest members."""
     out = []

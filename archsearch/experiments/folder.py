@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from .file import Experiment, PruneRun
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..family import Family
+    from ..trajectory import Trajectory
 
 __all__ = ["DONE_NAME", "PRUNED_NAME", "MACHINE_NAME", "run_folder", "parent_folder", "storage_url", "finished_runs"]
 
@@ -41,13 +41,13 @@ def storage_url(out: Path) -> str:
     return f"sqlite:///{Path(out) / 'study.db'}"
 
 
-def finished_runs(experiment: Experiment, out: Path) -> dict[str, tuple[str, "Family"]]:
+def finished_runs(experiment: Experiment, out: Path) -> dict[str, tuple[str, "Trajectory"]]:
     """``{run name: (pruned.json path, family)}`` of every run that finished."""
-    from ..family import load_family
+    from ..trajectory import load_trajectory
 
     done = {}
     for run in experiment.runs:
         folder = run_folder(out, run)
         if (folder / DONE_NAME).is_file():
-            done[run.name] = (str(folder / PRUNED_NAME), load_family(folder / PRUNED_NAME))
+            done[run.name] = (str(folder / PRUNED_NAME), load_trajectory(folder / PRUNED_NAME))
     return done

@@ -237,7 +237,9 @@ def write_experiment_report(experiment: Experiment, out: str | os.PathLike[str],
                             timings: Mapping[str, float] | None = None) -> dict[str, Path]:
     """Write the report of the experiment in ``out`` (default into ``out/report``); returns the paths."""
     from ..compare import plot_density_profiles, plot_width_profiles
-    from ..study.report import kind_leaderboard, load_results, write_report
+    from ..study.ranking import kind_leaderboard
+    from ..study.report import write_report
+    from ..study.results import load_results
 
     out = Path(out)
     target = Path(report_dir) if report_dir is not None else out / "report"

@@ -30,7 +30,7 @@ from .file import Experiment, ExperimentError, PruneRun
 from .folder import DONE_NAME, MACHINE_NAME, PRUNED_NAME, finished_runs, parent_folder, run_folder, storage_url
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..family import Family
+    from ..trajectory import Trajectory
     from ..study.runner import RunSummary
 
 __all__ = ["run_experiment", "run_task", "task_worker", "prune_run", "train_parent", "run_study_worker"]
@@ -61,16 +61,16 @@ def train_parent(experiment: Experiment, seed: int, out: Path, *, device: str | 
 
 
 def prune_run(experiment: Experiment, run: PruneRun, out: Path, *, device: str | None = None,
-              data_dir: str | None = None, log: Log = _stderr) -> "Family":
+              data_dir: str | None = None, log: Log = _stderr) -> "Trajectory":
     """One pruning run (pre-training included), resumed where a killed one stopped; skipped when done."""
-    from ..family import load_family
+    from ..trajectory import load_trajectory
     from ..prune.loop import CHECKPOINT_NAME, check_same_settings
     from ..prune.workflow import prune_space
 
     folder = run_folder(out, run)
     settings = experiment.prune_settings(run)
     if (folder / DONE_NAME).is_file():  # kept, unless the file now asks for another run
-        family = load_family(folder / PRUNED_NAME)
+        family = load_trajectory(folder / PRUNED_NAME)
         check_same_settings(folder / PRUNED_NAME, family.metadata.get("settings") or {}, settings)
         return family
     resume = (folder / CHECKPOINT_NAME).exists() or (folder / "pretrain").exists()

@@ -133,7 +133,7 @@ class GraphNet(nn.Module):
     def __init__(self, genotype: dict) -> None:
         super().__init__()
         if genotype.get("format") == "archsearch.family":
-            raise ValueError("a family file holds several genotypes; cut one out into a genotype file with "
+            raise ValueError("a trajectory file holds several genotypes; cut one out into a genotype file with "
                              "`archsearch show FAMILY.json --member N --export net.json`")
         nodes = {n["id"]: n for n in genotype["graph"]["nodes"]}
         inputs: dict[str, list] = defaultdict(list)

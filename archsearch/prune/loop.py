@@ -43,7 +43,7 @@ from .._jsonio import parse_json
 from ..data import DataSplits
 from ..distributed import barrier, device_for, world
 from ..errors import ArchsearchError
-from ..family import Family, Member, load_family
+from ..trajectory import Trajectory, Member, load_trajectory
 from ..genotype import Genotype
 from ..graph import sparse_layers
 from ..recipe import Recipe
@@ -133,10 +133,10 @@ def check_targets(genotype: Genotype, settings: PruneSettings) -> None:
                                          f"{'prunable' if settings.prune_residual else 'inner'} channel pruned", field="prune.target_latency")
 
 
-def finished_iterative(path: Path, settings: PruneSettings) -> "Family":
+def finished_iterative(path: Path, settings: PruneSettings) -> "Trajectory":
     """The family of the finished iterative run ``path`` (its checkpoint removed), refused if it was
     a one-shot run or ran with other settings."""
-    family = load_family(path)
+    family = load_trajectory(path)
     if family.metadata.get("one_shot") is True:
         raise ArchsearchError(f"{path.parent}: holds a one-shot pruning run; an iterative run needs its own folder "
                               "(choose another `out_dir`)")
@@ -198,7 +198,7 @@ class _Run:
         self.prunes = 0
         self.steps = 0
         self.start_channels = self.prunable_left()
-        self.family = Family((), {})
+        self.family = Trajectory((), {})
         #: the weights kept by ``save_weights``, by member index (CPU tensors)
         self.kept: dict[int, dict[str, torch.Tensor]] = {}
 
@@ -254,7 +254,7 @@ def _resume(folder: RunFolder, settings: PruneSettings, device: torch.device, da
     run.wall_s = state["wall_s"]
     run.prunes, run.steps, run.start_channels = state["prunes"], state["steps"], state["start_channels"]
     run.kept = {int(i): sd for i, sd in state.get("kept", {}).items()}
-    run.family = Family.from_dict(parse_json(state.get("family"), f"{path}: family"), source=f"{path}: family")
+    run.family = Trajectory.from_dict(parse_json(state.get("family"), f"{path}: family"), source=f"{path}: family")
     return run
 
 
@@ -417,7 +417,7 @@ def _kept_members(members: tuple[Member, ...], save: str | tuple[int, ...]) -> s
         return set(range(len(members)))
     from ..derive import pick_member
 
-    family = Family(members)
+    family = Trajectory(members)
     return {pick_member(family, "nearest", budget) for budget in save}
 
 
@@ -439,7 +439,7 @@ def _record(run: _Run, data: DataSplits, folder: RunFolder) -> float:
                                             **({"weights": True} if i in kept else {})})
                         for i, m in enumerate(members))
         meta["weights"] = WEIGHTS_NAME
-    run.family = Family(members, meta)
+    run.family = Trajectory(members, meta)
     if world().is_main:  # in a group, every process holds the same run; one writes it
         folder.save_checkpoint(run.state())
         if changed:
@@ -451,8 +451,8 @@ def _record(run: _Run, data: DataSplits, folder: RunFolder) -> float:
 def prune_network(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | None, data: DataSplits,
                   settings: PruneSettings, out_dir: str | os.PathLike[str], *, resume: bool = False,
                   device: str | torch.device | None = None, metadata: Mapping[str, Any] | None = None,
-                  progress: bool | None = None, on_record: Callable[[Family], None] | None = None,
-                  keep_checkpoint: bool = False) -> Family:
+                  progress: bool | None = None, on_record: Callable[[Trajectory], None] | None = None,
+                  keep_checkpoint: bool = False) -> Trajectory:
     """Prune a trained network channel by channel; writes ``out_dir/pruned.json`` and a checkpoint
     (removed when the run finishes, unless ``keep_checkpoint``).
 
@@ -490,7 +490,7 @@ def prune_network(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | N
 
 def _prune(genotype: Genotype, model: nn.Module | None, data: DataSplits, settings: PruneSettings,
            folder: RunFolder, device: torch.device, metadata: Mapping[str, Any] | None, progress: bool | None,
-           on_record: Callable[[Family], None] | None) -> Family:
+           on_record: Callable[[Trajectory], None] | None) -> Trajectory:
     if model is None:  # resuming
         run = _resume(folder, settings, device, data)
         if world().is_main:
@@ -501,7 +501,7 @@ def _prune(genotype: Genotype, model: nn.Module | None, data: DataSplits, settin
         run = _Run(genotype, model, settings, device, data)
         meta = {"created_by": "archsearch prune", "settings": settings.to_dict(), "seed": settings.seed,
                 "data": data.spec.name, **(metadata or {})}
-        run.family = Family((), meta)
+        run.family = Trajectory((), meta)
         _record(run, data, folder)
 
     show = sys.stderr.isatty() if progress is None else progress

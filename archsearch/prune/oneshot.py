@@ -48,7 +48,7 @@ from torch import nn
 from ..data import DataSplits
 from ..distributed import barrier, device_for, world
 from ..errors import ArchsearchError
-from ..family import Family, Member, load_family
+from ..trajectory import Trajectory, Member, load_trajectory
 from ..genotype import Genotype
 from ..train import resolve_device
 from .criteria import Criterion
@@ -175,7 +175,7 @@ def one_shot_drop(genotype: Genotype, settings: PruneSettings, criterion: Criter
     return at(k)
 
 
-def finished_run(out_dir: str | os.PathLike[str], settings: PruneSettings, resume: bool) -> Family | None:
+def finished_run(out_dir: str | os.PathLike[str], settings: PruneSettings, resume: bool) -> Trajectory | None:
     """A finished one-shot run in ``out_dir`` (``None``: none, so run it). Without ``resume`` a
     folder holding a run is refused; with it a finished run of the same settings is returned as it is."""
     out_dir = Path(out_dir)
@@ -187,7 +187,7 @@ def finished_run(out_dir: str | os.PathLike[str], settings: PruneSettings, resum
         return None
     if not resume:
         prune_folder(out_dir).check_start(resume=False)
-    family = load_family(path)
+    family = load_trajectory(path)
     if family.metadata.get("one_shot") is not True:
         raise ArchsearchError(f"{path}: is not a one-shot pruning run; choose another `out_dir`")
     check_same_settings(path, family.metadata.get("settings", {}), settings)
@@ -197,7 +197,7 @@ def finished_run(out_dir: str | os.PathLike[str], settings: PruneSettings, resum
 def prune_once(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | None, data: DataSplits,
                settings: PruneSettings, out_dir: str | os.PathLike[str], *, resume: bool = False,
                device: str | torch.device | None = None, metadata: Mapping[str, Any] | None = None,
-               progress: bool | None = None) -> Family:
+               progress: bool | None = None) -> Trajectory:
     """Prune a trained network once and fine-tune it; writes ``out_dir/pruned.json`` (the trained and
     the pruned network) and ``member_weights.pt`` (both networks' weights), at the end.
 
@@ -219,7 +219,7 @@ def prune_once(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | None
 
 
 def _prune_once(genotype: Genotype, model: nn.Module, data: DataSplits, settings: PruneSettings, out_dir: Path,
-                device: torch.device, metadata: Mapping[str, Any] | None, progress: bool | None) -> Family:
+                device: torch.device, metadata: Mapping[str, Any] | None, progress: bool | None) -> Trajectory:
     clock = time.perf_counter()
     run = _Run(genotype, model, settings, device, data)
     trainer = run.trainer
@@ -264,7 +264,7 @@ def _prune_once(genotype: Genotype, model: nn.Module, data: DataSplits, settings
     meta = {"created_by": "archsearch prune", "one_shot": True, "settings": settings.to_dict(),
             "seed": settings.seed, "data": data.spec.name, **(metadata or {}), "weights": WEIGHTS_NAME,
             "wall_s": round(time.perf_counter() - clock, 2)}
-    family = Family((Member(genotype, trained), Member(run.genotype, metrics)), meta)
+    family = Trajectory((Member(genotype, trained), Member(run.genotype, metrics)), meta)
     if main:  # in a group, one process writes
         save_member_weights(out_dir / WEIGHTS_NAME, weights)
         family.save(out_dir / PRUNED_NAME)  # last: a pruned.json means a finished run

@@ -1,4 +1,4 @@
-"""The fine-tuned weights of a pruning run's members, kept beside its family file.
+"""The fine-tuned weights of a pruning run's members, kept beside its trajectory file.
 
 A study's ``pruned-tuned`` arm measures the pruning run's *own* network (pruned and fine-tuned) on
 the same test split as every network trained from scratch, so a pruning run keeps the weights of
@@ -23,7 +23,7 @@ from ..errors import ArchsearchError
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from ..family import Family
+    from ..trajectory import Trajectory
 
 __all__ = ["WEIGHTS_NAME", "WEIGHTS_FORMAT", "save_member_weights", "read_member_weights", "load_member_weights"]
 
@@ -49,10 +49,10 @@ def read_member_weights(path: str | os.PathLike[str]) -> dict[int, dict[str, "to
     return {int(k): v for k, v in obj["members"].items()}
 
 
-def load_member_weights(family_path: str | os.PathLike[str], family: "Family", index: int) -> dict[str, "torch.Tensor"]:
+def load_member_weights(family_path: str | os.PathLike[str], family: "Trajectory", index: int) -> dict[str, "torch.Tensor"]:
     """The fine-tuned weights of member ``index`` of the family stored at ``family_path``.
 
-    Raises a one-line error naming the family file when the run kept no weights for that member.
+    Raises a one-line error naming the trajectory file when the run kept no weights for that member.
     """
     family_path = Path(family_path)
     name = family.metadata.get("weights")

@@ -26,7 +26,7 @@ from .settings import PruneSettings
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from ..family import Family
+    from ..trajectory import Trajectory
     from ..recipe import Recipe
     from ..space import SearchSpace
 
@@ -55,7 +55,7 @@ def prune_space(space: "SearchSpace | str | os.PathLike[str]",
                 resume: bool = False, device: "str | torch.device | None" = None,
                 data_dir: str | os.PathLike[str] | None = None, pretrain_epochs: int | None = None,
                 pretrain_overrides: Mapping[str, Any] | None = None, progress: bool | None = None,
-                metadata: Mapping[str, Any] | None = None, keep_checkpoint: bool = False) -> "Family":
+                metadata: Mapping[str, Any] | None = None, keep_checkpoint: bool = False) -> "Trajectory":
     """Pre-train ``space``'s network (or take ``weights``: a state_dict or a ``.pt`` file of one), then
     prune it into ``out``; returns the family written to ``out/pruned.json``.
 

@@ -13,8 +13,9 @@ The pieces, each usable alone from Python:
 * :mod:`.runner` -- one worker's loop (many may share a study);
 * :mod:`.launch` -- one worker process per device of this machine, their lines in one display;
 * :mod:`.statistics` -- Welch's test, Holm's correction, seeds needed;
-* :mod:`.report` -- leaderboard, CSV/JSON export and the error-vs-parameters plot,
-  read from the study database alone.
+* :mod:`.results` -- a finished study read back from the study database alone;
+* :mod:`.ranking` -- the ranking per arm and per arm kind, gaps tested (Welch, Holm);
+* :mod:`.report` -- the tables, CSV/JSON export and the error-vs-parameters plot.
 
 Importing this package imports neither torch nor Optuna; running or reporting a study does.
 """
@@ -30,8 +31,9 @@ _HOMES = {
                     "make_candidate", "baseline_template"),
     ".arms": ("ArmKind", "register_arm", "arm_kind", "arm_names"),
     "..plots": ("plot_error_vs_params",),
-    ".report": ("KindRow", "LeaderboardRow", "StudyResults", "kind_leaderboard", "leaderboard", "load_results",
-                "write_report"),
+    ".results": ("StudyResults", "load_results"),
+    ".ranking": ("KindRow", "LeaderboardRow", "kind_leaderboard", "leaderboard"),
+    ".report": ("write_report",),
     ".statistics": ("holm", "welch"),
     ".launch": ("LaunchResult", "launch_workers", "parse_devices"),
     ".runner": ("RunSummary", "TrialResult", "run_study"),

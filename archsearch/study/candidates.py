@@ -55,7 +55,7 @@ from ..budgets import format_count
 from ..derive import derive, pick_member
 from ..errors import ArchsearchError, BudgetError
 from ..families import get_family
-from ..family import Family, load_family
+from ..trajectory import Trajectory, load_trajectory
 from ..genotype import Genotype
 from ..landing import MEASURES
 from .arms import SCRATCH_B_MAX_SCALE, arm_kind, arm_names, pruned_arm_names
@@ -79,14 +79,14 @@ FAR_SCALE = 1.5
 
 @dataclass(frozen=True)
 class Source:
-    """A pruned family file, named by a short label, identified by its content (not its path).
+    """A pruned trajectory file, named by a short label, identified by its content (not its path).
 
     Workers on different machines may keep the file under different paths; the digest is what a
     study checks when a second worker joins or a study resumes.
     """
 
     label: str
-    family: Family
+    family: Trajectory
     digest: str
     path: str = ""
 
@@ -117,14 +117,14 @@ def _number(value: Any) -> float | None:
 
 
 def load_source(path: str | os.PathLike[str], label: str | None = None) -> Source:
-    """Load a pruned family file (``LABEL=FILE`` on the command line gives the label).
+    """Load a pruned trajectory file (``LABEL=FILE`` on the command line gives the label).
 
     The default label is the folder name for a file called ``pruned.json``
     (``search_spaces/digits-wrn-16-2/pruned.json`` -> ``digits-wrn-16-2``), else the file's stem.
-    An empty family is an error (``load_family`` says so in one line).
+    An empty family is an error (``load_trajectory`` says so in one line).
     """
     path = Path(path)
-    family = load_family(path)
+    family = load_trajectory(path)
     canonical = json.dumps(family.to_dict()["members"], sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
     if label is None:

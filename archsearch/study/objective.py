@@ -172,7 +172,7 @@ class Objective:
         instead of training it again; the report counts such runs once."""
         from optuna.trial import TrialState
 
-        from .report import genotype_key
+        from .ranking import genotype_key
 
         mine = trial.user_attrs
         key = genotype_key(mine.get("genotype"))

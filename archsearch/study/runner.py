@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
 from ..data import check_fits, get_dataset_spec, load_dataset
 from .group import GroupFailed
@@ -30,10 +30,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..data import DataSplits
 
-__all__ = ["run_study", "TrialResult", "RunSummary", "DEFAULT_SEARCH_TRIALS", "study_progress"]
+__all__ = ["run_study", "TrialResult", "RunSummary", "DEFAULT_SEARCH_TRIALS", "study_progress", "next_step", "Step"]
 
 #: trial cap of ``--mode search`` when none is given
 DEFAULT_SEARCH_TRIALS = 20
+#: what a worker does next (:func:`next_step`): take a trial, watch other workers' trials, or stop
+Step = Literal["run", "wait", "stop"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,26 @@ def _check_kept_weights(settings: StudySettings) -> None:
             load_member_weights(source.path, source.family, int(candidate.detail["source_index"]))
 
 
+def next_step(counts: Mapping[str, int], *, cap: int, search: bool, wait: bool) -> Step:
+    """What a worker does next, from the study's trials by state name (``RUNNING``, ``COMPLETE``,
+    ``WAITING``, ...; idle trials left out, as :func:`study_progress` counts them).
+
+    Pure, so the rule that keeps many workers on one study in step is tested without Optuna.
+    ``run`` a trial while fewer than ``cap`` trials have started (running or finished, across all
+    workers; a failed one is not counted, since its cell comes back as a waiting copy) and there is
+    work: a waiting grid cell, or in ``search`` mode always a new suggestion. Else ``wait`` while
+    other workers' trials run and ``wait`` is set (a dead worker's trial is re-queued and run here);
+    else ``stop``.
+    """
+    running = counts.get("RUNNING", 0)
+    started = running + counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
+    if started < cap and (search or counts.get("WAITING", 0) > 0):
+        return "run"
+    if wait and running > 0:
+        return "wait"
+    return "stop"
+
+
 def run_study(settings: StudySettings, *, study_name: str, storage: "str | optuna.storages.BaseStorage" = DEFAULT_STORAGE,
               n_trials: int | None = None, device: Any = None, data: "DataSplits | None" = None,
               data_dir: Any = None, heartbeat: int | None = DEFAULT_HEARTBEAT, wait: bool = True,
@@ -125,12 +147,67 @@ def run_study(settings: StudySettings, *, study_name: str, storage: "str | optun
     :mod:`archsearch.study.group`); a group that fails puts its cell back in the queue.
     """
     import optuna
-    from optuna.trial import TrialState
 
+    log = log or (lambda message: None)
+    dev, train = _prepare(settings, n_trials=n_trials, device=device, threads=threads, train=train,
+                          gpus_per_trial=gpus_per_trial, data_dir=data_dir)
+    _check_networks(settings, data_dir)
+    cells = len(settings.cells()) if settings.mode == "grid" else 0
+    cap = _trial_cap(settings, n_trials, cells)
+    search = settings.mode == "search"
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
+        study, store, summary = _open(settings, storage, study_name, heartbeat=heartbeat, cap=cap, cells=cells, log=log)
+        if on_open is not None:
+            on_open(summary.created)
+
+        splits = data if data is not None else load_dataset(settings.data, data_dir=data_dir)
+        objective = Objective(settings, splits.to(dev), device=str(dev), cap=cap if search else None,
+                              train=train, processes=gpus_per_trial)
+        beat = getattr(store, "heartbeat_interval", None)  # the study's, once joined
+        poll = max(0.5, min((beat or DEFAULT_HEARTBEAT) / 2, 10.0))
+        # without heartbeats a dead worker's trial never turns stale: waiting for it could be forever
+        wait = wait and beat is not None
+        waiting_said = False
+        while True:
+            counts = study_progress(study)
+            step = next_step(counts, cap=cap, search=search, wait=wait)
+            if step == "stop":
+                break
+            if step == "wait":
+                if not waiting_said:
+                    log(f"waiting for {counts['RUNNING']} running trial(s) of other workers "
+                        "(re-queued here if their worker stops)")
+                    waiting_said = True
+                _watch(study, poll)
+                continue
+            waiting_said = False
+            result, more = _take_trial(study, objective, search=search, cap=cap, log=log)
+            if result is not None:
+                summary.ran.append(result)
+                if on_trial is not None:
+                    on_trial(result)
+            if not more:
+                break
+        summary.states = study_progress(study)
+    return summary
+
+
+def _prepare(settings: StudySettings, *, n_trials: int | None, device: Any, threads: int | None,
+             train: Callable[..., dict[str, Any]] | None, gpus_per_trial: int,
+             data_dir: Any) -> tuple[Any, Callable[..., dict[str, Any]] | None]:
+    """Check the arguments and ready this process; returns the device and the trainer.
+
+    Done before the storage is opened, so a wrong value fails in one line and leaves no study
+    behind. The worker's GPU becomes its current device, so nothing (a seed, a compiled kernel)
+    opens a context on cuda:0 behind it; torch gets this worker's share of the CPU threads; a cell
+    trained by several processes gets its group trainer.
+    """
     from ..errors import StudyError
     from ..train import resolve_device
 
-    log = log or (lambda message: None)
     if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
         raise StudyError(f"{n_trials!r} is invalid; expected a positive number of trials", field="n_trials")
     dev = resolve_device(device)
@@ -146,8 +223,7 @@ def run_study(settings: StudySettings, *, study_name: str, storage: "str | optun
     if dev.type == "cuda" and dev.index is not None:
         import torch
 
-        # this worker's GPU is its current device too, so nothing (a seed, a compiled kernel) opens a
-        # context on cuda:0 behind it: several workers, one per GPU, each touch only their own
+        # several workers, one per GPU, each touch only their own
         torch.cuda.set_device(dev)
     if threads is not None:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
@@ -155,101 +231,104 @@ def run_study(settings: StudySettings, *, study_name: str, storage: "str | optun
         import torch
 
         torch.set_num_threads(threads)
+    return dev, train
+
+
+def _check_networks(settings: StudySettings, data_dir: Any) -> None:
+    """Every network must fit the images, and every kept weight file must load, before any training:
+    a study that cannot finish is refused now, not by one of its trials hours in."""
     spec = get_dataset_spec(settings.data, data_dir)
-    for candidate in settings.grid_candidates():  # every network must fit the images before any training
+    for candidate in settings.grid_candidates():
         check_fits(candidate.genotype, spec)
     _check_kept_weights(settings)
-    cells = settings.cells() if settings.mode == "grid" else []
+
+
+def _trial_cap(settings: StudySettings, n_trials: int | None, cells: int) -> int:
+    """The study's trial cap across all workers: a grid never runs more trials than it has cells."""
     if settings.mode == "grid":
-        cap = min(n_trials, len(cells)) if n_trials is not None else len(cells)
-    else:
-        cap = n_trials if n_trials is not None else DEFAULT_SEARCH_TRIALS
+        return min(n_trials, cells) if n_trials is not None else cells
+    return n_trials if n_trials is not None else DEFAULT_SEARCH_TRIALS
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
-        store = open_storage(storage, heartbeat=heartbeat) if isinstance(storage, str) else storage
-        url = safe_url(storage if isinstance(storage, str) else getattr(storage, "url", "storage"))
-        sampler = (optuna.samplers.TPESampler(constant_liar=True) if settings.mode == "search"
-                   else optuna.samplers.RandomSampler())
-        pruner = make_early_stopping(settings.early_stopping, settings.recipe.epochs)
-        study, created = open_study(settings, store, study_name, sampler=sampler, pruner=pruner, log=log)
-        summary = RunSummary(study_name, url, created, total=cap)
-        log(f"{'created' if created else 'joined'} study {study_name} in {url}: "
-            + (f"{len(cells)} cells ({len(settings.arms)} arms x {len(settings.budgets)} budgets x "
-               f"{len(settings.seeds)} seeds"
-               + (", other seeds for " + ", ".join(k for k, _ in settings.arm_seeds) if settings.arm_seeds else "") + ")"
-               if settings.mode == "grid" else
-               f"search over the {settings.search}, at most {cap} trials"))
-        if on_open is not None:
-            on_open(created)
 
-        splits = data if data is not None else load_dataset(settings.data, data_dir=data_dir)
-        splits = splits.to(dev)
-        objective = Objective(settings, splits, device=str(dev), cap=cap if settings.mode == "search" else None,
-                              train=train, processes=gpus_per_trial)
-        beat = getattr(store, "heartbeat_interval", None)  # the study's, once joined
-        poll = max(0.5, min((beat or DEFAULT_HEARTBEAT) / 2, 10.0))
-        # without heartbeats a dead worker's trial never turns stale: waiting for it could be forever
-        wait = wait and beat is not None
-        waiting_said = False
-        while True:
-            trials = [t for t in study.get_trials(deepcopy=False) if "idle" not in t.user_attrs]
-            state = {s: sum(t.state == s for t in trials) for s in TrialState}
-            started = state[TrialState.RUNNING] + state[TrialState.COMPLETE] + state[TrialState.PRUNED]
-            has_work = settings.mode == "search" or state[TrialState.WAITING] > 0
-            if started < cap and has_work:
-                waiting_said = False
-            elif wait and state[TrialState.RUNNING] > 0:
-                if not waiting_said:
-                    log(f"waiting for {state[TrialState.RUNNING]} running trial(s) of other workers "
-                        "(re-queued here if their worker stops)")
-                    waiting_said = True
-                time.sleep(poll)
-                optuna.storages.fail_stale_trials(study)
-                continue
-            else:
-                break
-            objective.current = None
-            try:
-                with _quiet_takeover():
-                    study.optimize(objective, n_trials=1, catch=(IdleTrial,))
-            except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as exc:
-                # this worker was stopped (a laptop asleep, SIGSTOP) past twice its heartbeat: a live
-                # worker failed its trial and re-queued the cell, which runs there; drop this result
-                if not taken_over(exc):
-                    raise
-                log(f"trial {objective.current} was handed to another worker while this one was stopped; "
-                    "its result here is dropped and the cell runs once, there")
-                continue
-            except GroupFailed as exc:  # a process of the cell's group died: the cell goes back in the queue
-                if _requeue(study, objective.current, MAX_RETRY):
-                    log(f"trial {objective.current} failed ({exc}); its cell is queued again")
-                    continue
-                raise
-            except BaseException as exc:
-                interrupted = isinstance(exc, KeyboardInterrupt)
-                if _requeue(study, objective.current, None if interrupted else MAX_RETRY):
-                    log(f"trial {objective.current} {'interrupted' if interrupted else 'failed'}; "
-                        "its cell is queued again")
-                raise
-            if objective.current is None:  # no trial was started (cannot happen with n_trials=1)
-                break
-            frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == objective.current)
-            if "idle" in frozen.user_attrs:
-                log(f"trial {frozen.number}: {frozen.user_attrs['idle']}")
-                if settings.mode == "search":
-                    break
-                continue
-            done = sum(1 for t in study.get_trials(deepcopy=False)
-                       if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and "idle" not in t.user_attrs)
-            result = TrialResult(frozen.number, frozen.state.name, dict(frozen.user_attrs), frozen.value, done, cap,
-                                 dict(frozen.params))
-            summary.ran.append(result)
-            if on_trial is not None:
-                on_trial(result)
-        summary.states = study_progress(study)
-    return summary
+def _open(settings: StudySettings, storage: "str | optuna.storages.BaseStorage", study_name: str, *,
+          heartbeat: int | None, cap: int, cells: int,
+          log: Callable[[str], None]) -> tuple["optuna.Study", Any, RunSummary]:
+    """Create or join the study; returns it, its storage and the summary this worker fills in.
+
+    Logs one line saying which (created or joined), where (the URL, password masked) and what the
+    study holds, so a worker's output alone tells what it worked on.
+    """
+    import optuna
+
+    store = open_storage(storage, heartbeat=heartbeat) if isinstance(storage, str) else storage
+    url = safe_url(storage if isinstance(storage, str) else getattr(storage, "url", "storage"))
+    sampler = (optuna.samplers.TPESampler(constant_liar=True) if settings.mode == "search"
+               else optuna.samplers.RandomSampler())
+    pruner = make_early_stopping(settings.early_stopping, settings.recipe.epochs)
+    study, created = open_study(settings, store, study_name, sampler=sampler, pruner=pruner, log=log)
+    log(f"{'created' if created else 'joined'} study {study_name} in {url}: "
+        + (f"{cells} cells ({len(settings.arms)} arms x {len(settings.budgets)} budgets x "
+           f"{len(settings.seeds)} seeds"
+           + (", other seeds for " + ", ".join(k for k, _ in settings.arm_seeds) if settings.arm_seeds else "") + ")"
+           if settings.mode == "grid" else
+           f"search over the {settings.search}, at most {cap} trials"))
+    return study, store, RunSummary(study_name, url, created, total=cap)
+
+
+def _watch(study: "optuna.Study", poll: float) -> None:
+    """Wait one poll for other workers' running trials: one whose worker died (its heartbeat is
+    stale) is failed, which re-queues its cell for a live worker, this one included."""
+    import optuna
+
+    time.sleep(poll)
+    optuna.storages.fail_stale_trials(study)
+
+
+def _take_trial(study: "optuna.Study", objective: Objective, *, search: bool, cap: int,
+                log: Callable[[str], None]) -> tuple[TrialResult | None, bool]:
+    """Run one trial; returns what this worker finished (None: nothing to show) and whether to go on.
+
+    A failure that is no fault of the cell puts it back in the queue instead of stopping the study:
+    a trial taken over while this worker was stopped is dropped (it runs once, elsewhere), a failed
+    group of processes is re-queued (at most :data:`MAX_RETRY` times), and an interrupted or failed
+    trial is re-queued before the error goes on. An idle trial (nothing to train) holds no result;
+    in search mode it ends this worker's search.
+    """
+    import optuna
+
+    objective.current = None
+    try:
+        with _quiet_takeover():
+            study.optimize(objective, n_trials=1, catch=(IdleTrial,))
+    except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as exc:
+        # this worker was stopped (a laptop asleep, SIGSTOP) past twice its heartbeat: a live
+        # worker failed its trial and re-queued the cell, which runs there; drop this result
+        if not taken_over(exc):
+            raise
+        log(f"trial {objective.current} was handed to another worker while this one was stopped; "
+            "its result here is dropped and the cell runs once, there")
+        return None, True
+    except GroupFailed as exc:  # a process of the cell's group died: the cell goes back in the queue
+        if _requeue(study, objective.current, MAX_RETRY):
+            log(f"trial {objective.current} failed ({exc}); its cell is queued again")
+            return None, True
+        raise
+    except BaseException as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        if _requeue(study, objective.current, None if interrupted else MAX_RETRY):
+            log(f"trial {objective.current} {'interrupted' if interrupted else 'failed'}; "
+                "its cell is queued again")
+        raise
+    if objective.current is None:  # no trial was started (cannot happen with n_trials=1)
+        return None, False
+    frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == objective.current)
+    if "idle" in frozen.user_attrs:
+        log(f"trial {frozen.number}: {frozen.user_attrs['idle']}")
+        return None, not search
+    counts = study_progress(study)
+    done = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
+    return TrialResult(frozen.number, frozen.state.name, dict(frozen.user_attrs), frozen.value, done, cap,
+                       dict(frozen.params)), True
 
 
 class _quiet_takeover:  # noqa: N801 (a context manager used like a function)

@@ -305,7 +305,7 @@ def study_settings(*, arms: Sequence[str], budgets: Sequence[int], seeds: Sequen
     pruning trajectories: the one place that fills in what the request leaves out.
 
     ``space``: a :class:`~archsearch.space.SearchSpace`, or its folder or shipped name; ``sources``:
-    :class:`Source` values, or paths of family files (labelled as :func:`load_source` labels them).
+    :class:`Source` values, or paths of trajectory files (labelled as :func:`load_source` labels them).
     Left out, the data set is the space's (else digits) and the recipe is the space's ``[train]``
     table (else the data set's default); a recipe may also be named; ``epochs`` overrides its epochs.
     Baselines are built from the space's hyper-parameters (or the first trajectory's unpruned network)

@@ -1,4 +1,4 @@
-"""Genotype and family files (``Genotype.save``/``load_genotype``, ``Family.save``/``load_family``): versioned
+"""Genotype and trajectory files (``Genotype.save``/``load_genotype``, ``Trajectory.save``/``load_trajectory``): versioned
 JSON round trips, and one-line errors for bad or hostile files."""
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ from hypothesis import strategies as st
 
 from archsearch import (
     ArchsearchError,
-    Family,
+    Trajectory,
     FileFormatError,
     Genotype,
     GenotypeError,
     Member,
     UnknownFamilyError,
     create_genotype,
-    load_family,
+    load_trajectory,
     load_genotype,
 )
 from strategies import assert_cli_error, assert_one_line, genotypes
@@ -57,8 +57,8 @@ def test_genotype_json_round_trip(g: Genotype) -> None:
 @settings(derandomize=True, deadline=None, max_examples=25, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(genotypes(depths=(10, 16)), metrics), min_size=1, max_size=4), metrics)
 def test_family_json_round_trip(entries: list, metadata: dict) -> None:
-    family = Family(tuple(Member(g, m) for g, m in entries), metadata)
-    back = Family.from_dict(json.loads(json.dumps(family.to_dict())))
+    family = Trajectory(tuple(Member(g, m) for g, m in entries), metadata)
+    back = Trajectory.from_dict(json.loads(json.dumps(family.to_dict())))
     assert back == family
     assert [m.params for m in back] == [g.params for g, _ in entries]
 
@@ -78,12 +78,12 @@ def test_genotype_save_and_load(tmp_path: Path) -> None:
 
 def test_family_save_and_load(tmp_path: Path) -> None:
     a = create_genotype("wrn-16-2")
-    family = Family((Member(a, {"val_error": 0.051, "step": 0}),
+    family = Trajectory((Member(a, {"val_error": 0.051, "step": 0}),
                      Member(a.with_genes({"s1.b1.inner": 9}), {"val_error": 0.06, "step": 100})),
                     {"created_by": "test", "seed": 3})
     path = tmp_path / "pruned.json"
     family.save(path)
-    back = load_family(path)
+    back = load_trajectory(path)
     assert back == family
     assert back[1].metrics == {"val_error": 0.06, "step": 100}
     assert back.metadata == {"created_by": "test", "seed": 3}
@@ -93,25 +93,25 @@ def test_family_save_and_load(tmp_path: Path) -> None:
 def test_genotype_file_loads_as_one_member_family(tmp_path: Path) -> None:
     g = create_genotype("wrn-10-1")
     g.save(tmp_path / "g.json")
-    family = load_family(tmp_path / "g.json")
+    family = load_trajectory(tmp_path / "g.json")
     assert len(family) == 1 and family[0].genotype == g
 
 
 def test_non_finite_metrics_are_written_as_null(tmp_path: Path) -> None:
-    family = Family((Member(create_genotype("wrn-10-1"), {"val_error": math.nan, "loss": math.inf}),))
+    family = Trajectory((Member(create_genotype("wrn-10-1"), {"val_error": math.nan, "loss": math.inf}),))
     family.save(tmp_path / "f.json")
     text = (tmp_path / "f.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
-    assert load_family(tmp_path / "f.json")[0].metrics == {"val_error": None, "loss": None}
+    assert load_trajectory(tmp_path / "f.json")[0].metrics == {"val_error": None, "loss": None}
 
 
 def test_unserialisable_metadata_leaves_the_old_file(tmp_path: Path) -> None:
     path = tmp_path / "f.json"
-    good = Family.of([create_genotype("wrn-10-1")])
+    good = Trajectory.of([create_genotype("wrn-10-1")])
     good.save(path)
     before = path.read_text()
     with pytest.raises(ArchsearchError, match="metadata"):
-        Family(good.members, {"bad": {1, 2}}).save(path)
+        Trajectory(good.members, {"bad": {1, 2}}).save(path)
     assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
 
@@ -129,12 +129,12 @@ def wrn_dict() -> dict:
 
 @pytest.fixture
 def family_dict() -> dict:
-    """A version-1 family (a whole genotype per member); version 2 is tested in test_family_v2.py."""
+    """A version-1 family (a whole genotype per member); version 2 is tested in test_trajectory_v2.py."""
     g = create_genotype("wrn-16-2")
-    return Family.of([g, g.with_genes({"s1.b1.inner": 8}), g.with_genes({"s1.b1.inner": 4})]).to_dict(version=1)
+    return Trajectory.of([g, g.with_genes({"s1.b1.inner": 8}), g.with_genes({"s1.b1.inner": 4})]).to_dict(version=1)
 
 
-LOADERS = [load_genotype, load_family]
+LOADERS = [load_genotype, load_trajectory]
 
 
 @pytest.mark.parametrize("load", LOADERS)
@@ -190,7 +190,7 @@ def test_future_version(tmp_path: Path, which: str, wrn_dict: dict, family_dict:
     path = tmp_path / "future.json"
     path.write_text(json.dumps(obj))
     with pytest.raises(FileFormatError) as info:
-        (load_genotype if which == "genotype" else load_family)(path)
+        (load_genotype if which == "genotype" else load_trajectory)(path)
     _one_line(info, path, f"version {future}", "upgrade")
 
 
@@ -210,7 +210,7 @@ def test_family_member_with_corrupted_graph(tmp_path: Path, family_dict: dict) -
     path = tmp_path / "pruned.json"
     path.write_text(json.dumps(family_dict))
     with pytest.raises(GenotypeError) as info:
-        load_family(path)
+        load_trajectory(path)
     _one_line(info, path, "members[1]", "'s2.b1.conv1'", "-4")
 
 
@@ -219,7 +219,7 @@ def test_family_member_of_unknown_family(tmp_path: Path, family_dict: dict) -> N
     path = tmp_path / "pruned.json"
     path.write_text(json.dumps(family_dict))
     with pytest.raises(UnknownFamilyError) as info:
-        load_family(path)
+        load_trajectory(path)
     _one_line(info, path, "members[2]", "'densenet'")
 
 
@@ -239,7 +239,7 @@ def test_family_member_count_disagreeing_with_its_genotype(tmp_path: Path, famil
     path = tmp_path / "pruned.json"
     path.write_text(json.dumps(family_dict))
     with pytest.raises(FileFormatError) as info:
-        load_family(path)
+        load_trajectory(path)
     _one_line(info, path, f"members[1].{key}", "12345")
 
 
@@ -261,14 +261,14 @@ def test_malformed_family_files(tmp_path: Path, family_dict: dict, edit: Callabl
     path = tmp_path / "pruned.json"
     path.write_text(json.dumps(family_dict))
     with pytest.raises(ArchsearchError) as info:
-        load_family(path)
+        load_trajectory(path)
     _one_line(info, path, *words)
 
 
 def test_empty_family_allowed_when_asked(tmp_path: Path) -> None:
     path = tmp_path / "empty.json"
-    Family((), {"note": "nothing yet"}).save(path)
-    assert len(load_family(path, allow_empty=True)) == 0
+    Trajectory((), {"note": "nothing yet"}).save(path)
+    assert len(load_trajectory(path, allow_empty=True)) == 0
 
 
 def test_genotype_loader_refuses_a_family_file(tmp_path: Path, family_dict: dict) -> None:
@@ -276,7 +276,7 @@ def test_genotype_loader_refuses_a_family_file(tmp_path: Path, family_dict: dict
     path.write_text(json.dumps(family_dict))
     with pytest.raises(FileFormatError) as info:
         load_genotype(path)
-    _one_line(info, path, "family file", "load_family")
+    _one_line(info, path, "trajectory file", "load_trajectory")
 
 
 def test_genotype_with_broken_graph_field(tmp_path: Path, wrn_dict: dict) -> None:
@@ -369,3 +369,21 @@ def test_grouped_channels_must_divide_into_their_groups(kind: str) -> None:
         Genotype.from_dict({"format": "archsearch.genotype", "version": 3, "family": "graph",
                             "hparams": {"in_channels": 3, "num_classes": 10, "input_size": 8},
                             "graph": {"directed": True, "nodes": nodes, "edges": edges}})
+
+
+def test_the_names_of_0_1_still_import_as_the_renamed_ones():
+    """0.2 renamed the family file to the trajectory file ("family" is a model family only); code
+    written against 0.1 keeps working, through one table in ``archsearch/__init__.py``."""
+    import importlib
+
+    import archsearch
+    import archsearch.trajectory as trajectory
+
+    old = importlib.import_module("archsearch.family")
+    assert old is trajectory and old.__spec__.name == "archsearch.trajectory"
+    from archsearch.family import Family, load_family
+
+    assert Family is archsearch.Trajectory is archsearch.Family and load_family is archsearch.load_trajectory
+    assert "Trajectory" in archsearch.__all__ and "Family" not in archsearch.__all__
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("archsearch.no_such_module")

@@ -1,4 +1,4 @@
-"""Family files, version 2: one genotype per structure, a gene vector per member, members built lazily."""
+"""Trajectory files, version 2: one genotype per structure, a gene vector per member, members built lazily."""
 from __future__ import annotations
 
 import copy
@@ -10,7 +10,7 @@ from typing import Callable
 
 import pytest
 
-from archsearch import Family, Genotype, Member, create_genotype, load_family, load_genotype
+from archsearch import Trajectory, Genotype, Member, create_genotype, load_trajectory, load_genotype
 from archsearch.cli import main
 from archsearch.errors import ArchsearchError, FileFormatError, GenotypeError
 from strategies import assert_one_line, pruning_trajectory
@@ -19,9 +19,9 @@ SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 SHIPPED = sorted(SPACES.glob("*/pruned.json"))
 
 
-def _save_and_load(family: Family, path: Path) -> tuple[Family, dict]:
+def _save_and_load(family: Trajectory, path: Path) -> tuple[Trajectory, dict]:
     family.save(path)
-    return load_family(path), json.loads(path.read_text())
+    return load_trajectory(path), json.loads(path.read_text())
 
 
 def _write(tmp_path: Path, obj: dict) -> Path:
@@ -34,7 +34,7 @@ def _built(member: Member) -> bool:
     return member._genotype is not None  # noqa: SLF001  (whether the lazy genotype was built)
 
 
-def assert_same_members(a: Family, b: Family) -> None:
+def assert_same_members(a: Trajectory, b: Trajectory) -> None:
     """Member by member: the same genotype (graph, node order and origin included), counts and metrics."""
     assert len(a) == len(b) and dict(a.metadata) == dict(b.metadata)
     for i, (x, y) in enumerate(zip(a, b)):
@@ -42,22 +42,22 @@ def assert_same_members(a: Family, b: Family) -> None:
         assert x == y and (x.params, x.macs, dict(x.metrics)) == (y.params, y.macs, dict(y.metrics)), i
 
 
-def _vanished_resnet() -> Family:
+def _vanished_resnet() -> Trajectory:
     """An imported ResNet-20 member with one residual branch pruned away (its gene at 0), beside it."""
-    source = load_family(SPACES / "digits-resnet20" / "pruned.json")[-1].genotype
+    source = load_trajectory(SPACES / "digits-resnet20" / "pruned.json")[-1].genotype
     inner = next(g for g, role in source.roles().items() if role == "inner")
     gone = source.with_genes({inner: 0})
     assert gone.params < source.params
-    return Family((Member(source, {"step": 0}), Member(gone, {"step": 1}), Member(source, {"step": 2})))
+    return Trajectory((Member(source, {"step": 0}), Member(gone, {"step": 1}), Member(source, {"step": 2})))
 
 
-def _wrn_topology_changes() -> Family:
+def _wrn_topology_changes() -> Trajectory:
     """WRN members whose widths change the topology: a projection shortcut that vanishes when stage 1
     meets the stem's 16 channels, and blocks at inner width 0."""
     g = create_genotype("wrn-16-2")
     no_shortcut = g.with_genes({"s1.width": 16, "s2.b1.inner": 0})
     assert "s1.b1.shortcut" in g.graph and "s1.b1.shortcut" not in no_shortcut.graph
-    return Family.of([g, no_shortcut, g.with_genes({"s1.b1.inner": 0, "s1.b2.inner": 0, "s3.b2.inner": 0})],
+    return Trajectory.of([g, no_shortcut, g.with_genes({"s1.b1.inner": 0, "s1.b2.inner": 0, "s3.b2.inner": 0})],
                      {"note": "topology"})
 
 
@@ -84,10 +84,10 @@ def test_version_2_is_what_save_writes(tmp_path: Path) -> None:
     lambda: pruning_trajectory("wrn-bottleneck-16-2", steps=10),
     _wrn_topology_changes,
     _vanished_resnet,
-    lambda: load_family(SPACES / "digits-vgg" / "pruned.json"),
-    lambda: load_family(SPACES / "digits-wrn-bottleneck-16-2" / "pruned.json"),
+    lambda: load_trajectory(SPACES / "digits-vgg" / "pruned.json"),
+    lambda: load_trajectory(SPACES / "digits-wrn-bottleneck-16-2" / "pruned.json"),
 ], ids=["wrn", "wrn-bottleneck", "wrn-topology", "resnet20-vanished-branch", "vgg-import", "shipped-bottleneck"])
-def test_round_trip_is_exact_with_one_structure(tmp_path: Path, make: Callable[[], Family]) -> None:
+def test_round_trip_is_exact_with_one_structure(tmp_path: Path, make: Callable[[], Trajectory]) -> None:
     family = make()
     back, obj = _save_and_load(family, tmp_path / "f.json")
     assert len(obj["structures"]) == 1
@@ -96,7 +96,7 @@ def test_round_trip_is_exact_with_one_structure(tmp_path: Path, make: Callable[[
 
 
 def test_imported_member_keeps_its_origin(tmp_path: Path) -> None:
-    family = load_family(SPACES / "digits-vgg" / "pruned.json")
+    family = load_trajectory(SPACES / "digits-vgg" / "pruned.json")
     back, obj = _save_and_load(family, tmp_path / "f.json")
     assert obj["structures"][0]["genotype"]["origin"]["source"] == "archsearch.zoo:vgg"
     assert all(m.genotype.origin == family[0].genotype.origin for m in back)
@@ -116,7 +116,7 @@ def test_members_no_reference_rebuilds_get_structures_of_their_own(tmp_path: Pat
     members = [wrn, create_genotype("wrn-16-2", num_classes=100), vgg, biased, relabelled,
                load_genotype(SPACES / "digits-resnet20" / "genotype.json"),
                wrn.with_genes({"s2.b1.inner": 3}), vgg.with_genes({"features.0": 5}), biased.with_genes({"features.3": 7})]
-    family = Family.of(members, {"mixed": True})
+    family = Trajectory.of(members, {"mixed": True})
     back, obj = _save_and_load(family, tmp_path / "f.json")
     assert [m["structure"] for m in obj["members"]] == [0, 1, 2, 3, 4, 5, 0, 2, 3]
     assert_same_members(back, family)
@@ -127,7 +127,7 @@ def test_shipped_version_1_files_load_unchanged_and_equal_their_rewrite(tmp_path
     assert len(SHIPPED) >= 5
     for path in SHIPPED:
         assert json.loads(path.read_text())["version"] == 1  # shipped files are not rewritten
-        v1 = load_family(path)
+        v1 = load_trajectory(path)
         assert all(_built(m) for m in v1)  # version 1 is read eagerly, as before
         v2, obj = _save_and_load(v1, tmp_path / f"{path.parent.name}.json")
         assert obj["version"] == 2 and (tmp_path / f"{path.parent.name}.json").stat().st_size < path.stat().st_size
@@ -140,7 +140,7 @@ def test_version_1_is_still_written_when_asked(tmp_path: Path) -> None:
     family.save(tmp_path / "old.json", version=1)
     obj = json.loads((tmp_path / "old.json").read_text())
     assert obj["version"] == 1 and all("genotype" in m for m in obj["members"])
-    assert_same_members(load_family(tmp_path / "old.json"), family)
+    assert_same_members(load_trajectory(tmp_path / "old.json"), family)
     with pytest.raises(ArchsearchError, match="version 3 is unknown"):
         family.save(tmp_path / "new.json", version=3)
     assert not (tmp_path / "new.json").exists()
@@ -178,7 +178,7 @@ def test_rewriting_a_loaded_family_builds_nothing_and_gives_the_same_file(tmp_pa
 def test_a_growing_family_is_written_as_a_fresh_one_would_be(tmp_path: Path) -> None:
     """Rewrites remember which structure rebuilt a genotype; the file is the same as without that."""
     trajectory = pruning_trajectory("wrn-16-2", steps=10)
-    grown = Family((), trajectory.metadata)
+    grown = Trajectory((), trajectory.metadata)
     for member in trajectory:
         grown = grown.appended(member)
         grown.save(tmp_path / "grown.json")
@@ -212,7 +212,7 @@ def test_lazy_members_compare_pickle_copy_and_stay_immutable(tmp_path: Path) -> 
 @pytest.fixture
 def v2_dict() -> dict:
     g = create_genotype("wrn-16-2")
-    family = Family.of([g, g.with_genes({"s1.b1.inner": 8}), g.with_genes({"s1.b1.inner": 4})])
+    family = Trajectory.of([g, g.with_genes({"s1.b1.inner": 8}), g.with_genes({"s1.b1.inner": 4})])
     return family.to_dict(version=2)
 
 
@@ -247,7 +247,7 @@ def test_malformed_v2_files_fail_on_load(tmp_path: Path, v2_dict: dict, edit: Ca
     edit(v2_dict)
     path = _write(tmp_path, v2_dict)
     with pytest.raises(FileFormatError) as info:
-        load_family(path)
+        load_trajectory(path)
     assert_one_line(str(info.value), path, *words)
 
 
@@ -255,7 +255,7 @@ def test_a_broken_reference_genotype_is_named_like_a_genotype_file(tmp_path: Pat
     next(n for n in v2_dict["structures"][0]["genotype"]["graph"]["nodes"] if n["id"] == "s2.b1.conv1")["width"] = -4
     path = _write(tmp_path, v2_dict)
     with pytest.raises(GenotypeError) as info:
-        load_family(path)
+        load_trajectory(path)
     assert_one_line(str(info.value), path, "structures[0].genotype", "'s2.b1.conv1'", "-4")
 
 
@@ -273,7 +273,7 @@ def test_malformed_v2_members_fail_when_built(tmp_path: Path, v2_dict: dict, edi
     minimum. The error still names the file and the member's field, in one line."""
     edit(v2_dict)
     path = _write(tmp_path, v2_dict)
-    family = load_family(path)
+    family = load_trajectory(path)
     assert family[0].genotype == create_genotype("wrn-16-2")  # the others still build
     with pytest.raises(FileFormatError) as info:
         family[1].genotype

@@ -1,7 +1,10 @@
-"""The family file: an ordered list of genotypes with per-member metrics.
+"""The trajectory file: an ordered list of genotypes with per-member metrics.
 
 A pruning run writes one (its trajectory, largest network first), ``derive`` and ``baselines``
-write one per call, and studies read them. Format ``archsearch.family``, version 2::
+write one per call (their genotypes at the budgets), and studies read them. Called the *family*
+file before 0.2: "family" now means only a model family (:mod:`archsearch.families`); the file
+keeps its format name, ``archsearch.family``, so every file written before reads and every
+reader of old still reads the new ones. Format ``archsearch.family``, version 2::
 
     {"format": "archsearch.family", "version": 2,
      "metadata": {...free-form: who wrote it, settings, seed...},
@@ -36,11 +39,11 @@ from .errors import ArchsearchError, FileFormatError
 from .genotype import Genotype, structure_of
 from .names import MEMBER_FORMS
 
-__all__ = ["Family", "Member", "load_family", "select_member", "MEMBER_FORMS", "FAMILY_FORMAT", "FAMILY_VERSION"]
+__all__ = ["Trajectory", "Member", "load_trajectory", "select_member", "MEMBER_FORMS", "TRAJECTORY_FORMAT", "TRAJECTORY_VERSION"]
 
-FAMILY_FORMAT = "archsearch.family"
+TRAJECTORY_FORMAT = "archsearch.family"
 #: version 1: a whole genotype per member; version 2: one genotype per structure, a gene vector per member
-FAMILY_VERSION = 2
+TRAJECTORY_VERSION = 2
 #: far above any pruning run (1,300 prunes in the paper), so that a tiny file cannot exhaust memory
 MAX_MEMBERS = 100_000
 
@@ -205,7 +208,7 @@ def _reproduces(reference: Genotype, genotype: Genotype) -> bool:
 
 
 @dataclass(frozen=True)
-class Family:
+class Trajectory:
     """An ordered, immutable list of :class:`Member` plus free-form file metadata."""
 
     members: tuple[Member, ...]
@@ -215,7 +218,7 @@ class Family:
         object.__setattr__(self, "members", tuple(self.members))
 
     @classmethod
-    def of(cls, genotypes: Sequence[Genotype], metadata: Mapping[str, Any] | None = None) -> "Family":
+    def of(cls, genotypes: Sequence[Genotype], metadata: Mapping[str, Any] | None = None) -> "Trajectory":
         return cls(tuple(Member(g) for g in genotypes), dict(metadata or {}))
 
     def __len__(self) -> int:
@@ -231,17 +234,17 @@ class Family:
     def genotypes(self) -> list[Genotype]:
         return [m.genotype for m in self.members]
 
-    def appended(self, member: Member) -> "Family":
-        return Family(self.members + (member,), self.metadata)
+    def appended(self, member: Member) -> "Trajectory":
+        return Trajectory(self.members + (member,), self.metadata)
 
     def to_dict(self, *, version: int = 1) -> dict[str, Any]:
         """The JSON object of a file of ``version``: by default 1, a whole genotype per member (the form
         callers index and digest; it builds every member), 2 the compact form :meth:`save` writes."""
-        head = {"format": FAMILY_FORMAT, "version": version, "metadata": json_safe(self.metadata, "metadata")}
+        head = {"format": TRAJECTORY_FORMAT, "version": version, "metadata": json_safe(self.metadata, "metadata")}
         if version == 1:
             return {**head, "members": [json_safe(m.to_dict(), "members") for m in self.members]}
         if version != 2:
-            raise ArchsearchError(f"family file version {version!r} is unknown; expected 1 or {FAMILY_VERSION}")
+            raise ArchsearchError(f"trajectory file version {version!r} is unknown; expected 1 or {TRAJECTORY_VERSION}")
         structures = _Structures()
         members = []
         for m in self.members:
@@ -250,13 +253,13 @@ class Family:
                             "metrics": json_safe(m.metrics, "members.metrics")})
         return {**head, "structures": structures.to_list(), "members": members}
 
-    def save(self, path: str | os.PathLike[str], *, version: int = FAMILY_VERSION) -> None:
+    def save(self, path: str | os.PathLike[str], *, version: int = TRAJECTORY_VERSION) -> None:
         """Atomic: a reader sees the old file or the new one, never half of one."""
         atomic_write_json(path, self.to_dict(version=version), indent=None)
 
     @classmethod
-    def from_dict(cls, obj: Any, *, source: object = "family") -> "Family":
-        version = check_header(obj, source, FAMILY_FORMAT, FAMILY_VERSION)
+    def from_dict(cls, obj: Any, *, source: object = "family") -> "Trajectory":
+        version = check_header(obj, source, TRAJECTORY_FORMAT, TRAJECTORY_VERSION)
         members_data = obj.get("members")
         if not isinstance(members_data, list):
             raise FileFormatError(f"{source}: members: expected a list of members")
@@ -342,7 +345,7 @@ def _brief(names: list) -> str:
     return repr(names) if len(names) <= 4 else f"{names[:3]!r}... ({len(names)})"
 
 
-def select_member(family: Family, member: str | int | None) -> int:
+def select_member(family: Trajectory, member: str | int | None) -> int:
     """The index ``member`` names: an index (negative from the end), ``first``/``last``/``best``, or a
     budget (``20k``, ``1.5e5``: the member whose parameter count is nearest). ``None`` is allowed for
     a family of one."""
@@ -373,12 +376,12 @@ def select_member(family: Family, member: str | int | None) -> int:
     return min(range(len(family)), key=lambda i: (abs(family[i].params - budget), i))
 
 
-def load_family(path: str | os.PathLike[str], *, allow_empty: bool = False) -> Family:
-    """Load a family file; a lone genotype file loads as a one-member family."""
+def load_trajectory(path: str | os.PathLike[str], *, allow_empty: bool = False) -> Trajectory:
+    """Load a trajectory file; a lone genotype file loads as a one-member family."""
     obj = read_json(path)
     if isinstance(obj, dict) and obj.get("format") == "archsearch.genotype":
-        return Family.of([Genotype.from_dict(obj, source=path)], {"source": str(path)})
-    family = Family.from_dict(obj, source=path)
+        return Trajectory.of([Genotype.from_dict(obj, source=path)], {"source": str(path)})
+    family = Trajectory.from_dict(obj, source=path)
     if not family.members and not allow_empty:
         raise FileFormatError(f"{path}: members: the family is empty; expected at least one genotype")
     return family
