@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     Made = tuple[Landing, str]
 
 __all__ = ["Baseline", "BASELINE_REGISTRY", "register_baseline", "BASELINES", "GENERIC_BASELINES", "DENSITY_BASELINES",
-           "baselines_of", "from_hparams", "baseline", "baselines", "scaled_baseline"]
+           "BaselineSource", "baselines_of", "from_hparams", "baseline", "baselines", "scaled_baseline"]
 
 @dataclass(frozen=True)
 class Baseline:
@@ -202,6 +202,62 @@ def baseline(kind: str, hparams: Mapping[str, Any], budget: int, *, widen: float
     return entry.shrink(_wrn_template("wrn", hparams, widen), budget, by)
 
 
+@dataclass(frozen=True)
+class BaselineSource:
+    """What a comparison's baselines are made from: the one place that tells a WRN space from any
+    other network, for ``archsearch baselines`` and for a study alike.
+
+    Either ``reference``, the unpruned network that the baselines of any network shrink, or, for the
+    WRN families, their ``hparams`` and ``widen`` (the network's residual widths over the widen-1
+    widths, which ``bottleneck`` keeps): their baselines are built from the hyper-parameters,
+    ``bottleneck-block``, a WRN family of its own, included.
+    """
+
+    hparams: Mapping[str, Any] | None = None
+    widen: float = 1.0
+    reference: "Genotype | None" = None
+
+    @classmethod
+    def of(cls, source: "Mapping[str, Any] | Genotype | SearchSpace", *,
+           widen: float | None = None) -> "BaselineSource":
+        """From a search space, an unpruned genotype, or the ``wrn`` hyper-parameters; ``widen``
+        overrides the WRN network's own."""
+        from .families import get_family
+        from .genotype import Genotype
+        from .space import SearchSpace
+
+        if isinstance(source, SearchSpace):
+            if not from_hparams(source.family):
+                return cls(reference=source.base_genotype())
+            return cls(dict(source.hparams), float(source.widen if widen is None else widen))
+        if isinstance(source, Genotype):
+            if not from_hparams(source.family):
+                return cls(reference=source)
+            hparams = get_family("wrn").check_hparams(source.hparams)
+            if widen is None:
+                widen = source.genes.get("s1.width", _unit(hparams)) / _unit(hparams)
+            return cls(hparams, float(widen))
+        return cls(dict(source), 1.0 if widen is None else float(widen))
+
+    @property
+    def family(self) -> str:
+        """The model family whose default baselines these are."""
+        return self.reference.family if self.reference is not None else "wrn"
+
+    def make(self, kind: str, budget: int, *, by: str = "params") -> "Made":
+        """Baseline ``kind`` at ``budget``: the landing and the name of its one free number."""
+        if self.reference is not None:
+            return scaled_baseline(kind, self.reference, budget, by=by)
+        return baseline(kind, self.hparams, budget, widen=self.widen, by=by)
+
+
+def _unit(hparams: Mapping[str, Any]) -> int:
+    """The first stage's width of a widen-1 WRN: what a widen factor is measured against."""
+    from .families import get_family
+
+    return get_family("wrn").uniform_genes(hparams, 1.0)["s1.width"]
+
+
 def baselines(source: "Mapping[str, Any] | Genotype | SearchSpace", budgets: Sequence[int],
               arms: Sequence[str] | None = None, *, widen: float | None = None, metadata: dict | None = None,
               skip_unreachable: bool = False, by: str = "params") -> "Trajectory":
@@ -217,26 +273,14 @@ def baselines(source: "Mapping[str, Any] | Genotype | SearchSpace", budgets: Seq
     """
     from .families import get_family
     from .trajectory import Trajectory, Member
-    from .genotype import Genotype
-    from .space import SearchSpace
 
-    if isinstance(source, SearchSpace):
-        space_widen, source = source.widen, source.base_genotype()
-        widen = space_widen if widen is None and from_hparams(source.family) else widen
-    if isinstance(source, Genotype) and from_hparams(source.family):
-        widen = widen if widen is not None else source.genes["s1.width"] / source.family_spec.base_widths[0]
-        source = dict(source.hparams)
-    widen = 1.0 if widen is None else widen
-    generic = isinstance(source, Genotype)
-    kinds = tuple(arms or get_family(source.family if generic else "wrn").baselines)
+    made_from = BaselineSource.of(source, widen=widen)
+    kinds = tuple(arms or get_family(made_from.family).baselines)
     members, skipped = [], []
     for kind in kinds:
         for budget in budgets:
             try:
-                if generic:
-                    landing, knob = scaled_baseline(kind, source, budget, by=by)
-                else:
-                    landing, knob = baseline(kind, source, budget, widen=widen, by=by)
+                landing, knob = made_from.make(kind, budget, by=by)
             except BudgetError as exc:
                 if not skip_unreachable:
                     raise

@@ -90,15 +90,16 @@ def test_a_study_name_taken_is_named_by_parameter_in_python_and_by_flag_on_the_c
     from archsearch.errors import StudyError
     from archsearch.recipe import get_recipe
     from archsearch.space import load_space
-    from archsearch.study import StudySettings, baseline_template, open_study
+    from archsearch.baselines import BaselineSource
+    from archsearch.study import StudySettings, open_study
 
     space = PRUNED.parent
     url = f"sqlite:///{tmp_path / 'taken.db'}"
-    hparams, widen = baseline_template([], load_space(space))
+    made_from = BaselineSource.of(load_space(space))
 
     def settings(budget: int) -> StudySettings:
         return StudySettings.build(arms=["uniform"], budgets=[budget], seeds=[0], data="digits",
-                                   recipe=get_recipe("digits"), hparams=hparams, widen=widen)
+                                   recipe=get_recipe("digits"), baselines_from=made_from)
 
     open_study(settings(60_000), url, "taken")
     with pytest.raises(StudyError) as info:  # the same name, other settings

@@ -25,6 +25,7 @@ from strategies import assert_cli_error, read_table
 
 import archsearch
 from archsearch import BudgetError, Trajectory, Member
+from archsearch.baselines import BaselineSource
 from archsearch.cli import main
 from archsearch.recipe import Recipe, get_recipe
 from archsearch.study import (
@@ -66,12 +67,12 @@ def make_pruned_family(path: Path, steps: int = 5) -> Path:
 def grid_settings(pruned: Path, *, arms=("pruned-linear", "uniform"), budgets=(1000, 2000), seeds=(0, 1, 2),
                   epochs: int = 1, **kwargs: Any) -> StudySettings:
     source = load_source(pruned)
-    from archsearch.study import baseline_template
+    from archsearch.baselines import BaselineSource
 
-    hparams, widen = baseline_template([source])
     return StudySettings.build(arms=list(arms), budgets=list(budgets), seeds=list(seeds), data="digits",
                                recipe=Recipe(**{**get_recipe("digits").to_dict(), "epochs": epochs}),
-                               sources=[source], hparams=hparams, widen=widen, **kwargs)
+                               sources=[source], baselines_from=BaselineSource.of(source.family[0].genotype),
+                               **kwargs)
 
 
 def cell_counts(url: str, name: str) -> tuple[Counter, Counter]:
@@ -165,7 +166,7 @@ def test_candidates_land_on_the_budget_and_unreachable_ones_say_so(pruned):
     hparams = archsearch.create_genotype("wrn-16-1", in_channels=1, input_size=8, num_classes=10).hparams
     for kind in ("pruned-linear", "pruned-fit", "uniform", "bottleneck-block"):
         c = make_candidate(Arm(kind, source.label if kind.startswith("pruned") else None), 3000, [source],
-                           hparams=hparams)
+                           baselines_from=BaselineSource(hparams))
         assert abs(c.params - 3000) / 3000 < 0.01, (kind, c.params)
     smallest = min(m.params for m in source.family)
     raw = make_candidate(Arm("pruned-raw", source.label), smallest, [source])
@@ -173,7 +174,7 @@ def test_candidates_land_on_the_budget_and_unreachable_ones_say_so(pruned):
     with pytest.raises(BudgetError, match=r"^pruned-raw at budget 3k: .*within 10%"):
         make_candidate(Arm("pruned-raw", source.label), 3000, [source])
     with pytest.raises(BudgetError, match=r"^bottleneck: budget 3k \(3,000\) is below .*smallest feasible budget is [\d,]+"):
-        make_candidate(Arm("bottleneck"), 3000, [source], hparams=hparams, widen=1.0)
+        make_candidate(Arm("bottleneck"), 3000, [source], baselines_from=BaselineSource(hparams, widen=1.0))
 
 
 def test_settings_fingerprint_is_the_content_not_the_path(pruned, tmp_path):
@@ -191,7 +192,7 @@ def test_several_pruned_files_give_one_arm_each_and_labels_come_from_the_command
     other = make_pruned_family(tmp_path / "other.json", steps=3)
     settings = StudySettings.build(arms=["pruned-linear", "uniform"], budgets=[2000], seeds=[0], data="digits",
                                    recipe=get_recipe("digits"), sources=[load_source(pruned, "a"), load_source(other, "b")],
-                                   hparams=archsearch.create_genotype("wrn-16-1", in_channels=1, input_size=8).hparams)
+                                   baselines_from=BaselineSource(archsearch.create_genotype("wrn-16-1", in_channels=1, input_size=8).hparams))
     assert settings.arm_names == ["pruned-linear[a]", "pruned-linear[b]", "uniform"]
     assert set(settings.fingerprint()["sources"]) == {"a", "b"}
     with pytest.raises(archsearch.ArchsearchError, match="label 'x'"):
@@ -488,13 +489,12 @@ def test_a_diverged_trial_is_never_complete_and_never_ranked(pruned, digits, tmp
 def test_a_network_two_pruning_runs_reached_is_trained_once(pruned, digits, tmp_path):
     """Issue 20 item 1: two runs that derive the same genotype at a budget train it once per seed; the
     second run's cells copy the first's result (``same_network_as``), and the kind row counts one run."""
-    from archsearch.study import baseline_template, kind_leaderboard
+    from archsearch.study import kind_leaderboard
 
     sources = [load_source(pruned, "a-s0"), load_source(pruned, "a-s1")]  # one trajectory under two names
-    hparams, widen = baseline_template(sources)
     settings = StudySettings.build(arms=["pruned-linear"], budgets=[2000], seeds=[0, 1], data="digits",
                                    recipe=Recipe(**{**get_recipe("digits").to_dict(), "epochs": 1}),
-                                   sources=sources, hparams=hparams, widen=widen)
+                                   sources=sources, baselines_from=BaselineSource.of(sources[0].family[0].genotype))
     calls: list = []
     url = f"sqlite:///{tmp_path / 'twin.db'}"
     run_study(settings, study_name="twin", storage=url, data=digits,

@@ -54,7 +54,7 @@ def test_every_pruned_arm_that_trains_from_scratch_proposes_a_candidate(pruned):
 
         arm = Arm(name, source.label)
         try:
-            candidate = make_candidate(arm, smallest, [source], hparams=settings.hparams, widen=settings.widen)
+            candidate = make_candidate(arm, smallest, [source], baselines_from=settings.baselines_from)
         except BudgetError as exc:  # pruned-up/-down need a trajectory four times longer than this one
             assert str(exc).startswith(f"{name} at budget ") and "\n" not in str(exc)
             continue

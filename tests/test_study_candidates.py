@@ -77,21 +77,23 @@ def test_pruned_tuned_measures_the_kept_weights_on_the_test_split(runs, tmp_path
 
 
 def test_an_imported_network_gets_its_own_uniform_and_bottleneck_baselines_in_a_study():
-    from archsearch.study.candidates import baseline_reference
+    from archsearch.baselines import BaselineSource
 
     root = Path(__file__).resolve().parents[1]
     source = load_source(root / "search_spaces" / "digits-vgg" / "pruned.json")
-    reference = baseline_reference([source])
+    made_from = BaselineSource.of(source.family[0].genotype)
+    reference = made_from.reference
     assert reference is not None and reference.family == source.family[0].genotype.family
     settings = StudySettings.build(arms=["pruned-linear", "uniform"], budgets=[20_000], seeds=[0], data="digits",
-                                   recipe=short_recipe(), sources=[source], reference=reference)
+                                   recipe=short_recipe(), sources=[source], baselines_from=made_from)
     uniform = settings.candidate("uniform", 20_000)
     assert abs(uniform.params - 20_000) / 20_000 < 0.01 and uniform.genotype.family == reference.family
     # every gene shrinks by one factor (up to integer rounding)
     ratios = [uniform.genotype.genes[g] / w for g, w in reference.genes.items() if w > 4]
     assert max(ratios) - min(ratios) < 0.2
     assert "reference" in settings.fingerprint()
-    assert baseline_reference([load_source(root / "search_spaces" / "digits-wrn-16-2" / "pruned.json")]) is None
+    wrn = BaselineSource.of(load_source(root / "search_spaces" / "digits-wrn-16-2" / "pruned.json").family[0].genotype)
+    assert wrn.reference is None and wrn.hparams["depth"] == 16 and wrn.family == "wrn"
 
 
 def test_scaling_arms_scale_a_member_far_from_the_budget():

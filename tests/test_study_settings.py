@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from archsearch.baselines import BaselineSource
 from archsearch.errors import ArchsearchError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +31,8 @@ def test_study_settings_from_python_is_what_the_command_line_builds(tmp_path) ->
     cli = settings_of(command._request(args))  # noqa: SLF001 - the settings the verb (and each worker) would run
     assert python.fingerprint() == cli.fingerprint()
     assert python.data == "digits" and python.recipe.epochs == 1
-    assert python.reference is not None and python.hparams is None  # a VGG's baselines shrink the VGG itself
+    made = python.baselines_from  # a VGG's baselines shrink the VGG itself
+    assert made.reference is not None and made.hparams is None
     uniform = python.candidate("uniform", 20_000)
     assert uniform.genotype.family == "graph" and abs(uniform.params - 20_000) / 20_000 < 0.01
     # a study without baselines keeps the identity it had before baselines of imported networks existed
@@ -57,9 +59,9 @@ def test_arm_seeds_give_a_baseline_more_trainings_and_one_seed_parameter() -> No
 
     recipe = get_recipe("digits")
     plain = StudySettings.build(arms=["uniform", "bottleneck"], budgets=[20_000], seeds=[0, 1],
-                                data="digits", recipe=recipe, hparams={"depth": 16}, widen=1.0)
+                                data="digits", recipe=recipe, baselines_from=BaselineSource({"depth": 16}))
     more = StudySettings.build(arms=["uniform", "bottleneck"], budgets=[20_000], seeds=[0, 1],
-                               data="digits", recipe=recipe, hparams={"depth": 16}, widen=1.0,
+                               data="digits", recipe=recipe, baselines_from=BaselineSource({"depth": 16}),
                                arm_seeds={"uniform": [0, 1, 2, 3, 4]})
     count = {arm: sum(c.arm == arm for c in more.cells()) for arm in ("uniform", "bottleneck")}
     assert count == {"uniform": 5, "bottleneck": 2}
@@ -69,7 +71,25 @@ def test_arm_seeds_give_a_baseline_more_trainings_and_one_seed_parameter() -> No
     assert "arm_seeds" not in plain.fingerprint() and more.fingerprint()["arm_seeds"] == {"uniform": [0, 1, 2, 3, 4]}
     with pytest.raises(ArchsearchError, match="arm_seeds: 'pruned-linear' is not one of this study's arm kinds"):
         StudySettings.build(arms=["uniform"], budgets=[20_000], seeds=[0], data="digits", recipe=recipe,
-                            hparams={"depth": 16}, arm_seeds={"pruned-linear": [0]})
+                            baselines_from=BaselineSource({"depth": 16}), arm_seeds={"pruned-linear": [0]})
     with pytest.raises(ArchsearchError, match="arm_seeds: uniform: expected distinct integer seeds"):
         StudySettings.build(arms=["uniform"], budgets=[20_000], seeds=[0], data="digits", recipe=recipe,
-                            hparams={"depth": 16}, arm_seeds={"uniform": [1, 1]})
+                            baselines_from=BaselineSource({"depth": 16}), arm_seeds={"uniform": [1, 1]})
+
+
+def test_the_baselines_source_keeps_the_fingerprint_of_before():
+    """The three fields the baselines were made from (hparams, widen, reference) are one value now;
+    the stored keys are what they were, so studies made before still join."""
+    from archsearch.recipe import get_recipe
+    from archsearch.study.settings import StudySettings, study_settings
+
+    root = Path(__file__).resolve().parents[1]
+    wrn = study_settings(arms=["pruned-linear", "uniform"], budgets=[20_000], seeds=[0],
+                         sources=[str(root / "search_spaces" / "digits-wrn-16-2" / "pruned.json")]).fingerprint()
+    assert wrn["hparams"]["depth"] == 16 and wrn["widen"] == 2.0 and "reference" not in wrn
+    vgg = study_settings(arms=["pruned-linear", "uniform"], budgets=[20_000], seeds=[0], space="digits-vgg",
+                         sources=[str(root / "search_spaces" / "digits-vgg" / "pruned.json")]).fingerprint()
+    assert vgg["hparams"] is None and vgg["widen"] == 1.0 and len(vgg["reference"]) == 16
+    pruned_only = StudySettings.build(arms=["uniform"], budgets=[20_000], seeds=[0], data="digits",
+                                      recipe=get_recipe("digits"), baselines_from=BaselineSource({"depth": 16}))
+    assert pruned_only.fingerprint()["hparams"] == {"depth": 16}

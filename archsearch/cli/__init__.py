@@ -157,7 +157,7 @@ def _group(args: argparse.Namespace) -> int | None:
 
 #: library parameters whose flag has another name (used only by a verb that has that flag)
 _FLAG_OF = {
-    "sources": "--pruned",  # StudySettings.build(sources=...), make_arms, baseline_template
+    "sources": "--pruned",  # StudySettings.build(sources=...), make_arms
     "out_dir": "--out",  # the output folder of the library's functions
     "input_shape": "--input",  # import_source(input_shape=...)
     "args": "--arg",  # import_source(args=...), read from NAME=VALUE pairs by parse_args

@@ -28,7 +28,7 @@ from typing import Any
 # not pull in numpy and networkx through the candidates.
 _HOMES = {
     ".candidates": ("CANDIDATE_KINDS", "PRUNED_KINDS", "BASELINE_KINDS", "Arm", "Candidate", "Source", "load_source",
-                    "make_candidate", "baseline_template"),
+                    "make_candidate"),
     ".arms": ("ArmKind", "register_arm", "arm_kind", "arm_names"),
     "..plots": ("plot_error_vs_params",),
     ".results": ("StudyResults", "load_results"),

@@ -50,11 +50,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ..baselines import BASELINES, baseline, from_hparams, scaled_baseline
+from ..baselines import BASELINES, BaselineSource
 from ..budgets import format_count
 from ..derive import derive, pick_member
 from ..errors import ArchsearchError, BudgetError
-from ..families import get_family
 from ..trajectory import Trajectory, load_trajectory
 from ..genotype import Genotype
 from ..landing import MEASURES
@@ -62,8 +61,8 @@ from .arms import SCRATCH_B_MAX_SCALE, arm_kind, arm_names, pruned_arm_names
 
 __all__ = [
     "CANDIDATE_KINDS", "PRUNED_KINDS", "BASELINE_KINDS", "RAW_TOLERANCE",
-    "Source", "load_source", "Arm", "make_arms", "Candidate", "Request", "make_candidate", "baseline_template",
-    "baseline_reference", "member_candidate", "scaled_candidate", "baseline_candidate", "SCRATCH_B_MAX_SCALE",
+    "Source", "load_source", "Arm", "make_arms", "Candidate", "Request", "make_candidate",
+    "member_candidate", "scaled_candidate", "baseline_candidate", "SCRATCH_B_MAX_SCALE",
 ]
 
 #: the shipped arms (:func:`.arms.arm_names` also lists those registered since)
@@ -188,42 +187,13 @@ class Candidate:
         return self.genotype.params
 
 
-def baseline_template(sources: Sequence[Source], space: Any = None) -> tuple[dict[str, Any], float]:
-    """The hyper-parameters and widen factor baselines are built with.
-
-    A search space says them directly; otherwise the first pruned source's first member (the
-    unpruned network a pruning run starts from) does: its residual width over the family's
-    widen-1 width is the widen factor the ``bottleneck`` baseline keeps.
-    """
-    if space is not None:
-        return dict(space.hparams), float(space.widen)
-    if not sources:
-        raise ArchsearchError("baselines need the network's hyper-parameters: pass `space` or `sources`")
-    first = sources[0].family[0].genotype
-    hp = get_family("wrn").check_hparams(first.hparams)
-    unit = get_family("wrn").uniform_genes(hp, 1.0)["s1.width"]
-    return hp, first.genes.get("s1.width", unit) / unit
-
-
-def baseline_reference(sources: Sequence[Source], space: Any = None) -> Genotype | None:
-    """The unpruned network the baselines of a non-WRN network shrink (``None`` for the WRN
-    families, whose baselines are built from their hyper-parameters, ``bottleneck-block`` included)."""
-    if space is not None:
-        genotype = space.base_genotype()
-    elif sources:
-        genotype = sources[0].family[0].genotype
-    else:
-        return None
-    return None if from_hparams(genotype.family) else genotype
-
-
 @dataclass(frozen=True)
 class Request:
     """What an arm is asked for: its candidate at ``budget``, with what the study knows.
 
     ``source``: the pruning run a pruned arm reads; ``member``: the member a searched
-    ``pruned-linear`` scales (``None``: the nearest); ``hparams``/``widen``: the WRN spaces'
-    baselines; ``reference``: the unpruned network any other network's baselines shrink.
+    ``pruned-linear`` scales (``None``: the nearest); ``baselines_from``: what a baseline arm's
+    network is made from.
     """
 
     arm: Arm
@@ -231,9 +201,7 @@ class Request:
     source: Source | None = None
     member: int | None = None
     raw_tolerance: float = RAW_TOLERANCE
-    hparams: Mapping[str, Any] | None = None
-    widen: float = 1.0
-    reference: Genotype | None = None
+    baselines_from: BaselineSource | None = None
     by: str = "params"
 
     @property
@@ -242,14 +210,13 @@ class Request:
 
 
 def make_candidate(arm: Arm, budget: int, sources: Mapping[str, Source] | Sequence[Source], *,
-                   hparams: Mapping[str, Any] | None = None, widen: float = 1.0, member: int | None = None,
-                   raw_tolerance: float = RAW_TOLERANCE, reference: Genotype | None = None,
-                   by: str = "params") -> Candidate:
+                   baselines_from: BaselineSource | None = None, member: int | None = None,
+                   raw_tolerance: float = RAW_TOLERANCE, by: str = "params") -> Candidate:
     """The genotype ``arm`` proposes at ``budget`` (its :class:`.arms.ArmKind` makes it).
 
     ``member`` (an arm that ``searches_member`` only) scales that member instead of the one nearest
-    the budget (the candidate search of ``--mode search``). ``reference``: the unpruned network whose
-    baselines a non-WRN network gets (:func:`baseline_reference`). An unreachable budget raises
+    the budget (the candidate search of ``--mode search``). ``baselines_from``: what a baseline
+    arm's network is made from (:class:`archsearch.baselines.BaselineSource`). An unreachable budget raises
     :class:`BudgetError` whose message starts with the arm and names the budget once: a landing's
     message starts with the budget it missed, and the arm puts its name in front (:func:`_landed`);
     a member arm's own refusal says both. ``by``: the budget counts ``params`` or ``macs``.
@@ -258,21 +225,18 @@ def make_candidate(arm: Arm, budget: int, sources: Mapping[str, Source] | Sequen
         sources = {s.label: s for s in sources}
     record = arm_kind(arm.kind)
     source = sources[arm.source] if record.pruned else None
-    return record.make(Request(arm, budget, source, member, raw_tolerance, hparams, widen, reference, by))
+    return record.make(Request(arm, budget, source, member, raw_tolerance, baselines_from, by))
 
 
 def baseline_candidate(request: Request) -> Candidate:
-    """A baseline at the budget: shrunk from ``reference`` (any network), else the WRN spaces' own."""
-    arm, budget, by = request.arm, request.budget, request.by
-    if request.reference is not None:
-        landing, knob = _landed(arm, scaled_baseline, arm.kind, request.reference, budget, by=by)
-        return Candidate(arm, budget, landing.genotype, {"rel_error": landing.rel_error, knob: landing.scale})
-    if request.hparams is None:
-        raise ArchsearchError("baselines need hparams (from `space` or the first file of `sources`)")
-    landing, knob = _landed(arm, baseline, arm.kind, request.hparams, budget, widen=request.widen, by=by)
+    """A baseline at the budget, made from the study's :class:`~archsearch.baselines.BaselineSource`."""
+    arm, budget, made_from = request.arm, request.budget, request.baselines_from
+    if made_from is None:
+        raise ArchsearchError("baselines need the unpruned network: from `space` or the first file of `sources`")
+    landing, knob = _landed(arm, made_from.make, arm.kind, budget, by=request.by)
     detail = {"rel_error": landing.rel_error, knob: landing.scale}
-    if knob == "inner_ratio":  # the widen factor whose residual widths it kept
-        detail["widen"] = request.widen
+    if knob == "inner_ratio" and made_from.reference is None:  # the WRN widen factor whose residual widths it kept
+        detail["widen"] = made_from.widen
     return Candidate(arm, budget, landing.genotype, detail)
 
 

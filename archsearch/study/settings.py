@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
+from ..baselines import BaselineSource
 from ..budgets import format_count
 from ..errors import ArchsearchError, BudgetError
 from ..genotype import Genotype
@@ -54,9 +55,8 @@ class StudySettings:
     data: str
     recipe: Recipe
     sources: tuple[Source, ...] = ()
-    #: baseline hyper-parameters and the widen factor the ``bottleneck`` baseline keeps
-    hparams: Mapping[str, Any] | None = None
-    widen: float = 1.0
+    #: what the baselines are made from (``None``: a study of pruned arms only)
+    baselines_from: BaselineSource | None = None
     mode: str = "grid"
     search: str = "candidate"
     #: Optuna's trial pruner, by name (``none``, ``median``, ``halving``)
@@ -66,8 +66,6 @@ class StudySettings:
     skipped: tuple[tuple[str, int], ...] = ()
     #: MACs of the unpruned network, the reference of the ``scratch-b`` epoch policy
     reference_macs: int | None = None
-    #: the unpruned network a non-WRN network's baselines shrink (see ``baseline_reference``)
-    reference: Genotype | None = None
     #: what the budgets count: ``params`` or ``macs`` (arms compared at equal compute)
     by: str = "params"
     #: more (or other) training seeds for some arm kinds, ``((kind, seeds), ...)``: a baseline's unit is a
@@ -78,11 +76,10 @@ class StudySettings:
     # -- construction --------------------------------------------------------------------------
     @classmethod
     def build(cls, *, arms: Sequence[str] = (), budgets: Sequence[int], seeds: Sequence[int], data: str,
-              recipe: Recipe, sources: Sequence[Source] = (), hparams: Mapping[str, Any] | None = None,
-              widen: float = 1.0, mode: str = "grid", search: str = "candidate", early_stopping: str = "none",
+              recipe: Recipe, sources: Sequence[Source] = (), baselines_from: BaselineSource | None = None,
+              mode: str = "grid", search: str = "candidate", early_stopping: str = "none",
               raw_tolerance: float = RAW_TOLERANCE, skip_unreachable: bool = False,
-              reference_macs: int | None = None, reference: Genotype | None = None,
-              by: str = "params",
+              reference_macs: int | None = None, by: str = "params",
               arm_seeds: Mapping[str, Sequence[int]] | None = None) -> "StudySettings":
         """Check the request and every candidate it implies (pure arithmetic, before any training).
 
@@ -137,8 +134,8 @@ class StudySettings:
             if search == "recipe" and len(arms) != 1:
                 raise ArchsearchError("search recipe tunes the training of one arm; pass one arm")
         settings = cls(tuple(arms), tuple(int(b) for b in budgets), seeds, data, recipe, tuple(sources),
-                       dict(hparams) if hparams is not None else None, float(widen), mode, search, early_stopping,
-                       float(raw_tolerance), (), reference_macs, reference, by, per_arm)
+                       baselines_from, mode, search, early_stopping, float(raw_tolerance), (), reference_macs, by,
+                       per_arm)
         skipped = []
         for arm in settings.arms:
             for budget in settings.budgets:
@@ -194,8 +191,8 @@ class StudySettings:
         key = (arm_name, budget, member)
         if key not in self._candidates:
             self._candidates[key] = make_candidate(
-                self.arm(arm_name), budget, self.sources, hparams=self.hparams, widen=self.widen,
-                member=member, raw_tolerance=self.raw_tolerance, reference=self.reference, by=self.by)
+                self.arm(arm_name), budget, self.sources, baselines_from=self.baselines_from, member=member,
+                raw_tolerance=self.raw_tolerance, by=self.by)
         return self._candidates[key]
 
     def grid_candidates(self) -> list[Candidate]:
@@ -218,6 +215,7 @@ class StudySettings:
     # -- identity ------------------------------------------------------------------------------
     def fingerprint(self) -> dict[str, Any]:
         """What must match for a worker to join: JSON, free of paths and per-worker choices."""
+        made = self.baselines_from or BaselineSource()
         return {
             "format": SETTINGS_FORMAT, "version": SETTINGS_VERSION,
             "mode": self.mode, "search": self.search if self.mode == "search" else None,
@@ -225,12 +223,13 @@ class StudySettings:
             "data": self.data, "recipe": self.recipe.to_dict(),
             "pruner": self.early_stopping,  # the stored key keeps its old name: studies made before still join
             "sources": {s.label: s.digest for s in self.sources},
-            "hparams": dict(self.hparams) if self.hparams is not None else None, "widen": self.widen,
+            # the keys of before the baselines' source was one value: studies made before still join
+            "hparams": dict(made.hparams) if made.hparams is not None else None, "widen": made.widen,
             "raw_tolerance": self.raw_tolerance, "skipped": [list(p) for p in self.skipped],
             # the reference only matters to scratch-b; elsewhere it must not split equal studies
             "reference_macs": self.reference_macs if self.recipe.budget == "scratch-b" else None,
             # present only where it decides the baselines (non-WRN networks): WRN studies keep their identity
-            **({"reference": _digest(self.reference)} if self.reference is not None else {}),
+            **({"reference": _digest(made.reference)} if made.reference is not None else {}),
             **({"by": self.by} if self.by != "params" else {}),  # parameter studies keep their identity
             **({"arm_seeds": {k: list(v) for k, v in self.arm_seeds}} if self.arm_seeds else {}),
         }
@@ -313,7 +312,7 @@ def study_settings(*, arms: Sequence[str], budgets: Sequence[int], seeds: Sequen
     """
     from ..space import load_space
     from ..train import resolve_recipe
-    from .candidates import baseline_reference, baseline_template, load_source
+    from .candidates import load_source
 
     if space is not None:
         space = load_space(space)
@@ -329,16 +328,14 @@ def study_settings(*, arms: Sequence[str], budgets: Sequence[int], seeds: Sequen
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ArchsearchError(f"{epochs!r} is invalid; expected a positive number of epochs", field="epochs")
         recipe = replace(recipe, epochs=epochs)
-    hparams, widen, reference, reference_macs = None, 1.0, None, None
+    baselines_from, reference_macs = None, None
     if space is not None or sources:
         unpruned = space.base_genotype() if space is not None else sources[0].family[0].genotype
         reference_macs = unpruned.macs
         if any(not arm_kind(k).pruned for k in arms):  # only then: a study without baselines keeps its identity
-            reference = baseline_reference(sources, space)
-            if reference is None:
-                hparams, widen = baseline_template(sources, space)
+            baselines_from = BaselineSource.of(space if space is not None else unpruned)
     return StudySettings.build(
         arms=list(arms), budgets=list(budgets), seeds=list(seeds), data=data, recipe=recipe, sources=sources,
-        hparams=hparams, widen=widen, mode=mode, search=search, early_stopping=early_stopping,
+        baselines_from=baselines_from, mode=mode, search=search, early_stopping=early_stopping,
         raw_tolerance=raw_tolerance, skip_unreachable=skip_unreachable, reference_macs=reference_macs,
-        reference=reference, by=by, arm_seeds=arm_seeds)
+        by=by, arm_seeds=arm_seeds)
