@@ -22,7 +22,7 @@ import types as _types
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover (for type checkers: the names below load lazily)
-    from .genotype import Genotype
+    from .genotypes.genotype import Genotype
 
 _LAZY: dict[str, tuple[str, str]] = {}
 
@@ -34,33 +34,54 @@ def _expose(module: str, *names: str, rename: dict[str, str] | None = None) -> N
         _LAZY[public] = (module, private)
 
 
-_expose(".baselines", "BASELINES", "GENERIC_BASELINES", "baseline", "baselines", "scaled_baseline")
-_expose(".budgets", "format_count", "parse_budget", "parse_budgets")
-_expose(".compare", "RunComparison", "compare_runs")
-_expose(".derive", "Derivation", "ExtrapolationWarning", "derive", "fit_trajectory", "pick_member")
+_expose(".genotypes.baselines", "BASELINES", "GENERIC_BASELINES", "baseline", "baselines", "scaled_baseline")
+_expose(".core.budgets", "format_count", "parse_budget", "parse_budgets")
+_expose(".genotypes.compare", "RunComparison", "compare_runs")
+_expose(".genotypes.derive", "Derivation", "ExtrapolationWarning", "derive", "fit_trajectory", "pick_member")
 _expose(".data", "DataSplits", "dataset_names", "load_dataset")
-_expose(".errors", "ArchsearchError", "BudgetError", "DataError", "FileFormatError", "GenotypeError",
+_expose(".core.errors", "ArchsearchError", "BudgetError", "DataError", "FileFormatError", "GenotypeError",
         "NetworkImportError", "RecipeError", "SpaceError", "StudyError", "TrainingError", "UnknownFamilyError",
         "UnknownNameError")
-_expose(".families", "ModelFamily", "family_names", "get_family", "register_family")
-_expose(".trajectory", "Trajectory", "Member", "load_trajectory")
-#: names and modules renamed in 0.2, kept reachable under their old names (the one place that says so)
-_RENAMED = {"Family": "Trajectory", "load_family": "load_trajectory"}
-_MOVED_MODULES = {"family": "trajectory"}
-_expose(".genotype", "Genotype", "create_genotype", "load_genotype")
-_expose(".importer", "import_module", "import_source", "pretrained_state_dict", "BatchNormMomentumWarning")
-_expose(".landing", "Landing", "land")
-_expose(".recipe", "Recipe", "budget_epochs", "get_recipe")
-_expose(".registry", "Registry")
+_expose(".genotypes.families", "ModelFamily", "family_names", "get_family", "register_family")
+_expose(".genotypes.trajectory", "Trajectory", "Member", "load_trajectory")
+_expose(".genotypes.genotype", "Genotype", "create_genotype", "load_genotype")
+_expose(".genotypes.importer", "import_module", "import_source", "pretrained_state_dict", "BatchNormMomentumWarning")
+_expose(".genotypes.landing", "Landing", "land")
+_expose(".training.recipe", "Recipe", "budget_epochs", "get_recipe")
+_expose(".core.registry", "Registry")
 _expose(".space", "SearchSpace", "load_space")
-_expose(".train", "EpochRecord", "Trainer", "TrainResult", "train_genotype")
-_expose(".plots", "plot_error_vs_params", "plot_width_profile")
+_expose(".training.train", "EpochRecord", "Trainer", "TrainResult", "train_genotype")
+_expose(".genotypes.plots", "plot_error_vs_params", "plot_width_profile")
 _expose(".prune.workflow", "prune_space")
 _expose(".prune.oneshot", "prune_once")
 _expose(".study", "CANDIDATE_KINDS", "StudySettings", "study_settings", "leaderboard", "kind_leaderboard", "load_results",
         "load_source", "make_candidate", "run_study", "write_report")
 _expose(".experiments", "Experiment", "load_experiment", "run_experiment", "write_experiment_report")
-_SUBPACKAGES = ("prune", "zoo", "models", "study", "families", "cli", "experiments")
+_SUBPACKAGES = ("core", "genotypes", "training", "data", "prune", "zoo", "models", "study", "cli", "experiments")
+
+#: names and modules renamed or moved in 0.2, reachable under their old names: the one place that says
+#: so (``import archsearch.genotype``, ``from archsearch.family import Family`` and ``archsearch.Family``
+#: keep working; the old module name is the new module object)
+_RENAMED = {"Family": "Trajectory", "load_family": "load_trajectory"}
+_MOVED_MODULES = {
+    **{f"{__name__}.{old}": f"{__name__}.core.{old}" for old in (
+        "errors", "registry", "names", "tables", "machine", "runfolder", "supervisor", "resources", "budgets")},
+    f"{__name__}._jsonio": f"{__name__}.core.jsonio",
+    **{f"{__name__}.{old}": f"{__name__}.genotypes.{old}" for old in (
+        "kinds", "graph", "tracing", "genotype", "families", "trajectory", "landing", "derive", "baselines",
+        "density", "compare", "importer", "plots")},
+    f"{__name__}.family": f"{__name__}.genotypes.trajectory",
+    **{f"{__name__}.{old}": f"{__name__}.training.{old}" for old in (
+        "recipe", "train", "distributed", "latency", "latency_table", "export")},
+}
+
+
+def _moved(fullname: str) -> str | None:
+    """The module an old dotted name now lives at (a moved package's submodules included)."""
+    for old, new in _MOVED_MODULES.items():
+        if fullname == old or fullname.startswith(f"{old}."):
+            return new + fullname[len(old):]
+    return None
 
 
 def __getattr__(name: str):  # noqa: ANN202
@@ -68,11 +89,11 @@ def __getattr__(name: str):  # noqa: ANN202
 
     if name in _RENAMED:
         value = getattr(_sys.modules[__name__], _RENAMED[name])
-    elif name in _MOVED_MODULES:
-        value = importlib.import_module(f"{__name__}.{name}")
-    elif name in _LAZY:
+    elif name in _LAZY:  # before the moved modules: archsearch.derive is the function
         module, attr = _LAZY[name]
         value = getattr(importlib.import_module(module, __name__), attr)
+    elif f"{__name__}.{name}" in _MOVED_MODULES:
+        value = importlib.import_module(_MOVED_MODULES[f"{__name__}.{name}"])
     elif name in _SUBPACKAGES:
         value = importlib.import_module(f".{name}", __name__)
     else:
@@ -87,10 +108,11 @@ def __dir__() -> list[str]:
 
 class _Package(_types.ModuleType):
     """Keeps ``archsearch.derive`` and ``archsearch.baselines`` the functions they are documented as:
-    importing the submodule of the same name would otherwise rebind the package attribute to it."""
+    importing a module by that name (``import archsearch.derive``, its path before 0.2) would
+    otherwise rebind the package attribute to the module."""
 
     def __setattr__(self, name: str, value: object) -> None:
-        if isinstance(value, _types.ModuleType) and _LAZY.get(name, (None,))[0] == f".{name}":
+        if isinstance(value, _types.ModuleType) and name in _LAZY:
             return
         super().__setattr__(name, value)
 
@@ -99,9 +121,9 @@ _sys.modules[__name__].__class__ = _Package
 
 
 class _MovedFinder:
-    """``import archsearch.family`` (and ``from archsearch.family import Family``) after its move:
-    the old module name is the new module object, and a renamed name reads as its new one. The
-    import system stamps the alias's spec on the module it gets; the module's own is put back."""
+    """Imports an old module name (:data:`_MOVED_MODULES`) as the module it moved to, where a renamed
+    name reads as its new one. The import system stamps the alias's spec on the module it gets; the
+    module's own is put back."""
 
     _own_spec: dict[str, object] = {}
 
@@ -109,16 +131,13 @@ class _MovedFinder:
     def find_spec(fullname: str, path: object = None, target: object = None):  # noqa: ANN205
         import importlib.util
 
-        old = fullname.rpartition(".")[2]
-        if fullname.startswith(f"{__name__}.") and old in _MOVED_MODULES:
-            return importlib.util.spec_from_loader(fullname, _MovedFinder)
-        return None
+        return importlib.util.spec_from_loader(fullname, _MovedFinder) if _moved(fullname) else None
 
     @staticmethod
     def create_module(spec: object):  # noqa: ANN205
         import importlib
 
-        module = importlib.import_module(f"{__name__}.{_MOVED_MODULES[spec.name.rpartition('.')[2]]}")
+        module = importlib.import_module(_moved(spec.name))
         for old, new in _RENAMED.items():
             if hasattr(module, new) and not hasattr(module, old):
                 setattr(module, old, getattr(module, new))
@@ -130,7 +149,7 @@ class _MovedFinder:
         module.__spec__ = _MovedFinder._own_spec[module.__name__]
 
 
-_sys.meta_path.append(_MovedFinder)
+_sys.meta_path.insert(0, _MovedFinder)  # first: a moved package's old submodule names must not load twice
 
 
 #: the front door: what a researcher needs to go from a network to a comparison. Every other public
@@ -158,7 +177,7 @@ def count_macs(genotype: "Genotype") -> int:
 
 def build_model(genotype: "Genotype | str"):  # noqa: ANN201 (torch is imported lazily)
     """A ``torch.nn.Module`` from a genotype or a path to a genotype file."""
-    from .genotype import Genotype, load_genotype
+    from .genotypes.genotype import Genotype, load_genotype
 
     if not isinstance(genotype, Genotype):
         genotype = load_genotype(genotype)

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ._jsonio import read_toml
-from .errors import ArchsearchError, SpaceError
-from .families import get_family
-from .genotype import Genotype, load_genotype
+from .core.jsonio import read_toml
+from .core.errors import ArchsearchError, SpaceError
+from .genotypes.families import get_family
+from .genotypes.genotype import Genotype, load_genotype
 
 if TYPE_CHECKING:  # pragma: no cover
     from .prune.settings import PruneSettings
-    from .recipe import Recipe
+    from .training.recipe import Recipe
 
 __all__ = ["SearchSpace", "load_space", "resolve_space", "shipped_spaces", "SPACE_FORMAT", "SPACE_VERSION"]
 
@@ -60,9 +60,9 @@ class SearchSpace:
         return name
 
     def recipe(self, overrides: Mapping[str, Any] | None = None, *, source: object = None) -> "Recipe":
-        """The ``[train]`` table as a :class:`~archsearch.recipe.Recipe`, with ``overrides`` (e.g. Network
+        """The ``[train]`` table as a :class:`~archsearch.training.recipe.Recipe`, with ``overrides`` (e.g. Network
         Slimming's ``bn_l1`` for pre-training); errors name ``source`` (default: this file's ``[train]``)."""
-        from .recipe import Recipe
+        from .training.recipe import Recipe
 
         return Recipe.from_dict({**self.train, **(overrides or {})}, source=source or f"{self.file} [train]")
 
@@ -202,7 +202,7 @@ def _check_table_keys(where: str, data: Mapping[str, Any]) -> None:
     from dataclasses import fields
 
     from .prune.settings import PruneSettings
-    from .recipe import Recipe
+    from .training.recipe import Recipe
 
     for table, known in (("train", {f.name for f in fields(Recipe)} | {"base"}),
                          ("prune", {f.name for f in fields(PruneSettings)})):

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from archsearch.machine import machine
+from archsearch.core.machine import machine
 
 __all__ = ["machine", "write_result"]
 

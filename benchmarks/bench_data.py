@@ -33,9 +33,9 @@ from _machine import machine  # noqa: E402
 import archsearch  # noqa: E402
 from archsearch.data import load_data  # noqa: E402
 from archsearch.data.example import write_digits_folder  # noqa: E402
-from archsearch.recipe import Recipe  # noqa: E402
-from archsearch.tables import print_table  # noqa: E402
-from archsearch.train import Trainer, resolve_device  # noqa: E402
+from archsearch.training.recipe import Recipe  # noqa: E402
+from archsearch.core.tables import print_table  # noqa: E402
+from archsearch.training.train import Trainer, resolve_device  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "data_paths.json"
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine  # noqa: E402
 
 import archsearch  # noqa: E402
-from archsearch.trajectory import Trajectory, Member  # noqa: E402
+from archsearch.genotypes.trajectory import Trajectory, Member  # noqa: E402
 
 
 def trajectory(n: int, seed: int = 0) -> Trajectory:

@@ -25,7 +25,7 @@ from _machine import machine  # noqa: E402
 
 from archsearch.study.objective import make_early_stopping  # noqa: E402
 from archsearch.study.report import load_results  # noqa: E402
-from archsearch.tables import format_table  # noqa: E402
+from archsearch.core.tables import format_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "experiments" / "results" / "crowley2018-digits" / "study.db"

@@ -27,7 +27,7 @@ from _machine import write_result  # noqa: E402
 from bench_derive import trajectory  # noqa: E402
 
 import archsearch  # noqa: E402
-import archsearch.derive  # noqa: E402,F401  (scipy imported before any timing)
+import archsearch.genotypes.derive  # noqa: E402,F401  (scipy imported before any timing)
 
 MEMBERS = 1000
 GOALS = {"load_s": 0.2, "file_mb": 1.0, "derive_linear_with_load_s": 0.5}

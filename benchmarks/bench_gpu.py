@@ -1,7 +1,7 @@
 """One epoch of WRN-40-2 on CIFAR-10-shaped data: our trainer against plain loops, on a GPU.
 
 Variants, in one process, timed in interleaved rounds (median reported):
-* ours: :class:`archsearch.train.Trainer` (data on the device, crop+flip there, bf16 autocast,
+* ours: :class:`archsearch.training.train.Trainer` (data on the device, crop+flip there, bf16 autocast,
   channels_last, no host sync inside the epoch), eager, with ``torch.compile`` and with
   ``torch.compile(mode="reduce-overhead")`` (CUDA graphs for forward and backward: at batch 128 a
   WRN-40-2 step is short enough that eager launches and Python bound it);
@@ -34,8 +34,8 @@ from bench_prune import fisher_overhead  # noqa: E402
 from bench_train import Ours, Plain, synthetic_cifar  # noqa: E402
 
 import archsearch  # noqa: E402
-from archsearch.recipe import get_recipe  # noqa: E402
-from archsearch.train import resolve_device  # noqa: E402
+from archsearch.training.recipe import get_recipe  # noqa: E402
+from archsearch.training.train import resolve_device  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gpu.json"
 EPOCH_IMAGES = 45_000  # the CIFAR-10 training split (5,000 are held out for validation)

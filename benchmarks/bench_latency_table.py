@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import write_result  # noqa: E402
 
 import archsearch  # noqa: E402
-from archsearch.latency_table import build_latency_table, steady_latency  # noqa: E402
+from archsearch.training.latency_table import build_latency_table, steady_latency  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = [("digits-wrn-16-2 trajectory", ROOT / "search_spaces" / "digits-wrn-16-2" / "pruned.json", 1),

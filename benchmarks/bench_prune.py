@@ -32,7 +32,7 @@ from archsearch.prune.criteria import make_criterion  # noqa: E402
 from archsearch.prune.groups import spatial_sizes  # noqa: E402
 from archsearch.prune.loop import _groups, finetune_recipe  # noqa: E402
 from archsearch.prune.settings import PruneSettings  # noqa: E402
-from archsearch.train import Trainer  # noqa: E402
+from archsearch.training.train import Trainer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACES = ["digits-wrn-16-2", "digits-wrn-bottleneck-16-2", "digits-vgg", "digits-resnet20", "digits-densenet-bc"]

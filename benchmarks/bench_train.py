@@ -4,7 +4,7 @@ The plain loop is what most training scripts do: a ``DataLoader`` over a ``Tenso
 (shuffled, batches collated from single samples), ``model(x)``, cross-entropy, ``backward``,
 ``optimizer.step()`` and the loss read back with ``.item()`` for logging, in fp32 and the default
 NCHW layout; a second plain row converts model and batches to channels_last, to separate our layout
-choice from the rest. Ours is :class:`archsearch.train.Trainer` as ``train_genotype`` uses it, *with*
+choice from the rest. Ours is :class:`archsearch.training.train.Trainer` as ``train_genotype`` uses it, *with*
 its on-device pad-4 crop + flip for the 32x32 case (the plain loop augments nothing), so the ratio
 is, if anything, in the plain loop's favour.
 
@@ -37,9 +37,9 @@ from _machine import machine  # noqa: E402
 
 import archsearch  # noqa: E402
 from archsearch.data import DataSpec, DataSplits, load_dataset  # noqa: E402
-from archsearch.recipe import get_recipe  # noqa: E402
-from archsearch.tables import print_table  # noqa: E402
-from archsearch.train import Trainer, resolve_device  # noqa: E402
+from archsearch.training.recipe import get_recipe  # noqa: E402
+from archsearch.core.tables import print_table  # noqa: E402
+from archsearch.training.train import Trainer, resolve_device  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_throughput.json"
 

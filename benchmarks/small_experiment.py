@@ -43,11 +43,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine  # noqa: E402
 
-from archsearch._jsonio import atomic_write_json, atomic_write_text  # noqa: E402
-from archsearch.budgets import format_count  # noqa: E402
+from archsearch.core.jsonio import atomic_write_json, atomic_write_text  # noqa: E402
+from archsearch.core.budgets import format_count  # noqa: E402
 from archsearch.study import leaderboard, load_results, load_source, write_report  # noqa: E402
 from archsearch.study.report import leaderboard_table  # noqa: E402
-from archsearch.tables import format_table  # noqa: E402
+from archsearch.core.tables import format_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PRUNED = ROOT / "search_spaces" / "digits-wrn-16-2" / "pruned.json"

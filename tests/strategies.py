@@ -103,7 +103,7 @@ def assert_cli_error(capsys, argv: list[str], *words: str) -> str:  # noqa: ANN0
 
 
 def read_table(text: str) -> list[dict[str, str]]:
-    """The rows of the first table :func:`archsearch.tables.format_table` printed in ``text``, by column
+    """The rows of the first table :func:`archsearch.core.tables.format_table` printed in ``text``, by column
     name: tests read a column by its header, so a column added to a table does not break them."""
     lines = text.splitlines()
     rule = next(i for i, line in enumerate(lines) if line.strip() and set(line) <= {"-", " "} and i > 0)

@@ -9,7 +9,7 @@ import torch
 import archsearch
 from archsearch import Trajectory, Member
 from archsearch.prune.weights import WEIGHTS_NAME, save_member_weights
-from archsearch.recipe import Recipe, get_recipe
+from archsearch.training.recipe import Recipe, get_recipe
 from archsearch.study import load_source
 
 from test_study import make_pruned_family

@@ -66,7 +66,7 @@ def test_library_parameters_reach_the_cli_user_as_flags(capsys, monkeypatch):
     and a backticked word that is no parameter of the verb is left alone. Rewording the message
     changes no flag: nothing reads the text back."""
     import archsearch.study.report
-    from archsearch.errors import StudyError
+    from archsearch.core.errors import StudyError
     from archsearch.study.launch import plan_workers
 
     with pytest.raises(StudyError) as info:  # what the library says to a Python caller
@@ -87,10 +87,10 @@ def test_library_parameters_reach_the_cli_user_as_flags(capsys, monkeypatch):
 
 
 def test_a_study_name_taken_is_named_by_parameter_in_python_and_by_flag_on_the_command_line(tmp_path, capsys):
-    from archsearch.errors import StudyError
-    from archsearch.recipe import get_recipe
+    from archsearch.core.errors import StudyError
+    from archsearch.training.recipe import get_recipe
     from archsearch.space import load_space
-    from archsearch.baselines import BaselineSource
+    from archsearch.genotypes.baselines import BaselineSource
     from archsearch.study import StudySettings, open_study
 
     space = PRUNED.parent

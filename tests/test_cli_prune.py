@@ -140,7 +140,7 @@ def test_corrupt_pruned_json_is_one_line(tmp_path, capsys):
 
 def test_prune_resumes_a_run_killed_while_pretraining(tmp_path: Path, capsys) -> None:
     """Killed before the first record: --resume finishes the pre-training, then prunes."""
-    from archsearch.train import train_genotype
+    from archsearch.training.train import train_genotype
 
     out = tmp_path / "run"
     space = ROOT / "search_spaces" / "digits-wrn-16-2"

@@ -10,7 +10,7 @@ import torch
 
 import archsearch
 from archsearch.data import check_fits, crop_flip, dataset_names, get_dataset_spec, load_dataset
-from archsearch.errors import ArchsearchError, DataError
+from archsearch.core.errors import ArchsearchError, DataError
 
 
 def test_registry_lists_the_sets():

@@ -7,9 +7,9 @@ import torch
 import archsearch
 from archsearch.data import ResidentFeed, StreamFeed, load_data, make_feed
 from archsearch.data.example import write_digits_folder
-from archsearch.errors import DataError
-from archsearch.recipe import Recipe
-from archsearch.train import Trainer, train_genotype
+from archsearch.core.errors import DataError
+from archsearch.training.recipe import Recipe
+from archsearch.training.train import Trainer, train_genotype
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import torch
 from archsearch.data import get_dataset_spec, load_data, parse_source
 from archsearch.data.example import write_digits_folder
 from archsearch.data.sources import canonical_name, data_label, with_options
-from archsearch.errors import DataError
+from archsearch.core.errors import DataError
 
 
 @pytest.fixture(scope="module")

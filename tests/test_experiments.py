@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from archsearch.cli import main
-from archsearch.errors import ArchsearchError
+from archsearch.core.errors import ArchsearchError
 from archsearch.experiments import load_experiment
 from archsearch.experiments.file import ExperimentError
 

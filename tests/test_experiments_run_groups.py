@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import archsearch
-from archsearch.errors import ArchsearchError
+from archsearch.core.errors import ArchsearchError
 from archsearch.experiments import load_experiment
 from archsearch.experiments.folder import run_folder
 from archsearch.experiments.run import _in_group, prune_run, run_experiment

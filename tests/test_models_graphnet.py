@@ -1,12 +1,12 @@
 """GraphNet builds every node kind and activation the graph format (and so the importer) can hold:
-a kind added to :data:`archsearch.graph.KINDS` without its build rule fails here, not in a user's run."""
+a kind added to :data:`archsearch.genotypes.graph.KINDS` without its build rule fails here, not in a user's run."""
 from __future__ import annotations
 
 import networkx as nx
 import torch
 
-from archsearch.genotype import Genotype
-from archsearch.graph import ACTIVATIONS, KINDS, set_widths
+from archsearch.genotypes.genotype import Genotype
+from archsearch.genotypes.graph import ACTIVATIONS, KINDS, set_widths
 from archsearch.models import graphnet
 
 #: one network with a node of every kind: (id, kind, width, gene, attributes, inputs)

@@ -8,7 +8,7 @@ from torch import nn
 
 import archsearch
 import archsearch.zoo
-from archsearch.errors import ArchsearchError
+from archsearch.core.errors import ArchsearchError
 from archsearch.prune.criteria import CRITERIA, make_criterion
 from archsearch.prune.groups import coupled_groups
 from archsearch.prune.groups import spatial_sizes

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import archsearch
-from archsearch.errors import GenotypeError
+from archsearch.core.errors import GenotypeError
 from archsearch.prune.groups import coupled_groups
 from archsearch.prune.loop import gene_cuts, ranked_cuts
 from archsearch.prune.settings import PruneSettings

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import archsearch
-from archsearch.errors import ArchsearchError
+from archsearch.core.errors import ArchsearchError
 
 ROOT = Path(__file__).resolve().parents[1]
 

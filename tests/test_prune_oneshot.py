@@ -11,7 +11,7 @@ from torch import nn
 
 import archsearch
 import archsearch.zoo
-from archsearch.errors import ArchsearchError
+from archsearch.core.errors import ArchsearchError
 from archsearch.prune.settings import PruneSettings
 
 
@@ -91,7 +91,7 @@ def test_target_params_stops_where_the_fraction_did(tmp_path, digits, threshold)
 
 def test_the_pruned_members_weights_reproduce_their_errors(tmp_path, digits):
     from archsearch.prune.weights import load_member_weights
-    from archsearch.train import evaluate
+    from archsearch.training.train import evaluate
 
     out = tmp_path / "run"
     family = once(wrn(), None, digits, out, criterion="fisher", fraction=0.5, finetune_epochs=1)
@@ -262,9 +262,9 @@ def whole_run(tmp_path_factory, digits):
 
 
 def test_save_weights_keeps_the_member_nearest_each_budget(whole_run, digits):
-    from archsearch.derive import pick_member
+    from archsearch.genotypes.derive import pick_member
     from archsearch.prune.weights import load_member_weights
-    from archsearch.train import evaluate
+    from archsearch.training.train import evaluate
 
     out, flags = whole_run
     family = archsearch.load_trajectory(out / "pruned.json")

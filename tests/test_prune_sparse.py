@@ -15,7 +15,7 @@ from archsearch.cli import main
 from archsearch.prune.settings import PruneSettings
 from archsearch.prune.sparse import magnitude_masks, prunable_layers, sparse_genotype, sparse_model
 from archsearch.prune.weights import load_member_weights
-from tests.test_genotype_sparse import _net, nonzero
+from tests.test_genotypes_genotype_sparse import _net, nonzero
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_one_shot_magnitude_pruning_writes_a_sparse_family_with_its_masks(tmp_pa
 def test_a_mask_that_does_not_fit_its_layer_is_one_line(tmp_path: Path, digits8, bad: str) -> None:
     """A kept mask of another shape (or not boolean) is refused naming the file, member and tensor,
     before any model is built from it."""
-    from archsearch.errors import ArchsearchError
+    from archsearch.core.errors import ArchsearchError
     from archsearch.prune.oneshot import prune_once
     from archsearch.prune.weights import WEIGHTS_NAME, read_member_weights, save_member_weights
 
@@ -127,7 +127,7 @@ KILLED = textwrap.dedent("""
     from archsearch.prune.loop import prune_network
     from archsearch.prune.settings import PruneSettings
     sys.path.insert(0, sys.argv[4])
-    from tests.test_genotype_sparse import _net
+    from tests.test_genotypes_genotype_sparse import _net
 
     out, kill_at, resume = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
     torch.set_num_threads(1)

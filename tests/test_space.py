@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_a_space_gives_its_typed_settings(tmp_path):
     """One parse of a space file's tables: its recipe, its pruning settings and its data set."""
     from archsearch.prune.settings import PruneSettings
-    from archsearch.errors import SpaceError
+    from archsearch.core.errors import SpaceError
 
     space = archsearch.load_space("digits-wrn-16-2")
     assert space.data_name == "digits"

@@ -25,9 +25,9 @@ from strategies import assert_cli_error, read_table
 
 import archsearch
 from archsearch import BudgetError, Trajectory, Member
-from archsearch.baselines import BaselineSource
+from archsearch.genotypes.baselines import BaselineSource
 from archsearch.cli import main
-from archsearch.recipe import Recipe, get_recipe
+from archsearch.training.recipe import Recipe, get_recipe
 from archsearch.study import (
     StudySettings,
     leaderboard,
@@ -40,7 +40,7 @@ from archsearch.study import (
     write_report,
 )
 from archsearch.study.candidates import Arm
-from archsearch.train import EpochRecord, TrainResult
+from archsearch.training.train import EpochRecord, TrainResult
 
 ROOT = Path(__file__).resolve().parents[1]
 PRUNED = ROOT / "search_spaces" / "digits-wrn-16-2" / "pruned.json"
@@ -67,7 +67,7 @@ def make_pruned_family(path: Path, steps: int = 5) -> Path:
 def grid_settings(pruned: Path, *, arms=("pruned-linear", "uniform"), budgets=(1000, 2000), seeds=(0, 1, 2),
                   epochs: int = 1, **kwargs: Any) -> StudySettings:
     source = load_source(pruned)
-    from archsearch.baselines import BaselineSource
+    from archsearch.genotypes.baselines import BaselineSource
 
     return StudySettings.build(arms=list(arms), budgets=list(budgets), seeds=list(seeds), data="digits",
                                recipe=Recipe(**{**get_recipe("digits").to_dict(), "epochs": epochs}),
@@ -204,8 +204,8 @@ def test_several_pruned_files_give_one_arm_each_and_labels_come_from_the_command
 
 # -- the grid, with real training -------------------------------------------------------------------
 def test_grid_runs_every_cell_once_and_the_database_reproduces_each_trial(pruned, digits, tmp_path):
-    from archsearch.genotype import Genotype
-    from archsearch.train import train_genotype
+    from archsearch.genotypes.genotype import Genotype
+    from archsearch.training.train import train_genotype
 
     url = f"sqlite:///{tmp_path / 'study.db'}"
     settings = grid_settings(pruned, seeds=(0, 1))

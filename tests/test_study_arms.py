@@ -10,9 +10,9 @@ from dataclasses import replace
 
 import pytest
 
-from archsearch.baselines import BASELINE_REGISTRY, Baseline, register_baseline
-from archsearch.derive import pick_member
-from archsearch.errors import BudgetError
+from archsearch.genotypes.baselines import BASELINE_REGISTRY, Baseline, register_baseline
+from archsearch.genotypes.derive import pick_member
+from archsearch.core.errors import BudgetError
 from archsearch.study import load_results, run_study
 from archsearch.study.arms import ARM_REGISTRY, RUNS, STARTS, ArmKind, arm_kind, arm_names, register_arm
 from archsearch.study.candidates import Request, make_candidate, scaled_candidate
@@ -88,7 +88,7 @@ def test_a_new_arm_is_one_registration_and_a_study_compares_it(pruned, digits, t
 
 
 def test_a_new_baseline_is_an_arm_without_an_entry_of_its_own(pruned):  # noqa: F811
-    from archsearch.baselines import scaled_baseline
+    from archsearch.genotypes.baselines import scaled_baseline
 
     register_baseline(Baseline("half-uniform", "the uniform baseline, by another name",
                                lambda template, budget, by: scaled_baseline("uniform", template, budget, by=by)))

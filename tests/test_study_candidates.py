@@ -11,7 +11,7 @@ import pytest
 from study_fixtures import make_runs, run_sources, short_recipe
 
 from archsearch import BudgetError
-from archsearch.errors import ArchsearchError
+from archsearch.core.errors import ArchsearchError
 from archsearch.prune.weights import load_member_weights
 from archsearch.study import StudySettings, load_results, load_source, run_study
 
@@ -57,7 +57,7 @@ def test_member_arms_take_the_runs_own_member_and_scratch_b_gets_the_big_network
 
 def test_pruned_tuned_measures_the_kept_weights_on_the_test_split(runs, tmp_path):
     from archsearch.data import load_dataset
-    from archsearch.train import evaluate
+    from archsearch.training.train import evaluate
 
     sources = run_sources(runs)[:1]
     family = sources[0].family
@@ -77,7 +77,7 @@ def test_pruned_tuned_measures_the_kept_weights_on_the_test_split(runs, tmp_path
 
 
 def test_an_imported_network_gets_its_own_uniform_and_bottleneck_baselines_in_a_study():
-    from archsearch.baselines import BaselineSource
+    from archsearch.genotypes.baselines import BaselineSource
 
     root = Path(__file__).resolve().parents[1]
     source = load_source(root / "search_spaces" / "digits-vgg" / "pruned.json")
@@ -101,7 +101,7 @@ def test_scaling_arms_scale_a_member_far_from_the_budget():
     budget). pruned-up scales the member nearest a quarter of the budget up (widths about x2),
     pruned-down the member nearest four times it down (about x0.5); each lands on the budget, and a
     trajectory that does not reach so far is refused in one line."""
-    from archsearch.derive import pick_member
+    from archsearch.genotypes.derive import pick_member
     from archsearch.study.candidates import make_arms, make_candidate
 
     source = load_source(Path(__file__).resolve().parents[1] / "search_spaces" / "digits-vgg" / "pruned.json")
@@ -162,8 +162,8 @@ def test_training_from_kept_weights_starts_from_them(runs):
     import dataclasses
 
     from archsearch.data import load_dataset
-    from archsearch.errors import TrainingError
-    from archsearch.train import train_genotype
+    from archsearch.core.errors import TrainingError
+    from archsearch.training.train import train_genotype
 
     family = run_sources(runs)[0].family
     kept = load_member_weights(runs["a-s0"], family, 2)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import archsearch
-from archsearch.errors import StudyError
+from archsearch.core.errors import StudyError
 from archsearch.study import StudySettings, load_source, run_study
 from archsearch.study.group import GroupFailed
 from tests.plain_net import plain_genotype

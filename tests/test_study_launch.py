@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from archsearch.cli import main
-from archsearch.errors import StudyError
+from archsearch.core.errors import StudyError
 from archsearch.study.launch import parse_devices, plan_workers
 from test_study import ROOT, cell_counts, expected_cells, grid_settings, make_pruned_family
 

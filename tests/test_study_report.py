@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from study_fixtures import make_runs, run_sources, short_recipe
 
-from archsearch.baselines import BaselineSource
+from archsearch.genotypes.baselines import BaselineSource
 from archsearch.study import StudySettings, kind_leaderboard, load_results, run_study
 from archsearch.study.report import run_label
 from archsearch.study.statistics import variance_components

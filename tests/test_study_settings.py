@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from archsearch.baselines import BaselineSource
-from archsearch.errors import ArchsearchError
+from archsearch.genotypes.baselines import BaselineSource
+from archsearch.core.errors import ArchsearchError
 
 ROOT = Path(__file__).resolve().parents[1]
 # -- study_settings: what `study run` and experiment files build, from Python ------------------------
@@ -45,7 +45,7 @@ def test_study_settings_from_python_is_what_the_command_line_builds(tmp_path) ->
 @pytest.mark.parametrize("tolerance", [float("nan"), float("inf"), 0.0, 1.5])
 def test_a_raw_tolerance_outside_zero_one_is_refused(tolerance):
     """Issue 25 item 8: NaN passed every comparison and let a 19.5k member fill a 2k cell."""
-    from archsearch.errors import BudgetError
+    from archsearch.core.errors import BudgetError
     from archsearch.study.settings import study_settings
 
     with pytest.raises(BudgetError, match="raw_tolerance"):
@@ -54,7 +54,7 @@ def test_a_raw_tolerance_outside_zero_one_is_refused(tolerance):
 
 def test_arm_seeds_give_a_baseline_more_trainings_and_one_seed_parameter() -> None:
     """A baseline's unit is a training: ``arm_seeds`` gives it as many as a pruned arm has runs."""
-    from archsearch.recipe import get_recipe
+    from archsearch.training.recipe import get_recipe
     from archsearch.study.settings import StudySettings
 
     recipe = get_recipe("digits")
@@ -80,7 +80,7 @@ def test_arm_seeds_give_a_baseline_more_trainings_and_one_seed_parameter() -> No
 def test_the_baselines_source_keeps_the_fingerprint_of_before():
     """The three fields the baselines were made from (hparams, widen, reference) are one value now;
     the stored keys are what they were, so studies made before still join."""
-    from archsearch.recipe import get_recipe
+    from archsearch.training.recipe import get_recipe
     from archsearch.study.settings import StudySettings, study_settings
 
     root = Path(__file__).resolve().parents[1]

@@ -111,7 +111,7 @@ def test_closed_forms_give_the_expected_integers():
     assert preresnet_count(18) == EXPECTED["preresnet164"]
     from pathlib import Path
 
-    from archsearch.genotype import load_genotype
+    from archsearch.genotypes.genotype import load_genotype
 
     shipped = Path(__file__).resolve().parents[1] / "search_spaces" / "preresnet110-cifar10" / "genotype.json"
     assert preresnet_count(12) == load_genotype(shipped).params == 1_146_842  # PreResNet-110 (Liu et al. 4.3)

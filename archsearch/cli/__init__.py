@@ -11,7 +11,7 @@ import sys
 import warnings
 from typing import NoReturn, Sequence
 
-from ..errors import ArchsearchError
+from ..core.errors import ArchsearchError
 from ._base import VERBS, Command, flag_of, load_command
 
 __all__ = ["main", "Command"]
@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         group = _group(args)
         if group is not None and group < 0:  # this is the launcher: the same command in -group processes
-            from ..distributed import launch
+            from ..training.distributed import launch
 
             return launch(-group, main, argv)
         with warnings.catch_warnings():
@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("archsearch: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - only the group breaking is ours to word; the rest re-raise
-        from ..distributed import LAUNCHED_ENV, LOST_GROUP, lost_group
+        from ..training.distributed import LAUNCHED_ENV, LOST_GROUP, lost_group
 
         if group is None or group < 0 or not lost_group(exc):
             raise
@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     finally:
         if group is not None and group >= 0:
-            from ..distributed import shutdown
+            from ..training.distributed import shutdown
 
             shutdown(clean=code == 0)
 
@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _group(args: argparse.Namespace) -> int | None:
     """``None``: a single process; ``-N``: launch the command in N processes (``--nproc-per-node N``);
     ``R >= 0``: this is rank R of a group (torchrun's or the launcher's environment), now joined."""
-    from ..distributed import requested
+    from ..training.distributed import requested
 
     wanted = getattr(args, "nproc_per_node", None)
     if wanted is None and not hasattr(args, "nproc_per_node"):
@@ -145,7 +145,7 @@ def _group(args: argparse.Namespace) -> int | None:
         if wanted is not None and wanted != env.size:
             raise ArchsearchError(f"--nproc-per-node {wanted}: this process is one of {env.size} that torchrun "
                                   "started; drop the flag or match it")
-        from ..distributed import init
+        from ..training.distributed import init
 
         return init(getattr(args, "device", None)).rank
     if wanted is None or wanted == 1:

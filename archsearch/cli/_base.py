@@ -51,7 +51,7 @@ def load_command(verb: str) -> Command:
 
 
 def add_member_argument(parser: argparse.ArgumentParser) -> None:
-    from ..names import MEMBER_FORMS
+    from ..core.names import MEMBER_FORMS
 
     parser.add_argument("--member", metavar="WHICH",
                         help=f"for a trajectory file (pruned.json, derive/baselines output): which genotype: {MEMBER_FORMS}")
@@ -59,10 +59,10 @@ def add_member_argument(parser: argparse.ArgumentParser) -> None:
 
 def load_member(path: str, member: str | None):  # noqa: ANN201
     """One genotype from a genotype file or a trajectory file member; errors name the file and --member."""
-    from ..errors import ArchsearchError
-    from ..trajectory import load_trajectory, select_member
+    from ..core.errors import ArchsearchError
+    from ..genotypes.trajectory import load_trajectory, select_member
 
-    from ..names import MEMBER_FORMS
+    from ..core.names import MEMBER_FORMS
 
     family = load_trajectory(path)
     if member is None and len(family) > 1:
@@ -98,7 +98,7 @@ def resolve_threads(value: int | None) -> int:
     """``--threads``, else ``$ARCHSEARCH_THREADS``, else 1; a bad value is one line naming its source."""
     import os
 
-    from ..errors import ArchsearchError
+    from ..core.errors import ArchsearchError
 
     source = "--threads"
     if value is None:
@@ -150,7 +150,7 @@ def data_source(args: argparse.Namespace, fallback: str | None = None) -> str | 
     source = args.data or fallback
     if source is None:
         if args.image_size is not None or args.data_path is not None:
-            from ..errors import DataError
+            from ..core.errors import DataError
 
             raise DataError("--image-size and --data-path need --data (or a space that names its data)")
         return None
@@ -158,9 +158,9 @@ def data_source(args: argparse.Namespace, fallback: str | None = None) -> str | 
 
 
 def narrow_cell(genotype) -> str:  # noqa: ANN001
-    """A table cell: the narrowest present width, marked ``!`` below :data:`archsearch.landing.NARROW`
+    """A table cell: the narrowest present width, marked ``!`` below :data:`archsearch.genotypes.landing.NARROW`
     (a layer that thin makes a degenerate network, whichever arm it belongs to)."""
-    from ..landing import NARROW, narrowest
+    from ..genotypes.landing import NARROW, narrowest
 
     width = narrowest(genotype)
     return f"{width}{' !' if width < NARROW else ''}"
@@ -168,7 +168,7 @@ def narrow_cell(genotype) -> str:  # noqa: ANN001
 
 def note_narrow(genotypes) -> None:  # noqa: ANN001
     """The footnote of a table with a ``!`` in its narrowest column."""
-    from ..landing import NARROW, narrowest
+    from ..genotypes.landing import NARROW, narrowest
 
     if any(narrowest(g) < NARROW for g in genotypes):
         print(f"! a layer narrower than {NARROW} channels: a degenerate network at that budget")

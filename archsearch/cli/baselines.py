@@ -3,10 +3,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..budgets import format_count, parse_budgets
-from ..errors import ArchsearchError
-from ..baselines import BASELINE_REGISTRY, BASELINES, DENSITY_BASELINES, GENERIC_BASELINES
-from ..tables import print_table
+from ..core.budgets import format_count, parse_budgets
+from ..core.errors import ArchsearchError
+from ..genotypes.baselines import BASELINE_REGISTRY, BASELINES, DENSITY_BASELINES, GENERIC_BASELINES
+from ..core.tables import print_table
 from ._base import Command, add_by_argument, add_member_argument, load_member, narrow_cell, note_narrow
 
 
@@ -32,8 +32,8 @@ class BaselinesCommand(Command):
         parser.add_argument("--out", metavar="FILE", help="write the baseline genotypes as a trajectory file")
 
     def run(self, args: argparse.Namespace) -> int:
-        from .._jsonio import check_output_path
-        from ..baselines import baselines
+        from ..core.jsonio import check_output_path
+        from ..genotypes.baselines import baselines
         from ..space import load_space
 
         if args.out:
@@ -46,8 +46,8 @@ class BaselinesCommand(Command):
         else:
             source, label = load_space(args.space), args.space
             network = source.base_genotype()
-        from ..baselines import baselines_of
-        from ..families import get_family
+        from ..genotypes.baselines import baselines_of
+        from ..genotypes.families import get_family
 
         allowed, default = baselines_of(network.family), get_family(network.family).baselines
         arms = [k.strip() for k in args.arms.split(",")] if args.arms else list(default)

@@ -5,9 +5,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from ..budgets import parse_budgets
-from ..errors import ArchsearchError
-from ..tables import print_table
+from ..core.budgets import parse_budgets
+from ..core.errors import ArchsearchError
+from ..core.tables import print_table
 from ._base import Command
 
 
@@ -28,9 +28,9 @@ class CompareCommand(Command):
         parser.add_argument("--out", metavar="DIR", help="write DIR/compare.json and DIR/widths.png")
 
     def run(self, args: argparse.Namespace) -> int:
-        from .._jsonio import atomic_write_json, check_output_path, make_dirs
-        from ..compare import compare_runs, comparison_table, plot_width_profiles
-        from ..trajectory import load_trajectory
+        from ..core.jsonio import atomic_write_json, check_output_path, make_dirs
+        from ..genotypes.compare import compare_runs, comparison_table, plot_width_profiles
+        from ..genotypes.trajectory import load_trajectory
         from .study import _pruned_arg
 
         if len(args.files) < 2:

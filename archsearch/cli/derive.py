@@ -3,10 +3,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..budgets import format_count, parse_budgets, parse_latencies
-from ..errors import BudgetError
-from ..names import DERIVE_METHODS as METHODS
-from ..tables import print_table
+from ..core.budgets import format_count, parse_budgets, parse_latencies
+from ..core.errors import BudgetError
+from ..core.names import DERIVE_METHODS as METHODS
+from ..core.tables import print_table
 from ._base import Command, add_by_argument, narrow_cell, note_narrow
 
 
@@ -35,16 +35,16 @@ class DeriveCommand(Command):
         parser.add_argument("--out", metavar="FILE", help="write the derived genotypes as a trajectory file")
 
     def run(self, args: argparse.Namespace) -> int:
-        from .._jsonio import check_output_path
-        from ..derive import derive
-        from ..trajectory import load_trajectory
+        from ..core.jsonio import check_output_path
+        from ..genotypes.derive import derive
+        from ..genotypes.trajectory import load_trajectory
 
         if args.out:
             check_output_path(args.out)
 
         table = None
         if args.by == "latency":
-            from ..latency_table import load_latency_table
+            from ..training.latency_table import load_latency_table
 
             budgets = parse_latencies(args.budgets)
             if not args.latency_table:
@@ -83,8 +83,8 @@ class DeriveCommand(Command):
 
 def _at_input(family, text: str, where: str):  # noqa: ANN001, ANN202
     """Every member at another input size (``--input``), its metrics kept."""
-    from ..errors import ArchsearchError
-    from ..trajectory import Trajectory, Member
+    from ..core.errors import ArchsearchError
+    from ..genotypes.trajectory import Trajectory, Member
 
     parts = text.lower().split("x")
     if not 1 <= len(parts) <= 2 or not all(p.strip().isdigit() for p in parts):
@@ -99,9 +99,9 @@ def _at_input(family, text: str, where: str):  # noqa: ANN001, ANN202
 
 def _latency_rows(family, rows, table, out) -> int:  # noqa: ANN001
     """The latency landing's table: each network's predicted latency, then one measurement of it."""
-    from ..latency import measure_latency
+    from ..training.latency import measure_latency
 
-    from ..trajectory import Trajectory, Member
+    from ..genotypes.trajectory import Trajectory, Member
 
     lines, members = [], []
     for i, r in enumerate(rows):

@@ -49,7 +49,7 @@ class ExperimentCommand(Command):
         report.add_argument("--alpha", type=float, default=0.05, help="significance level (default: %(default)s)")
 
     def run(self, args: argparse.Namespace) -> int:
-        from ..errors import ArchsearchError
+        from ..core.errors import ArchsearchError
         from ..experiments.file import load_experiment
 
         experiment = load_experiment(args.file)

@@ -25,8 +25,8 @@ class ExportCommand(Command):
         parser.add_argument("--out", required=True, metavar="FILE", help="the file to write")
 
     def run(self, args: argparse.Namespace) -> int:
-        from .._jsonio import check_output_path
-        from ..export import export_genotype
+        from ..core.jsonio import check_output_path
+        from ..training.export import export_genotype
 
         check_output_path(args.out)
         genotype = _genotype(args)
@@ -53,8 +53,8 @@ def _genotype(args: argparse.Namespace):  # noqa: ANN202
 
 def _kept_weights(args: argparse.Namespace) -> tuple[dict, str]:
     """The fine-tuned weights a pruning run kept for the chosen member; one line when there are none."""
-    from ..errors import ArchsearchError
-    from ..trajectory import load_trajectory, select_member
+    from ..core.errors import ArchsearchError
+    from ..genotypes.trajectory import load_trajectory, select_member
     from ..prune.weights import load_member_weights
 
     family = load_trajectory(args.genotype)

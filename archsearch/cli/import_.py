@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..tables import print_table
+from ..core.tables import print_table
 from ._base import Command
 
 
@@ -40,8 +40,8 @@ class ImportCommand(Command):
                                  "leaves the running statistics unmoved when fine-tuning)")
 
     def run(self, args: argparse.Namespace) -> int:
-        from .._jsonio import check_output_path
-        from ..importer import import_source, parse_args
+        from ..core.jsonio import check_output_path
+        from ..genotypes.importer import import_source, parse_args
 
         out = check_output_path(args.out)  # refuse a bad --out before the (long) trace and check
         weights = _weights_path(out) if args.save_weights else None
@@ -71,8 +71,8 @@ class ImportCommand(Command):
 
 def _weights_path(out: Path) -> Path:
     """``runs/r18.json`` -> ``runs/r18.pt``: the weights beside the genotype, never over it."""
-    from .._jsonio import check_output_path
-    from ..errors import OutputError
+    from ..core.jsonio import check_output_path
+    from ..core.errors import OutputError
 
     weights = out.with_suffix(".pt")
     if weights == out:

@@ -30,8 +30,8 @@ class LatencyCommand(Command):
         add_threads_argument(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        from .._jsonio import atomic_write_json, check_output_path
-        from ..latency import measure_latency
+        from ..core.jsonio import atomic_write_json, check_output_path
+        from ..training.latency import measure_latency
         from ._base import resolve_threads
 
         if args.json:
@@ -41,7 +41,7 @@ class LatencyCommand(Command):
         genotype = load_member(args.genotype, args.member)
         predicted = None
         if args.table:
-            from ..latency_table import load_latency_table
+            from ..training.latency_table import load_latency_table
 
             table = load_latency_table(args.table)
             table.check(device=args.device, threads=resolve_threads(args.threads), batch=args.batch)
@@ -63,8 +63,8 @@ class LatencyCommand(Command):
 
 
 def _make_table(args: argparse.Namespace) -> int:
-    from .._jsonio import check_output_path
-    from ..latency_table import build_latency_table
+    from ..core.jsonio import check_output_path
+    from ..training.latency_table import build_latency_table
     from ._base import resolve_threads
 
     check_output_path(args.make_table)

@@ -7,13 +7,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from ..budgets import format_count, parse_budget
-from ..errors import ArchsearchError
-from ..tables import print_table
+from ..core.budgets import format_count, parse_budget
+from ..core.errors import ArchsearchError
+from ..core.tables import print_table
 from ._base import Command, add_data_arguments, add_processes_argument, add_threads_argument, apply_threads, data_source
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..trajectory import Trajectory, Member
+    from ..genotypes.trajectory import Trajectory, Member
     from ..space import SearchSpace
 
 
@@ -94,7 +94,7 @@ class PruneCommand(Command):
         if args.target_macs is not None:
             overrides["target_macs"] = parse_budget(args.target_macs, field="--target-macs")
         if args.target_latency is not None:
-            from ..budgets import parse_latencies
+            from ..core.budgets import parse_latencies
 
             (overrides["target_latency"],) = parse_latencies(args.target_latency.replace(",", " "),
                                                              field="--target-latency")
@@ -110,7 +110,7 @@ class PruneCommand(Command):
                                  device=args.device, data_dir=args.data_dir, pretrain_epochs=args.pretrain_epochs,
                                  pretrain_overrides=pretrain, progress=False if args.no_progress else None,
                                  metadata={"command": command}, keep_checkpoint=args.keep_checkpoints)
-        from ..distributed import world
+        from ..training.distributed import world
         from ..prune.loop import PRUNED_NAME
         from ..prune.weights import WEIGHTS_NAME
 

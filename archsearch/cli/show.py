@@ -4,8 +4,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..budgets import format_count
-from ..tables import print_table
+from ..core.budgets import format_count
+from ..core.tables import print_table
 from ._base import Command, add_member_argument, load_member
 
 
@@ -27,11 +27,11 @@ class ShowCommand(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf"):
-            from ..errors import ArchsearchError
+            from ..core.errors import ArchsearchError
 
             raise ArchsearchError(f"--plot {args.plot}: the file name must end in .png, .svg or .pdf "
                                   "(the ending picks the format)")
-        from ..trajectory import load_trajectory
+        from ..genotypes.trajectory import load_trajectory
 
         if args.export:
             genotype = load_member(args.file, args.member)
@@ -40,8 +40,8 @@ class ShowCommand(Command):
             return 0
         family = load_trajectory(args.file)
         if args.member is not None:  # one member, shown as a genotype file is (it was ignored before)
-            from ..errors import ArchsearchError
-            from ..trajectory import select_member
+            from ..core.errors import ArchsearchError
+            from ..genotypes.trajectory import select_member
 
             try:
                 index = select_member(family, args.member)
@@ -73,8 +73,8 @@ class ShowCommand(Command):
             if len(listed) < len(family):
                 print(f"({len(listed)} of {len(family)} members shown; --all lists every one, --members I,J picks)")
         if args.plot:
-            from ..errors import ArchsearchError
-            from ..plots import plot_width_profile
+            from ..core.errors import ArchsearchError
+            from ..genotypes.plots import plot_width_profile
 
             indices = _choose(len(family), args.members)
             try:
@@ -89,7 +89,7 @@ class ShowCommand(Command):
 
 def _print_genes(g) -> None:  # noqa: ANN001
     """One row per gene: the stage (resolution) it writes at, its width, its role and its layers."""
-    from ..graph import sets_width
+    from ..genotypes.graph import sets_width
 
     roles = g.roles()
     members: dict[str, list[str]] = {}
@@ -135,7 +135,7 @@ def _fmt(value: object) -> str:
 
 
 def _choose(n: int, spec: str | None) -> list[int]:
-    from ..errors import ArchsearchError
+    from ..core.errors import ArchsearchError
 
     if spec:
         try:

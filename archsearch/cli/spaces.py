@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..tables import print_table
+from ..core.tables import print_table
 from ._base import Command
 
 

@@ -5,9 +5,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..budgets import format_count, parse_budgets
-from ..errors import ArchsearchError
-from ..tables import print_table
+from ..core.budgets import format_count, parse_budgets
+from ..core.errors import ArchsearchError
+from ..core.tables import print_table
 from ._base import (Command, add_by_argument, add_data_arguments, add_threads_argument, data_source,
                     narrow_cell, note_narrow, resolve_threads)
 
@@ -46,11 +46,11 @@ class StudyCommand(Command):
     example = f"{_RUN_EXAMPLE}\n  {_REPORT_EXAMPLE}"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from ..names import DEFAULT_HEARTBEAT, DEFAULT_STORAGE
+        from ..core.names import DEFAULT_HEARTBEAT, DEFAULT_STORAGE
         from ..study.arms import arm_names
-        from ..names import EARLY_STOPPING
-        from ..names import STUDY_MODES as MODES
-        from ..names import STUDY_SEARCHES as SEARCHES
+        from ..core.names import EARLY_STOPPING
+        from ..core.names import STUDY_MODES as MODES
+        from ..core.names import STUDY_SEARCHES as SEARCHES
 
         sub = parser.add_subparsers(dest="study_command", metavar="{run,report}", required=True)
         run = sub.add_parser(
@@ -247,7 +247,7 @@ class StudyCommand(Command):
                   f"{args.alpha:g} (? = fewer than 2 seeds)")
         table = None
         if args.latency_table:
-            from ..latency_table import load_latency_table
+            from ..training.latency_table import load_latency_table
 
             if not args.out:
                 raise ArchsearchError("--latency-table: only with --out (it adds the error-vs-latency plot)")

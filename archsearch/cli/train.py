@@ -5,8 +5,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import TrainingError
-from ..recipe import recipe_names
+from ..core.errors import TrainingError
+from ..training.recipe import recipe_names
 from ._base import (Command, add_data_arguments, add_member_argument, add_processes_argument, add_threads_argument,
                     apply_threads, data_source, load_member)
 
@@ -53,8 +53,8 @@ class TrainCommand(Command):
 
         from ..data import get_dataset_spec
         from ..data.sources import data_label
-        from ..recipe import get_recipe
-        from ..train import METRICS, resolve_recipe, train_genotype
+        from ..training.recipe import get_recipe
+        from ..training.train import METRICS, resolve_recipe, train_genotype
 
         genotype = load_member(args.genotype, args.member)
         apply_threads(args.threads)
@@ -85,7 +85,7 @@ class TrainCommand(Command):
                                 resume=args.resume, epochs=args.epochs, data_dir=args.data_dir,
                                 progress=False if args.no_progress else None, on_epoch=report,
                                 keep_checkpoint=args.keep_checkpoints)
-        from ..distributed import world
+        from ..training.distributed import world
 
         if not world().is_main:  # the main process reports for the group
             return 0
@@ -94,7 +94,7 @@ class TrainCommand(Command):
               f"{final.epoch} epochs (best val {best.val_error:.2%} at epoch {best.epoch}), "
               f"{result.wall_s:.1f} s on {result.device}")
         if result.diverged:
-            from ..train import divergence
+            from ..training.train import divergence
 
             print(f"archsearch: warning: training diverged in epoch {final.epoch} ({divergence(final.train_loss)}); "
                   "stopped there: lower the learning rate (--recipe, or the recipe's lr)", file=sys.stderr)

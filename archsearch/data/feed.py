@@ -15,7 +15,7 @@ augmentation off they give the network the same tensors.
   (random-resized crop and flip); arrays get the resident path's pad-crop and flip. The time the
   trainer waits for a batch is counted in :attr:`StreamFeed.wait_s`.
 
-Data-parallel training (:mod:`archsearch.distributed`) gives each process a ``part`` ``(rank,
+Data-parallel training (:mod:`archsearch.training.distributed`) gives each process a ``part`` ``(rank,
 size)``: of every training batch it gets the rank's equal slice, drawn exactly as one process would
 draw the whole batch (the same order, the same crops and flips), and of every evaluation split a
 contiguous share, whose counts the trainer sums over the group.
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .samples import Samples, normalise
 
 if TYPE_CHECKING:  # pragma: no cover

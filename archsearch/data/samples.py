@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import DataError
+from ..core.errors import DataError
 
 __all__ = ["Samples", "ArraySamples", "FileSamples", "DatasetSamples", "normalise", "channel_stats", "IMAGE_SUFFIXES"]
 

@@ -29,7 +29,7 @@ and the validation split is carved out of train: selection never sees the report
 Resolving is cheap for registered sets (nothing is read) and scans file headers for image folders;
 a resolved source is cached for the process. Everything that can be wrong with the data (no images, one
 class, an empty class folder, an unreadable image, mixed sizes, labels out of range, NaN values, a
-callable that raises or returns the wrong thing) is one :class:`~archsearch.errors.DataError` line
+callable that raises or returns the wrong thing) is one :class:`~archsearch.core.errors.DataError` line
 naming the file, and is found before any training starts.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import ArchsearchError, DataError
+from ..core.errors import ArchsearchError, DataError
 from .samples import IMAGE_SUFFIXES, ArraySamples, DatasetSamples, FileSamples, Samples, image_array, resize_arrays
 
 __all__ = ["DataOptions", "Source", "parse_source", "resolve_source", "with_options", "data_label", "canonical_name",
@@ -157,7 +157,7 @@ def _option(text: str, key: str, value: str) -> Any:
                 raise ValueError
             return value
         if key == "memory":
-            from ..budgets import parse_budget
+            from ..core.budgets import parse_budget
 
             return int(parse_budget(value.upper().replace("G", "e9").replace("M", "e6").replace("K", "e3")
                                     if value[-1:].upper() in "GMK" else value))
@@ -439,8 +439,8 @@ def _callable(text: str, location: str, options: DataOptions) -> Source:
     """``module:callable`` or ``file.py:callable``, called with no arguments: a dict of arrays (as in a
     ``.npz``), or torch Datasets ``train`` / ``(train, val)`` / ``(train, val, test)`` (``None`` for a
     missing one) of ``(image, label)`` pairs."""
-    from ..errors import NetworkImportError
-    from ..importer import load_callable
+    from ..core.errors import NetworkImportError
+    from ..genotypes.importer import load_callable
 
     try:
         fn = load_callable(location)

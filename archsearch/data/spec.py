@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import numpy as np
 
-from ..errors import DataError, UnknownDataSetError
-from ..registry import Registry
+from ..core.errors import DataError, UnknownDataSetError
+from ..core.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..genotype import Genotype
+    from ..genotypes.genotype import Genotype
 
 __all__ = ["DataSpec", "DataSet", "DATA_SET_REGISTRY", "register_dataset", "dataset_names", "get_dataset_spec",
            "default_data_dir", "check_fits", "DATA_ENV"]
@@ -46,7 +46,7 @@ class DataSpec:
     val_size: int
     #: test images carved out of the whole set, for sets that ship no test split (else 0)
     test_size: int
-    #: the named recipe that suits it (see :mod:`archsearch.recipe`)
+    #: the named recipe that suits it (see :mod:`archsearch.training.recipe`)
     default_recipe: str
     description: str = ""
 

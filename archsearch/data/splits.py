@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .samples import Samples, channel_stats, normalise
 from .sources import DataOptions, Source, resolve_source
 

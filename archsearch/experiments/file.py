@@ -57,16 +57,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from .._jsonio import read_toml
-from ..budgets import parse_budget
-from ..errors import ArchsearchError
-from ..names import EARLY_STOPPING
+from ..core.jsonio import read_toml
+from ..core.budgets import parse_budget
+from ..core.errors import ArchsearchError
+from ..core.names import EARLY_STOPPING
 from ..study.arms import arm_kind, arm_names
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..trajectory import Trajectory
+    from ..genotypes.trajectory import Trajectory
     from ..prune.settings import PruneSettings
-    from ..recipe import Recipe
+    from ..training.recipe import Recipe
     from ..space import SearchSpace
     from ..study.settings import StudySettings
 
@@ -331,7 +331,7 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
         if kind not in arms:
             raise bad(f"study.arm_seeds.{kind}", f"one of the study's arms ({', '.join(arms)})")
     arm_seeds = {k: _seeds(v, bad, key=f"study.arm_seeds.{k}") for k, v in arm_seeds.items()}
-    from ..resources import MAX_STUDY_CELLS
+    from ..core.resources import MAX_STUDY_CELLS
 
     n_budgets = len(budgets) if budgets is not None else len({r.label for r in runs})
     cells = n_budgets * sum(len(arm_seeds.get(a, seeds)) for a in arms)
@@ -390,9 +390,9 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
 def _check_reachable(experiment: Experiment, bad: Any) -> None:
     """A budget below what every arm can reach, or too big to train here, is refused now, not after
     the pruning runs."""
-    from ..budgets import format_count
-    from ..landing import MEASURES, floor_count
-    from ..resources import TRAINING_BYTES_PER_PARAM, check_memory
+    from ..core.budgets import format_count
+    from ..genotypes.landing import MEASURES, floor_count
+    from ..core.resources import TRAINING_BYTES_PER_PARAM, check_memory
 
     matched = [("study.budgets", experiment.by, experiment.budgets)]
     if experiment.rematch is not None:

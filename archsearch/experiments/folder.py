@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from .file import Experiment, PruneRun
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..trajectory import Trajectory
+    from ..genotypes.trajectory import Trajectory
 
 __all__ = ["DONE_NAME", "PRUNED_NAME", "MACHINE_NAME", "run_folder", "parent_folder", "storage_url", "finished_runs"]
 
@@ -43,7 +43,7 @@ def storage_url(out: Path) -> str:
 
 def finished_runs(experiment: Experiment, out: Path) -> dict[str, tuple[str, "Trajectory"]]:
     """``{run name: (pruned.json path, family)}`` of every run that finished."""
-    from ..trajectory import load_trajectory
+    from ..genotypes.trajectory import load_trajectory
 
     done = {}
     for run in experiment.runs:

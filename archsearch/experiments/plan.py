@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..budgets import format_count
-from ..errors import ArchsearchError, DataError
+from ..core.budgets import format_count
+from ..core.errors import ArchsearchError, DataError
 from ..study.arms import arm_kind
 from .file import Experiment
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..genotype import Genotype
+    from ..genotypes.genotype import Genotype
 
 __all__ = ["Step", "Plan", "plan_experiment", "measure_images_per_s", "format_plan"]
 
@@ -184,7 +184,7 @@ def measure_images_per_s(genotype: "Genotype", batch: int, device: str | None = 
     import torch
     from torch.nn import functional as F
 
-    from ..train import resolve_device
+    from ..training.train import resolve_device
 
     dev = resolve_device(device)
     cuda = dev.type == "cuda"
@@ -219,7 +219,7 @@ def measure_images_per_s(genotype: "Genotype", batch: int, device: str | None = 
 
 def format_plan(plan: Plan) -> str:
     """The plan as a researcher reads it: the network, a table of steps, compute and disk."""
-    from ..tables import format_table
+    from ..core.tables import format_table
 
     macs = f"{plan.macs / 1e9:.2f}G" if plan.macs >= 1e9 else format_count(plan.macs)
     lines = [f"experiment {plan.experiment}: {plan.network} ({plan.params:,} params, {macs} MACs per image) on "

@@ -26,16 +26,16 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .._jsonio import atomic_write_json, atomic_write_text, json_safe
-from ..budgets import format_count
-from ..errors import ArchsearchError
-from ..tables import percent
+from ..core.jsonio import atomic_write_json, atomic_write_text, json_safe
+from ..core.budgets import format_count
+from ..core.errors import ArchsearchError
+from ..core.tables import percent
 from .file import Claim, Experiment
 from .folder import MACHINE_NAME, finished_runs, parent_folder, storage_url
 
 __all__ = ["ClaimResult", "evaluate_claims", "write_experiment_report", "NARROW"]
 
-from ..landing import NARROW  # noqa: E402 - a candidate with a layer narrower than this is degenerate
+from ..genotypes.landing import NARROW  # noqa: E402 - a candidate with a layer narrower than this is degenerate
 
 
 @dataclass(frozen=True)
@@ -155,8 +155,8 @@ def _consistency(experiment: Experiment, trajectories: Mapping[str, tuple[str, A
     """Per run label with several runs: the width-profile agreement at the budgets they reach."""
     import warnings
 
-    from ..compare import compare_densities, compare_runs
-    from ..graph import sparse_layers
+    from ..genotypes.compare import compare_densities, compare_runs
+    from ..genotypes.graph import sparse_layers
 
     out: dict[str, Any] = {}
     for label in experiment.labels:
@@ -189,7 +189,7 @@ def _consistency(experiment: Experiment, trajectories: Mapping[str, tuple[str, A
 def _narrow(settings: Any) -> list[dict[str, Any]]:
     """Candidates of every arm with a layer narrower than :data:`NARROW` channels (a derived network
     can be as degenerate as a baseline: issue 25)."""
-    from ..landing import narrowest
+    from ..genotypes.landing import narrowest
 
     flagged = []
     for c in settings.grid_candidates():
@@ -236,7 +236,7 @@ def write_experiment_report(experiment: Experiment, out: str | os.PathLike[str],
                             report_dir: str | os.PathLike[str] | None = None, alpha: float = 0.05,
                             timings: Mapping[str, float] | None = None) -> dict[str, Path]:
     """Write the report of the experiment in ``out`` (default into ``out/report``); returns the paths."""
-    from ..compare import plot_density_profiles, plot_width_profiles
+    from ..genotypes.compare import plot_density_profiles, plot_width_profiles
     from ..study.ranking import kind_leaderboard
     from ..study.report import write_report
     from ..study.results import load_results
@@ -244,7 +244,7 @@ def write_experiment_report(experiment: Experiment, out: str | os.PathLike[str],
     out = Path(out)
     target = Path(report_dir) if report_dir is not None else out / "report"
     if timings is None and (out / "timings.json").is_file():  # a redrawn report keeps the run's wall times
-        from .._jsonio import read_json
+        from ..core.jsonio import read_json
 
         timings = read_json(out / "timings.json")
     trajectories = finished_runs(experiment, out)
@@ -316,9 +316,9 @@ def _parents(experiment: Experiment, out: Path, trajectories: Mapping[str, tuple
     """``[parent]``: the runs' pre-trained networks against the same network pre-trained without the
     ``without`` keys (Network Slimming's sparsity term): whether the term costs the parent less than
     one point (a non-inferiority test, the margin of :data:`~.file.DEFAULT_MARGIN`)."""
-    from .._jsonio import read_json
+    from ..core.jsonio import read_json
     from ..study.statistics import difference
-    from ..train import METRICS
+    from ..training.train import METRICS
     from .file import DEFAULT_MARGIN
 
     if not experiment.parent_seeds:
@@ -371,8 +371,8 @@ def run_machine(out: Path) -> dict[str, Any]:
     """The machine the experiment in ``out`` ran on: its ``machine.json``, else the one its last report
     recorded (a folder committed before machine.json was written), else this one. A redrawn report
     must not claim this machine and today's date for wall times measured elsewhere (issue 25)."""
-    from .._jsonio import read_json
-    from ..machine import machine
+    from ..core.jsonio import read_json
+    from ..core.machine import machine
 
     for path, key in ((out / MACHINE_NAME, None), (out / "report" / "experiment.json", "machine")):
         if path.is_file():
@@ -389,7 +389,7 @@ def run_machine(out: Path) -> dict[str, Any]:
 def _markdown(experiment: Experiment, record: Mapping[str, Any], kinds: Sequence[Any], claims: Sequence[ClaimResult],
               consistency: Mapping[str, Any], narrow: Sequence[Mapping[str, Any]],
               rematch_kinds: Sequence[Any] = ()) -> str:
-    from ..compare import CHANCE_DRAWS
+    from ..genotypes.compare import CHANCE_DRAWS
     from ..study.report import kind_table  # the study report's cells (importing it loads the study package)
 
     info = record["machine"]

@@ -24,13 +24,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from .._jsonio import atomic_write_json, make_dirs, read_json
-from ..errors import ArchsearchError
+from ..core.jsonio import atomic_write_json, make_dirs, read_json
+from ..core.errors import ArchsearchError
 from .file import Experiment, ExperimentError, PruneRun
 from .folder import DONE_NAME, MACHINE_NAME, PRUNED_NAME, finished_runs, parent_folder, run_folder, storage_url
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..trajectory import Trajectory
+    from ..genotypes.trajectory import Trajectory
     from ..study.runner import RunSummary
 
 __all__ = ["run_experiment", "run_task", "task_worker", "prune_run", "train_parent", "run_study_worker"]
@@ -46,7 +46,7 @@ def train_parent(experiment: Experiment, seed: int, out: Path, *, device: str | 
                  data_dir: str | None = None, log: Log = _stderr) -> dict:
     """One training of the unpruned network without the runs' ``pretrain`` changes (``[parent]``):
     what their pre-trained parents are compared with. Resumed when killed; skipped when done."""
-    from ..train import METRICS, train_genotype
+    from ..training.train import METRICS, train_genotype
 
     folder = parent_folder(out, seed)
     if (folder / METRICS).is_file():
@@ -63,7 +63,7 @@ def train_parent(experiment: Experiment, seed: int, out: Path, *, device: str | 
 def prune_run(experiment: Experiment, run: PruneRun, out: Path, *, device: str | None = None,
               data_dir: str | None = None, log: Log = _stderr) -> "Trajectory":
     """One pruning run (pre-training included), resumed where a killed one stopped; skipped when done."""
-    from ..trajectory import load_trajectory
+    from ..genotypes.trajectory import load_trajectory
     from ..prune.loop import CHECKPOINT_NAME, check_same_settings
     from ..prune.workflow import prune_space
 
@@ -104,7 +104,7 @@ def run_task(experiment: Experiment, out: Path, task: str, *, device: str | None
 def _group_task(argv: list[str]) -> int:
     """One process of a group that runs one task of an experiment data-parallel (``gpus_per_trial``):
     ``[file, out, task, device, data_dir]``; the main process writes and logs."""
-    from .. import distributed
+    from ..training import distributed
     from .file import load_experiment
 
     path, out, task, device, data_dir = argv
@@ -117,9 +117,9 @@ def _group_task(argv: list[str]) -> int:
 
 def _in_group(experiment: Experiment, out: Path, task: str, k: int, device: str | None, data_dir: str | None) -> None:
     """``task`` (``prune:RUN`` or ``parent:SEED``) trained by ``k`` processes on the GPUs from ``device`` on."""
-    from ..distributed import launch
+    from ..training.distributed import launch
     from ..study.group import visible_devices
-    from ..train import resolve_device
+    from ..training.train import resolve_device
 
     dev = resolve_device(device)
     code = launch(k, _group_task, [str(experiment.path), str(out), task, dev.type, data_dir or ""],
@@ -134,7 +134,7 @@ def run_study_worker(experiment: Experiment, out: Path, *, device: str | None = 
                      gpus_per_trial: int = 1) -> "RunSummary":
     """One worker of the experiment's studies, the main one then ``[study.macs]``'s (every pruning run
     must have finished); returns the main study's summary."""
-    from ..budgets import format_count
+    from ..core.budgets import format_count
     from ..study.runner import run_study
 
     trajectories = finished_runs(experiment, out)
@@ -165,7 +165,7 @@ def run_study_worker(experiment: Experiment, out: Path, *, device: str | None = 
 
 def task_worker(file: str, out: str, task: str, device: str | None = None, data_dir: str | None = None,
                 threads: int | None = 1) -> int:
-    """A worker process of ``workers > 1`` (see :mod:`archsearch.supervisor`): one task of the experiment."""
+    """A worker process of ``workers > 1`` (see :mod:`archsearch.core.supervisor`): one task of the experiment."""
     from .file import load_experiment
 
     run_task(load_experiment(file), Path(out), task, device=device, data_dir=data_dir, threads=threads)
@@ -176,7 +176,7 @@ def _spawn(experiment: Experiment, out: Path, tasks: list[str], workers: int, de
            data_dir: str | None) -> None:
     """Run ``tasks`` in worker processes, at most ``workers`` at once, each logging to ``logs/TASK.log``
     (a study worker's lines are shown too); the first failure stops them all."""
-    from ..supervisor import Task, supervise
+    from ..core.supervisor import Task, supervise
 
     logs = make_dirs(out / "logs")
     plan = [Task(task, "archsearch.experiments.run:task_worker",
@@ -198,7 +198,7 @@ def run_experiment(experiment: Experiment, out: str | os.PathLike[str], *, worke
 
     ``gpus_per_trial`` K: every pruning run, parent and study cell trains data-parallel over K
     processes (K GPUs from ``device`` on, or K gloo processes on a CPU), one after another."""
-    from ..runfolder import RunFolder
+    from ..core.runfolder import RunFolder
     from .report import write_experiment_report
 
     out = Path(out)
@@ -209,11 +209,11 @@ def run_experiment(experiment: Experiment, out: str | os.PathLike[str], *, worke
     if gpus_per_trial > 1 and workers > 1:
         raise ArchsearchError(f"workers {workers} with gpus_per_trial {gpus_per_trial}: one worker trains each "
                               "network over the K GPUs; give one of them")
-    from ..train import resolve_device
+    from ..training.train import resolve_device
 
     resolve_device(device)  # a device this machine lacks is refused before the folder is made
     with RunFolder(out, "experiment"):
-        from ..machine import machine
+        from ..core.machine import machine
 
         if not (out / MACHINE_NAME).is_file() or any(not (run_folder(out, r) / DONE_NAME).is_file()
                                                      for r in experiment.runs):

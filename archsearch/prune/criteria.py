@@ -35,13 +35,13 @@ from typing import TYPE_CHECKING, ClassVar, Mapping
 import torch
 from torch import nn
 
-from ..distributed import all_reduce, world
-from ..errors import ArchsearchError
+from ..training.distributed import all_reduce, world
+from ..core.errors import ArchsearchError
 from .groups import Branch, Group, residual_branches, spatial_sizes
 from .settings import CRITERION_REGISTRY, PruneSettingsError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..genotype import Genotype
+    from ..genotypes.genotype import Genotype
     from .settings import PruneSettings
 
 __all__ = ["Criterion", "SSS", "CRITERIA", "make_criterion"]
@@ -116,7 +116,7 @@ class Criterion(ABC):
 class _ActivationCriterion(Criterion):
     """Accumulates a per-channel signal from (activation, gradient) pairs at the watched tensors.
 
-    Data-parallel (:mod:`archsearch.distributed`): each process sees its slice of the batch, and the
+    Data-parallel (:mod:`archsearch.training.distributed`): each process sees its slice of the batch, and the
     gradient of its own slice's mean loss, ``size`` times the whole batch's; scaled back and
     averaged over the group every step, the signal is the one a single process computes from the
     whole batch, so every process prunes the same channel and a checkpoint holds the whole score.

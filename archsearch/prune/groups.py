@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Mapping
 
 import networkx as nx
 
-from ..graph import inputs_of, live_nodes, sets_width, shapes, widths_with
-from ..kinds import KINDS
+from ..genotypes.graph import inputs_of, live_nodes, sets_width, shapes, widths_with
+from ..genotypes.kinds import KINDS
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..genotype import Genotype
+    from ..genotypes.genotype import Genotype
 
 __all__ = ["Slot", "Group", "Branch", "Wiring", "wiring", "layouts", "coupled_groups", "can_vanish", "residual_branches",
            "spatial_sizes"]

@@ -9,7 +9,7 @@ same seed). With ``save_weights`` the weights of the members kept so far travel 
 too, and ``member_weights.pt`` is rewritten from it (:mod:`archsearch.prune.weights`), between the
 checkpoint and ``pruned.json``.
 
-Data-parallel (``--nproc-per-node``, torchrun; :mod:`archsearch.distributed`), every process
+Data-parallel (``--nproc-per-node``, torchrun; :mod:`archsearch.training.distributed`), every process
 fine-tunes its slice of each batch and the criterion's scores are averaged over the group every
 step, so every process cuts the same channels; the main process alone writes the folder, and every
 process resumes from its checkpoint.
@@ -39,16 +39,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._jsonio import parse_json
+from ..core.jsonio import parse_json
 from ..data import DataSplits
-from ..distributed import barrier, device_for, world
-from ..errors import ArchsearchError
-from ..trajectory import Trajectory, Member, load_trajectory
-from ..genotype import Genotype
-from ..graph import sparse_layers
-from ..recipe import Recipe
-from ..runfolder import RunFolder, refuse_changed
-from ..train import Trainer, divergence, is_diverged, resolve_device
+from ..training.distributed import barrier, device_for, world
+from ..core.errors import ArchsearchError
+from ..genotypes.trajectory import Trajectory, Member, load_trajectory
+from ..genotypes.genotype import Genotype
+from ..genotypes.graph import sparse_layers
+from ..training.recipe import Recipe
+from ..core.runfolder import RunFolder, refuse_changed
+from ..training.train import Trainer, divergence, is_diverged, resolve_device
 from .criteria import Criterion, make_criterion
 from .groups import Group, coupled_groups
 from .settings import CRITERION_REGISTRY, PruneSettings, PruneSettingsError
@@ -181,7 +181,7 @@ def check_same_settings(path: Path, saved: Mapping[str, Any], settings: PruneSet
 class _Run:
     """The mutable state of one pruning run, and its (de)serialisation.
 
-    Fine-tuning goes through the :class:`~archsearch.train.Trainer`'s step stream, so precision,
+    Fine-tuning goes through the :class:`~archsearch.training.train.Trainer`'s step stream, so precision,
     memory layout and data-on-device are those of training from scratch.
     """
 
@@ -290,7 +290,7 @@ def latency_table(settings: PruneSettings) -> Any:
     """The settings' latency table (read once per file), or ``None``."""
     if settings.latency_table is None:
         return None
-    from ..latency_table import table_for
+    from ..training.latency_table import table_for
 
     return table_for(settings.latency_table)
 
@@ -396,7 +396,7 @@ def _done(run: _Run) -> bool:
 
 
 def check_fine_tuning(run: _Run, loss: float, when: str, kept: str) -> None:
-    """Stop a run whose fine-tuning blew up as training judges it (:func:`~archsearch.train.is_diverged`):
+    """Stop a run whose fine-tuning blew up as training judges it (:func:`~archsearch.training.train.is_diverged`):
     a non-finite loss, or a loss far above chance's with the validation error at chance. At lr 1000
     the loss reaches 1e19 while staying finite, and a run that checked only for NaN went on to the
     end and exited 0. The error is measured only when the loss is already far off."""
@@ -415,7 +415,7 @@ def _kept_members(members: tuple[Member, ...], save: str | tuple[int, ...]) -> s
         return set()
     if save == "all":
         return set(range(len(members)))
-    from ..derive import pick_member
+    from ..genotypes.derive import pick_member
 
     family = Trajectory(members)
     return {pick_member(family, "nearest", budget) for budget in save}

@@ -46,11 +46,11 @@ import torch
 from torch import nn
 
 from ..data import DataSplits
-from ..distributed import barrier, device_for, world
-from ..errors import ArchsearchError
-from ..trajectory import Trajectory, Member, load_trajectory
-from ..genotype import Genotype
-from ..train import resolve_device
+from ..training.distributed import barrier, device_for, world
+from ..core.errors import ArchsearchError
+from ..genotypes.trajectory import Trajectory, Member, load_trajectory
+from ..genotypes.genotype import Genotype
+from ..training.train import resolve_device
 from .criteria import Criterion
 from .groups import residual_branches
 from .loop import (CHECKPOINT_NAME, PRUNED_NAME, _cut, _groups, _removable, _Run, by_gene, check_fine_tuning,

@@ -30,9 +30,9 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
-from ..budgets import parse_budget
-from ..errors import ArchsearchError, UnknownNameError
-from ..registry import Registry
+from ..core.budgets import parse_budget
+from ..core.errors import ArchsearchError, UnknownNameError
+from ..core.registry import Registry
 
 __all__ = ["PruneSettings", "NORMALISERS", "CRITERION_REGISTRY", "CRITERION_NAMES", "THRESHOLDS", "REMOVES",
            "register_criterion", "removes"]
@@ -240,7 +240,7 @@ class PruneSettings:
             if isinstance(values.get(key), str):
                 values[key] = parse_budget(values[key], field=f"{source}.{key}")
         if isinstance(values.get("target_latency"), str):
-            from ..budgets import parse_latencies
+            from ..core.budgets import parse_latencies
 
             values["target_latency"] = parse_latencies(values["target_latency"].split(",")[0],
                                                        field=f"{source}.target_latency")[0]

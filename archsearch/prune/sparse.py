@@ -1,6 +1,6 @@
 """Unstructured magnitude pruning (Han et al. 2015, arXiv:1506.02626; Liu et al. 2018's third scheme):
 the weights of smallest magnitude go, and what is left is an architecture too, a *density* per layer
-(:mod:`archsearch.kinds`' ``density``; format version 4).
+(:mod:`archsearch.genotypes.kinds`' ``density``; format version 4).
 
 ``global`` removes ``fraction`` of all prunable weights, the smallest anywhere (one threshold for the
 whole network, as Han et al. and Liu et al. prune); ``layer`` removes ``fraction`` of each layer's. The
@@ -18,7 +18,7 @@ import torch
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
-    from ..genotype import Genotype
+    from ..genotypes.genotype import Genotype
     from .loop import _Run
 
 __all__ = ["prunable_layers", "magnitude_masks", "sparse_genotype", "sparse_model", "thin"]
@@ -26,8 +26,8 @@ __all__ = ["prunable_layers", "magnitude_masks", "sparse_genotype", "sparse_mode
 
 def prunable_layers(genotype: "Genotype") -> list[str]:
     """The layers magnitude pruning thins, in graph order: those densities describe
-    (:func:`archsearch.density.layer_weights`)."""
-    from ..density import layer_weights
+    (:func:`archsearch.genotypes.density.layer_weights`)."""
+    from ..genotypes.density import layer_weights
 
     return list(layer_weights(genotype))
 
@@ -67,8 +67,8 @@ def magnitude_masks(model: "nn.Module", genotype: "Genotype", fraction: float, t
 
 def sparse_genotype(genotype: "Genotype", masks: Mapping[str, torch.Tensor]) -> "Genotype":
     """``genotype`` with each masked layer's ``density`` (kept / weights: a layer keeps exactly as many
-    as its mask holds, see :func:`archsearch.graph.kept_weights`)."""
-    from ..density import with_densities
+    as its mask holds, see :func:`archsearch.genotypes.graph.kept_weights`)."""
+    from ..genotypes.density import with_densities
 
     return with_densities(genotype, {node: int(mask.sum()) / mask.numel() for node, mask in masks.items()})
 

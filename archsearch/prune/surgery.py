@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Callable, Mapping
 import torch
 from torch import nn
 
-from ..errors import GenotypeError
-from ..graph import sparse_layers
-from ..kinds import KINDS
+from ..core.errors import GenotypeError
+from ..genotypes.graph import sparse_layers
+from ..genotypes.kinds import KINDS
 from ..models.graphnet import GraphNet, skeleton
 from .groups import wiring
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..genotype import Genotype
+    from ..genotypes.genotype import Genotype
 
 __all__ = ["prune_channels", "graph_state_dict"]
 

@@ -17,13 +17,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .._jsonio import atomic_torch_save, read_torch
-from ..errors import ArchsearchError
+from ..core.jsonio import atomic_torch_save, read_torch
+from ..core.errors import ArchsearchError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from ..trajectory import Trajectory
+    from ..genotypes.trajectory import Trajectory
 
 __all__ = ["WEIGHTS_NAME", "WEIGHTS_FORMAT", "save_member_weights", "read_member_weights", "load_member_weights"]
 

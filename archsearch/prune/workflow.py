@@ -19,15 +19,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ..errors import ArchsearchError
+from ..core.errors import ArchsearchError
 from ..space import load_space
 from .settings import PruneSettings
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from ..trajectory import Trajectory
-    from ..recipe import Recipe
+    from ..genotypes.trajectory import Trajectory
+    from ..training.recipe import Recipe
     from ..space import SearchSpace
 
 __all__ = ["prune_space", "space_settings", "pretrain_recipe", "load_weights", "PRETRAIN_DIR"]
@@ -101,10 +101,10 @@ def prune_space(space: "SearchSpace | str | os.PathLike[str]",
     import torch
 
     from ..data import check_fits, load_dataset
-    from ..train import resolve_device
+    from ..training.train import resolve_device
 
     resolve_device(device)  # a bad device fails before any work
-    from ..distributed import shard
+    from ..training.distributed import shard
 
     shard(settings.batch_size, what="prune.batch_size")  # in a group, batches that do not split: before any work
     if recipe is not None:
@@ -134,8 +134,8 @@ def _pretrain(space: "SearchSpace", genotype: Any, data: Any, recipe: "Recipe", 
               device: Any, epochs: int | None, progress: bool | None,
               keep_checkpoint: bool = False) -> tuple[dict, dict[str, Any]]:
     """Train the big net in ``pre`` (continuing a run killed there); its weights and a summary."""
-    from ..distributed import world
-    from ..train import CHECKPOINT, METRICS, WEIGHTS, train_genotype
+    from ..training.distributed import world
+    from ..training.train import CHECKPOINT, METRICS, WEIGHTS, train_genotype
     from .loop import state_copy
 
     if world().is_main:
@@ -154,7 +154,7 @@ def _pretrain(space: "SearchSpace", genotype: Any, data: Any, recipe: "Recipe", 
                             resume=(pre / CHECKPOINT).exists() or (pre / METRICS).exists(), epochs=epochs,
                             progress=progress, on_epoch=said if quiet_bar else None, keep_checkpoint=keep_checkpoint)
     if result.diverged:
-        from ..train import divergence
+        from ..training.train import divergence
 
         raise ArchsearchError(f"pre-training diverged in epoch {result.final.epoch} "
                               f"({divergence(result.final.train_loss)}); nothing to prune: lower the [train] lr")
@@ -166,7 +166,7 @@ def _pretrain(space: "SearchSpace", genotype: Any, data: Any, recipe: "Recipe", 
 
 def load_weights(path: str | os.PathLike[str]) -> dict:
     """A state_dict from a ``.pt`` file (or a checkpoint holding one under ``model``), in one-line errors."""
-    from .._jsonio import read_torch
+    from ..core.jsonio import read_torch
 
     state = read_torch(path, what="weights")
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):

@@ -7,7 +7,7 @@ is given the unpruned network's compute (``compute_matched``, Liu et al.'s Scrat
 the package asks the record, never the name: adding an arm is one :func:`register_arm` call (here,
 or in a user's module before a study starts) and its test.
 
-Every baseline of :mod:`archsearch.baselines` is an arm too (:func:`arm_kind` makes its record from
+Every baseline of :mod:`archsearch.genotypes.baselines` is an arm too (:func:`arm_kind` makes its record from
 that registry), so a new baseline needs no entry here.
 
 This module imports nothing heavy: the command line lists the arms in ``--help`` from it, and the
@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from ..baselines import BASELINE_REGISTRY
-from ..registry import Registry
+from ..genotypes.baselines import BASELINE_REGISTRY
+from ..core.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..recipe import Recipe
+    from ..training.recipe import Recipe
     from .candidates import Candidate, Request, Source
 
 __all__ = ["ArmKind", "ARM_REGISTRY", "register_arm", "arm_kind", "arm_names", "pruned_arm_names", "STARTS", "RUNS"]
@@ -85,7 +85,7 @@ class ArmKind:
             return recipe
         from dataclasses import replace
 
-        from ..recipe import budget_epochs
+        from ..training.recipe import budget_epochs
 
         epochs = budget_epochs("scratch-b", recipe.epochs, candidate.genotype.macs,
                                int(candidate.detail["reference_macs"]), max_scale=SCRATCH_B_MAX_SCALE)

@@ -50,13 +50,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ..baselines import BASELINES, BaselineSource
-from ..budgets import format_count
-from ..derive import derive, pick_member
-from ..errors import ArchsearchError, BudgetError
-from ..trajectory import Trajectory, load_trajectory
-from ..genotype import Genotype
-from ..landing import MEASURES
+from ..genotypes.baselines import BASELINES, BaselineSource
+from ..core.budgets import format_count
+from ..genotypes.derive import derive, pick_member
+from ..core.errors import ArchsearchError, BudgetError
+from ..genotypes.trajectory import Trajectory, load_trajectory
+from ..genotypes.genotype import Genotype
+from ..genotypes.landing import MEASURES
 from .arms import SCRATCH_B_MAX_SCALE, arm_kind, arm_names, pruned_arm_names
 
 __all__ = [
@@ -216,7 +216,7 @@ def make_candidate(arm: Arm, budget: int, sources: Mapping[str, Source] | Sequen
 
     ``member`` (an arm that ``searches_member`` only) scales that member instead of the one nearest
     the budget (the candidate search of ``--mode search``). ``baselines_from``: what a baseline
-    arm's network is made from (:class:`archsearch.baselines.BaselineSource`). An unreachable budget raises
+    arm's network is made from (:class:`archsearch.genotypes.baselines.BaselineSource`). An unreachable budget raises
     :class:`BudgetError` whose message starts with the arm and names the budget once: a landing's
     message starts with the budget it missed, and the arm puts its name in front (:func:`_landed`);
     a member arm's own refusal says both. ``by``: the budget counts ``params`` or ``macs``.
@@ -229,7 +229,7 @@ def make_candidate(arm: Arm, budget: int, sources: Mapping[str, Source] | Sequen
 
 
 def baseline_candidate(request: Request) -> Candidate:
-    """A baseline at the budget, made from the study's :class:`~archsearch.baselines.BaselineSource`."""
+    """A baseline at the budget, made from the study's :class:`~archsearch.genotypes.baselines.BaselineSource`."""
     arm, budget, made_from = request.arm, request.budget, request.baselines_from
     if made_from is None:
         raise ArchsearchError("baselines need the unpruned network: from `space` or the first file of `sources`")

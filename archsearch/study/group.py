@@ -1,10 +1,10 @@
 """One study cell trained data-parallel over several processes (``study run --gpus-per-trial K``).
 
 A worker that owns K GPUs (or, on a CPU, K gloo processes) trains each of its cells in a group of K
-processes started for that cell (:func:`archsearch.distributed.launch`). The cell travels as data: a
+processes started for that cell (:func:`archsearch.training.distributed.launch`). The cell travels as data: a
 task folder holding the genotype and recipe as JSON, the data source's name and the seed, and the
 starting weights where an arm has them (read back with ``weights_only=True``); the group trains it
-with :func:`archsearch.train.train_genotype` into that folder, whose ``metrics.json`` the worker
+with :func:`archsearch.training.train.train_genotype` into that folder, whose ``metrics.json`` the worker
 reads as the cell's result. The worker keeps its heartbeat while the group runs. A process of the
 group that dies fails the group (the others are stopped), and the worker fails the cell with
 :class:`GroupFailed`, which puts it back in the queue for any worker (this one included) to retry.
@@ -17,14 +17,14 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from ..errors import ArchsearchError
+from ..core.errors import ArchsearchError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from ..genotype import Genotype
-    from ..recipe import Recipe
-    from ..train import TrainResult
+    from ..genotypes.genotype import Genotype
+    from ..training.recipe import Recipe
+    from ..training.train import TrainResult
 
 __all__ = ["GroupFailed", "group_trainer", "group_devices", "visible_devices"]
 
@@ -62,7 +62,7 @@ def visible_devices(device: str, k: int) -> str | None:
 
 def group_trainer(k: int, device: str, data: str, data_dir: str | os.PathLike[str] | None = None
                   ) -> Callable[..., "TrainResult"]:
-    """A replacement for :func:`archsearch.train.train_genotype` (the objective's ``train``) that trains
+    """A replacement for :func:`archsearch.training.train.train_genotype` (the objective's ``train``) that trains
     each cell in a group of ``k`` processes on the worker's devices (see the module text)."""
     visible = visible_devices(device, k)
 
@@ -71,8 +71,8 @@ def group_trainer(k: int, device: str, data: str, data_dir: str | os.PathLike[st
               init_state: "Mapping[str, torch.Tensor] | None" = None) -> "TrainResult":
         import torch
 
-        from ..distributed import launch
-        from ..train import TrainResult
+        from ..training.distributed import launch
+        from ..training.train import TrainResult
 
         with tempfile.TemporaryDirectory(prefix="archsearch-cell-") as folder:
             task = Path(folder)
@@ -98,10 +98,10 @@ def _cell(argv: Sequence[str]) -> int:
     """One process of a cell's group: read the task, train (the main process writes the run)."""
     import torch
 
-    from .. import distributed
-    from ..genotype import Genotype
-    from ..recipe import Recipe
-    from ..train import train_genotype
+    from ..training import distributed
+    from ..genotypes.genotype import Genotype
+    from ..training.recipe import Recipe
+    from ..training.train import train_genotype
 
     task = Path(argv[0])
     spec = json.loads((task / _TASK).read_text())

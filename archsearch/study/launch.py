@@ -2,7 +2,7 @@
 
 ``archsearch study run ... --devices cuda:0,cuda:1`` (or ``--devices all``, or ``--workers N`` on
 CPU) starts one worker process per device on this machine (:func:`archsearch.study.worker.work`, run
-by :mod:`archsearch.supervisor`), all joined to the same
+by :mod:`archsearch.core.supervisor`), all joined to the same
 study (the storage's atomic pops and heartbeats do the sharing, exactly as for workers started by
 hand). Each child's lines are streamed as they arrive, prefixed with its device
 (``[cuda:1] [12/90] trial ...``); a line is written whole, so lines never interleave.
@@ -26,9 +26,9 @@ from __future__ import annotations
 import os
 from typing import IO, Any, Callable, Mapping, Sequence
 
-from ..errors import StudyError, TrainingError
-from ..supervisor import INTERRUPTED, Task, WorkerExit, supervise
-from ..supervisor import Outcome as LaunchResult
+from ..core.errors import StudyError, TrainingError
+from ..core.supervisor import INTERRUPTED, Task, WorkerExit, supervise
+from ..core.supervisor import Outcome as LaunchResult
 
 __all__ = ["parse_devices", "cpu_cores", "plan_workers", "launch_workers", "WorkerExit", "LaunchResult", "INTERRUPTED"]
 
@@ -41,10 +41,10 @@ SHAREABLE = ("cpu",)
 def parse_devices(text: str) -> list[str]:
     """``"cuda:0,cuda:1"`` -> ``["cuda:0", "cuda:1"]``; ``"all"``: every visible CUDA device.
 
-    Each name is checked by :func:`archsearch.train.resolve_device` (``cuda`` reads as ``cuda:0``).
+    Each name is checked by :func:`archsearch.training.train.resolve_device` (``cuda`` reads as ``cuda:0``).
     A GPU named twice is refused; ``cpu`` may repeat (one CPU worker per entry).
     """
-    from ..train import resolve_device
+    from ..training.train import resolve_device
 
     named = {"field": "devices", "value": text}
     if text.strip() == "all":

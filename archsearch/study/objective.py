@@ -17,7 +17,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import ArchsearchError, BudgetError
+from ..core.errors import ArchsearchError, BudgetError
 from .arms import arm_kind
 from .settings import StudySettings
 from .storage import CELL_ATTR
@@ -26,8 +26,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
     from ..data import DataSplits
-    from ..genotype import Genotype
-    from ..train import TrainResult
+    from ..genotypes.genotype import Genotype
+    from ..training.train import TrainResult
     from .candidates import Candidate
 
 __all__ = ["Objective", "IdleTrial", "make_early_stopping"]
@@ -219,7 +219,7 @@ class Objective:
     def _measure(self, trial: "optuna.Trial", candidate: "Candidate") -> float:
         """``pruned-tuned``: the pruning run's own fine-tuned weights, on the same splits as training."""
         from ..data import make_feed
-        from ..train import evaluate_batches, resolve_device
+        from ..training.train import evaluate_batches, resolve_device
 
         start = time.perf_counter()
         state = self._kept(candidate)
@@ -283,7 +283,7 @@ class Objective:
 
         train = self._train
         if train is None:
-            from ..train import train_genotype as train
+            from ..training.train import train_genotype as train
         start_from = {"init_state": self._kept(candidate)} if warm else {}  # tuned-e: the run's own weights
         if masked:  # scratch-mask: the run's own masks, every weight as a scratch training draws it
             start_from = {"init_state": self._masked_init(candidate, g, seed)}
@@ -298,7 +298,7 @@ class Objective:
         }.items():
             trial.set_user_attr(key, value)
         if result.diverged:  # never a COMPLETE trial: the report must not rank a blown-up run
-            from ..train import divergence
+            from ..training.train import divergence
 
             raise optuna.TrialPruned(f"training diverged ({divergence(final.train_loss)}) in epoch {final.epoch}")
         return float(final.val_error)

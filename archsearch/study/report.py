@@ -17,9 +17,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .._jsonio import atomic_write_json, atomic_write_text, json_safe
-from ..budgets import format_count
-from ..tables import percent
+from ..core.jsonio import atomic_write_json, atomic_write_text, json_safe
+from ..core.budgets import format_count
+from ..core.tables import percent
 from .ranking import (ALPHA, KindRow, LeaderboardRow, genotype_key, kind_leaderboard, leaderboard, run_label,
                           top_trials)
 from .results import StudyResults, load_results
@@ -36,7 +36,7 @@ TRIAL_COLUMNS = ("number", "state", "arm", "kind", "source", "budget", "seed", "
 
 
 def top_table(trials: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Headers and cells of :func:`top_trials` for :func:`archsearch.tables.print_table`."""
+    """Headers and cells of :func:`top_trials` for :func:`archsearch.core.tables.print_table`."""
     headers = ["rank", "trial", "arm", "budget", "params", "searched", "val err %", "test err %"]
     rows = []
     for i, t in enumerate(trials, 1):
@@ -48,7 +48,7 @@ def top_table(trials: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list
 
 
 def leaderboard_table(rows: Sequence[LeaderboardRow]) -> tuple[list[str], list[list[str]]]:
-    """Headers and cells for :func:`archsearch.tables.print_table` (errors in %)."""
+    """Headers and cells for :func:`archsearch.core.tables.print_table` (errors in %)."""
     headers = ["budget", "arm", "params", "MACs", "seeds", "test err % (mean ± std)", "val err %", "gap pp",
                "p (Welch)", "p (Holm)", "gap > noise", "best"]
     out = []
@@ -131,7 +131,7 @@ def write_report(results: StudyResults, out_dir: str | os.PathLike[str], *, alph
         "trials": [{k: v for k, v in t.items() if k not in ("genotype", "history")} for t in results.trials],
     }))
     if plot and rows and results.settings.get("mode", "grid") == "grid":
-        from ..plots import plot_error_vs_params
+        from ..genotypes.plots import plot_error_vs_params
 
         pooled = any(r.runs > 1 for r in kinds)
         axes = [("params", "parameters"), ("macs", "MACs")] + ([("latency_ms", "predicted latency")]
@@ -149,7 +149,7 @@ def write_report(results: StudyResults, out_dir: str | os.PathLike[str], *, alph
 def _predict_latencies(results: StudyResults, rows: Sequence[LeaderboardRow], kinds: Sequence[KindRow],
                        table: Any) -> None:
     """Fill ``latency_ms`` of every row from the genotype its trials trained, as ``table`` predicts it."""
-    from ..genotype import Genotype
+    from ..genotypes.genotype import Genotype
 
     genotypes: dict[tuple[str, int], Any] = {}
     for t in results.complete():

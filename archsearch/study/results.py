@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..errors import StudyError
+from ..core.errors import StudyError
 from .storage import SETTINGS_ATTR, load_study, safe_url
 
 __all__ = ["StudyResults", "load_results"]

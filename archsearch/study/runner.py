@@ -142,7 +142,7 @@ def run_study(settings: StudySettings, *, study_name: str, storage: "str | optun
     each its share of the cores: oversubscribed threads slow small networks down by 10-100x).
     ``on_open(created)`` is called once the study is created or joined, before any training;
     ``on_trial`` with each trial this worker finishes. ``train`` replaces
-    :func:`archsearch.train.train_genotype` (tests). ``gpus_per_trial``: each cell trains data-parallel
+    :func:`archsearch.training.train.train_genotype` (tests). ``gpus_per_trial``: each cell trains data-parallel
     in that many processes, on the GPUs from ``device`` on (a CPU worker: gloo processes; see
     :mod:`archsearch.study.group`); a group that fails puts its cell back in the queue.
     """
@@ -205,8 +205,8 @@ def _prepare(settings: StudySettings, *, n_trials: int | None, device: Any, thre
     opens a context on cuda:0 behind it; torch gets this worker's share of the CPU threads; a cell
     trained by several processes gets its group trainer.
     """
-    from ..errors import StudyError
-    from ..train import resolve_device
+    from ..core.errors import StudyError
+    from ..training.train import resolve_device
 
     if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
         raise StudyError(f"{n_trials!r} is invalid; expected a positive number of trials", field="n_trials")

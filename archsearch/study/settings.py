@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
-from ..baselines import BaselineSource
-from ..budgets import format_count
-from ..errors import ArchsearchError, BudgetError
-from ..genotype import Genotype
-from ..names import (EARLY_STOPPING, EARLY_STOPPING_REGISTRY, STUDY_MODE_REGISTRY, STUDY_MODES, STUDY_SEARCH_REGISTRY,
+from ..genotypes.baselines import BaselineSource
+from ..core.budgets import format_count
+from ..core.errors import ArchsearchError, BudgetError
+from ..genotypes.genotype import Genotype
+from ..core.names import (EARLY_STOPPING, EARLY_STOPPING_REGISTRY, STUDY_MODE_REGISTRY, STUDY_MODES, STUDY_SEARCH_REGISTRY,
                      STUDY_SEARCHES)
-from ..recipe import Recipe
+from ..training.recipe import Recipe
 from .arms import arm_kind, arm_names
 from .candidates import RAW_TOLERANCE, Arm, Candidate, Source, make_arms, make_candidate
 
@@ -106,14 +106,14 @@ class StudySettings:
         if isinstance(raw_tolerance, bool) or not isinstance(raw_tolerance, (int, float)) \
                 or not 0 < raw_tolerance < 1:  # NaN and infinity fail this too: a NaN let a 19.5k member fill 2k
             raise BudgetError(f"{raw_tolerance!r} is invalid; expected a fraction in (0, 1), e.g. 0.1", field="raw_tolerance")
-        from ..resources import MAX_STUDY_CELLS, TRAINING_BYTES_PER_PARAM, check_memory
+        from ..core.resources import MAX_STUDY_CELLS, TRAINING_BYTES_PER_PARAM, check_memory
 
         counts = dict(per_arm)
         cells = len(budgets) * sum(len(counts.get(k.split("[")[0], seeds)) for k in kinds)
         if cells > MAX_STUDY_CELLS:
             raise ArchsearchError(f"{len(kinds)} arms x {len(budgets)} budgets x their seeds is {cells:,} "
                                   f"cells; one study holds at most {MAX_STUDY_CELLS:,}", field="arms")
-        from ..landing import check_measure
+        from ..genotypes.landing import check_measure
 
         check_measure(by)
         if by == "params":  # a MACs budget says little of the memory; the candidates' own sizes are checked later
@@ -311,7 +311,7 @@ def study_settings(*, arms: Sequence[str], budgets: Sequence[int], seeds: Sequen
     for the WRN families, and by shrinking the unpruned network for any other (an imported VGG, ...).
     """
     from ..space import load_space
-    from ..train import resolve_recipe
+    from ..training.train import resolve_recipe
     from .candidates import load_source
 
     if space is not None:
@@ -319,7 +319,7 @@ def study_settings(*, arms: Sequence[str], budgets: Sequence[int], seeds: Sequen
     sources = [s if isinstance(s, Source) else load_source(s) for s in sources]
     data = data or (space.data_name if space is not None else None) or "digits"
     if isinstance(recipe, str):
-        from ..recipe import get_recipe
+        from ..training.recipe import get_recipe
 
         recipe = get_recipe(recipe)
     elif recipe is None:

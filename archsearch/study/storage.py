@@ -25,8 +25,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import StudyError
-from ..names import DEFAULT_HEARTBEAT as _DEFAULT_HEARTBEAT, DEFAULT_STORAGE as _DEFAULT_STORAGE
+from ..core.errors import StudyError
+from ..core.names import DEFAULT_HEARTBEAT as _DEFAULT_HEARTBEAT, DEFAULT_STORAGE as _DEFAULT_STORAGE
 from .settings import StudySettings, settings_diff
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -1,7 +1,7 @@
 """One study worker as a process runs it: the study asked for as data, its progress lines, its signals.
 
 ``archsearch study run`` runs :func:`work` in its own process; ``--devices``/``--workers`` hand the
-same call to :mod:`archsearch.supervisor` once per device, so a launched worker and a worker started
+same call to :mod:`archsearch.core.supervisor` once per device, so a launched worker and a worker started
 by hand run the same code. The request is the keyword arguments of
 :func:`archsearch.study.settings.study_settings` in JSON form (paths, names, numbers), so it travels
 to a worker process as it is and each worker builds the same settings.
@@ -12,8 +12,8 @@ import signal
 import sys
 from typing import Any, Callable, Mapping
 
-from ..budgets import format_count
-from ..names import DEFAULT_HEARTBEAT
+from ..core.budgets import format_count
+from ..core.names import DEFAULT_HEARTBEAT
 
 __all__ = ["settings_of", "work", "progress_line"]
 
