@@ -118,3 +118,20 @@ def test_no_lazily_exported_name_is_also_a_submodule():
     importlib.import_module("archsearch.genotypes.derive")
     importlib.import_module("archsearch.derive")  # the old path loads the moved module...
     assert callable(archsearch.derive) and callable(archsearch.baselines)  # ...and the function stays
+
+
+def test_every_module_path_of_0_1_still_imports_as_the_module_it_moved_to():
+    import importlib
+    import sys
+
+    import archsearch
+
+    for old, new in archsearch._MOVED_MODULES.items():
+        assert importlib.import_module(old) is importlib.import_module(new), old
+        assert sys.modules[new].__spec__.name == new, f"{new} carries the alias's spec"
+    wrn = importlib.import_module("archsearch.genotypes.families.wrn")
+    assert importlib.import_module("archsearch.families.wrn") is wrn, "a moved package's submodule loads once"
+    from archsearch.errors import ArchsearchError
+    from archsearch.genotype import Genotype
+
+    assert ArchsearchError is archsearch.ArchsearchError and Genotype is archsearch.Genotype
