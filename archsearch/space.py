@@ -129,8 +129,8 @@ def resolve_space(path: str | os.PathLike[str]) -> Path:
         shipped = shipped_spaces()
         if path.name in shipped:
             return shipped[path.name]
-        raise SpaceError(f"{path}: no such space file or shipped space; shipped spaces are "
-                         f"{', '.join(shipped)} (archsearch spaces lists them)")
+        raise SpaceError("no such space file or shipped space; shipped spaces are "
+                         f"{', '.join(shipped)} (archsearch spaces lists them)", source=path)
     return path
 
 
@@ -147,42 +147,42 @@ def load_space(path: "SearchSpace | str | os.PathLike[str]") -> SearchSpace:
     where = str(file)
     unknown = sorted(set(data) - _TOP)
     if unknown:
-        raise SpaceError(f"{where}: unknown key {unknown[0]!r}; expected some of {', '.join(sorted(_TOP))}")
+        raise SpaceError(f"unknown key {unknown[0]!r}; expected some of {', '.join(sorted(_TOP))}", source=where)
     if data.get("format") != SPACE_FORMAT:
-        raise SpaceError(f"{where}: format is {data.get('format')!r}, expected {SPACE_FORMAT!r}")
+        raise SpaceError(f"format is {data.get('format')!r}, expected {SPACE_FORMAT!r}", source=where)
     version = data.get("version")
     if not isinstance(version, int) or not 1 <= version <= SPACE_VERSION:
-        raise SpaceError(f"{where}: version {version!r} is not supported (this archsearch reads 1..{SPACE_VERSION})")
+        raise SpaceError(f"version {version!r} is not supported (this archsearch reads 1..{SPACE_VERSION})", source=where)
     for table in ("model", "data", "train", "prune"):
         if not isinstance(data.get(table, {}), dict):
-            raise SpaceError(f"{where}: [{table}] must be a table")
+            raise SpaceError(f"[{table}] must be a table", source=where)
     name = data.get("name", file.parent.name)
     if not isinstance(name, str) or not _NAME.fullmatch(name) or name in (".", ".."):
-        raise SpaceError(f"{where}: name {name!r} must be a plain name (letters, digits, '.', '_', '-'); "
-                         "it names the default run folder runs/NAME")
+        raise SpaceError(f"name {name!r} must be a plain name (letters, digits, '.', '_', '-'); "
+                         "it names the default run folder runs/NAME", source=where)
     if not isinstance(data.get("description", ""), str):
-        raise SpaceError(f"{where}: description must be a string")
+        raise SpaceError("description must be a string", source=where)
     _check_table_keys(where, data)
     extra = sorted(set(data.get("data", {})) - {"name"})
     if extra:
-        raise SpaceError(f"{where}: data.{extra[0]} is unknown; expected name")
+        raise SpaceError(f"data.{extra[0]} is unknown; expected name", source=where)
     model = dict(data.get("model", {}))
     if "genotype" in model:
         return _graph_space(file, data, model)
     family = model.pop("family", None)
     if not isinstance(family, str):
-        raise SpaceError(f"{where}: model.family is required, e.g. \"wrn\", or model.genotype, a genotype file")
+        raise SpaceError("model.family is required, e.g. \"wrn\", or model.genotype, a genotype file", source=where)
     widen = model.pop("widen", 1.0)
     inner_ratio = model.pop("inner_ratio", None)
     if not isinstance(widen, (int, float)) or isinstance(widen, bool) or not 0 < widen <= 1000:
-        raise SpaceError(f"{where}: model.widen {widen!r} must be a positive number up to 1000")
+        raise SpaceError(f"model.widen {widen!r} must be a positive number up to 1000", source=where)
     if inner_ratio is not None and (not isinstance(inner_ratio, (int, float)) or isinstance(inner_ratio, bool)
                                     or not 0 <= inner_ratio <= 100):
-        raise SpaceError(f"{where}: model.inner_ratio {inner_ratio!r} must be a number from 0 to 100")
+        raise SpaceError(f"model.inner_ratio {inner_ratio!r} must be a number from 0 to 100", source=where)
     try:
         hparams = get_family(family).check_hparams(model)
     except ArchsearchError as exc:
-        raise SpaceError(f"{where}: model: {exc}") from None
+        raise SpaceError(f"{exc}", field='model', source=where) from None
     space = SearchSpace(
         name=str(data.get("name", file.parent.name)), path=file.parent, family=family, hparams=hparams,
         widen=float(widen), inner_ratio=inner_ratio, description=str(data.get("description", "")),
@@ -191,7 +191,7 @@ def load_space(path: "SearchSpace | str | os.PathLike[str]") -> SearchSpace:
     try:
         space.base_genotype()
     except ArchsearchError as exc:
-        raise SpaceError(f"{where}: model: {exc}") from None
+        raise SpaceError(f"{exc}", field='model', source=where) from None
     return space
 
 
@@ -217,14 +217,14 @@ def _graph_space(file: Path, data: Mapping[str, Any], model: dict) -> SearchSpac
     where = str(file)
     extra = sorted(set(model) - {"genotype", "source"})
     if extra:
-        raise SpaceError(f"{where}: model.{extra[0]} is unknown beside model.genotype; expected genotype, source")
+        raise SpaceError(f"model.{extra[0]} is unknown beside model.genotype; expected genotype, source", source=where)
     name = model["genotype"]
     if not isinstance(name, str) or Path(name).is_absolute() or ".." in Path(name).parts:
-        raise SpaceError(f"{where}: model.genotype {name!r} must be a file name inside the space folder")
+        raise SpaceError(f"model.genotype {name!r} must be a file name inside the space folder", source=where)
     try:
         genotype = load_genotype(file.parent / name)
     except ArchsearchError as exc:
-        raise SpaceError(f"{where}: model.genotype: {exc}") from None
+        raise SpaceError(f"{exc}", field='model.genotype', source=where) from None
     return SearchSpace(
         name=str(data.get("name", file.parent.name)), path=file.parent, family=genotype.family,
         hparams=dict(genotype.hparams), widen=1.0, description=str(data.get("description", "")),

@@ -285,3 +285,32 @@ def test_a_failing_worker_task_stops_the_step_naming_its_error_and_log(tmp_path)
     assert text.startswith("prune:no-such-run failed: archsearch: error: ") and "no-such-run" in text[40:]
     assert f"(full log: {out / 'logs'}" in text and "\n" not in text
     assert (out / "logs" / "prune-no-such-run.log").read_text().startswith("archsearch: error: ")
+
+
+def test_the_study_reads_each_pruning_run_once(tmp_path):
+    """The runs' trajectories, loaded once to see which runs finished, are the study's sources: a
+    second read of every pruned.json at a study's start is gone."""
+    from archsearch.genotypes.trajectory import load_trajectory
+
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "once.toml").write_text(textwrap.dedent("""\
+        format = "archsearch.experiment"
+        version = 1
+        name = "once"
+        space = "digits-wrn-16-2"
+
+        [[runs]]
+        label = "fisher"
+        criterion = "fisher"
+        seeds = [0]
+
+        [study]
+        arms = ["pruned-linear", "uniform"]
+        budgets = ["5k"]
+        seeds = 1
+        """))
+    experiment = load_experiment(tmp_path / "once.toml")
+    shipped = load_trajectory(root / "search_spaces" / "digits-wrn-16-2" / "pruned.json")
+    gone = tmp_path / "gone" / "pruned.json"  # not on disk: reading it again would fail
+    settings = experiment.study_settings({"fisher-s0": (str(gone), shipped)})
+    assert settings.sources[0].family is shipped and settings.sources[0].path == str(gone)

@@ -66,11 +66,11 @@ def load_member(path: str, member: str | None):  # noqa: ANN201
 
     family = load_trajectory(path)
     if member is None and len(family) > 1:
-        raise ArchsearchError(f"{path}: holds {len(family)} genotypes; choose one with --member ({MEMBER_FORMS})")
+        raise ArchsearchError(f"holds {len(family)} genotypes; choose one with --member ({MEMBER_FORMS})", source=path)
     try:
         index = select_member(family, member)
     except ArchsearchError as exc:
-        raise ArchsearchError(f"{path}: --member: {exc}") from None
+        raise ArchsearchError(f"--member: {exc}", source=path) from None
     return family[index].genotype  # built now (a version-2 file): its errors name the file themselves
 
 
@@ -107,9 +107,9 @@ def resolve_threads(value: int | None) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise ArchsearchError(f"{source}: {text!r} is not a number of threads") from None
+            raise ArchsearchError(f"{text!r} is not a number of threads", source=source) from None
     if value < 1 or value > 1024:
-        raise ArchsearchError(f"{source}: {value} is invalid; expected a number of threads from 1 to 1024")
+        raise ArchsearchError(f"{value} is invalid; expected a number of threads from 1 to 1024", source=source)
     return value
 
 

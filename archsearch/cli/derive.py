@@ -94,7 +94,7 @@ def _at_input(family, text: str, where: str):  # noqa: ANN001, ANN202
         return Trajectory(tuple(Member(m.genotype.at_input_size(size), m.metrics) for m in family),
                       {**family.metadata, "input_size": list(size) if isinstance(size, tuple) else size})
     except ArchsearchError as exc:
-        raise ArchsearchError(f"{where}: --input {text}: {exc}") from None
+        raise ArchsearchError(f"--input {text}: {exc}", source=where) from None
 
 
 def _latency_rows(family, rows, table, out) -> int:  # noqa: ANN001

@@ -29,10 +29,10 @@ def check_output_path(path: str | os.PathLike[str]) -> Path:
     """
     path = Path(path)
     if path.is_symlink():
-        raise OutputError(f"{path}: is a symbolic link; archsearch only replaces regular files (choose another path)")
+        raise OutputError("is a symbolic link; archsearch only replaces regular files (choose another path)", source=path)
     if path.exists() and not path.is_file():
         what = "a directory" if path.is_dir() else "not a regular file (a device, pipe or socket)"
-        raise OutputError(f"{path}: is {what}; expected a file path to write")
+        raise OutputError(f"is {what}; expected a file path to write", source=path)
     check_folder_path(path.parent, path)
     return path
 
@@ -72,7 +72,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise OutputError(f"{path}: cannot write here ({exc.strerror or type(exc).__name__})") from None
+        raise OutputError(f"cannot write here ({exc.strerror or type(exc).__name__})", source=path) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -86,7 +86,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         except FileNotFoundError:
             pass
         if isinstance(exc, OSError):
-            raise OutputError(f"{path}: cannot write ({exc.strerror or type(exc).__name__})") from None
+            raise OutputError(f"cannot write ({exc.strerror or type(exc).__name__})", source=path) from None
         raise
 
 
@@ -160,7 +160,7 @@ def json_safe(value: Any, where: str | None = None) -> Any:
     if hasattr(value, "item"):  # numpy scalars
         return json_safe(value.item(), where)
     if where is not None:
-        raise ArchsearchError(f"{where}: {type(value).__name__} is not JSON-serialisable")
+        raise ArchsearchError(f"{type(value).__name__} is not JSON-serialisable", source=where)
     return value
 
 
@@ -222,16 +222,16 @@ def parse_json(text: Any, source: object, *, error: type[Exception] = FileFormat
 def check_header(obj: Any, path: object, fmt: str, supported: int) -> int:
     """Check the ``format``/``version`` header every archsearch file starts with; return version."""
     if not isinstance(obj, dict):
-        raise FileFormatError(f"{path}: expected a JSON object with format '{fmt}', found {type(obj).__name__}")
+        raise FileFormatError(f"expected a JSON object with format '{fmt}', found {type(obj).__name__}", source=path)
     found = obj.get("format")
     if found != fmt:
-        raise FileFormatError(f"{path}: format is {found!r}, expected {fmt!r}")
+        raise FileFormatError(f"format is {found!r}, expected {fmt!r}", source=path)
     version = obj.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise FileFormatError(f"{path}: version is {version!r}, expected a positive integer")
+        raise FileFormatError(f"version is {version!r}, expected a positive integer", source=path)
     if version > supported:
         raise FileFormatError(
-            f"{path}: {fmt} version {version} is newer than this archsearch reads "
+            f"{fmt} version {version} is newer than this archsearch reads "
             f"(up to {supported}); upgrade archsearch"
-        )
+        , source=path)
     return version

@@ -176,8 +176,8 @@ class RunFolder:
         check_folder_path(self.path, error=RunFolderError)
         found = self.kind_found()
         if found is not None and found != self.kind:
-            raise RunFolderError(f"{self.path}: holds a {_NOUN.get(found, found)} run; a {self.noun} run needs "
-                                 "its own folder (choose another `out_dir`)")
+            raise RunFolderError(f"holds a {_NOUN.get(found, found)} run; a {self.noun} run needs "
+                                 "its own folder (choose another `out_dir`)", source=self.path)
         return found
 
     def claim(self) -> "RunFolder":
@@ -195,8 +195,8 @@ class RunFolder:
         except OSError:
             holder = _holder(fd)
             os.close(fd)
-            raise RunFolderError(f"{self.path}: archsearch process {holder or '(unknown)'} is using this folder; "
-                                 "wait for it to finish (or stop it), or choose another `out_dir`") from None
+            raise RunFolderError(f"archsearch process {holder or '(unknown)'} is using this folder; "
+                                 "wait for it to finish (or stop it), or choose another `out_dir`", source=self.path) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())  # who holds it, for the message another process gives
         self._fd = fd

@@ -215,17 +215,17 @@ def image_array(image: Any, where: str) -> np.ndarray:
     elif hasattr(image, "detach"):  # a torch tensor
         image = image.detach().cpu().numpy()
     if not isinstance(image, np.ndarray):
-        raise DataError(f"{where}: an image must be a tensor, an array or a PIL image, not {type(image).__name__}")
+        raise DataError(f"an image must be a tensor, an array or a PIL image, not {type(image).__name__}", source=where)
     if image.ndim == 2:
         image = image[None]
     if image.ndim != 3:
-        raise DataError(f"{where}: an image must have 2 or 3 dimensions (C, H, W), not shape {tuple(image.shape)}")
+        raise DataError(f"an image must have 2 or 3 dimensions (C, H, W), not shape {tuple(image.shape)}", source=where)
     if image.shape[0] not in (1, 3) and image.shape[2] in (1, 3):
         image = image.transpose(2, 0, 1)
     if image.dtype != np.uint8:
         image = image.astype(np.float32)
         if not np.isfinite(image).all():
-            raise DataError(f"{where}: the image holds NaN or infinite values")
+            raise DataError("the image holds NaN or infinite values", source=where)
     return np.ascontiguousarray(image)
 
 
@@ -235,7 +235,7 @@ def fit_image(image: np.ndarray, size: int, channels: int, where: str) -> np.nda
         if image.shape[0] == 1 and channels == 3:
             image = np.repeat(image, 3, axis=0)
         else:
-            raise DataError(f"{where}: has {image.shape[0]} channels, expected {channels}")
+            raise DataError(f"has {image.shape[0]} channels, expected {channels}", source=where)
     if image.shape[1:] != (size, size):
         image = resize_arrays(image[None], size)[0]
     return image

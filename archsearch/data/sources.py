@@ -249,7 +249,7 @@ def _fit_arrays(x: np.ndarray, spec: Any, where: str) -> np.ndarray:
         if x.shape[1] == 1 and spec.in_channels == 3:
             x = np.repeat(x, 3, axis=1)
         else:
-            raise DataError(f"{where}: has {x.shape[1]} channels; channels={spec.in_channels} cannot be made from them")
+            raise DataError(f"has {x.shape[1]} channels; channels={spec.in_channels} cannot be made from them", source=where)
     if x.shape[2:] != (spec.input_size, spec.input_size):
         x = resize_arrays(x, spec.input_size)
     return x
@@ -346,43 +346,43 @@ _ARRAY_KEYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 
 def _npz(text: str, path: Path, options: DataOptions) -> Source:
     if not path.is_file():
-        raise DataError(f"{path}: no such file; npz:FILE wants a numpy .npz with x_train, y_train "
-                        "(and optionally x_val, y_val, x_test, y_test)")
+        raise DataError("no such file; npz:FILE wants a numpy .npz with x_train, y_train "
+                        "(and optionally x_val, y_val, x_test, y_test)", source=path)
     try:
         with np.load(path, allow_pickle=False) as z:  # pickled objects would run code: refused
             arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npz of plain arrays ({str(exc)[:120] or type(exc).__name__})") from None
+        raise DataError(f"not a readable .npz of plain arrays ({str(exc)[:120] or type(exc).__name__})", source=path) from None
     unknown = sorted(set(arrays) - set(_ARRAY_KEYS))
     if unknown:
-        raise DataError(f"{path}: unknown array {unknown[0]!r}; expected {', '.join(_ARRAY_KEYS)}")
+        raise DataError(f"unknown array {unknown[0]!r}; expected {', '.join(_ARRAY_KEYS)}", source=path)
     return _from_arrays(text, arrays, options, str(path))
 
 
 def _from_arrays(text: str, arrays: Mapping[str, Any], options: DataOptions, where: str) -> Source:
     for need in ("x_train", "y_train"):
         if need not in arrays:
-            raise DataError(f"{where}: no {need}; expected x_train, y_train (and optionally x_val, y_val, x_test, y_test)")
+            raise DataError(f"no {need}; expected x_train, y_train (and optionally x_val, y_val, x_test, y_test)", source=where)
     xs: dict[str, np.ndarray] = {}
     ys: dict[str, np.ndarray] = {}
     for split in ("train", "val", "test"):
         if f"x_{split}" in arrays or f"y_{split}" in arrays:
             if f"x_{split}" not in arrays or f"y_{split}" not in arrays:
-                raise DataError(f"{where}: x_{split} and y_{split} go together; only one is there")
+                raise DataError(f"x_{split} and y_{split} go together; only one is there", source=where)
             xs[split] = _images(arrays[f"x_{split}"], f"{where}: x_{split}")
             ys[split] = _labels(arrays[f"y_{split}"], len(xs[split]), f"{where}: y_{split}")
     shapes = {s: x.shape[1:] for s, x in xs.items()}
     if len({s[0] for s in shapes.values()}) > 1:
-        raise DataError(f"{where}: the splits differ in channels ({', '.join(f'{k} {v[0]}' for k, v in shapes.items())})")
+        raise DataError(f"the splits differ in channels ({', '.join(f'{k} {v[0]}' for k, v in shapes.items())})", source=where)
     if options.size is None and len({s[1:] for s in shapes.values()}) > 1:
-        raise DataError(f"{where}: the splits differ in image size; give one (size=N) to resize them")
+        raise DataError("the splits differ in image size; give one (size=N) to resize them", source=where)
     classes = int(ys["train"].max()) + 1
     for split, y in ys.items():
         missing = sorted(set(np.unique(y).tolist()) - set(np.unique(ys["train"]).tolist()))
         if missing:
-            raise DataError(f"{where}: y_{split} has label {missing[0]}, which y_train never has; labels are 0..{classes - 1}")
+            raise DataError(f"y_{split} has label {missing[0]}, which y_train never has; labels are 0..{classes - 1}", source=where)
     if len(np.unique(ys["train"])) < 2:
-        raise DataError(f"{where}: y_train has one class only; a classifier needs at least two")
+        raise DataError("y_train has one class only; a classifier needs at least two", source=where)
     channels = options.channels or xs["train"].shape[1]
     h, w = xs["train"].shape[2:]
     size = options.size or min(h, w)
@@ -401,19 +401,19 @@ def _images(x: Any, where: str) -> np.ndarray:
         x = x.detach().cpu().numpy()
     x = np.asarray(x)
     if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-        raise DataError(f"{where}: not an array of numbers (dtype {x.dtype})")
+        raise DataError(f"not an array of numbers (dtype {x.dtype})", source=where)
     if x.ndim == 3:
         x = x[:, None]
     if x.ndim != 4 or len(x) == 0:
-        raise DataError(f"{where}: shape {tuple(x.shape)} is not images (N, C, H, W), (N, H, W, C) or (N, H, W)")
+        raise DataError(f"shape {tuple(x.shape)} is not images (N, C, H, W), (N, H, W, C) or (N, H, W)", source=where)
     if x.shape[1] > 4 and x.shape[3] <= 4:
         x = x.transpose(0, 3, 1, 2)
     elif x.shape[1] > 4:
-        raise DataError(f"{where}: shape {tuple(x.shape)}: cannot tell the channels (1 to 4, first or last)")
+        raise DataError(f"shape {tuple(x.shape)}: cannot tell the channels (1 to 4, first or last)", source=where)
     if x.dtype != np.uint8:
         x = x.astype(np.float32)
         if not np.isfinite(x).all():
-            raise DataError(f"{where}: holds NaN or infinite values")
+            raise DataError("holds NaN or infinite values", source=where)
     return np.ascontiguousarray(x)
 
 
@@ -422,15 +422,15 @@ def _labels(y: Any, n: int, where: str) -> np.ndarray:
         y = y.detach().cpu().numpy()
     y = np.asarray(y)
     if y.ndim != 1 or len(y) != n:
-        raise DataError(f"{where}: expected {n} labels in one dimension, found shape {tuple(y.shape)}")
+        raise DataError(f"expected {n} labels in one dimension, found shape {tuple(y.shape)}", source=where)
     if not np.issubdtype(y.dtype, np.number):
-        raise DataError(f"{where}: labels must be integers 0..K-1, found dtype {y.dtype}")
+        raise DataError(f"labels must be integers 0..K-1, found dtype {y.dtype}", source=where)
     if np.issubdtype(y.dtype, np.floating):
         if not np.isfinite(y).all() or (y != np.round(y)).any():
-            raise DataError(f"{where}: labels must be integers 0..K-1; found NaN, infinite or fractional values")
+            raise DataError("labels must be integers 0..K-1; found NaN, infinite or fractional values", source=where)
     if (y < 0).any() or (len(y) and y.max() > 1_000_000):
-        raise DataError(f"{where}: label {int(y.min()) if (y < 0).any() else int(y.max())} is out of range; "
-                        "labels are integers 0..K-1")
+        raise DataError(f"label {int(y.min()) if (y < 0).any() else int(y.max())} is out of range; "
+                        "labels are integers 0..K-1", source=where)
     return y.astype(np.int64)
 
 

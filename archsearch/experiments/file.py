@@ -193,7 +193,7 @@ class Experiment:
         for r in self.runs:
             if r.name == name:
                 return r
-        raise ExperimentError(f"{self.path}: no pruning run {name!r}; runs are {', '.join(r.name for r in self.runs)}")
+        raise ExperimentError(f"no pruning run {name!r}; runs are {', '.join(r.name for r in self.runs)}", source=self.path)
 
     # -- what each step is given -----------------------------------------------------------------
     def prune_settings(self, run: PruneRun) -> "PruneSettings":
@@ -222,7 +222,8 @@ class Experiment:
         if rematch:
             assert self.rematch is not None
             by, budgets, arms = self.rematch.by, self.rematch.budgets, self.rematch.arms
-        sources: list[Source] = [load_source(trajectories[r.name][0], r.name) for r in self.runs]
+        sources: list[Source] = [load_source(trajectories[r.name][0], r.name, trajectory=trajectories[r.name][1])
+                                 for r in self.runs]
         budgets = budgets if budgets is not None else pruned_budgets(self, trajectories, by=by)
         where = f"study.{by}." if rematch else "study."
         try:
@@ -269,11 +270,11 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
     where = str(path)
 
     def bad(key: str, expected: str) -> ExperimentError:
-        return ExperimentError(f"{where}: {key}: expected {expected}")
+        return ExperimentError(f"expected {expected}", field=key, source=where)
 
     unknown = sorted(set(data) - _TOP)
     if unknown:
-        raise ExperimentError(f"{where}: unknown key {unknown[0]!r}; expected some of {', '.join(sorted(_TOP))}")
+        raise ExperimentError(f"unknown key {unknown[0]!r}; expected some of {', '.join(sorted(_TOP))}", source=where)
     if data.get("format") != EXPERIMENT_FORMAT:
         raise bad("format", f'"{EXPERIMENT_FORMAT}"')
     if data.get("version") != EXPERIMENT_VERSION:
@@ -311,7 +312,7 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
     study = dict(data.get("study", {}))
     unknown = sorted(set(study) - _STUDY_KEYS)
     if unknown:
-        raise ExperimentError(f"{where}: study.{unknown[0]}: unknown key; expected some of {', '.join(sorted(_STUDY_KEYS))}")
+        raise ExperimentError(f"study.{unknown[0]}: unknown key; expected some of {', '.join(sorted(_STUDY_KEYS))}", source=where)
     arms = study.get("arms")
     if not isinstance(arms, list) or not arms or not all(isinstance(a, str) for a in arms):
         raise bad("study.arms", f"a list of arm kinds, some of {', '.join(arm_names())}")
@@ -460,7 +461,7 @@ def _runs(value: Any, where: str, bad: Any) -> tuple[PruneRun, ...]:
     names = [r.name for r in runs]
     twice = next((n for n in names if names.count(n) > 1), None)
     if twice:
-        raise ExperimentError(f"{where}: [[runs]]: the run {twice!r} is listed twice; give each label once")
+        raise ExperimentError(f"the run {twice!r} is listed twice; give each label once", field='[[runs]]', source=where)
     if len(runs) > _MAX_RUNS:
         raise bad("[[runs]]", f"at most {_MAX_RUNS} pruning runs")
     return tuple(runs)

@@ -314,8 +314,8 @@ def load_genotype(path: str | os.PathLike[str]) -> Genotype:
     obj = read_json(path)
     if isinstance(obj, dict) and obj.get("format") == "archsearch.family":
         raise FileFormatError(
-            f"{path}: is a trajectory file (archsearch.family); load it with load_trajectory, or pick a member"
-        )
+            "is a trajectory file (archsearch.family); load it with load_trajectory, or pick a member"
+        , source=path)
     return Genotype.from_dict(obj, source=path)
 
 

@@ -127,9 +127,9 @@ def load_callable(source: str) -> Callable[..., Any]:
     if module_name.endswith(".py") or "/" in module_name or "\\" in module_name:
         path = Path(module_name)
         if not path.is_file():
-            raise NetworkImportError(f"{path}: no such Python file")
+            raise NetworkImportError("no such Python file", source=path)
         if path.suffix != ".py":
-            raise NetworkImportError(f"{path}: not a Python file; expected FILE.py:CALLABLE")
+            raise NetworkImportError("not a Python file; expected FILE.py:CALLABLE", source=path)
         name = f"archsearch_user_{re.sub(r'[^0-9a-zA-Z_]', '_', path.stem)}"
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
@@ -138,7 +138,7 @@ def load_callable(source: str) -> Callable[..., Any]:
             spec.loader.exec_module(module)  # type: ignore[union-attr]
         except (Exception, SystemExit) as exc:  # noqa: BLE001 (the user's file: report, do not crash or exit)
             sys.modules.pop(name, None)
-            raise NetworkImportError(f"{path}: running it failed ({_raised(exc)})") from None
+            raise NetworkImportError(f"running it failed ({_raised(exc)})", source=path) from None
     else:
         try:
             module = importlib.import_module(module_name)
@@ -199,11 +199,11 @@ def _load_weights(model: "nn.Module", path: str | os.PathLike[str], source: str)
     state = read_torch(path, what="weights", error=NetworkImportError)
     if not isinstance(state, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                                  for k, v in state.items()):
-        raise NetworkImportError(f"{path}: not a state_dict (a mapping of parameter names to tensors), "
-                                 f"found {type(state).__name__}")
+        raise NetworkImportError("not a state_dict (a mapping of parameter names to tensors), "
+                                 f"found {type(state).__name__}", source=path)
     why = state_misfit(state, model.state_dict())
     if why:
-        raise NetworkImportError(f"{path}: the weights do not fit {source} ({why})")
+        raise NetworkImportError(f"the weights do not fit {source} ({why})", source=path)
     model.load_state_dict(state, strict=True)
 
 

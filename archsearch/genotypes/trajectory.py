@@ -262,18 +262,18 @@ class Trajectory:
         version = check_header(obj, source, TRAJECTORY_FORMAT, TRAJECTORY_VERSION)
         members_data = obj.get("members")
         if not isinstance(members_data, list):
-            raise FileFormatError(f"{source}: members: expected a list of members")
+            raise FileFormatError("expected a list of members", field='members', source=source)
         metadata = obj.get("metadata", {})
         if not isinstance(metadata, dict):
-            raise FileFormatError(f"{source}: metadata: expected an object")
+            raise FileFormatError("expected an object", field='metadata', source=source)
         if len(members_data) > MAX_MEMBERS:
-            raise FileFormatError(f"{source}: members: {len(members_data):,} members; at most {MAX_MEMBERS:,} are read")
+            raise FileFormatError(f"{len(members_data):,} members; at most {MAX_MEMBERS:,} are read", field='members', source=source)
         read = _read_v1_member if version == 1 else _v2_reader(obj, source)
         members = []
         for i, entry in enumerate(members_data):
             where = f"{source}: members[{i}]"
             if not isinstance(entry, dict):
-                raise FileFormatError(f"{where}: expected an object")
+                raise FileFormatError("expected an object", source=where)
             metrics = entry.get("metrics", {})
             if not isinstance(metrics, dict):
                 raise FileFormatError(f"{where}.metrics: expected an object")
@@ -283,7 +283,7 @@ class Trajectory:
 
 def _read_v1_member(entry: dict, metrics: dict, where: str) -> Member:
     if "genotype" not in entry:
-        raise FileFormatError(f"{where}: expected an object with a 'genotype'")
+        raise FileFormatError("expected an object with a 'genotype'", source=where)
     genotype = Genotype.from_dict(entry["genotype"], source=f"{where}.genotype")
     for key in ("params", "macs"):
         if key in entry and entry[key] != getattr(genotype, key):
@@ -297,14 +297,14 @@ def _v2_reader(obj: dict, source: object):  # noqa: ANN202
     """Check and build the structures (each a whole genotype); return the reader of one member."""
     data = obj.get("structures")
     if not isinstance(data, list):
-        raise FileFormatError(f"{source}: structures: expected a list of structures")
+        raise FileFormatError("expected a list of structures", field='structures', source=source)
     if len(data) > MAX_MEMBERS:
-        raise FileFormatError(f"{source}: structures: {len(data):,} structures; at most {MAX_MEMBERS:,} are read")
+        raise FileFormatError(f"{len(data):,} structures; at most {MAX_MEMBERS:,} are read", field='structures', source=source)
     references = []
     for k, entry in enumerate(data):
         where = f"{source}: structures[{k}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("genotype"), dict):
-            raise FileFormatError(f"{where}: expected an object with a 'genotype' object")
+            raise FileFormatError("expected an object with a 'genotype' object", source=where)
         names = entry.get("genes")
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise FileFormatError(f"{where}.genes: expected a list of gene names")
@@ -383,5 +383,5 @@ def load_trajectory(path: str | os.PathLike[str], *, allow_empty: bool = False) 
         return Trajectory.of([Genotype.from_dict(obj, source=path)], {"source": str(path)})
     family = Trajectory.from_dict(obj, source=path)
     if not family.members and not allow_empty:
-        raise FileFormatError(f"{path}: members: the family is empty; expected at least one genotype")
+        raise FileFormatError("the family is empty; expected at least one genotype", field='members', source=path)
     return family

@@ -237,10 +237,10 @@ def _resume(folder: RunFolder, settings: PruneSettings, device: torch.device, da
     path = folder.checkpoint
     state = folder.load_checkpoint("cpu")
     if state.get("format") != _CKPT_FORMAT:
-        raise ArchsearchError(f"{path}: is not a pruning checkpoint ({_CKPT_FORMAT})")
+        raise ArchsearchError(f"is not a pruning checkpoint ({_CKPT_FORMAT})", source=path)
     if state.get("version") != _CKPT_VERSION:
-        raise ArchsearchError(f"{path}: was written by an older pruning loop (checkpoint version "
-                              f"{state.get('version')}); it cannot be resumed exactly: choose another `out_dir`")
+        raise ArchsearchError("was written by an older pruning loop (checkpoint version "
+                              f"{state.get('version')}); it cannot be resumed exactly: choose another `out_dir`", source=path)
     check_same_settings(path, parse_json(state.get("settings"), f"{path}: settings"), settings)
     genotype = Genotype.from_dict(parse_json(state.get("genotype"), f"{path}: genotype"), source=f"{path}: genotype")
     model = genotype.build(generic=True)

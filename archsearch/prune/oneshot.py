@@ -189,7 +189,7 @@ def finished_run(out_dir: str | os.PathLike[str], settings: PruneSettings, resum
         prune_folder(out_dir).check_start(resume=False)
     family = load_trajectory(path)
     if family.metadata.get("one_shot") is not True:
-        raise ArchsearchError(f"{path}: is not a one-shot pruning run; choose another `out_dir`")
+        raise ArchsearchError("is not a one-shot pruning run; choose another `out_dir`", source=path)
     check_same_settings(path, family.metadata.get("settings", {}), settings)
     return family
 

@@ -234,7 +234,7 @@ class PruneSettings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(obj) - known)
         if unknown:
-            raise PruneSettingsError(f"{source}: unknown key {unknown[0]!r}; expected some of {', '.join(sorted(known))}")
+            raise PruneSettingsError(f"unknown key {unknown[0]!r}; expected some of {', '.join(sorted(known))}", source=source)
         values = dict(obj)
         for key in ("target_params", "target_macs"):
             if isinstance(values.get(key), str):

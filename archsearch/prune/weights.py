@@ -43,9 +43,9 @@ def read_member_weights(path: str | os.PathLike[str]) -> dict[int, dict[str, "to
     path = Path(path)
     obj: Any = read_torch(path, what="member-weights")
     if not isinstance(obj, dict) or obj.get("format") != WEIGHTS_FORMAT or not isinstance(obj.get("members"), dict):
-        raise ArchsearchError(f"{path}: is not a member-weights file ({WEIGHTS_FORMAT})")
+        raise ArchsearchError(f"is not a member-weights file ({WEIGHTS_FORMAT})", source=path)
     if obj.get("version") != WEIGHTS_VERSION:
-        raise ArchsearchError(f"{path}: version {obj.get('version')!r} is not supported; expected {WEIGHTS_VERSION}")
+        raise ArchsearchError(f"version {obj.get('version')!r} is not supported; expected {WEIGHTS_VERSION}", source=path)
     return {int(k): v for k, v in obj["members"].items()}
 
 

@@ -172,6 +172,6 @@ def load_weights(path: str | os.PathLike[str]) -> dict:
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     if not isinstance(state, dict):
-        raise ArchsearchError(f"{path}: expected a state_dict")
+        raise ArchsearchError("expected a state_dict", source=path)
     return state
 

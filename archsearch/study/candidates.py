@@ -115,15 +115,17 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
 
 
-def load_source(path: str | os.PathLike[str], label: str | None = None) -> Source:
+def load_source(path: str | os.PathLike[str], label: str | None = None, *,
+                trajectory: Trajectory | None = None) -> Source:
     """Load a pruned trajectory file (``LABEL=FILE`` on the command line gives the label).
 
     The default label is the folder name for a file called ``pruned.json``
     (``search_spaces/digits-wrn-16-2/pruned.json`` -> ``digits-wrn-16-2``), else the file's stem.
-    An empty family is an error (``load_trajectory`` says so in one line).
+    An empty family is an error (``load_trajectory`` says so in one line). ``trajectory``: the
+    file, already loaded by the caller (an experiment reads its runs once).
     """
     path = Path(path)
-    family = load_trajectory(path)
+    family = trajectory if trajectory is not None else load_trajectory(path)
     canonical = json.dumps(family.to_dict()["members"], sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
     if label is None:
@@ -261,16 +263,16 @@ def member_candidate(request: Request) -> Candidate:
     if abs(rel) > request.raw_tolerance:
         sizes = [m.params if by == "params" else m.macs for m in family]
         raise BudgetError(
-            f"{where}: the trajectory's member nearest it has {size:,} {unit} ({rel:+.0%}); "
+            f"the trajectory's member nearest it has {size:,} {unit} ({rel:+.0%}); "
             f"{arm.kind} reaches budgets within {request.raw_tolerance:.0%} of a member of {source.label} "
             f"({min(sizes):,} to {max(sizes):,} {unit})"
-        )
+        , source=where)
     detail: dict[str, Any] = {"source": source.label, "source_index": i, "rel_error": rel,
                               "source_val_error": _number(family[i].metrics.get("val_error"))}
     if record.own_weights:
         if family[i].metrics.get("weights") is not True:
-            raise BudgetError(f"{where}: {source.label} kept no fine-tuned weights for member {i} "
-                              f"({genotype.params:,} parameters); prune with save_weights listing this budget")
+            raise BudgetError(f"{source.label} kept no fine-tuned weights for member {i} "
+                              f"({genotype.params:,} parameters); prune with save_weights listing this budget", source=where)
         detail["source_test_error"] = _number(family[i].metrics.get("test_error"))
     if record.compute_matched:
         detail["reference_macs"] = family[0].macs
@@ -292,10 +294,10 @@ def scaled_candidate(request: Request, method: str, *, far: float | None = None)
         up = far < 1
         if (row.landing.scale < FAR_SCALE) if up else (row.landing.scale > 1 / FAR_SCALE):
             raise BudgetError(
-                f"{where}: the member of {source.label} nearest {far:g} x the budget "
+                f"the member of {source.label} nearest {far:g} x the budget "
                 f"(member {row.source_index}) lands at width scale x{row.landing.scale:.2f}; {arm.kind} tests "
                 f"scaling by {'at least' if up else 'at most'} x{FAR_SCALE if up else 1 / FAR_SCALE:.2f}, so the "
-                f"trajectory must reach {'below ' if up else ''}{far:g} x the budget")
+                f"trajectory must reach {'below ' if up else ''}{far:g} x the budget", source=where)
     detail: dict[str, Any] = {"source": source.label, "source_index": row.source_index,
                               "rel_error": row.landing.rel_error, "scale": row.landing.scale}
     if row.fit_rms is not None:

@@ -333,7 +333,7 @@ def load_latency_table(path: str | Path) -> LatencyTable:
     data = read_json(path)
 
     def bad(key: str, expected: str) -> LatencyTableError:
-        return LatencyTableError(f"{path}: {key}: expected {expected}")
+        return LatencyTableError(f"expected {expected}", field=key, source=path)
 
     if not isinstance(data, dict) or data.get("format") != TABLE_FORMAT:
         raise bad("format", f'"{TABLE_FORMAT}" (write one with archsearch latency FILE --make-table OUT)')

@@ -81,7 +81,7 @@ class Recipe:
         Unknown keys and values of the wrong type fail with one line naming ``source`` and the key.
         """
         if not isinstance(obj, Mapping):
-            raise RecipeError(f"{source}: expected a table of recipe keys, found {type(obj).__name__}")
+            raise RecipeError(f"expected a table of recipe keys, found {type(obj).__name__}", source=source)
         data = dict(obj)
         try:
             base = RECIPE_REGISTRY.get(data.pop("base", "wrn"), where="base")

@@ -178,7 +178,7 @@ class TrainResult:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             what = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
-            raise FileFormatError(f"{source}: not a complete metrics file ({what})") from None
+            raise FileFormatError(f"not a complete metrics file ({what})", source=source) from None
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> "TrainResult":
