@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
     source = load_source(args.pruned)
     fine_tuned = [{"params": m.params, "val_error": m.metrics.get("val_error"), "prunes": m.metrics.get("prunes")}
-                  for m in source.family]
+                  for m in source.trajectory]
     smallest = sorted(fine_tuned, key=lambda m: m["params"])[:5]
     verdicts = {}
     for budget in sorted({r.budget for r in rows}):
@@ -143,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "small_experiment", "smoke": args.smoke, "machine": machine(),
         "command": shlex.join([sys.executable, *sys.argv]), "worker_command": shlex.join(cmd),
         "workers": args.workers, "wall_s": round(wall, 1), "storage": storage, "study_name": name,
-        "pruned": {"path": str(args.pruned), "digest": source.digest, "members": len(source.family),
-                   "metadata": {k: v for k, v in source.family.metadata.items() if k in ("settings", "command", "space",
+        "pruned": {"path": str(args.pruned), "digest": source.digest, "members": len(source.trajectory),
+                   "metadata": {k: v for k, v in source.trajectory.metadata.items() if k in ("settings", "command", "space",
                                                                                            "pretrain", "wall_s")},
                    "smallest_members_fine_tuned": smallest},
         "settings": {k: v for k, v in results.settings.items() if k != "source_files"},

@@ -313,4 +313,4 @@ def test_the_study_reads_each_pruning_run_once(tmp_path):
     shipped = load_trajectory(root / "search_spaces" / "digits-wrn-16-2" / "pruned.json")
     gone = tmp_path / "gone" / "pruned.json"  # not on disk: reading it again would fail
     settings = experiment.study_settings({"fisher-s0": (str(gone), shipped)})
-    assert settings.sources[0].family is shipped and settings.sources[0].path == str(gone)
+    assert settings.sources[0].trajectory is shipped and settings.sources[0].path == str(gone)

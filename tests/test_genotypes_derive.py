@@ -372,8 +372,8 @@ def test_derive_returns_one_documented_type() -> None:
     g = archsearch.create_genotype("wrn-16-2")
     result = archsearch.derive(g, [100_000])
     assert isinstance(result, archsearch.Derivation)
-    family, rows = result  # unpacks as before
-    assert result.family is family and result.rows is rows and len(rows) == 1
+    trajectory, rows = result  # unpacks as before
+    assert result.trajectory is trajectory and result.rows is rows and len(rows) == 1
 
 
 def test_each_gene_reports_its_deviation_from_the_one_scale_factor():

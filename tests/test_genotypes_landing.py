@@ -137,7 +137,7 @@ def test_derive_from_a_version_2_file_matches_the_reference(tmp_path) -> None:  
         src = trajectory[row.source_index].genotype
         expected, scale = reference_land(src, np.array(list(src.genes.values()), dtype=float), budget)
         assert member.genotype == expected and row.landing.scale == scale and member.params == expected.params
-    assert archsearch.derive(trajectory, budgets, method="linear").family == out
+    assert archsearch.derive(trajectory, budgets, method="linear").trajectory == out
 
 
 @pytest.mark.parametrize("space", ["digits-wrn-16-1", "digits-resnet20", "digits-vgg", "digits-densenet-bc"])

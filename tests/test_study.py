@@ -71,7 +71,7 @@ def grid_settings(pruned: Path, *, arms=("pruned-linear", "uniform"), budgets=(1
 
     return StudySettings.build(arms=list(arms), budgets=list(budgets), seeds=list(seeds), data="digits",
                                recipe=Recipe(**{**get_recipe("digits").to_dict(), "epochs": epochs}),
-                               sources=[source], baselines_from=BaselineSource.of(source.family[0].genotype),
+                               sources=[source], baselines_from=BaselineSource.of(source.trajectory[0].genotype),
                                **kwargs)
 
 
@@ -168,9 +168,9 @@ def test_candidates_land_on_the_budget_and_unreachable_ones_say_so(pruned):
         c = make_candidate(Arm(kind, source.label if kind.startswith("pruned") else None), 3000, [source],
                            baselines_from=BaselineSource(hparams))
         assert abs(c.params - 3000) / 3000 < 0.01, (kind, c.params)
-    smallest = min(m.params for m in source.family)
+    smallest = min(m.params for m in source.trajectory)
     raw = make_candidate(Arm("pruned-raw", source.label), smallest, [source])
-    assert raw.genotype == source.family[-1].genotype and raw.detail["source_index"] == len(source.family) - 1
+    assert raw.genotype == source.trajectory[-1].genotype and raw.detail["source_index"] == len(source.trajectory) - 1
     with pytest.raises(BudgetError, match=r"^pruned-raw at budget 3k: .*within 10%"):
         make_candidate(Arm("pruned-raw", source.label), 3000, [source])
     with pytest.raises(BudgetError, match=r"^bottleneck: budget 3k \(3,000\) is below .*smallest feasible budget is [\d,]+"):
@@ -297,7 +297,7 @@ def test_report_matches_a_hand_computation(pruned, digits, tmp_path, capsys):
     data = json.loads(paths["json"].read_text())
     assert data["format"] == "archsearch.study-report" and len(data["leaderboard"]) == 4
     source = load_source(pruned)
-    assert data["fine_tuned"][source.label][0]["params"] == source.family[0].params
+    assert data["fine_tuned"][source.label][0]["params"] == source.trajectory[0].params
     assert paths["png"].read_bytes()[:4] == b"\x89PNG" and b"<svg" in paths["svg"].read_bytes()[:2000]
     assert paths["macs_png"].read_bytes()[:4] == b"\x89PNG"  # error against MACs beside error against params
     assert len(list((tmp_path / "report").iterdir())) == 8  # no temporary files left behind
@@ -390,7 +390,7 @@ def test_the_trial_cap_holds_across_runs_and_search_mode_explores(pruned, digits
     assert run_study(search, study_name="s", storage=url, data=digits, n_trials=6, train=fake_train(lambda g, s: (0.1, 0.1))).ran == []
     members = {r.params.get("member[pruned]") for r in summary.ran} - {None}
     assert {r.attrs["arm"] for r in summary.ran} <= {"pruned-linear", "pruned-fit", "uniform"}
-    assert all(0 <= m < len(load_source(pruned).family) for m in members)
+    assert all(0 <= m < len(load_source(pruned).trajectory) for m in members)
 
 
 def test_median_early_stopping_stops_hopeless_trials(pruned, digits, tmp_path):
@@ -494,7 +494,7 @@ def test_a_network_two_pruning_runs_reached_is_trained_once(pruned, digits, tmp_
     sources = [load_source(pruned, "a-s0"), load_source(pruned, "a-s1")]  # one trajectory under two names
     settings = StudySettings.build(arms=["pruned-linear"], budgets=[2000], seeds=[0, 1], data="digits",
                                    recipe=Recipe(**{**get_recipe("digits").to_dict(), "epochs": 1}),
-                                   sources=sources, baselines_from=BaselineSource.of(sources[0].family[0].genotype))
+                                   sources=sources, baselines_from=BaselineSource.of(sources[0].trajectory[0].genotype))
     calls: list = []
     url = f"sqlite:///{tmp_path / 'twin.db'}"
     run_study(settings, study_name="twin", storage=url, data=digits,

@@ -45,7 +45,7 @@ def test_a_bad_record_is_refused_when_it_is_made():
 def test_every_pruned_arm_that_trains_from_scratch_proposes_a_candidate(pruned):  # noqa: F811
     settings = grid_settings(pruned, arms=("pruned-linear", "uniform"))
     source = settings.sources[0]
-    smallest = source.family[-1].params
+    smallest = source.trajectory[-1].params
     for name in arm_names():
         record = arm_kind(name)
         if not record.pruned or record.own_weights or record.runs == "random" or name == "pruned-density":
@@ -63,7 +63,7 @@ def test_every_pruned_arm_that_trains_from_scratch_proposes_a_candidate(pruned):
 
 def _best_member(request: Request):
     """The example arm: the member of lowest validation error, scaled linearly to the budget."""
-    best = pick_member(request.source.family, "best", request.budget)
+    best = pick_member(request.source.trajectory, "best", request.budget)
     return scaled_candidate(replace(request, member=best), "linear")
 
 

@@ -37,7 +37,7 @@ def test_random_pruned_reads_the_random_runs_and_the_other_pruned_arms_the_rest(
 
 def test_member_arms_take_the_runs_own_member_and_scratch_b_gets_the_big_networks_compute(runs):
     sources = run_sources(runs)[:1]
-    family = sources[0].family
+    family = sources[0].trajectory
     budget = family[2].params
     settings = StudySettings.build(arms=["scratch-e", "scratch-b", "pruned-tuned"], budgets=[budget],
                                    seeds=[0, 1, 2], data="digits", recipe=short_recipe(10), sources=sources)
@@ -60,7 +60,7 @@ def test_pruned_tuned_measures_the_kept_weights_on_the_test_split(runs, tmp_path
     from archsearch.training.train import evaluate
 
     sources = run_sources(runs)[:1]
-    family = sources[0].family
+    family = sources[0].trajectory
     budget = family[2].params
     settings = StudySettings.build(arms=["pruned-tuned"], budgets=[budget], seeds=[0], data="digits",
                                    recipe=short_recipe(), sources=sources)
@@ -81,9 +81,9 @@ def test_an_imported_network_gets_its_own_uniform_and_bottleneck_baselines_in_a_
 
     root = Path(__file__).resolve().parents[1]
     source = load_source(root / "search_spaces" / "digits-vgg" / "pruned.json")
-    made_from = BaselineSource.of(source.family[0].genotype)
+    made_from = BaselineSource.of(source.trajectory[0].genotype)
     reference = made_from.reference
-    assert reference is not None and reference.family == source.family[0].genotype.family
+    assert reference is not None and reference.family == source.trajectory[0].genotype.family
     settings = StudySettings.build(arms=["pruned-linear", "uniform"], budgets=[20_000], seeds=[0], data="digits",
                                    recipe=short_recipe(), sources=[source], baselines_from=made_from)
     uniform = settings.candidate("uniform", 20_000)
@@ -92,7 +92,7 @@ def test_an_imported_network_gets_its_own_uniform_and_bottleneck_baselines_in_a_
     ratios = [uniform.genotype.genes[g] / w for g, w in reference.genes.items() if w > 4]
     assert max(ratios) - min(ratios) < 0.2
     assert "reference" in settings.fingerprint()
-    wrn = BaselineSource.of(load_source(root / "search_spaces" / "digits-wrn-16-2" / "pruned.json").family[0].genotype)
+    wrn = BaselineSource.of(load_source(root / "search_spaces" / "digits-wrn-16-2" / "pruned.json").trajectory[0].genotype)
     assert wrn.reference is None and wrn.hparams["depth"] == 16 and wrn.family == "wrn"
 
 
@@ -105,7 +105,7 @@ def test_scaling_arms_scale_a_member_far_from_the_budget():
     from archsearch.study.candidates import make_arms, make_candidate
 
     source = load_source(Path(__file__).resolve().parents[1] / "search_spaces" / "digits-vgg" / "pruned.json")
-    family = source.family
+    family = source.trajectory
     for kind, ratio, budget in (("pruned-up", 0.25, 18_000), ("pruned-down", 4.0, 5_000)):
         (arm,) = make_arms([kind], [source])
         c = make_candidate(arm, budget, [source])
@@ -130,7 +130,7 @@ def test_tuned_e_fine_tunes_the_runs_own_weights_for_scratch_e_epochs(runs, tmp_
     from archsearch.data import load_dataset
 
     sources = run_sources(runs)[:1]
-    family = sources[0].family
+    family = sources[0].trajectory
     budget = family[2].params
     settings = StudySettings.build(arms=["tuned-e", "scratch-e"], budgets=[budget], seeds=[0, 1], data="digits",
                                    recipe=short_recipe(3), sources=sources)
@@ -165,7 +165,7 @@ def test_training_from_kept_weights_starts_from_them(runs):
     from archsearch.core.errors import TrainingError
     from archsearch.training.train import train_genotype
 
-    family = run_sources(runs)[0].family
+    family = run_sources(runs)[0].trajectory
     kept = load_member_weights(runs["a-s0"], family, 2)
     recipe = dataclasses.replace(short_recipe(1), lr=1e-12, weight_decay=0.0)
     data = load_dataset("digits")

@@ -30,7 +30,7 @@ def test_kind_rows_pool_the_runs_of_a_label_and_split_their_variance(runs, tmp_p
     sources = run_sources(runs)
     settings = StudySettings.build(arms=["pruned-linear", "random-pruned", "uniform"], budgets=[3000],
                                    seeds=[0, 1, 2], data="digits", recipe=short_recipe(2), sources=sources,
-                                   baselines_from=BaselineSource(sources[0].family[0].genotype.hparams))
+                                   baselines_from=BaselineSource(sources[0].trajectory[0].genotype.hparams))
     errors = {"pruned-linear[a-s0]": [0.10, 0.11, 0.12], "pruned-linear[a-s1]": [0.13, 0.14, 0.15],
               "random-pruned[rnd-s0]": [0.20, 0.22, 0.24], "uniform": [0.30, 0.30, 0.33]}
     by_genotype = {settings.candidate(a, 3000).genotype: a for a in settings.arm_names}

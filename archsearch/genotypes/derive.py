@@ -208,9 +208,9 @@ def _derive_latency(family: Trajectory, budgets: Sequence[float], *, pick: str |
 
 class Derivation(NamedTuple):
     """What :func:`derive` returns: the trajectory file of derived genotypes (what ``--out`` writes) and
-    one :class:`Derived` row per budget. A named tuple, so ``family, rows = derive(...)`` unpacks it."""
+    one :class:`Derived` row per budget. A named tuple, so ``trajectory, rows = derive(...)`` unpacks it."""
 
-    family: Trajectory
+    trajectory: Trajectory
     rows: list[Derived]
 
 

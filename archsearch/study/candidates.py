@@ -85,24 +85,24 @@ class Source:
     """
 
     label: str
-    family: Trajectory
+    trajectory: Trajectory
     digest: str
     path: str = ""
 
     def describe(self) -> dict[str, Any]:
         """What a study stores about the source: enough to recognise it and plot its own errors."""
         return {
-            "label": self.label, "digest": self.digest, "members": len(self.family),
+            "label": self.label, "digest": self.digest, "members": len(self.trajectory),
             "path": self.path,
             "criterion": self.criterion,
             "trajectory": [{"params": m.params, "macs": m.macs, "val_error": _number(m.metrics.get("val_error")),
-                            "test_error": _number(m.metrics.get("test_error"))} for m in self.family],
+                            "test_error": _number(m.metrics.get("test_error"))} for m in self.trajectory],
         }
 
     @property
     def criterion(self) -> str | None:
         """The pruning criterion the run used (from its metadata), e.g. ``fisher`` or ``random``."""
-        settings = self.family.metadata.get("settings")
+        settings = self.trajectory.metadata.get("settings")
         value = settings.get("criterion") if isinstance(settings, Mapping) else None
         return value if isinstance(value, str) else None
 
@@ -255,7 +255,7 @@ def member_candidate(request: Request) -> Candidate:
     an arm that uses the run's own weights or masks needs the run to have kept that member's weights."""
     arm, budget, by, source = request.arm, request.budget, request.by, request.source
     record = arm_kind(arm.kind)
-    family, where, unit = source.family, request.where, MEASURES[by]
+    family, where, unit = source.trajectory, request.where, MEASURES[by]
     i = pick_member(family, "nearest", budget, by=by)
     genotype = family[i].genotype
     size = genotype.params if by == "params" else genotype.macs
@@ -284,7 +284,7 @@ def scaled_candidate(request: Request, method: str, *, far: float | None = None)
     at ``far`` x the budget (below 1: scaled up, at least x``FAR_SCALE``; above: scaled down, at most
     its inverse), linear scaling tested far from the trajectory's members."""
     arm, budget, by, source = request.arm, request.budget, request.by, request.source
-    family, where = source.family, request.where
+    family, where = source.trajectory, request.where
     pick: int | str = "nearest" if request.member is None else request.member
     if far is not None:
         pick = pick_member(family, "nearest", max(1, round(budget * far)), by=by)

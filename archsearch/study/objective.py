@@ -126,7 +126,7 @@ class Objective:
         arm = s.arm(arm_name)
         member = None
         if arm_kind(arm.kind).searches_member:
-            size = len(next(src for src in s.sources if src.label == arm.source).family)
+            size = len(next(src for src in s.sources if src.label == arm.source).trajectory)
             member = trial.suggest_int(f"member[{arm.source}]", 0, size - 1)
         try:
             candidate = s.candidate(arm_name, budget, member=member)
@@ -199,7 +199,7 @@ class Objective:
         from ..prune.weights import load_member_weights
 
         source = next(s for s in self.settings.sources if s.label == candidate.arm.source)
-        return load_member_weights(source.path, source.family, int(candidate.detail["source_index"]))
+        return load_member_weights(source.path, source.trajectory, int(candidate.detail["source_index"]))
 
     def _masked_init(self, candidate: "Candidate", genotype: "Genotype", seed: int) -> dict[str, Any]:
         """The weights a scratch training of ``genotype`` starts from at ``seed``, with the pruning run's

@@ -102,7 +102,7 @@ def _check_kept_weights(settings: StudySettings) -> None:
     for candidate in settings.grid_candidates():
         if arm_kind(candidate.arm.kind).own_weights:
             source = next(s for s in settings.sources if s.label == candidate.arm.source)
-            load_member_weights(source.path, source.family, int(candidate.detail["source_index"]))
+            load_member_weights(source.path, source.trajectory, int(candidate.detail["source_index"]))
 
 
 def next_step(counts: Mapping[str, int], *, cap: int, search: bool, wait: bool) -> Step:

@@ -330,7 +330,7 @@ def study_settings(*, arms: Sequence[str], budgets: Sequence[int], seeds: Sequen
         recipe = replace(recipe, epochs=epochs)
     baselines_from, reference_macs = None, None
     if space is not None or sources:
-        unpruned = space.base_genotype() if space is not None else sources[0].family[0].genotype
+        unpruned = space.base_genotype() if space is not None else sources[0].trajectory[0].genotype
         reference_macs = unpruned.macs
         if any(not arm_kind(k).pruned for k in arms):  # only then: a study without baselines keeps its identity
             baselines_from = BaselineSource.of(space if space is not None else unpruned)
