@@ -7,7 +7,7 @@ Public API (importing it does not import torch; :meth:`Genotype.build` does)::
     model = g.build()                      # a plain torch.nn.Module
     archsearch.count_params(g)             # analytic, equals sum(p.numel())
     trajectory, rows = archsearch.derive(g, [100_000, 500_000])
-    result = archsearch.train_genotype(family[0].genotype, data="cifar10", out_dir="runs/a")
+    result = archsearch.train_genotype(trajectory[0].genotype, data="cifar10", out_dir="runs/a")
     result.final.val_error, result.best.epoch, result.weights  # a TrainResult; metrics.json is its to_dict()
     g = archsearch.import_module(torchvision.models.resnet18(), (3, 224, 224))  # any CNN, via torch.fx
 """
