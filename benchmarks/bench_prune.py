@@ -1,12 +1,13 @@
 """What graph-driven pruning costs: Fisher's overhead on a fine-tuning step.
 
-1. Every shipped digits network (WRN, bottleneck WRN, VGG, ResNet-20, DenseNet-BC): fine-tuning
+Every shipped digits network (WRN, bottleneck WRN, VGG, ResNet-20, DenseNet-BC): fine-tuning
    steps through the trainer's step stream (the pruning loop's own path), with and without the
    Fisher criterion watching its activations; same process, rounds interleaved so machine load hits
    both alike; median seconds per step, and the median over rounds of each adjacent pair's ratio
    (drift cancels within a pair). Target: overhead <= 15 %.
-2. One prune of torchvision's ResNet-50 at 224x224 (scoring, choosing, surgery with the optimiser's
-   momentum sliced): median seconds over several prunes. Target: under 1 s on a CPU.
+
+One prune of torchvision's ResNet-50 (scoring, choosing, surgery) is timed by
+``bench_vs_torch_pruning.py``, against Torch-Pruning.
 
 Run: ``python benchmarks/bench_prune.py [--threads 2] [--rounds 5 --steps 10]`` (writes
 benchmarks/results/prune_overhead.json).
