@@ -32,7 +32,7 @@ DERIVE_METHOD_REGISTRY = _closed("derive method", {
     "density": "scale a sparse genotype's per-layer densities by one factor to each nonzero-parameter budget",
 })
 DERIVE_METHODS = DERIVE_METHOD_REGISTRY.names()
-#: ``derive --pick``: which member of a family linear scaling starts from
+#: ``derive --pick``: which member of a trajectory linear scaling starts from
 PICKS = ("nearest", "best", "first", "last", "<index>")
 #: how one member of a trajectory file is named (``--member``)
 MEMBER_FORMS = "an index such as 0 or -1, first, last, best (lowest val_error), or a budget such as 20k"

@@ -217,7 +217,7 @@ class Derivation(NamedTuple):
 def derive(source: Trajectory | Genotype, budgets: Sequence[float], *, method: str = "linear",
            pick: str | int = "nearest", metadata: dict | None = None, by: str = "params",
            latency_table: "LatencyTable | None" = None, warn: bool = True) -> Derivation:
-    """Genotypes at ``budgets`` from a family (or one genotype); see :class:`Derivation`.
+    """Genotypes at ``budgets`` from a trajectory (or one genotype); see :class:`Derivation`.
 
     A row whose budget the pruning run did not reach carries a ``note``, also warned
     (:class:`ExtrapolationWarning`) unless ``warn`` is false (a caller that shows its rows' notes).

@@ -49,7 +49,7 @@ MAX_MEMBERS = 100_000
 
 
 class Member:
-    """One genotype of a family and what was measured or decided about it.
+    """One genotype of a trajectory and what was measured or decided about it.
 
     Immutable, compared by genotype and metrics. A member read from a version-2 file keeps its gene
     vector until :attr:`genotype` is first read; :attr:`params` and :attr:`macs` are the file's

@@ -7,7 +7,7 @@ it imports only torch and the standard library, and reads the JSON as plain data
     from graphnet import GraphNet
 
     model = GraphNet(json.load(open("net.json")))                     # a genotype file
-    # a family member: cut it out first with `archsearch show pruned.json --member -1 --export net.json`
+    # a trajectory member: cut it out first with `archsearch show pruned.json --member -1 --export net.json`
 
 Layers are registered under their node ids (``layer1.0.conv1``), so a network imported with
 ``archsearch import`` accepts the source model's ``state_dict``. A layer of width 0, or one that
