@@ -77,10 +77,13 @@ _MOVED_MODULES = {
 
 
 def _moved(fullname: str) -> str | None:
-    """The module an old dotted name now lives at (a moved package's submodules included)."""
-    for old, new in _MOVED_MODULES.items():
-        if fullname == old or fullname.startswith(f"{old}."):
-            return new + fullname[len(old):]
+    """The module an old dotted name now lives at (a moved package's submodules included). The
+    finder asks this of every import in the process (it sits first): one dict lookup per prefix."""
+    parts = fullname.split(".")
+    for k in range(len(parts), 1, -1):
+        new = _MOVED_MODULES.get(".".join(parts[:k]))
+        if new is not None:
+            return ".".join([new, *parts[k:]])
     return None
 
 
@@ -129,9 +132,11 @@ class _MovedFinder:
 
     @staticmethod
     def find_spec(fullname: str, path: object = None, target: object = None):  # noqa: ANN205
+        if not fullname.startswith(f"{__name__}.") or _moved(fullname) is None:
+            return None
         import importlib.util
 
-        return importlib.util.spec_from_loader(fullname, _MovedFinder) if _moved(fullname) else None
+        return importlib.util.spec_from_loader(fullname, _MovedFinder)
 
     @staticmethod
     def create_module(spec: object):  # noqa: ANN205

@@ -142,14 +142,12 @@ class StudyCommand(Command):
 
     def _run(self, args: argparse.Namespace) -> int:
         from ..data.sources import data_label
+        from ..study.worker import say as log
         from ..study.worker import settings_of, work
 
         request = self._request(args)
         settings = settings_of(request)
         name = args.study_name or f"{data_label(settings.data)}-{settings.mode}"
-
-        def log(message: str) -> None:
-            print(f"archsearch study: {message}", file=sys.stderr, flush=True)
 
         for arm, budget in settings.skipped:
             log(f"skipping {arm} at {format_count(budget)}: the arm cannot reach it")

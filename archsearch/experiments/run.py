@@ -187,7 +187,7 @@ def _spawn(experiment: Experiment, out: Path, tasks: list[str], workers: int, de
     if outcome.interrupted:
         raise KeyboardInterrupt
     for failed in outcome.failed[:1]:
-        path = logs / f"{failed.label.replace(':', '-')}.log"
+        path = next(task.log for task in plan if task.label == failed.label)
         raise ArchsearchError(f"{failed.label} failed: {failed.last_error or failed.describe()} (full log: {path})")
 
 

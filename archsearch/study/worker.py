@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 from ..core.budgets import format_count
 from ..core.names import DEFAULT_HEARTBEAT
 
-__all__ = ["settings_of", "work", "progress_line"]
+__all__ = ["settings_of", "work", "progress_line", "say"]
 
 
 def settings_of(request: Mapping[str, Any]):  # noqa: ANN201 - StudySettings, imported lazily
@@ -50,7 +50,8 @@ def progress_line(r: Any, search: bool) -> str:
             f"seed {a.get('seed')}  {a.get('params', 0):,} params  {what}  {a.get('trial_s', 0):.1f} s{extra}")
 
 
-def _log(message: str) -> None:
+def say(message: str) -> None:
+    """A line of the study command's own (not a trial's), on stderr."""
     print(f"archsearch study: {message}", file=sys.stderr, flush=True)
 
 
@@ -92,13 +93,13 @@ def work(request: Mapping[str, Any], *, study_name: str, storage: str, n_trials:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         summary = run_study(settings, study_name=study_name, storage=storage, n_trials=n_trials, device=device,
                             data_dir=data_dir, heartbeat=heartbeat,
-                            threads=threads, wait=wait, on_open=on_open, on_trial=after_trial, log=_log,
+                            threads=threads, wait=wait, on_open=on_open, on_trial=after_trial, log=say,
                             gpus_per_trial=gpus_per_trial)
     finally:
         signal.signal(signal.SIGTERM, previous)
         if previous_int is not None:
             signal.signal(signal.SIGINT, previous_int)
     states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(summary.states.items()))
-    _log(f"this worker ran {len(summary.ran)} trial(s); study {study_name}: {states or 'no trials'}. "
+    say(f"this worker ran {len(summary.ran)} trial(s); study {study_name}: {states or 'no trials'}. "
          f"Report: archsearch study report --storage {summary.storage} --study-name {study_name}")
     return 0
